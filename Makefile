@@ -1,0 +1,41 @@
+# Yidai developer commands. Every target bootstraps uv (into .tools/) when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+
+.PHONY: help bootstrap install test lint format demo docs bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv
+
+bootstrap: $(UV)  ## Install uv if it is missing
+
+install: bootstrap  ## Create .venv with every extra and the dev tools, from uv.lock
+	$(UV) sync --all-extras --frozen
+
+test: install  ## Install, then run the whole test suite
+	bash scripts/install-browser.sh
+	$(UV) run pytest
+
+lint: install  ## ruff (lint + format check) and mypy
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy yidai simulator features models scoring_service dashboards dags
+
+format: install  ## Apply ruff fixes and formatting
+	$(UV) run ruff check --fix .
+	$(UV) run ruff format .
+
+docs: install  ## Regenerate the generated docs (contracts, feature catalog)
+	$(UV) run yidai contracts --write docs/data-contracts.md
+
+demo: install  ## Install, then run the whole pipeline on the demo simulation (DEMO_SERVE=0: stop after it)
+	bash scripts/demo.sh
+
+clean:  ## Remove local state (var/)
+	rm -rf var

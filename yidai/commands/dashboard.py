@@ -1,0 +1,9 @@
+"""CLI commands: dashboard (registered by yidai.cli)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the root app."""

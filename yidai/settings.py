@@ -1,0 +1,119 @@
+"""Settings for every Yidai component, read from the environment (prefix ``YIDAI_``).
+
+Read them through :func:`get_settings` only, never at import time.  Every path has an
+embedded default under the project-local ``var/`` folder so that the demo needs no setup.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.cwd() / "var"
+
+
+class Settings(BaseSettings):
+    """All configuration; each field can be set as ``YIDAI_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="YIDAI_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Root of all local state.")
+    landing_dir: Path | None = Field(None, description="Landing zone of daily source extracts.")
+    truth_dir: Path | None = Field(None, description="Simulator ground truth (never a bank source).")
+    warehouse_path: Path | None = Field(None, description="DuckDB warehouse file.")
+    serving_dir: Path | None = Field(None, description="Published snapshots read by online readers.")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; defaults to SQLite under home (or MLFLOW_TRACKING_URI)."
+    )
+    mlflow_artifact_dir: Path | None = Field(None, description="Local MLflow artifact folder.")
+    audit_db_url: str | None = Field(
+        None, description="Decision audit store: sqlite:///path or postgresql://..."
+    )
+    policy_dir: Path | None = Field(None, description="Folder of product policy files.")
+    api_keys_file: Path | None = Field(None, description="Hashed API keys of calling modules.")
+    seed: int = 42
+    performance_months: int = Field(
+        6,
+        description="Credit label: 90+ days past due within this many months of booking; "
+        "only loans booked at least this long before the as-of date are matured.",
+    )
+    fraud_label_delay_days: int = Field(
+        30, description="Fraud reports are taken as complete this many days after a payment."
+    )
+
+    def model_post_init(self, __context: object) -> None:
+        home = self.home
+        if self.landing_dir is None:
+            self.landing_dir = home / "landing"
+        if self.truth_dir is None:
+            self.truth_dir = home / "truth"
+        if self.warehouse_path is None:
+            self.warehouse_path = home / "warehouse" / "yidai.duckdb"
+        if self.serving_dir is None:
+            self.serving_dir = home / "serving"
+        if self.mlflow_artifact_dir is None:
+            self.mlflow_artifact_dir = home / "mlflow" / "artifacts"
+        if self.mlflow_tracking_uri is None:
+            import os
+
+            self.mlflow_tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or (
+                f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+            )
+        if self.audit_db_url is None:
+            self.audit_db_url = f"sqlite:///{home / 'audit' / 'decisions.db'}"
+        if self.policy_dir is None:
+            self.policy_dir = Path(__file__).resolve().parent / "policies"
+        if self.api_keys_file is None:
+            self.api_keys_file = home / "service" / "api_keys.json"
+
+    # Typed accessors so callers need no ``assert x is not None``.
+    @property
+    def landing(self) -> Path:
+        assert self.landing_dir is not None
+        return self.landing_dir
+
+    @property
+    def truth(self) -> Path:
+        assert self.truth_dir is not None
+        return self.truth_dir
+
+    @property
+    def warehouse(self) -> Path:
+        assert self.warehouse_path is not None
+        return self.warehouse_path
+
+    @property
+    def serving(self) -> Path:
+        assert self.serving_dir is not None
+        return self.serving_dir
+
+    @property
+    def tracking_uri(self) -> str:
+        assert self.mlflow_tracking_uri is not None
+        return self.mlflow_tracking_uri
+
+    @property
+    def audit_url(self) -> str:
+        assert self.audit_db_url is not None
+        return self.audit_db_url
+
+    @property
+    def policies(self) -> Path:
+        assert self.policy_dir is not None
+        return self.policy_dir
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget cached settings (tests that change ``YIDAI_*`` variables call this)."""
+    get_settings.cache_clear()
