@@ -1,6 +1,106 @@
 #!/usr/bin/env bash
-# The one-command demo: simulate the ecosystem, then run the pipeline on it.
+# The one-command demo (`make demo`): a project-local Airflow, the simulated ecosystem, the
+# DAGs over the whole history then a few daily runs, then the scoring service and the
+# dashboards in the background.
+#
+#   DEMO_SERVE=0        stop after the pipeline (for scripts and the benchmark)
+#   DEMO_PRESET=demo    simulation preset (tiny | demo | large)
+#   DEMO_DAILY_RUNS=3   incremental daily runs after the history run
+#   DEMO_SERVE_PORT=8000, DEMO_DASHBOARD_PORT=8501
+#   YIDAI_HOME=var      all local state; AIRFLOW_HOME defaults to $YIDAI_HOME/airflow
 set -euo pipefail
-UV=${UV:-$(command -v uv || echo "$PWD/.tools/bin/uv")}
-"$UV" run yidai simulate --preset demo
-"$UV" run yidai ingest
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+UV=${UV:-$(command -v uv || echo "$ROOT/.tools/bin/uv")}
+
+export YIDAI_HOME=${YIDAI_HOME:-$ROOT/var}
+export AIRFLOW_HOME=${AIRFLOW_HOME:-$YIDAI_HOME/airflow}
+export AIRFLOW__CORE__DAGS_FOLDER=${AIRFLOW__CORE__DAGS_FOLDER:-$ROOT/dags}
+export AIRFLOW__CORE__LOAD_EXAMPLES=False
+DEMO_SERVE=${DEMO_SERVE:-1}
+DEMO_PRESET=${DEMO_PRESET:-demo}
+DEMO_DAILY_RUNS=${DEMO_DAILY_RUNS:-3}
+SERVE_PORT=${DEMO_SERVE_PORT:-8000}
+DASHBOARD_PORT=${DEMO_DASHBOARD_PORT:-8501}
+DEMO_DIR=$YIDAI_HOME/demo
+mkdir -p "$DEMO_DIR"
+yidai() { "$UV" run --frozen yidai "$@"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# Stop the services a previous demo started (by their recorded process ids only).
+stop_previous() {
+  local pidfile pid
+  for pidfile in "$DEMO_DIR"/serve.pid "$DEMO_DIR"/dashboard.pid; do
+    [[ -f $pidfile ]] || continue
+    pid=$(<"$pidfile")
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "stopping the previous demo's $(basename "$pidfile" .pid) (pid $pid)"
+      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+  done
+}
+stop_previous
+
+started=$(date +%s)
+step "Airflow: project-local home $AIRFLOW_HOME (SQLite metadata DB, pools)"
+yidai pipeline setup
+
+step "Simulate the ecosystem (preset $DEMO_PRESET) into $YIDAI_HOME/landing"
+yidai simulate --preset "$DEMO_PRESET"
+
+step "Run the DAGs: the history in one run, then $DEMO_DAILY_RUNS daily runs (log: $DEMO_DIR/pipeline.log)"
+yidai pipeline history --daily-runs "$DEMO_DAILY_RUNS" --log-file "$DEMO_DIR/pipeline.log"
+elapsed=$(($(date +%s) - started))
+echo "pipeline part of the demo: ${elapsed} s"
+echo "$elapsed" >"$DEMO_DIR/pipeline_seconds"
+
+if [[ $DEMO_SERVE == 0 ]]; then
+  echo "DEMO_SERVE=0: stopping after the pipeline."
+  exit 0
+fi
+
+step "API key for the example integration (mall checkout)"
+API_KEY=$(yidai keys create mall-checkout --scope personal-credit --scope payment-risk --quiet)
+echo "$API_KEY" >"$DEMO_DIR/mall-checkout.key"
+chmod 600 "$DEMO_DIR/mall-checkout.key"
+
+step "Start the scoring service and the dashboards in the background"
+setsid "$UV" run --frozen yidai serve --port "$SERVE_PORT" >"$DEMO_DIR/serve.log" 2>&1 &
+echo $! >"$DEMO_DIR/serve.pid"
+setsid "$UV" run --frozen yidai dashboard --port "$DASHBOARD_PORT" >"$DEMO_DIR/dashboard.log" 2>&1 &
+echo $! >"$DEMO_DIR/dashboard.pid"
+
+wait_for() {  # URL, name, log file
+  for _ in $(seq 1 60); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 1
+  done
+  echo "$2 did not answer on $1 within 60 s; see $3" >&2
+  return 1
+}
+wait_for "http://127.0.0.1:$SERVE_PORT/readyz" "the scoring service" "$DEMO_DIR/serve.log"
+wait_for "http://127.0.0.1:$DASHBOARD_PORT/" "the dashboards" "$DEMO_DIR/dashboard.log"
+
+cat <<EOF
+
+Yidai is running (state under $YIDAI_HOME):
+  scoring service  http://127.0.0.1:$SERVE_PORT   (OpenAPI: http://127.0.0.1:$SERVE_PORT/docs)
+  dashboards       http://127.0.0.1:$DASHBOARD_PORT
+
+Call the service with the example integration's key ($DEMO_DIR/mall-checkout.key):
+  curl -s -X POST http://127.0.0.1:$SERVE_PORT/v1/payments/risk \\
+       -H "X-API-Key: \$(cat $DEMO_DIR/mall-checkout.key)" -H 'Content-Type: application/json' \\
+       -d @scoring_service/examples/payment_risk.json
+  $UV run python -m scoring_service.examples.mall_checkout --url http://127.0.0.1:$SERVE_PORT \\
+       --api-key-file $DEMO_DIR/mall-checkout.key
+
+The Airflow UI on the same runs (same AIRFLOW_HOME, SQLite metadata DB):
+  AIRFLOW_HOME=$AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER=$AIRFLOW__CORE__DAGS_FOLDER \\
+    AIRFLOW__CORE__LOAD_EXAMPLES=False $UV run airflow standalone
+  then open http://localhost:8080 (the admin password is printed, and stored in
+  $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated).
+
+Stop the demo services:
+  kill -- -\$(cat $DEMO_DIR/serve.pid) -\$(cat $DEMO_DIR/dashboard.pid)
+EOF

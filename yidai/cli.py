@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "limits",
     "monitor",
     "dashboard",
+    "pipeline",
 )
 
 app = typer.Typer(

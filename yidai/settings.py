@@ -36,6 +36,15 @@ class Settings(BaseSettings):
     )
     policy_dir: Path | None = Field(None, description="Folder of product policy files.")
     api_keys_file: Path | None = Field(None, description="Hashed API keys of calling modules.")
+    service_reload_seconds: float = Field(
+        5.0, gt=0, description="Scoring service: how often to look for new models/snapshots/policies."
+    )
+    audit_sqlite_synchronous: str = Field(
+        "NORMAL",
+        pattern="^(NORMAL|FULL)$",
+        description="SQLite audit store: NORMAL (WAL; durable against process crashes) or FULL "
+        "(also against power loss, one fsync per decision).",
+    )
     seed: int = 42
     performance_months: int = Field(
         6,

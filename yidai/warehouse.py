@@ -1,4 +1,11 @@
-"""The DuckDB warehouse: connections and the tables declared by the data contracts."""
+"""The DuckDB warehouse: connections and the tables declared by the data contracts.
+
+Besides one table per contract (its columns plus ``_batch_id`` and ``_ingested_at``) the
+warehouse holds the ingestion bookkeeping: ``quarantine`` (rows that broke their contract, with
+the reason), ``ingest_manifest`` (one row per ingested or failed file, with its checksum and
+reconciled row counts) and the view ``ingest_reconciliation`` (manifest counts against the rows
+actually present per batch).
+"""
 
 from __future__ import annotations
 
@@ -11,16 +18,60 @@ from yidai.errors import YidaiError
 
 LINEAGE_COLUMNS = (("_batch_id", "VARCHAR"), ("_ingested_at", "TIMESTAMP"))
 
+QUARANTINE_DDL = """
+CREATE TABLE IF NOT EXISTS quarantine (
+    source VARCHAR NOT NULL,
+    file VARCHAR NOT NULL,
+    row_number BIGINT NOT NULL,
+    reason VARCHAR NOT NULL,
+    record_json VARCHAR,
+    _batch_id VARCHAR NOT NULL,
+    _ingested_at TIMESTAMP NOT NULL
+)"""
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file (created if missing, unless ``read_only``)."""
+MANIFEST_DDL = """
+CREATE TABLE IF NOT EXISTS ingest_manifest (
+    path VARCHAR NOT NULL,
+    source VARCHAR NOT NULL,
+    delivery_day DATE,
+    checksum VARCHAR,
+    file_bytes BIGINT,
+    rows_landed BIGINT,
+    rows_loaded BIGINT,
+    rows_quarantined BIGINT,
+    rows_late BIGINT,
+    status VARCHAR NOT NULL,
+    batch_id VARCHAR,
+    started_at TIMESTAMP NOT NULL,
+    finished_at TIMESTAMP NOT NULL,
+    error VARCHAR
+)"""
+
+
+def connect(
+    path: Path | str,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (created if missing, unless ``read_only``).
+
+    ``memory_limit`` (e.g. ``"1GB"``) and ``threads`` bound what DuckDB may use; it spills to
+    ``<warehouse>.tmp`` beyond the limit.
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise YidaiError(f"warehouse {path} does not exist; run `yidai ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if threads is not None:
+        config["threads"] = threads
     try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
+        return duckdb.connect(str(path), read_only=read_only, config=config)
+    except (duckdb.IOException, duckdb.ConnectionException) as exc:
         raise YidaiError(f"cannot open warehouse {path}: {exc}") from exc
 
 
@@ -31,7 +82,33 @@ def table_ddl(contract: Contract) -> str:
     return f"CREATE TABLE IF NOT EXISTS {contract.name} ({', '.join(cols)})"
 
 
+def reconciliation_view_ddl() -> str:
+    """View comparing each loaded file's manifest counts with the rows present per batch."""
+    present = " UNION ALL ".join(
+        f"SELECT _batch_id, count(*) AS n FROM {c.name} GROUP BY _batch_id"
+        for c in CONTRACTS.values()
+    )
+    return f"""
+CREATE OR REPLACE VIEW ingest_reconciliation AS
+WITH loaded AS ({present}),
+quarantined AS (SELECT _batch_id, count(*) AS n FROM quarantine GROUP BY _batch_id)
+SELECT m.path, m.source, m.delivery_day, m.batch_id, m.rows_landed, m.rows_loaded,
+       m.rows_quarantined,
+       coalesce(l.n, 0) AS rows_in_table,
+       coalesce(q.n, 0) AS rows_in_quarantine,
+       m.rows_landed = m.rows_loaded + m.rows_quarantined
+         AND m.rows_loaded = coalesce(l.n, 0)
+         AND m.rows_quarantined = coalesce(q.n, 0) AS balanced
+FROM ingest_manifest m
+LEFT JOIN loaded l ON l._batch_id = m.batch_id
+LEFT JOIN quarantined q ON q._batch_id = m.batch_id
+WHERE m.status = 'loaded'"""
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every contract's table if it does not exist yet."""
+    """Create every contract's table and the ingestion bookkeeping if they do not exist yet."""
     for contract in CONTRACTS.values():
         con.execute(table_ddl(contract))
+    con.execute(QUARANTINE_DDL)
+    con.execute(MANIFEST_DDL)
+    con.execute(reconciliation_view_ddl())

@@ -8,7 +8,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``contracts`` (and, later, ``ingest``) to the root app."""
+    """Add ``contracts`` and ``ingest`` to the root app."""
 
     @app.command("contracts")
     def contracts(
@@ -26,3 +26,84 @@ def register(app: typer.Typer) -> None:
             write.parent.mkdir(parents=True, exist_ok=True)
             write.write_text(text, encoding="utf-8")
             typer.echo(f"wrote {write}")
+
+    @app.command("ingest")
+    def ingest(
+        landing: Path | None = typer.Option(
+            None, "--landing", help="Landing zone (default: settings landing_dir)."
+        ),
+        warehouse: Path | None = typer.Option(
+            None, "--warehouse", help="DuckDB warehouse file (default: settings warehouse_path)."
+        ),
+        source: list[str] | None = typer.Option(
+            None, "--source", help="Only this source (repeatable). Default: every contract."
+        ),
+        day: list[str] | None = typer.Option(
+            None, "--day", help="Only this delivery day YYYY-MM-DD (repeatable). Default: all."
+        ),
+        memory_limit: str = typer.Option("1GB", "--memory-limit", help="DuckDB memory limit."),
+        progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+    ) -> None:
+        """Load new landing files into the warehouse, enforcing the data contracts.
+
+        Bad rows go to the `quarantine` table with the reason; each file is recorded in
+        `ingest_manifest` with its checksum and reconciled counts. Already ingested files
+        are skipped. Exits non-zero, naming them, if any file failed.
+        """
+        from yidai.ingest import ingest_landing
+        from yidai.settings import get_settings
+
+        settings = get_settings()
+        report = ingest_landing(
+            landing or settings.landing,
+            warehouse or settings.warehouse,
+            sources=source or None,
+            days=day or None,
+            progress=progress,
+            memory_limit=memory_limit,
+        )
+        _print_summary(report)
+        report.raise_for_failures()
+
+
+def _print_summary(report: object) -> None:
+    """A table per source of files and rows, then every failed file on its own line."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from yidai.ingest import IngestReport
+
+    assert isinstance(report, IngestReport)
+    table = Table(title=f"ingest into {report.warehouse_path} ({report.seconds:.1f} s)")
+    for header in (
+        "source",
+        "files",
+        "skip",
+        "fail",
+        "landed",
+        "loaded",
+        "quarant.",
+        "late",
+    ):
+        table.add_column(header, justify="left" if header == "source" else "right")
+    for source, row in report.by_source().items():
+        table.add_row(
+            source,
+            *(
+                f"{row[k]:,}"
+                for k in (
+                    "loaded",
+                    "skipped",
+                    "failed",
+                    "landed",
+                    "rows_loaded",
+                    "quarantined",
+                    "late",
+                )
+            ),
+        )
+    console = Console(stderr=False)
+    console.print(table)
+    err = Console(stderr=True)
+    for failed in report.failed:
+        err.print(f"[red]failed[/] {failed.describe_error()}", highlight=False, soft_wrap=True)

@@ -1,4 +1,4 @@
-"""CLI commands: serve (registered by yidai.cli)."""
+"""CLI commands: ``serve`` (the scoring service) and ``keys`` (API keys of calling modules)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,72 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to the root app."""
+    """Add ``serve`` and ``keys`` to the root app."""
+
+    @app.command("serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="Interface to bind (loopback by default)."),
+        port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
+        workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
+        access_log: bool = typer.Option(False, help="Log every request line (uvicorn)."),
+    ) -> None:
+        """Run the scoring service (FastAPI + uvicorn); state lives in the audit store."""
+        import uvicorn
+
+        from yidai.settings import get_settings
+
+        settings = get_settings()
+        typer.echo(
+            f"Yidai scoring service on http://{host}:{port} ({workers} worker(s)); "
+            f"audit store {settings.audit_url.split('@')[-1]}; docs at /docs"
+        )
+        uvicorn.run(
+            "scoring_service.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=access_log,
+            log_level="info",
+        )
+
+    keys = typer.Typer(
+        help="API keys of the calling modules (stored hashed).", no_args_is_help=True
+    )
+    app.add_typer(keys, name="keys")
+
+    @keys.command("create")
+    def create(
+        module: str = typer.Option(..., help="Calling module, e.g. mall_checkout."),
+        scopes: str = typer.Option(
+            ..., help="Comma-separated scopes, e.g. personal-credit,payment-risk."
+        ),
+    ) -> None:
+        """Create a key; it is printed once and only its salted hash is stored."""
+        from scoring_service.security import create_key
+        from yidai.settings import get_settings
+
+        path = get_settings().api_keys_file
+        assert path is not None
+        wanted = [s.strip() for s in scopes.split(",") if s.strip()]
+        key, record = create_key(path, module, wanted)
+        typer.echo(key)
+        typer.secho(
+            f"key {record.key_id} for {module} ({', '.join(sorted(record.scopes))}) stored "
+            f"hashed in {path}; copy it now, it cannot be shown again",
+            err=True,
+        )
+
+    @keys.command("list")
+    def list_keys() -> None:
+        """List key ids, modules and scopes (never the keys)."""
+        from scoring_service.security import SCOPES, KeyRing
+        from yidai.settings import get_settings
+
+        path = get_settings().api_keys_file
+        assert path is not None
+        ring = KeyRing.load(path)
+        if not ring.keys:
+            typer.echo(f"no keys in {path}; scopes: {', '.join(SCOPES)}")
+        for key in ring.keys.values():
+            typer.echo(f"{key.key_id}  {key.module:<20} {','.join(sorted(key.scopes))}")

@@ -1,0 +1,307 @@
+"""Feature-store benchmark: daily build, point-in-time history, pandas baseline, scaling.
+
+Generates contract-shaped synthetic data straight into a DuckDB file (N POS transactions,
+N/5 payments, N/10 mall orders), then measures each step in a fresh subprocess (so its peak
+memory is its own):
+
+* ``daily``: all four feature sets as of one day (target <= 10 s, <= 2 GB at 10M POS);
+* ``history``: every entity-day with activity over 12 months (target <= 60 s);
+* ``pandas``: the POS features of personal_credit_v1 and merchant_credit_v1 written the
+  obvious way in pandas, against DuckDB computing the same columns (outputs asserted equal);
+* ``lookup``: FeatureSnapshot.get latency.
+
+Usage: ``uv run python benchmarks/bench_features.py --size 1m [--steps daily,history,pandas]``;
+``--scaling`` runs the daily build at 1M, 3M and 10M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SIZES = {"100k": 100_000, "1m": 1_000_000, "3m": 3_000_000, "10m": 10_000_000}
+START = dt.date(2025, 10, 1)
+AS_OF = dt.date(2026, 9, 29)
+POS_COLUMNS = {
+    "personal_credit_v1": [
+        "customer_spend_amount_30d",
+        "customer_spend_amount_90d",
+        "customer_spend_amount_180d",
+        "customer_spend_count_90d",
+        "customer_active_days_90d",
+        "customer_risky_mcc_share_90d",
+        "customer_night_share_90d",
+        "customer_refund_ratio_90d",
+        "customer_declined_count_30d",
+    ],
+    "merchant_credit_v1": [
+        "merchant_net_turnover_30d",
+        "merchant_net_turnover_90d",
+        "merchant_net_turnover_180d",
+        "merchant_active_days_90d",
+        "merchant_txn_count_30d",
+        "merchant_avg_ticket_90d",
+        "merchant_distinct_cards_90d",
+        "merchant_chargeback_rate_90d",
+    ],
+}
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def generate(path: Path, n_pos: int) -> dict[str, object]:
+    import duckdb
+
+    from features.synthetic import synthetic_warehouse
+
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(path))
+    counts = synthetic_warehouse(
+        con, n_pos=n_pos, n_payments=n_pos // 5, n_orders=n_pos // 10, start=START
+    )
+    con.close()
+    return {"seconds": time.perf_counter() - t0, "rows": counts}
+
+
+def step_daily(path: Path) -> dict[str, object]:
+    import duckdb
+
+    import features
+
+    con = duckdb.connect(str(path))
+    t0 = time.perf_counter()
+    rows = features.build_features(con, AS_OF)
+    seconds = time.perf_counter() - t0
+    con.close()
+    return {"seconds": seconds, "rows": rows}
+
+
+def step_history(path: Path) -> dict[str, object]:
+    import duckdb
+
+    import features
+
+    con = duckdb.connect(str(path))
+    t0 = time.perf_counter()
+    rows = features.build_features_history(con, START, AS_OF)
+    seconds = time.perf_counter() - t0
+    con.close()
+    return {"seconds": seconds, "rows": rows}
+
+
+def _duckdb_pos_columns(path: Path) -> tuple[float, dict[str, object]]:
+    import duckdb
+
+    import features
+    from features.engine import profile_table
+
+    con = duckdb.connect(str(path))
+    t0 = time.perf_counter()
+    features.build_features(con, AS_OF, list(POS_COLUMNS))
+    seconds = time.perf_counter() - t0
+    frames = {}
+    for name, cols in POS_COLUMNS.items():
+        fs = features.FEATURE_SETS[name]
+        quoted = ", ".join(f'"{c}"' for c in cols)
+        frames[name] = con.execute(
+            f"SELECT entity_id, {quoted} FROM {profile_table(fs, fs.entity)} WHERE as_of = ?",
+            [AS_OF],
+        ).df()
+    con.close()
+    return seconds, frames
+
+
+def _pandas_pos_columns(path: Path) -> tuple[float, dict[str, object]]:
+    """The obvious pandas way: load the transactions, filter each window, group by."""
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+    t0 = time.perf_counter()
+    con = duckdb.connect(str(path), read_only=True)
+    pos = con.execute("SELECT * FROM pos_transactions").df()
+    con.close()
+    end = pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
+    pos = pos[pos["ts"] < end]
+    pos["day"] = pos["ts"].dt.normalize()
+    risky = ["7995", "6051", "5944"]
+
+    def window(days: int) -> pd.DataFrame:
+        return pos[pos["ts"] >= end - pd.Timedelta(days=days)]
+
+    cust: dict[str, pd.Series] = {}
+    for days in (30, 90, 180):
+        w = window(days)
+        w = w[w["customer_id"].notna()]
+        ok = w[w["status"] == "approved"]
+        spend = ok.groupby("customer_id")["amount"].sum()
+        cust[f"customer_spend_amount_{days}d"] = spend
+        if days == 90:
+            cust["customer_spend_count_90d"] = ok.groupby("customer_id").size()
+            cust["customer_active_days_90d"] = ok.groupby("customer_id")["day"].nunique()
+            cust["customer_risky_mcc_share_90d"] = (
+                ok[ok["mcc"].isin(risky)].groupby("customer_id")["amount"].sum() / spend
+            )
+            cust["customer_night_share_90d"] = (
+                ok[ok["ts"].dt.hour < 6].groupby("customer_id")["amount"].sum() / spend
+            )
+            refunds = w[w["status"] == "refund"].groupby("customer_id")["amount"].sum()
+            cust["customer_refund_ratio_90d"] = refunds / spend
+        if days == 30:
+            cust["customer_declined_count_30d"] = (
+                w[w["status"] == "declined"].groupby("customer_id").size()
+            )
+    merch: dict[str, pd.Series] = {}
+    for days in (30, 90, 180):
+        w = window(days)
+        ok = w[w["status"] == "approved"]
+        signed = np.where(w["status"] == "approved", w["amount"], 0.0) - np.where(
+            w["status"] == "refund", w["amount"], 0.0
+        )
+        merch[f"merchant_net_turnover_{days}d"] = pd.Series(signed, index=w.index).groupby(
+            w["merchant_id"]
+        ).sum()
+        if days == 30:
+            merch["merchant_txn_count_30d"] = ok.groupby("merchant_id").size()
+        if days == 90:
+            n = ok.groupby("merchant_id").size()
+            merch["merchant_active_days_90d"] = ok.groupby("merchant_id")["day"].nunique()
+            merch["merchant_avg_ticket_90d"] = ok.groupby("merchant_id")["amount"].sum() / n
+            merch["merchant_distinct_cards_90d"] = ok.groupby("merchant_id")["card_token"].nunique()
+            merch["merchant_chargeback_rate_90d"] = (
+                w[w["status"] == "chargeback"].groupby("merchant_id").size() / n
+            )
+    seconds = time.perf_counter() - t0
+    return seconds, {"personal_credit_v1": pd.DataFrame(cust), "merchant_credit_v1": pd.DataFrame(merch)}
+
+
+def _compare(duck: dict[str, object], pand: dict[str, object]) -> None:
+    import numpy as np
+    import pandas as pd
+
+    for name, cols in POS_COLUMNS.items():
+        d = duck[name].set_index("entity_id")  # type: ignore[attr-defined]
+        p = pand[name]
+        assert isinstance(p, pd.DataFrame)
+        common = p.index.intersection(d.index)
+        assert len(common) == len(p.index), f"{name}: pandas has entities DuckDB lacks"
+        for c in cols:
+            dv = d.loc[common, c].to_numpy(float)
+            pv = p.loc[common, c].to_numpy(float)
+            fill = 0.0 if "share" not in c and "ratio" not in c and "ticket" not in c else np.nan
+            pv = np.where(np.isnan(pv), fill if not np.isnan(fill) else pv, pv)
+            if c.endswith(("share_90d", "ratio_90d", "rate_90d")):
+                pv = np.where(np.isnan(pv) & (dv == 0), 0.0, pv)  # 0/x vs missing numerator
+            np.testing.assert_allclose(dv, pv, rtol=1e-9, atol=1e-6, err_msg=f"{name}.{c}")
+
+
+def step_pandas(path: Path) -> dict[str, object]:
+    p_seconds, pand = _pandas_pos_columns(path)
+    return {"seconds": p_seconds, "frames": {k: len(v) for k, v in pand.items()}}  # type: ignore[arg-type]
+
+
+def step_duck_pos(path: Path) -> dict[str, object]:
+    seconds, _ = _duckdb_pos_columns(path)
+    return {"seconds": seconds}
+
+
+def step_equal(path: Path) -> dict[str, object]:
+    _, duck = _duckdb_pos_columns(path)
+    _, pand = _pandas_pos_columns(path)
+    _compare(duck, pand)
+    return {"equal": True}
+
+
+def step_lookup(path: Path) -> dict[str, object]:
+    import duckdb
+    import numpy as np
+
+    import features
+
+    serving = Path(tempfile.mkdtemp(prefix="bench_serving_"))
+    con = duckdb.connect(str(path))
+    features.publish_snapshot(con, serving, AS_OF, ["personal_credit_v1"])
+    con.close()
+    t0 = time.perf_counter()
+    snap = features.load_snapshot(serving, "personal_credit_v1")
+    load = time.perf_counter() - t0
+    ids = list(snap.frame.index[:10_000])
+    rng = np.random.default_rng(0)
+    sample = [ids[i] for i in rng.integers(0, len(ids), 100_000)]
+    t0 = time.perf_counter()
+    for e in sample:
+        snap.get(e)
+    per_get = (time.perf_counter() - t0) / len(sample)
+    t0 = time.perf_counter()
+    for e in sample[:10_000]:
+        snap.vector({"entity_id": e, "requested_amount": 5000.0})
+    per_vector = (time.perf_counter() - t0) / 10_000
+    return {"load_s": load, "get_us": per_get * 1e6, "vector_us": per_vector * 1e6}
+
+
+STEPS = {
+    "daily": step_daily,
+    "history": step_history,
+    "pandas": step_pandas,
+    "duck_pos": step_duck_pos,
+    "equal": step_equal,
+    "lookup": step_lookup,
+}
+
+
+def run_step(step: str, path: Path) -> dict[str, object]:
+    """Run one step in a fresh interpreter; its peak RSS is reported with its figures."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--run-step", step, "--db", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=list(SIZES), default="1m", help="POS transactions.")
+    parser.add_argument(
+        "--steps",
+        default="daily,history,duck_pos,pandas,equal,lookup",
+        help=f"Comma-separated steps among {', '.join(STEPS)}.",
+    )
+    parser.add_argument("--scaling", action="store_true", help="Daily build at 1M, 3M and 10M.")
+    parser.add_argument("--workdir", type=Path, default=None, help="Where the DuckDB file goes.")
+    parser.add_argument("--run-step", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_step:
+        result = STEPS[args.run_step](args.db)
+        result["peak_mb"] = round(_peak_mb(), 1)
+        print(json.dumps(result, default=str))
+        return
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_features_"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    sizes = ["1m", "3m", "10m"] if args.scaling else [args.size]
+    steps = ["daily"] if args.scaling else args.steps.split(",")
+    for size in sizes:
+        path = workdir / f"bench_{size}.duckdb"
+        if not path.exists():
+            print(f"[{size}] generating...", flush=True)
+            gen = generate(path, SIZES[size])
+            print(f"[{size}] generated in {gen['seconds']:.1f} s: {gen['rows']}", flush=True)
+        for step in steps:
+            result = run_step(step, path)
+            print(f"[{size}] {step}: {json.dumps(result, default=str)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

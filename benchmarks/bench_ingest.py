@@ -1,0 +1,175 @@
+"""Benchmark `yidai ingest`: rows/s and peak memory at the demo size and at ~10M POS rows.
+
+Generates its own landing zone (the simulator's, when ``simulator.simulate`` exists and
+``--synthetic`` is not given; otherwise synthetic files honouring the contracts, written by
+DuckDB), then ingests it in a fresh child process so that its peak RSS is the ingest's own.
+Prints one line per size; the figures go to docs/benchmarks.md ("Ingestion").
+
+    uv run python benchmarks/bench_ingest.py --help
+    uv run python benchmarks/bench_ingest.py --sizes demo,10m
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+START = date(2025, 10, 1)
+# rows per day of each event source, and master sizes, per benchmark size
+SIZES: dict[str, dict[str, object]] = {
+    "demo": {
+        "days": 365,
+        "events": {
+            "pos_transactions": 6_000,
+            "payments": 3_000,
+            "mall_orders": 1_500,
+            "loan_repayments": 300,
+            "fraud_reports": 30,
+        },
+        "masters": {
+            "customers": 20_000,
+            "cards": 26_000,
+            "merchants": 2_000,
+            "terminals": 3_000,
+            "smes": 500,
+            "mall_sellers": 800,
+        },
+    },
+    "10m": {
+        "days": 365,
+        "events": {"pos_transactions": 27_400},
+        "masters": {
+            "customers": 200_000,
+            "cards": 260_000,
+            "merchants": 20_000,
+            "terminals": 30_000,
+        },
+    },
+}
+
+CHILD = """
+import json, resource, sys, time
+from yidai.ingest import ingest_landing
+t = time.perf_counter()
+r = ingest_landing(sys.argv[1], sys.argv[2], memory_limit=sys.argv[3])
+secs = time.perf_counter() - t
+print(json.dumps({"seconds": secs, "landed": r.rows_landed, "loaded": r.rows_loaded,
+                  "quarantined": r.rows_quarantined, "files": len(r.files),
+                  "failed": [f.describe_error() for f in r.failed],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def write_synthetic(landing: Path, spec: dict[str, object]) -> int:
+    """Write a synthetic landing zone for ``spec``; returns the number of rows written."""
+    import duckdb
+
+    from yidai.contracts import CONTRACTS
+    from yidai.ingest.samples import landing_file, write_sample_file
+
+    masters = dict(spec["masters"])  # type: ignore[call-overload]
+    events = dict(spec["events"])  # type: ignore[call-overload]
+    days = int(spec["days"])  # type: ignore[call-overload]
+    con = duckdb.connect()
+    total = 0
+    for name, n in masters.items():
+        write_sample_file(
+            landing_file(landing, name, START),
+            CONTRACTS[name],
+            n,
+            START,
+            master_counts=masters,
+            con=con,
+        )
+        total += n
+    for name, per_day in events.items():
+        for k in range(days):
+            day = START + timedelta(days=k)
+            write_sample_file(
+                landing_file(landing, name, day),
+                CONTRACTS[name],
+                per_day,
+                day,
+                start=k * per_day,
+                seed=k,
+                master_counts=masters,
+                con=con,
+            )
+            total += per_day
+    con.close()
+    return total
+
+
+def write_simulated(landing: Path, truth: Path, size: str) -> bool:
+    """Use the simulator if it is there; False otherwise."""
+    try:
+        from simulator import SimConfig, simulate  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    preset = "demo" if size == "demo" else "large"
+    try:
+        config = SimConfig.preset(preset)
+    except Exception:
+        return False
+    simulate(config, landing, truth)
+    return True
+
+
+def run(size: str, workdir: Path, memory_limit: str, synthetic: bool) -> dict[str, object]:
+    base = workdir / size
+    shutil.rmtree(base, ignore_errors=True)
+    landing, warehouse = base / "landing", base / "warehouse.duckdb"
+    t = time.perf_counter()
+    source = "synthetic"
+    if synthetic or not write_simulated(landing, base / "truth", size):
+        write_synthetic(landing, SIZES[size])
+    else:
+        source = "simulator"
+    generate_s = time.perf_counter() - t
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(landing), str(warehouse), memory_limit],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result.update(size=size, data=source, generate_s=generate_s)
+    result["rows_per_s"] = result["landed"] / result["seconds"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="demo,10m", help="Comma list of: demo, 10m.")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("var/bench/ingest"), help="Scratch folder."
+    )
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB memory limit.")
+    parser.add_argument(
+        "--synthetic", action="store_true", help="Synthetic data even if the simulator exists."
+    )
+    parser.add_argument("--keep", action="store_true", help="Keep the generated files.")
+    args = parser.parse_args()
+    for size in args.sizes.split(","):
+        if size not in SIZES:
+            parser.error(f"unknown size {size!r}; choose among {', '.join(SIZES)}")
+        r = run(size, args.workdir, args.memory_limit, args.synthetic)
+        print(
+            f"ingest {size:>4} ({r['data']}): {r['landed']:,} rows in {r['files']} files, "
+            f"{r['seconds']:.1f} s = {r['rows_per_s'] / 1e6:.2f} M rows/s, "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB, quarantined {r['quarantined']:,}, "
+            f"failed files {len(r['failed'])}  (data generated in {r['generate_s']:.1f} s)",
+            flush=True,
+        )
+        if not args.keep:
+            shutil.rmtree(args.workdir / size, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

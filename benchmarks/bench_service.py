@@ -1,0 +1,331 @@
+"""Benchmark of the scoring service on loopback (bounded in requests and time).
+
+A personal credit decision end to end: HTTP, API key, feature lookup in the published
+snapshot, champion + shadow challenger LightGBM models, policy, and the durable audit write
+(SQLite WAL, synchronous=NORMAL).  Measures, in one run:
+
+1. one worker, sequential requests: p50 / p99 latency;
+2. one worker, N concurrent clients: throughput and p99;
+3. ``mlflow models serve`` of the same champion model answering the same rows (features
+   only, no policy, no audit): sequential latency and throughput at N clients;
+4. two workers, N concurrent clients: throughput and p99.
+
+    uv run python benchmarks/bench_service.py --help
+    uv run python benchmarks/bench_service.py --sequential 2000 --concurrent 4000
+
+Builds a sandbox (synthetic snapshots + small registered models, see
+``scoring_service.sandbox``) under ``--home`` the first time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(url_port: int, path: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited early with code {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", url_port, timeout=2)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"server on port {url_port} not ready after {timeout:.0f}s")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+Request = tuple[str, str, bytes, dict[str, str]]  # method, path, body, headers
+
+
+def _run_requests(port: int, requests: list[Request], deadline: float) -> list[float]:
+    """Send requests one after another on one keep-alive connection; latencies in seconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    out: list[float] = []
+    for method, path, body, headers in requests:
+        if time.monotonic() > deadline:
+            break
+        start = time.perf_counter()
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        payload = response.read()
+        out.append(time.perf_counter() - start)
+        if response.status != 200:
+            raise SystemExit(f"HTTP {response.status} from {path}: {payload[:300]!r}")
+    conn.close()
+    return out
+
+
+def _client_process(
+    port: int, requests: list[Request], threads: int, deadline: float, queue: Any
+) -> None:
+    chunks = [requests[i::threads] for i in range(threads)]
+    results: list[list[float]] = [[] for _ in chunks]
+
+    def run(i: int) -> None:
+        results[i] = _run_requests(port, chunks[i], deadline)
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    queue.put([x for r in results for x in r])
+
+
+def load(port: int, requests: list[Request], clients: int, time_limit: float) -> dict[str, float]:
+    """``clients`` concurrent keep-alive clients (2 processes x threads); throughput and p99."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs_n = 2 if clients >= 2 else 1
+    deadline = time.monotonic() + time_limit
+    parts = [requests[i::procs_n] for i in range(procs_n)]
+    start = time.perf_counter()
+    procs = [
+        ctx.Process(target=_client_process, args=(port, part, clients // procs_n, deadline, queue))
+        for part in parts
+    ]
+    for p in procs:
+        p.start()
+    latencies = [x for _ in procs for x in queue.get(timeout=time_limit + 60)]
+    elapsed = time.perf_counter() - start
+    for p in procs:
+        p.join()
+    return _summary(latencies, elapsed)
+
+
+def _summary(latencies: list[float], elapsed: float) -> dict[str, float]:
+    arr = np.asarray(latencies) * 1000
+    return {
+        "requests": float(len(arr)),
+        "throughput_rps": len(arr) / elapsed,
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+    }
+
+
+def sequential(port: int, requests: list[Request], time_limit: float) -> dict[str, float]:
+    start = time.perf_counter()
+    lat = _run_requests(port, requests, time.monotonic() + time_limit)
+    return _summary(lat, time.perf_counter() - start)
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["YIDAI_HOME"] = str(home)
+    env["YIDAI_MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+    env["MLFLOW_TRACKING_URI"] = env["YIDAI_MLFLOW_TRACKING_URI"]
+    return env
+
+
+def start_yidai(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yidai.cli", "serve", "--port", str(port), "--workers",
+         str(workers)],
+        env=_env(home), cwd=ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait(port, "/readyz", 240, proc)
+    return proc, port
+
+
+def start_mlflow(home: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "models", "serve", "-m", "models:/personal_pd@champion",
+         "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=_env(home), cwd=home, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    _wait(port, "/ping", 300, proc)
+    return proc, port
+
+
+def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray]:
+    """Sandbox under ``home``; returns customer ids, feature names and their model rows."""
+    from features import load_snapshot
+    from scoring_service.sandbox import build_sandbox, entity_ids
+    from scoring_service.vectors import RequestVectorizer
+    from yidai.settings import Settings
+
+    settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
+    if rebuild or not (settings.serving / "features" / "personal_credit_v1" / "CURRENT").exists():
+        shutil.rmtree(home, ignore_errors=True)
+        print(f"building the sandbox under {home} ...", flush=True)
+        build_sandbox(settings, n_pos=40_000)
+    (home / "audit").mkdir(parents=True, exist_ok=True)
+    for stale in (home / "audit").glob("decisions.db*"):
+        stale.unlink()
+    customers = entity_ids(settings, ["personal"])["personal"]
+    snapshot = load_snapshot(settings.serving, "personal_credit_v1")
+    vec = RequestVectorizer(snapshot)
+    rows = np.array(
+        [vec.vector(snapshot.get(c), {"requested_amount": 1500.0}, c) for c in customers]
+    )
+    return customers, list(snapshot.columns), rows
+
+
+def api_key(home: Path) -> str:
+    from scoring_service.security import create_key
+
+    key, _ = create_key(home / "service" / "api_keys.json", "bench", ["personal-credit"])
+    return key
+
+
+def credit_requests(key: str, customers: list[str], n: int) -> list[Request]:
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    return [
+        (
+            "POST",
+            "/v1/decisions/personal-credit",
+            json.dumps(
+                {"customer_id": customers[i % len(customers)], "requested_amount": 1500.0}
+            ).encode(),
+            headers,
+        )
+        for i in range(n)
+    ]
+
+
+def mlflow_requests(columns: list[str], rows: np.ndarray, n: int) -> list[Request]:
+    headers = {"Content-Type": "application/json"}
+    bodies = [
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": columns,
+                    "data": [[None if np.isnan(v) else v for v in r]],
+                }
+            }
+        ).encode()
+        for r in rows
+    ]
+    return [("POST", "/invocations", bodies[i % len(bodies)], headers) for i in range(n)]
+
+
+def _fmt(name: str, r: dict[str, float]) -> str:
+    return (
+        f"{name:<44} {int(r['requests']):>6} req  {r['throughput_rps']:>8.0f} req/s  "
+        f"p50 {r['p50_ms']:>6.2f} ms  p99 {r['p99_ms']:>7.2f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--home",
+        type=Path,
+        default=ROOT / "var" / "bench-service",
+        help="state folder (sandbox, registry, audit store)",
+    )
+    parser.add_argument("--sequential", type=int, default=2000, help="sequential requests")
+    parser.add_argument("--concurrent", type=int, default=4000, help="requests under load")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent clients")
+    parser.add_argument(
+        "--mlflow-requests",
+        type=int,
+        default=600,
+        help="requests to mlflow models serve (per phase)",
+    )
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per phase")
+    parser.add_argument("--skip-mlflow", action="store_true", help="no mlflow models serve")
+    parser.add_argument("--skip-workers", action="store_true", help="no 2-worker phase")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild the sandbox")
+    args = parser.parse_args(argv)
+    home = args.home.resolve()
+    customers, columns, rows = prepare(home, args.rebuild)
+    key = api_key(home)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}"
+    )
+    results: list[str] = []
+    phases: list[tuple[str, Callable[[], None]]] = []
+
+    def yidai_one() -> None:
+        proc, port = start_yidai(home, 1)
+        try:
+            sequential(port, credit_requests(key, customers, 200), args.time_limit)  # warm-up
+            r = sequential(port, credit_requests(key, customers, args.sequential), args.time_limit)
+            results.append(_fmt("yidai 1 worker, sequential", r))
+            r = load(port, credit_requests(key, customers, args.concurrent), args.clients,
+                     args.time_limit)  # fmt: skip
+            results.append(_fmt(f"yidai 1 worker, {args.clients} clients", r))
+        finally:
+            _stop(proc)
+
+    def mlflow_serve() -> None:
+        proc, port = start_mlflow(home)
+        try:
+            sequential(port, mlflow_requests(columns, rows, 30), args.time_limit)
+            r = sequential(port, mlflow_requests(columns, rows, args.mlflow_requests),
+                           args.time_limit)  # fmt: skip
+            results.append(_fmt("mlflow models serve (model only), sequential", r))
+            r = load(port, mlflow_requests(columns, rows, args.mlflow_requests), args.clients,
+                     args.time_limit)  # fmt: skip
+            results.append(_fmt(f"mlflow models serve, {args.clients} clients", r))
+        finally:
+            _stop(proc)
+
+    def yidai_two() -> None:
+        proc, port = start_yidai(home, 2)
+        try:
+            sequential(port, credit_requests(key, customers, 200), args.time_limit)
+            r = load(port, credit_requests(key, customers, args.concurrent), args.clients,
+                     args.time_limit)  # fmt: skip
+            results.append(_fmt(f"yidai 2 workers, {args.clients} clients", r))
+        finally:
+            _stop(proc)
+
+    phases.append(("yidai, one worker", yidai_one))
+    if not args.skip_mlflow:
+        phases.append(("mlflow models serve", mlflow_serve))
+    if not args.skip_workers:
+        phases.append(("yidai, two workers", yidai_two))
+    for name, phase in phases:
+        print(f"phase: {name} ...", flush=True)
+        phase()
+        print(results[-1], flush=True)
+    print("\n".join(["", "results:", *results]))
+
+
+if __name__ == "__main__":
+    main()

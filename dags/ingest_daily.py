@@ -1,0 +1,69 @@
+"""ingest_daily: the day's landing files into the warehouse, then the features and the snapshot.
+
+One run processes one day (its logical date, or the ``day`` param).  With the ``history``
+param it ingests every landing day up to that day in one run and builds the features of
+the whole history (the first load of a new installation, or the demo).  The publish task
+updates the features asset, which schedules ``merchant_limits_daily``.  A landing file that
+fails its contract fails ``check_landing`` (an alert) without holding back the features of
+the files that did load.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from yidai import pipeline
+
+FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_URI)
+
+
+@dag(
+    dag_id="ingest_daily",
+    description="Landing zone -> DuckDB warehouse (reconciled) -> daily features -> snapshot",
+    schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
+    start_date=datetime(2025, 10, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=pipeline.DEFAULT_TASK_ARGS,
+    params={
+        "day": Param(None, type=["null", "string"], description="Day to process (YYYY-MM-DD)"),
+        "history": Param(False, type="boolean", description="Load every day up to `day`"),
+    },
+    tags=["yidai", "ingest", "features"],
+)
+def ingest_daily() -> None:
+    @task(pool=pipeline.WAREHOUSE_POOL)
+    def ingest_landing(**context: Any) -> dict[str, Any]:
+        """Ingest the landing files of the day (all sources), with reconciliation."""
+        day = pipeline.resolve_day(context)
+        return pipeline.run_ingest(day, history=bool(context["params"]["history"]))
+
+    @task(retries=0)
+    def check_landing(ingested: Any) -> dict[str, Any]:
+        """Fail loudly, naming the files, if a landing file failed or did not reconcile."""
+        return pipeline.check_landing(ingested)
+
+    @task(pool=pipeline.WAREHOUSE_POOL)
+    def build_features(**context: Any) -> dict[str, Any]:
+        """Build every feature set as of the day (the whole history with ``history``)."""
+        day = pipeline.resolve_day(context)
+        return pipeline.run_feature_build(day, history=bool(context["params"]["history"]))
+
+    @task(pool=pipeline.WAREHOUSE_POOL, outlets=[FEATURES])
+    def publish_snapshot(**context: Any) -> dict[str, Any]:
+        """Publish the online feature snapshot (atomic swap) and announce the features."""
+        day = pipeline.resolve_day(context)
+        summary = pipeline.publish_serving(day)
+        context["outlet_events"][FEATURES].extra = {"day": day.isoformat()}
+        return summary
+
+    ingested = ingest_landing()
+    check_landing(ingested)
+    ingested >> build_features() >> publish_snapshot()
+
+
+ingest_daily()

@@ -1,0 +1,50 @@
+"""train_weekly: training sets, the four models, evaluation, registry and promotion gate.
+
+Each model trains in its own task (a failure in one leaves the others' champions alone):
+its point-in-time training set from the warehouse (so it holds the warehouse pool), the
+LightGBM fit, the out-of-time evaluation, registration in MLflow and the promotion gate
+(the new version becomes ``champion`` only if it beats the current one).  The report task
+collects the gate decisions and updates the models asset.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from yidai import pipeline
+
+MODELS = Asset(name=pipeline.MODELS_ASSET_NAME, uri=pipeline.MODELS_ASSET_URI)
+
+
+@dag(
+    dag_id="train_weekly",
+    description="Train, evaluate and register the four models; apply the promotion gate",
+    schedule=CronDataIntervalTimetable("0 3 * * 0", timezone="UTC"),
+    start_date=datetime(2025, 10, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args=pipeline.DEFAULT_TASK_ARGS,
+    params={"day": Param(None, type=["null", "string"], description="As-of day (YYYY-MM-DD)")},
+    tags=["yidai", "models", "mlflow"],
+)
+def train_weekly() -> None:
+    @task(pool=pipeline.WAREHOUSE_POOL)
+    def train_model(model_name: str, **context: Any) -> dict[str, Any]:
+        """Point-in-time training set, fit, out-of-time evaluation, gate and registration."""
+        return pipeline.run_training(model_name, pipeline.resolve_day(context))
+
+    @task(outlets=[MODELS])
+    def promotion_report(trained: Any) -> dict[str, Any]:
+        """Which new versions became champion and which stayed challenger, and why."""
+        return pipeline.promotion_report(trained)
+
+    promotion_report(
+        [train_model.override(task_id=f"train_{name}")(name) for name in pipeline.MODEL_NAMES]
+    )
+
+
+train_weekly()

@@ -1,0 +1,138 @@
+"""Cached access to the published files the dashboards read (never the DuckDB warehouse).
+
+Every loader keys its cache on the published file's path and modification time, so a new
+publication (a new version folder behind the ``CURRENT`` pointer) is picked up on the next
+rerun while unchanged files are read once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from yidai.analytics import published
+from yidai.settings import get_settings
+
+
+def serving_area(area: str) -> Path:
+    """Folder of one published area under ``settings.serving``."""
+    return get_settings().serving / area
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _read_parquet(path: str, stamp: int) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def file_stamp(path: Path) -> int:
+    """Cache key part that changes when the file is rewritten."""
+    return path.stat().st_mtime_ns
+
+
+def published_table(area: str, table: str) -> pd.DataFrame | None:
+    """The current version of a published table, or None if it was never published."""
+    path = published.table_path(serving_area(area), table)
+    if path is None:
+        return None
+    try:
+        return _read_parquet(str(path), file_stamp(path))
+    except FileNotFoundError:  # pruned between the pointer read and the file read
+        path = published.table_path(serving_area(area), table)
+        return None if path is None else _read_parquet(str(path), file_stamp(path))
+
+
+def published_meta(area: str) -> dict[str, object]:
+    """The ``meta.json`` of an area's current version (empty if none)."""
+    return published.read_meta(serving_area(area))
+
+
+def payment_tiers() -> tuple[tuple[str, float], ...]:
+    """Amount tiers of the live payment policy."""
+    from yidai.analytics.tiers import payment_tiers as live_tiers
+
+    return live_tiers()
+
+
+@st.cache_data(show_spinner=False, ttl=15, max_entries=64)
+def _audit_query(url: str, decision_id: str | None, entity_id: str | None, limit: int) -> pd.DataFrame:
+    from yidai.analytics.decisions import find_decisions
+
+    return find_decisions(url, decision_id=decision_id, entity_id=entity_id, limit=limit)
+
+
+def audit_decisions(
+    decision_id: str | None = None, entity_id: str | None = None, limit: int = 500
+) -> pd.DataFrame:
+    """Decisions from the audit store (read-only, cached for 15 s), newest first."""
+    return _audit_query(get_settings().audit_url, decision_id, entity_id, limit)
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def _payment_decisions(url: str) -> pd.DataFrame:
+    from yidai.analytics.decisions import payment_decisions as read
+
+    return read(url)
+
+
+def payment_decisions() -> pd.DataFrame:
+    """Payment-risk decisions from the audit store (read-only, cached for a minute)."""
+    return _payment_decisions(get_settings().audit_url)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _limits_table(serving: str, name: str, version: str) -> pd.DataFrame:
+    from yidai.limits import read_limits_table
+
+    return read_limits_table(Path(serving), name, version)
+
+
+def limits_version() -> str | None:
+    """The live merchant limits version (None if no refresh was published)."""
+    from yidai.limits import current_limits_pointer
+
+    return current_limits_pointer(get_settings().serving)
+
+
+def limits_table(name: str) -> pd.DataFrame | None:
+    """A table of the live limits version: ``limits``, ``changes`` or ``summary_by_grade``."""
+    version = limits_version()
+    if version is None:
+        return None
+    try:
+        return _limits_table(str(get_settings().serving), f"{name}.parquet", version)
+    except FileNotFoundError:
+        return None
+
+
+def limits_summary() -> dict[str, object]:
+    """The live limits run's summary (empty if none)."""
+    from yidai.limits import read_limits_summary
+
+    version = limits_version()
+    return {} if version is None else read_limits_summary(get_settings().serving, version)
+
+
+def limit_runs() -> pd.DataFrame:
+    """One summary row per refresh run (empty if none)."""
+    from yidai.limits import read_limit_runs
+
+    return read_limit_runs(get_settings().serving)
+
+
+#: Columns of a scored application that are not model features.
+SCORED_BASE_COLUMNS = frozenset(
+    {
+        "entity_id", "decision_ts", "label", "application_id", "product", "requested_amount",
+        "decision", "approved_limit", "booking_month", "pd", "score", "grade", "model_version",
+        "challenger_pd", "challenger_score", "challenger_grade", "challenger_version",
+        "true_pd", "true_defaulted",
+    }
+)
+
+
+def scored_products() -> list[str]:
+    """Credit products with published scored applications, in product order."""
+    area = serving_area("applications")
+    return [p for p in ("personal", "merchant", "sme") if published.table_path(area, p) is not None]

@@ -1,0 +1,515 @@
+"""Every feature, declared once, and the versioned feature sets built from them.
+
+Windows are in whole days ending with the as-of day: a profile as of day D covers events with
+``ts < D + 1 day``.  A decision at time t reads the profile as of the day before t's day (the
+snapshot published at the previous close) plus request-time features of t itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from features.registry import Feature, FeatureSet
+
+if TYPE_CHECKING:
+    from features.request import RequestBatch
+
+
+def _agg(
+    name: str,
+    source: str,
+    expr: str,
+    description: str,
+    *,
+    monotone: int = 0,
+    reason: str,
+    fill: float | None = 0.0,
+) -> Feature:
+    entity, window = name.split("_")[0], name.rsplit("_", 1)[1]
+    return Feature(
+        name=name,
+        entity=entity,
+        source=source,
+        window=window,
+        description=description,
+        kind="agg",
+        expr=expr,
+        monotone=monotone,
+        reason_group=reason,
+        fill=fill,
+    )
+
+
+def _sql(
+    name: str, source: str, template: str, description: str, *, monotone: int = 0, reason: str
+) -> Feature:
+    entity, window = name.split("_")[0], name.rsplit("_", 1)[1]
+    return Feature(
+        name=name,
+        entity=entity,
+        source=source,
+        window=window,
+        description=description,
+        kind="sql",
+        expr=template,
+        monotone=monotone,
+        reason_group=reason,
+        fill=None,
+    )
+
+
+def _req(
+    name: str,
+    compute: object,
+    description: str,
+    *,
+    entity: str | None = None,
+    monotone: int = 0,
+    reason: str,
+) -> Feature:
+    window = name.rsplit("_", 1)[1]
+    return Feature(
+        name=name,
+        entity=entity or name.split("_")[0],
+        source="request",
+        window=window,
+        description=description,
+        kind="request",
+        expr=description,
+        compute=compute,  # type: ignore[arg-type]
+        monotone=monotone,
+        reason_group=reason,
+        fill=None,
+    )
+
+
+def _cv(col: str, days: int) -> str:
+    """Coefficient of variation of a daily measure over ``days`` days (absent days = 0)."""
+    mean = f"(sum({col}) / {days})"
+    return f"sqrt(greatest(sum({col} * {col}) / {days} - {mean} * {mean}, 0)) / nullif({mean}, 0)"
+
+
+def _trend(col: str, recent: int, window: int) -> str:
+    """Recent ``recent`` days against the rest of the window, per day."""
+    early = window - recent
+    return (
+        f"(sum({col}) FILTER (WHERE day > as_of - {recent}) / {recent}) / "
+        f"nullif(sum({col}) FILTER (WHERE day <= as_of - {recent}) / {early}, 0)"
+    )
+
+
+def _latest_ratio(num: str, den: str) -> str:
+    return f"arg_max({num} / nullif({den}, 0), day)"
+
+
+_TENURE = "date_diff('day', min(day), as_of)"
+
+# Share of the largest dimension value (card, counterparty) in the window's amount.
+_TOP_SHARE = """
+SELECT entity_id, as_of, max(a) / nullif(sum(a), 0) AS value FROM (
+  SELECT k.entity_id, k.as_of, d.{dim} AS dim, sum(d.{measure}) AS a
+  FROM {keys} k JOIN {source} d ON d.entity_id = k.entity_id
+   AND d.day <= k.as_of AND d.day > k.as_of - {days}
+  GROUP BY ALL) GROUP BY ALL
+"""
+# Coefficient of variation of net turnover over six 30-day months.
+_MONTHLY_CV = """
+SELECT entity_id, as_of,
+       sqrt(greatest(sum(t * t) / 6 - (sum(t) / 6) * (sum(t) / 6), 0)) / nullif(sum(t) / 6, 0)
+         AS value FROM (
+  SELECT k.entity_id, k.as_of, m.m, coalesce(sum(d.net), 0) AS t
+  FROM {keys} k CROSS JOIN range(6) m(m)
+  LEFT JOIN {source} d ON d.entity_id = k.entity_id
+   AND d.day <= k.as_of - CAST(30 * m.m AS INTEGER)
+   AND d.day > k.as_of - CAST(30 * (m.m + 1) AS INTEGER)
+  GROUP BY ALL) GROUP BY ALL
+"""
+# 1 - (own last-30-day turnover trend / the whole market's trend on the same day): the decline
+# that the season (Spring Festival dip, Double-11 peak) does not explain.
+_SEASONAL_DECLINE = """
+WITH days AS (SELECT DISTINCT as_of FROM {keys}),
+market AS (
+  SELECT a.as_of,
+         (sum(d.net) FILTER (WHERE d.day > a.as_of - 30) / 30) /
+         nullif(sum(d.net) FILTER (WHERE d.day <= a.as_of - 30) / 60, 0) AS r
+  FROM days a JOIN {source} d ON d.day <= a.as_of AND d.day > a.as_of - 90 GROUP BY ALL),
+own AS (
+  SELECT k.entity_id, k.as_of,
+         (sum(d.net) FILTER (WHERE d.day > k.as_of - 30) / 30) /
+         nullif(sum(d.net) FILTER (WHERE d.day <= k.as_of - 30) / 60, 0) AS r
+  FROM {keys} k JOIN {source} d ON d.entity_id = k.entity_id
+   AND d.day <= k.as_of AND d.day > k.as_of - 90 GROUP BY ALL)
+SELECT own.entity_id, own.as_of, 1 - own.r / nullif(market.r, 0) AS value
+FROM own JOIN market USING (as_of)
+"""
+
+
+# ----------------------------------------------------------------- request-time functions
+def _customer_requested_to_spend(b: RequestBatch) -> np.ndarray:
+    monthly = b.profile("customer_spend_amount_90d") / 3.0
+    return b.number("requested_amount") / np.maximum(np.nan_to_num(monthly), 100.0)
+
+
+def _merchant_requested_to_turnover(b: RequestBatch) -> np.ndarray:
+    monthly = b.profile("merchant_net_turnover_90d") / 3.0
+    return b.number("requested_amount") / np.maximum(np.nan_to_num(monthly), 100.0)
+
+
+def _sme_requested_to_inflow(b: RequestBatch) -> np.ndarray:
+    monthly = b.profile("sme_inflow_amount_90d") / 3.0
+    return b.number("requested_amount") / np.maximum(np.nan_to_num(monthly), 100.0)
+
+
+def _velocity_count_1h(b: RequestBatch) -> np.ndarray:
+    return b.velocity(hours=1)[0]
+
+
+def _velocity_amount_1h(b: RequestBatch) -> np.ndarray:
+    return b.velocity(hours=1)[1]
+
+
+def _velocity_count_24h(b: RequestBatch) -> np.ndarray:
+    return b.velocity(hours=24)[0]
+
+
+def _velocity_amount_24h(b: RequestBatch) -> np.ndarray:
+    return b.velocity(hours=24)[1]
+
+
+def _amount_to_avg(b: RequestBatch) -> np.ndarray:
+    avg = b.profile("payer_avg_amount_30d")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(avg > 0, b.number("amount") / avg, np.nan)
+
+
+def _new_counterpart(b: RequestBatch) -> np.ndarray:
+    return b.is_new("counterpart_id")
+
+
+def _new_device(b: RequestBatch) -> np.ndarray:
+    return b.is_new("device_id")
+
+
+def _new_channel(b: RequestBatch) -> np.ndarray:
+    return b.is_new("channel")
+
+
+AMOUNT_TIERS = (200.0, 1000.0, 5000.0, 20000.0)
+
+
+def _amount_tier(b: RequestBatch) -> np.ndarray:
+    return np.searchsorted(np.asarray(AMOUNT_TIERS), b.number("amount"), side="right").astype(
+        np.float64
+    )
+
+
+def _amount_log(b: RequestBatch) -> np.ndarray:
+    return np.log1p(b.number("amount"))
+
+
+def _hour(b: RequestBatch) -> np.ndarray:
+    return b.hour()
+
+
+def _night(b: RequestBatch) -> np.ndarray:
+    return (b.hour() < 6).astype(np.float64)
+
+
+def _is_pos(b: RequestBatch) -> np.ndarray:
+    return b.equals("event_type", ("pos",))
+
+
+def _risky_mcc(b: RequestBatch) -> np.ndarray:
+    from yidai.contracts import RISKY_MCCS
+
+    return b.equals("mcc", RISKY_MCCS)
+
+
+def _card_not_present(b: RequestBatch) -> np.ndarray:
+    return b.equals("entry_mode", ("manual", "magstripe"))
+
+
+def _is_transfer(b: RequestBatch) -> np.ndarray:
+    return b.equals("payment_type", ("transfer_out",))
+
+
+# ----------------------------------------------------------------- personal consumer credit
+PERSONAL = (
+    _agg("customer_spend_amount_30d", "customer_pos", "sum(spend)",
+         "Approved POS card spending (CNY) over 30 days.", reason="spending_level", monotone=-1),
+    _agg("customer_spend_amount_90d", "customer_pos", "sum(spend)",
+         "Approved POS card spending (CNY) over 90 days.", reason="spending_level", monotone=-1),
+    _agg("customer_spend_amount_180d", "customer_pos", "sum(spend)",
+         "Approved POS card spending (CNY) over 180 days.", reason="spending_level"),
+    _agg("customer_spend_count_90d", "customer_pos", "sum(spend_n)",
+         "Approved POS card transactions over 90 days.", reason="spending_level"),
+    _agg("customer_active_days_90d", "customer_pos", "count(*) FILTER (WHERE spend_n > 0)",
+         "Days with approved card spending over 90 days.", reason="spending_stability",
+         monotone=-1),
+    _agg("customer_spend_volatility_90d", "customer_pos", _cv("spend", 90),
+         "Coefficient of variation of daily spending over 90 days.",
+         reason="spending_stability", monotone=1, fill=None),
+    _agg("customer_spend_growth_90d", "customer_pos", _trend("spend", 30, 90),
+         "Daily spending of the last 30 days over that of the 60 days before.",
+         reason="spending_trend", fill=None),
+    _agg("customer_spend_growth_180d", "customer_pos", _trend("spend", 90, 180),
+         "Daily spending of the last 90 days over that of the 90 days before.",
+         reason="spending_trend", fill=None),
+    _agg("customer_mcc_diversity_90d", "customer_pos_mcc", "count(DISTINCT mcc)",
+         "Distinct merchant categories with approved spending over 90 days.",
+         reason="spending_pattern"),
+    _agg("customer_risky_mcc_share_90d", "customer_pos", "sum(risky) / nullif(sum(spend), 0)",
+         "Share of spending at risky MCCs (gambling, quasi-cash, jewelry) over 90 days.",
+         reason="risky_spending", monotone=1, fill=None),
+    _agg("customer_night_share_90d", "customer_pos", "sum(night) / nullif(sum(spend), 0)",
+         "Share of spending between 00:00 and 06:00 over 90 days.",
+         reason="risky_spending", monotone=1, fill=None),
+    _agg("customer_refund_ratio_90d", "customer_pos", "sum(refund) / nullif(sum(spend), 0)",
+         "POS refunds over approved spending, 90 days.", reason="refunds", monotone=1,
+         fill=None),
+    _agg("customer_declined_count_30d", "customer_pos", "sum(declined_n)",
+         "Declined card transactions over 30 days.", reason="declines", monotone=1),
+    _agg("customer_mall_orders_90d", "customer_mall", "sum(orders_n)",
+         "Mall orders placed over 90 days.", reason="mall_behaviour"),
+    _agg("customer_mall_amount_90d", "customer_mall", "sum(amount)",
+         "Mall order amount (not cancelled) over 90 days.", reason="mall_behaviour"),
+    _agg("customer_mall_badorder_ratio_90d", "customer_mall",
+         "sum(bad_n) / nullif(sum(orders_n), 0)",
+         "Share of mall orders cancelled or refunded over 90 days.", reason="mall_behaviour",
+         monotone=1, fill=None),
+    _agg("customer_mall_instalment_share_90d", "customer_mall",
+         "sum(instalment) / nullif(sum(amount), 0)",
+         "Share of mall spending paid by instalment credit over 90 days.",
+         reason="credit_usage", fill=None),
+    _agg("customer_bill_count_180d", "customer_bills", "sum(bills_n)",
+         "Bill payments over 180 days.", reason="bill_payments"),
+    _agg("customer_bill_ontime_ratio_180d", "customer_bills",
+         "sum(ontime_n) / nullif(sum(bills_n), 0)",
+         "Share of bill payments made successfully by the due date over 180 days.",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("customer_bill_failed_180d", "customer_bills", "sum(failed_n)",
+         "Failed bill payments over 180 days.", reason="bill_payments", monotone=1),
+    _agg("customer_credit_utilisation_180d", "customer_credit_tape",
+         _latest_ratio("outstanding", "credit_limit"),
+         "Outstanding over limit on existing personal credit at the latest month end.",
+         reason="credit_usage", monotone=1, fill=None),
+    _agg("customer_max_dpd_180d", "customer_credit_tape", "max(max_dpd)",
+         "Worst days past due on existing personal credit over 180 days.",
+         reason="delinquency", monotone=1),
+    _agg("customer_delinquent_months_180d", "customer_credit_tape",
+         "count(*) FILTER (WHERE dpd30_accounts > 0)",
+         "Month ends with an account 30+ days past due over 180 days.",
+         reason="delinquency", monotone=1),
+    _agg("customer_tenure_days_life", "customer_master", _TENURE,
+         "Days since the relationship with the bank began.", reason="relationship",
+         monotone=-1, fill=None),
+    _req("customer_requested_to_spend_now", _customer_requested_to_spend,
+         "Requested line over average monthly spending (90 days, floor 100 CNY).",
+         reason="requested_amount", monotone=1),
+)  # fmt: skip
+
+# ----------------------------------------------------------------- small-merchant credit
+MERCHANT = (
+    _agg("merchant_net_turnover_30d", "merchant_pos", "sum(net)",
+         "POS turnover net of refunds (CNY) over 30 days.", reason="turnover", monotone=-1),
+    _agg("merchant_net_turnover_90d", "merchant_pos", "sum(net)",
+         "POS turnover net of refunds (CNY) over 90 days.", reason="turnover", monotone=-1),
+    _agg("merchant_net_turnover_180d", "merchant_pos", "sum(net)",
+         "POS turnover net of refunds (CNY) over 180 days.", reason="turnover"),
+    _agg("merchant_turnover_trend_90d", "merchant_pos", _trend("net", 30, 90),
+         "Daily net turnover of the last 30 days over that of the 60 days before.",
+         reason="turnover_trend", monotone=-1, fill=None),
+    _sql("merchant_turnover_volatility_180d", "merchant_pos", _MONTHLY_CV,
+         "Coefficient of variation of monthly (30-day) net turnover over 6 months.",
+         reason="turnover_stability", monotone=1),
+    _agg("merchant_daily_volatility_90d", "merchant_pos", _cv("net", 90),
+         "Coefficient of variation of daily net turnover over 90 days.",
+         reason="turnover_stability", monotone=1, fill=None),
+    _agg("merchant_active_days_30d", "merchant_pos", "count(*) FILTER (WHERE txn_n > 0)",
+         "Days with approved POS transactions over 30 days.", reason="activity", monotone=-1),
+    _agg("merchant_active_days_90d", "merchant_pos", "count(*) FILTER (WHERE txn_n > 0)",
+         "Days with approved POS transactions over 90 days.", reason="activity", monotone=-1),
+    _agg("merchant_txn_count_30d", "merchant_pos", "sum(txn_n)",
+         "Approved POS transactions over 30 days.", reason="activity"),
+    _agg("merchant_avg_ticket_90d", "merchant_pos", "sum(gross) / nullif(sum(txn_n), 0)",
+         "Average approved ticket (CNY) over 90 days.", reason="turnover", fill=None),
+    _sql("merchant_top_card_share_90d", "merchant_cards",
+         _TOP_SHARE.replace("{dim}", "card_token").replace("{measure}", "amount")
+         .replace("{days}", "90"),
+         "Share of the largest card in approved turnover over 90 days (customer concentration).",
+         reason="concentration", monotone=1),
+    _agg("merchant_distinct_cards_90d", "merchant_cards", "count(DISTINCT card_token)",
+         "Distinct cards with approved transactions over 90 days.", reason="concentration",
+         monotone=-1),
+    _agg("merchant_chargeback_rate_90d", "merchant_pos",
+         "sum(chargeback_n) / nullif(sum(txn_n), 0)",
+         "Chargebacks per approved transaction over 90 days.", reason="chargebacks",
+         monotone=1, fill=None),
+    _agg("merchant_refund_ratio_90d", "merchant_pos", "sum(refund) / nullif(sum(gross), 0)",
+         "Refunds over approved turnover over 90 days.", reason="refunds", monotone=1,
+         fill=None),
+    _agg("merchant_round_share_90d", "merchant_pos", "sum(round_n) / nullif(sum(txn_n), 0)",
+         "Share of approved transactions in round amounts >= 500 CNY (cash-out sign), 90 days.",
+         reason="cash_out", monotone=1, fill=None),
+    _sql("merchant_seasonal_decline_30d", "merchant_pos", _SEASONAL_DECLINE,
+         "1 - own 30-day turnover trend over the whole market's trend on the same day: "
+         "the decline the season does not explain.", reason="turnover_trend", monotone=1),
+    _agg("merchant_credit_utilisation_180d", "merchant_credit_tape",
+         _latest_ratio("outstanding", "credit_limit"),
+         "Outstanding over limit on the existing merchant line at the latest month end.",
+         reason="credit_usage", monotone=1, fill=None),
+    _agg("merchant_max_dpd_180d", "merchant_credit_tape", "max(max_dpd)",
+         "Worst days past due on the existing merchant line over 180 days.",
+         reason="delinquency", monotone=1),
+    _agg("merchant_tenure_days_life", "merchant_master", _TENURE,
+         "Days since POS acquiring began.", reason="relationship", monotone=-1, fill=None),
+    _req("merchant_requested_to_turnover_now", _merchant_requested_to_turnover,
+         "Requested line over average monthly net turnover (90 days, floor 100 CNY).",
+         reason="requested_amount", monotone=1),
+)  # fmt: skip
+
+# ----------------------------------------------------------------- SME revolving loans
+SME = (
+    _agg("sme_inflow_amount_30d", "sme_payments", "sum(inflow)",
+         "Money received (transfers in, CNY) over 30 days.", reason="cash_flow", monotone=-1),
+    _agg("sme_inflow_amount_90d", "sme_payments", "sum(inflow)",
+         "Money received (transfers in, CNY) over 90 days.", reason="cash_flow", monotone=-1),
+    _agg("sme_outflow_amount_90d", "sme_payments", "sum(outflow)",
+         "Money paid out (transfers, e-payments, bills; CNY) over 90 days.",
+         reason="cash_flow"),
+    _agg("sme_net_flow_90d", "sme_payments", "sum(inflow) - sum(outflow)",
+         "Inflows minus outflows (CNY) over 90 days.", reason="cash_flow", monotone=-1),
+    _agg("sme_inflow_volatility_90d", "sme_payments", _cv("inflow", 90),
+         "Coefficient of variation of daily inflows over 90 days.", reason="cash_flow_stability",
+         monotone=1, fill=None),
+    _agg("sme_inflow_trend_90d", "sme_payments", _trend("inflow", 30, 90),
+         "Daily inflows of the last 30 days over those of the 60 days before.",
+         reason="cash_flow_trend", monotone=-1, fill=None),
+    _agg("sme_b2b_sales_amount_90d", "sme_mall_sales", "sum(amount)",
+         "B2B mall sales as seller (not cancelled, CNY) over 90 days.", reason="b2b_trade",
+         monotone=-1),
+    _agg("sme_b2b_refund_ratio_90d", "sme_mall_sales", "sum(refunded) / nullif(sum(amount), 0)",
+         "Refunded share of B2B mall sales over 90 days.", reason="b2b_trade", monotone=1,
+         fill=None),
+    _agg("sme_b2b_purchase_amount_90d", "sme_mall_purchases", "sum(amount)",
+         "B2B mall purchases as buyer (not cancelled, CNY) over 90 days.", reason="b2b_trade"),
+    _sql("sme_top_counterparty_share_90d", "sme_counterparties",
+         _TOP_SHARE.replace("{dim}", "counterparty_id").replace("{measure}", "inflow")
+         .replace("{days}", "90"),
+         "Share of the largest payer in the inflows over 90 days (counterpart concentration).",
+         reason="concentration", monotone=1),
+    _agg("sme_distinct_counterparties_90d", "sme_counterparties",
+         "count(DISTINCT counterparty_id)",
+         "Distinct counterparts paying in over 90 days.", reason="concentration", monotone=-1),
+    _agg("sme_bill_ontime_ratio_180d", "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
+         "Share of bill payments made successfully by the due date over 180 days.",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("sme_credit_utilisation_180d", "sme_credit_tape",
+         _latest_ratio("outstanding", "credit_limit"),
+         "Outstanding over limit on the existing revolving line at the latest month end.",
+         reason="credit_usage", monotone=1, fill=None),
+    _agg("sme_max_dpd_180d", "sme_credit_tape", "max(max_dpd)",
+         "Worst days past due on the existing revolving line over 180 days.",
+         reason="delinquency", monotone=1),
+    _agg("sme_late_repayments_180d", "sme_repayments", "sum(late_n)",
+         "Repayments made after the due date over 180 days.", reason="delinquency",
+         monotone=1),
+    _agg("sme_tenure_days_life", "sme_master", _TENURE,
+         "Days since the relationship began.", reason="relationship", monotone=-1, fill=None),
+    _req("sme_requested_to_inflow_now", _sme_requested_to_inflow,
+         "Requested line over average monthly inflows (90 days, floor 100 CNY).",
+         reason="requested_amount", monotone=1),
+)  # fmt: skip
+
+# ----------------------------------------------------------------- payment fraud (per event)
+FRAUD = (
+    _req("payer_txn_count_1h", _velocity_count_1h,
+         "The payer's events (card: POS transactions; account: payments) in the hour before.",
+         reason="velocity", monotone=1),
+    _req("payer_txn_amount_1h", _velocity_amount_1h,
+         "Amount (CNY) of the payer's events in the hour before.", reason="velocity"),
+    _req("payer_txn_count_24h", _velocity_count_24h,
+         "The payer's events in the 24 hours before.", reason="velocity", monotone=1),
+    _req("payer_txn_amount_24h", _velocity_amount_24h,
+         "Amount (CNY) of the payer's events in the 24 hours before.", reason="velocity"),
+    _agg("payer_txn_count_7d", "payer_events", "sum(txn_n)",
+         "The payer's events over the 7 days up to the previous close.", reason="velocity"),
+    _agg("payer_txn_amount_7d", "payer_events", "sum(amount)",
+         "Amount of the payer's events over the 7 days up to the previous close.",
+         reason="velocity"),
+    _agg("payer_txn_count_30d", "payer_events", "sum(txn_n)",
+         "The payer's events over the 30 days up to the previous close.", reason="profile"),
+    _agg("payer_txn_amount_30d", "payer_events", "sum(amount)",
+         "Amount of the payer's events over the 30 days up to the previous close.",
+         reason="profile"),
+    _agg("payer_avg_amount_30d", "payer_events", "sum(amount) / nullif(sum(txn_n), 0)",
+         "The payer's average event amount over 30 days (previous close).", reason="profile",
+         fill=None),
+    _agg("payer_max_amount_30d", "payer_events", "max(max_amount)",
+         "The payer's largest event amount over 30 days (previous close).", reason="profile"),
+    _agg("payer_night_share_30d", "payer_events", "sum(night_n) / nullif(sum(txn_n), 0)",
+         "Share of the payer's events between 00:00 and 06:00 over 30 days.", reason="time",
+         fill=None),
+    _agg("payer_active_days_30d", "payer_events", "count(*)",
+         "Days with events of the payer over 30 days.", reason="profile"),
+    _req("payer_amount_to_avg_30d", _amount_to_avg,
+         "This amount over the payer's 30-day average amount.", reason="amount", monotone=1),
+    _req("payer_new_counterpart_now", _new_counterpart,
+         "1 if the payer never paid this terminal (POS) or payee (payment) before.",
+         reason="new_counterpart", monotone=1),
+    _req("payer_new_device_now", _new_device,
+         "1 if the payer never used this device before (payments; 0 for POS).",
+         reason="new_device", monotone=1),
+    _req("payer_new_channel_now", _new_channel,
+         "1 if the payer never used this channel before.", reason="new_device", monotone=1),
+    _agg("counterpart_fraud_reports_1d", "counterpart_risk", "sum(report_n)",
+         "Fraud reports known on the previous day about events at this terminal / payee.",
+         reason="counterpart_risk", monotone=1),
+    _agg("counterpart_fraud_reports_7d", "counterpart_risk", "sum(report_n)",
+         "Fraud reports known over 7 days about events at this terminal / payee.",
+         reason="counterpart_risk", monotone=1),
+    _agg("counterpart_fraud_reports_30d", "counterpart_risk", "sum(report_n)",
+         "Fraud reports known over 30 days about events at this terminal / payee.",
+         reason="counterpart_risk", monotone=1),
+    _agg("counterpart_txn_count_30d", "counterpart_risk", "sum(txn_n)",
+         "Events at this terminal / payee over 30 days.", reason="counterpart_risk"),
+    _agg("counterpart_fraud_rate_30d", "counterpart_risk",
+         "sum(report_n) / nullif(sum(txn_n), 0)",
+         "Fraud reports known over 30 days per event at this terminal / payee.",
+         reason="counterpart_risk", fill=None),
+    _agg("merchant_fraud_reports_7d", "merchant_risk", "sum(report_n)",
+         "Fraud reports known over 7 days about the merchant's POS transactions.",
+         reason="merchant_risk", monotone=1),
+    _agg("merchant_fraud_reports_30d", "merchant_risk", "sum(report_n)",
+         "Fraud reports known over 30 days about the merchant's POS transactions.",
+         reason="merchant_risk", monotone=1),
+    _agg("merchant_fraud_rate_30d", "merchant_risk", "sum(report_n) / nullif(sum(txn_n), 0)",
+         "Fraud reports known over 30 days per POS transaction of the merchant.",
+         reason="merchant_risk", fill=None),
+    _req("event_amount_log_now", _amount_log, "log(1 + amount).", reason="amount"),
+    _req("event_amount_tier_now", _amount_tier,
+         f"Amount tier: 0 below {AMOUNT_TIERS[0]:.0f} CNY, then one step at each of "
+         f"{', '.join(f'{t:.0f}' for t in AMOUNT_TIERS)}.", reason="amount", monotone=1),
+    _req("event_hour_now", _hour, "Hour of day of the event (0-23).", reason="time"),
+    _req("event_night_now", _night, "1 if between 00:00 and 06:00.", reason="time"),
+    _req("event_pos_now", _is_pos, "1 for a POS card transaction, 0 for an online payment.",
+         reason="channel"),
+    _req("event_risky_mcc_now", _risky_mcc, "1 at a risky MCC (gambling, quasi-cash, jewelry).",
+         reason="channel", monotone=1),
+    _req("event_card_not_present_now", _card_not_present,
+         "1 if the card was keyed in or read by magstripe.", reason="channel", monotone=1),
+    _req("event_transfer_now", _is_transfer, "1 for an outgoing transfer.", reason="channel"),
+)  # fmt: skip
+
+_SETS = (
+    FeatureSet("personal_credit", 1, "customer",
+               "Personal consumer credit (逸贷) on real spending.", PERSONAL),
+    FeatureSet("merchant_credit", 1, "merchant",
+               "Small-merchant revolving credit on POS turnover.", MERCHANT),
+    FeatureSet("sme_credit", 1, "sme", "SME revolving online loans (网贷通).", SME),
+    FeatureSet("payment_fraud", 1, "payer",
+               "Fraud on POS card transactions and online payments, per event.", FRAUD),
+)  # fmt: skip
+FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in _SETS}

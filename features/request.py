@@ -1,0 +1,332 @@
+"""Request-time features: one vectorised implementation used online (one request) and offline
+(every row of a training set), so the two paths cannot disagree.
+
+A request is the event or application being decided: its own fields (``amount``, ``ts``,
+``requested_amount``...), the entity's profile as of the previous close, and for payment
+fraud the payer's recent events (``recent``: every event of the payer in the 24 hours before
+``ts``) plus whether each counterpart/device/channel was already seen before today's 00:00
+(``seen_before_today``, looked up in the snapshot's pair index).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.registry import FeatureSet
+from yidai.errors import YidaiError
+
+US_PER_HOUR = 3_600_000_000
+US_PER_DAY = 24 * US_PER_HOUR
+NO_LOWER_BOUND = np.iinfo(np.int64).min // 2
+PAIR_FIELDS = ("counterpart_id", "device_id", "channel")
+HISTORY_COLUMNS = ("payer_id", "ts", "amount", *PAIR_FIELDS)
+FRAUD_REQUEST_FIELDS = (
+    "payer_id",
+    "event_type",
+    "ts",
+    "amount",
+    "counterpart_id",
+    "merchant_id",
+    "mcc",
+    "entry_mode",
+    "channel",
+    "device_id",
+    "payment_type",
+)
+
+
+def to_us(values: Any) -> np.ndarray:
+    """Timestamps (datetime64 array, Series, datetime or string) as int64 microseconds."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "M":
+        return values.astype("datetime64[us]").astype(np.int64)
+    try:
+        return np.asarray(values, dtype="datetime64[us]").astype(np.int64)
+    except (TypeError, ValueError):
+        arr = np.asarray(pd.to_datetime(values), dtype="datetime64[us]")
+        return arr.astype(np.int64)
+
+
+def to_cents(values: Any) -> np.ndarray:
+    """Amounts as integer cents, so that window sums are exact in any order."""
+    return np.round(np.asarray(values, dtype=np.float64) * 100.0).astype(np.int64)
+
+
+def window_stats(
+    ev_key: np.ndarray,
+    ev_ts: np.ndarray,
+    ev_cents: np.ndarray,
+    q_key: np.ndarray,
+    q_lo: np.ndarray,
+    q_hi: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Count and cent-sum of the events with the query's key and ``q_lo <= ts < q_hi``.
+
+    Keys are any hashable labels shared by events and queries.  O((n + q) log n).
+    """
+    if len(q_key) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    codes, _ = pd.factorize(np.concatenate([np.asarray(ev_key), np.asarray(q_key)]))
+    ev_code, q_code = codes[: len(ev_key)].astype(np.int64), codes[len(ev_key) :].astype(np.int64)
+    stamps = np.unique(np.concatenate([ev_ts, q_lo, q_hi]))
+    n_stamps = np.int64(len(stamps))
+    ev_comp = ev_code * n_stamps + np.searchsorted(stamps, ev_ts)
+    order = np.argsort(ev_comp, kind="stable")
+    ev_comp = ev_comp[order]
+    cum = np.concatenate([[0], np.cumsum(np.asarray(ev_cents, np.int64)[order])])
+    left = np.searchsorted(ev_comp, q_code * n_stamps + np.searchsorted(stamps, q_lo), "left")
+    right = np.searchsorted(ev_comp, q_code * n_stamps + np.searchsorted(stamps, q_hi), "left")
+    right = np.maximum(right, left)
+    return (right - left).astype(np.int64), cum[right] - cum[left]
+
+
+class RequestBatch:
+    """What a request-time feature function may read, for n requests at once."""
+
+    def __init__(
+        self,
+        fs: FeatureSet,
+        requests: Mapping[str, np.ndarray],
+        n: int,
+        profiles: Mapping[str, np.ndarray],
+        history: Mapping[str, np.ndarray] | None,
+        seen_before_today: Mapping[str, np.ndarray] | None,
+    ) -> None:
+        self.fs = fs
+        self.requests = requests
+        self.n = n
+        self._profiles = profiles
+        self._history = history
+        self._seen = seen_before_today
+        self._cache: dict[Any, Any] = {}
+
+    def _field(self, name: str) -> np.ndarray:
+        if name not in self.requests:
+            raise YidaiError(f"{self.fs.name}: the request has no field {name!r}")
+        return self.requests[name]
+
+    def number(self, name: str) -> np.ndarray:
+        raw = self._field(name)
+        try:
+            values = np.asarray(raw, dtype=np.float64)
+        except (TypeError, ValueError):
+            values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(np.float64)
+        if np.isnan(values).any():
+            raise YidaiError(f"{self.fs.name}: request field {name!r} is missing or not a number")
+        return values
+
+    def ts_us(self) -> np.ndarray:
+        if "ts_us" not in self._cache:
+            raw = self._field("ts")
+            if pd.isna(raw).any():
+                raise YidaiError(f"{self.fs.name}: request field 'ts' is missing")
+            self._cache["ts_us"] = to_us(raw)
+        ts: np.ndarray = self._cache["ts_us"]
+        return ts
+
+    def hour(self) -> np.ndarray:
+        return ((self.ts_us() % US_PER_DAY) // US_PER_HOUR).astype(np.float64)
+
+    def equals(self, name: str, values: Sequence[str]) -> np.ndarray:
+        col = self._field(name) if name in self.requests else np.full(self.n, None)
+        return np.isin(col.astype(object), list(values)).astype(np.float64)
+
+    def profile(self, column: str) -> np.ndarray:
+        try:
+            return self._profiles[column]
+        except KeyError:
+            raise YidaiError(f"{self.fs.name}: no profile column {column!r}") from None
+
+    def _history_frame(self) -> Mapping[str, np.ndarray]:
+        if self._history is None:
+            raise YidaiError(f"{self.fs.name}: the request has no recent events ('recent')")
+        return self._history
+
+    def velocity(self, hours: int) -> tuple[np.ndarray, np.ndarray]:
+        """Count and amount of the payer's events in ``[ts - hours, ts)``."""
+        key = ("velocity", hours)
+        if key not in self._cache:
+            h = self._history_frame()
+            t = self.ts_us()
+            count, cents = window_stats(
+                h["payer_id"],
+                h["ts_us"],
+                h["cents"],
+                self._field("payer_id"),
+                t - hours * US_PER_HOUR,
+                t,
+            )
+            self._cache[key] = (count.astype(np.float64), cents / 100.0)
+        result: tuple[np.ndarray, np.ndarray] = self._cache[key]
+        return result
+
+    def _seen_in(self, field: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        h = self._history_frame()
+        ev_mask = ~pd.isna(h[field])
+        ev_key = h["payer_id"][ev_mask] + "\x1f" + h[field][ev_mask]
+        q_val = self._field(field).astype(object)
+        q_key = (
+            self._field("payer_id").astype(object)
+            + "\x1f"
+            + np.where(pd.isna(q_val), "", q_val).astype(object)
+        )
+        count, _ = window_stats(
+            ev_key.astype(object),
+            h["ts_us"][ev_mask],
+            np.zeros(int(ev_mask.sum()), np.int64),
+            q_key,
+            lo,
+            hi,
+        )
+        seen: np.ndarray = count > 0
+        return seen
+
+    def is_new(self, field: str) -> np.ndarray:
+        """1.0 if the payer had no event with this field's value before ``ts``; 0 if null."""
+        t = self.ts_us()
+        day_start = t - t % US_PER_DAY
+        if self._seen is not None and field in self._seen:
+            before_today = np.asarray(self._seen[field], dtype=bool)
+        else:
+            before_today = self._seen_in(field, np.full(self.n, NO_LOWER_BOUND), day_start)
+        seen = before_today | self._seen_in(field, day_start, t)
+        present = ~pd.isna(self._field(field))
+        return np.where(present & ~seen, 1.0, 0.0)
+
+
+def prepare_history(events: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Events as the window functions read them (payer_id, ts_us, cents, pair fields)."""
+    missing = [c for c in HISTORY_COLUMNS if c not in events.columns]
+    if missing:
+        raise YidaiError(f"recent events lack the fields {missing}")
+    out = {
+        "payer_id": events["payer_id"].to_numpy(dtype=object),
+        "ts_us": to_us(events["ts"].to_numpy()) if len(events) else np.zeros(0, np.int64),
+        "cents": to_cents(events["amount"]) if len(events) else np.zeros(0, np.int64),
+    }
+    for f in PAIR_FIELDS:
+        out[f] = events[f].to_numpy(dtype=object)
+    return out
+
+
+def _recent_history(payer_id: Any, recent: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The online request's recent events (list of dicts) as window-function input."""
+    n = len(recent)
+    if n == 0:
+        empty = np.zeros(0, dtype=object)
+        return {
+            "payer_id": empty,
+            "ts_us": np.zeros(0, np.int64),
+            "cents": np.zeros(0, np.int64),
+            **{f: empty for f in PAIR_FIELDS},
+        }
+    for key in ("ts", "amount"):
+        if any(key not in e or e[key] is None for e in recent):
+            raise YidaiError(f"a recent event lacks {key!r}")
+    return {
+        "payer_id": np.full(n, payer_id, dtype=object),
+        "ts_us": to_us([e["ts"] for e in recent]),
+        "cents": to_cents([e["amount"] for e in recent]),
+        **{f: np.array([e.get(f) for e in recent], dtype=object) for f in PAIR_FIELDS},
+    }
+
+
+def request_features_batch(
+    fs: FeatureSet,
+    profiles: pd.DataFrame | Mapping[str, np.ndarray],
+    requests: pd.DataFrame | Mapping[str, np.ndarray],
+    history: Mapping[str, np.ndarray] | None = None,
+    seen_before_today: Mapping[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """The full feature matrix (n x len(fs.columns), in column order) of n requests.
+
+    ``profiles`` holds the profile columns (as of the previous close) row-aligned with
+    ``requests``; ``history`` the payer's events (offline: all events; online: the recent
+    ones); ``seen_before_today`` per pair field, or None to derive it from ``history``.
+    """
+    if isinstance(requests, pd.DataFrame):
+        n = len(requests)
+        fields = {c: requests[c].to_numpy() for c in requests.columns}
+    else:
+        fields = dict(requests)
+        n = len(next(iter(fields.values()))) if fields else 0
+    if isinstance(profiles, pd.DataFrame):
+        prof = {c: profiles[c].to_numpy(np.float64) for c in profiles.columns}
+    else:
+        prof = dict(profiles)
+    batch = RequestBatch(fs, fields, n, prof, history, seen_before_today)
+    out = np.empty((n, len(fs.columns)), dtype=np.float64)
+    for j, feature in enumerate(fs.features):
+        if feature.kind == "request":
+            assert feature.compute is not None
+            out[:, j] = np.asarray(feature.compute(batch), dtype=np.float64)
+        else:
+            out[:, j] = batch.profile(feature.name)
+    return out
+
+
+def profile_defaults(fs: FeatureSet, entity: str) -> np.ndarray:
+    """The profile vector of an entity without any rows (what the offline build yields)."""
+    return np.array(
+        [np.nan if f.fill is None else f.fill for f in fs.profile_features if f.entity == entity],
+        dtype=np.float64,
+    )
+
+
+def request_features(
+    feature_set: str | FeatureSet,
+    profile_vector: np.ndarray | Mapping[str, np.ndarray | None] | None,
+    request: Mapping[str, Any],
+) -> np.ndarray:
+    """One request's full feature vector, in the feature set's column order.
+
+    ``profile_vector``: the entity's snapshot vector (``FeatureSnapshot.get``), or for
+    ``payment_fraud_v1`` a mapping ``{"payer": ..., "counterpart": ..., "merchant": ...}``;
+    None (unknown entity) means "no activity" and gives the same values as offline.
+    """
+    fs = feature_set if isinstance(feature_set, FeatureSet) else get_feature_set(feature_set)
+    if isinstance(profile_vector, Mapping):
+        vectors = dict(profile_vector)
+    else:
+        vectors = {fs.profile_entities[0]: profile_vector} if fs.profile_entities else {}
+    profile: dict[str, np.ndarray] = {}
+    for entity in fs.profile_entities:
+        cols = fs.profile_columns(entity)
+        vec = vectors.get(entity)
+        vec = profile_defaults(fs, entity) if vec is None else np.asarray(vec, np.float64)
+        if vec.shape != (len(cols),):
+            raise YidaiError(
+                f"{fs.name}: the {entity} profile has {vec.shape} values, expected {len(cols)}"
+            )
+        for j, c in enumerate(cols):
+            profile[c] = vec[j : j + 1]
+    history = None
+    seen = None
+    if fs.entity == "payer":
+        fields = {k: np.array([request.get(k)], dtype=object) for k in FRAUD_REQUEST_FIELDS}
+        history = _recent_history(request.get("payer_id"), request.get("recent") or [])
+        raw_seen = request.get("seen_before_today") or {}
+        seen = {f: np.array([bool(raw_seen.get(f, False))]) for f in PAIR_FIELDS}
+    else:
+        fields = {
+            k: np.array([v], dtype=object if isinstance(v, str) or v is None else None)
+            for k, v in request.items()
+        }
+    row = request_features_batch(fs, profile, fields, history=history, seen_before_today=seen)
+    result: np.ndarray = row[0]
+    return result
+
+
+def get_feature_set(name: str) -> FeatureSet:
+    """The declared feature set ``name``; a clear error listing the known ones otherwise."""
+    from features.definitions import FEATURE_SETS
+
+    try:
+        return FEATURE_SETS[name]
+    except KeyError:
+        raise YidaiError(
+            f"unknown feature set {name!r}; known: {', '.join(FEATURE_SETS)}"
+        ) from None

@@ -1,0 +1,295 @@
+"""Spines (who was decided when, with which label) and point-in-time training sets.
+
+A decision at time t reads the profiles as of the close of the day before t's day (exactly
+what the online snapshot holds when t happens) plus request-time features of t computed by
+:func:`features.request.request_features_batch`; nothing at or after t can reach a row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from features.engine import compute_profiles_for_keys, fetch_one, resolve_feature_sets
+from features.request import (
+    FRAUD_REQUEST_FIELDS,
+    US_PER_DAY,
+    US_PER_HOUR,
+    prepare_history,
+    request_features_batch,
+    to_us,
+)
+from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE
+from yidai.contracts import PRODUCTS
+from yidai.errors import YidaiError
+from yidai.warehouse import ensure_tables
+
+SPINE_COLUMNS = ("entity_id", "decision_ts", "label")
+CREDIT_FEATURE_SETS = {
+    "personal": "personal_credit_v1",
+    "merchant": "merchant_credit_v1",
+    "sme": "sme_credit_v1",
+}
+FRAUD_FEATURE_SET = "payment_fraud_v1"
+
+
+def _settings_default(value: int | None, name: str) -> int:
+    if value is not None:
+        return value
+    from yidai.settings import get_settings
+
+    result: int = getattr(get_settings(), name)
+    return result
+
+
+def credit_spine(
+    con: duckdb.DuckDBPyConnection,
+    product: str,
+    as_of: dt.date,
+    performance_months: int | None = None,
+    *,
+    include_declined: bool = False,
+) -> pd.DataFrame:
+    """Applications of ``product`` up to ``as_of`` with their default label.
+
+    label = 1 if the account reached 90+ days past due within ``performance_months`` of
+    booking (month-end tape rows known by ``as_of``).  Only approved accounts booked at least
+    ``performance_months`` before the end of ``as_of`` are labelled; by default the others are
+    left out, with ``include_declined`` every application is kept (label <NA>), for scoring
+    and policy simulation.  Columns: entity_id, decision_ts, label, application_id, product,
+    requested_amount, decision, approved_limit.
+    """
+    if product not in PRODUCTS:
+        raise YidaiError(f"unknown product {product!r}; known: {', '.join(PRODUCTS)}")
+    months = _settings_default(performance_months, "performance_months")
+    if months < 1:
+        raise YidaiError(f"performance_months must be >= 1, got {months}")
+    ensure_tables(con)
+    end = as_of + dt.timedelta(days=1)
+    sql = f"""
+    WITH apps AS (
+      SELECT application_id, applicant_id, ts, requested_amount, decision, approved_limit,
+             decision = 'approved' AND ts + INTERVAL {months} MONTH <= CAST(? AS TIMESTAMP)
+               AS matured
+      FROM loan_applications WHERE product = ? AND ts < CAST(? AS TIMESTAMP)),
+    perf AS (
+      SELECT a.application_id, max(p.days_past_due) AS worst
+      FROM apps a JOIN loan_performance p ON p.account_id = a.application_id
+      WHERE a.matured AND p.snapshot_date <= a.ts + INTERVAL {months} MONTH
+        AND p.snapshot_date < CAST(? AS TIMESTAMP)
+      GROUP BY a.application_id)
+    SELECT a.applicant_id AS entity_id, a.ts AS decision_ts,
+           CASE WHEN a.matured THEN CAST(coalesce(perf.worst, 0) >= 90 AS INTEGER) END AS label,
+           a.application_id, ? AS product, a.requested_amount, a.decision, a.approved_limit
+    FROM apps a LEFT JOIN perf USING (application_id)
+    {"" if include_declined else "WHERE a.matured"}
+    ORDER BY a.ts, a.application_id
+    """
+    df = con.execute(sql, [end, product, end, end, product]).df()
+    df["label"] = df["label"].astype("Int64")
+    return df
+
+
+def fraud_spine(
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    label_delay_days: int | None = None,
+    *,
+    start: dt.date | None = None,
+) -> pd.DataFrame:
+    """POS card transactions and outgoing payments as events, labelled by the fraud reports
+    known at the end of ``as_of``; events of the last ``label_delay_days`` days are left out
+    (their reports may not have arrived).  Columns: entity_id (= payer_id), decision_ts, label,
+    then the event's fields (event_id, event_type, ts, payer_id, counterpart_id, ...).
+    """
+    delay = _settings_default(label_delay_days, "fraud_label_delay_days")
+    if delay < 0:
+        raise YidaiError(f"label_delay_days must be >= 0, got {delay}")
+    ensure_tables(con)
+    known_until = as_of + dt.timedelta(days=1)
+    events_until = known_until - dt.timedelta(days=delay)
+    lo = start or dt.date(1900, 1, 1)
+    sql = f"""
+    SELECT e.payer_id AS entity_id, e.ts AS decision_ts,
+           CAST(EXISTS (SELECT 1 FROM fraud_reports r WHERE r.ref_id = e.event_id
+                 AND r.ref_type = {FRAUD_REF_TYPE} AND r.reported_at < CAST(? AS TIMESTAMP))
+                AS INTEGER) AS label,
+           e.*
+    FROM ({FRAUD_EVENTS_SQL}) e
+    WHERE e.ts < CAST(? AS TIMESTAMP) AND e.ts >= CAST(? AS TIMESTAMP)
+    ORDER BY e.ts, e.event_id
+    """
+    df = con.execute(sql, [known_until, events_until, lo]).df()
+    df["label"] = df["label"].astype("Int64")
+    return df
+
+
+def _validate_spine(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, fs_name: str) -> None:
+    if not isinstance(spine, pd.DataFrame):
+        raise YidaiError("the spine must be a pandas DataFrame")
+    missing = [c for c in SPINE_COLUMNS if c not in spine.columns]
+    if missing:
+        raise YidaiError(f"the spine lacks the columns {missing} (needs {list(SPINE_COLUMNS)})")
+    if spine["entity_id"].isna().any():
+        raise YidaiError(f"the spine has {int(spine['entity_id'].isna().sum())} null entity_id")
+    ts = pd.to_datetime(spine["decision_ts"], errors="coerce")
+    if ts.isna().any():
+        raise YidaiError(
+            f"the spine has {int(ts.isna().sum())} missing or unreadable decision_ts values"
+        )
+    row = fetch_one(
+        con,
+        "SELECT max(m) FROM (SELECT max(ts) AS m FROM pos_transactions UNION ALL "
+        "SELECT max(ts) FROM payments UNION ALL SELECT max(ts) FROM mall_orders UNION ALL "
+        "SELECT max(ts) FROM loan_applications)",
+    )
+    latest = pd.Timestamp(row[0]) if row and row[0] is not None else None
+    now = pd.Timestamp.now()
+    limit = now if latest is None else min(now, latest.normalize() + pd.Timedelta(days=1))
+    future = ts > limit
+    if future.any():
+        raise YidaiError(
+            f"the spine has {int(future.sum())} decision_ts after the data "
+            f"(latest usable {limit}), e.g. {ts[future].iloc[0]}: features would be unknown"
+        )
+    if fs_name == FRAUD_FEATURE_SET:
+        lacking = [c for c in FRAUD_REQUEST_FIELDS if c not in spine.columns]
+        if lacking:
+            raise YidaiError(f"a {fs_name} spine needs the event fields {lacking} (fraud_spine)")
+
+
+def _profiles_at(
+    con: duckdb.DuckDBPyConnection,
+    fs_name: str,
+    entity: str,
+    entity_ids: pd.Series,
+    days: pd.Series,
+) -> pd.DataFrame:
+    """Profile columns for each (entity_id, as_of) row, row-aligned with the inputs."""
+    fs = resolve_feature_sets([fs_name])[0]
+    cols = fs.profile_columns(entity)
+    wanted = pd.DataFrame({"entity_id": entity_ids.astype(object).to_numpy(), "as_of": days})
+    known = wanted.dropna(subset=["entity_id"]).drop_duplicates()
+    keys = f"__keys_{uuid.uuid4().hex[:8]}"
+    con.register(f"{keys}_df", known)
+    con.execute(
+        f"CREATE TEMP TABLE {keys} AS SELECT CAST(entity_id AS VARCHAR) AS entity_id, "
+        f"CAST(as_of AS DATE) AS as_of FROM {keys}_df"
+    )
+    con.unregister(f"{keys}_df")
+    try:
+        prof = compute_profiles_for_keys(con, fs, entity, keys).df() if len(known) else None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {keys}")
+    out = wanted.copy()
+    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[us]")
+    if prof is None:
+        for c in cols:
+            f = fs.feature(c)
+            out[c] = np.nan if f.fill is None else f.fill
+        return out[cols].reset_index(drop=True)
+    prof["as_of"] = pd.to_datetime(prof["as_of"]).astype("datetime64[us]")
+    merged = out.merge(prof, on=["entity_id", "as_of"], how="left", validate="many_to_one")
+    for c in cols:  # entities absent from keys (null ids) get what an empty profile yields
+        f = fs.feature(c)
+        if f.fill is not None:
+            merged[c] = merged[c].fillna(f.fill)
+    return merged[cols].reset_index(drop=True)
+
+
+def _fraud_history(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame) -> dict[str, np.ndarray]:
+    lo = spine["decision_ts"].min() - pd.Timedelta(days=1)
+    hi = spine["decision_ts"].max()
+    df = con.execute(
+        f"SELECT payer_id, ts, amount, counterpart_id, device_id, channel "
+        f"FROM ({FRAUD_EVENTS_SQL}) WHERE ts >= ? AND ts < ?",
+        [lo.to_pydatetime(), hi.to_pydatetime()],
+    ).df()
+    return prepare_history(df)
+
+
+def _fraud_seen_before_today(
+    con: duckdb.DuckDBPyConnection, spine: pd.DataFrame
+) -> dict[str, np.ndarray]:
+    """Per pair field: did the payer use this value before the event's day (SQL, offline)."""
+    frame = pd.DataFrame(
+        {
+            "i": np.arange(len(spine)),
+            "payer_id": spine["payer_id"].astype(object).to_numpy(),
+            "day": pd.to_datetime(spine["decision_ts"]).dt.normalize().to_numpy(),
+            **{f: spine[f].astype(object).to_numpy() for f in ("counterpart_id", "device_id")},
+            "channel": spine["channel"].astype(object).to_numpy(),
+        }
+    )
+    name = f"__spine_{uuid.uuid4().hex[:8]}"
+    con.register(name, frame)
+    out: dict[str, np.ndarray] = {}
+    try:
+        for field in ("counterpart_id", "device_id", "channel"):
+            got = con.execute(
+                f"""
+                WITH first AS (SELECT payer_id, {field} AS v, min(ts) AS first_ts
+                               FROM ({FRAUD_EVENTS_SQL}) WHERE {field} IS NOT NULL
+                               GROUP BY ALL)
+                SELECT s.i, coalesce(f.first_ts < s.day, false) AS seen
+                FROM {name} s LEFT JOIN first f ON f.payer_id = s.payer_id AND f.v = s.{field}
+                ORDER BY s.i"""
+            ).fetchnumpy()
+            out[field] = np.asarray(got["seen"], dtype=bool)
+    finally:
+        con.unregister(name)
+    return out
+
+
+def build_training_set(
+    con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, feature_set: str
+) -> pd.DataFrame:
+    """The spine's columns (all kept) followed by the feature set's columns, in order, each
+    as known just before the row's ``decision_ts`` (profiles as of the previous close, plus
+    request-time features).  ``df[FEATURE_SETS[feature_set].columns]`` is the model input.
+    """
+    fs = resolve_feature_sets([feature_set])[0]
+    ensure_tables(con)
+    _validate_spine(con, spine, fs.name)
+    clash = [c for c in fs.columns if c in spine.columns]
+    if clash:
+        raise YidaiError(f"the spine already has feature columns {clash}")
+    spine = spine.reset_index(drop=True)
+    decision = pd.to_datetime(spine["decision_ts"]).astype("datetime64[us]")
+    spine = spine.assign(decision_ts=decision)
+    day_before = decision.dt.normalize() - pd.Timedelta(days=1)
+    id_columns = {"payer": "payer_id", "counterpart": "counterpart_id", "merchant": "merchant_id"}
+    parts = []
+    for entity in fs.profile_entities:
+        ids = spine[id_columns[entity]] if fs.entity == "payer" else spine["entity_id"]
+        parts.append(_profiles_at(con, fs.name, entity, ids, day_before))
+    profiles = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=spine.index)
+    requests = spine.copy()
+    requests["ts"] = spine["decision_ts"]
+    history: dict[str, np.ndarray] | None = None
+    seen: dict[str, np.ndarray] | None = None
+    if fs.entity == "payer":
+        history = _fraud_history(con, spine) if len(spine) else None
+        seen = _fraud_seen_before_today(con, spine) if len(spine) else None
+    if len(spine) == 0:
+        matrix = np.zeros((0, len(fs.columns)))
+    else:
+        matrix = request_features_batch(fs, profiles, requests, history, seen)
+    features = pd.DataFrame(matrix, columns=fs.columns, index=spine.index)
+    return pd.concat([spine, features], axis=1)
+
+
+__all__ = [
+    "CREDIT_FEATURE_SETS",
+    "FRAUD_FEATURE_SET",
+    "US_PER_DAY",
+    "US_PER_HOUR",
+    "build_training_set",
+    "credit_spine",
+    "fraud_spine",
+    "to_us",
+]

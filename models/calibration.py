@@ -1,0 +1,105 @@
+"""Probability calibrators on a model's raw margin, stored as plain JSON-able numbers.
+
+Both are fitted with scikit-learn but predict with numpy alone (a few microseconds per call),
+so the scoring service needs neither pickles nor scikit-learn's input checks.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from yidai.errors import YidaiError
+
+CalibrationMethod = Literal["platt", "isotonic"]
+
+
+class Calibrator(Protocol):
+    """Maps raw margins (log-odds scale) to calibrated probabilities."""
+
+    def predict(self, margin: np.ndarray) -> np.ndarray: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+def _check_fit_input(margin: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    m = np.asarray(margin, dtype=np.float64).ravel()
+    t = np.asarray(y, dtype=np.float64).ravel()
+    if m.size == 0 or m.size != t.size:
+        raise YidaiError("calibration needs a non-empty held-out set with one label per score")
+    if t.min() == t.max():
+        raise YidaiError("calibration set has a single class; choose a longer held-out period")
+    return m, t
+
+
+class PlattCalibrator:
+    """Platt scaling: ``p = 1 / (1 + exp(-(a * margin + b)))``."""
+
+    def __init__(self, a: float = 1.0, b: float = 0.0) -> None:
+        self.a = a
+        self.b = b
+
+    @classmethod
+    def fit(cls, margin: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+        from sklearn.linear_model import LogisticRegression
+
+        m, t = _check_fit_input(margin, y)
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(m.reshape(-1, 1), t)
+        return cls(float(lr.coef_[0, 0]), float(lr.intercept_[0]))
+
+    def predict(self, margin: np.ndarray) -> np.ndarray:
+        z = self.a * np.asarray(margin, dtype=np.float64) + self.b
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": "platt", "a": self.a, "b": self.b}
+
+
+class IsotonicCalibrator:
+    """Isotonic regression of the label on the margin, interpolated linearly between knots and
+    clipped to ``[min_prob, 1 - min_prob]`` so no PD is exactly 0 or 1."""
+
+    def __init__(self, knots_x: list[float], knots_y: list[float], min_prob: float = 1e-4) -> None:
+        self.knots_x = np.asarray(knots_x, dtype=np.float64)
+        self.knots_y = np.asarray(knots_y, dtype=np.float64)
+        self.min_prob = min_prob
+
+    @classmethod
+    def fit(cls, margin: np.ndarray, y: np.ndarray, min_prob: float = 1e-4) -> IsotonicCalibrator:
+        from sklearn.isotonic import IsotonicRegression
+
+        m, t = _check_fit_input(margin, y)
+        iso = IsotonicRegression(out_of_bounds="clip", increasing=True).fit(m, t)
+        return cls(iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist(), min_prob)
+
+    def predict(self, margin: np.ndarray) -> np.ndarray:
+        p = np.interp(np.asarray(margin, dtype=np.float64), self.knots_x, self.knots_y)
+        return np.clip(p, self.min_prob, 1.0 - self.min_prob)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": "isotonic",
+            "knots_x": self.knots_x.tolist(),
+            "knots_y": self.knots_y.tolist(),
+            "min_prob": self.min_prob,
+        }
+
+
+def fit_calibrator(method: CalibrationMethod, margin: np.ndarray, y: np.ndarray) -> Calibrator:
+    """Fit the calibrator named by ``method`` on held-out margins and labels."""
+    if method == "platt":
+        return PlattCalibrator.fit(margin, y)
+    if method == "isotonic":
+        return IsotonicCalibrator.fit(margin, y)
+    raise YidaiError(f"unknown calibration method {method!r}; use 'platt' or 'isotonic'")
+
+
+def calibrator_from_dict(data: dict[str, Any]) -> Calibrator:
+    """Rebuild a calibrator saved with ``to_dict()``."""
+    method = data.get("method")
+    if method == "platt":
+        return PlattCalibrator(float(data["a"]), float(data["b"]))
+    if method == "isotonic":
+        return IsotonicCalibrator(data["knots_x"], data["knots_y"], float(data["min_prob"]))
+    raise YidaiError(f"unknown calibrator in model metadata: {method!r}")

@@ -1,0 +1,477 @@
+"""MLflow tracking and registry: connection, logging a trained model, the promotion gate,
+and the loader used by the scoring service, the limit refresh and monitoring.
+
+A registered version holds the LightGBM booster (``mlflow.lightgbm`` flavor, with a signature)
+and, in the MLmodel ``metadata``, everything needed to serve it: feature set and version,
+column order, calibrator, scorecard and reason groups.  Aliases ``champion`` / ``challenger``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from models.calibration import Calibrator, calibrator_from_dict
+from models.reasons import Reason, ReasonCoder
+from models.scorecard import Scorecard
+from yidai.errors import YidaiError
+from yidai.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from models.estimator import GradientBoostedPD
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+METADATA_KEY = "yidai"
+EXPERIMENT_PREFIX = "yidai/"
+
+
+# ---------------------------------------------------------------------------- connection
+def _redact(uri: str) -> str:
+    """The URI without user:password, for messages and logs."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None and parts.username is None:
+        return uri
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _is_local(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:")) or "://" not in uri
+
+
+def check_tracking_uri(uri: str, timeout_s: float = 3.0) -> None:
+    """Fail fast and clearly when the tracking store cannot be reached.
+
+    SQLite: the folder of the database file is created.  HTTP(S): the server's ``/health``
+    endpoint must answer within ``timeout_s`` (MLflow's own client would retry for minutes).
+    """
+    if uri.startswith("sqlite:"):
+        db_path = uri.split("sqlite:///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            try:
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise YidaiError(f"MLflow SQLite store {uri} is not writable: {exc}") from exc
+        return
+    if uri.startswith(("http://", "https://")):
+        try:
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as resp:
+                if resp.status >= 400:
+                    raise YidaiError(f"MLflow at {_redact(uri)} answered HTTP {resp.status}")
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise YidaiError(
+                f"MLflow tracking server {_redact(uri)} is unreachable ({exc}); "
+                "check MLFLOW_TRACKING_URI / YIDAI_MLFLOW_TRACKING_URI"
+            ) from exc
+
+
+def tracking_client(settings: Settings | None = None) -> MlflowClient:
+    """An MLflow client on the configured tracking URI (also set as MLflow's default)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    settings = settings or get_settings()
+    uri = settings.tracking_uri
+    check_tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(client: MlflowClient, model_name: str, settings: Settings) -> str:
+    """The id of the experiment ``yidai/<model_name>``, created on first use; with a local
+    tracking store its artifacts go under ``settings.mlflow_artifact_dir``."""
+    name = EXPERIMENT_PREFIX + model_name
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return str(experiment.experiment_id)
+    location = None
+    if _is_local(settings.tracking_uri) and settings.mlflow_artifact_dir is not None:
+        folder = Path(settings.mlflow_artifact_dir) / model_name
+        folder.mkdir(parents=True, exist_ok=True)
+        location = folder.resolve().as_uri()
+    return str(client.create_experiment(name, artifact_location=location))
+
+
+# ---------------------------------------------------------------------------- promotion gate
+@dataclass(frozen=True)
+class GateConfig:
+    """A new version is promoted if ``new >= champion + margin`` on the same OOT window (for
+    the primary metric) and its train-vs-OOT score PSI is below ``max_score_psi``."""
+
+    margin: float = 0.002
+    max_score_psi: float = 0.25
+
+
+@dataclass(frozen=True)
+class ChampionScore:
+    """The current champion, scored on the new model's OOT window (``value`` None if it
+    could not be scored there, with ``note`` saying why)."""
+
+    version: str
+    value: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """Which alias the new version gets, and why."""
+
+    promote: bool
+    reason: str
+    alias: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "alias", CHAMPION if self.promote else CHALLENGER)
+
+
+def promotion_decision(
+    *,
+    metric: str,
+    new_value: float,
+    score_psi: float,
+    champion: ChampionScore | None,
+    gate: GateConfig,
+) -> GateDecision:
+    """Apply the promotion gate (see :class:`GateConfig`); the first version is champion."""
+    if champion is None:
+        return GateDecision(True, "first registered version")
+    if math.isnan(score_psi) or score_psi >= gate.max_score_psi:
+        return GateDecision(
+            False, f"score PSI train vs OOT {score_psi:.3f} >= limit {gate.max_score_psi:.3f}"
+        )
+    if champion.value is None:
+        return GateDecision(
+            False,
+            f"champion v{champion.version} could not be scored on this OOT window "
+            f"({champion.note}); promote manually after review",
+        )
+    needed = champion.value + gate.margin
+    if new_value >= needed:
+        return GateDecision(
+            True,
+            f"{metric} {new_value:.4f} beats champion v{champion.version} "
+            f"{champion.value:.4f} by >= {gate.margin:.4f}; score PSI {score_psi:.3f}",
+        )
+    return GateDecision(
+        False,
+        f"{metric} {new_value:.4f} does not beat champion v{champion.version} "
+        f"{champion.value:.4f} by the margin {gate.margin:.4f}",
+    )
+
+
+# ---------------------------------------------------------------------------- logging
+@dataclass
+class ModelPackage:
+    """Everything one training run logs and registers."""
+
+    name: str
+    estimator: GradientBoostedPD
+    scorecard: Scorecard
+    feature_set: str
+    feature_set_version: str
+    reason_groups: dict[str, str]
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    primary_metric: str
+    artifacts_dir: Path | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    extra_metadata: dict[str, Any] = field(default_factory=dict)
+
+    def serving_metadata(self) -> dict[str, Any]:
+        """What a loader needs besides the booster (stored in the MLmodel file)."""
+        return {
+            "model_name": self.name,
+            "feature_set": self.feature_set,
+            "feature_set_version": self.feature_set_version,
+            "feature_names": list(self.estimator.feature_names_),
+            "calibrator": self.estimator.calibrator_.to_dict(),
+            "scorecard": self.scorecard.to_dict(),
+            "reason_groups": dict(self.reason_groups),
+            "primary_metric": self.primary_metric,
+            **self.extra_metadata,
+        }
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    """The outcome of :func:`log_and_register`."""
+
+    name: str
+    version: str
+    run_id: str
+    alias: str
+    reason: str
+
+
+def _finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+
+
+def log_and_register(
+    package: ModelPackage,
+    decision: GateDecision,
+    *,
+    settings: Settings | None = None,
+) -> RegisteredVersion:
+    """Log one run (params, metrics, artifacts, model with signature) and register it as a
+    new version with the alias chosen by the gate.  On any failure the version (and a
+    registered model created here) is deleted and the run is marked FAILED."""
+    import lightgbm as lgb
+    import mlflow
+    import mlflow.lightgbm
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import infer_signature
+
+    settings = settings or get_settings()
+    if package.artifacts_dir is not None and not Path(package.artifacts_dir).is_dir():
+        raise YidaiError(f"report folder {package.artifacts_dir} does not exist")
+    client = tracking_client(settings)
+    experiment_id = ensure_experiment(client, package.name, settings)
+    estimator = package.estimator
+    example = pd.DataFrame(
+        np.zeros((2, len(estimator.feature_names_))), columns=estimator.feature_names_
+    )
+    signature = infer_signature(example, np.zeros(2))
+
+    created_model = False
+    version: str | None = None
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"{package.name}") as run:
+        run_id = run.info.run_id
+        try:
+            mlflow.log_params({k: str(v)[:500] for k, v in package.params.items()})
+            mlflow.log_metrics(_finite_metrics(package.metrics))
+            mlflow.set_tags(
+                {
+                    **package.tags,
+                    "yidai.model": package.name,
+                    "yidai.feature_set": package.feature_set,
+                    "yidai.feature_set_version": package.feature_set_version,
+                    "yidai.gate.alias": decision.alias,
+                    "yidai.gate.reason": decision.reason,
+                }
+            )
+            mlflow.log_dict(
+                {"feature_names": list(estimator.feature_names_)}, "feature_columns.json"
+            )
+            if package.artifacts_dir is not None:
+                mlflow.log_artifacts(str(package.artifacts_dir), artifact_path="report")
+            info = mlflow.lightgbm.log_model(
+                estimator.booster_,
+                name="model",
+                signature=signature,
+                metadata={METADATA_KEY: package.serving_metadata()},
+                pip_requirements=[f"lightgbm=={lgb.__version__}"],
+            )
+            try:
+                client.get_registered_model(package.name)
+            except MlflowException:
+                client.create_registered_model(
+                    package.name, description=f"Yidai {package.name} (LightGBM, calibrated)"
+                )
+                created_model = True
+            model_version = client.create_model_version(
+                package.name,
+                source=info.model_uri,
+                run_id=run_id,
+                model_id=info.model_id,
+                tags={
+                    "feature_set": package.feature_set,
+                    "feature_set_version": package.feature_set_version,
+                    "gate_reason": decision.reason[:5000],
+                    **{
+                        f"metric.{k}": f"{v:.6g}"
+                        for k, v in _finite_metrics(package.metrics).items()
+                        if k.startswith("oot_")
+                    },
+                },
+            )
+            version = str(model_version.version)
+            client.set_registered_model_alias(package.name, decision.alias, version)
+        except BaseException:
+            _undo_registration(client, package.name, version, created_model)
+            raise
+    log.info("registered %s v%s as %s: %s", package.name, version, decision.alias, decision.reason)
+    assert version is not None
+    return RegisteredVersion(package.name, version, run_id, decision.alias, decision.reason)
+
+
+def _undo_registration(
+    client: MlflowClient, name: str, version: str | None, created_model: bool
+) -> None:
+    """Remove a half-registered version (and the registered model if it was created here)."""
+    try:
+        if version is not None:
+            client.delete_model_version(name, version)
+        if created_model:
+            client.delete_registered_model(name)
+    except Exception:  # best effort while another error propagates
+        log.exception("could not clean up the half-registered %s v%s", name, version)
+
+
+def promote(name: str, version: str, *, reason: str, settings: Settings | None = None) -> None:
+    """Manually make ``version`` the champion (the previous champion becomes challenger)."""
+    client = tracking_client(settings)
+    previous = _version_by_alias(client, name, CHAMPION, missing_ok=True)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, "gate_reason", f"manual: {reason}")
+    if previous is not None and str(previous.version) != str(version):
+        client.set_registered_model_alias(name, CHALLENGER, str(previous.version))
+
+
+def _version_by_alias(
+    client: MlflowClient, name: str, alias: str, *, missing_ok: bool = False
+) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        if missing_ok:
+            return None
+        raise YidaiError(
+            f"no registered model {name!r} with alias {alias!r}; train it first "
+            f"(yidai train --model {name})"
+        ) from exc
+
+
+# ---------------------------------------------------------------------------- loading
+class LoadedModel:
+    """A registered version ready to score: calibrated PD from a numpy matrix whose columns
+    are ``feature_names`` in order (the booster predicts with one thread)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        version: str,
+        alias: str | None,
+        run_id: str,
+        booster: Any,
+        metadata: Mapping[str, Any],
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.alias = alias
+        self.run_id = run_id
+        self.booster = booster
+        self.metadata = dict(metadata)
+        self.feature_set: str = str(metadata["feature_set"])
+        self.feature_set_version: str = str(metadata["feature_set_version"])
+        self.feature_names: list[str] = [str(f) for f in metadata["feature_names"]]
+        self.calibrator: Calibrator = calibrator_from_dict(metadata["calibrator"])
+        self.scorecard = Scorecard.from_dict(metadata["scorecard"])
+        self.reason_coder = ReasonCoder(self.feature_names, metadata.get("reason_groups") or {})
+        self._n_features = len(self.feature_names)
+
+    def __repr__(self) -> str:
+        return (
+            f"LoadedModel({self.name} v{self.version} alias={self.alias} "
+            f"feature_set={self.feature_set}@{self.feature_set_version})"
+        )
+
+    def _matrix(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            missing = [c for c in self.feature_names if c not in X.columns]
+            if missing:
+                raise YidaiError(f"{self.name}: input lacks features {missing}")
+            X = X[self.feature_names].to_numpy(dtype=np.float64, na_value=np.nan)
+        matrix = np.asarray(X, dtype=np.float64)
+        if matrix.ndim == 1:
+            matrix = matrix.reshape(1, -1)
+        if matrix.shape[1] != self._n_features:
+            raise YidaiError(
+                f"{self.name} v{self.version} needs {self._n_features} features "
+                f"({self.feature_set}), got {matrix.shape[1]} columns"
+            )
+        return matrix
+
+    def margin(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Raw booster margin."""
+        return np.asarray(self.booster.predict(self._matrix(X), raw_score=True, num_threads=1))
+
+    def predict_proba(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Calibrated PD (or fraud probability) per row, shape ``(n,)``."""
+        return self.calibrator.predict(self.margin(X))
+
+    def score_points(self, pd_: np.ndarray | float) -> np.ndarray:
+        """Scorecard points of PDs (higher = safer)."""
+        return self.scorecard.points(pd_)
+
+    def grade(self, pd_: np.ndarray | float) -> np.ndarray:
+        """Risk grade (``A`` best) of PDs."""
+        return self.scorecard.grade(pd_)
+
+    def reason_codes(self, X: np.ndarray | pd.DataFrame, top_k: int = 3) -> list[list[Reason]]:
+        """Top adverse reasons per row from the booster's feature contributions."""
+        contrib = np.asarray(
+            self.booster.predict(self._matrix(X), pred_contrib=True, num_threads=1)
+        )
+        return self.reason_coder.reasons(contrib[:, :-1], top_k=top_k)
+
+
+def load_model(
+    name: str,
+    alias: str = CHAMPION,
+    *,
+    expected_feature_set_version: str | None = None,
+    settings: Settings | None = None,
+) -> LoadedModel:
+    """Load the version of ``name`` that ``alias`` points to.
+
+    Refuses (YidaiError) if the tracking store is unreachable, the alias does not exist, or
+    ``expected_feature_set_version`` (the online snapshot's) differs from the model's.
+    """
+    import lightgbm as lgb
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    client = tracking_client(settings)
+    model_version = _version_by_alias(client, name, alias)
+    version = str(model_version.version)
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{version}", tracking_uri=client.tracking_uri
+        )
+    )
+    mlmodel = Model.load(str(local / "MLmodel"))
+    metadata = (mlmodel.metadata or {}).get(METADATA_KEY)
+    if not metadata:
+        raise YidaiError(f"{name} v{version} was not registered by Yidai (no serving metadata)")
+    if (
+        expected_feature_set_version is not None
+        and str(metadata["feature_set_version"]) != expected_feature_set_version
+    ):
+        raise YidaiError(
+            f"{name} v{version} ({alias}) was trained on feature set "
+            f"{metadata['feature_set']} version {metadata['feature_set_version']}, but the "
+            f"online snapshot has version {expected_feature_set_version}; refusing to serve it"
+        )
+    booster_file = local / mlmodel.flavors["lightgbm"]["data"]
+    booster = lgb.Booster(model_file=str(booster_file))
+    return LoadedModel(
+        name=name,
+        version=version,
+        alias=alias,
+        run_id=str(model_version.run_id),
+        booster=booster,
+        metadata=metadata,
+    )

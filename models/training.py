@@ -1,0 +1,439 @@
+"""One training framework for the four models: data from the feature store, out-of-time split,
+LightGBM fit with calibration, evaluation against the simulator's oracle, MLflow run,
+registration and the promotion gate.
+
+``train_model(name)`` is the entry point of ``yidai train`` and of the weekly DAG;
+``fit_and_evaluate`` is the data-source-free core (tested on synthetic frames).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from models import metrics as m
+from models.calibration import CalibrationMethod
+from models.estimator import GradientBoostedPD
+from models.evaluation import Evaluation, evaluate, write_report
+from models.registry import (
+    ChampionScore,
+    GateConfig,
+    GateDecision,
+    ModelPackage,
+    log_and_register,
+    promotion_decision,
+    tracking_client,
+)
+from models.scorecard import Scorecard
+from yidai.errors import YidaiError
+from yidai.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["credit", "fraud"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What distinguishes one of the four models."""
+
+    name: str
+    kind: Kind
+    feature_set: str
+    product: str | None
+    description: str
+    calibration: CalibrationMethod = "platt"
+
+    @property
+    def primary_metric(self) -> str:
+        return "oot_auc" if self.kind == "credit" else "oot_average_precision"
+
+    def primary_value(self, y: np.ndarray, p: np.ndarray) -> float:
+        return m.auc(y, p) if self.kind == "credit" else m.average_precision(y, p)
+
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in (
+        ModelSpec("personal_pd", "credit", "personal_credit_v1", "personal",
+                  "PD of personal consumer credit (逸贷) on real spending."),
+        ModelSpec("merchant_pd", "credit", "merchant_credit_v1", "merchant",
+                  "PD of small-merchant revolving credit on POS turnover."),
+        ModelSpec("sme_pd", "credit", "sme_credit_v1", "sme",
+                  "PD of SME revolving online loans (网贷通)."),
+        ModelSpec("payment_fraud", "fraud", "payment_fraud_v1", None,
+                  "Fraud probability of POS card transactions and online payments."),
+    )
+}  # fmt: skip
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a model; a clear error listing the known models otherwise."""
+    if name not in MODEL_SPECS:
+        raise YidaiError(f"unknown model {name!r}; known models: {', '.join(MODEL_SPECS)}")
+    return MODEL_SPECS[name]
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Out-of-time windows, counted back from the last decision day of the training set:
+    ``[train] [calibration] [gap] [test]``.  The gap (fraud: the label delay) keeps the test
+    period as far from training as deployment will be."""
+
+    test_days: int = 61
+    calibration_days: int = 30
+    gap_days: int = 0
+
+    @classmethod
+    def for_kind(cls, kind: Kind, settings: Settings) -> SplitConfig:
+        if kind == "fraud":
+            return cls(test_days=30, calibration_days=30, gap_days=settings.fraud_label_delay_days)
+        return cls()
+
+
+@dataclass
+class TrainingData:
+    """A point-in-time training set: one row per decision.
+
+    ``frame`` has ``id_column``, ``ts`` (decision time), ``label`` (0/1) and the features;
+    optionally ``true_pd`` (simulator oracle, credit), ``true_fraud`` (simulator truth,
+    fraud), and for fraud ``card`` and ``amount``.
+    """
+
+    frame: pd.DataFrame
+    feature_names: list[str]
+    feature_set: str
+    feature_set_version: str
+    monotone: dict[str, int]
+    reason_groups: dict[str, str]
+    id_column: str = "id"
+
+    def check(self) -> None:
+        """Refuse an empty, single-class or incomplete training set with a clear error."""
+        if self.frame.empty:
+            raise YidaiError(
+                f"training set of {self.feature_set} is empty; are there matured, labelled "
+                "decisions in the warehouse (simulate, ingest and build features first)?"
+            )
+        required = [self.id_column, "ts", "label", *self.feature_names]
+        missing = [c for c in required if c not in self.frame.columns]
+        if missing:
+            raise YidaiError(f"training set of {self.feature_set} lacks columns: {missing}")
+        labels = self.frame["label"]
+        if labels.isna().any() or not labels.isin([0, 1]).all():
+            raise YidaiError(f"training set of {self.feature_set}: labels must be 0/1")
+        if labels.nunique() < 2:
+            raise YidaiError(
+                f"training set of {self.feature_set} has a single class "
+                f"({int(labels.iloc[0])} for all {len(labels)} rows)"
+            )
+
+
+@dataclass
+class Split:
+    train: pd.DataFrame
+    calibration: pd.DataFrame
+    test: pd.DataFrame
+    windows: dict[str, str]
+
+
+def split_out_of_time(frame: pd.DataFrame, config: SplitConfig) -> Split:
+    """Cut ``frame`` by decision time into train / calibration / (gap) / test windows."""
+    ts = pd.to_datetime(frame["ts"])
+    last_day = ts.max().normalize()
+    test_start = last_day - pd.Timedelta(days=config.test_days - 1)
+    cal_end = test_start - pd.Timedelta(days=config.gap_days)
+    cal_start = cal_end - pd.Timedelta(days=config.calibration_days)
+    train = frame[ts < cal_start]
+    cal = frame[(ts >= cal_start) & (ts < cal_end)]
+    test = frame[ts >= test_start]
+    day = "%Y-%m-%d"
+    windows = {
+        "train": f"{ts.min():{day}}..{cal_start - pd.Timedelta(days=1):{day}}",
+        "calibration": f"{cal_start:{day}}..{cal_end - pd.Timedelta(days=1):{day}}",
+        "test": f"{test_start:{day}}..{last_day:{day}}",
+    }
+    if config.gap_days:
+        windows["gap_days"] = str(config.gap_days)
+    for part, rows in (("train", train), ("calibration", cal), ("test", test)):
+        n_pos = int(rows["label"].sum())
+        if n_pos == 0 or n_pos == len(rows):
+            raise YidaiError(
+                f"the {part} window {windows[part]} has {len(rows)} rows and {n_pos} "
+                "positives; the history is too short for an out-of-time split "
+                f"({config.test_days}d test, {config.gap_days}d gap, "
+                f"{config.calibration_days}d calibration, then training)"
+            )
+    return Split(train, cal, test, windows)
+
+
+def downsample_negatives(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """All positives and a seeded sample of negatives, at most ``max_rows`` rows in all
+    (the calibrator, fitted on the untouched calibration window, corrects the base rate)."""
+    if len(frame) <= max_rows:
+        return frame
+    positives = frame[frame["label"] == 1]
+    negatives = frame[frame["label"] == 0]
+    keep = max(max_rows - len(positives), min(len(negatives), 1000))
+    sampled = negatives.sample(n=min(keep, len(negatives)), random_state=seed)
+    return pd.concat([positives, sampled]).sort_values("ts", kind="stable")
+
+
+@dataclass
+class FittedModel:
+    """The output of :func:`fit_and_evaluate`, before anything is logged."""
+
+    spec: ModelSpec
+    estimator: GradientBoostedPD
+    evaluation: Evaluation
+    split: Split
+    p_test: np.ndarray
+    p_train: np.ndarray
+    params: dict[str, Any]
+
+    @property
+    def rows(self) -> dict[str, int]:
+        return {
+            "train": len(self.split.train),
+            "calibration": len(self.split.calibration),
+            "test": len(self.split.test),
+        }
+
+
+def fit_and_evaluate(
+    spec: ModelSpec,
+    data: TrainingData,
+    *,
+    split: SplitConfig,
+    seed: int = 42,
+    estimator_params: dict[str, Any] | None = None,
+    max_train_rows: int = 2_000_000,
+) -> FittedModel:
+    """Split out of time, fit the calibrated model, evaluate it on the test window."""
+    data.check()
+    parts = split_out_of_time(data.frame, split)
+    train = downsample_negatives(parts.train, max_train_rows, seed)
+    features = data.feature_names
+    params: dict[str, Any] = {
+        "random_state": seed,
+        "calibration": spec.calibration,
+        **(estimator_params or {}),
+    }
+    estimator = GradientBoostedPD(monotone=data.monotone, **params)
+    estimator.fit(
+        train[features],
+        train["label"].to_numpy(),
+        eval_set=(parts.calibration[features], parts.calibration["label"].to_numpy()),
+    )
+    p_test = estimator.predict_pd(parts.test[features])
+    p_train = estimator.predict_pd(parts.train[features])
+    test = parts.test
+    evaluation = evaluate(
+        kind=spec.kind,
+        y_test=test["label"].to_numpy(),
+        p_test=p_test,
+        p_train=p_train,
+        X_train=parts.train[features],
+        X_test=test[features],
+        oracle_score=test["true_pd"].to_numpy() if "true_pd" in test else None,
+        fraud_context=(
+            pd.DataFrame(
+                {
+                    "day": pd.to_datetime(test["ts"]).dt.normalize().to_numpy(),
+                    "card": test["card"].to_numpy(),
+                    "amount": test["amount"].to_numpy(),
+                }
+            )
+            if spec.kind == "fraud" and {"card", "amount"} <= set(test.columns)
+            else None
+        ),
+        true_fraud=test["true_fraud"].to_numpy() if "true_fraud" in test else None,
+    )
+    logged_params = {
+        **estimator.get_params(),
+        "model": spec.name,
+        "feature_set": data.feature_set,
+        "feature_set_version": data.feature_set_version,
+        "n_features": len(features),
+        "best_iteration": estimator.best_iteration_,
+        "scale_pos_weight": round(estimator.scale_pos_weight_, 4),
+        "monotone_features": ",".join(f for f, s in data.monotone.items() if s),
+        "train_rows_used": len(train),
+        **{f"window_{k}": v for k, v in parts.windows.items()},
+    }
+    return FittedModel(spec, estimator, evaluation, parts, p_test, p_train, logged_params)
+
+
+def score_champion(
+    spec: ModelSpec, fitted: FittedModel, settings: Settings
+) -> ChampionScore | None:
+    """The current champion's primary metric on the new model's test window (None if there
+    is no champion yet)."""
+    from models.registry import CHAMPION, _version_by_alias, load_model
+
+    client = tracking_client(settings)
+    current = _version_by_alias(client, spec.name, CHAMPION, missing_ok=True)
+    if current is None:
+        return None
+    version = str(current.version)
+    try:
+        champion = load_model(spec.name, CHAMPION, settings=settings)
+    except YidaiError as exc:
+        return ChampionScore(version, None, f"cannot load: {exc}")
+    test = fitted.split.test
+    missing = [f for f in champion.feature_names if f not in test.columns]
+    if missing:
+        return ChampionScore(version, None, f"features {missing[:5]} are not in this data")
+    p = champion.predict_proba(test[champion.feature_names])
+    return ChampionScore(version, spec.primary_value(test["label"].to_numpy(), p))
+
+
+@dataclass
+class TrainResult:
+    """What ``train_model`` did: the registered version, its alias and its metrics."""
+
+    name: str
+    version: str
+    alias: str
+    gate_reason: str
+    run_id: str
+    feature_set: str
+    feature_set_version: str
+    metrics: dict[str, float]
+    windows: dict[str, str]
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def train_and_register(
+    spec: ModelSpec,
+    data: TrainingData,
+    *,
+    settings: Settings | None = None,
+    split: SplitConfig | None = None,
+    gate: GateConfig | None = None,
+    scorecard: Scorecard | None = None,
+    estimator_params: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Fit, evaluate, apply the gate against the champion, log the run and register."""
+    settings = settings or get_settings()
+    tracking_client(settings)  # fail fast on an unreachable store, before training
+    fitted = fit_and_evaluate(
+        spec,
+        data,
+        split=split or SplitConfig.for_kind(spec.kind, settings),
+        seed=settings.seed,
+        estimator_params=estimator_params,
+    )
+    metrics = fitted.evaluation.metrics
+    champion = score_champion(spec, fitted, settings)
+    decision: GateDecision = promotion_decision(
+        metric=spec.primary_metric,
+        new_value=metrics[spec.primary_metric],
+        score_psi=metrics["score_psi"],
+        champion=champion,
+        gate=gate or GateConfig(),
+    )
+    if champion is not None and champion.value is not None:
+        metrics[f"champion_{spec.primary_metric}"] = champion.value
+    scorecard = scorecard or Scorecard()
+    with tempfile.TemporaryDirectory(prefix=f"yidai-{spec.name}-") as tmp:
+        report = Path(tmp)
+        write_report(
+            report,
+            name=spec.name,
+            kind=spec.kind,
+            evaluation=fitted.evaluation,
+            y_test=fitted.split.test["label"].to_numpy(),
+            p_test=fitted.p_test,
+            p_train=fitted.p_train,
+            importance=fitted.estimator.feature_importance(),
+            scorecard=scorecard,
+            card={
+                "feature_set": data.feature_set,
+                "feature_set_version": data.feature_set_version,
+                "windows": fitted.split.windows,
+                "rows": fitted.rows,
+                "params": fitted.params,
+                "gate_reason": f"{decision.alias}: {decision.reason}",
+            },
+        )
+        package = ModelPackage(
+            name=spec.name,
+            estimator=fitted.estimator,
+            scorecard=scorecard,
+            feature_set=data.feature_set,
+            feature_set_version=data.feature_set_version,
+            reason_groups=data.reason_groups,
+            params=fitted.params,
+            metrics=metrics,
+            primary_metric=spec.primary_metric,
+            artifacts_dir=report,
+            tags={"yidai.kind": spec.kind},
+            extra_metadata={"kind": spec.kind, "windows": fitted.split.windows},
+        )
+        registered = log_and_register(package, decision, settings=settings)
+    log.info(
+        "%s v%s (%s): %s=%.4f%s",
+        spec.name,
+        registered.version,
+        registered.alias,
+        spec.primary_metric,
+        metrics[spec.primary_metric],
+        f", oracle gap {metrics['oracle_gap']:.4f}" if "oracle_gap" in metrics else "",
+    )
+    return TrainResult(
+        name=spec.name,
+        version=registered.version,
+        alias=registered.alias,
+        gate_reason=registered.reason,
+        run_id=registered.run_id,
+        feature_set=data.feature_set,
+        feature_set_version=data.feature_set_version,
+        metrics=metrics,
+        windows=fitted.split.windows,
+        rows=fitted.rows,
+    )
+
+
+# ---------------------------------------------------------------------------- data loading
+TrainingDataLoader = Callable[[ModelSpec, Settings, dt.date | None], TrainingData]
+
+
+def load_training_data(spec: ModelSpec, settings: Settings, as_of: dt.date | None) -> TrainingData:
+    """The training set of ``spec`` from the feature store, joined with the simulator's truth
+    when it exists (oracle only; never a feature)."""
+    from models.feature_store import training_data_from_feature_store
+
+    return training_data_from_feature_store(spec, settings, as_of)
+
+
+def train_model(
+    name: str,
+    *,
+    settings: Settings | None = None,
+    as_of: dt.date | None = None,
+    gate: GateConfig | None = None,
+    split: SplitConfig | None = None,
+    estimator_params: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train, evaluate, log and register model ``name`` (one of ``MODEL_SPECS``)."""
+    spec = get_spec(name)
+    settings = settings or get_settings()
+    tracking_client(settings)  # an unreachable MLflow fails before the expensive part
+    data = load_training_data(spec, settings, as_of)
+    return train_and_register(
+        spec,
+        data,
+        settings=settings,
+        split=split,
+        gate=gate,
+        estimator_params=estimator_params,
+    )

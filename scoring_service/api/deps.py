@@ -1,0 +1,88 @@
+"""FastAPI dependencies: the service state, settings, authenticated callers with scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException, Request, status
+from fastapi.security import APIKeyHeader
+
+from scoring_service.audit import AuditStore
+from scoring_service.decide import Caller
+from scoring_service.metrics import Metrics
+from scoring_service.resources import Resources
+from yidai.settings import Settings
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="Key of the calling module."
+)
+
+
+@dataclass
+class ServiceState:
+    """Everything the routes need, created by the app's lifespan."""
+
+    settings: Settings
+    resources: Resources
+    audit: AuditStore
+    metrics: Metrics
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.yidai
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def get_resources(state: StateDep) -> Resources:
+    return state.resources
+
+
+def get_audit(state: StateDep) -> AuditStore:
+    return state.audit
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+AuditDep = Annotated[AuditStore, Depends(get_audit)]
+
+
+def require_scope(scope: str):  # type: ignore[no-untyped-def]
+    """A dependency that authenticates the caller and checks ``scope`` (401 / 403)."""
+
+    def dependency(
+        state: StateDep,
+        api_key: Annotated[str | None, Depends(api_key_header)],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                min_length=1,
+                max_length=128,
+                description="Retries with the same key get the original decision back.",
+            ),
+        ] = None,
+    ) -> Caller:
+        if not api_key:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing API key (header X-API-Key)",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+        key = state.resources.keys.verify(api_key)
+        if key is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid API key",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+        if scope not in key.scopes:
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"module {key.module!r} has no scope {scope!r}",
+            )
+        return Caller(key.module, idempotency_key)
+
+    return dependency

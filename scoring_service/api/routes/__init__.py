@@ -1,0 +1,1 @@
+"""Thin routes over :mod:`scoring_service.decide` and :mod:`yidai.decisioning`."""

@@ -1,0 +1,74 @@
+"""Credit decisions: personal, merchant and SME; and the lookup of a stored decision."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from scoring_service.api.deps import AuditDep, StateDep, require_scope
+from scoring_service.decide import Caller, credit_decision
+from scoring_service.schemas import (
+    CreditDecisionOut,
+    DecisionLookupOut,
+    MerchantCreditIn,
+    PersonalCreditIn,
+    SmeCreditIn,
+)
+
+router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"])
+
+
+def _decide(state: StateDep, product: str, body: dict[str, object], caller: Caller) -> dict:
+    out = credit_decision(state.resources, state.audit, product, body, caller)
+    state.metrics.decisions.labels(product, out["decision"], out["arm"]).inc()
+    return out
+
+
+@router.post("/personal-credit", response_model=CreditDecisionOut)
+async def personal_credit(
+    body: PersonalCreditIn,
+    state: StateDep,
+    caller: Annotated[Caller, Depends(require_scope("personal-credit"))],
+) -> dict:
+    """Instant consumer credit (逸贷), e.g. at mall checkout."""
+    return _decide(state, "personal", body.model_dump(mode="json"), caller)
+
+
+@router.post("/merchant-credit", response_model=CreditDecisionOut)
+async def merchant_credit(
+    body: MerchantCreditIn,
+    state: StateDep,
+    caller: Annotated[Caller, Depends(require_scope("merchant-credit"))],
+) -> dict:
+    """A small merchant's revolving line, underwritten on POS turnover."""
+    return _decide(state, "merchant", body.model_dump(mode="json"), caller)
+
+
+@router.post("/sme-credit", response_model=CreditDecisionOut)
+async def sme_credit(
+    body: SmeCreditIn,
+    state: StateDep,
+    caller: Annotated[Caller, Depends(require_scope("sme-credit"))],
+) -> dict:
+    """SME revolving online loan (网贷通); an approval opens an account for drawdowns."""
+    return _decide(state, "sme", body.model_dump(mode="json"), caller)
+
+
+@router.get("/{decision_id}", response_model=DecisionLookupOut)
+async def get_decision(
+    decision_id: str,
+    audit: AuditDep,
+    _caller: Annotated[Caller, Depends(require_scope("decisions-read"))],
+) -> dict:
+    """A stored decision as it was sent, with the shadow challenger's outcome."""
+    found = audit.get_decision(decision_id)
+    if found is None:
+        raise HTTPException(404, f"no decision {decision_id!r}")
+    return {
+        "decision_id": decision_id,
+        "product": found["product"],
+        "created_at": found["created_at"],
+        "response": found["response"],
+        "shadow": found["record"].get("shadow"),
+    }

@@ -1,0 +1,39 @@
+"""Revolving lines: drawdowns (atomic limit check) and the published merchant limits."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from scoring_service.api.deps import ResourcesDep, StateDep, require_scope
+from scoring_service.decide import Caller, drawdown
+from scoring_service.schemas import DrawdownIn, DrawdownOut, MerchantLimitOut
+
+router = APIRouter(prefix="/v1", tags=["revolving lines"])
+
+
+@router.post("/drawdowns", response_model=DrawdownOut)
+async def post_drawdown(
+    body: DrawdownIn,
+    state: StateDep,
+    caller: Annotated[Caller, Depends(require_scope("drawdowns"))],
+) -> dict:
+    """Draw within limit minus outstanding; two concurrent drawdowns never exceed it."""
+    return drawdown(state.resources, state.audit, body.model_dump(mode="json"), caller)
+
+
+@router.get("/merchants/{merchant_id}/limit", response_model=MerchantLimitOut)
+async def merchant_limit(
+    merchant_id: str,
+    resources: ResourcesDep,
+    _caller: Annotated[Caller, Depends(require_scope("limits-read"))],
+) -> dict:
+    """The merchant's line in the live version of the nightly limit refresh."""
+    limits = resources.limits
+    if limits is None:
+        raise HTTPException(503, "no merchant limits published yet (yidai limits refresh)")
+    found = limits.get(merchant_id)
+    if found is None:
+        raise HTTPException(404, f"merchant {merchant_id!r} has no published limit")
+    return {**found.as_dict(), "limits_version": limits.version, "as_of": str(limits.as_of)}

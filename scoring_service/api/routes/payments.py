@@ -1,0 +1,25 @@
+"""Payment risk: allow / step-up / decline by amount tier."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from scoring_service.api.deps import StateDep, require_scope
+from scoring_service.decide import Caller, payment_decision
+from scoring_service.schemas import PaymentRiskIn, PaymentRiskOut
+
+router = APIRouter(prefix="/v1/payments", tags=["payment risk"])
+
+
+@router.post("/risk", response_model=PaymentRiskOut)
+async def payment_risk(
+    body: PaymentRiskIn,
+    state: StateDep,
+    caller: Annotated[Caller, Depends(require_scope("payment-risk"))],
+) -> dict:
+    """Small amounts favour convenience, large amounts favour security."""
+    out = payment_decision(state.resources, state.audit, body.model_dump(mode="json"), caller)
+    state.metrics.decisions.labels("payment", out["action"], out["arm"]).inc()
+    return out

@@ -1,0 +1,178 @@
+"""Typed Python client for storefront modules (mall checkout, payment page, direct bank).
+
+    with YidaiClient("http://127.0.0.1:8000", api_key) as yidai:
+        offer = yidai.personal_credit("C123", requested_amount=2599.0)
+        if offer.decision == "approve": ...
+
+Every decision call carries an ``Idempotency-Key`` (generated if not given) and is retried
+once on a connection error with the same key, so a retry never decides twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from scoring_service.schemas import (
+    CreditDecisionOut,
+    DecisionLookupOut,
+    DrawdownOut,
+    MerchantLimitOut,
+    PaymentRiskOut,
+)
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class YidaiAPIError(Exception):
+    """The service answered with an error status."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        super().__init__(f"HTTP {status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+
+
+class YidaiClient:
+    """Synchronous client; reuse one instance (keep-alive connections)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 2.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"X-API-Key": api_key},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> YidaiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # ------------------------------------------------------------------ plumbing
+    def _call(
+        self,
+        method: str,
+        path: str,
+        out: type[T],
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> T:
+        headers = {}
+        if method == "POST":
+            headers["Idempotency-Key"] = idempotency_key or uuid.uuid4().hex
+        payload = None if body is None else {k: v for k, v in body.items() if v is not None}
+        for attempt in (1, 2):
+            try:
+                response = self._http.request(method, path, json=payload, headers=headers)
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail")
+            except ValueError:
+                detail = response.text
+            raise YidaiAPIError(response.status_code, detail)
+        return out.model_validate_json(response.content)
+
+    # ------------------------------------------------------------------ endpoints
+    def personal_credit(
+        self,
+        customer_id: str,
+        requested_amount: float | None = None,
+        *,
+        seller_id: str | None = None,
+        order_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> CreditDecisionOut:
+        """Instant consumer credit for a customer (e.g. to finance a mall order)."""
+        body = {
+            "customer_id": customer_id,
+            "requested_amount": requested_amount,
+            "seller_id": seller_id,
+            "order_id": order_id,
+        }
+        return self._call(
+            "POST", "/v1/decisions/personal-credit", CreditDecisionOut, body, idempotency_key
+        )
+
+    def merchant_credit(
+        self,
+        merchant_id: str,
+        requested_amount: float | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> CreditDecisionOut:
+        """A small merchant's revolving line on POS turnover."""
+        body = {"merchant_id": merchant_id, "requested_amount": requested_amount}
+        return self._call(
+            "POST", "/v1/decisions/merchant-credit", CreditDecisionOut, body, idempotency_key
+        )
+
+    def sme_credit(
+        self,
+        sme_id: str,
+        requested_amount: float | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> CreditDecisionOut:
+        """An SME revolving online loan; an approval returns the ``account_id`` to draw on."""
+        body = {"sme_id": sme_id, "requested_amount": requested_amount}
+        return self._call(
+            "POST", "/v1/decisions/sme-credit", CreditDecisionOut, body, idempotency_key
+        )
+
+    def drawdown(
+        self,
+        account_id: str,
+        amount: float,
+        term_months: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> DrawdownOut:
+        """Draw on a revolving line (``status`` says accepted or rejected, with reasons)."""
+        body = {"account_id": account_id, "amount": amount, "term_months": term_months}
+        return self._call("POST", "/v1/drawdowns", DrawdownOut, body, idempotency_key)
+
+    def payment_risk(
+        self,
+        payer_id: str,
+        amount: float,
+        channel: str,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Any,
+    ) -> PaymentRiskOut:
+        """Allow / step_up / decline a payment (fields: see ``PaymentRiskIn``)."""
+        body = {"payer_id": payer_id, "amount": amount, "channel": channel, **fields}
+        return self._call("POST", "/v1/payments/risk", PaymentRiskOut, body, idempotency_key)
+
+    def decision(self, decision_id: str) -> DecisionLookupOut:
+        """A stored decision and its shadow challenger outcome."""
+        return self._call("GET", f"/v1/decisions/{decision_id}", DecisionLookupOut)
+
+    def merchant_limit(self, merchant_id: str) -> MerchantLimitOut:
+        """The merchant's line from the last nightly refresh."""
+        return self._call("GET", f"/v1/merchants/{merchant_id}/limit", MerchantLimitOut)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, report) from ``/readyz``."""
+        response = self._http.get("/readyz")
+        report: dict[str, Any] = response.json()
+        return response.status_code == 200, report

@@ -1,0 +1,364 @@
+"""The service side of a decision: features, champion and shadow challenger, policy, audit.
+
+Routes call these functions; the rules themselves live in :mod:`yidai.decisioning`.
+Every decision is appended to the audit store before its response is returned; a request
+with an ``Idempotency-Key`` already seen from the same module gets the stored response back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from scoring_service.audit import AuditStore, DecisionRow, Line, utc_now
+from scoring_service.resources import ModelSlot, Resources
+from yidai.decisioning import (
+    CreditDecision,
+    CreditPolicy,
+    PaymentPolicy,
+    decide_credit,
+    decide_payment,
+    model_reasons,
+)
+from yidai.decisioning.reasons import policy_reason
+
+CREDIT_ENTITY_FIELD = {"personal": "customer_id", "merchant": "merchant_id", "sme": "sme_id"}
+REVOLVING = ("merchant", "sme")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated calling module and its idempotency key (if any)."""
+
+    module: str
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    pd: float
+    score: float
+    grade: str
+    model: str
+    inputs: np.ndarray
+
+
+def request_hash(product: str, body: dict[str, Any]) -> str:
+    """Fingerprint of a request body (an idempotency key must not be reused for another)."""
+    payload = json.dumps([product, body], sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def challenger_arm(product: str, entity_id: str, share: float) -> bool:
+    """Sticky assignment: the same applicant always lands in the same arm."""
+    if share <= 0:
+        return False
+    digest = hashlib.blake2b(f"{product}:{entity_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < share
+
+
+def _inputs(slot: ModelSlot, full: np.ndarray) -> np.ndarray:
+    return full[slot.full_columns].reshape(1, -1)
+
+
+def _score(slot: ModelSlot, X: np.ndarray) -> Scored:
+    model = slot.model
+    pd_ = float(model.predict_proba(X)[0])
+    score = float(np.asarray(model.score_points(pd_)))
+    grade = str(np.asarray(model.grade(pd_)).reshape(-1)[0])
+    return Scored(pd_, score, grade, slot.label, X)
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def _feature_record(names: list[str], X: np.ndarray) -> dict[str, float | None]:
+    return {n: _finite(float(v)) for n, v in zip(names, X[0], strict=True)}
+
+
+# ---------------------------------------------------------------------------- credit
+def credit_decision(
+    resources: Resources,
+    audit: AuditStore,
+    product: str,
+    body: dict[str, Any],
+    caller: Caller,
+) -> dict[str, Any]:
+    """Decide one credit application (personal, merchant or SME) and audit it."""
+    fingerprint = request_hash(product, body)
+    if caller.idempotency_key is not None:
+        earlier = audit.find_idempotent(caller.module, caller.idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
+    bundle = resources.bundle(product)
+    entity_id = str(body[CREDIT_ENTITY_FIELD[product]])
+    requested = body.get("requested_amount")
+    profile = bundle.snapshot.get(entity_id)
+    full = bundle.vectorizer.vector(
+        profile, {"requested_amount": requested if requested is not None else 0.0}, entity_id
+    )
+
+    use_challenger = challenger_arm(
+        product, entity_id, bundle.policy.challenger.traffic_share
+    ) and (bundle.challenger is not None or bundle.policy.challenger.overrides)
+    champ_slot = bundle.champion
+    chall_slot = bundle.challenger or bundle.champion
+    champ = _score(champ_slot, _inputs(champ_slot, full))
+    chall = _score(chall_slot, _inputs(chall_slot, full)) if bundle.challenger else champ
+    arms = {
+        "champion": (bundle.policy, champ_slot, champ),
+        "challenger": (bundle.challenger_policy, chall_slot, chall),
+    }
+    acting = "challenger" if use_challenger else "champion"
+    shadow = "champion" if use_challenger else "challenger"
+
+    decisions: dict[str, CreditDecision] = {}
+    policy_features: dict[str, float] | None = None
+    if profile is not None:
+        policy_features = {f: float(profile[i]) for f, i in bundle.policy_columns.items()}
+    for arm, (policy, _, scored) in arms.items():
+        assert isinstance(policy, CreditPolicy)
+        decisions[arm] = decide_credit(
+            policy,
+            policy_features,
+            scored.pd,
+            scored.score,
+            scored.grade,
+            requested_amount=requested,
+            applicant_id=entity_id,
+        )
+    policy, slot, scored = arms[acting]
+    decision = decisions[acting]
+    if decision.decision != "approve":
+        assert isinstance(policy, CreditPolicy)
+        raw = slot.model.reason_codes(scored.inputs, top_k=policy.reason_codes_top_k)[0]
+        decision = replace(decision, reasons=decision.reasons + model_reasons(raw))
+
+    decision_id = uuid.uuid4().hex
+    now = utc_now()
+    opens_line = product in REVOLVING and decision.decision == "approve"
+    response = {
+        "decision_id": decision_id,
+        "created_at": now,
+        "product": product,
+        "applicant_id": entity_id,
+        "decision": decision.decision,
+        "currency": "CNY",
+        "requested_amount": requested,
+        "approved_amount": decision.approved_amount,
+        "limit": decision.limit,
+        "annual_rate": decision.annual_rate,
+        "term_options": [
+            {"months": t.months, "annual_rate": t.annual_rate, "monthly_payment": t.monthly_payment}
+            for t in decision.term_options
+        ],
+        "pd": round(scored.pd, 6),
+        "score": round(scored.score, 1),
+        "grade": scored.grade,
+        "reason_codes": [r.as_dict() for r in decision.reasons],
+        "model_version": scored.model,
+        "policy_version": decision.policy_version,
+        "arm": acting,
+        "account_id": decision_id if opens_line else None,
+    }
+    other = decisions[shadow]
+    other_scored = arms[shadow][2]
+    record = {
+        "request": body,
+        "features": _feature_record(list(slot.model.feature_names), scored.inputs),
+        "has_history": profile is not None,
+        "snapshot": bundle.snapshot.snapshot_id,
+        "policy_reason_codes": list(decision.policy_reason_codes),
+        "proposed_limit": decision.proposed_limit,
+        "shadow": {
+            "arm": shadow,
+            "model_version": other_scored.model,
+            "policy_version": other.policy_version,
+            "pd": round(other_scored.pd, 6),
+            "score": round(other_scored.score, 1),
+            "grade": other_scored.grade,
+            "decision": other.decision,
+            "limit": other.limit,
+            "policy_reason_codes": list(other.policy_reason_codes),
+        },
+    }
+    return audit.record_decision(
+        DecisionRow(
+            decision_id=decision_id,
+            module=caller.module,
+            idempotency_key=caller.idempotency_key,
+            request_hash=fingerprint,
+            product=product,
+            entity_id=entity_id,
+            outcome=decision.decision,
+            arm=acting,
+            model_version=scored.model,
+            policy_version=decision.policy_version,
+            response=response,
+            record=record,
+            open_line=(entity_id, decision.limit) if opens_line else None,
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- payments
+def payment_decision(
+    resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
+) -> dict[str, Any]:
+    """Allow / step-up / decline one payment by amount tier, and audit it."""
+    product = "payment"
+    fingerprint = request_hash(product, body)
+    if caller.idempotency_key is not None:
+        earlier = audit.find_idempotent(caller.module, caller.idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
+    bundle = resources.bundle(product)
+    payer_id = str(body["payer_id"])
+    profile = bundle.snapshot.get(payer_id)
+    request = {**body, "payer_id": payer_id, "ts": body.get("ts") or utc_now()[:26]}
+    full = bundle.vectorizer.vector(profile, request, payer_id)
+    use_challenger = challenger_arm(product, payer_id, bundle.policy.challenger.traffic_share)
+    champ = _score(bundle.champion, _inputs(bundle.champion, full))
+    chall_slot = bundle.challenger
+    chall = _score(chall_slot, _inputs(chall_slot, full)) if chall_slot is not None else None
+    acting = "challenger" if use_challenger and chall is not None else "champion"
+    policy = bundle.challenger_policy if acting == "challenger" else bundle.policy
+    slot = chall_slot if acting == "challenger" and chall_slot is not None else bundle.champion
+    scored = chall if acting == "challenger" and chall is not None else champ
+    assert isinstance(policy, PaymentPolicy)
+    new_device = bool(body.get("new_device", False))
+    decision = decide_payment(
+        policy,
+        float(body["amount"]),
+        scored.pd,
+        payer_id=payer_id,
+        device_id=body.get("device_id"),
+        new_device=new_device,
+    )
+    if decision.action != "allow":
+        raw = slot.model.reason_codes(scored.inputs, top_k=policy.reason_codes_top_k)[0]
+        decision = replace(decision, reasons=decision.reasons + model_reasons(raw))
+    decision_id = uuid.uuid4().hex
+    response = {
+        "decision_id": decision_id,
+        "created_at": utc_now(),
+        "product": product,
+        "action": decision.action,
+        "amount_tier": decision.tier,
+        "step_up_at": decision.step_up_at,
+        "decline_at": decision.decline_at,
+        "fraud_probability": round(scored.pd, 6),
+        "score": round(scored.score, 1),
+        "reason_codes": [r.as_dict() for r in decision.reasons],
+        "model_version": scored.model,
+        "policy_version": decision.policy_version,
+        "arm": acting,
+    }
+    shadow_scored = champ if acting == "challenger" else chall
+    record = {
+        "request": {k: v for k, v in body.items() if k != "card_token"},
+        "features": _feature_record(list(slot.model.feature_names), scored.inputs),
+        "has_history": profile is not None,
+        "snapshot": bundle.snapshot.snapshot_id,
+        "shadow": None
+        if shadow_scored is None
+        else {
+            "model_version": shadow_scored.model,
+            "fraud_probability": round(shadow_scored.pd, 6),
+            "action": decide_payment(
+                bundle.policy if acting == "challenger" else bundle.challenger_policy,  # type: ignore[arg-type]
+                float(body["amount"]),
+                shadow_scored.pd,
+                payer_id=payer_id,
+                new_device=new_device,
+            ).action,
+        },
+    }
+    return audit.record_decision(
+        DecisionRow(
+            decision_id=decision_id,
+            module=caller.module,
+            idempotency_key=caller.idempotency_key,
+            request_hash=fingerprint,
+            product=product,
+            entity_id=payer_id,
+            outcome=decision.action,
+            arm=acting,
+            model_version=scored.model,
+            policy_version=decision.policy_version,
+            response=response,
+            record=record,
+        )
+    )
+
+
+# ---------------------------------------------------------------------------- drawdowns
+def drawdown(
+    resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
+) -> dict[str, Any]:
+    """Draw on a revolving line: accepted only if it fits in limit minus outstanding.
+
+    A merchant line follows the nightly published limits (a frozen line accepts nothing).
+    """
+    amount = float(body["amount"])
+    term = int(body["term_months"])
+    drawdown_id = uuid.uuid4().hex
+
+    def effective_limit(line: Line) -> tuple[float, str | None]:
+        if line.product == "merchant":
+            published = resources.merchant_limit(line.borrower_id)
+            if published is not None:
+                if published.status != "active":
+                    return 0.0, "DD_LINE_FROZEN"
+                return published.credit_line, None
+        return line.credit_limit, None
+
+    def respond(
+        line: Line | None, limit: float, outstanding: float, reject: str | None
+    ) -> dict[str, Any]:
+        accepted = reject is None
+        after = outstanding + (amount if accepted else 0.0)
+        return {
+            "drawdown_id": drawdown_id,
+            "created_at": utc_now(),
+            "account_id": body["account_id"],
+            "product": line.product if line else None,
+            "status": "accepted" if accepted else "rejected",
+            "amount": amount,
+            "term_months": term,
+            "credit_limit": limit,
+            "outstanding_before": outstanding,
+            "available_after": max(limit - after, 0.0),
+            "reason_codes": [] if accepted else [policy_reason_dict(reject)],
+        }
+
+    return audit.drawdown(
+        drawdown_id=drawdown_id,
+        account_id=str(body["account_id"]),
+        amount=amount,
+        term_months=term,
+        module=caller.module,
+        idempotency_key=caller.idempotency_key,
+        request_hash=request_hash("drawdown", body),
+        effective_limit=effective_limit,
+        respond=respond,
+    )
+
+
+DRAWDOWN_REASONS = {
+    "DD_INSUFFICIENT_LIMIT": ("Amount exceeds the available limit", "金额超过可用额度"),
+    "DD_LINE_FROZEN": ("The credit line is frozen", "额度已冻结"),
+    "DD_UNKNOWN_ACCOUNT": ("No approved credit line with this account id", "无此授信账户"),
+}
+
+
+def policy_reason_dict(code: str | None) -> dict[str, str]:
+    en, zh = DRAWDOWN_REASONS.get(code or "", (code or "", ""))
+    return policy_reason(code or "", en, zh).as_dict()

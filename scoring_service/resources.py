@@ -1,0 +1,443 @@
+"""What the service decides with, reloaded without restart: policies, snapshots, models.
+
+For each product a :class:`ProductBundle` (policy and its challenger variant, feature
+snapshot, champion and challenger models, precomputed column maps) is built and swapped in
+one assignment, so a request sees either the old bundle or the new one, never a mix.
+A background thread (:meth:`Resources.start`) looks every ``settings.service_reload_seconds``
+for a changed policy file (content hash), a new snapshot pointer and a moved MLflow alias.
+Anything that fails to load or does not fit (feature-set version, missing columns) is
+reported in :meth:`Resources.status` and the logs while the previous bundle keeps serving.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from scoring_service.security import KeyRing
+from scoring_service.vectors import RequestVectorizer
+from yidai.decisioning.policy import (
+    PRODUCTS,
+    CreditPolicy,
+    PaymentPolicy,
+    Policy,
+    load_policy,
+    policy_path,
+)
+from yidai.errors import YidaiError
+from yidai.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotLike(Protocol):
+    """An online feature snapshot (``features.FeatureSnapshot``)."""
+
+    feature_set: str
+    fingerprint: str
+    columns: list[str]
+    snapshot_id: str
+
+    def get(self, entity_id: str, entity: str | None = None) -> np.ndarray | None: ...
+    def profile_columns(self, entity: str | None = None) -> list[str]: ...
+    def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray: ...
+
+
+class ModelLike(Protocol):
+    """A loaded, calibrated model (``models.registry.LoadedModel``)."""
+
+    name: str
+    version: str
+    feature_set_version: str
+    feature_names: list[str]
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+    def score_points(self, pd_: Any) -> np.ndarray: ...
+    def grade(self, pd_: Any) -> np.ndarray: ...
+    def reason_codes(self, X: np.ndarray, top_k: int = 3) -> list[list[Any]]: ...
+
+
+@dataclass
+class Loaders:
+    """How artefacts are found and loaded (the real project loaders by default)."""
+
+    model_version: Callable[[str, str], str | None]
+    load_model: Callable[[str, str, str | None], ModelLike]
+    snapshot_marker: Callable[[str], str | None]
+    load_snapshot: Callable[[str], SnapshotLike]
+
+    @classmethod
+    def default(cls, settings: Settings) -> Loaders:
+        """MLflow registry (``models.registry``) and published snapshots (``features``)."""
+        import features
+
+        registry = _MlflowRegistry(settings)
+
+        def marker(feature_set: str) -> str | None:
+            pointer = features.current_pointer(settings.serving, feature_set)
+            return None if pointer is None else str(pointer["snapshot_id"])
+
+        return cls(
+            model_version=registry.version_of,
+            load_model=registry.load,
+            snapshot_marker=marker,
+            load_snapshot=lambda fs: features.load_snapshot(settings.serving, fs),
+        )
+
+
+class _MlflowRegistry:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Any = None
+
+    def version_of(self, name: str, alias: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        if self._client is None:
+            from models.registry import tracking_client
+
+            self._client = tracking_client(self.settings)
+        try:
+            return str(self._client.get_model_version_by_alias(name, alias).version)
+        except MlflowException:
+            return None
+
+    def load(self, name: str, alias: str, feature_set_version: str | None) -> ModelLike:
+        from models.registry import load_model
+
+        return load_model(
+            name, alias, expected_feature_set_version=feature_set_version, settings=self.settings
+        )
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """A model and where each of its inputs comes from."""
+
+    model: ModelLike
+    profile_columns: np.ndarray | None  # profile index per input, if all are profile features
+    full_columns: np.ndarray  # index per input into the feature set's full vector
+
+    @property
+    def label(self) -> str:
+        return f"{self.model.name}:{self.model.version}"
+
+
+@dataclass(frozen=True)
+class ProductBundle:
+    """Everything one product's decisions read; immutable, swapped as a whole."""
+
+    product: str
+    policy: Policy
+    challenger_policy: Policy
+    snapshot: SnapshotLike
+    champion: ModelSlot
+    challenger: ModelSlot | None
+    policy_columns: dict[str, int]  # policy feature -> profile vector index
+    vectorizer: RequestVectorizer
+    loaded_at: float = field(default_factory=time.time)
+
+
+def _slot(model: ModelLike, snapshot: SnapshotLike) -> ModelSlot:
+    full = {c: i for i, c in enumerate(snapshot.columns)}
+    unknown = [f for f in model.feature_names if f not in full]
+    if unknown:
+        raise YidaiError(
+            f"{model.name} v{model.version} needs features {unknown} that feature set "
+            f"{snapshot.feature_set} does not have"
+        )
+    profile = {c: i for i, c in enumerate(snapshot.profile_columns())}
+    direct = None
+    if all(f in profile for f in model.feature_names):
+        direct = np.array([profile[f] for f in model.feature_names], dtype=np.intp)
+    return ModelSlot(model, direct, np.array([full[f] for f in model.feature_names], np.intp))
+
+
+def _fingerprint(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+class Resources:
+    """Holder of every product's bundle, with hot reload and a readiness report."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        loaders: Loaders | None = None,
+        products: Sequence[str] = PRODUCTS,
+    ) -> None:
+        self.settings = settings
+        self.products = tuple(products)
+        self._loaders = loaders
+        self.bundles: dict[str, ProductBundle] = {}
+        self.problems: dict[str, dict[str, str]] = {p: {} for p in self.products}
+        self._cache: dict[tuple[str, str], tuple[str | None, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reloads = 0
+        self.reload_failures = 0
+        self.limits: Any = None  # yidai.limits.serving.PublishedLimits of the live version
+        self.keys = KeyRing({})
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders.default(self.settings)
+        return self._loaders
+
+    # ------------------------------------------------------------------ reading
+    def bundle(self, product: str) -> ProductBundle:
+        """The bundle in force, or a :class:`NotReady` naming what is missing."""
+        found = self.bundles.get(product)
+        if found is None:
+            missing = "; ".join(self.problems.get(product, {}).values()) or "still loading"
+            raise NotReady(f"{product} decisions are not available yet: {missing}")
+        return found
+
+    def status(self) -> dict[str, Any]:
+        """Per product: serving versions and problems (failed or missing artefacts)."""
+        products: dict[str, Any] = {}
+        for product in self.products:
+            b = self.bundles.get(product)
+            products[product] = {
+                "ready": b is not None,
+                "policy_version": b.policy.policy_version if b else None,
+                "snapshot": b.snapshot.snapshot_id if b else None,
+                "champion": b.champion.label if b else None,
+                "challenger": b.challenger.label if b and b.challenger else None,
+                "problems": dict(self.problems.get(product, {})),
+            }
+        return {
+            "ready": all(p["ready"] for p in products.values()),
+            "products": products,
+            "merchant_limits_version": getattr(self.limits, "version", None),
+            "problems": dict(self.problems.get("service", {})),
+        }
+
+    # ------------------------------------------------------------------ reloading
+    def start_background(self) -> None:
+        """Load and keep looking for changes in a daemon thread (first load at once)."""
+        self._thread = threading.Thread(target=self._loop, name="yidai-reload", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.refresh()
+            except Exception:  # never let the reload thread die
+                log.exception("resource refresh failed")
+            self._stop.wait(self.settings.service_reload_seconds)
+
+    def refresh(self) -> None:
+        """Look for changed artefacts of every product and swap in what loads and fits."""
+        with self._lock:
+            self._refresh_keys()
+            for product in self.products:
+                self._refresh_product(product)
+            self._refresh_limits()
+
+    def merchant_limit(self, merchant_id: str) -> Any:
+        """The merchant's line in the live published limits (None if not published)."""
+        limits = self.limits
+        return None if limits is None else limits.get(merchant_id)
+
+    def _refresh_keys(self) -> None:
+        path = self.settings.api_keys_file
+        assert path is not None
+        keys = self._cached(
+            "service", "api keys", _fingerprint(path) or "absent", lambda: KeyRing.load(path)
+        )
+        if isinstance(keys, KeyRing):
+            self.keys = keys
+            self.problems.setdefault("service", {}).pop("api_keys", None)
+        else:
+            self.problems.setdefault("service", {})["api_keys"] = keys.message
+
+    def _refresh_limits(self) -> None:
+        from yidai.limits.serving import current_limits_pointer, load_published_limits
+
+        serving = self.settings.serving
+        try:
+            marker = current_limits_pointer(serving)
+        except Exception as exc:
+            marker = None
+            self.problems.setdefault("service", {})["merchant_limits"] = str(exc)
+        limits = self._cached(
+            "service", "merchant limits", marker, lambda: load_published_limits(serving, marker)
+        )
+        if isinstance(limits, LoadFailure):
+            self.problems.setdefault("service", {})["merchant_limits"] = limits.message
+        elif limits is not None:
+            self.limits = limits
+            self.problems.setdefault("service", {}).pop("merchant_limits", None)
+
+    def _cached(self, product: str, what: str, marker: str | None, load: Callable[[], Any]) -> Any:
+        """The artefact for ``marker`` (loaded once per marker; a failure is remembered)."""
+        key = (product, what)
+        seen = self._cache.get(key)
+        if seen is not None and seen[0] == marker:
+            return seen[1]
+        if marker is None:
+            value: Any = None
+        else:
+            try:
+                value = load()
+                log.info("%s: loaded %s (%s)", product, what, marker[:16])
+            except Exception as exc:  # keep serving the previous artefact
+                self.reload_failures += 1
+                value = LoadFailure(f"{what} {marker[:16]} failed to load: {exc}")
+                log.error("%s: %s", product, value.message)
+        self._cache[key] = (marker, value)
+        return value
+
+    def _refresh_product(self, product: str) -> None:
+        problems: dict[str, str] = {}
+        current = self.bundles.get(product)
+        path = policy_path(product, self.settings.policies)
+        policy = self._cached(product, "policy", _fingerprint(path), lambda: load_policy(path))
+        if isinstance(policy, LoadFailure) or policy is None:
+            problems["policy"] = policy.message if policy else f"policy file {path} is missing"
+            policy = current.policy if current else None
+        if policy is None:
+            self._set_problems(product, problems)
+            return
+        fs = policy.feature_set
+        snap_marker = self.loaders.snapshot_marker(fs)
+        snapshot = self._cached(
+            product, "snapshot", snap_marker, lambda: self.loaders.load_snapshot(fs)
+        )
+        if snapshot is None or isinstance(snapshot, LoadFailure):
+            problems["snapshot"] = (
+                snapshot.message
+                if snapshot
+                else f"no feature snapshot {fs} published under {self.settings.serving}"
+            )
+            snapshot = current.snapshot if current else None
+        models: dict[str, ModelLike | None] = {}
+        for role, alias in (
+            ("champion", "champion"),
+            ("challenger", policy.challenger.model_alias),
+        ):
+            name = policy.model
+            version = self._safe_version(name, alias, problems)
+            fsv = snapshot.fingerprint if snapshot is not None else None
+            loaded = self._cached(
+                product,
+                role,
+                None if version is None else f"{name}:{version}@{fsv}",
+                functools.partial(self.loaders.load_model, name, alias, fsv),
+            )
+            if isinstance(loaded, LoadFailure):
+                problems[role] = loaded.message
+                loaded = (
+                    getattr(current, role).model if current and getattr(current, role) else None
+                )
+            elif loaded is None and role == "champion" and "registry" not in problems:
+                problems[role] = f"no model {name!r} with alias {alias!r} in the registry"
+            models[role] = loaded
+        champion = models["champion"]
+        if snapshot is None or champion is None:
+            self._set_problems(product, problems)
+            return
+        try:
+            candidate = self._assemble(product, policy, snapshot, champion, models["challenger"])
+        except YidaiError as exc:
+            problems["bundle"] = f"new artefacts do not fit together: {exc}"
+            log.error("%s: %s; keeping the previous bundle", product, problems["bundle"])
+            self._set_problems(product, problems)
+            return
+        if current is None or _identity(candidate) != _identity(current):
+            self.bundles[product] = candidate
+            self.reloads += 1
+            log.info(
+                "%s: serving policy %s, snapshot %s, champion %s, challenger %s",
+                product,
+                candidate.policy.policy_version,
+                candidate.snapshot.snapshot_id,
+                candidate.champion.label,
+                candidate.challenger.label if candidate.challenger else None,
+            )
+        self._set_problems(product, problems)
+
+    def _safe_version(self, name: str, alias: str, problems: dict[str, str]) -> str | None:
+        try:
+            return self.loaders.model_version(name, alias)
+        except Exception as exc:
+            problems["registry"] = f"model registry unavailable: {exc}"
+            return None
+
+    def _set_problems(self, product: str, problems: dict[str, str]) -> None:
+        self.problems[product] = problems
+
+    @staticmethod
+    def _assemble(
+        product: str,
+        policy: Policy,
+        snapshot: SnapshotLike,
+        champion: ModelLike,
+        challenger: ModelLike | None,
+    ) -> ProductBundle:
+        for model in (champion, challenger):
+            if model is not None and model.feature_set_version != snapshot.fingerprint:
+                raise YidaiError(
+                    f"{model.name} v{model.version} was trained on feature set version "
+                    f"{model.feature_set_version}, the snapshot is {snapshot.fingerprint}"
+                )
+        columns = list(snapshot.profile_columns())
+        position = {c: i for i, c in enumerate(columns)}
+        policy_columns: dict[str, int] = {}
+        if isinstance(policy, CreditPolicy):
+            missing = [f for f in policy.feature_names if f not in position]
+            if missing:
+                raise YidaiError(f"policy {policy.policy_version} reads unknown features {missing}")
+            policy_columns = {f: position[f] for f in policy.feature_names}
+        slots = [_slot(m, snapshot) for m in (champion, challenger) if m is not None]
+        assert isinstance(policy, CreditPolicy | PaymentPolicy)
+        return ProductBundle(
+            product=product,
+            policy=policy,
+            challenger_policy=policy.challenger_policy(),
+            snapshot=snapshot,
+            champion=slots[0],
+            challenger=slots[1] if len(slots) > 1 else None,
+            policy_columns=policy_columns,
+            vectorizer=RequestVectorizer(snapshot),
+        )
+
+
+def _identity(b: ProductBundle) -> tuple[Any, ...]:
+    return (
+        b.policy.policy_version,
+        id(b.snapshot),
+        id(b.champion.model),
+        id(b.challenger.model) if b.challenger else None,
+    )
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """Why an artefact could not be loaded (kept so it is not retried until it changes)."""
+
+    message: str
+
+
+class NotReady(YidaiError):
+    """A product cannot be decided yet (HTTP 503)."""

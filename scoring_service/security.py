@@ -1,0 +1,131 @@
+"""API keys of calling modules: created once, stored only as salted SHA-256 hashes.
+
+A key looks like ``yd_<key_id>_<secret>``; the file (``settings.api_keys_file``) maps each
+``key_id`` to its module, scopes and ``sha256(salt + secret)``.  The secret is 32 random
+bytes, so a fast hash is safe (there is nothing to brute-force) and verification costs
+microseconds per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from yidai.errors import YidaiError
+
+SCOPES: dict[str, str] = {
+    "personal-credit": "POST /v1/decisions/personal-credit",
+    "merchant-credit": "POST /v1/decisions/merchant-credit",
+    "sme-credit": "POST /v1/decisions/sme-credit",
+    "drawdowns": "POST /v1/drawdowns",
+    "payment-risk": "POST /v1/payments/risk",
+    "decisions-read": "GET /v1/decisions/{id}",
+    "limits-read": "GET /v1/merchants/{id}/limit",
+}
+_MODULE_RE = re.compile(r"^[a-z][a-z0-9_\-]{1,63}$")
+_KEY_RE = re.compile(r"^yd_([a-f0-9]{12})_([A-Za-z0-9_\-]{20,100})$")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A calling module's key (without its secret)."""
+
+    key_id: str
+    module: str
+    scopes: frozenset[str]
+    salt: str
+    digest: str
+    created_at: str = ""
+
+
+def _digest(salt: str, secret: str) -> str:
+    return hashlib.sha256((salt + secret).encode()).hexdigest()
+
+
+class KeyRing:
+    """The keys of every calling module, read from the key file."""
+
+    def __init__(self, keys: dict[str, ApiKey]) -> None:
+        self.keys = keys
+
+    @classmethod
+    def load(cls, path: Path) -> KeyRing:
+        """Read the key file (no file: no keys, every call gets 401)."""
+        if not path.exists():
+            return cls({})
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            keys = {
+                k["key_id"]: ApiKey(
+                    k["key_id"],
+                    k["module"],
+                    frozenset(k["scopes"]),
+                    k["salt"],
+                    k["sha256"],
+                    k.get("created_at", ""),
+                )
+                for k in data["keys"]
+            }
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise YidaiError(f"API key file {path} is unreadable or malformed: {exc}") from exc
+        return cls(keys)
+
+    def verify(self, presented: str) -> ApiKey | None:
+        """The key matching ``presented``, or None."""
+        match = _KEY_RE.match(presented)
+        if match is None:
+            return None
+        key = self.keys.get(match.group(1))
+        if key is None:
+            return None
+        ok = hmac.compare_digest(key.digest, _digest(key.salt, match.group(2)))
+        return key if ok else None
+
+
+def create_key(path: Path, module: str, scopes: list[str]) -> tuple[str, ApiKey]:
+    """Create a key for ``module`` with ``scopes``; returns (the key, shown once; its record).
+
+    Only the salted hash is written (atomically) to ``path``.
+    """
+    if not _MODULE_RE.match(module):
+        raise YidaiError(
+            f"module name {module!r} must be 2-64 lowercase letters, digits, '_' or '-'"
+        )
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if not scopes or unknown:
+        raise YidaiError(
+            f"unknown scope(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(SCOPES)}"
+        )
+    from scoring_service.audit import utc_now
+
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    salt = secrets.token_hex(16)
+    record = ApiKey(key_id, module, frozenset(scopes), salt, _digest(salt, secret), utc_now())
+    data: dict[str, Any] = {"keys": []}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    data["keys"].append(
+        {
+            "key_id": key_id,
+            "module": module,
+            "scopes": sorted(scopes),
+            "salt": salt,
+            "sha256": record.digest,
+            "created_at": record.created_at,
+        }
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return f"yd_{key_id}_{secret}", record

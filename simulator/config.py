@@ -1,0 +1,81 @@
+"""Simulation knobs and their named presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import date
+
+from yidai.errors import YidaiError
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """Everything that decides a simulation: same config, same bytes.
+
+    Counts are entities at the end of the period (a few percent of them join during it).
+    ``chunk_size`` bounds memory: customers, merchants and SMEs are simulated in chunks of this
+    many entities, month by month, so the large preset streams with bounded memory.
+    """
+
+    seed: int = 42
+    n_customers: int = 20_000
+    n_merchants: int = 2_000
+    n_smes: int = 500
+    n_mall_sellers: int = 300
+    start: date = date(2025, 10, 1)
+    months: int = 12
+    defect_rate: float = 0.002
+    chunk_size: int = 50_000
+    pos_per_customer_month: float = 12.0
+    external_pos_share: float = 0.4  # share of POS turnover paid with other banks' cards
+    fraud_intensity: float = 1.0  # scales every fraud scenario's frequency
+
+    PRESETS = ("tiny", "demo", "large")
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> SimConfig:
+        """A named preset (``tiny`` for tests, ``demo``, ``large``) with optional overrides."""
+        presets: dict[str, dict[str, object]] = {
+            "tiny": dict(
+                n_customers=800, n_merchants=80, n_smes=40, n_mall_sellers=30, defect_rate=0.01
+            ),
+            "demo": dict(n_customers=20_000, n_merchants=2_000, n_smes=500, n_mall_sellers=300),
+            "large": dict(
+                n_customers=1_000_000,
+                n_merchants=100_000,
+                n_smes=25_000,
+                n_mall_sellers=5_000,
+                chunk_size=50_000,
+            ),
+        }
+        if name not in presets:
+            raise YidaiError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+        values = {**presets[name], **{k: v for k, v in overrides.items() if v is not None}}
+        return cls(**values).validated()  # type: ignore[arg-type]
+
+    def replace(self, **changes: object) -> SimConfig:
+        """A copy with some fields changed (``None`` values are ignored)."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept).validated()  # type: ignore[arg-type]
+
+    def validated(self) -> SimConfig:
+        """Self, after checking every knob; a clear error naming the bad one otherwise."""
+        for name in ("n_customers", "n_merchants", "n_smes", "n_mall_sellers"):
+            if getattr(self, name) < 5:
+                raise YidaiError(f"{name} must be at least 5, got {getattr(self, name)}")
+        if self.n_customers > 50_000_000:
+            raise YidaiError("n_customers above 50M is not supported")
+        if not 3 <= self.months <= 36:
+            raise YidaiError(f"months must be between 3 and 36, got {self.months}")
+        if not 0.0 <= self.defect_rate <= 0.2:
+            raise YidaiError(f"defect_rate must be between 0 and 0.2, got {self.defect_rate}")
+        if self.chunk_size < 100:
+            raise YidaiError(f"chunk_size must be at least 100, got {self.chunk_size}")
+        if self.pos_per_customer_month <= 0:
+            raise YidaiError("pos_per_customer_month must be positive")
+        if not 0.0 <= self.external_pos_share < 0.95:
+            raise YidaiError("external_pos_share must be in [0, 0.95)")
+        if self.fraud_intensity < 0:
+            raise YidaiError("fraud_intensity must be >= 0")
+        return self

@@ -1,0 +1,278 @@
+"""``simulate()``: run the whole ecosystem and write the landing zone and the truth tables."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from simulator.business import merchant_month, skim_plan, sme_month
+from simulator.calendar import Calendar
+from simulator.config import SimConfig
+from simulator.events import NOT_REPORTED, FraudLog
+from simulator.landing import ID_FORMATS, LandingWriter, format_ids
+from simulator.loans import Applications, draw_applications, loan_batches
+from simulator.people import customer_month
+from simulator.world import DEFECTS, MISC, World, build_world, master_batches, rng_for
+from yidai.contracts import CONTRACTS, FRAUD_TYPES, PRODUCTS
+from yidai.errors import YidaiError
+
+log = logging.getLogger(__name__)
+
+TRUTH_FILES = ("applications.parquet", "entities.parquet", "fraud.parquet", "defects.parquet")
+MALFORMED_SOURCE = "payments"
+MALFORMED_NAME = "part-zz-resend.parquet"
+
+
+@dataclass
+class SimulationSummary:
+    """What a simulation wrote: rows and files per source, truth rows, time taken."""
+
+    landing: Path
+    truth: Path
+    rows: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+    truth_rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total_rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def _split(n: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous index ranges covering ``0..n-1`` as evenly as possible."""
+    bounds = np.linspace(0, n, parts + 1).round().astype(int)
+    return [(int(bounds[i]), int(bounds[i + 1])) for i in range(parts)]
+
+
+@contextmanager
+def _progress(enabled: bool, total: int) -> Iterator[object]:
+    """A rich progress bar (or a silent stand-in) advanced once per simulated chunk-month."""
+    if not enabled:
+
+        class _Silent:
+            def update(self, description: str) -> None:
+                pass
+
+        yield _Silent()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ) as bar:
+        task = bar.add_task("simulating", total=total)
+
+        class _Bar:
+            def update(self, description: str) -> None:
+                bar.update(task, advance=1, description=description)
+
+        yield _Bar()
+
+
+def prepare_output(landing: Path, truth: Path, overwrite: bool) -> None:
+    """Refuse a non-empty landing zone unless ``overwrite``; then clear what we write."""
+    if landing.exists() and not landing.is_dir():
+        raise YidaiError(f"landing path {landing} exists and is not a folder")
+    if landing.exists() and any(landing.iterdir()):
+        if not overwrite:
+            raise YidaiError(
+                f"landing folder {landing} is not empty; pass --overwrite to replace it"
+            )
+        for source in CONTRACTS:
+            shutil.rmtree(landing / source, ignore_errors=True)
+    for name in TRUTH_FILES:
+        (truth / name).unlink(missing_ok=True)
+    landing.mkdir(parents=True, exist_ok=True)
+    truth.mkdir(parents=True, exist_ok=True)
+
+
+def simulate(
+    config: SimConfig,
+    landing_dir: Path | str,
+    truth_dir: Path | str,
+    progress: bool = False,
+    overwrite: bool = True,
+) -> SimulationSummary:
+    """Simulate the ecosystem of ``config``; write the landing zone and the truth tables.
+
+    Same config, same bytes.  Memory stays bounded by ``config.chunk_size``: entities are
+    simulated chunk by chunk, month by month, and each delivery day's file is written as soon
+    as its month is complete.
+    """
+    config = config.validated()
+    landing, truth = Path(landing_dir), Path(truth_dir)
+    prepare_output(landing, truth, overwrite)
+    started = time.perf_counter()
+    cal = Calendar.build(config.start, config.months)
+    world = build_world(config, cal)
+    writer = LandingWriter(landing, cal, config.defect_rate)
+    fraud_log = FraudLog()
+    months = cal.months
+    n_chunks = max(-(-config.n_customers // config.chunk_size), 1)
+    customer_chunks = _split(config.n_customers, n_chunks)
+    merchant_chunks = _split(config.n_merchants, n_chunks)
+    sme_chunks = _split(config.n_smes, n_chunks)
+    with _progress(progress, n_chunks * months + 2) as bar:
+        for batch in master_batches(world):
+            writer.add("master", batch, rng_for(config.seed, MISC), defects=False)
+        writer.flush("master")
+        for month in range(months):
+            skim = skim_plan(world, month)
+            for chunk in range(n_chunks):
+                stream = f"k{chunk:04d}"
+                defect_rng = rng_for(config.seed, DEFECTS, chunk, month)
+                batches = []
+                lo, hi = customer_chunks[chunk]
+                if hi > lo:
+                    batches += customer_month(world, chunk, lo, hi, month, skim, fraud_log)
+                lo, hi = merchant_chunks[chunk]
+                if hi > lo:
+                    batches += merchant_month(world, chunk, lo, hi, month, fraud_log)
+                lo, hi = sme_chunks[chunk]
+                if hi > lo:
+                    batches += sme_month(world, chunk, lo, hi, month)
+                for batch in batches:
+                    writer.add(stream, batch, defect_rng)
+                del batches
+                writer.flush(stream, int(cal.month_starts[month + 1]))
+                bar.update(f"{cal.date_of(int(cal.month_starts[month]))} chunk {chunk + 1}/{n_chunks}")
+        for chunk in range(n_chunks):
+            writer.flush(f"k{chunk:04d}")
+        apps = draw_applications(world)
+        defect_rng = rng_for(config.seed, DEFECTS, 1_000_000)
+        for batch in loan_batches(world, apps):
+            writer.add("loans", batch, defect_rng)
+        writer.flush("loans")
+        bar.update("loan book")
+        if config.defect_rate > 0:
+            _write_malformed_file(writer, cal)
+        summary = SimulationSummary(landing=landing, truth=truth)
+        summary.truth_rows = _write_truth(world, apps, fraud_log, writer, truth)
+        bar.update("truth")
+    summary.rows = dict(sorted(writer.rows.items()))
+    summary.files = dict(sorted(writer.files.items()))
+    summary.seconds = time.perf_counter() - started
+    log.info(
+        "simulated %d rows in %d files in %.1f s",
+        summary.total_rows,
+        sum(summary.files.values()),
+        summary.seconds,
+    )
+    return summary
+
+
+def _write_malformed_file(writer: LandingWriter, cal: Calendar) -> None:
+    """One truncated Parquet file (a broken re-delivery) in a fixed place, recorded as a defect."""
+    day = cal.n_days // 2
+    folder = writer.landing / MALFORMED_SOURCE / f"dt={cal.date_of(day).isoformat()}"
+    originals = sorted(folder.glob("part-*.parquet"))
+    if not originals:
+        return
+    data = originals[0].read_bytes()
+    target = folder / MALFORMED_NAME
+    target.write_bytes(data[: max(len(data) // 2, 16)])
+    writer.files[MALFORMED_SOURCE] += 1
+    writer.defects.record_file(MALFORMED_SOURCE, str(target.relative_to(writer.landing)), day)
+
+
+def _write_truth(
+    world: World, apps: Applications, fraud_log: FraudLog, writer: LandingWriter, truth: Path
+) -> dict[str, int]:
+    """applications, entities, fraud and defects truth tables; returns their row counts."""
+    cal = world.calendar
+    ts_type = pa.timestamp("us")
+    applicant_formats = ("customer_id", "merchant_id", "sme_id")
+    applicant = pa.nulls(len(apps.product), pa.string())
+    for code, column in enumerate(applicant_formats):
+        applicant = pc.if_else(
+            pa.array(apps.product == code), format_ids(apps.applicant, *ID_FORMATS[column]), applicant
+        )
+    default_month = pa.array(apps.default_month.astype(np.int32), mask=apps.default_month < 0)
+    tables: dict[str, pa.Table] = {
+        "applications": pa.table(
+            {
+                "application_id": format_ids(np.arange(len(apps.product)) + 1, *ID_FORMATS["application_id"]),
+                "product": pa.array(np.array(PRODUCTS, dtype=object)[apps.product], pa.string()),
+                "applicant_id": applicant,
+                "ts": pa.array(apps.ts, pa.int64()).cast(ts_type),
+                "true_pd": pa.array(apps.true_pd, pa.float64()),
+                "defaulted": pa.array(apps.defaulted, pa.bool_()),
+                "default_month": default_month,
+                "decision": pa.array(np.where(apps.approved, "approved", "declined").astype(object), pa.string()),
+                "latent_state": pa.array(apps.state, pa.float64()),
+            }
+        )
+    }
+    entity_parts = []
+    for kind, column, group in (
+        ("customer", "customer_id", world.customers),
+        ("merchant", "merchant_id", world.merchants),
+        ("sme", "sme_id", world.smes),
+    ):
+        n = group.n
+        entity_parts.append(
+            pa.table(
+                {
+                    "entity_type": pa.array([kind] * n, pa.string()),
+                    "entity_id": format_ids(np.arange(n), *ID_FORMATS[column]),
+                    "latent_score": pa.array(group.z, pa.float64()),
+                    "shock_month": pa.array(group.shock_month.astype(np.int32), mask=group.shock_month < 0),
+                }
+            )
+        )
+    tables["entities"] = pa.concat_tables(entity_parts)
+    fraud = fraud_log.merged()
+    is_pos = fraud["ref_type"] == 0
+    ref_id = pc.if_else(
+        pa.array(is_pos),
+        format_ids(fraud["ref"], *ID_FORMATS["txn_id"]),
+        format_ids(fraud["ref"], *ID_FORMATS["payment_id"]),
+    )
+    order = np.lexsort((fraud["ref"], fraud["ts"]))
+    tables["fraud"] = pa.table(
+        {
+            "ref_type": pa.array(np.where(is_pos, "pos", "payment").astype(object), pa.string()),
+            "ref_id": ref_id,
+            "fraud_type": pa.array(np.array(FRAUD_TYPES, dtype=object)[fraud["fraud_type"]], pa.string()),
+            "ts": pa.array(fraud["ts"], pa.int64()).cast(ts_type),
+            "amount": pa.array(np.round(fraud["amount"], 2), pa.float64()),
+            "reported_at": pa.array(fraud["reported_at"], pa.int64(), mask=fraud["reported_at"] == NOT_REPORTED).cast(ts_type),
+        }
+    ).take(pa.array(order))
+    if writer.defects.tables:
+        defects = pa.concat_tables(writer.defects.tables)
+    else:
+        defects = pa.table(
+            {
+                "source": pa.array([], pa.string()),
+                "key": pa.array([], pa.string()),
+                "defect": pa.array([], pa.string()),
+                "column": pa.array([], pa.string()),
+                "delivered_day": pa.array([], pa.int64()),
+            }
+        )
+    delivered = pa.array(defects["delivered_day"].to_numpy() + cal.epoch_day0, pa.int32()).cast(pa.date32())
+    tables["defects"] = defects.drop_columns(["delivered_day"]).append_column("delivered_dt", delivered)
+    counts = {}
+    for name, table in tables.items():
+        pq.write_table(table, truth / f"{name}.parquet", compression="snappy")
+        counts[name] = table.num_rows
+    return counts

@@ -1,0 +1,144 @@
+"""The whole chain of DAGs, end to end with ``dag.test()``, on a tiny simulation.
+
+History in one ``ingest_daily`` run, then training, the limit refresh and monitoring, then
+one incremental daily cycle; the runs land in the (tmp) Airflow metadata database exactly
+as the demo's do.  One module-scoped run, several assertions on what it produced.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from yidai import pipeline
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class ChainRun:
+    home: Path
+    days: list[date]
+    plan: list[tuple[str, date, dict[str, Any]]]
+    outcomes: list[Any]
+    seconds: dict[str, float]
+
+
+@pytest.fixture(scope="module")
+def chain(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
+    from simulator import SimConfig, simulate
+    from yidai.airflow_env import demo_plan, run_dag
+    from yidai.settings import get_settings, reset_settings_cache
+
+    home = tmp_path_factory.mktemp("yidai-home")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("YIDAI_HOME", str(home))
+    reset_settings_cache()
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    settings = get_settings()
+    simulate(SimConfig.preset("tiny"), settings.landing, settings.truth)
+    seconds["simulate"] = time.monotonic() - started
+    days = pipeline.landing_days()
+    plan = demo_plan(days, daily_runs=1)
+    outcomes = []
+    for dag_id, day, conf in plan:
+        started = time.monotonic()
+        outcomes.append(run_dag(dag_id, day, conf))
+        key = f"{dag_id}{' history' if conf.get('history') else ''}"
+        seconds[key] = seconds.get(key, 0.0) + time.monotonic() - started
+    print("chain timings (s):", {k: round(v, 1) for k, v in seconds.items()})
+    yield ChainRun(home, days, plan, outcomes, seconds)
+    patch.undo()
+    reset_settings_cache()
+
+
+def test_every_dag_run_of_the_chain_succeeds_in_the_metadata_db(chain: ChainRun) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    assert [o.dag_id for o in chain.outcomes] == [dag_id for dag_id, _, _ in chain.plan]
+    with create_session() as session:
+        runs = {
+            r.run_id: (r.dag_id, str(r.state))
+            for r in session.query(DagRun).filter(
+                DagRun.run_id.in_([o.run_id for o in chain.outcomes])
+            )
+        }
+    assert len(runs) == len(chain.plan)
+    for outcome in chain.outcomes:
+        # A run fails only through an alert check (e.g. a malformed landing file).
+        assert set(outcome.alerts) <= pipeline.ALERT_TASKS
+        assert runs[outcome.run_id] == (
+            outcome.dag_id,
+            "failed" if outcome.alerts else "success",
+        )
+
+
+def test_every_landing_file_is_ingested_once_across_history_and_daily_runs(
+    chain: ChainRun,
+) -> None:
+    from yidai.settings import get_settings
+    from yidai.warehouse import connect
+
+    con = connect(get_settings().warehouse, read_only=True)
+    try:
+        days = [
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT delivery_day FROM ingest_manifest ORDER BY 1"
+            ).fetchall()
+        ]
+        loaded_twice = con.execute(
+            "SELECT path FROM ingest_manifest WHERE status = 'loaded' "
+            "GROUP BY path HAVING count(*) > 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert days == chain.days
+    assert loaded_twice == []
+
+
+def test_the_published_snapshot_and_limits_are_of_the_last_day(chain: ChainRun) -> None:
+    from features import FEATURE_SETS, current_pointer
+    from yidai.limits import load_published_limits
+    from yidai.settings import get_settings
+
+    serving = get_settings().serving
+    last_day = chain.days[-1]
+    for name in FEATURE_SETS:
+        pointer = current_pointer(serving, name)
+        assert pointer is not None, name
+        assert pointer["as_of"] == last_day.isoformat()
+    assert load_published_limits(serving).as_of == last_day
+
+
+def test_every_model_has_a_champion_after_train_weekly(chain: ChainRun) -> None:
+    from models.registry import load_model
+
+    for name in pipeline.MODEL_NAMES:
+        model = load_model(name, "champion")
+        assert model.name == name
+
+
+def test_the_features_asset_event_carries_the_day_for_the_limits_dag(chain: ChainRun) -> None:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        events = (
+            session.query(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .filter(AssetModel.uri == pipeline.FEATURES_ASSET_URI)
+            .order_by(AssetEvent.timestamp)
+            .all()
+        )
+        days = [e.extra.get("day") for e in events]
+    ingest_days = [day.isoformat() for dag_id, day, _ in chain.plan if dag_id == "ingest_daily"]
+    assert days[-len(ingest_days) :] == ingest_days

@@ -1,0 +1,215 @@
+"""Point in time: nothing at or after the decision leaks in; labels only as known at as-of."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pytest
+
+import features
+from yidai.errors import YidaiError
+
+T = dt.datetime
+
+
+def _world(con: duckdb.DuckDBPyConnection, rows_into: Any) -> None:
+    rows_into(
+        con,
+        "customers",
+        [
+            {
+                "customer_id": "C1",
+                "opened_at": T(2025, 1, 1),
+                "age_band": "25-34",
+                "city_tier": "1",
+                "income_band": "mid",
+            }
+        ],
+    )
+    rows_into(
+        con,
+        "merchants",
+        [
+            {
+                "merchant_id": "M1",
+                "onboarded_at": T(2025, 1, 1),
+                "merchant_type": "restaurant",
+                "mcc": "5812",
+                "city_tier": "1",
+                "settlement_account": "S",
+            }
+        ],
+    )
+    pos = [  # (id, ts, card, customer, terminal, amount)
+        ("p1", T(2026, 3, 9, 10), "K1", "C1", "T1", 100.0),
+        ("p2", T(2026, 3, 10, 23, 59, 59), "K1", "C1", "T1", 1000.0),
+        ("p3", T(2026, 3, 11, 0, 0, 1), "K1", "C1", "T1", 5000.0),  # 1 s after decision 2
+        ("e0", T(2026, 3, 11, 9, 0, 0), "K9", None, "T1", 10.0),
+        ("e1", T(2026, 3, 11, 9, 30, 0), "K9", None, "T1", 20.0),
+        ("e2", T(2026, 3, 11, 9, 30, 1), "K9", None, "T2", 30.0),  # 1 s after e1
+        ("e3", T(2026, 3, 12, 15, 0, 0), "K9", None, "T1", 40.0),
+        ("e4", T(2026, 3, 13, 15, 0, 0), "K9", None, "T1", 50.0),
+    ]
+    rows_into(
+        con,
+        "pos_transactions",
+        [
+            {
+                "txn_id": i,
+                "ts": ts,
+                "card_token": card,
+                "customer_id": cust,
+                "merchant_id": "M1",
+                "terminal_id": term,
+                "mcc": "5812",
+                "amount": amt,
+                "entry_mode": "chip",
+                "status": "approved",
+            }
+            for i, ts, card, cust, term, amt in pos
+        ],
+    )
+    rows_into(con, "fraud_reports", [
+        {"report_id": "r0", "reported_at": T(2026, 3, 12, 10), "ref_type": "pos", "ref_id": "e0",
+         "fraud_type": "compromised_card", "amount": 10.0},
+        {"report_id": "r1", "reported_at": T(2026, 3, 20, 23, 59, 59), "ref_type": "pos",
+         "ref_id": "e1", "fraud_type": "compromised_card", "amount": 20.0},
+        {"report_id": "r2", "reported_at": T(2026, 3, 21, 0, 0, 1), "ref_type": "pos",
+         "ref_id": "e2", "fraud_type": "compromised_card", "amount": 30.0},
+    ])  # fmt: skip
+
+
+def test_credit_rows_after_the_decision_never_count(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    _world(empty_wh, rows_into)
+    spine = pd.DataFrame({
+        "entity_id": ["C1", "C1"],
+        "decision_ts": [T(2026, 3, 10, 12), T(2026, 3, 11, 0, 0, 0)],
+        "label": [0, 1],
+        "requested_amount": [3000.0, 3000.0],
+        "application_id": ["a", "b"],
+    })  # fmt: skip
+    df = features.build_training_set(empty_wh, spine, "personal_credit_v1")
+    assert list(df.columns[: len(spine.columns)]) == list(spine.columns)
+    assert (
+        list(df.columns[len(spine.columns) :])
+        == features.FEATURE_SETS["personal_credit_v1"].columns
+    )
+    # decision 1 (noon of the 10th): only the 9th (the same-day 23:59:59 row is after it)
+    assert df.loc[0, "customer_spend_amount_30d"] == 100.0
+    # decision 2 (midnight): the 23:59:59 row counts, the 00:00:01 row one second later not
+    assert df.loc[1, "customer_spend_amount_30d"] == 1100.0
+    assert df.loc[1, "customer_spend_count_90d"] == 2.0
+    assert df["application_id"].tolist() == ["a", "b"]  # extra spine columns kept
+
+
+def test_fraud_velocity_and_flags_use_only_earlier_events(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    _world(empty_wh, rows_into)
+    spine = features.fraud_spine(
+        empty_wh, dt.date(2026, 3, 20), label_delay_days=0, start=dt.date(2026, 3, 11)
+    )
+    df = features.build_training_set(empty_wh, spine, "payment_fraud_v1").set_index("event_id")
+    assert df.loc["e1", "payer_txn_count_1h"] == 1 and df.loc["e1", "payer_txn_amount_1h"] == 10
+    assert df.loc["e2", "payer_txn_count_1h"] == 2 and df.loc["e2", "payer_txn_amount_1h"] == 30
+    assert df.loc["e0", "payer_txn_count_24h"] == 0
+    assert df.loc["e0", "payer_new_counterpart_now"] == 1  # first time at T1
+    assert df.loc["e1", "payer_new_counterpart_now"] == 0  # T1 seen earlier the same day
+    assert df.loc["e2", "payer_new_counterpart_now"] == 1  # T2 is new
+    assert df.loc["e3", "payer_new_counterpart_now"] == 0  # T1 seen on a previous day
+    assert df.loc["e3", "payer_txn_count_7d"] == 3  # the 11th's three events
+    # the report on e0 arrives on the 12th at 10:00: unknown to the profile of the 11th close
+    assert df.loc["e3", "counterpart_fraud_reports_1d"] == 0
+    assert df.loc["e4", "counterpart_fraud_reports_1d"] == 1
+    assert df.loc["e4", "merchant_fraud_reports_7d"] == 1
+
+
+def test_fraud_labels_only_as_known_at_as_of(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    _world(empty_wh, rows_into)
+    spine = features.fraud_spine(empty_wh, dt.date(2026, 3, 20), label_delay_days=0)
+    labels = dict(zip(spine["event_id"], spine["label"], strict=True))
+    assert labels["e0"] == 1 and labels["e1"] == 1  # reported by 23:59:59 of the as-of day
+    assert labels["e2"] == 0  # reported one second after the as-of day
+    later = features.fraud_spine(empty_wh, dt.date(2026, 3, 21), label_delay_days=0)
+    assert dict(zip(later["event_id"], later["label"], strict=True))["e2"] == 1
+    delayed = features.fraud_spine(empty_wh, dt.date(2026, 3, 20), label_delay_days=8)
+    assert delayed["decision_ts"].max() < T(2026, 3, 13)  # the last 8 days are left out
+
+
+def _loans(con: duckdb.DuckDBPyConnection, rows_into: Any) -> None:
+    apps = [
+        ("A1", T(2026, 3, 10), "approved"),
+        ("A2", T(2026, 1, 5), "approved"),
+        ("A3", T(2026, 1, 6), "declined"),
+    ]
+    rows_into(
+        con,
+        "loan_applications",
+        [
+            {
+                "application_id": a,
+                "ts": ts,
+                "product": "personal",
+                "applicant_id": "C1",
+                "requested_amount": 5000.0,
+                "decision": d,
+                "approved_limit": 5000.0 if d == "approved" else 0.0,
+            }
+            for a, ts, d in apps
+        ],
+    )
+    rows_into(con, "loan_performance", [
+        {"account_id": "A1", "snapshot_date": T(2026, 8, 31), "credit_limit": 5000.0,
+         "outstanding": 4000.0, "days_past_due": 90},
+        {"account_id": "A2", "snapshot_date": T(2026, 6, 30), "credit_limit": 5000.0,
+         "outstanding": 1000.0, "days_past_due": 30},
+        {"account_id": "A2", "snapshot_date": T(2026, 8, 31), "credit_limit": 5000.0,
+         "outstanding": 5000.0, "days_past_due": 95},  # after A2's 6-month window
+    ])  # fmt: skip
+
+
+def test_credit_labels_only_for_matured_accounts(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    _loans(empty_wh, rows_into)
+    early = features.credit_spine(empty_wh, "personal", dt.date(2026, 9, 1), 6)
+    assert early["application_id"].tolist() == ["A2"]  # A1 not matured, A3 declined
+    assert early["label"].tolist() == [0]  # its 95 DPD came after 6 months
+    late = features.credit_spine(empty_wh, "personal", dt.date(2026, 9, 10), 6)
+    assert dict(zip(late["application_id"], late["label"], strict=True)) == {"A2": 0, "A1": 1}
+    everyone = features.credit_spine(
+        empty_wh, "personal", dt.date(2026, 9, 1), 6, include_declined=True
+    )
+    got = dict(zip(everyone["application_id"], everyone["label"], strict=True))
+    assert set(got) == {"A1", "A2", "A3"} and pd.isna(got["A1"]) and pd.isna(got["A3"])
+
+
+def test_bad_spines_get_clear_errors(empty_wh: duckdb.DuckDBPyConnection, rows_into: Any) -> None:
+    _world(empty_wh, rows_into)
+    good = pd.DataFrame({"entity_id": ["C1"], "decision_ts": [T(2026, 3, 10)], "label": [0],
+                         "requested_amount": [1.0]})  # fmt: skip
+    with pytest.raises(YidaiError, match=r"lacks the columns \['label'\]"):
+        features.build_training_set(empty_wh, good.drop(columns="label"), "personal_credit_v1")
+    with pytest.raises(YidaiError, match="missing or unreadable decision_ts"):
+        features.build_training_set(empty_wh, good.assign(decision_ts=[None]), "personal_credit_v1")
+    with pytest.raises(YidaiError, match="after the data"):
+        features.build_training_set(
+            empty_wh, good.assign(decision_ts=[T(2027, 1, 1)]), "personal_credit_v1"
+        )
+    with pytest.raises(YidaiError, match="request has no field 'requested_amount'"):
+        features.build_training_set(
+            empty_wh, good.drop(columns="requested_amount"), "personal_credit_v1"
+        )
+    with pytest.raises(YidaiError, match="needs the event fields"):
+        features.build_training_set(empty_wh, good, "payment_fraud_v1")
+    with pytest.raises(YidaiError, match="unknown feature set"):
+        features.build_training_set(empty_wh, good, "personal_credit_v9")
+    with pytest.raises(YidaiError, match="unknown product"):
+        features.credit_spine(empty_wh, "mortgage", dt.date(2026, 3, 1))

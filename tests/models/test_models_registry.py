@@ -1,0 +1,242 @@
+"""Training framework + MLflow registry on a real SQLite tracking store: logging, the promotion
+gate, the loader, and clean failures."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from models.registry import (
+    CHAMPION,
+    ChampionScore,
+    GateConfig,
+    GateDecision,
+    load_model,
+    log_and_register,
+    promotion_decision,
+)
+from models.training import (
+    ModelSpec,
+    SplitConfig,
+    TrainingData,
+    fit_and_evaluate,
+    train_and_register,
+)
+from yidai.errors import YidaiError
+from yidai.settings import Settings
+
+FAST = {"n_estimators": 60, "learning_rate": 0.15, "early_stopping_rounds": 15}
+SPLIT = SplitConfig(test_days=60, calibration_days=45)
+_counter = itertools.count()
+
+
+def _spec() -> ModelSpec:
+    return ModelSpec(f"synthetic_pd_{next(_counter)}", "credit", "synthetic_v1", None, "test")
+
+
+def _data(frame: pd.DataFrame, features: list[str], monotone: dict[str, int]) -> TrainingData:
+    return TrainingData(
+        frame=frame.rename(columns={"application_id": "id"}),
+        feature_names=features,
+        feature_set="synthetic_v1",
+        feature_set_version="fp-abc123",
+        monotone=monotone,
+        reason_groups={f: "other" for f in features},
+    )
+
+
+def _client(settings: Settings) -> MlflowClient:
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def test_gate_decisions() -> None:
+    gate = GateConfig(margin=0.01, max_score_psi=0.2)
+    first = promotion_decision(
+        metric="oot_auc", new_value=0.7, score_psi=0.05, champion=None, gate=gate
+    )
+    assert first.promote and first.alias == CHAMPION
+    champ = ChampionScore("3", 0.75)
+    better = promotion_decision(
+        metric="oot_auc", new_value=0.761, score_psi=0.05, champion=champ, gate=gate
+    )
+    assert better.promote and "beats champion v3" in better.reason
+    marginal = promotion_decision(
+        metric="oot_auc", new_value=0.755, score_psi=0.05, champion=champ, gate=gate
+    )
+    assert not marginal.promote and marginal.alias == "challenger"
+    unstable = promotion_decision(
+        metric="oot_auc", new_value=0.9, score_psi=0.3, champion=champ, gate=gate
+    )
+    assert not unstable.promote and "PSI" in unstable.reason
+    unscorable = promotion_decision(
+        metric="oot_auc",
+        new_value=0.9,
+        score_psi=0.01,
+        champion=ChampionScore("3", None, "features changed"),
+        gate=gate,
+    )
+    assert not unscorable.promote and "features changed" in unscorable.reason
+
+
+def test_register_load_and_gate(
+    mlflow_settings: Settings,
+    credit_frame: pd.DataFrame,
+    feature_names: list[str],
+    monotone: dict[str, int],
+) -> None:
+    spec = _spec()
+    data = _data(credit_frame, feature_names, monotone)
+    first = train_and_register(
+        spec, data, settings=mlflow_settings, split=SPLIT, estimator_params=FAST
+    )
+    assert first.alias == CHAMPION and first.version == "1"
+    metrics = first.metrics
+    assert metrics["oracle_gap"] == pytest.approx(metrics["oracle_auc"] - metrics["oot_auc"])
+    assert metrics["oracle_gap"] < 0.04
+    assert metrics["score_psi"] < 0.1 and metrics["max_feature_psi"] < 0.1
+    # Out of time: train < calibration < test windows, the test window is the latest.
+    ends = [first.windows[k].split("..") for k in ("train", "calibration", "test")]
+    assert ends[0][1] < ends[1][0] and ends[1][1] < ends[2][0]
+    assert first.rows["test"] > 0.2 * len(credit_frame)
+
+    model = load_model(spec.name, settings=mlflow_settings)
+    assert (model.version, model.alias, model.run_id) == ("1", CHAMPION, first.run_id)
+    assert model.feature_names == feature_names
+    assert (model.feature_set, model.feature_set_version) == ("synthetic_v1", "fp-abc123")
+    X = credit_frame[feature_names].to_numpy()
+    pd_hat = model.predict_proba(X)
+    assert pd_hat.shape == (len(X),) and ((pd_hat > 0) & (pd_hat < 1)).all()
+    # The registered model scores the OOT rows exactly as the logged metric says.
+    from models.metrics import auc
+
+    test = credit_frame[credit_frame["ts"] >= pd.Timestamp(first.windows["test"][:10])]
+    assert auc(test["label"], model.predict_proba(test[feature_names].to_numpy())) == (
+        pytest.approx(first.metrics["oot_auc"])
+    )
+    assert np.allclose(model.predict_proba(X[0]), pd_hat[:1])
+    start = time.perf_counter()
+    for row in X[:300]:
+        model.predict_proba(row)
+    assert (time.perf_counter() - start) / 300 < 0.002  # loose on a shared box; ~0.05 ms
+    assert model.grade(pd_hat[:3]).shape == (3,)
+    assert np.all(np.diff(model.score_points(np.array([0.01, 0.02, 0.2]))) < 0)
+    reasons = model.reason_codes(X[:4], top_k=2)
+    assert len(reasons) == 4 and all(len(r) <= 2 for r in reasons)
+
+    # Run content: metrics, feature columns, plots, model card.
+    client = _client(mlflow_settings)
+    run = client.get_run(first.run_id)
+    assert run.data.metrics["oot_auc"] == pytest.approx(first.metrics["oot_auc"])
+    assert run.data.tags["yidai.feature_set_version"] == "fp-abc123"
+    report = {a.path for a in client.list_artifacts(first.run_id, "report")}
+    for name in ("roc.png", "ks.png", "calibration.png", "score_distribution.png",
+                 "feature_importance.png", "model_card.md"):  # fmt: skip
+        assert f"report/{name}" in report
+
+    # Same data again: not better by the margin -> challenger, reason logged; champion stays.
+    second = train_and_register(
+        spec, data, settings=mlflow_settings, split=SPLIT, estimator_params=FAST
+    )
+    assert second.alias == "challenger" and "does not beat" in second.gate_reason
+    assert str(client.get_model_version_by_alias(spec.name, CHAMPION).version) == "1"
+    assert client.get_run(second.run_id).data.tags["yidai.gate.alias"] == "challenger"
+    assert load_model(spec.name, "challenger", settings=mlflow_settings).version == "2"
+
+    # A negative margin lets an equal model through: the alias moves.
+    third = train_and_register(
+        spec,
+        data,
+        settings=mlflow_settings,
+        split=SPLIT,
+        gate=GateConfig(margin=-1.0),
+        estimator_params=FAST,
+    )
+    assert third.alias == CHAMPION
+    assert load_model(spec.name, settings=mlflow_settings).version == third.version
+
+    # Loader refusals.
+    with pytest.raises(YidaiError, match="online snapshot has version other"):
+        load_model(spec.name, settings=mlflow_settings, expected_feature_set_version="other")
+    with pytest.raises(YidaiError, match="alias 'nope'"):
+        load_model(spec.name, "nope", settings=mlflow_settings)
+    with pytest.raises(YidaiError, match="needs 5 features"):
+        model.predict_proba(X[:, :3])
+
+
+def _registered_names(settings: Settings) -> set[str]:
+    return {r.name for r in _client(settings).search_registered_models()}
+
+
+def test_bad_training_sets_register_nothing(
+    mlflow_settings: Settings,
+    credit_frame: pd.DataFrame,
+    feature_names: list[str],
+    monotone: dict[str, int],
+) -> None:
+    spec = _spec()
+    data = _data(credit_frame, feature_names, monotone)
+    empty = _data(credit_frame.iloc[:0], feature_names, monotone)
+    one_class = _data(credit_frame.assign(label=0), feature_names, monotone)
+    lacking = _data(credit_frame.drop(columns=feature_names[1]), feature_names, monotone)
+    for bad, message in ((empty, "empty"), (one_class, "single class"), (lacking, "lacks")):
+        with pytest.raises(YidaiError, match=message):
+            train_and_register(spec, bad, settings=mlflow_settings, split=SPLIT)
+    short = _data(credit_frame.iloc[-300:], feature_names, monotone)
+    with pytest.raises(YidaiError, match="too short"):
+        train_and_register(spec, short, settings=mlflow_settings, split=SPLIT)
+    assert spec.name not in _registered_names(mlflow_settings)
+    unreachable = Settings(
+        home=mlflow_settings.home, mlflow_tracking_uri="http://127.0.0.1:9/mlflow"
+    )
+    with pytest.raises(YidaiError, match="unreachable"):
+        train_and_register(spec, data, settings=unreachable, split=SPLIT)
+    with pytest.raises(YidaiError, match="unreachable"):
+        load_model(spec.name, settings=unreachable)
+
+
+def test_failure_after_version_creation_leaves_nothing_registered(
+    mlflow_settings: Settings,
+    credit_frame: pd.DataFrame,
+    feature_names: list[str],
+    monotone: dict[str, int],
+    tmp_path: Path,
+) -> None:
+    from models.registry import ModelPackage
+    from models.scorecard import Scorecard
+
+    spec = _spec()
+    fitted = fit_and_evaluate(
+        spec, _data(credit_frame, feature_names, monotone), split=SPLIT, estimator_params=FAST
+    )
+    package = ModelPackage(
+        name=spec.name,
+        estimator=fitted.estimator,
+        scorecard=Scorecard(),
+        feature_set="synthetic_v1",
+        feature_set_version="fp",
+        reason_groups={},
+        params=fitted.params,
+        metrics=fitted.evaluation.metrics,
+        primary_metric="oot_auc",
+    )
+    bad = GateDecision(True, "test")
+    object.__setattr__(bad, "alias", "v1")  # MLflow rejects version-like aliases
+    with pytest.raises(MlflowException):
+        log_and_register(package, bad, settings=mlflow_settings)
+    assert spec.name not in _registered_names(mlflow_settings)
+    runs = _client(mlflow_settings).search_runs(
+        [_client(mlflow_settings).get_experiment_by_name(f"yidai/{spec.name}").experiment_id]
+    )
+    assert [r.info.status for r in runs] == ["FAILED"]
+    # A missing report folder fails before anything is registered.
+    package.artifacts_dir = tmp_path / "missing"
+    with pytest.raises(YidaiError, match="report folder"):
+        log_and_register(package, GateDecision(True, "test"), settings=mlflow_settings)
+    assert spec.name not in _registered_names(mlflow_settings)

@@ -1,0 +1,98 @@
+"""A real serving environment shared by the service tests (built once per session).
+
+Synthetic warehouse -> published feature snapshots -> small LightGBM models registered in a
+real MLflow SQLite registry (champion for every product, plus a challenger for personal
+credit).  Each test gets its own audit store, key file and policy folder.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from scoring_service.sandbox import Sandbox, build_sandbox
+from scoring_service.security import SCOPES, create_key
+from yidai.settings import Settings
+
+POLICIES = Path(__file__).resolve().parents[2] / "yidai" / "policies"
+
+
+def settings_at(home: Path, tmp: Path, **overrides: object) -> Settings:
+    """Settings on the shared sandbox ``home`` with per-test audit, keys and policies."""
+    values: dict[str, object] = {
+        "home": home,
+        "mlflow_tracking_uri": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+        "audit_db_url": f"sqlite:///{tmp / 'audit' / 'decisions.db'}",
+        "api_keys_file": tmp / "api_keys.json",
+        "policy_dir": tmp / "policies",
+        "service_reload_seconds": 0.2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def sandbox_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sandbox")
+
+
+@pytest.fixture(scope="session")
+def sandbox(sandbox_home: Path) -> Sandbox:
+    return build_sandbox(Settings(home=sandbox_home, mlflow_tracking_uri=f"sqlite:///{sandbox_home / 'mlflow' / 'mlflow.db'}"))
+
+
+@pytest.fixture
+def service_settings(sandbox: Sandbox, sandbox_home: Path, tmp_path: Path) -> Settings:
+    shutil.copytree(POLICIES, tmp_path / "policies")
+    return settings_at(sandbox_home, tmp_path)
+
+
+@dataclass
+class Keys:
+    all: str
+    personal_only: str
+
+
+@pytest.fixture
+def keys(service_settings: Settings) -> Keys:
+    path = service_settings.api_keys_file
+    assert path is not None
+    everything, _ = create_key(path, "ops_console", list(SCOPES))
+    personal, _ = create_key(path, "mall_checkout", ["personal-credit"])
+    return Keys(everything, personal)
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[[Settings], TestClient]]:
+    """Start the real app in-process (lifespan, loaders, audit store) and wait until ready."""
+    from scoring_service.main import create_app
+
+    opened: list[TestClient] = []
+
+    def make(settings: Settings, wait_ready: bool = True) -> TestClient:
+        client = TestClient(create_app(settings))
+        client.__enter__()
+        opened.append(client)
+        if wait_ready:
+            wait_until(lambda: client.get("/readyz").status_code == 200, what="service ready")
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def wait_until(check: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,106 @@
+"""Integration: uvicorn on a free loopback port, real MLflow registry and snapshots,
+published merchant limits, and every call through the typed client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import uvicorn
+import yaml
+
+from scoring_service.client import YidaiAPIError, YidaiClient
+from scoring_service.main import create_app
+from scoring_service.sandbox import Sandbox
+from yidai.settings import Settings
+
+from .conftest import wait_until  # noqa: TID252
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _publish_limits(serving: Path, merchant: str) -> None:
+    from yidai.limits import publishing
+    from yidai.limits.serving import LIMITS_FILE, limits_root
+
+    table = pd.DataFrame(
+        {
+            "merchant_id": [merchant, "M-frozen"], "account_id": ["A1", "A2"],
+            "credit_line": [50_000.0, 20_000.0], "outstanding": [10_000.0, 5_000.0],
+            "available": [40_000.0, 0.0], "status": ["active", "frozen"],
+            "decision": ["increase", "freeze"],
+            "reason_code": ["INCREASE_TURNOVER_GROWTH", "FREEZE_DELINQUENT"],
+            "grade": ["B", "E"],
+        }
+    )  # fmt: skip
+    root = limits_root(serving)
+    publishing.write_version(
+        root, "v-test", {"version": "v-test", "as_of": "2026-06-30"},
+        lambda tmp: table.to_parquet(tmp / LIMITS_FILE),
+    )  # fmt: skip
+    publishing.publish(root, "v-test", {"version": "v-test", "as_of": "2026-06-30"})
+
+
+@pytest.fixture
+def server(service_settings: Settings) -> Iterator[str]:
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(service_settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: srv.started, what="uvicorn start")
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_storefront_calls_through_the_client(
+    sandbox: Sandbox, service_settings: Settings, keys: Any, server: str
+) -> None:
+    merchant = sandbox.entities["merchant"][0]
+    _publish_limits(service_settings.serving, merchant)
+    path = service_settings.policies / "merchant.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["limit"].update(min_limit=10, round_to=10, max_expected_loss=None)
+    data.update(cutoffs={"approve_min_score": 0, "refer_min_score": 0}, hard_rules=[])
+    path.write_text(yaml.safe_dump(data))
+    with YidaiClient(server, keys.all) as yidai:
+        wait_until(lambda: yidai.readiness()[0], what="ready over HTTP")
+        customer = sandbox.entities["personal"][5]
+        offer = yidai.personal_credit(customer, 999.0, seller_id="S-1", idempotency_key="o-1")
+        retry = yidai.personal_credit(customer, 999.0, seller_id="S-1", idempotency_key="o-1")
+        assert retry == offer
+        assert yidai.decision(offer.decision_id).response["decision_id"] == offer.decision_id
+
+        line = yidai.merchant_credit(merchant, 30_000.0)
+        assert line.decision == "approve" and line.account_id is not None
+        # the nightly published line (50k, active) governs drawdowns on the merchant's line
+        assert yidai.drawdown(line.account_id, 45_000.0, 3).status == "accepted"
+        rejected = yidai.drawdown(line.account_id, 6_000.0, 3)
+        assert rejected.status == "rejected" and rejected.credit_limit == 50_000.0
+        published = yidai.merchant_limit(merchant)
+        assert (published.credit_line, published.limits_version) == (50_000.0, "v-test")
+
+        risk = yidai.payment_risk(
+            sandbox.entities["payment"][1], 120.0, "app",
+            ts=dt.datetime(2026, 7, 1, 10, 0).isoformat(), device_id="D-9",
+        )  # fmt: skip
+        assert risk.action in {"allow", "step_up", "decline"} and risk.amount_tier == "micro"
+        with pytest.raises(YidaiAPIError) as info:
+            yidai.merchant_limit("M-none")
+        assert info.value.status_code == 404
+    with YidaiClient(server, keys.personal_only) as narrow, pytest.raises(YidaiAPIError) as info:
+        narrow.payment_risk("P1", 10.0, "app")
+    assert info.value.status_code == 403

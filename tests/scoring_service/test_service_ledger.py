@@ -1,0 +1,98 @@
+"""The audit store: durable appends, atomic drawdowns across processes, idempotent replays."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scoring_service.audit import AuditStore, DecisionRow, IdempotencyConflict, Line
+
+LIMIT = 1_000.0
+
+
+def _row(decision_id: str, key: str | None = None, open_line: bool = False) -> DecisionRow:
+    return DecisionRow(
+        decision_id=decision_id, module="m", idempotency_key=key, request_hash="h" + (key or ""),
+        product="sme", entity_id="S1", outcome="approve", arm="champion",
+        model_version="sme_pd:1", policy_version="p", response={"decision_id": decision_id},
+        record={"features": {"x": 1.0}}, open_line=("S1", LIMIT) if open_line else None,
+    )  # fmt: skip
+
+
+def _draw(store: AuditStore, i: int, amount: float, key: str | None = None) -> dict[str, Any]:
+    def limit(line: Line) -> tuple[float, str | None]:
+        return line.credit_limit, None
+
+    def respond(line: Line | None, lim: float, out: float, reject: str | None) -> dict[str, Any]:
+        return {"status": "accepted" if reject is None else "rejected", "n": i, "before": out}
+
+    return store.drawdown(
+        drawdown_id=f"d{os.getpid()}-{i}-{threading.get_ident()}", account_id="acct",
+        amount=amount, term_months=3, module="m", idempotency_key=key,
+        request_hash=f"{amount}", effective_limit=limit, respond=respond,
+    )  # fmt: skip
+
+
+def _worker(url: str, n: int, out: Any) -> None:
+    store = AuditStore(url)
+    accepted = 0.0
+
+    def run(offset: int) -> None:
+        nonlocal accepted
+        for i in range(n):
+            amount = float(10 + (i * 7 + offset) % 40)
+            if _draw(store, offset * 1000 + i, amount)["status"] == "accepted":
+                accepted += amount
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out.put(accepted)
+
+
+def test_concurrent_drawdowns_in_two_processes_never_exceed_the_limit(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditStore(url).record_decision(_row("acct", open_line=True))
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(url, 15, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    accepted = sum(queue.get(timeout=60) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    store = AuditStore(url)
+    assert store.outstanding("acct") == pytest.approx(accepted)
+    assert LIMIT - 50 < accepted <= LIMIT  # filled up, never beyond
+
+
+def test_decisions_survive_a_killed_process_and_replay_by_key(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    ctx = multiprocessing.get_context("fork")
+
+    def write_then_die() -> None:
+        AuditStore(url).record_decision(_row("d1", key="k1"))
+        os._exit(1)  # no clean shutdown, no checkpoint
+
+    proc = ctx.Process(target=write_then_die)
+    proc.start()
+    proc.join(timeout=60)
+    store = AuditStore(url)
+    assert store.get_decision("d1") is not None
+    replay = store.record_decision(_row("d2", key="k1"))
+    assert replay == {"decision_id": "d1"}  # same key: the original decision
+    assert store.count_decisions() == 1
+    with pytest.raises(IdempotencyConflict):
+        store.find_idempotent("m", "k1", "another-request")
+    store.record_decision(_row("acct", open_line=True))
+    first = _draw(store, 1, 100.0, key="dk")
+    again = _draw(store, 2, 100.0, key="dk")
+    assert first == again and store.outstanding("acct") == 100.0

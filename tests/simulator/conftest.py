@@ -1,0 +1,36 @@
+"""Shared fixtures of the simulator tests: one tiny simulation per test session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from simulator import SimConfig, SimulationSummary, simulate
+
+
+@dataclass(frozen=True)
+class SimRun:
+    config: SimConfig
+    landing: Path
+    truth: Path
+    summary: SimulationSummary
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> SimRun:
+    """The tiny preset (with its default defect rate), simulated once."""
+    root = tmp_path_factory.mktemp("sim_tiny")
+    config = SimConfig.preset("tiny", seed=7)
+    summary = simulate(config, root / "landing", root / "truth")
+    return SimRun(config, root / "landing", root / "truth", summary)
+
+
+@pytest.fixture(scope="session")
+def clean_short_run(tmp_path_factory: pytest.TempPathFactory) -> SimRun:
+    """A short, defect-free run (4 months) for determinism and clean-data checks."""
+    root = tmp_path_factory.mktemp("sim_clean")
+    config = SimConfig.preset("tiny", seed=11, months=4, defect_rate=0.0)
+    summary = simulate(config, root / "landing", root / "truth")
+    return SimRun(config, root / "landing", root / "truth", summary)

@@ -1,0 +1,468 @@
+"""The nightly merchant limit refresh end to end: real snapshot files, a real LightGBM model,
+a real DuckDB warehouse, real version folders and pointer swaps (yidai.limits)."""
+
+from __future__ import annotations
+
+import json
+import resource
+import threading
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.request import get_feature_set
+from features.serving import FeatureSnapshot, load_snapshot
+from models.estimator import GradientBoostedPD
+from models.registry import LoadedModel
+from models.scorecard import Scorecard
+from yidai.decisioning.merchant_limits import REASONS, load_merchant_limit_policy
+from yidai.decisioning.policy import CreditPolicy, load_credit_policy
+from yidai.errors import YidaiError
+from yidai.limits import (
+    current_limits_pointer,
+    load_published_limits,
+    read_limit_runs,
+    read_limits_summary,
+    read_limits_table,
+)
+from yidai.limits.refresh import RefreshResult, read_loan_book, run_refresh
+from yidai.settings import Settings
+from yidai.warehouse import connect, ensure_tables
+
+FS = get_feature_set("merchant_credit_v1")
+PROFILE_COLUMNS = FS.profile_columns("merchant")
+POLICY_DIR = Path(__file__).resolve().parents[2] / "yidai" / "policies"
+DAY1 = date(2026, 3, 31)
+N_SNAPSHOT = 600
+DELINQUENT = [f"m{i:04d}" for i in range(0, 10)]
+COLLAPSED = [f"m{i:04d}" for i in range(10, 20)]
+BOOKED = [f"m{i:04d}" for i in range(0, 300)]
+NO_FEATURES = [f"m{i:04d}" for i in range(600, 610)]
+
+
+def make_profiles(n: int, seed: int) -> pd.DataFrame:
+    """Seeded merchant profiles (merchant_credit_v1 columns) and their default label."""
+    rng = np.random.default_rng(seed)
+    t90 = rng.lognormal(11.8, 0.8, n)
+    cv = rng.uniform(0.05, 0.8, n)
+    cb = rng.uniform(0, 0.012, n)
+    frame = pd.DataFrame(
+        {
+            "merchant_net_turnover_30d": t90 / 3 * rng.uniform(0.7, 1.3, n),
+            "merchant_net_turnover_90d": t90,
+            "merchant_net_turnover_180d": 2 * t90 * rng.uniform(0.8, 1.2, n),
+            "merchant_turnover_trend_90d": rng.normal(1, 0.15, n),
+            "merchant_turnover_volatility_180d": cv,
+            "merchant_daily_volatility_90d": cv * 2,
+            "merchant_active_days_30d": rng.integers(15, 31, n).astype(float),
+            "merchant_active_days_90d": rng.integers(50, 91, n).astype(float),
+            "merchant_txn_count_30d": rng.integers(100, 2000, n).astype(float),
+            "merchant_avg_ticket_90d": rng.uniform(20, 300, n),
+            "merchant_top_card_share_90d": rng.uniform(0.01, 0.3, n),
+            "merchant_distinct_cards_90d": rng.integers(50, 3000, n).astype(float),
+            "merchant_chargeback_rate_90d": cb,
+            "merchant_refund_ratio_90d": rng.uniform(0, 0.05, n),
+            "merchant_round_share_90d": rng.uniform(0, 0.1, n),
+            "merchant_seasonal_decline_30d": rng.normal(0, 0.1, n),
+            "merchant_credit_utilisation_180d": rng.uniform(0, 1, n),
+            "merchant_max_dpd_180d": np.zeros(n),
+            "merchant_tenure_days_life": rng.uniform(200, 3000, n),
+        }
+    )
+    logit = -6.0 - 1.2 * (np.log(t90) - 11.8) + 2.0 * cv + 150 * cb
+    frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def estimator() -> GradientBoostedPD:
+    """A real calibrated LightGBM merchant PD trained on seeded profiles."""
+    data = make_profiles(6_000, seed=1)
+    X = data[PROFILE_COLUMNS].copy()
+    X["merchant_requested_to_turnover_now"] = np.random.default_rng(2).uniform(0, 3, len(X))
+    X = X[FS.columns]
+    est = GradientBoostedPD(n_estimators=40, min_child_samples=30, n_jobs=1)
+    return est.fit(X[:4_000], data["label"][:4_000], eval_set=(X[4_000:], data["label"][4_000:]))
+
+
+@pytest.fixture(scope="module")
+def model(estimator: GradientBoostedPD) -> LoadedModel:
+    """The estimator as the registry's loader would return it."""
+    est = estimator
+    metadata = {
+        "feature_set": FS.name,
+        "feature_set_version": FS.fingerprint,
+        "feature_names": FS.columns,
+        "calibrator": est.calibrator_.to_dict(),
+        "scorecard": Scorecard().to_dict(),
+        "reason_groups": {},
+    }
+    return LoadedModel(
+        name="merchant_pd",
+        version="1",
+        alias="champion",
+        run_id="test",
+        booster=est.booster_,
+        metadata=metadata,
+    )
+
+
+@pytest.fixture(scope="module")
+def credit_policy() -> CreditPolicy:
+    return load_credit_policy("merchant", POLICY_DIR)
+
+
+def publish_snapshot_files(serving: Path, profiles: pd.DataFrame, as_of: date) -> FeatureSnapshot:
+    """Write a merchant_credit_v1 snapshot in the feature store's serving layout and load it
+    with the feature store's own loader."""
+    set_dir = serving / "features" / FS.name
+    snapshot_id = f"{as_of.isoformat()}_test"
+    folder = set_dir / snapshot_id
+    folder.mkdir(parents=True, exist_ok=True)
+    profiles[["entity_id", *PROFILE_COLUMNS]].to_parquet(folder / "merchant.parquet", index=False)
+    meta = {
+        "feature_set": FS.name,
+        "version": FS.version,
+        "fingerprint": FS.fingerprint,
+        "as_of": as_of.isoformat(),
+        "columns": FS.columns,
+        "profiles": {"merchant": PROFILE_COLUMNS},
+        "rows": {"merchant": len(profiles)},
+        "snapshot_id": snapshot_id,
+    }
+    (set_dir / "CURRENT").write_text(json.dumps(meta), encoding="utf-8")
+    return load_snapshot(serving, FS.name)
+
+
+def day_profiles(day: int) -> pd.DataFrame:
+    profiles = make_profiles(N_SNAPSHOT, seed=100 + day)
+    profiles.insert(0, "entity_id", [f"m{i:04d}" for i in range(N_SNAPSHOT)])
+    collapsed = profiles["entity_id"].isin(COLLAPSED)
+    profiles.loc[collapsed, "merchant_net_turnover_30d"] = (
+        profiles.loc[collapsed, "merchant_net_turnover_90d"] * 0.01
+    )
+    return profiles
+
+
+def write_warehouse(path: Path, as_of: date) -> None:
+    """A loan book: 310 merchants with lines (10 without features), 10 of them in arrears."""
+    rng = np.random.default_rng(5)
+    merchants = BOOKED + NO_FEATURES
+    n = len(merchants)
+    limits = rng.choice([20_000.0, 50_000.0, 80_000.0, 150_000.0], n)
+    opened = datetime(2025, 10, 1)
+    apps = pd.DataFrame(
+        {
+            "application_id": [f"A{m}" for m in merchants],
+            "ts": [opened + timedelta(days=int(d)) for d in rng.integers(0, 60, n)],
+            "product": "merchant",
+            "applicant_id": merchants,
+            "requested_amount": limits,
+            "decision": "approved",
+            "approved_limit": limits,
+            "annual_rate": 0.06,
+        }
+    )
+    month_end = datetime(2026, 2, 28)
+    perf = pd.DataFrame(
+        {
+            "account_id": apps["application_id"],
+            "snapshot_date": month_end,
+            "credit_limit": limits,
+            "outstanding": np.round(limits * rng.uniform(0, 0.9, n), 2),
+            "days_past_due": 0,
+        }
+    )
+    overdue = pd.DataFrame(
+        {
+            "schedule_id": [f"S{m}" for m in DELINQUENT],
+            "account_id": [f"A{m}" for m in DELINQUENT],
+            "due_date": datetime.combine(as_of - timedelta(days=12), datetime.min.time()),
+            "amount_due": 1_000.0,
+            "paid_at": pd.NaT,
+            "amount_paid": 0.0,
+            "days_past_due": 12,
+        }
+    )
+    con = connect(path)
+    try:
+        ensure_tables(con)
+        for table, frame in (
+            ("loan_applications", apps),
+            ("loan_performance", perf),
+            ("loan_repayments", overdue),
+        ):
+            con.register("frame", frame)
+            cols = ", ".join(frame.columns)
+            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+            con.unregister("frame")
+    finally:
+        con.close()
+
+
+@pytest.fixture()
+def world(tmp_path: Path) -> Iterator[dict[str, object]]:
+    warehouse = tmp_path / "warehouse" / "yidai.duckdb"
+    write_warehouse(warehouse, DAY1)
+    yield {"serving": tmp_path / "serving", "warehouse": warehouse, "tmp": tmp_path}
+
+
+def inputs(
+    world: dict[str, object], as_of: date, model: LoadedModel, credit_policy: CreditPolicy
+) -> dict[str, object]:
+    """Everything run_refresh needs for ``as_of`` (the snapshot is published first)."""
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    warehouse = world["warehouse"]
+    assert isinstance(warehouse, Path)
+    return {
+        "snapshot": publish_snapshot_files(serving, day_profiles((as_of - DAY1).days), as_of),
+        "model": model,
+        "book": read_loan_book(warehouse, as_of),
+        "policy": load_merchant_limit_policy(POLICY_DIR / "merchant_limits.yaml"),
+        "credit_policy": credit_policy,
+        "serving_dir": serving,
+    }
+
+
+def refresh(
+    world: dict[str, object], as_of: date, model: LoadedModel, credit_policy: CreditPolicy
+) -> RefreshResult:
+    return run_refresh(as_of, **inputs(world, as_of, model, credit_policy))  # type: ignore[arg-type]
+
+
+def test_loan_book_reads_lines_balances_and_arrears(world: dict[str, object]) -> None:
+    book = read_loan_book(world["warehouse"], DAY1)  # type: ignore[arg-type]
+    assert len(book) == len(BOOKED) + len(NO_FEATURES)
+    late = book.set_index("merchant_id").loc[DELINQUENT, "dpd"]
+    assert (late == 12).all()
+    assert (book.loc[~book["merchant_id"].isin(DELINQUENT), "dpd"] == 0).all()
+    assert (book["outstanding"] <= book["book_line"]).all()
+    assert read_loan_book(world["warehouse"], date(2025, 9, 30)).empty  # type: ignore[arg-type]
+
+
+def test_first_refresh_publishes_bounded_reasoned_lines(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    result = refresh(world, DAY1, model, credit_policy)
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    assert result.published and not result.reused
+    assert current_limits_pointer(serving) == result.version
+    table = read_limits_table(serving).set_index("merchant_id")
+    assert len(table) == N_SNAPSHOT + len(NO_FEATURES)
+    assert set(table["reason_code"]) <= set(REASONS)
+    assert np.isfinite(table[["credit_line", "available", "utilisation"]]).all().all()
+    assert (table.loc[DELINQUENT, "reason_code"] == "FREEZE_DELINQUENT").all()
+    assert (table.loc[COLLAPSED[:5], "status"] == "frozen").all()  # booked + collapsed
+    assert (table.loc[NO_FEATURES, "reason_code"] == "FREEZE_NO_TURNOVER").all()
+    assert (table.loc[NO_FEATURES, "credit_line"] > 0).all()
+    booked = table.loc[BOOKED]
+    moved = booked[booked["status"] == "active"]
+    assert len(moved) > 150
+    assert (moved["credit_line"] <= moved["previous_line"] * 1.3 + 1e-6).all()
+    assert (moved["credit_line"] >= moved["previous_line"] * 0.5 - 1e-6).all()
+    assert (moved["credit_line"] >= moved["outstanding"]).all()
+    assert (table["decision"] == "new").sum() > 10
+    assert (table.loc[table["status"] == "frozen", "available"] == 0).all()
+
+    published = load_published_limits(serving)
+    assert published.version == result.version and published.as_of == DAY1
+    late = published.get(DELINQUENT[0])
+    assert late is not None and late.status == "frozen" and late.available == 0.0
+    assert published.get("no-such-merchant") is None
+
+    changes = read_limits_table(serving, "changes.parquet")
+    changed = table[
+        (table["credit_line"] != table["previous_line"])
+        | (table["status"] != table["previous_status"])
+    ]
+    assert set(changes["merchant_id"]) == set(changed.index)
+    assert changes["reason_code"].notna().all() and changes["reason_text"].notna().all()
+    assert np.allclose(changes["change"], changes["credit_line"] - changes["previous_line"])
+
+
+def test_summary_figures_add_up(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    result = refresh(world, DAY1, model, credit_policy)
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    summary = read_limits_summary(serving)
+    assert summary == json.loads(json.dumps(result.summary))
+    table = read_limits_table(serving)
+    counted = sum(summary[k] for k in ("new", "increase", "keep", "decrease", "freeze"))
+    assert counted + summary["no_line"] == summary["merchants"] == len(table)
+    assert sum(summary["reasons"].values()) == len(table)
+    by_grade = read_limits_table(serving, "summary_by_grade.parquet")
+    assert by_grade["merchants"].sum() == len(table)
+    assert by_grade["exposure_before"].sum() == pytest.approx(summary["exposure_before"])
+    assert by_grade["exposure_after"].sum() == pytest.approx(summary["exposure_after"])
+    assert by_grade["exposure_change"].sum() == pytest.approx(summary["exposure_change"])
+    assert summary["exposure_change"] == pytest.approx(
+        summary["exposure_after"] - summary["exposure_before"]
+    )
+    active = table["status"] == "active"
+    expected_after = table.loc[active, "credit_line"].sum() + table.loc[~active, "outstanding"].sum()
+    assert summary["exposure_after"] == pytest.approx(expected_after)
+    assert summary["lines_after"] == summary["lines_before"] + summary["new"]
+    runs = read_limit_runs(serving)
+    assert list(runs["version"]) == [result.version]
+
+
+def test_rerun_is_idempotent_and_next_day_builds_on_the_published_version(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    first = refresh(world, DAY1, model, credit_policy)
+    mtime = (first.path / "limits.parquet").stat().st_mtime_ns
+    again = refresh(world, DAY1, model, credit_policy)
+    assert again.version == first.version and again.reused and again.published
+    assert (first.path / "limits.parquet").stat().st_mtime_ns == mtime
+
+    day2 = refresh(world, DAY1 + timedelta(days=1), model, credit_policy)
+    assert day2.version != first.version
+    assert day2.summary["previous_version"] == first.version
+    assert current_limits_pointer(serving) == day2.version
+    t1 = read_limits_table(serving, version=first.version).set_index("merchant_id")
+    t2 = read_limits_table(serving).set_index("merchant_id")
+    common = t1.index.intersection(t2.index)
+    assert (t2.loc[common, "previous_line"] == t1.loc[common, "credit_line"]).all()
+    assert (t2.loc[DELINQUENT, "status"] == "frozen").all()
+    # a back-fill of an older date is written (same version) but never un-publishes a newer one
+    backfill = refresh(world, DAY1, model, credit_policy)
+    assert backfill.version == first.version and not backfill.published
+    assert current_limits_pointer(serving) == day2.version
+    assert len(read_limit_runs(serving)) == 2
+
+
+def test_a_write_failing_midway_publishes_nothing(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    first = refresh(world, DAY1, model, credit_policy)
+    day2 = DAY1 + timedelta(days=1)
+    prepared = inputs(world, day2, model, credit_policy)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # files over 4 KB cannot be written
+    try:
+        with pytest.raises(YidaiError, match="nothing was published"):
+            run_refresh(day2, **prepared)  # type: ignore[arg-type]
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert current_limits_pointer(serving) == first.version
+    assert [p.name for p in (serving / "limits" / "versions").iterdir()] == [first.version]
+    assert load_published_limits(serving).version == first.version
+    # the next run succeeds normally
+    assert refresh(world, DAY1 + timedelta(days=1), model, credit_policy).published
+
+
+def test_concurrent_reader_sees_the_old_or_the_new_version_only(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    refresh(world, DAY1, model, credit_policy)
+    seen: list[tuple[str, float]] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read_forever() -> None:
+        while not stop.is_set():
+            try:
+                published = load_published_limits(serving)
+                record = published.get("m0100")
+                assert record is not None
+                seen.append((published.version, record.credit_line))
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    reader = threading.Thread(target=read_forever)
+    reader.start()
+    try:
+        versions = [refresh(world, DAY1 + timedelta(days=d), model, credit_policy).version
+                    for d in range(1, 4)]  # fmt: skip
+    finally:
+        stop.set()
+        reader.join()
+    assert not errors
+    assert len({v for v, _ in seen}) >= 2
+    lines = {
+        v: read_limits_table(serving, version=v).set_index("merchant_id").loc["m0100"]
+        for v in {v for v, _ in seen}
+    }
+    for version, line in seen:
+        assert line == lines[version]["credit_line"]
+        assert lines[version]["version"] == version
+    assert current_limits_pointer(serving) == versions[-1]
+
+
+def test_cli_refresh_with_the_real_loaders_and_clear_errors(
+    tmp_path: Path,
+    model: LoadedModel,
+    estimator: GradientBoostedPD,
+    credit_policy: CreditPolicy,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Empty snapshot and missing champion stop the run (nothing published); once a champion
+    is registered in MLflow, `yidai limits refresh` publishes and `show` reads it back."""
+    from typer.testing import CliRunner
+
+    from models.registry import GateDecision, ModelPackage, log_and_register
+    from yidai.cli import app
+    from yidai.settings import reset_settings_cache
+
+    monkeypatch.setenv("YIDAI_HOME", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    reset_settings_cache()
+    settings = Settings(home=tmp_path)
+    write_warehouse(settings.warehouse, DAY1)
+    runner = CliRunner()
+    empty = publish_snapshot_files(settings.serving, day_profiles(0).iloc[:0], DAY1)
+    with pytest.raises(YidaiError, match="empty"):
+        run_refresh(
+            DAY1,
+            snapshot=empty,
+            model=model,
+            book=read_loan_book(settings.warehouse, DAY1),
+            policy=load_merchant_limit_policy(POLICY_DIR / "merchant_limits.yaml"),
+            credit_policy=credit_policy,
+            serving_dir=settings.serving,
+        )
+    out = runner.invoke(app, ["limits", "refresh", "--as-of", str(DAY1), "--no-progress"])
+    assert isinstance(out.exception, YidaiError) and "empty" in str(out.exception)
+    publish_snapshot_files(settings.serving, day_profiles(0), DAY1)
+    out = runner.invoke(app, ["limits", "refresh", "--as-of", str(DAY1), "--no-progress"])
+    assert isinstance(out.exception, YidaiError) and "merchant_pd" in str(out.exception)
+    assert current_limits_pointer(settings.serving) is None
+    assert not (settings.serving / "limits").exists()
+
+    package = ModelPackage(
+        name="merchant_pd",
+        estimator=estimator,
+        scorecard=Scorecard(),
+        feature_set=FS.name,
+        feature_set_version=FS.fingerprint,
+        reason_groups={},
+        params={},
+        metrics={"oot_auc": 0.7},
+        primary_metric="oot_auc",
+    )
+    log_and_register(package, GateDecision(True, "first registered version"), settings=settings)
+    out = runner.invoke(app, ["limits", "refresh", "--as-of", str(DAY1), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    assert "published" in out.output and "committed exposure" in out.output
+    version = current_limits_pointer(settings.serving)
+    assert version is not None and version in out.output
+    out = runner.invoke(app, ["limits", "show", "--merchant", DELINQUENT[0]])
+    assert out.exit_code == 0 and "FREEZE_DELINQUENT" in out.output
+    out = runner.invoke(app, ["limits", "show", "--changes", "5"])
+    assert out.exit_code == 0 and "exposure" in out.output
+    reset_settings_cache()

@@ -1,0 +1,115 @@
+"""Model monitoring on scored historical applications: discrimination on matured cohorts,
+score and feature stability, calibration, champion vs challenger.
+
+Every metric comes from :mod:`models.metrics` (AUC, KS, PSI, calibration table); this module
+only slices the scored applications into cohorts.  ``label`` is set only for matured loans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from models import metrics
+
+MIN_COHORT = 30
+
+
+def matured(scored: pd.DataFrame) -> pd.DataFrame:
+    """Applications whose default label is known (approved and matured)."""
+    return scored.loc[scored["label"].notna()]
+
+
+def _auc_ks(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    if len(y) < 2 or y.min() == y.max():
+        return float("nan"), float("nan")
+    return metrics.auc(y, p), metrics.ks(y, p)
+
+
+def cohort_performance(
+    scored: pd.DataFrame, pd_column: str = "pd", min_accounts: int = MIN_COHORT
+) -> pd.DataFrame:
+    """Per booking month of matured loans: accounts, bads, AUC, KS, expected and observed rate.
+
+    Cohorts with fewer than ``min_accounts`` or a single class get NaN AUC / KS.
+    """
+    rows = []
+    for month, group in matured(scored).groupby("booking_month", sort=True):
+        y = group["label"].to_numpy(dtype=np.int64)
+        p = group[pd_column].to_numpy(dtype=np.float64)
+        auc, ks = _auc_ks(y, p) if len(group) >= min_accounts else (float("nan"), float("nan"))
+        rows.append(
+            {
+                "booking_month": month,
+                "accounts": len(group),
+                "bads": int(y.sum()),
+                "auc": auc,
+                "ks": ks,
+                "expected_rate": float(p.mean()),
+                "observed_rate": float(y.mean()),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["booking_month", "accounts", "bads", "auc", "ks", "expected_rate", "observed_rate"],
+    )
+
+
+def reference_months(scored: pd.DataFrame, months: int = 3) -> list[pd.Timestamp]:
+    """The earliest ``months`` booking months: the stability reference window."""
+    return sorted(pd.to_datetime(scored["booking_month"]).unique())[:months]
+
+
+def score_psi_by_month(
+    scored: pd.DataFrame, reference: Sequence[pd.Timestamp], column: str = "pd"
+) -> pd.DataFrame:
+    """PSI of ``column`` in each booking month against the reference months (all applicants)."""
+    months = pd.to_datetime(scored["booking_month"])
+    expected = scored.loc[months.isin(reference), column].to_numpy(np.float64)
+    rows = [
+        {"booking_month": month, "applications": len(group),
+         "psi": metrics.psi(expected, group[column].to_numpy(np.float64))}
+        for month, group in scored.groupby(months, sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["booking_month", "applications", "psi"])
+
+
+def feature_psi(
+    scored: pd.DataFrame, features: Sequence[str], reference: Sequence[pd.Timestamp], recent_months: int = 2
+) -> pd.DataFrame:
+    """PSI of each feature: the latest ``recent_months`` booking months against the reference."""
+    months = pd.to_datetime(scored["booking_month"])
+    recent = sorted(months.unique())[-recent_months:]
+    values = metrics.psi_by_feature(
+        scored.loc[months.isin(reference), list(features)],
+        scored.loc[months.isin(recent), list(features)],
+    )
+    out = pd.DataFrame({"feature": list(values), "psi": list(values.values())})
+    return out.sort_values(["psi", "feature"], ascending=[False, True]).reset_index(drop=True)
+
+
+def calibration(scored: pd.DataFrame, pd_column: str = "pd", bins: int = 10) -> pd.DataFrame:
+    """Expected vs observed default rate per PD decile on matured loans."""
+    done = matured(scored)
+    if done.empty:
+        return pd.DataFrame(columns=["bucket", "n", "expected_rate", "observed_rate"])
+    return metrics.calibration_table(done["label"].to_numpy(np.int64), done[pd_column].to_numpy(np.float64), bins)
+
+
+def champion_vs_challenger(scored: pd.DataFrame) -> pd.DataFrame:
+    """AUC, KS and Brier of the champion and the challenger on the same matured loans."""
+    done = matured(scored)
+    rows = []
+    arms = [("champion", "pd", "model_version"), ("challenger", "challenger_pd", "challenger_version")]
+    for arm, column, version in arms:
+        if column not in done or done[column].isna().all():
+            continue
+        y = done["label"].to_numpy(np.int64)
+        p = done[column].to_numpy(np.float64)
+        auc, ks = _auc_ks(y, p)
+        rows.append({"arm": arm, "version": str(done[version].iloc[0]) if len(done) else "",
+                     "accounts": len(done), "auc": auc, "ks": ks,
+                     "brier": metrics.brier(y, p) if len(done) else float("nan")})
+    return pd.DataFrame(rows, columns=["arm", "version", "accounts", "auc", "ks", "brier"])

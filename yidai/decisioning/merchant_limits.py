@@ -1,0 +1,325 @@
+"""Line-change policy for small merchants' revolving credit lines (pure and vectorised).
+
+The nightly refresh first re-underwrites every merchant with the very same pure function the
+online service uses for ``POST /v1/decisions/merchant-credit``
+(:func:`yidai.decisioning.credit.decide_credit_batch` under the ``merchant`` policy): that
+gives the line today's underwriting supports (the *target*) and its decision.  This module
+then turns target and current line into a bounded change, with :func:`propose_line_changes`.
+
+Rules, in order of precedence, for a merchant **with a line**:
+
+1. days past due >= ``freeze_dpd``                          -> freeze ``FREEZE_DELINQUENT``
+2. no feature row (no turnover data) for the merchant        -> freeze ``FREEZE_NO_TURNOVER``
+3. turnover collapse: no turnover, recent turnover < ``collapse_ratio`` x the monthly
+   average, or a season-adjusted decline >= ``collapse_seasonal_decline`` (so the Spring
+   Festival dip alone freezes nobody)                       -> freeze ``FREEZE_TURNOVER_COLLAPSE``
+4. outstanding above what the per-cycle cap allows           -> freeze ``FREEZE_OVER_LIMIT``
+5. otherwise the line moves towards the target (approve: the formula's limit; refer: no
+   increase; decline: 0) by at most ``+max_increase`` / ``-max_decrease`` of the current line
+   per cycle, rounded to ``rounding`` CNY, never below the outstanding balance; a move smaller
+   than ``tolerance`` keeps the line.  A line leaving a freeze is not raised in that cycle.
+
+A merchant **without a line** gets a new line (``NEW_LINE``, at most ``initial_line_cap``) if
+underwriting approves it and no ``NONE_*`` rule applies.  A freeze keeps the line figure but
+blocks new drawdowns (available = 0); the committed exposure of a frozen line is its
+outstanding balance.  Missing inputs never produce NaN: every output is finite and every row
+has a reason code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from yidai.errors import YidaiError
+
+POLICY_FILE = "merchant_limits.yaml"
+Inputs = Mapping[str, Any] | pd.DataFrame
+
+DECISIONS = ("new", "increase", "keep", "decrease", "freeze", "none")
+STATUSES = ("active", "frozen", "none")
+
+#: Reason code -> (English, Chinese) text shown to merchants and analysts.
+REASONS: dict[str, tuple[str, str]] = {
+    "NEW_LINE": ("New line granted on POS turnover", "根据POS流水新开额度"),
+    "INCREASE_TURNOVER_GROWTH": (
+        "Line raised: turnover supports a higher line",
+        "流水增长,上调额度",
+    ),
+    "INCREASE_COVER_OUTSTANDING": ("Line raised to the outstanding balance", "额度上调至未还余额"),
+    "KEEP_WITHIN_TOLERANCE": ("Line kept: change below tolerance", "变动幅度小,额度不变"),
+    "KEEP_REFER_BAND": (
+        "Line kept: risk in the review band, no increase",
+        "风险处于复核区间,不上调",
+    ),
+    "DECREASE_TURNOVER_DECLINE": ("Line lowered: turnover declined", "流水下降,下调额度"),
+    "DECREASE_REFER_BAND": ("Line lowered: risk in the review band", "风险处于复核区间,下调额度"),
+    "DECREASE_UNDERWRITING_DECLINE": (
+        "Line lowered: no longer meets the underwriting policy",
+        "不再满足授信政策,下调额度",
+    ),
+    "FREEZE_LIFTED": ("Freeze lifted; line not raised this cycle", "解除冻结,本期不上调额度"),
+    "FREEZE_DELINQUENT": ("Line frozen: repayment past due", "逾期,冻结额度"),
+    "FREEZE_NO_TURNOVER": ("Line frozen: no recent POS turnover data", "无近期POS流水,冻结额度"),
+    "FREEZE_TURNOVER_COLLAPSE": ("Line frozen: POS turnover collapsed", "POS流水骤降,冻结额度"),
+    "FREEZE_OVER_LIMIT": ("Line frozen: balance above the allowed line", "余额超出可用额度,冻结"),
+    "NONE_NO_TURNOVER_HISTORY": ("No line: no POS turnover history yet", "暂无POS流水记录"),
+    "NONE_DELINQUENT": ("No line: repayment past due", "存在逾期"),
+    "NONE_TURNOVER_COLLAPSE": ("No line: POS turnover collapsed", "POS流水骤降"),
+    "NONE_NOT_APPROVED": ("No line: underwriting policy not met", "未满足授信政策"),
+}
+
+#: Columns :func:`propose_line_changes` reads (a missing column counts as unknown).
+INPUT_COLUMNS = (
+    "current_line",
+    "outstanding",
+    "dpd",
+    "was_frozen",
+    "has_features",
+    "monthly_turnover",
+    "recent_turnover",
+    "seasonal_decline",
+    "underwriting_decision",
+    "underwriting_limit",
+)
+
+
+class TurnoverColumns(BaseModel):
+    """Which feature-set columns give the turnover figures of the collapse rule."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    monthly_turnover: str = Field(description="Net POS turnover over a longer window (CNY).")
+    monthly_turnover_scale: float = Field(1.0, gt=0, description="x this = a monthly figure.")
+    recent_turnover: str = Field(description="Net POS turnover of the most recent window.")
+    recent_turnover_scale: float = Field(1.0, gt=0, description="x this = a monthly figure.")
+    seasonal_decline: str | None = Field(
+        None, description="Decline not explained by the season (1 - own / market trend)."
+    )
+
+
+class MerchantLimitPolicy(BaseModel):
+    """Parameters of the line-change policy (``yidai/policies/merchant_limits.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1)
+    underwriting_product: str = Field(
+        "merchant", description="Credit policy (policy file) that gives the target line."
+    )
+    turnover: TurnoverColumns
+    max_increase: float = Field(0.30, ge=0, description="At most +30% of the line per cycle.")
+    max_decrease: float = Field(0.50, ge=0, le=1, description="At most -50% per cycle.")
+    tolerance: float = Field(0.05, ge=0, description="Relative moves below this keep the line.")
+    rounding: float = Field(1_000, gt=0, description="Lines move in steps of this (CNY).")
+    initial_line_cap: float = Field(200_000, gt=0, description="Cap of a first line.")
+    new_line_request_months: float = Field(
+        1.0,
+        gt=0,
+        description="A merchant without a line is scored as if requesting this many months "
+        "of turnover (the request-time feature); one with a line, for its current line.",
+    )
+    freeze_dpd: int = Field(1, ge=1, description="Freeze at this many days past due.")
+    collapse_ratio: float = Field(
+        0.2, ge=0, le=1, description="Recent / average monthly turnover below this = collapse."
+    )
+    collapse_seasonal_decline: float = Field(
+        0.65, gt=0, description="Season-adjusted decline at or above this = collapse."
+    )
+
+    def digest(self) -> str:
+        """A stable hash of every parameter (part of a limits version id)."""
+        payload = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_merchant_limit_policy(path: Path | None = None) -> MerchantLimitPolicy:
+    """Load and validate the policy file (default: ``<settings.policies>/merchant_limits.yaml``).
+
+    The parameters sit under a ``merchant_limits:`` key (or at the top level).
+    """
+    if path is None:
+        from yidai.settings import get_settings
+
+        path = get_settings().policies / POLICY_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise YidaiError(f"cannot read merchant limit policy {path}: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise YidaiError(f"merchant limit policy {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise YidaiError(f"merchant limit policy {path}: expected a mapping at the top level")
+    try:
+        return MerchantLimitPolicy.model_validate(raw.get("merchant_limits", raw))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise YidaiError(f"invalid merchant limit policy {path}: {problems}") from exc
+
+
+def _floats(inputs: Inputs, name: str, n: int, fill: float) -> np.ndarray:
+    """Column ``name`` as float64 with NaN replaced by ``fill`` (all ``fill`` if absent)."""
+    if name not in inputs:
+        return np.full(n, fill, dtype=np.float64)
+    values = pd.to_numeric(pd.Series(np.asarray(inputs[name])), errors="coerce")
+    arr = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.where(np.isfinite(arr), arr, fill)
+
+
+def _bools(inputs: Inputs, name: str, n: int, fill: bool) -> np.ndarray:
+    if name not in inputs:
+        return np.full(n, fill, dtype=bool)
+    return pd.Series(np.asarray(inputs[name], dtype=object)).fillna(fill).astype(bool).to_numpy()
+
+
+def _length(inputs: Inputs) -> int:
+    if isinstance(inputs, pd.DataFrame):
+        return len(inputs)
+    lengths = {len(np.asarray(inputs[c])) for c in INPUT_COLUMNS if c in inputs}
+    if len(lengths) > 1:
+        raise YidaiError(f"line-change inputs have different lengths: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0
+
+
+def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.DataFrame:
+    """Apply the line-change rules to every merchant at once.
+
+    ``inputs`` holds the :data:`INPUT_COLUMNS` (arrays or DataFrame columns; NaN = unknown;
+    ``underwriting_decision`` is ``approve`` / ``refer`` / ``decline``, anything else counts
+    as decline).  Returns a frame aligned with the inputs: ``target_line``, ``new_line``,
+    ``decision``, ``status``, ``reason_code``, ``change_capped`` (the per-cycle bound was
+    hit) and ``floored_at_outstanding``.
+    """
+    n = _length(inputs)
+    current = np.maximum(_floats(inputs, "current_line", n, 0.0), 0.0)
+    outstanding = np.maximum(_floats(inputs, "outstanding", n, 0.0), 0.0)
+    dpd = _floats(inputs, "dpd", n, 0.0)
+    was_frozen = _bools(inputs, "was_frozen", n, False)
+    has_features = _bools(inputs, "has_features", n, False)
+    monthly = _floats(inputs, "monthly_turnover", n, np.nan)
+    recent = _floats(inputs, "recent_turnover", n, np.nan)
+    seasonal = _floats(inputs, "seasonal_decline", n, np.nan)
+    uw_limit = np.maximum(_floats(inputs, "underwriting_limit", n, 0.0), 0.0)
+    uw = (
+        np.asarray(inputs["underwriting_decision"], dtype=object)
+        if "underwriting_decision" in inputs
+        else np.full(n, "decline", dtype=object)
+    )
+    approve, refer = uw == "approve", uw == "refer"
+    step = policy.rounding
+
+    has_line = current > 0
+    delinquent = dpd >= policy.freeze_dpd
+    collapse = has_features & (
+        (np.isfinite(monthly) & (monthly <= 0))
+        | (np.isfinite(recent) & (recent < policy.collapse_ratio * np.nan_to_num(monthly)))
+        | (np.isfinite(seasonal) & (seasonal >= policy.collapse_seasonal_decline))
+    )
+    target = np.where(approve, uw_limit, np.where(refer, np.minimum(uw_limit, current), 0.0))
+    target = np.where(has_features, target, 0.0)
+
+    # Existing lines: a bounded, rounded move towards the target, never below outstanding.
+    lower = current * (1.0 - policy.max_decrease)
+    upper = np.where(was_frozen, current, current * (1.0 + policy.max_increase))
+    bounded = np.clip(target, lower, upper)
+    capped = has_line & (bounded != target)
+    rounded = np.where(
+        bounded >= current,
+        np.maximum(np.floor(bounded / step) * step, current),
+        np.minimum(np.ceil(bounded / step) * step, current),
+    )
+    rounded = np.clip(rounded, lower, upper)
+    floored = rounded < outstanding
+    proposed = np.maximum(rounded, outstanding)
+    over_limit = outstanding > upper
+    safe_current = np.where(has_line, current, 1.0)
+    small_move = (np.abs(proposed - current) / safe_current < policy.tolerance) & (
+        current >= outstanding
+    )
+    proposed = np.where(small_move, current, proposed)
+
+    freeze_reason = np.select(
+        [delinquent, ~has_features, collapse, over_limit],
+        [
+            "FREEZE_DELINQUENT",
+            "FREEZE_NO_TURNOVER",
+            "FREEZE_TURNOVER_COLLAPSE",
+            "FREEZE_OVER_LIMIT",
+        ],
+        default="",
+    )
+    freeze = has_line & (freeze_reason != "")
+    down = proposed < current
+    moved_reason = np.select(
+        [
+            was_frozen,
+            proposed > current,
+            down & approve,
+            down & refer,
+            down,
+            refer & (target < current),
+        ],
+        [
+            "FREEZE_LIFTED",
+            np.where(floored, "INCREASE_COVER_OUTSTANDING", "INCREASE_TURNOVER_GROWTH"),
+            "DECREASE_TURNOVER_DECLINE",
+            "DECREASE_REFER_BAND",
+            "DECREASE_UNDERWRITING_DECLINE",
+            "KEEP_REFER_BAND",
+        ],
+        default="KEEP_WITHIN_TOLERANCE",
+    )
+
+    # Merchants without a line: eligibility, then a capped first line.
+    first_line = np.floor(np.minimum(target, policy.initial_line_cap) / step) * step
+    none_reason = np.select(
+        [~has_features, delinquent, collapse, ~approve | (first_line < step)],
+        [
+            "NONE_NO_TURNOVER_HISTORY",
+            "NONE_DELINQUENT",
+            "NONE_TURNOVER_COLLAPSE",
+            "NONE_NOT_APPROVED",
+        ],
+        default="NEW_LINE",
+    )
+    grant = ~has_line & (none_reason == "NEW_LINE")
+    first_line = np.maximum(first_line, outstanding)
+
+    new_line = np.select([freeze, has_line, grant], [current, proposed, first_line], default=0.0)
+    decision = np.select(
+        [freeze, has_line & (new_line > current), has_line & (new_line < current), has_line, grant],
+        ["freeze", "increase", "decrease", "keep", "new"],
+        default="none",
+    )
+    status = np.select([freeze, has_line | grant], ["frozen", "active"], default="none")
+    reason = np.select([freeze, has_line], [freeze_reason, moved_reason], default=none_reason)
+    return pd.DataFrame(
+        {
+            "target_line": target.astype(np.float64),
+            "new_line": new_line.astype(np.float64),
+            "decision": decision.astype(object),
+            "status": status.astype(object),
+            "reason_code": reason.astype(object),
+            "change_capped": capped & ~freeze,
+            "floored_at_outstanding": floored & has_line & ~freeze,
+        },
+        index=inputs.index if isinstance(inputs, pd.DataFrame) else None,
+    )
+
+
+def reason_text(code: str, language: str = "en") -> str:
+    """Human-readable text of a line-change reason code (``en`` or ``zh``)."""
+    english, chinese = REASONS[code]
+    return chinese if language == "zh" else english

@@ -1,0 +1,198 @@
+"""Checks of a whole file before any row is read: checksum, readability, columns and types.
+
+A file that fails here is reported as failed with a one-line reason; its rows never reach
+the row-level checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from yidai.contracts import Contract, DType
+from yidai.ingest.discovery import LandingFile
+
+_INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+}
+_FLOAT_TYPES = {"FLOAT", "DOUBLE"}
+_TIME_TYPES = {
+    "TIMESTAMP",
+    "TIMESTAMP_NS",
+    "TIMESTAMP_MS",
+    "TIMESTAMP_S",
+    "TIMESTAMP WITH TIME ZONE",
+    "DATE",
+}
+_NULL_TYPE = '"NULL"'
+
+
+class FileProblem(Exception):
+    """A whole-file problem: the message says what is wrong (the caller adds the path)."""
+
+
+@dataclass(frozen=True)
+class InspectedFile:
+    """A readable file whose columns match its contract."""
+
+    file: LandingFile
+    checksum: str
+    size: int
+    rows: int
+    column_types: dict[str, str]  # name -> DuckDB type as read (all VARCHAR for CSV)
+
+    @property
+    def batch_id(self) -> str:
+        """Deterministic id of this file's batch: source, delivery day, content hash."""
+        return f"{self.file.source}:{self.file.day}:{self.checksum[:16]}"
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sql_str(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def reader_sql(files: Sequence[LandingFile]) -> str:
+    """A subquery reading ``files`` with ``_f`` (index in ``files``), 1-based ``_row``, ``_day``.
+
+    Parquet files are read by one multi-file scan (they must share their schema); a CSV
+    subquery reads exactly one file.
+    """
+    days = [f"DATE '{(f.day or date(1970, 1, 1)).isoformat()}'" for f in files]
+    if files[0].fmt == "csv":
+        if len(files) != 1:
+            raise ValueError("a CSV reader reads exactly one file")
+        return (
+            f"(SELECT * EXCLUDE (ordinality), 0 AS _f, ordinality AS _row, {days[0]} AS _day "
+            f"FROM read_csv({sql_str(str(files[0].path))}, header=true, all_varchar=true, "
+            "delim=',', quote='\"', escape='\"', auto_detect=false, null_padding=false, "
+            "hive_partitioning=false) WITH ORDINALITY)"
+        )
+    paths = "[" + ", ".join(sql_str(str(f.path)) for f in files) + "]"
+    mapping = ", ".join(
+        f"({sql_str(str(f.path))}, {i}, {day})"
+        for i, (f, day) in enumerate(zip(files, days, strict=True))
+    )
+    return (
+        "(SELECT r.* EXCLUDE (filename, file_row_number), files._f, "
+        "r.file_row_number + 1 AS _row, files._day "
+        f"FROM read_parquet({paths}, filename=true, file_row_number=true, "
+        "hive_partitioning=false) r "
+        f"JOIN (VALUES {mapping}) files(_path, _f, _day) ON r.filename = files._path)"
+    )
+
+
+def _compatible(actual: str, expected: DType) -> bool:
+    """Whether a column read as ``actual`` can be cast to the contract type value by value."""
+    if actual in (_NULL_TYPE, expected):
+        return True
+    numeric = actual in _INTEGER_TYPES or actual in _FLOAT_TYPES or actual.startswith("DECIMAL")
+    if expected in ("DOUBLE", "BIGINT", "INTEGER"):
+        return numeric
+    if expected in ("TIMESTAMP", "DATE"):
+        return actual in _TIME_TYPES
+    return False
+
+
+def _clean_duckdb_message(exc: BaseException, path: Path) -> str:
+    text = str(exc).splitlines()[0]
+    text = re.sub(r"^[A-Za-z ]*Error: ", "", text)
+    return text.replace(f"'{path}'", "the file").replace(str(path), "the file").strip()
+
+
+def _csv_header(path: Path) -> list[str]:
+    """Column names of a CSV header (DuckDB's sniffer would invent names for odd headers)."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        try:
+            return next(csv.reader(handle))
+        except StopIteration:
+            return []
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise FileProblem(f"unreadable CSV header ({exc})") from None
+
+
+def inspect_file(
+    con: duckdb.DuckDBPyConnection, file: LandingFile, contract: Contract, checksum: str
+) -> InspectedFile:
+    """Check that ``file`` is readable, non-empty and has exactly the contract's columns."""
+    path = file.path
+    if not path.exists():
+        raise FileProblem("file not found")
+    size = path.stat().st_size
+    if size == 0:
+        raise FileProblem("empty file (0 bytes)")
+    if file.fmt == "csv":
+        header = _csv_header(path)
+        if not any(h.strip() for h in header):
+            raise FileProblem("empty CSV file (no header row)")
+        columns = dict.fromkeys(header, "VARCHAR")
+        if len(columns) != len(header):
+            raise FileProblem("duplicate column names in the CSV header")
+    else:
+        try:
+            described = con.execute(
+                "DESCRIBE SELECT * FROM "
+                f"read_parquet({sql_str(str(path))}, hive_partitioning=false)"
+            ).fetchall()
+        except duckdb.Error as exc:
+            raise FileProblem(
+                f"corrupt or unreadable Parquet file ({_clean_duckdb_message(exc, path)})"
+            ) from None
+        columns = {str(row[0]): str(row[1]) for row in described}
+    _check_columns(columns, contract)
+    try:
+        rows = int(con.execute(f"SELECT count(*) FROM {reader_sql([file])}").fetchone()[0])  # type: ignore[index]
+    except duckdb.Error as exc:
+        kind = "CSV" if file.fmt == "csv" else "Parquet"
+        raise FileProblem(
+            f"corrupt or unreadable {kind} file ({_clean_duckdb_message(exc, path)})"
+        ) from None
+    if rows == 0:
+        raise FileProblem("empty file (no rows)")
+    return InspectedFile(file, checksum, size, rows, columns)
+
+
+def _check_columns(columns: dict[str, str], contract: Contract) -> None:
+    expected = contract.column_names
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    problems = []
+    if missing:
+        problems.append("missing column(s) " + ", ".join(missing))
+    if extra:
+        problems.append("unexpected column(s) " + ", ".join(extra))
+    if problems:
+        raise FileProblem(f"does not match the {contract.name} contract: " + "; ".join(problems))
+    wrong = [
+        f"{col.name} is {columns[col.name]}, expected {col.dtype}"
+        for col in contract.columns
+        if not _compatible(columns[col.name], col.dtype)
+    ]
+    if wrong:
+        raise FileProblem("wrong column type(s): " + "; ".join(wrong))

@@ -1,0 +1,405 @@
+"""Load a landing zone into the warehouse: file checks, contract checks, atomic batches.
+
+Each file becomes one batch (``_batch_id``) loaded in the same DuckDB transaction as its
+manifest row, so a crash leaves either the whole file (rows, quarantine and manifest) or
+nothing.  Consecutive files of one source are committed together, up to ``batch_rows`` rows,
+to amortise the per-transaction work; if such a group fails, its files are retried one by one
+so that one bad file never blocks the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from yidai.contracts import Contract, get_contract
+from yidai.errors import YidaiError
+from yidai.ingest.discovery import LandingFile, discover
+from yidai.ingest.inspect import FileProblem, InspectedFile, inspect_file, sha256_of, sql_str
+from yidai.ingest.report import FileResult, IngestReport
+from yidai.ingest.validation import duplicates_sql, q, record_json_sql, stage_sql
+from yidai.warehouse import connect, ensure_tables
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_ROWS = 2_000_000
+DEFAULT_MEMORY_LIMIT = "1GB"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ingest_landing(
+    landing_dir: Path | str,
+    warehouse_path: Path | str,
+    *,
+    sources: Iterable[str] | None = None,
+    days: Iterable[str | date] | None = None,
+    progress: bool = False,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    threads: int | None = None,
+) -> IngestReport:
+    """Ingest every new landing file of ``sources`` on ``days`` into the warehouse.
+
+    Returns the per-file report; files that fail are recorded in ``ingest_manifest`` and in
+    the report (call :meth:`IngestReport.raise_for_failures` to turn them into an error).
+    Raises :class:`YidaiError` only when nothing can be ingested at all (missing landing
+    directory, unknown source, nothing to ingest, warehouse locked).
+    """
+    started = time.perf_counter()
+    landing = Path(landing_dir)
+    found = discover(landing, sources, days)
+    if not found.files:
+        raise YidaiError(f"no landing files to ingest under {landing} (for the given filters)")
+    for name in found.ignored:
+        log.warning("ignoring %s in the landing zone: not a known source", name)
+    report = IngestReport(landing, Path(warehouse_path), ignored=found.ignored)
+    con = connect(warehouse_path, memory_limit=memory_limit, threads=threads)
+    try:
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET TimeZone = 'UTC'")
+        ensure_tables(con)
+        checksums = _checksums(found.files, threads or 2)
+        loader = _Loader(con, report, batch_rows)
+        with _progress_bar(progress, len(found.files)) as advance:
+            for source in dict.fromkeys(f.source for f in found.files):
+                files = [f for f in found.files if f.source == source]
+                loader.ingest_source(get_contract(source), files, checksums, advance)
+    finally:
+        con.close()
+    report.seconds = time.perf_counter() - started
+    log.info(
+        "ingested %d file(s) (%d skipped, %d failed): %d rows landed, %d loaded, "
+        "%d quarantined in %.1f s",
+        len(report.with_status("loaded")),
+        len(report.with_status("skipped")),
+        len(report.failed),
+        report.rows_landed,
+        report.rows_loaded,
+        report.rows_quarantined,
+        report.seconds,
+    )
+    return report
+
+
+def _checksums(files: Sequence[LandingFile], workers: int) -> dict[Path, str | None]:
+    """SHA-256 of every ingestible file (None when it cannot be read)."""
+
+    def one(f: LandingFile) -> str | None:
+        try:
+            return sha256_of(f.path)
+        except OSError:
+            return None
+
+    todo = [f for f in files if f.problem is None]
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return dict(zip((f.path for f in todo), pool.map(one, todo), strict=True))
+
+
+class _progress_bar:
+    """A rich progress bar over files (or nothing), yielding an ``advance(label)`` callable."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._progress: Any = None
+
+    def __enter__(self) -> Callable[[str, int], None]:
+        if not self.enabled:
+            return lambda label, n: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]ingest[/] {task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TimeElapsedColumn(),
+        )
+        self._progress.start()
+        task = self._progress.add_task("", total=self.total)
+
+        def advance(label: str, n: int) -> None:
+            self._progress.update(task, advance=n, description=label)
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+class _Loader:
+    """Loads the files of one source at a time into an open warehouse connection."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport, batch_rows: int):
+        self.con = con
+        self.report = report
+        self.batch_rows = max(1, batch_rows)
+        self.loaded = {
+            str(path): (str(checksum), finished)
+            for path, checksum, finished in con.execute(
+                "SELECT path, checksum, finished_at FROM ingest_manifest WHERE status = 'loaded'"
+            ).fetchall()
+        }
+
+    # ------------------------------------------------------------------ per source
+    def ingest_source(
+        self,
+        contract: Contract,
+        files: Sequence[LandingFile],
+        checksums: dict[Path, str | None],
+        advance: Callable[[str, int], None],
+    ) -> None:
+        """Check, group and load the files of one source, in delivery order."""
+        group: list[InspectedFile] = []
+        group_rows = 0
+        for file in files:
+            inspected = self._admit(contract, file, checksums.get(file.path))
+            if inspected is None:
+                advance(contract.name, 1)
+                continue
+            if group and (
+                group_rows + inspected.rows > self.batch_rows or not _same_scan(group[0], inspected)
+            ):
+                self._load_group(contract, group)
+                advance(contract.name, len(group))
+                group, group_rows = [], 0
+            group.append(inspected)
+            group_rows += inspected.rows
+        if group:
+            self._load_group(contract, group)
+            advance(contract.name, len(group))
+
+    def _admit(
+        self, contract: Contract, file: LandingFile, checksum: str | None
+    ) -> InspectedFile | None:
+        """The inspected file if it must be loaded; records skips and failures otherwise."""
+        started = _now()
+        if file.problem is not None:
+            self._fail(file, None, file.problem, started)
+            return None
+        if checksum is None:
+            self._fail(file, None, "file not found or unreadable", started)
+            return None
+        previous = self.loaded.get(file.rel_path)
+        if previous is not None:
+            old_checksum, finished = previous
+            if old_checksum == checksum:
+                self.report.files.append(
+                    FileResult(file.rel_path, file.source, file.day, "skipped")
+                )
+                return None
+            self._fail(
+                file,
+                checksum,
+                f"content changed since it was ingested at {finished:%Y-%m-%d %H:%M:%S} "
+                f"(sha256 {old_checksum[:12]}… now {checksum[:12]}…); refusing to load it "
+                "twice: deliver corrections as a new file",
+                started,
+            )
+            return None
+        try:
+            return inspect_file(self.con, file, contract, checksum)
+        except FileProblem as exc:
+            self._fail(file, checksum, str(exc), started)
+            return None
+
+    # ------------------------------------------------------------------ loading
+    def _load_group(self, contract: Contract, group: list[InspectedFile]) -> None:
+        started = _now()
+        log.debug(
+            "loading %d file(s) of %s (%d rows): %s",
+            len(group),
+            contract.name,
+            sum(f.rows for f in group),
+            group[0].file.rel_path if len(group) == 1 else f"{group[0].file.rel_path} ...",
+        )
+        self.con.begin()
+        try:
+            results = self._load_in_transaction(contract, group, started)
+            self.con.commit()
+        except duckdb.Error as exc:
+            self.con.rollback()
+            if len(group) > 1:
+                log.warning(
+                    "group of %d files failed (%s); retrying them one by one",
+                    len(group),
+                    _first_line(exc),
+                )
+                for inspected in group:
+                    self._load_group(contract, [inspected])
+                return
+            self._fail(
+                group[0].file, group[0].checksum, f"load failed: {_first_line(exc)}", started
+            )
+            return
+        except BaseException:
+            self.con.rollback()
+            raise
+        for result, inspected in zip(results, group, strict=True):
+            self.loaded[result.path] = (inspected.checksum, _now())
+            self.report.files.append(result)
+            if result.rows_quarantined:
+                log.info("%s: %d row(s) quarantined", result.path, result.rows_quarantined)
+
+    def _load_in_transaction(
+        self, contract: Contract, group: list[InspectedFile], started: datetime
+    ) -> list[FileResult]:
+        """Stage, check, insert good rows and quarantine the rest, write manifest rows."""
+        con = self.con
+        con.execute(stage_sql(contract, group))
+        con.execute(duplicates_sql(contract))
+        n_dup = _scalar(con, "SELECT count(*) FROM _dup")
+        if n_dup:
+            con.execute(
+                "UPDATE _stage SET _reason = _dup._reason FROM _dup "
+                "WHERE _stage._f = _dup._f AND _stage._row = _dup._row"
+            )
+        files_sql = (
+            "(VALUES "
+            + ", ".join(
+                f"({i}, {sql_str(f.file.rel_path)}, {sql_str(f.batch_id)}, "
+                f"DATE '{f.file.day.isoformat() if f.file.day else '1970-01-01'}')"
+                for i, f in enumerate(group)
+            )
+            + ") AS files(_f, path, batch_id, day)"
+        )
+        ingested_at = _now()
+        columns = ", ".join(q(c) for c in contract.column_names)
+        inserted = _scalar(
+            con,
+            f"INSERT INTO {q(contract.name)} ({columns}, _batch_id, _ingested_at) "
+            f"SELECT {', '.join('s.' + q(c) for c in contract.column_names)}, files.batch_id, ? "
+            f"FROM _stage s JOIN {files_sql} USING (_f) WHERE s._reason IS NULL",
+            [ingested_at],
+        )
+        quarantined = _scalar(
+            con,
+            f"INSERT INTO quarantine SELECT {sql_str(contract.name)}, files.path, s._row, "
+            f"s._reason, {record_json_sql(contract)}, files.batch_id, ? "
+            f"FROM _stage s JOIN {files_sql} USING (_f) WHERE s._reason IS NOT NULL",
+            [ingested_at],
+        )
+        late = (
+            f"s._reason IS NULL AND CAST(s.{q(contract.event_time)} AS DATE) < files.day"
+            if contract.event_time
+            else "false"
+        )
+        counts = {
+            int(f): (int(landed), int(loaded), int(n_late))
+            for f, landed, loaded, n_late in con.execute(
+                f"SELECT s._f, count(*), count(*) FILTER (WHERE s._reason IS NULL), "
+                f"count(*) FILTER (WHERE {late}) "
+                f"FROM _stage s JOIN {files_sql} USING (_f) GROUP BY s._f"
+            ).fetchall()
+        }
+        results: list[FileResult] = []
+        for i, inspected in enumerate(group):
+            landed, loaded, n_late = counts.get(i, (0, 0, 0))
+            if landed != inspected.rows:
+                raise duckdb.InvalidInputException(
+                    f"{inspected.file.rel_path} changed while it was read "
+                    f"({inspected.rows} rows counted, {landed} read)"
+                )
+            results.append(
+                FileResult(
+                    inspected.file.rel_path,
+                    contract.name,
+                    inspected.file.day,
+                    "loaded",
+                    rows_landed=landed,
+                    rows_loaded=loaded,
+                    rows_quarantined=landed - loaded,
+                    rows_late=n_late,
+                    batch_id=inspected.batch_id,
+                )
+            )
+        if inserted != sum(r.rows_loaded for r in results) or quarantined != sum(
+            r.rows_quarantined for r in results
+        ):
+            raise duckdb.InvalidInputException(
+                f"reconciliation failed for {contract.name}: {inserted} rows inserted, "
+                f"{quarantined} quarantined, counts {counts}"
+            )
+        finished = _now()
+        paths = [f.file.rel_path for f in group]
+        con.execute(
+            "DELETE FROM ingest_manifest WHERE status = 'failed' AND list_contains(?, path)",
+            [paths],
+        )
+        con.executemany(
+            "INSERT INTO ingest_manifest "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, NULL)",
+            [
+                [
+                    r.path,
+                    r.source,
+                    r.day,
+                    f.checksum,
+                    f.size,
+                    r.rows_landed,
+                    r.rows_loaded,
+                    r.rows_quarantined,
+                    r.rows_late,
+                    r.batch_id,
+                    started,
+                    finished,
+                ]
+                for r, f in zip(results, group, strict=True)
+            ],
+        )
+        con.execute("DROP TABLE _stage")
+        con.execute("DROP TABLE _dup")
+        return results
+
+    def _fail(self, file: LandingFile, checksum: str | None, error: str, started: datetime) -> None:
+        """Record a failed file in the manifest (its own transaction) and in the report."""
+        log.error("%s: %s", file.rel_path, error)
+        self.con.begin()
+        self.con.execute(
+            "DELETE FROM ingest_manifest WHERE status = 'failed' AND path = ?", [file.rel_path]
+        )
+        self.con.execute(
+            "INSERT INTO ingest_manifest (path, source, delivery_day, checksum, status, "
+            "started_at, finished_at, error) VALUES (?, ?, ?, ?, 'failed', ?, ?, ?)",
+            [file.rel_path, file.source, file.day, checksum, started, _now(), error],
+        )
+        self.con.commit()
+        self.report.files.append(
+            FileResult(file.rel_path, file.source, file.day, "failed", error=error)
+        )
+
+
+def _same_scan(first: InspectedFile, other: InspectedFile) -> bool:
+    """Whether ``other`` can be read in the same scan as ``first`` (Parquet, same schema)."""
+    return (
+        first.file.fmt == "parquet"
+        and other.file.fmt == "parquet"
+        and list(first.column_types.items()) == list(other.column_types.items())
+    )
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> int:
+    row = con.execute(sql, params or []).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

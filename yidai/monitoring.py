@@ -1,0 +1,494 @@
+"""Model and decision monitoring behind the ``monitoring_daily`` DAG.
+
+For every champion model: score and feature drift (PSI of the latest days against the
+model's training window), performance on matured credit cohorts (AUC / KS / bad rate vs mean
+PD by booking month) and on the fraud labels that have arrived (AUC / average precision by
+week); from the decision audit store: approve / refer / decline and allow / step-up / decline
+rates by product and amount tier.  The tables are published under ``<serving>/monitoring``
+(atomic pointer swap, :mod:`yidai.analytics.published`) for the dashboards;
+:func:`check_drift` raises :class:`DriftError` naming every drifted feature, so the DAG task
+fails loudly.
+
+The metric functions themselves (PSI, AUC, KS, average precision) are ``models.metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from yidai.errors import YidaiError
+
+log = logging.getLogger(__name__)
+
+AREA = "monitoring"
+DEFAULT_PSI_THRESHOLD = 0.25
+SCORE = "__score__"  # the feature name under which the score's PSI is reported
+CREDIT_MODELS = {"personal_pd": "personal", "merchant_pd": "merchant", "sme_pd": "sme"}
+FRAUD_MODEL = "payment_fraud"
+#: Requested-amount tiers (CNY) of the credit decision rates: (label, inclusive upper bound).
+CREDIT_TIERS: tuple[tuple[str, float], ...] = (
+    ("<=5k", 5_000.0),
+    ("<=20k", 20_000.0),
+    ("<=100k", 100_000.0),
+    (">100k", float("inf")),
+)
+
+
+class DriftError(YidaiError):
+    """Drift above the threshold; the message lists every drifted feature."""
+
+
+# ---------------------------------------------------------------------------- pure metrics
+def psi_status(psi: float, threshold: float = DEFAULT_PSI_THRESHOLD) -> str:
+    """``stable`` (< 0.1), ``shift`` (< threshold) or ``drift``."""
+    if not np.isfinite(psi):
+        return "unknown"
+    return "drift" if psi >= threshold else "shift" if psi >= 0.1 else "stable"
+
+
+def drift_table(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    model: str = "",
+    bins: int = 10,
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+) -> pd.DataFrame:
+    """PSI of each column of ``current`` against ``reference`` (``models.metrics.psi``).
+
+    Returns ``model, feature, psi, status, n_reference, n_current, mean_reference,
+    mean_current``; an empty side gives PSI NaN with status ``unknown`` (never a crash).
+    """
+    from models.metrics import psi
+
+    missing = [c for c in columns if c not in reference.columns or c not in current.columns]
+    if missing:
+        raise YidaiError(f"drift: columns missing from the samples: {missing[:10]}")
+    rows = []
+    for column in columns:
+        ref = reference[column].to_numpy(np.float64, na_value=np.nan)
+        cur = current[column].to_numpy(np.float64, na_value=np.nan)
+        value = psi(ref, cur, bins) if len(ref) and len(cur) else float("nan")
+        rows.append(
+            {
+                "model": model,
+                "feature": column,
+                "psi": value,
+                "status": psi_status(value, threshold),
+                "n_reference": len(ref),
+                "n_current": len(cur),
+                "mean_reference": float(np.nanmean(ref)) if np.isfinite(ref).any() else np.nan,
+                "mean_current": float(np.nanmean(cur)) if np.isfinite(cur).any() else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _ranking_metrics(label: np.ndarray, score: np.ndarray, fraud: bool) -> dict[str, float]:
+    from models.metrics import auc, average_precision, ks
+
+    if len(label) == 0 or label.min() == label.max():
+        return {"auc": np.nan, "ks": np.nan, **({"average_precision": np.nan} if fraud else {})}
+    out = {"auc": auc(label, score), "ks": ks(label, score)}
+    if fraud:
+        out["average_precision"] = average_precision(label, score)
+    return out
+
+
+def cohort_performance(
+    frame: pd.DataFrame, *, model: str = "", period: str = "M", fraud: bool = False
+) -> pd.DataFrame:
+    """Ranking and calibration per cohort of ``frame`` (columns ``ts``, ``label``, ``score``).
+
+    ``period`` ``M`` (booking month, credit) or ``W`` (week, fraud).  Per cohort: ``n``,
+    ``positives``, ``positive_rate``, ``mean_score`` (calibration: expected vs observed),
+    ``auc``, ``ks`` (and ``average_precision`` for fraud); NaN when a cohort has one class.
+    """
+    if frame.empty:
+        return pd.DataFrame(
+            columns=["model", "cohort", "n", "positives", "positive_rate", "mean_score", "auc"]
+        )
+    labelled = frame.dropna(subset=["label"])
+    ts = pd.to_datetime(labelled["ts"])
+    cohort = ts.dt.to_period(period).dt.start_time.dt.date
+    rows = []
+    for key, part in labelled.groupby(cohort.to_numpy(), sort=True):
+        label = part["label"].to_numpy(np.int64)
+        score = part["score"].to_numpy(np.float64)
+        rows.append(
+            {
+                "model": model,
+                "cohort": key,
+                "n": len(part),
+                "positives": int(label.sum()),
+                "positive_rate": float(label.mean()),
+                "mean_score": float(score.mean()),
+                **_ranking_metrics(label, score, fraud),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def amount_tiers(amounts: pd.Series, tiers: Sequence[tuple[str, float]]) -> pd.Series:
+    """Label of the first tier whose upper bound is >= the amount (``unknown`` if NaN)."""
+    values = pd.to_numeric(amounts, errors="coerce").to_numpy(np.float64)
+    bounds = np.array([upper for _, upper in tiers])
+    idx = np.minimum(
+        np.searchsorted(bounds, np.nan_to_num(values, nan=0.0), "left"), len(tiers) - 1
+    )
+    labels = np.array([label for label, _ in tiers], dtype=object)[idx]
+    return pd.Series(np.where(np.isnan(values), "unknown", labels), index=amounts.index)
+
+
+def decision_rates(
+    decisions: pd.DataFrame,
+    payment_tiers: Sequence[tuple[str, float]],
+    credit_tiers: Sequence[tuple[str, float]] = CREDIT_TIERS,
+) -> pd.DataFrame:
+    """Outcome rates by product and amount tier from audited decisions.
+
+    ``decisions`` has ``product``, ``outcome``, ``amount`` (requested amount or payment
+    amount).  Returns ``product, amount_tier, outcome, n, total, rate`` where ``rate`` is the
+    share of the tier's decisions with that outcome (the rates of a tier sum to 1).
+    """
+    columns = ["product", "amount_tier", "outcome", "n", "total", "rate"]
+    if decisions.empty:
+        return pd.DataFrame(columns=columns)
+    tier = pd.Series("unknown", index=decisions.index, dtype=object)
+    is_payment = decisions["product"] == "payment"
+    if is_payment.any():
+        tier[is_payment] = amount_tiers(decisions.loc[is_payment, "amount"], payment_tiers)
+    if (~is_payment).any():
+        tier[~is_payment] = amount_tiers(decisions.loc[~is_payment, "amount"], credit_tiers)
+    counts = (
+        decisions.assign(amount_tier=tier)
+        .groupby(["product", "amount_tier", "outcome"], sort=True)
+        .size()
+        .rename("n")
+        .reset_index()
+    )
+    counts["total"] = counts.groupby(["product", "amount_tier"])["n"].transform("sum")
+    counts["rate"] = counts["n"] / counts["total"]
+    return counts[columns]
+
+
+def check_drift(
+    drift: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+) -> None:
+    """Raise :class:`DriftError` listing every (model, feature) whose PSI >= ``threshold``.
+
+    Accepts the drift table, a :meth:`MonitoringReport.summary` dict (its ``drift`` rows) or
+    an iterable of drift rows; returns None when nothing drifted.
+    """
+    if isinstance(drift, Mapping):
+        drift = drift.get("drift", [])
+    table = drift if isinstance(drift, pd.DataFrame) else pd.DataFrame(list(drift))
+    if table.empty:
+        return
+    psi_values = pd.to_numeric(table["psi"], errors="coerce")
+    bad = table[psi_values >= threshold].assign(psi=psi_values)
+    if bad.empty:
+        return
+    bad = bad.sort_values(["model", "psi"], ascending=[True, False])
+    parts = []
+    for model_name, group in bad.groupby("model", sort=True):
+        names = ", ".join(
+            f"{'score' if f == SCORE else f} {p:.3f}"
+            for f, p in zip(group["feature"], group["psi"], strict=True)
+        )
+        parts.append(f"{model_name}: {names}")
+    raise DriftError(
+        f"PSI >= {threshold:g} for {len(bad)} feature(s) against the training window: "
+        + "; ".join(parts)
+    )
+
+
+# ---------------------------------------------------------------------------- orchestration
+@dataclass
+class MonitoringReport:
+    """What one monitoring run computed (and published, if ``version`` is set)."""
+
+    as_of: date
+    drift: pd.DataFrame
+    performance: pd.DataFrame
+    decision_rates: pd.DataFrame
+    models: pd.DataFrame
+    version: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self, threshold: float = DEFAULT_PSI_THRESHOLD) -> dict[str, Any]:
+        """A JSON-friendly digest (for Airflow XCom and logs); ``check_drift`` accepts it."""
+        drift = self.drift.replace({np.nan: None})
+        return {
+            "as_of": self.as_of.isoformat(),
+            "version": self.version,
+            "threshold": threshold,
+            "max_psi": None
+            if self.drift.empty or self.drift["psi"].isna().all()
+            else float(self.drift["psi"].max()),
+            "drifted": int((self.drift["psi"] >= threshold).sum()) if len(self.drift) else 0,
+            "drift": json.loads(
+                drift[["model", "feature", "psi", "status"]].to_json(orient="records")
+            )
+            if len(drift)
+            else [],
+            "models": json.loads(self.models.to_json(orient="records", date_format="iso")),
+            "notes": list(self.notes),
+        }
+
+
+def _window(metadata: Mapping[str, Any], name: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    raw = (metadata.get("windows") or {}).get(name)
+    if not raw or ".." not in str(raw):
+        return None
+    start, end = str(raw).split("..", 1)
+    return pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+
+
+def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return frame if len(frame) <= n else frame.sample(n=n, random_state=seed).sort_index()
+
+
+def monitor_model(
+    model: Any,
+    scored: pd.DataFrame,
+    *,
+    as_of: date,
+    recent_days: int,
+    fraud: bool,
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Drift and performance of one model from its scored decisions.
+
+    ``scored`` has ``ts``, ``label`` (NaN = not known yet), ``score`` and the model's
+    features.  Reference = the model's training window (``metadata["windows"]["train"]``;
+    without it, everything before the recent days); current = the last ``recent_days``.
+    """
+    ts = pd.to_datetime(scored["ts"])
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    recent_start = end - pd.Timedelta(days=recent_days)
+    window = _window(getattr(model, "metadata", {}) or {}, "train")
+    ref_mask = (ts >= window[0]) & (ts < window[1]) if window else ts < recent_start
+    cur_mask = (ts >= recent_start) & (ts < end)
+    reference, current = scored[ref_mask.to_numpy()], scored[cur_mask.to_numpy()]
+    drift = drift_table(
+        reference.rename(columns={"score": SCORE}),
+        current.rename(columns={"score": SCORE}),
+        [SCORE, *model.feature_names],
+        model=model.name,
+        threshold=threshold,
+    )
+    performance = cohort_performance(
+        scored[ts < end], model=model.name, period="W" if fraud else "M", fraud=fraud
+    )
+    info = {
+        "model": model.name,
+        "version": str(model.version),
+        "reference_window": (
+            f"{window[0]:%Y-%m-%d}..{window[1] - pd.Timedelta(days=1):%Y-%m-%d}"
+            if window
+            else f"..{recent_start - pd.Timedelta(days=1):%Y-%m-%d}"
+        ),
+        "n_reference": len(reference),
+        "n_current": len(current),
+        "score_psi": float(drift.loc[drift["feature"] == SCORE, "psi"].iloc[0]),
+        "max_feature_psi": float(drift.loc[drift["feature"] != SCORE, "psi"].max())
+        if len(drift) > 1
+        else np.nan,
+        "status": "ok",
+    }
+    return drift, performance, info
+
+
+def _scored_decisions(
+    con: Any,
+    model: Any,
+    as_of: date,
+    *,
+    fraud: bool,
+    product: str | None,
+    lookback_days: int,
+    max_rows: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Decisions of the model's product (credit: applications with their label when
+    matured; fraud: events with the reports known at ``as_of``), features as known at the
+    time (``features.build_training_set``) and the champion's score."""
+    from features import build_training_set, credit_spine, fraud_spine
+
+    if fraud:
+        start = as_of - timedelta(days=lookback_days)
+        spine = fraud_spine(con, as_of, label_delay_days=0, start=start)
+    else:
+        assert product is not None
+        spine = credit_spine(con, product, as_of, include_declined=True)
+        spine = spine[
+            pd.to_datetime(spine["decision_ts"])
+            >= pd.Timestamp(as_of) - pd.Timedelta(days=lookback_days)
+        ]
+    spine = _sample(spine.reset_index(drop=True), max_rows, seed)
+    if spine.empty:
+        return pd.DataFrame(columns=["ts", "label", "score", *model.feature_names])
+    frame = build_training_set(con, spine, model.feature_set)
+    frame["score"] = model.predict_proba(frame[model.feature_names])
+    frame["ts"] = frame["decision_ts"]
+    frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
+    return frame[["ts", "label", "score", *model.feature_names]]
+
+
+def read_audit_decisions(audit_url: str, start: date, end: date) -> pd.DataFrame:
+    """Audited decisions created in ``[start, end]``: ``created_at, product, outcome, arm,
+    amount`` (requested amount for credit, amount for payments)."""
+    from sqlalchemy import text
+
+    from scoring_service.audit import AuditStore
+
+    store = AuditStore(audit_url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT created_at, product, outcome, arm, record FROM decisions "
+                    "WHERE created_at >= :lo AND created_at < :hi"
+                ),
+                {"lo": start.isoformat(), "hi": (end + timedelta(days=1)).isoformat()},
+            ).fetchall()
+    finally:
+        store.close()
+    records = []
+    for created_at, product, outcome, arm, record in rows:
+        request = (json.loads(record) or {}).get("request") or {}
+        amount = request.get("amount", request.get("requested_amount"))
+        records.append(
+            {
+                "created_at": created_at,
+                "product": product,
+                "outcome": outcome,
+                "arm": arm,
+                "amount": np.nan if amount is None else float(amount),
+            }
+        )
+    return pd.DataFrame(records, columns=["created_at", "product", "outcome", "arm", "amount"])
+
+
+def run_monitoring(
+    as_of: date,
+    *,
+    settings: Any = None,
+    recent_days: int = 7,
+    lookback_days: int = 365,
+    max_rows: int = 20_000,
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+    publish: bool = True,
+) -> MonitoringReport:
+    """Compute every monitoring table as of ``as_of`` and publish them for the dashboards.
+
+    A model without a champion is reported (status ``missing``), not fatal; the run fails
+    only if no model at all can be monitored.  Drift is *not* raised here: call
+    :func:`check_drift` (the DAG's last task does).
+    """
+    from models.registry import load_model
+    from yidai.settings import get_settings
+    from yidai.warehouse import connect
+
+    settings = settings or get_settings()
+    drifts, perfs, infos, notes = [], [], [], []
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        for name in (*CREDIT_MODELS, FRAUD_MODEL):
+            fraud = name == FRAUD_MODEL
+            try:
+                model = load_model(name, "champion", settings=settings)
+            except YidaiError as exc:
+                notes.append(f"{name}: {exc}")
+                infos.append({"model": name, "version": None, "status": "missing"})
+                continue
+            scored = _scored_decisions(
+                con,
+                model,
+                as_of,
+                fraud=fraud,
+                product=CREDIT_MODELS.get(name),
+                lookback_days=lookback_days,
+                max_rows=max_rows,
+                seed=settings.seed,
+            )
+            drift, perf, info = monitor_model(
+                model, scored, as_of=as_of, recent_days=recent_days, fraud=fraud,
+                threshold=threshold,
+            )  # fmt: skip
+            drifts.append(drift)
+            perfs.append(perf)
+            infos.append(info)
+            log.info(
+                "monitoring %s v%s: score PSI %.3f, max feature PSI %.3f",
+                name, model.version, info["score_psi"], info["max_feature_psi"],
+            )  # fmt: skip
+    finally:
+        con.close()
+    if not drifts:
+        raise YidaiError("no champion model to monitor: " + "; ".join(notes))
+    try:
+        decisions = read_audit_decisions(
+            settings.audit_url, as_of - timedelta(days=recent_days - 1), as_of
+        )
+    except Exception as exc:  # an unreachable audit store must not hide model drift
+        notes.append(f"audit store: {exc}")
+        decisions = pd.DataFrame(columns=["created_at", "product", "outcome", "arm", "amount"])
+    from yidai.analytics.tiers import payment_tiers
+
+    report = MonitoringReport(
+        as_of=as_of,
+        drift=pd.concat(drifts, ignore_index=True),
+        performance=pd.concat(perfs, ignore_index=True),
+        decision_rates=decision_rates(decisions, payment_tiers()),
+        models=pd.DataFrame(infos),
+        notes=notes,
+    )
+    if publish:
+        report.version = publish_report(report, settings.serving, threshold)
+    return report
+
+
+def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float) -> str:
+    """Publish the report's tables under ``<serving>/monitoring`` (atomic pointer swap).
+
+    ``drift_history`` carries the daily drift rows of earlier runs forward (a re-run of a
+    day replaces that day's rows), so the dashboards can chart PSI over time.
+    """
+    from pathlib import Path
+
+    from yidai.analytics.published import publish_tables, read_table
+
+    area = Path(serving_dir) / AREA
+    day = pd.Timestamp(report.as_of)
+    today = report.drift.assign(as_of=day)
+    previous = read_table(area, "drift_history")
+    if previous is not None and len(previous):
+        previous = previous[pd.to_datetime(previous["as_of"]) != day]
+        history = pd.concat([previous, today], ignore_index=True)
+    else:
+        history = today
+    history = history.sort_values(["as_of", "model", "feature"]).reset_index(drop=True)
+    perf = report.performance.copy()
+    if "cohort" in perf:
+        perf["cohort"] = pd.to_datetime(perf["cohort"])
+    tables = {
+        "drift": today,
+        "drift_history": history,
+        "performance": perf,
+        "decision_rates": report.decision_rates.assign(as_of=day),
+        "models": report.models.assign(as_of=day),
+    }
+    meta = {"as_of": report.as_of.isoformat(), "threshold": threshold, "notes": report.notes}
+    return publish_tables(area, tables, meta)
