@@ -62,6 +62,7 @@ secs = time.perf_counter() - t
 print(json.dumps({"seconds": secs, "landed": r.rows_landed, "loaded": r.rows_loaded,
                   "quarantined": r.rows_quarantined, "files": len(r.files),
                   "failed": [f.describe_error() for f in r.failed],
+                  "cpu_s": (lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -163,7 +164,7 @@ def main() -> None:
         print(
             f"ingest {size:>4} ({r['data']}): {r['landed']:,} rows in {r['files']} files, "
             f"{r['seconds']:.1f} s = {r['rows_per_s'] / 1e6:.2f} M rows/s, "
-            f"peak RSS {r['peak_rss_mb']:.0f} MB, quarantined {r['quarantined']:,}, "
+            f"CPU {r['cpu_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, quarantined {r['quarantined']:,}, "
             f"failed files {len(r['failed'])}  (data generated in {r['generate_s']:.1f} s)",
             flush=True,
         )

@@ -56,7 +56,9 @@ def payment_tiers() -> tuple[tuple[str, float], ...]:
 
 
 @st.cache_data(show_spinner=False, ttl=15, max_entries=64)
-def _audit_query(url: str, decision_id: str | None, entity_id: str | None, limit: int) -> pd.DataFrame:
+def _audit_query(
+    url: str, decision_id: str | None, entity_id: str | None, limit: int
+) -> pd.DataFrame:
     from yidai.analytics.decisions import find_decisions
 
     return find_decisions(url, decision_id=decision_id, entity_id=entity_id, limit=limit)
@@ -119,17 +121,6 @@ def limit_runs() -> pd.DataFrame:
     from yidai.limits import read_limit_runs
 
     return read_limit_runs(get_settings().serving)
-
-
-#: Columns of a scored application that are not model features.
-SCORED_BASE_COLUMNS = frozenset(
-    {
-        "entity_id", "decision_ts", "label", "application_id", "product", "requested_amount",
-        "decision", "approved_limit", "booking_month", "pd", "score", "grade", "model_version",
-        "challenger_pd", "challenger_score", "challenger_grade", "challenger_version",
-        "true_pd", "true_defaulted",
-    }
-)
 
 
 def scored_products() -> list[str]:

@@ -58,7 +58,9 @@ def sidebar_filters(
             start = period[0]
     chosen_grades = None
     if grades is not None:
-        chosen_grades = sidebar.multiselect("Grade", list(grades), default=list(grades), key=f"{key}_grade")
+        chosen_grades = sidebar.multiselect(
+            "Grade", list(grades), default=list(grades), key=f"{key}_grade"
+        )
     return Filters(products=chosen, start=start, end=end, grades=chosen_grades)
 
 

@@ -108,13 +108,21 @@ def compute_profiles_sql(
         if f.kind == "agg":
             groups.setdefault((f.source, f.window_days), []).append(f)
     for i, ((source_name, days), group) in enumerate(groups.items()):
-        cond = "d.day <= k.as_of" + (f" AND d.day > k.as_of - {days}" if days else "")
         cols = ", ".join(f"{f.expr} AS {_q(f.name)}" for f in group)
-        ctes.append(
-            f"g{i} AS (SELECT k.entity_id, k.as_of, {cols} FROM {keys} k "
-            f"JOIN {src_tables[source_name]} d ON d.entity_id = k.entity_id AND {cond} "
-            "GROUP BY k.entity_id, k.as_of)"
-        )
+        if first_day == last_day:  # one as-of day: aggregate the window, no range join
+            day = _lit(last_day)
+            cond = f"day <= {day}" + (f" AND day > {day} - {days}" if days else "")
+            ctes.append(
+                f"g{i} AS (SELECT entity_id, as_of, {cols} FROM (SELECT *, {day} AS as_of "
+                f"FROM {src_tables[source_name]} WHERE {cond}) GROUP BY entity_id, as_of)"
+            )
+        else:
+            cond = "d.day <= k.as_of" + (f" AND d.day > k.as_of - {days}" if days else "")
+            ctes.append(
+                f"g{i} AS (SELECT k.entity_id, k.as_of, {cols} FROM {keys} k "
+                f"JOIN {src_tables[source_name]} d ON d.entity_id = k.entity_id AND {cond} "
+                "GROUP BY k.entity_id, k.as_of)"
+            )
         joins.append(f"LEFT JOIN g{i} ON g{i}.entity_id = k.entity_id AND g{i}.as_of = k.as_of")
     where_is: dict[str, str] = {}
     for i, ((_, _), group) in enumerate(groups.items()):

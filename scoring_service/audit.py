@@ -1,7 +1,9 @@
 """Append-only audit store of decisions, and the ledger of credit lines and drawdowns.
 
-One code path (SQLAlchemy Core, portable SQL) for the embedded SQLite default and a
-PostgreSQL URL in production.  SQLite runs in WAL mode with ``synchronous=NORMAL`` by default:
+One set of portable SQL statements (named ``:params``) for the embedded SQLite default and a
+PostgreSQL URL in production: SQLite runs them through a thin ``sqlite3`` adapter (one
+connection per thread; the hot path costs tens of microseconds), any other URL through
+SQLAlchemy.  SQLite runs in WAL mode with ``synchronous=NORMAL`` by default:
 a committed decision survives a crash of the service process (the WAL is written before the
 response returns); ``synchronous=FULL`` (setting ``audit_sqlite_synchronous``) adds an fsync
 per commit for power-loss durability.  Rows are only ever inserted, never updated.
@@ -15,14 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -69,34 +73,37 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS drawdowns_account ON drawdowns (account_id, status)",
 )
 
-_INSERT_DECISION = text(
+_INSERT_DECISION = (
     "INSERT INTO decisions (decision_id, created_at, module, idempotency_key, request_hash,"
     " product, entity_id, outcome, arm, model_version, policy_version, response, record)"
     " VALUES (:decision_id, :created_at, :module, :idempotency_key, :request_hash, :product,"
     " :entity_id, :outcome, :arm, :model_version, :policy_version, :response, :record)"
 )
-_INSERT_LINE = text(
+_INSERT_LINE = (
     "INSERT INTO credit_lines (account_id, product, borrower_id, credit_limit, decision_id,"
     " created_at) VALUES (:account_id, :product, :borrower_id, :credit_limit, :decision_id,"
     " :created_at)"
 )
-_BY_IDEM = text(
+_BY_IDEM = (
     "SELECT response, request_hash FROM decisions WHERE module = :module AND idempotency_key = :key"
 )
-_BY_ID = text("SELECT product, created_at, response, record FROM decisions WHERE decision_id = :id")
-_DRAW_BY_IDEM = text(
+_BY_ID = "SELECT product, created_at, response, record FROM decisions WHERE decision_id = :id"
+_DRAW_BY_IDEM = (
     "SELECT response, request_hash FROM drawdowns WHERE module = :module AND idempotency_key = :key"
 )
-_LINE = text("SELECT product, borrower_id, credit_limit FROM credit_lines WHERE account_id = :a")
-_DRAWN = text(
+_LINE = "SELECT product, borrower_id, credit_limit FROM credit_lines WHERE account_id = :a"
+_DRAWN = (
     "SELECT COALESCE(SUM(amount), 0) FROM drawdowns WHERE account_id = :a AND status = 'accepted'"
 )
-_INSERT_DRAW = text(
+_INSERT_DRAW = (
     "INSERT INTO drawdowns (drawdown_id, account_id, created_at, module, idempotency_key,"
     " request_hash, amount, term_months, status, response) VALUES (:drawdown_id, :account_id,"
     " :created_at, :module, :idempotency_key, :request_hash, :amount, :term_months, :status,"
     " :response)"
 )
+
+
+_INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError)
 
 
 class IdempotencyConflict(YidaiError):
@@ -141,57 +148,117 @@ class Line:
     credit_limit: float
 
 
+class _Tx(Protocol):
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]: ...
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return self.conn.execute(sql, params or {}).fetchall()
+
+
+class _AlchemyTx:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        result = self.conn.execute(text(sql), params or {})
+        return list(result.fetchall()) if result.returns_rows else []
+
+
 class AuditStore:
-    """The decision audit store and drawdown ledger over one SQLAlchemy engine."""
+    """The decision audit store and drawdown ledger (SQLite or any SQLAlchemy URL)."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
-        self.is_sqlite = url.startswith("sqlite")
-        if self.is_sqlite:
-            path = url.split("sqlite:///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(
-                url, connect_args={"check_same_thread": False, "timeout": 30}
-            )
-            _sqlite_events(self.engine, sqlite_synchronous)
-        else:
-            self.engine = create_engine(url, pool_pre_ping=True)
+        # sqlite:///path uses the thin sqlite3 adapter; any other URL (postgresql://...,
+        # or sqlite+pysqlite:///path to exercise the same path locally) uses SQLAlchemy.
+        self.is_sqlite = url.startswith("sqlite:///")
+        self._local = threading.local()
+        self._sqlite_conns: list[sqlite3.Connection] = []
+        self._synchronous = sqlite_synchronous
+        self.engine: Engine | None = None
+        self._for_update = "" if self.is_sqlite else " FOR UPDATE"  # row lock on the line
         try:
-            with self.engine.begin() as conn:
+            if self.is_sqlite:
+                path = url.split("sqlite:///", 1)[-1]
+                if not path or path == ":memory:":
+                    raise YidaiError("the audit store must be a file (sqlite:///path)")
+                self._path = Path(path)
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                self.engine = create_engine(url, pool_pre_ping=True)
+                if self.engine.dialect.name == "sqlite":
+                    self._for_update = ""
+            with self._write() as tx:
                 for ddl in SCHEMA:
-                    conn.execute(text(ddl))
-        except OperationalError as exc:
-            raise YidaiError(f"cannot open the audit store {_redact(url)}: {exc.orig}") from exc
+                    tx.rows(ddl)
+        except (OperationalError, sqlite3.Error) as exc:
+            raise YidaiError(f"cannot open the audit store {_redact(url)}: {exc}") from exc
 
     def close(self) -> None:
-        self.engine.dispose()
+        for conn in self._sqlite_conns:
+            conn.close()
+        self._sqlite_conns.clear()
+        self._local = threading.local()
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def _sqlite(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self._path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            self._sqlite_conns.append(conn)
+        return conn
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self) -> Iterator[_Tx]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, taking the write lock)."""
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        if self.engine is None:
+            conn = self._sqlite()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield _SqliteTx(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        else:
+            with self.engine.begin() as alchemy:
+                yield _AlchemyTx(alchemy)
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with self.engine.connect().execution_options(yidai_read=True) as conn, conn.begin():
-            yield conn
+    def _read(self) -> Iterator[_Tx]:
+        if self.engine is None:
+            yield _SqliteTx(self._sqlite())
+        else:
+            with self.engine.connect() as alchemy:
+                yield _AlchemyTx(alchemy)
 
     # ------------------------------------------------------------------ decisions
-    def find_idempotent(self, module: str, key: str, request_hash: str) -> dict[str, Any] | None:
-        """The stored response of an earlier request with this key (None if there is none)."""
-        with self._read() as conn:
-            row = conn.execute(_BY_IDEM, {"module": module, "key": key}).first()
-        return _replay(row, request_hash, key)
+    def find_idempotent(self, module: str, key: str, request_hash: str) -> str | None:
+        """The stored response (JSON) of an earlier request with this key, or None."""
+        with self._read() as tx:
+            found = tx.rows(_BY_IDEM, {"module": module, "key": key})
+        return _replay(found[0] if found else None, request_hash, key)
 
-    def record_decision(self, row: DecisionRow) -> dict[str, Any]:
-        """Append a decision (and open its line); returns the response to send.
+    def record_decision(self, row: DecisionRow) -> str:
+        """Append a decision (and open its line); returns the response JSON to send.
 
         If a concurrent request with the same idempotency key won the race, its response is
         returned instead (the caller's decision is discarded, nothing is decided twice).
         """
         now = row.response.get("created_at") or utc_now()
+        response = _dumps(row.response)
         params = {
             "decision_id": row.decision_id,
             "created_at": now,
@@ -204,14 +271,14 @@ class AuditStore:
             "arm": row.arm,
             "model_version": row.model_version,
             "policy_version": row.policy_version,
-            "response": _dumps(row.response),
+            "response": response,
             "record": _dumps(row.record),
         }
         try:
-            with self._write() as conn:
-                conn.execute(_INSERT_DECISION, params)
+            with self._write() as tx:
+                tx.rows(_INSERT_DECISION, params)
                 if row.open_line is not None:
-                    conn.execute(
+                    tx.rows(
                         _INSERT_LINE,
                         {
                             "account_id": row.decision_id,
@@ -222,37 +289,38 @@ class AuditStore:
                             "created_at": now,
                         },
                     )
-        except IntegrityError:
+        except _INTEGRITY_ERRORS:
             if row.idempotency_key is None:
                 raise
             earlier = self.find_idempotent(row.module, row.idempotency_key, row.request_hash)
             if earlier is None:
                 raise
             return earlier
-        return row.response
+        return response
 
     def get_decision(self, decision_id: str) -> dict[str, Any] | None:
         """A stored decision: product, created_at, response and the full audit record."""
-        with self._read() as conn:
-            row = conn.execute(_BY_ID, {"id": decision_id}).first()
-        if row is None:
+        with self._read() as tx:
+            found = tx.rows(_BY_ID, {"id": decision_id})
+        if not found:
             return None
+        product, created_at, response, record = found[0]
         return {
-            "product": row[0],
-            "created_at": row[1],
-            "response": json.loads(row[2]),
-            "record": json.loads(row[3]),
+            "product": product,
+            "created_at": created_at,
+            "response": json.loads(response),
+            "record": json.loads(record),
         }
 
     def count_decisions(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute(text("SELECT COUNT(*) FROM decisions")).scalar_one())
+        with self._read() as tx:
+            return int(tx.rows("SELECT COUNT(*) FROM decisions")[0][0])
 
     # ------------------------------------------------------------------ drawdowns
     def get_line(self, account_id: str) -> Line | None:
-        with self._read() as conn:
-            row = conn.execute(_LINE, {"a": account_id}).first()
-        return None if row is None else Line(account_id, row[0], row[1], float(row[2]))
+        with self._read() as tx:
+            found = tx.rows(_LINE, {"a": account_id})
+        return None if not found else Line(account_id, found[0][0], found[0][1], float(found[0][2]))
 
     def drawdown(
         self,
@@ -266,8 +334,8 @@ class AuditStore:
         request_hash: str,
         effective_limit: Callable[[Line], tuple[float, str | None]],
         respond: Callable[[Line | None, float, float, str | None], dict[str, Any]],
-    ) -> dict[str, Any]:
-        """Check and book one drawdown atomically; returns the response to send.
+    ) -> str:
+        """Check and book one drawdown atomically; returns the response JSON to send.
 
         ``effective_limit(line)`` gives the limit in force and a blocking reason code (e.g. a
         frozen merchant line); ``respond(line, limit, outstanding, reject_code)`` builds the
@@ -275,28 +343,28 @@ class AuditStore:
         are recorded too.
         """
         if idempotency_key is not None:
-            with self._read() as conn:
-                row = conn.execute(_DRAW_BY_IDEM, {"module": module, "key": idempotency_key})
-                earlier = _replay(row.first(), request_hash, idempotency_key)
+            earlier = self._drawdown_replay(module, idempotency_key, request_hash)
             if earlier is not None:
                 return earlier
-        lock = "" if self.is_sqlite else " FOR UPDATE"
         try:
-            with self._write() as conn:
-                found = conn.execute(text(_LINE.text + lock), {"a": account_id}).first()
+            with self._write() as tx:
+                found = tx.rows(_LINE + self._for_update, {"a": account_id})
                 line = (
-                    None if found is None else Line(account_id, found[0], found[1], float(found[2]))
+                    Line(account_id, found[0][0], found[0][1], float(found[0][2]))
+                    if found
+                    else None
                 )
                 if line is None:
                     response = respond(None, 0.0, 0.0, "DD_UNKNOWN_ACCOUNT")
                 else:
                     limit, block = effective_limit(line)
-                    drawn = float(conn.execute(_DRAWN, {"a": account_id}).scalar_one())
+                    drawn = float(tx.rows(_DRAWN, {"a": account_id})[0][0])
                     reject = block
                     if reject is None and drawn + amount > limit + 1e-9:
                         reject = "DD_INSUFFICIENT_LIMIT"
                     response = respond(line, limit, drawn, reject)
-                conn.execute(
+                text_out = _dumps(response)
+                tx.rows(
                     _INSERT_DRAW,
                     {
                         "drawdown_id": drawdown_id,
@@ -308,53 +376,37 @@ class AuditStore:
                         "amount": amount,
                         "term_months": term_months,
                         "status": response["status"],
-                        "response": _dumps(response),
+                        "response": text_out,
                     },
                 )
-        except IntegrityError:
+        except _INTEGRITY_ERRORS:
             if idempotency_key is None:
                 raise
-            with self._read() as conn:
-                row = conn.execute(_DRAW_BY_IDEM, {"module": module, "key": idempotency_key})
-                earlier = _replay(row.first(), request_hash, idempotency_key)
+            earlier = self._drawdown_replay(module, idempotency_key, request_hash)
             if earlier is None:
                 raise
             return earlier
-        return response
+        return text_out
+
+    def _drawdown_replay(self, module: str, key: str, request_hash: str) -> str | None:
+        with self._read() as tx:
+            found = tx.rows(_DRAW_BY_IDEM, {"module": module, "key": key})
+        return _replay(found[0] if found else None, request_hash, key)
 
     def outstanding(self, account_id: str) -> float:
         """Sum of accepted drawdowns of an account."""
-        with self._read() as conn:
-            return float(conn.execute(_DRAWN, {"a": account_id}).scalar_one())
+        with self._read() as tx:
+            return float(tx.rows(_DRAWN, {"a": account_id})[0][0])
 
 
-def _replay(row: Any, request_hash: str, key: str) -> dict[str, Any] | None:
+def _replay(row: Any, request_hash: str, key: str) -> str | None:
     if row is None:
         return None
     if row[1] != request_hash:
         raise IdempotencyConflict(
             f"Idempotency-Key {key!r} was already used for a different request"
         )
-    stored: dict[str, Any] = json.loads(row[0])
-    return stored
-
-
-def _sqlite_events(engine: Engine, synchronous: str) -> None:
-    """WAL, busy timeout, and explicit BEGIN (IMMEDIATE for writes) on every connection."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute(f"PRAGMA synchronous={synchronous}")
-        cur.execute("PRAGMA busy_timeout=30000")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        read_only = conn.get_execution_options().get("yidai_read", False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    return str(row[0])
 
 
 def _redact(url: str) -> str:

@@ -41,6 +41,15 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
+class Answer:
+    """The response JSON to send; ``outcome`` and ``arm`` are None for an idempotent replay."""
+
+    json: str
+    outcome: str | None = None
+    arm: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Scored:
     pd: float
     score: float
@@ -90,13 +99,13 @@ def credit_decision(
     product: str,
     body: dict[str, Any],
     caller: Caller,
-) -> dict[str, Any]:
+) -> Answer:
     """Decide one credit application (personal, merchant or SME) and audit it."""
     fingerprint = request_hash(product, body)
     if caller.idempotency_key is not None:
         earlier = audit.find_idempotent(caller.module, caller.idempotency_key, fingerprint)
         if earlier is not None:
-            return earlier
+            return Answer(earlier)
     bundle = resources.bundle(product)
     entity_id = str(body[CREDIT_ENTITY_FIELD[product]])
     requested = body.get("requested_amount")
@@ -189,7 +198,7 @@ def credit_decision(
             "policy_reason_codes": list(other.policy_reason_codes),
         },
     }
-    return audit.record_decision(
+    sent = audit.record_decision(
         DecisionRow(
             decision_id=decision_id,
             module=caller.module,
@@ -206,19 +215,20 @@ def credit_decision(
             open_line=(entity_id, decision.limit) if opens_line else None,
         )
     )
+    return Answer(sent, decision.decision, acting)
 
 
 # ---------------------------------------------------------------------------- payments
 def payment_decision(
     resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
-) -> dict[str, Any]:
+) -> Answer:
     """Allow / step-up / decline one payment by amount tier, and audit it."""
     product = "payment"
     fingerprint = request_hash(product, body)
     if caller.idempotency_key is not None:
         earlier = audit.find_idempotent(caller.module, caller.idempotency_key, fingerprint)
         if earlier is not None:
-            return earlier
+            return Answer(earlier)
     bundle = resources.bundle(product)
     payer_id = str(body["payer_id"])
     profile = bundle.snapshot.get(payer_id)
@@ -281,7 +291,7 @@ def payment_decision(
             ).action,
         },
     }
-    return audit.record_decision(
+    sent = audit.record_decision(
         DecisionRow(
             decision_id=decision_id,
             module=caller.module,
@@ -297,12 +307,13 @@ def payment_decision(
             record=record,
         )
     )
+    return Answer(sent, decision.action, acting)
 
 
 # ---------------------------------------------------------------------------- drawdowns
 def drawdown(
     resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
-) -> dict[str, Any]:
+) -> Answer:
     """Draw on a revolving line: accepted only if it fits in limit minus outstanding.
 
     A merchant line follows the nightly published limits (a frozen line accepts nothing).
@@ -339,7 +350,7 @@ def drawdown(
             "reason_codes": [] if accepted else [policy_reason_dict(reject)],
         }
 
-    return audit.drawdown(
+    sent = audit.drawdown(
         drawdown_id=drawdown_id,
         account_id=str(body["account_id"]),
         amount=amount,
@@ -350,6 +361,7 @@ def drawdown(
         effective_limit=effective_limit,
         respond=respond,
     )
+    return Answer(sent)
 
 
 DRAWDOWN_REASONS = {

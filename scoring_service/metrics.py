@@ -43,6 +43,11 @@ class Metrics:
             registry=self.registry,
         )  # fmt: skip
 
+    def count(self, product: str, answer: Any) -> None:
+        """Count a fresh decision (idempotent replays are not counted again)."""
+        if answer.outcome is not None:
+            self.decisions.labels(product, answer.outcome, answer.arm).inc()
+
     def render(self, resources: Any) -> bytes:
         """Prometheus text exposition, with the resource gauges refreshed."""
         status = resources.status()

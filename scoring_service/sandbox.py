@@ -50,7 +50,9 @@ def publish_snapshots(settings: Settings, *, seed: int = 7, n_pos: int = 20_000)
     path.unlink(missing_ok=True)
     con = duckdb.connect(str(path))
     try:
-        synthetic_warehouse(con, n_pos=n_pos, n_payments=n_pos // 4, n_orders=n_pos // 10, seed=seed)
+        synthetic_warehouse(
+            con, n_pos=n_pos, n_payments=n_pos // 4, n_orders=n_pos // 10, seed=seed
+        )
         build_features(con, AS_OF)
         publish_snapshot(con, settings.serving, AS_OF)
     finally:
@@ -81,9 +83,7 @@ def train_registered_model(
     label = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
     cut = int(n * 0.7)
     estimator = GradientBoostedPD(**FAST_PARAMS, random_state=seed, n_jobs=1)  # type: ignore[arg-type]
-    estimator.fit(
-        frame.iloc[:cut], label[:cut], eval_set=(frame.iloc[cut:], label[cut:])
-    )
+    estimator.fit(frame.iloc[:cut], label[:cut], eval_set=(frame.iloc[cut:], label[cut:]))
     package = ModelPackage(
         name=name,
         estimator=estimator,

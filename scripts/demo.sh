@@ -47,7 +47,7 @@ step "Airflow: project-local home $AIRFLOW_HOME (SQLite metadata DB, pools)"
 yidai pipeline setup
 
 step "Simulate the ecosystem (preset $DEMO_PRESET) into $YIDAI_HOME/landing"
-yidai simulate --preset "$DEMO_PRESET"
+yidai simulate --preset "$DEMO_PRESET" --overwrite
 
 step "Run the DAGs: the history in one run, then $DEMO_DAILY_RUNS daily runs (log: $DEMO_DIR/pipeline.log)"
 yidai pipeline history --daily-runs "$DEMO_DAILY_RUNS" --log-file "$DEMO_DIR/pipeline.log"
@@ -61,9 +61,17 @@ if [[ $DEMO_SERVE == 0 ]]; then
 fi
 
 step "API key for the example integration (mall checkout)"
-API_KEY=$(yidai keys create mall-checkout --scope personal-credit --scope payment-risk --quiet)
-echo "$API_KEY" >"$DEMO_DIR/mall-checkout.key"
-chmod 600 "$DEMO_DIR/mall-checkout.key"
+KEY_FILE=$DEMO_DIR/mall_checkout.key
+(umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
+# A real customer of the published snapshot, for the example calls below.
+CUSTOMER=$("$UV" run --frozen python -c '
+import json, sys, pyarrow.parquet as pq
+from pathlib import Path
+from yidai.settings import get_settings
+root = get_settings().serving / "features" / "personal_credit_v1"
+current = json.loads((root / "CURRENT").read_text())["snapshot_id"]
+print(pq.read_table(root / current / "customer.parquet", columns=["entity_id"])[0][0])
+')
 
 step "Start the scoring service and the dashboards in the background"
 setsid "$UV" run --frozen yidai serve --port "$SERVE_PORT" >"$DEMO_DIR/serve.log" 2>&1 &
@@ -88,12 +96,14 @@ Yidai is running (state under $YIDAI_HOME):
   scoring service  http://127.0.0.1:$SERVE_PORT   (OpenAPI: http://127.0.0.1:$SERVE_PORT/docs)
   dashboards       http://127.0.0.1:$DASHBOARD_PORT
 
-Call the service with the example integration's key ($DEMO_DIR/mall-checkout.key):
+Call the service with the example integration's key (in $KEY_FILE):
+  curl -s -X POST http://127.0.0.1:$SERVE_PORT/v1/decisions/personal-credit \\
+       -H "X-API-Key: \$(cat $KEY_FILE)" -H 'Content-Type: application/json' \\
+       -d '{"customer_id": "$CUSTOMER", "requested_amount": 2599}'
   curl -s -X POST http://127.0.0.1:$SERVE_PORT/v1/payments/risk \\
-       -H "X-API-Key: \$(cat $DEMO_DIR/mall-checkout.key)" -H 'Content-Type: application/json' \\
-       -d @scoring_service/examples/payment_risk.json
-  $UV run python -m scoring_service.examples.mall_checkout --url http://127.0.0.1:$SERVE_PORT \\
-       --api-key-file $DEMO_DIR/mall-checkout.key
+       -H "X-API-Key: \$(cat $KEY_FILE)" -H 'Content-Type: application/json' \\
+       -d '{"payer_id": "$CUSTOMER", "amount": 88.0, "channel": "app"}'
+  or from Python: scoring_service.client.YidaiClient("http://127.0.0.1:$SERVE_PORT", key)
 
 The Airflow UI on the same runs (same AIRFLOW_HOME, SQLite metadata DB):
   AIRFLOW_HOME=$AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER=$AIRFLOW__CORE__DAGS_FOLDER \\

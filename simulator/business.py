@@ -86,7 +86,9 @@ def merchant_month(
     pool = np.minimum(m.pool[merchant], MAX_POOL)
     regular = (pool * rng.random(k) ** 2).astype(np.int64)  # regulars come back often
     card = EXTERNAL_CARD_BASE + merchant * 65_536 + regular
-    terminal = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(np.int64)
+    terminal = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(
+        np.int64
+    )
     mcc = m.mcc[merchant]
     amount = np.exp(LOG_TICKET[mcc] + rng.normal(0, 0.6, k)).clip(1.0, None)
     entry = rng.choice(4, k, p=ENTRY_P)
@@ -100,7 +102,9 @@ def merchant_month(
     ref_ts = ts[ref] + (rng.uniform(1, 20, len(ref)) * US_PER_DAY).astype(np.int64)
     ok = cal.day_of_us(ref_ts) < cal.n_days
     ref, ref_ts = ref[ok], ref_ts[ok]
-    ref_amount = np.round(amount[ref] * rng.choice([0.3, 0.5, 1.0, 1.0], len(ref)), 2).clip(1.0, None)
+    ref_amount = np.round(amount[ref] * rng.choice([0.3, 0.5, 1.0, 1.0], len(ref)), 2).clip(
+        1.0, None
+    )
     batches.append(
         pos_batch(
             cal, ids.take("pos", len(ref)), ref_ts, card[ref], none[ref], merchant[ref],
@@ -154,16 +158,30 @@ def _cash_out(
     entry = rng.choice(4, k, p=[0.5, 0.0, 0.3, 0.2])
     txn = ids.take("pos", k)
     status = np.full(k, STATUS_APPROVED)
-    world.agg["merch_turnover"][:, month] += np.bincount(merchant, weights=amount, minlength=m.n).astype(np.float32)
+    world.agg["merch_turnover"][:, month] += np.bincount(
+        merchant, weights=amount, minlength=m.n
+    ).astype(np.float32)
     return [
-        pos_batch(cal, txn, ts, card, np.full(k, -1), merchant, terminal, m.mcc[merchant], amount, entry, status),
+        pos_batch(
+            cal,
+            txn,
+            ts,
+            card,
+            np.full(k, -1),
+            merchant,
+            terminal,
+            m.mcc[merchant],
+            amount,
+            entry,
+            status,
+        ),
         fraud_reports(rng, cal, ids, log, REF_POS, txn, "merchant_cash_out", ts, amount, 0.4, 30.0),
     ]
 
 
 def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Batch]:
     """Receipts, supplier payments, payroll, bills and B2B purchases of SMEs ``lo..hi-1``."""
-    cfg, cal, s, sel = world.config, world.calendar, world.smes, world.sellers
+    cfg, cal, s = world.config, world.calendar, world.smes
     rng = rng_for(cfg.seed, SME_MONTH, chunk, month)
     ids = IdAlloc(3, chunk, month)
     idx = np.arange(lo, hi)
@@ -196,7 +214,9 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
             np.full(k, -1), np.zeros(k, bool), client,
         )
     )  # fmt: skip
-    world.agg["sme_inflow"][lo:hi, month] += np.bincount(who - lo, weights=amount, minlength=n).astype(np.float32)
+    world.agg["sme_inflow"][lo:hi, month] += np.bincount(
+        who - lo, weights=amount, minlength=n
+    ).astype(np.float32)
 
     # supplier payments (failures when cash is short) and a monthly payroll
     who = np.repeat(idx, rng.poisson(0.7 * lam))
@@ -218,7 +238,9 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
     )  # fmt: skip
     payer = idx[active & (sl.start + 9 > s.onboarded_day[idx])]
     k = len(payer)
-    amount = 0.35 * 22.0 * 4000 * np.exp(0.245) * s.weight[payer, 0] * np.exp(rng.normal(0, 0.05, k))
+    amount = (
+        0.35 * 22.0 * 4000 * np.exp(0.245) * s.weight[payer, 0] * np.exp(rng.normal(0, 0.05, k))
+    )
     ts = cal.to_us(np.full(k, sl.start + 9), 10 * 3600 + rng.integers(0, 3600, k))
     batches.append(
         payment_batch(
@@ -235,11 +257,15 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
     zc = z[holder]
     due = np.full(len(who), sl.start + min(15, month_len) - 1)
     on_time = rng.random(len(who)) < sigmoid(2.1 + 2.0 * zc)
-    pay_day = np.where(on_time, due - rng.integers(0, 8, len(who)), due + rng.integers(1, 30, len(who)))
+    pay_day = np.where(
+        on_time, due - rng.integers(0, 8, len(who)), due + rng.integers(1, 30, len(who))
+    )
     ok = keep_after_onboarding(who, pay_day)
     who, cat, due, pay_day, on_time = who[ok], cat[ok], due[ok], pay_day[ok], on_time[ok]
     k = len(who)
-    amount = np.exp(BILL_LOG_AMOUNT[cat] + 1.2 + rng.normal(0, 0.3, k)) * s.weight[who, month] ** 0.5
+    amount = (
+        np.exp(BILL_LOG_AMOUNT[cat] + 1.2 + rng.normal(0, 0.3, k)) * s.weight[who, month] ** 0.5
+    )
     ts = cal.to_us(pay_day, 9 * 3600 + rng.integers(0, 9 * 3600, k))
     batches.append(
         payment_batch(
@@ -248,7 +274,9 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
             TAX_OFFICE + cat, cat, cal.epoch_day0 + due,
         )
     )  # fmt: skip
-    world.agg["sme_late"][lo:hi, month] += np.bincount(who - lo, weights=~on_time, minlength=n).astype(np.float32)
+    world.agg["sme_late"][lo:hi, month] += np.bincount(
+        who - lo, weights=~on_time, minlength=n
+    ).astype(np.float32)
 
     # a few small e-payments (office supplies, fees)
     who = np.repeat(idx, rng.poisson(3.0 * active))
@@ -269,7 +297,13 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
 
 
 def _b2b_orders(
-    world: World, rng: np.random.Generator, ids: IdAlloc, idx: np.ndarray, z: np.ndarray, active: np.ndarray, month: int
+    world: World,
+    rng: np.random.Generator,
+    ids: IdAlloc,
+    idx: np.ndarray,
+    z: np.ndarray,
+    active: np.ndarray,
+    month: int,
 ) -> Batch:
     """SMEs buying from B2B sellers; sellers run by healthy SMEs get more orders."""
     cal, s, sel = world.calendar, world.smes, world.sellers

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -59,8 +60,12 @@ def _split(n: int, parts: int) -> list[tuple[int, int]]:
     return [(int(bounds[i]), int(bounds[i + 1])) for i in range(parts)]
 
 
+class _Ticker(Protocol):
+    def update(self, description: str) -> None: ...
+
+
 @contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[object]:
+def _progress(enabled: bool, total: int) -> Iterator[_Ticker]:
     """A rich progress bar (or a silent stand-in) advanced once per simulated chunk-month."""
     if not enabled:
 
@@ -153,7 +158,9 @@ def simulate(
                     writer.add(stream, batch, defect_rng)
                 del batches
                 writer.flush(stream, int(cal.month_starts[month + 1]))
-                bar.update(f"{cal.date_of(int(cal.month_starts[month]))} chunk {chunk + 1}/{n_chunks}")
+                bar.update(
+                    f"{cal.date_of(int(cal.month_starts[month]))} chunk {chunk + 1}/{n_chunks}"
+                )
         for chunk in range(n_chunks):
             writer.flush(f"k{chunk:04d}")
         apps = draw_applications(world)
@@ -203,20 +210,26 @@ def _write_truth(
     applicant = pa.nulls(len(apps.product), pa.string())
     for code, column in enumerate(applicant_formats):
         applicant = pc.if_else(
-            pa.array(apps.product == code), format_ids(apps.applicant, *ID_FORMATS[column]), applicant
+            pa.array(apps.product == code),
+            format_ids(apps.applicant, *ID_FORMATS[column]),
+            applicant,
         )
     default_month = pa.array(apps.default_month.astype(np.int32), mask=apps.default_month < 0)
     tables: dict[str, pa.Table] = {
         "applications": pa.table(
             {
-                "application_id": format_ids(np.arange(len(apps.product)) + 1, *ID_FORMATS["application_id"]),
+                "application_id": format_ids(
+                    np.arange(len(apps.product)) + 1, *ID_FORMATS["application_id"]
+                ),
                 "product": pa.array(np.array(PRODUCTS, dtype=object)[apps.product], pa.string()),
                 "applicant_id": applicant,
                 "ts": pa.array(apps.ts, pa.int64()).cast(ts_type),
                 "true_pd": pa.array(apps.true_pd, pa.float64()),
                 "defaulted": pa.array(apps.defaulted, pa.bool_()),
                 "default_month": default_month,
-                "decision": pa.array(np.where(apps.approved, "approved", "declined").astype(object), pa.string()),
+                "decision": pa.array(
+                    np.where(apps.approved, "approved", "declined").astype(object), pa.string()
+                ),
                 "latent_state": pa.array(apps.state, pa.float64()),
             }
         )
@@ -234,7 +247,9 @@ def _write_truth(
                     "entity_type": pa.array([kind] * n, pa.string()),
                     "entity_id": format_ids(np.arange(n), *ID_FORMATS[column]),
                     "latent_score": pa.array(group.z, pa.float64()),
-                    "shock_month": pa.array(group.shock_month.astype(np.int32), mask=group.shock_month < 0),
+                    "shock_month": pa.array(
+                        group.shock_month.astype(np.int32), mask=group.shock_month < 0
+                    ),
                 }
             )
         )
@@ -251,10 +266,14 @@ def _write_truth(
         {
             "ref_type": pa.array(np.where(is_pos, "pos", "payment").astype(object), pa.string()),
             "ref_id": ref_id,
-            "fraud_type": pa.array(np.array(FRAUD_TYPES, dtype=object)[fraud["fraud_type"]], pa.string()),
+            "fraud_type": pa.array(
+                np.array(FRAUD_TYPES, dtype=object)[fraud["fraud_type"]], pa.string()
+            ),
             "ts": pa.array(fraud["ts"], pa.int64()).cast(ts_type),
             "amount": pa.array(np.round(fraud["amount"], 2), pa.float64()),
-            "reported_at": pa.array(fraud["reported_at"], pa.int64(), mask=fraud["reported_at"] == NOT_REPORTED).cast(ts_type),
+            "reported_at": pa.array(
+                fraud["reported_at"], pa.int64(), mask=fraud["reported_at"] == NOT_REPORTED
+            ).cast(ts_type),
         }
     ).take(pa.array(order))
     if writer.defects.tables:
@@ -269,8 +288,12 @@ def _write_truth(
                 "delivered_day": pa.array([], pa.int64()),
             }
         )
-    delivered = pa.array(defects["delivered_day"].to_numpy() + cal.epoch_day0, pa.int32()).cast(pa.date32())
-    tables["defects"] = defects.drop_columns(["delivered_day"]).append_column("delivered_dt", delivered)
+    delivered = pa.array(defects["delivered_day"].to_numpy() + cal.epoch_day0, pa.int32()).cast(
+        pa.date32()
+    )
+    tables["defects"] = defects.drop_columns(["delivered_day"]).append_column(
+        "delivered_dt", delivered
+    )
     counts = {}
     for name, table in tables.items():
         pq.write_table(table, truth / f"{name}.parquet", compression="snappy")

@@ -96,10 +96,10 @@ def draw_applications(world: World) -> Applications:
     again = applies & (rng.random(c.n) < 0.2)
     who = np.concatenate([np.flatnonzero(applies), np.flatnonzero(again)])
     parts.append((PERSONAL, who, c.opened_day[who]))
-    # merchants are (re-)underwritten up to three times, SMEs get line reviews
-    who = np.repeat(np.arange(m.n), rng.binomial(3, 0.4, m.n))
+    # merchants are (re-)underwritten up to four times, SMEs get line reviews
+    who = np.repeat(np.arange(m.n), rng.binomial(4, 0.45, m.n))
     parts.append((MERCHANT, who, m.onboarded_day[who]))
-    who = np.repeat(np.arange(s.n), rng.binomial(4, 0.5, s.n))
+    who = np.repeat(np.arange(s.n), rng.binomial(6, 0.6, s.n))  # about quarterly reviews
     parts.append((SME, who, s.onboarded_day[who]))
     product = np.concatenate([np.full(len(p[1]), p[0]) for p in parts])
     applicant = np.concatenate([p[1] for p in parts])
@@ -222,12 +222,20 @@ def loan_batches(world: World, apps: Applications) -> list[Batch]:
     d_day = np.where(
         is_first,
         d_book + rng.integers(0, 6, len(d_acc)),
-        d_book + 10 + (rng.random(len(d_acc)) * np.maximum(n_days - d_book - 10, 1)).astype(np.int64),
+        d_book
+        + 10
+        + (rng.random(len(d_acc)) * np.maximum(n_days - d_book - 10, 1)).astype(np.int64),
     )
-    d_missed = np.where(apps.defaulted[d_acc], apps.day[d_acc] + 30 * (apps.default_month[d_acc] - 3), np.iinfo(np.int64).max)
+    d_missed = np.where(
+        apps.defaulted[d_acc],
+        apps.day[d_acc] + 30 * (apps.default_month[d_acc] - 3),
+        np.iinfo(np.int64).max,
+    )
     keep = (d_day < n_days) & (d_day < d_missed)
     d_acc, d_day, is_first = d_acc[keep], d_day[keep], is_first[keep]
-    share = np.where(is_first, rng.uniform(0.3, 0.8, len(d_acc)), rng.uniform(0.05, 0.2, len(d_acc)))
+    share = np.where(
+        is_first, rng.uniform(0.3, 0.8, len(d_acc)), rng.uniform(0.05, 0.2, len(d_acc))
+    )
     d_amount = np.round(apps.limit[d_acc] * share, 2)
     prod = apps.product[d_acc]
     term = np.zeros(len(d_acc), np.int64)
@@ -253,7 +261,9 @@ def loan_batches(world: World, apps: Applications) -> list[Batch]:
 
     # repayment schedule: equal principal parts, interest on the remaining balance
     item_draw = np.repeat(np.arange(len(d_acc)), term)
-    k_no = np.concatenate([np.arange(1, t + 1) for t in term]) if len(term) else np.zeros(0, np.int64)
+    k_no = (
+        np.concatenate([np.arange(1, t + 1) for t in term]) if len(term) else np.zeros(0, np.int64)
+    )
     due = d_day[item_draw] + np.round(30.44 * k_no).astype(np.int64)
     keep = due < n_days
     item_draw, k_no, due = item_draw[keep], k_no[keep], due[keep]
@@ -261,14 +271,22 @@ def loan_batches(world: World, apps: Applications) -> list[Batch]:
     principal = d_amount[item_draw] / term[item_draw]
     interest = d_amount[item_draw] * (1 - (k_no - 1) / term[item_draw]) * apps.rate[i_acc] / 12
     amount_due = np.round(principal + interest, 2)
-    missed = due >= np.where(apps.defaulted[i_acc], apps.day[i_acc] + 30 * (apps.default_month[i_acc] - 3), np.iinfo(np.int64).max)
+    missed = due >= np.where(
+        apps.defaulted[i_acc],
+        apps.day[i_acc] + 30 * (apps.default_month[i_acc] - 3),
+        np.iinfo(np.int64).max,
+    )
     late = rng.random(len(due)) < sigmoid(-3.2 - 1.2 * apps.state[i_acc])
-    paid_day = np.where(late, due + rng.integers(1, 26, len(due)), due - rng.integers(0, 6, len(due)))
+    paid_day = np.where(
+        late, due + rng.integers(1, 26, len(due)), due - rng.integers(0, 6, len(due))
+    )
     paid_day = np.maximum(paid_day, d_day[item_draw] + 1)
     unpaid = missed | (paid_day >= n_days)
     dpd = np.where(unpaid, n_days - 1 - due, np.maximum(paid_day - due, 0))
     deliver = np.where(unpaid, n_days - 1, paid_day)
-    paid_ts = cal.to_us(np.where(unpaid, 0, paid_day), 7 * 3600 + rng.integers(0, 14 * 3600, len(due)))
+    paid_ts = cal.to_us(
+        np.where(unpaid, 0, paid_day), 7 * 3600 + rng.integers(0, 14 * 3600, len(due))
+    )
     order = np.lexsort((item_draw, due))
     out.append(
         Batch(

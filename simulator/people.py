@@ -40,7 +40,6 @@ from simulator.world import (
     BILL_LOG_AMOUNT,
     CUSTOMER_MONTH,
     MALL_LOG_TICKET,
-    MCC_CODES,
     MCC_LIST,
     MCC_LOG_TICKET,
     World,
@@ -131,14 +130,18 @@ def customer_month(
     cust, zc, day, merchant = cust[keep], zc[keep], day[keep], merchant[keep]
     k = len(cust)
     ts = _ts(world, rng, day, sigmoid(-3.2 - 1.2 * zc))
-    terminal = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(np.int64)
+    terminal = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(
+        np.int64
+    )
     card = c.card_offset[cust] + (rng.random(k) * c.n_cards[cust]).astype(np.int64)
     mcc = m.mcc[merchant]
     amount = np.exp(LOG_TICKET[mcc] + c.level[cust] + rng.normal(0, 0.55, k)).clip(1.0, None)
     entry = rng.choice(4, k, p=ENTRY_P)
     status = np.where(rng.random(k) < sigmoid(-3.8 - 1.4 * zc), STATUS_DECLINED, STATUS_APPROVED)
     txn = ids.take("pos", k)
-    batches.append(pos_batch(cal, txn, ts, card, cust, merchant, terminal, mcc, amount, entry, status))
+    batches.append(
+        pos_batch(cal, txn, ts, card, cust, merchant, terminal, mcc, amount, entry, status)
+    )
     approved = status == STATUS_APPROVED
     zm = m.z_eff[merchant, month].astype(np.float64)
 
@@ -147,7 +150,9 @@ def customer_month(
     ref_ts = ts[ref] + (rng.uniform(1, 20, len(ref)) * US_PER_DAY).astype(np.int64)
     ok = cal.day_of_us(ref_ts) < cal.n_days
     ref, ref_ts = ref[ok], ref_ts[ok]
-    ref_amount = np.round(amount[ref] * rng.choice([0.3, 0.5, 1.0, 1.0], len(ref)), 2).clip(1.0, None)
+    ref_amount = np.round(amount[ref] * rng.choice([0.3, 0.5, 1.0, 1.0], len(ref)), 2).clip(
+        1.0, None
+    )
     batches.append(
         pos_batch(
             cal, ids.take("pos", len(ref)), ref_ts, card[ref], cust[ref], merchant[ref],
@@ -181,7 +186,18 @@ def customer_month(
     batches += _payments(world, rng, ids, idx, z, shocked, active, month)
     batches.append(_mall_orders(world, rng, ids, idx, z, active, month))
     batches += _card_fraud(world, rng, ids, idx, active, month, fraud_log)
-    batches += _skimming(world, rng, ids, txn[approved], ts[approved], card[approved], cust[approved], terminal[approved], skim, fraud_log)
+    batches += _skimming(
+        world,
+        rng,
+        ids,
+        txn[approved],
+        ts[approved],
+        card[approved],
+        cust[approved],
+        terminal[approved],
+        skim,
+        fraud_log,
+    )
     batches += _account_takeover(world, rng, ids, idx, active, month, fraud_log)
     return batches
 
@@ -218,8 +234,20 @@ def _payments(
     cust, zc, cat, due, pay_day, on_time = (a[keep] for a in (cust, zc, cat, due, pay_day, on_time))
     k = len(cust)
     amount = np.exp(BILL_LOG_AMOUNT[cat] + 0.15 * (c.income[cust] - 2) + rng.normal(0, 0.25, k))
-    channel = pick_channel(rng, k, {"app": 0.4, "mobile_banking": 0.25, "online_banking": 0.15, "self_service": 0.12, "other": 0.08})
-    device = np.where(np.isin(channel, [CH["self_service"], CH["other"]]), -1, cust * 4 + (rng.random(k) < 0.2))
+    channel = pick_channel(
+        rng,
+        k,
+        {
+            "app": 0.4,
+            "mobile_banking": 0.25,
+            "online_banking": 0.15,
+            "self_service": 0.12,
+            "other": 0.08,
+        },
+    )
+    device = np.where(
+        np.isin(channel, [CH["self_service"], CH["other"]]), -1, cust * 4 + (rng.random(k) < 0.2)
+    )
     failed = rng.random(k) < sigmoid(-4.0 - 1.3 * zc)
     ts = _ts(world, rng, pay_day, sigmoid(-3.5 - 1.0 * zc))
     due_epoch = cal.epoch_day0 + due
@@ -245,7 +273,9 @@ def _payments(
     late_days = np.clip(pay_day - due, 0, None)
     agg = world.agg
     agg["cust_bills"][lo : lo + n, month] += np.bincount(cust - lo, minlength=n).astype(np.float32)
-    agg["cust_late"][lo : lo + n, month] += np.bincount(cust - lo, weights=late_days > 0, minlength=n).astype(np.float32)
+    agg["cust_late"][lo : lo + n, month] += np.bincount(
+        cust - lo, weights=late_days > 0, minlength=n
+    ).astype(np.float32)
 
     # salary: regular for the creditworthy, irregular or missing after an income shock
     paid = active & ~(shocked & (rng.random(n) < 0.6))
@@ -254,7 +284,12 @@ def _payments(
     k = len(cust)
     jitter = np.exp(rng.normal(0, 1, k) * (0.02 + 0.4 * sigmoid(-2.0 * zc)))
     amount = c.salary[cust] * np.where(shocked[paid], 0.45, 1.0) * jitter
-    day = sl.start + np.minimum(c.payday[cust], month_len) - 1 + (rng.random(k) < sigmoid(-1.5 * zc)) * rng.integers(1, 10, k)
+    day = (
+        sl.start
+        + np.minimum(c.payday[cust], month_len)
+        - 1
+        + (rng.random(k) < sigmoid(-1.5 * zc)) * rng.integers(1, 10, k)
+    )
     day = np.minimum(day, sl.stop - 1)
     keep = day > c.opened_day[cust]
     cust, amount, day = cust[keep], amount[keep], day[keep]
@@ -268,7 +303,10 @@ def _payments(
     )  # fmt: skip
 
     # e-payments (small online payments) and transfers out
-    for ptype, rate, log_mean, sigma in ((PAY_E, 2.2, np.log(60), 0.9), (PAY_OUT, 1.3, np.log(700), 1.0)):
+    for ptype, rate, log_mean, sigma in (
+        (PAY_E, 2.2, np.log(60), 0.9),
+        (PAY_OUT, 1.3, np.log(700), 1.0),
+    ):
         cust = np.repeat(idx, rng.poisson(rate * active))
         zc = z[cust - lo]
         k = len(cust)
@@ -280,7 +318,11 @@ def _payments(
         channel = pick_channel(rng, k, {"app": 0.6, "mobile_banking": 0.3, "online_banking": 0.1})
         device = cust * 4 + np.where(rng.random(k) < 0.02, 2, rng.random(k) < 0.2)
         failed = rng.random(k) < sigmoid(-3.8 - 1.3 * zc)
-        counterparty = (SHOP_BASE + rng.integers(0, 5000, k)) if ptype == PAY_E else (PEER_BASE + rng.integers(0, 2 * c.n, k))
+        counterparty = (
+            (SHOP_BASE + rng.integers(0, 5000, k))
+            if ptype == PAY_E
+            else (PEER_BASE + rng.integers(0, 2 * c.n, k))
+        )
         ts = _ts(world, rng, day, sigmoid(-3.0 - 1.2 * zc))
         out.append(
             payment_batch(
@@ -292,7 +334,13 @@ def _payments(
 
 
 def _mall_orders(
-    world: World, rng: np.random.Generator, ids: IdAlloc, idx: np.ndarray, z: np.ndarray, active: np.ndarray, month: int
+    world: World,
+    rng: np.random.Generator,
+    ids: IdAlloc,
+    idx: np.ndarray,
+    z: np.ndarray,
+    active: np.ndarray,
+    month: int,
 ) -> Batch:
     """B2C mall orders: instalment use and refunds rise as creditworthiness falls."""
     cal, c, s = world.calendar, world.customers, world.sellers
@@ -333,7 +381,13 @@ def _mall_orders(
 
 
 def _card_fraud(
-    world: World, rng: np.random.Generator, ids: IdAlloc, idx: np.ndarray, active: np.ndarray, month: int, log: FraudLog
+    world: World,
+    rng: np.random.Generator,
+    ids: IdAlloc,
+    idx: np.ndarray,
+    active: np.ndarray,
+    month: int,
+    log: FraudLog,
 ) -> list[Batch]:
     """Compromised cards: small test e-payments, then large POS payments at new shops."""
     cfg, cal, c, m = world.config, world.calendar, world.customers, world.merchants
@@ -363,12 +417,18 @@ def _card_fraud(
             SHOP_BASE + 9000 + rng.integers(0, 50, len(who)),
         )
     )  # fmt: skip
-    out.append(fraud_reports(rng, cal, ids, log, REF_PAYMENT, pid, "compromised_card", ts, amount, 0.5, 10.0))
+    out.append(
+        fraud_reports(
+            rng, cal, ids, log, REF_PAYMENT, pid, "compromised_card", ts, amount, 0.5, 10.0
+        )
+    )
     # then 2-5 large card payments at shops the holder never used, keyed in or swiped
     n_big = rng.integers(2, 6, len(cards))
     card = np.repeat(cards, n_big)
     who = np.repeat(owner, n_big)
-    ts = np.repeat(t0, n_big) + (rng.uniform(2, 72, len(card)) * 3600 * US_PER_SECOND).astype(np.int64)
+    ts = np.repeat(t0, n_big) + (rng.uniform(2, 72, len(card)) * 3600 * US_PER_SECOND).astype(
+        np.int64
+    )
     targets = np.flatnonzero(np.isin(m.mcc, FRAUD_MCCS) & (m.onboarded_day < 0))
     if len(targets) == 0:
         targets = np.arange(m.n)
@@ -376,13 +436,21 @@ def _card_fraud(
     keep = cal.day_of_us(ts) < cal.n_days
     card, who, ts, merchant = card[keep], who[keep], ts[keep], merchant[keep]
     k = len(card)
-    terminal = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(np.int64)
+    terminal = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(
+        np.int64
+    )
     amount = np.exp(np.log(3500) + rng.normal(0, 0.6, k))
     entry = rng.choice(4, k, p=[0.15, 0.15, 0.25, 0.45])
     status = np.where(rng.random(k) < 0.12, STATUS_DECLINED, STATUS_APPROVED)
     txn = ids.take("pos", k)
-    out.append(pos_batch(cal, txn, ts, card, who, merchant, terminal, m.mcc[merchant], amount, entry, status))
-    out.append(fraud_reports(rng, cal, ids, log, REF_POS, txn, "compromised_card", ts, amount, 0.9, 7.0))
+    out.append(
+        pos_batch(
+            cal, txn, ts, card, who, merchant, terminal, m.mcc[merchant], amount, entry, status
+        )
+    )
+    out.append(
+        fraud_reports(rng, cal, ids, log, REF_POS, txn, "compromised_card", ts, amount, 0.9, 7.0)
+    )
     return out
 
 
@@ -406,7 +474,9 @@ def _skimming(
     pos = np.searchsorted(skim.terminal[order], terminal)
     pos = np.minimum(pos, len(order) - 1)
     plan = order[pos]
-    at_skimmer = (skim.terminal[plan] == terminal) & (ts >= skim.start_us[plan]) & (ts < skim.end_us[plan])
+    at_skimmer = (
+        (skim.terminal[plan] == terminal) & (ts >= skim.start_us[plan]) & (ts < skim.end_us[plan])
+    )
     victims, first = np.unique(card[at_skimmer], return_index=True)
     seen_ts = ts[at_skimmer][first]
     holder = cust[at_skimmer][first]
@@ -415,7 +485,9 @@ def _skimming(
     n_use = rng.integers(1, 4, len(victims))
     card_f = np.repeat(victims, n_use)
     who = np.repeat(holder, n_use)
-    ts_f = np.repeat(seen_ts, n_use) + (rng.uniform(4, 30, len(card_f)) * US_PER_DAY).astype(np.int64)
+    ts_f = np.repeat(seen_ts, n_use) + (rng.uniform(4, 30, len(card_f)) * US_PER_DAY).astype(
+        np.int64
+    )
     keep = cal.day_of_us(ts_f) < cal.n_days
     card_f, who, ts_f = card_f[keep], who[keep], ts_f[keep]
     k = len(card_f)
@@ -423,19 +495,39 @@ def _skimming(
     if len(targets) == 0:
         targets = np.arange(m.n)
     merchant = targets[rng.integers(0, len(targets), k)]
-    terminal_f = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(np.int64)
+    terminal_f = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(
+        np.int64
+    )
     amount = np.exp(np.log(2000) + rng.normal(0, 0.7, k))
     entry = np.where(rng.random(k) < 0.9, ENTRY_MAGSTRIPE, 0)
     status = np.where(rng.random(k) < 0.1, STATUS_DECLINED, STATUS_APPROVED)
     txn_f = ids.take("pos", k)
     return [
-        pos_batch(cal, txn_f, ts_f, card_f, who, merchant, terminal_f, m.mcc[merchant], amount, entry, status),
+        pos_batch(
+            cal,
+            txn_f,
+            ts_f,
+            card_f,
+            who,
+            merchant,
+            terminal_f,
+            m.mcc[merchant],
+            amount,
+            entry,
+            status,
+        ),
         fraud_reports(rng, cal, ids, log, REF_POS, txn_f, "skimming", ts_f, amount, 0.8, 12.0),
     ]
 
 
 def _account_takeover(
-    world: World, rng: np.random.Generator, ids: IdAlloc, idx: np.ndarray, active: np.ndarray, month: int, log: FraudLog
+    world: World,
+    rng: np.random.Generator,
+    ids: IdAlloc,
+    idx: np.ndarray,
+    active: np.ndarray,
+    month: int,
+    log: FraudLog,
 ) -> list[Batch]:
     """Account takeover: a login from a new device, a probe payment, then large transfers out."""
     cfg, cal, c = world.config, world.calendar, world.customers
@@ -461,6 +553,20 @@ def _account_takeover(
     pid = ids.take("pay", k)
     counterparty = PEER_BASE + 10 * c.n + rng.integers(0, 1000, k)  # mule accounts
     return [
-        payment_batch(cal, pid, ts, PAYER_CUSTOMER, who, ptype, amount, channel, who * 4 + 3, failed, counterparty),
-        fraud_reports(rng, cal, ids, log, REF_PAYMENT, pid, "account_takeover", ts, amount, 0.95, 3.0),
+        payment_batch(
+            cal,
+            pid,
+            ts,
+            PAYER_CUSTOMER,
+            who,
+            ptype,
+            amount,
+            channel,
+            who * 4 + 3,
+            failed,
+            counterparty,
+        ),
+        fraud_reports(
+            rng, cal, ids, log, REF_PAYMENT, pid, "account_takeover", ts, amount, 0.95, 3.0
+        ),
     ]

@@ -66,7 +66,8 @@ pay_f as (
         avg((status = 'failed')::int) as pay_failed,
         count(*) filter (payment_type = 'transfer_in') as salary_n,
         ln(1 + coalesce(sum(amount) filter (payment_type = 'transfer_in' and age_d < 60), 0))
-          - ln(1 + coalesce(sum(amount) filter (payment_type = 'transfer_in' and age_d >= 60), 0) / 2)
+          - ln(1 + coalesce(sum(amount) filter (payment_type = 'transfer_in' and age_d >= 60), 0)
+            / 2)
           as salary_recent,
         stddev(amount) filter (payment_type = 'transfer_in')
           / nullif(avg(amount) filter (payment_type = 'transfer_in'), 0) as salary_cv,
@@ -190,7 +191,7 @@ def applicant_behaviour(landing: Path | str, truth: Path | str) -> dict[str, pd.
                 if not f.name.startswith("part-zz-")
             ]
             con.execute(
-                f"create or replace temp view {view} as select * from read_parquet({files!r})"
+                f"create or replace temp table {view} as select * from read_parquet({files!r})"
             )
         return {product: con.execute(sql).df() for product, sql in QUERIES.items()}
     finally:
@@ -230,8 +231,8 @@ def signal_report(
     for product, frame in applicant_behaviour(landing, truth).items():
         y = frame["defaulted"].astype(int).to_numpy()
         pd_true = frame["true_pd"].to_numpy()
-        x = frame.drop(columns=["application_id", "true_pd", "defaulted"]).astype(float)
-        x = x.fillna(x.median()).fillna(0.0).to_numpy()
+        raw = frame.drop(columns=["application_id", "true_pd", "defaulted"]).astype(float)
+        x = raw.fillna(raw.median()).fillna(0.0).to_numpy()
         folds = KFold(5, shuffle=True, random_state=seed)
         logit = np.log(pd_true / (1 - pd_true))
         recovered = cross_val_predict(

@@ -33,7 +33,12 @@ MCC_LOG_TICKET = {
     "4121": np.log(40),
     "5999": np.log(160),
 }
-TYPE_MCC = {"restaurant": "5812", "supermarket": "5411", "general_store": "5399", "gas_station": "5541"}
+TYPE_MCC = {
+    "restaurant": "5812",
+    "supermarket": "5411",
+    "general_store": "5399",
+    "gas_station": "5541",
+}
 OTHER_MCCS = ("5311", "5912", "5732", "5944", "7995", "6051", "4121", "5999")
 OTHER_MCC_P = np.array([0.14, 0.16, 0.14, 0.1, 0.08, 0.06, 0.14, 0.18])
 BILL_CATEGORY_P = np.array([0.95, 0.85, 0.5, 0.2, 0.06, 0.25])  # has the bill, by category
@@ -236,7 +241,9 @@ def _customers(
     opened = _opened_days(rng, n, 0.06, n_days, 4.0)
     opened_c = opened[card_customer]
     issued = np.where(
-        opened_c >= 0, opened_c, opened_c + (rng.random(len(card_customer)) * -opened_c).astype(np.int64)
+        opened_c >= 0,
+        opened_c,
+        opened_c + (rng.random(len(card_customer)) * -opened_c).astype(np.int64),
     )
     # favourite shops: non-risky merchants that exist from the start, by size
     ok = (~merchants.risky) & (merchants.onboarded_day < 0)
@@ -244,8 +251,14 @@ def _customers(
         ok = ~merchants.risky
     candidates = np.flatnonzero(ok)
     cum = np.cumsum(merchants.weight[candidates, 0].astype(np.float64))
-    fav = candidates[np.searchsorted(cum, rng.random((n, 3)) * cum[-1], side="right").clip(0, len(candidates) - 1)]
-    salary_base = np.exp(np.log(np.array([3500, 5500, 8000, 13000, 24000]))[income] + rng.normal(0, 0.2, n))
+    fav = candidates[
+        np.searchsorted(cum, rng.random((n, 3)) * cum[-1], side="right").clip(
+            0, len(candidates) - 1
+        )
+    ]
+    salary_base = np.exp(
+        np.log(np.array([3500, 5500, 8000, 13000, 24000]))[income] + rng.normal(0, 0.2, n)
+    )
     return Customers(
         n=n,
         z=z,

@@ -44,6 +44,9 @@ class Contract:
     kind: Literal["event", "master"] = "event"
     extra_checks: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # (reason, DuckDB SQL boolean expression true for a *bad* row)
+    future_event_time: bool = False
+    # True when the event time may lie after the delivery day (e.g. a schedule's due date);
+    # otherwise ingestion quarantines rows whose event time is after the delivery day + 1.
 
     @property
     def column_names(self) -> list[str]:
@@ -343,6 +346,7 @@ loan_repayments = _register(
         description="Repayment schedule items with their repayment events and days past due.",
         key=("schedule_id",),
         event_time="due_date",
+        future_event_time=True,
         columns=(
             Column("schedule_id", _id, "Schedule item id."),
             Column("account_id", _id, "Account (= application id)."),

@@ -196,7 +196,7 @@ def check_drift(
     if table.empty:
         return
     psi_values = pd.to_numeric(table["psi"], errors="coerce")
-    bad = table[psi_values >= threshold].assign(psi=psi_values)
+    bad = table.assign(psi=psi_values)[(psi_values >= threshold).to_numpy()]
     if bad.empty:
         return
     bad = bad.sort_values(["model", "psi"], ascending=[True, False])
@@ -349,20 +349,17 @@ def _scored_decisions(
 def read_audit_decisions(audit_url: str, start: date, end: date) -> pd.DataFrame:
     """Audited decisions created in ``[start, end]``: ``created_at, product, outcome, arm,
     amount`` (requested amount for credit, amount for payments)."""
-    from sqlalchemy import text
-
     from scoring_service.audit import AuditStore
 
+    # TODO(service engineer): swap for a public reader of the audit store once it exists.
     store = AuditStore(audit_url)
     try:
-        with store.engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT created_at, product, outcome, arm, record FROM decisions "
-                    "WHERE created_at >= :lo AND created_at < :hi"
-                ),
+        with store._read() as tx:
+            rows = tx.rows(
+                "SELECT created_at, product, outcome, arm, record FROM decisions "
+                "WHERE created_at >= :lo AND created_at < :hi",
                 {"lo": start.isoformat(), "hi": (end + timedelta(days=1)).isoformat()},
-            ).fetchall()
+            )
     finally:
         store.close()
     records = []

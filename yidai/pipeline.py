@@ -9,9 +9,9 @@ here imports Airflow, so the same functions run from the CLI, the DAGs and the t
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import math
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -43,18 +43,6 @@ DEFAULT_TASK_ARGS: dict[str, Any] = {
     "retry_exponential_backoff": True,
     "execution_timeout": timedelta(hours=2),
 }
-
-
-def _function(module: str, name: str) -> Callable[..., Any]:
-    """``module.name``, or a clear error if that part of Yidai is not installed/built."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        raise YidaiError(f"{module} is not available ({exc}); cannot run this task") from exc
-    func = getattr(mod, name, None)
-    if func is None:
-        raise YidaiError(f"{module}.{name} does not exist; cannot run this task")
-    return func  # type: ignore[no-any-return]
 
 
 def _as_date(value: object) -> date:
@@ -115,7 +103,9 @@ def summarise(result: object) -> dict[str, Any]:
 
 
 def _jsonable(value: object) -> Any:
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, str | int | bool) or value is None:
         return value
     if isinstance(value, date | datetime):
         return value.isoformat()
@@ -124,7 +114,7 @@ def _jsonable(value: object) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+        return _jsonable(value.item())
     return str(value)
 
 
@@ -257,3 +247,19 @@ def promotion_report(trained: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for name, row in report.items():
         log.info("%s v%s -> %s: %s", name, row["version"], row["alias"], row["reason"])
     return report
+
+
+# --------------------------------------------------------------- monitoring_daily
+def run_monitoring(day: date) -> dict[str, Any]:
+    """Compute and publish drift, performance and decision rates as of ``day``."""
+    from yidai.monitoring import run_monitoring as monitor
+
+    return monitor(day).summary()
+
+
+def check_monitoring(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Raise (naming model and feature) if any PSI passed the report's threshold."""
+    from yidai.monitoring import DEFAULT_PSI_THRESHOLD, check_drift
+
+    check_drift(summary, threshold=float(summary.get("threshold") or DEFAULT_PSI_THRESHOLD))
+    return {"as_of": summary.get("as_of"), "max_psi": summary.get("max_psi"), "drifted": 0}

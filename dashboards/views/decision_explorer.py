@@ -14,7 +14,9 @@ def _show(row: pd.Series) -> None:
     summary, scores = detail["summary"], detail["scores"]
     cols = st.columns(4)
     cols[0].metric("Outcome", str(summary["outcome"]))
-    cols[1].metric("Probability", "—" if scores["probability"] is None else f"{scores['probability']:.4f}")
+    cols[1].metric(
+        "Probability", "—" if scores["probability"] is None else f"{scores['probability']:.4f}"
+    )
     cols[2].metric("Score", "—" if scores["score"] is None else f"{scores['score']:.0f}")
     cols[3].metric("Grade", str(scores["grade"] or "—"))
     st.markdown(
@@ -34,7 +36,8 @@ def _show(row: pd.Series) -> None:
     left.json(detail["inputs"])
     right.subheader("Features used")
     right.dataframe(
-        pd.DataFrame(list(detail["features"].items()), columns=["feature", "value"]), hide_index=True
+        pd.DataFrame(list(detail["features"].items()), columns=["feature", "value"]),
+        hide_index=True,
     )
     st.subheader("What the challenger would have done")
     if detail["challenger"]:
@@ -48,7 +51,10 @@ def render() -> None:
     st.title("Decision explorer")
     latest = data.audit_decisions(limit=500)
     if latest is None or latest.empty:
-        ui.no_data("the decision audit store", "start the scoring service (`yidai serve`) and send decisions")
+        ui.no_data(
+            "the decision audit store",
+            "start the scoring service (`yidai serve`) and send decisions",
+        )
         return
     by_id = st.text_input("Decision id", key="dx_id")
     by_entity = st.text_input("Customer / merchant / SME id", key="dx_entity")

@@ -17,13 +17,22 @@ def _live_decisions_by_tier(labels: list[str]) -> None:
     decisions = data.payment_decisions()
     st.subheader("Live payment-risk decisions by amount tier")
     if decisions is None or decisions.empty:
-        st.info("No payment-risk decisions in the audit store yet (the scoring service records them).")
+        st.info(
+            "No payment-risk decisions in the audit store yet (the scoring service records them)."
+        )
         return
     outcomes = fr.decision_outcomes_by_tier(decisions, data.payment_tiers())
     melted = outcomes.melt(id_vars=["tier", "decisions"], var_name="action", value_name="rate")
     st.plotly_chart(
-        px.bar(melted, x="tier", y="rate", color="action", barmode="stack",
-               category_orders={"tier": labels}, title="Allow / step-up / decline rate per tier"),
+        px.bar(
+            melted,
+            x="tier",
+            y="rate",
+            color="action",
+            barmode="stack",
+            category_orders={"tier": labels},
+            title="Allow / step-up / decline rate per tier",
+        ),
         key="fr_live",
     )
 
@@ -53,14 +62,21 @@ def render() -> None:
     cols[0].metric("Known frauds", ui.fmt_int(float(by_tier["frauds"].sum())))
     caught_total = float(by_tier["caught"].sum())
     frauds_total = float(by_tier["frauds"].sum())
-    cols[1].metric("Caught", ui.fmt_pct(caught_total / frauds_total if frauds_total else float("nan")))
+    cols[1].metric(
+        "Caught", ui.fmt_pct(caught_total / frauds_total if frauds_total else float("nan"))
+    )
     cols[2].metric("Missed loss", ui.fmt_money(float(by_tier["missed_amount"].sum())))
     cols[3].metric("Fraud rate", ui.fmt_pct(frauds_total / float(by_tier["txns"].sum() or 1), 3))
 
     st.subheader("Outcomes by amount tier")
     st.plotly_chart(
-        px.bar(by_tier, x="tier", y=["blocked_rate", "fraud_rate"], barmode="group",
-               title="Blocked share and known fraud rate per amount tier"),
+        px.bar(
+            by_tier,
+            x="tier",
+            y=["blocked_rate", "fraud_rate"],
+            barmode="group",
+            title="Blocked share and known fraud rate per amount tier",
+        ),
         key="fr_tier",
     )
     st.dataframe(by_tier, hide_index=True)
@@ -72,12 +88,18 @@ def render() -> None:
         st.info("No fraud reported by this date.")
     else:
         st.plotly_chart(
-            px.bar(weekly, x="week", y=["caught", "missed"], title="Known frauds per transaction week"),
+            px.bar(
+                weekly, x="week", y=["caught", "missed"], title="Known frauds per transaction week"
+            ),
             key="fr_weekly",
         )
     st.plotly_chart(
-        px.line(fr.label_arrival(events), x="days_after_txn", y="share_reported",
-                title="Share of frauds reported within N days of the transaction"),
+        px.line(
+            fr.label_arrival(events),
+            x="days_after_txn",
+            y="share_reported",
+            title="Share of frauds reported within N days of the transaction",
+        ),
         key="fr_arrival",
     )
 

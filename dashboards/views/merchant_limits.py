@@ -16,7 +16,9 @@ def render() -> None:
     changes = data.limits_table("changes")
     by_grade = data.limits_table("summary_by_grade")
     if limits is None or changes is None or by_grade is None:
-        ui.no_data("the merchant limits (serving/limits)", "run `yidai limits refresh` or `make demo`")
+        ui.no_data(
+            "the merchant limits (serving/limits)", "run `yidai limits refresh` or `make demo`"
+        )
         return
     summary = data.limits_summary()
     st.caption(f"Refresh as of {summary.get('as_of', '?')}, version {data.limits_version()}")
@@ -35,11 +37,19 @@ def render() -> None:
     left, right = st.columns(2)
     active = limits[limits["status"] == "active"]
     left.plotly_chart(
-        px.histogram(active, x="credit_line", color="grade", nbins=40, title="Distribution of active lines (CNY)"),
+        px.histogram(
+            active,
+            x="credit_line",
+            color="grade",
+            nbins=40,
+            title="Distribution of active lines (CNY)",
+        ),
         key="ml_lines",
     )
     right.plotly_chart(
-        px.bar(ml.utilisation_bands(limits), x="band", y="lines", title="Active lines by utilisation"),
+        px.bar(
+            ml.utilisation_bands(limits), x="band", y="lines", title="Active lines by utilisation"
+        ),
         key="ml_util",
     )
     st.subheader("Last refresh: changes and their reasons")
@@ -48,20 +58,39 @@ def render() -> None:
         st.info("The last refresh changed no line in this selection.")
     else:
         st.plotly_chart(
-            px.bar(reasons, x="merchants", y="reason_text", color="decision", orientation="h",
-                   title="Merchants per decision and reason"),
+            px.bar(
+                reasons,
+                x="merchants",
+                y="reason_text",
+                color="decision",
+                orientation="h",
+                title="Merchants per decision and reason",
+            ),
             key="ml_reasons",
         )
         st.dataframe(changes.head(500), hide_index=True)
     st.subheader("Committed exposure by grade")
     by_grade = by_grade[by_grade["grade"].astype(str).isin(chosen)]
     st.plotly_chart(
-        px.bar(by_grade.melt(id_vars="grade", value_vars=["exposure_before", "exposure_after"]),
-               x="grade", y="value", color="variable", barmode="group",
-               title="Committed exposure before and after the refresh (CNY)"),
+        px.bar(
+            by_grade.melt(id_vars="grade", value_vars=["exposure_before", "exposure_after"]),
+            x="grade",
+            y="value",
+            color="variable",
+            barmode="group",
+            title="Committed exposure before and after the refresh (CNY)",
+        ),
         key="ml_grade_exposure",
     )
     runs = data.limit_runs()
     if len(runs) > 1:
-        st.plotly_chart(px.line(runs, x="as_of", y="exposure_after", markers=True,
-                                title="Committed exposure after each refresh"), key="ml_runs")
+        st.plotly_chart(
+            px.line(
+                runs,
+                x="as_of",
+                y="exposure_after",
+                markers=True,
+                title="Committed exposure after each refresh",
+            ),
+            key="ml_runs",
+        )

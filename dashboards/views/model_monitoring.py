@@ -18,7 +18,10 @@ def render() -> None:
     st.title("Model monitoring")
     products = data.scored_products()
     if not products:
-        ui.no_data("the scored applications (serving/applications)", "train the models, then run `make demo`")
+        ui.no_data(
+            "the scored applications (serving/applications)",
+            "train the models, then run `make demo`",
+        )
         return
     product = st.sidebar.selectbox("Product", products, key="mm_product")
     scored = data.published_table(AREA, product)
@@ -36,34 +39,64 @@ def render() -> None:
     done = cohorts.dropna(subset=["auc"])
     cols = st.columns(4)
     cols[0].metric("Champion", str(scored["model_version"].iloc[0]))
-    cols[1].metric("AUC (latest matured cohort)", "—" if done.empty else f"{done['auc'].iloc[-1]:.3f}")
-    cols[2].metric("KS (latest matured cohort)", "—" if done.empty else f"{done['ks'].iloc[-1]:.3f}")
+    cols[1].metric(
+        "AUC (latest matured cohort)", "—" if done.empty else f"{done['auc'].iloc[-1]:.3f}"
+    )
+    cols[2].metric(
+        "KS (latest matured cohort)", "—" if done.empty else f"{done['ks'].iloc[-1]:.3f}"
+    )
     cols[3].metric("Score PSI (latest month)", f"{psi['psi'].iloc[-1]:.3f}")
 
     st.subheader("Discrimination on matured cohorts")
     if done.empty:
         st.info("No cohort has matured yet (labels need the performance window).")
     else:
-        st.plotly_chart(px.line(done, x="booking_month", y=["auc", "ks"], markers=True,
-                                title="AUC and KS by booking month (matured loans)"), key="mm_auc")
+        st.plotly_chart(
+            px.line(
+                done,
+                x="booking_month",
+                y=["auc", "ks"],
+                markers=True,
+                title="AUC and KS by booking month (matured loans)",
+            ),
+            key="mm_auc",
+        )
     left, right = st.columns(2)
     fig = px.bar(psi, x="booking_month", y="psi", title="Score PSI by month vs the first 3 months")
     fig.add_hline(y=0.1, line_dash="dot", annotation_text="0.1 watch")
     fig.add_hline(y=0.25, line_dash="dash", line_color="red", annotation_text="0.25 act")
     left.plotly_chart(fig, key="mm_psi")
-    features = [c for c in scored.columns if c not in data.SCORED_BASE_COLUMNS]
+    declared = data.published_meta(AREA).get("features") or {}
+    names = declared.get(product, []) if isinstance(declared, dict) else []
+    features = [c for c in names if c in scored.columns]
     if features:
         fpsi = mm.feature_psi(scored, features, reference)
-        right.plotly_chart(px.bar(fpsi.head(15), x="psi", y="feature", orientation="h",
-                                  title="Feature PSI: latest 2 months vs reference"), key="mm_fpsi")
+        right.plotly_chart(
+            px.bar(
+                fpsi.head(15),
+                x="psi",
+                y="feature",
+                orientation="h",
+                title="Feature PSI: latest 2 months vs reference",
+            ),
+            key="mm_fpsi",
+        )
 
     st.subheader("Calibration: expected vs observed")
     calib = mm.calibration(scored)
     if calib.empty:
         st.info("No matured loans to calibrate against yet.")
     else:
-        st.plotly_chart(px.line(calib, x="bucket", y=["expected_rate", "observed_rate"], markers=True,
-                                title="Default rate per PD decile (matured loans)"), key="mm_calib")
+        st.plotly_chart(
+            px.line(
+                calib,
+                x="bucket",
+                y=["expected_rate", "observed_rate"],
+                markers=True,
+                title="Default rate per PD decile (matured loans)",
+            ),
+            key="mm_calib",
+        )
     st.subheader("Champion vs challenger")
     arms = mm.champion_vs_challenger(scored)
     if len(arms) < 2:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import plotly.express as px
 import streamlit as st
 
@@ -25,24 +27,48 @@ def render() -> None:
     st.title("Policy simulator")
     products = data.scored_products()
     if not products:
-        ui.no_data("the scored applications (serving/applications)", "train the models, then run `make demo`")
+        ui.no_data(
+            "the scored applications (serving/applications)",
+            "train the models, then run `make demo`",
+        )
         return
     product = st.sidebar.selectbox("Product", products, key="ps_product")
     scored = data.published_table(AREA, product)
     assert scored is not None
     live = load_credit_policy(product)
     name, value = ps.limit_parameter(live)
-    st.caption(f"Live policy {live.policy_version}: approve >= {live.cutoffs.approve_min_score:.0f}, "
-               f"refer >= {live.cutoffs.refer_min_score:.0f}, limit {name} {value:g}. "
-               f"{len(scored):,} historical applications.")
+    st.caption(
+        f"Live policy {live.policy_version}: approve >= {live.cutoffs.approve_min_score:.0f}, "
+        f"refer >= {live.cutoffs.refer_min_score:.0f}, limit {name} {value:g}. "
+        f"{len(scored):,} historical applications."
+    )
     cols = st.columns(4)
-    approve = cols[0].number_input("Approve from score", value=float(live.cutoffs.approve_min_score), step=5.0, key="ps_approve")
-    refer = cols[1].number_input("Refer from score", value=float(live.cutoffs.refer_min_score), step=5.0, key="ps_refer")
-    max_pd = cols[2].number_input("Max PD", value=float(live.cutoffs.max_pd or 1.0), min_value=0.001, max_value=1.0, step=0.01, key="ps_maxpd")
+    approve = cols[0].number_input(
+        "Approve from score",
+        value=float(live.cutoffs.approve_min_score),
+        step=5.0,
+        key="ps_approve",
+    )
+    refer = cols[1].number_input(
+        "Refer from score", value=float(live.cutoffs.refer_min_score), step=5.0, key="ps_refer"
+    )
+    max_pd = cols[2].number_input(
+        "Max PD",
+        value=float(live.cutoffs.max_pd or 1.0),
+        min_value=0.001,
+        max_value=1.0,
+        step=0.01,
+        key="ps_maxpd",
+    )
     factor = cols[3].slider(f"Limit {name} x", 0.5, 2.0, 1.0, 0.05, key="ps_factor")
     try:
-        candidate = ps.candidate_policy(live, approve_min_score=approve, refer_min_score=refer,
-                                        max_pd=max_pd, limit_factor=factor)
+        candidate = ps.candidate_policy(
+            live,
+            approve_min_score=approve,
+            refer_min_score=refer,
+            max_pd=max_pd,
+            limit_factor=factor,
+        )
     except YidaiError as exc:
         st.warning(str(exc))
         return
@@ -50,13 +76,27 @@ def render() -> None:
     values = table.set_index("metric")
     metric_cols = st.columns(len(LABELS))
     for col, (key, (label, fmt)) in zip(metric_cols, LABELS.items(), strict=True):
-        col.metric(label, fmt(values.loc[key, "candidate"]), delta=None if values.loc[key, "change"] != values.loc[key, "change"] else f"{fmt(values.loc[key, 'change'])} vs live", delta_color="off")
+        candidate_value = float(values.at[key, "candidate"])  # type: ignore[arg-type]
+        change = float(values.at[key, "change"])  # type: ignore[arg-type]
+        delta = None if math.isnan(change) else f"{fmt(change)} vs live"
+        col.metric(label, fmt(candidate_value), delta=delta, delta_color="off")
     st.dataframe(table, hide_index=True)
     if "true_defaulted" in scored:
         st.subheader("True outcome of applicants, by live and candidate decision (simulator truth)")
         truth = ps.declined_truth(scored, live_dec, cand_dec)
         st.dataframe(truth, hide_index=True)
-        st.plotly_chart(px.bar(truth, x="cell", y="true_bad_rate", text="applicants",
-                               title="True bad rate per decision cell"), key="ps_truth")
+        st.plotly_chart(
+            px.bar(
+                truth,
+                x="cell",
+                y="true_bad_rate",
+                text="applicants",
+                title="True bad rate per decision cell",
+            ),
+            key="ps_truth",
+        )
     else:
-        st.caption("No simulator truth for these applications (real data): the outcome of declined applicants is unknown.")
+        st.caption(
+            "No simulator truth for these applications (real data): "
+            "the outcome of declined applicants is unknown."
+        )

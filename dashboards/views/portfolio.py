@@ -22,7 +22,9 @@ def render() -> None:
         ui.no_data("the portfolio tables (serving/portfolio)")
         return
     meta = data.published_meta(AREA)
-    st.caption(f"Published tables as of {meta.get('as_of', '?')} (version {meta.get('version', '?')})")
+    st.caption(
+        f"Published tables as of {meta.get('as_of', '?')} (version {meta.get('version', '?')})"
+    )
     products = sorted(apps["product"].unique())
     f = ui.sidebar_filters("portfolio", products, apps["day"])
     apps = pf.filter_rows(apps, products=f.products, start=f.start, end=f.end)
@@ -43,41 +45,73 @@ def render() -> None:
         key="pf_apps",
     )
     right.plotly_chart(
-        px.line(activity, x="day", y="approval_rate", color="product", title="Approval rate per day"),
+        px.line(
+            activity, x="day", y="approval_rate", color="product", title="Approval rate per day"
+        ),
         key="pf_rate",
     )
     st.plotly_chart(
-        px.bar(activity, x="day", y="booked_amount", color="product", title="Booked lines (CNY) per day"),
+        px.bar(
+            activity,
+            x="day",
+            y="booked_amount",
+            color="product",
+            title="Booked lines (CNY) per day",
+        ),
         key="pf_booked",
     )
 
     st.subheader("Delinquency vintages")
-    dpd = st.radio("Bad definition", [30, 90], format_func=lambda d: f"ever {d}+ DPD", horizontal=True)
-    curves = pf.vintage_curves(pf.filter_rows(vintages, products=f.products, date_column="booking_month"), dpd)
+    dpd = st.radio(
+        "Bad definition", [30, 90], format_func=lambda d: f"ever {d}+ DPD", horizontal=True
+    )
+    curves = pf.vintage_curves(
+        pf.filter_rows(vintages, products=f.products, date_column="booking_month"), dpd
+    )
     if curves.empty:
         st.info("No booked accounts in this selection yet.")
     else:
         st.plotly_chart(
-            px.line(curves, x="mob", y="bad_rate", color="cohort", markers=True,
-                    labels={"mob": "months on book", "bad_rate": f"cumulative {dpd}+ DPD rate"},
-                    title=f"{dpd}+ DPD by booking month"),
+            px.line(
+                curves,
+                x="mob",
+                y="bad_rate",
+                color="cohort",
+                markers=True,
+                labels={"mob": "months on book", "bad_rate": f"cumulative {dpd}+ DPD rate"},
+                title=f"{dpd}+ DPD by booking month",
+            ),
             key="pf_vintage",
         )
 
     st.subheader("Revolving lines: committed vs drawn")
     lines = pf.committed_vs_drawn(exposure)
     st.plotly_chart(
-        px.bar(lines.melt(id_vars=["snapshot_date", "product"], value_vars=["drawn", "undrawn"]),
-               x="snapshot_date", y="value", color="variable", facet_col="product",
-               title="Drawn and undrawn commitment at month end (CNY)"),
+        px.bar(
+            lines.melt(id_vars=["snapshot_date", "product"], value_vars=["drawn", "undrawn"]),
+            x="snapshot_date",
+            y="value",
+            color="variable",
+            facet_col="product",
+            title="Drawn and undrawn commitment at month end (CNY)",
+        ),
         key="pf_lines",
     )
 
     st.subheader("Drawdown spikes")
-    spikes = pf.drawdown_spikes(pf.filter_rows(drawdowns, products=f.products, start=f.start, end=f.end))
+    spikes = pf.drawdown_spikes(
+        pf.filter_rows(drawdowns, products=f.products, start=f.start, end=f.end)
+    )
     st.metric("Spike days", int(spikes["spike"].sum()))
-    fig = px.line(spikes, x="day", y=["amount", "baseline"], title="Daily drawn amount vs 28-day baseline")
+    fig = px.line(
+        spikes, x="day", y=["amount", "baseline"], title="Daily drawn amount vs 28-day baseline"
+    )
     flagged = spikes[spikes["spike"]]
-    fig.add_scatter(x=flagged["day"], y=flagged["amount"], mode="markers", name="spike",
-                    marker={"color": "red", "size": 10})
+    fig.add_scatter(
+        x=flagged["day"],
+        y=flagged["amount"],
+        mode="markers",
+        name="spike",
+        marker={"color": "red", "size": 10},
+    )
     st.plotly_chart(fig, key="pf_spikes")

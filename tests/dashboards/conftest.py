@@ -21,7 +21,9 @@ def handmade_tables() -> dict[str, pd.DataFrame]:
     apps = pd.DataFrame(
         {
             "application_id": ["A1", "A2", "A3", "A4"],
-            "ts": _ts(["2025-10-05 09:00", "2025-10-20 10:00", "2025-10-20 11:00", "2025-11-03 12:00"]),
+            "ts": _ts(
+                ["2025-10-05 09:00", "2025-10-20 10:00", "2025-10-20 11:00", "2025-11-03 12:00"]
+            ),
             "product": ["personal", "personal", "personal", "merchant"],
             "applicant_id": ["U1", "U2", "U3", "M1"],
             "requested_amount": [5000.0, 8000.0, 3000.0, 50000.0],
@@ -70,7 +72,15 @@ def handmade_tables() -> dict[str, pd.DataFrame]:
             "mcc": ["5812"] * 7,
             "amount": [50.0, 300.0, 5000.0, 1500.0, 200.0, 500.0, 37.5],
             "entry_mode": ["chip"] * 7,
-            "status": ["approved", "approved", "approved", "declined", "approved", "approved", "approved"],
+            "status": [
+                "approved",
+                "approved",
+                "approved",
+                "declined",
+                "approved",
+                "approved",
+                "approved",
+            ],
         }
     )
     payments = pd.DataFrame(
@@ -89,10 +99,18 @@ def handmade_tables() -> dict[str, pd.DataFrame]:
     reports = pd.DataFrame(
         {
             "report_id": ["R1", "R2", "R3", "R4", "R5"],
-            "reported_at": _ts(["2025-10-20", "2025-10-15", "2025-11-01", "2025-10-26", "2025-10-25"]),
+            "reported_at": _ts(
+                ["2025-10-20", "2025-10-15", "2025-11-01", "2025-10-26", "2025-10-25"]
+            ),
             "ref_type": ["pos", "pos", "pos", "payment", "pos"],
             "ref_id": ["T3", "T4", "T6", "P2", "T3"],
-            "fraud_type": ["skimming", "compromised_card", "merchant_cash_out", "account_takeover", "chargeback"],
+            "fraud_type": [
+                "skimming",
+                "compromised_card",
+                "merchant_cash_out",
+                "account_takeover",
+                "chargeback",
+            ],
             "amount": [5000.0, 1500.0, 500.0, 25000.0, 5000.0],
         }
     )
@@ -175,8 +193,6 @@ def empty_home(tmp_path, monkeypatch):
     reset_settings_cache()
 
 
-
-
 # ------------------------------------------------------------------ a small simulation
 SIM_SOURCES = (
     "loan_applications",
@@ -189,18 +205,16 @@ SIM_SOURCES = (
 
 
 def _landing_con(landing: Path) -> duckdb.DuckDBPyConnection:
-    """DuckDB views over the simulator's clean landing zone, named like the warehouse tables
-    (the landing zone honours the contracts when the defect rate is 0)."""
-    con = duckdb.connect()
-    for source in SIM_SOURCES:
-        con.execute(
-            f"CREATE VIEW {source} AS SELECT * FROM read_parquet("
-            f"'{landing}/{source}/*/*.parquet', union_by_name = true)"
-        )
-    return con
+    """DuckDB views over the simulator's clean landing zone (it honours the contracts when
+    the defect rate is 0), named like the warehouse tables."""
+    from yidai.analytics.explore import landing_views
+
+    return landing_views(landing, SIM_SOURCES)
 
 
-def _scored_from_truth(con: duckdb.DuckDBPyConnection, truth: Path, as_of) -> dict[str, pd.DataFrame]:
+def _scored_from_truth(
+    con: duckdb.DuckDBPyConnection, truth: Path, as_of
+) -> dict[str, pd.DataFrame]:
     """Scored applications shaped like ``yidai.analytics.scored``'s, with a noisy model PD
     (true PD with seeded noise), the project's scorecard, and the policy's input features."""
     import numpy as np
@@ -220,9 +234,13 @@ def _scored_from_truth(con: duckdb.DuckDBPyConnection, truth: Path, as_of) -> di
     apps["challenger_pd"] = 1 / (1 + np.exp(-(logit + rng.normal(0, 0.4, len(apps)))))
     apps["model_version"], apps["challenger_version"] = "pd v1", "pd v2"
     ts = pd.to_datetime(apps["ts"])
-    matured = (apps["decision"] == "approved") & (ts + pd.DateOffset(months=6) <= pd.Timestamp(as_of))
+    matured = (apps["decision"] == "approved") & (
+        ts + pd.DateOffset(months=6) <= pd.Timestamp(as_of)
+    )
     apps["label"] = apps["defaulted"].astype("Int64").where(matured)
-    apps = apps.rename(columns={"applicant_id": "entity_id", "ts": "decision_ts", "defaulted": "true_defaulted"})
+    apps = apps.rename(
+        columns={"applicant_id": "entity_id", "ts": "decision_ts", "defaulted": "true_defaulted"}
+    )
     apps["true_defaulted"] = apps["true_defaulted"].astype(float)
     apps["booking_month"] = ts.dt.to_period("M").dt.start_time
     out = {}
@@ -230,7 +248,11 @@ def _scored_from_truth(con: duckdb.DuckDBPyConnection, truth: Path, as_of) -> di
         policy = load_credit_policy(str(product))
         group = group.copy()
         for feature in policy.feature_names:  # plausible policy inputs: no delinquency, old
-            group[feature] = group["requested_amount"] * 2.0 if "amount" in feature or "turnover" in feature or "flow" in feature else 0.0
+            group[feature] = (
+                group["requested_amount"] * 2.0
+                if "amount" in feature or "turnover" in feature or "flow" in feature
+                else 0.0
+            )
         for rule in policy.hard_rules:
             if rule.op in ("<", "<="):
                 group[rule.feature] = rule.value * 10 + 1
@@ -252,8 +274,19 @@ def simulated_home(tmp_path_factory):
     simulate(config, home / "landing", home / "truth")
     con = _landing_con(home / "landing")
     as_of = warehouse_as_of(con)
-    publish_tables(home / "serving" / "portfolio", portfolio_tables(con, as_of), {"as_of": as_of.isoformat()})
-    publish_tables(home / "serving" / "applications", _scored_from_truth(con, home / "truth", as_of), {"as_of": as_of.isoformat()})
+    publish_tables(
+        home / "serving" / "portfolio", portfolio_tables(con, as_of), {"as_of": as_of.isoformat()}
+    )
+    scored = _scored_from_truth(con, home / "truth", as_of)
+    features = {
+        p: [c for c in t.columns if c.startswith(("customer_", "merchant_", "sme_"))]
+        for p, t in scored.items()
+    }
+    publish_tables(
+        home / "serving" / "applications",
+        scored,
+        {"as_of": as_of.isoformat(), "features": features},
+    )
     con.close()
     return home
 
@@ -303,22 +336,60 @@ def record_decisions_fixture(audit_url: str) -> list[str]:
 
     store = AuditStore(audit_url)
     credit = DecisionRow(
-        decision_id="d-credit-1", module="mall_checkout", idempotency_key=None, request_hash="h1",
-        product="personal", entity_id="C000042", outcome="decline", arm="champion",
-        model_version="personal_pd v3", policy_version="2026.11.1+abcd1234",
-        response={"decision": "decline", "pd": 0.21, "score": 532.0, "grade": "F", "limit": 0.0,
-                  "reason_codes": [{"code": "SC_SCORE_BELOW_CUTOFF", "text": "Score below cut-off", "text_zh": "评分低于门槛"}]},
-        record={"request": {"customer_id": "C000042", "order_amount": 3000},
-                "features": {"customer_spend_amount_180d": 1200.0}, "snapshot_version": "s1",
-                "proposed_limit": 1800.0,
-                "shadow": {"arm": "challenger", "decision": "refer", "pd": 0.18, "limit": 0.0}},
+        decision_id="d-credit-1",
+        module="mall_checkout",
+        idempotency_key=None,
+        request_hash="h1",
+        product="personal",
+        entity_id="C000042",
+        outcome="decline",
+        arm="champion",
+        model_version="personal_pd v3",
+        policy_version="2026.11.1+abcd1234",
+        response={
+            "decision": "decline",
+            "pd": 0.21,
+            "score": 532.0,
+            "grade": "F",
+            "limit": 0.0,
+            "reason_codes": [
+                {
+                    "code": "SC_SCORE_BELOW_CUTOFF",
+                    "text": "Score below cut-off",
+                    "text_zh": "评分低于门槛",
+                }
+            ],
+        },
+        record={
+            "request": {"customer_id": "C000042", "order_amount": 3000},
+            "features": {"customer_spend_amount_180d": 1200.0},
+            "snapshot_version": "s1",
+            "proposed_limit": 1800.0,
+            "shadow": {"arm": "challenger", "decision": "refer", "pd": 0.18, "limit": 0.0},
+        },
     )
     payment = DecisionRow(
-        decision_id="d-pay-1", module="payment_page", idempotency_key=None, request_hash="h2",
-        product="payment", entity_id="C000042", outcome="step_up", arm="champion",
-        model_version="payment_fraud v1", policy_version="p1",
-        response={"action": "step_up", "amount_tier": "small", "fraud_probability": 0.3, "reason_codes": []},
-        record={"request": {"payer_id": "C000042", "amount": 150.0}, "features": {}, "shadow": None},
+        decision_id="d-pay-1",
+        module="payment_page",
+        idempotency_key=None,
+        request_hash="h2",
+        product="payment",
+        entity_id="C000042",
+        outcome="step_up",
+        arm="champion",
+        model_version="payment_fraud v1",
+        policy_version="p1",
+        response={
+            "action": "step_up",
+            "amount_tier": "small",
+            "fraud_probability": 0.3,
+            "reason_codes": [],
+        },
+        record={
+            "request": {"payer_id": "C000042", "amount": 150.0},
+            "features": {},
+            "shadow": None,
+        },
     )
     store.record_decision(credit)
     store.record_decision(payment)

@@ -29,7 +29,9 @@ def test_kpis_use_the_latest_month_end(tables):
 
 def test_filters_restrict_product_and_period(tables):
     daily = tables["applications_daily"]
-    only = pf.filter_rows(daily, products=["personal"], start=date(2025, 10, 10), end=date(2025, 10, 31))
+    only = pf.filter_rows(
+        daily, products=["personal"], start=date(2025, 10, 10), end=date(2025, 10, 31)
+    )
     assert only["applications"].sum() == 2
     kpis = pf.portfolio_kpis(only, tables["exposure_monthly"].iloc[0:0])
     assert np.isnan(kpis["drawn"])
@@ -45,7 +47,9 @@ def test_vintage_curves_rates(tables):
 
 def test_committed_vs_drawn_utilisation(tables):
     lines = pf.committed_vs_drawn(tables["exposure_monthly"])
-    dec = lines[(lines["snapshot_date"] == pd.Timestamp("2025-12-31")) & (lines["product"] == "merchant")]
+    dec = lines[
+        (lines["snapshot_date"] == pd.Timestamp("2025-12-31")) & (lines["product"] == "merchant")
+    ]
     assert dec["utilisation"].iloc[0] == pytest.approx(3000 / 40000)
     assert dec["undrawn"].iloc[0] == 37000.0
 
@@ -63,7 +67,13 @@ def test_drawdown_spike_is_flagged_against_the_trailing_baseline():
 
 def test_amount_tiers_are_inclusive_upper_bounds():
     tiers = amount_tier(pd.Series([0.5, 200.0, 200.01, 20000.0, 1e9]), DEFAULT_TIERS)
-    assert tiers.tolist() == ["small <=200", "small <=200", "medium <=2k", "large <=20k", "very large >20k"]
+    assert tiers.tolist() == [
+        "small <=200",
+        "small <=200",
+        "medium <=2k",
+        "large <=20k",
+        "very large >20k",
+    ]
 
 
 def test_known_frauds_respect_the_report_date(tables):
@@ -76,7 +86,9 @@ def test_known_frauds_respect_the_report_date(tables):
 
 def test_fraud_by_tier_rates(tables):
     labels = [label for label, _ in DEFAULT_TIERS]
-    by_tier = fr.fraud_by_tier(tables["txn_tiers"], tables["fraud_events"], labels).set_index("tier")
+    by_tier = fr.fraud_by_tier(tables["txn_tiers"], tables["fraud_events"], labels).set_index(
+        "tier"
+    )
     assert by_tier.loc["medium <=2k", "frauds"] == 2  # T4 (caught) and T6
     assert by_tier.loc["medium <=2k", "caught_rate"] == pytest.approx(0.5)
     assert by_tier.loc["very large >20k", "missed_amount"] == 25000.0
@@ -84,7 +96,9 @@ def test_fraud_by_tier_rates(tables):
 
 
 def test_decision_outcomes_by_tier():
-    decisions = pd.DataFrame({"amount": [10, 20, 500, 50000], "action": ["allow", "step_up", "allow", "decline"]})
+    decisions = pd.DataFrame(
+        {"amount": [10, 20, 500, 50000], "action": ["allow", "step_up", "allow", "decline"]}
+    )
     out = fr.decision_outcomes_by_tier(decisions).set_index("tier")
     assert out.loc["small <=200", "step_up_rate"] == 0.5
     assert out.loc["very large >20k", "decline_rate"] == 1.0

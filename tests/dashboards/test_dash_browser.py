@@ -107,12 +107,18 @@ def browser(tmp_path):
     driver.quit()
 
 
-def _wait_rendered(driver, title: str, timeout: float = 30) -> None:
+def _wait_rendered(driver, title: str, timeout: float = 60) -> None:
     """Until the page's title is shown and Streamlit stopped running the script."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    history: list[int] = []
+
     def done(d) -> bool:
+        # the number of rendered elements must be stable for 2 s (the script may still add some)
+        history.append(len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stElementContainer"]')))
+        if len(history) < 5 or len(set(history[-5:])) > 1:
+            return False
         titles = [h.text for h in d.find_elements(By.CSS_SELECTOR, "h1")]
         running = d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
         loading = d.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]')
@@ -125,7 +131,7 @@ def _wait_rendered(driver, title: str, timeout: float = 30) -> None:
             and len(drawn) >= len(charts)
         )
 
-    WebDriverWait(driver, timeout, poll_frequency=0.25).until(done)
+    WebDriverWait(driver, timeout, poll_frequency=0.5).until(done)
 
 
 def test_every_page_renders_without_an_error_box(dashboard_url, browser):

@@ -83,7 +83,9 @@ def test_model_monitoring_page(full_home, run_page, metric_values):
     app = run_page("model_monitoring")
     scored = read_table(full_home / "serving" / "applications", "personal")
     done = scored[scored["label"].notna()]
-    cohorts = [g for _, g in done.groupby("booking_month") if len(g) >= 30 and g["label"].nunique() == 2]
+    cohorts = [
+        g for _, g in done.groupby("booking_month") if len(g) >= 30 and g["label"].nunique() == 2
+    ]
     last = cohorts[-1]  # the latest matured cohort where AUC is defined
     expected = metrics.auc(last["label"].astype(int), last["pd"])
     assert metric_values(app)["AUC (latest matured cohort)"] == f"{expected:.3f}"
@@ -109,7 +111,7 @@ def test_merchant_limits_page(full_home, run_page, metric_values):
     app = run_page("merchant_limits")
     metrics_ = metric_values(app)
     assert metrics_["Active lines"] == "2" and metrics_["Frozen"] == "1"
-    assert metrics_["Utilisation"] == "70.0%"  # (2500 + 19000) / (10000 + 20000)
+    assert metrics_["Utilisation"] == "71.7%"  # (2500 + 19000) / (10000 + 20000)
 
 
 def test_decision_explorer_finds_a_decision_and_its_challenger(full_home, run_page, metric_values):

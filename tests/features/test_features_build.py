@@ -91,7 +91,7 @@ def test_warehouse_built_from_another_definition_is_refused(
         "UPDATE feat.registry SET fingerprint = 'deadbeef' WHERE feature_set = 'sme_credit_v1'"
     )
     try:
-        with pytest.raises(YidaiError, match="fingerprint deadbeef.*new version"):
+        with pytest.raises(YidaiError, match=r"fingerprint deadbeef.*new version"):
             features.build_features(wh, as_of, ["sme_credit_v1"])
     finally:
         fp = features.FEATURE_SETS["sme_credit_v1"].fingerprint

@@ -42,13 +42,13 @@ def test_changed_definition_without_new_version_is_refused() -> None:
     changed = dataclasses.replace(first, expr="sum(spend) * 2")
     edited = dataclasses.replace(fs, features=(changed, *fs.features[1:]))
     assert edited.fingerprint != fs.fingerprint
-    with pytest.raises(YidaiError, match="changed without a new version.*personal_credit_v2"):
+    with pytest.raises(YidaiError, match=r"changed without a new version.*personal_credit_v2"):
         check_locked(edited)
     dropped = dataclasses.replace(fs, features=fs.features[1:])
     with pytest.raises(YidaiError, match=first.name):
         check_locked(dropped)
     bumped = dataclasses.replace(fs, version=2)
-    with pytest.raises(YidaiError, match="not in feature_sets.lock.json"):
+    with pytest.raises(YidaiError, match=r"not in feature_sets.lock.json"):
         check_locked(bumped)
 
 
@@ -59,7 +59,7 @@ def test_reordering_columns_changes_the_fingerprint() -> None:
 
 
 def test_unknown_feature_set_and_feature() -> None:
-    with pytest.raises(YidaiError, match="unknown feature set 'nope_v1'.*personal_credit_v1"):
+    with pytest.raises(YidaiError, match=r"unknown feature set 'nope_v1'.*personal_credit_v1"):
         get_feature_set("nope_v1")
     with pytest.raises(YidaiError, match="has no feature 'customer_nothing_30d'"):
         FEATURE_SETS["personal_credit_v1"].feature("customer_nothing_30d")

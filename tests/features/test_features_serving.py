@@ -54,7 +54,7 @@ def test_unbuilt_day_and_changed_definition_are_refused(
     pointer = tmp_path / "features" / "sme_credit_v1" / "CURRENT"
     meta = json.loads(pointer.read_text())
     pointer.write_text(json.dumps({**meta, "fingerprint": "0000"}))
-    with pytest.raises(YidaiError, match="fingerprint 0000.*republish"):
+    with pytest.raises(YidaiError, match=r"fingerprint 0000.*republish"):
         features.load_snapshot(tmp_path, "sme_credit_v1")
 
 
@@ -78,7 +78,7 @@ def test_credit_parity_online_equals_offline(
     snap = features.load_snapshot(tmp_path, fs_name)
     rng = np.random.default_rng(3)
     known = list(snap.frame.index)
-    ids = list(rng.choice(known, size=min(25, len(known)), replace=False)) + [f"{product}new"]
+    ids = [*rng.choice(known, size=min(25, len(known)), replace=False), f"{product}new"]
     next_day = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     spine = pd.DataFrame({
         "entity_id": ids,

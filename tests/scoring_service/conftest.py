@@ -43,7 +43,12 @@ def sandbox_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox(sandbox_home: Path) -> Sandbox:
-    return build_sandbox(Settings(home=sandbox_home, mlflow_tracking_uri=f"sqlite:///{sandbox_home / 'mlflow' / 'mlflow.db'}"))
+    return build_sandbox(
+        Settings(
+            home=sandbox_home,
+            mlflow_tracking_uri=f"sqlite:///{sandbox_home / 'mlflow' / 'mlflow.db'}",
+        )
+    )
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
 
-
-
 def _h(key: str, idem: str | None = None) -> dict[str, str]:
     headers = {"X-API-Key": key}
     if idem:
@@ -26,7 +24,7 @@ def test_personal_credit_decisions_carry_everything(
 ) -> None:
     client = make_client(service_settings)
     outcomes: dict[str, dict] = {}
-    for customer in sandbox.entities["personal"][:60] + ["C-unknown-1"]:
+    for customer in [*sandbox.entities["personal"][:60], "C-unknown-1"]:
         r = client.post(
             "/v1/decisions/personal-credit",
             json={"customer_id": customer, "requested_amount": 1500.0},

@@ -20,7 +20,7 @@ from scoring_service.main import create_app
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
-from .conftest import wait_until  # noqa: TID252
+from .conftest import wait_until
 
 
 def _free_port() -> int:

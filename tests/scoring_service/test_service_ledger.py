@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import threading
@@ -25,6 +26,10 @@ def _row(decision_id: str, key: str | None = None, open_line: bool = False) -> D
 
 
 def _draw(store: AuditStore, i: int, amount: float, key: str | None = None) -> dict[str, Any]:
+    return json.loads(_draw_json(store, i, amount, key))
+
+
+def _draw_json(store: AuditStore, i: int, amount: float, key: str | None = None) -> str:
     def limit(line: Line) -> tuple[float, str | None]:
         return line.credit_limit, None
 
@@ -74,8 +79,10 @@ def test_concurrent_drawdowns_in_two_processes_never_exceed_the_limit(tmp_path: 
     assert LIMIT - 50 < accepted <= LIMIT  # filled up, never beyond
 
 
-def test_decisions_survive_a_killed_process_and_replay_by_key(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'audit.db'}"
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
+def test_decisions_survive_a_killed_process_and_replay_by_key(tmp_path: Path, scheme: str) -> None:
+    """``sqlite+pysqlite`` runs the SQLAlchemy code path that PostgreSQL URLs use."""
+    url = f"{scheme}:///{tmp_path / 'audit.db'}"
     ctx = multiprocessing.get_context("fork")
 
     def write_then_die() -> None:
@@ -88,7 +95,7 @@ def test_decisions_survive_a_killed_process_and_replay_by_key(tmp_path: Path) ->
     store = AuditStore(url)
     assert store.get_decision("d1") is not None
     replay = store.record_decision(_row("d2", key="k1"))
-    assert replay == {"decision_id": "d1"}  # same key: the original decision
+    assert json.loads(replay) == {"decision_id": "d1"}  # same key: the original decision
     assert store.count_decisions() == 1
     with pytest.raises(IdempotencyConflict):
         store.find_idempotent("m", "k1", "another-request")

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
-from .conftest import settings_at, wait_until  # noqa: TID252
+from .conftest import settings_at, wait_until
 
 
 def _post(client: TestClient, key: str, customer: str) -> Any:

@@ -29,8 +29,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> SimRun:
 
 @pytest.fixture(scope="session")
 def clean_short_run(tmp_path_factory: pytest.TempPathFactory) -> SimRun:
-    """A short, defect-free run (4 months) for determinism and clean-data checks."""
+    """A short, defect-free run (4 months, streamed in 3 chunks) for determinism and clean data."""
     root = tmp_path_factory.mktemp("sim_clean")
-    config = SimConfig.preset("tiny", seed=11, months=4, defect_rate=0.0)
+    config = SimConfig.preset("tiny", seed=11, months=4, defect_rate=0.0, chunk_size=300)
     summary = simulate(config, root / "landing", root / "truth")
     return SimRun(config, root / "landing", root / "truth", summary)

@@ -164,7 +164,8 @@ def test_hard_rules_decline_with_their_reason_and_model_reasons() -> None:
     assert out.decision == "decline"
     assert [r.code for r in out.reasons] == ["HR_DELINQUENCY", "R01"]
     assert out.limit == 0 and out.annual_rate is None
-    blocked = decide_credit(policy, _good_personal(policy), 0.001, 700, "A", applicant_id="blocked-1")
+    good = _good_personal(policy)
+    blocked = decide_credit(policy, good, 0.001, 700, "A", applicant_id="blocked-1")
     assert blocked.decision == "decline" and blocked.reasons[0].code == "HR_BLOCKLIST"
 
 

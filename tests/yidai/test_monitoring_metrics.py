@@ -84,11 +84,12 @@ def test_monitor_model_uses_the_training_window_and_reports_performance() -> Non
         ["x_stable", "x_shifted"],
         {"windows": {"train": "2025-07-01..2025-11-30", "test": "2025-12-01..2025-12-31"}},
     )
-    drift, perf, info = monitor_model(
-        model, scored_history(shift=2.0), as_of=AS_OF, recent_days=7, fraud=False
-    )
+    history = scored_history(shift=2.0)
+    drift, perf, info = monitor_model(model, history, as_of=AS_OF, recent_days=7, fraud=False)
     assert info["reference_window"] == "2025-07-01..2025-11-30"
-    assert 3_000 < info["n_reference"] < 5_000 and 100 < info["n_current"] < 400
+    in_train = history["ts"].between("2025-07-01", "2025-12-01", inclusive="left")
+    recent = history["ts"] >= pd.Timestamp(AS_OF) - pd.Timedelta(days=6)
+    assert (info["n_reference"], info["n_current"]) == (in_train.sum(), recent.sum())
     assert set(drift["feature"]) == {SCORE, "x_stable", "x_shifted"}
     assert drift.set_index("feature").loc["x_shifted", "status"] == "drift"
     assert info["max_feature_psi"] == pytest.approx(drift["psi"].iloc[1:].max())

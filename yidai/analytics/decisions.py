@@ -61,10 +61,10 @@ def _query(url: str, where: str, params: dict[str, Any], limit: int) -> pd.DataF
     engine = create_engine(url, pool_pre_ping=True)
     try:
         with engine.connect() as con:
-            rows = con.execute(text(sql), params).fetchall()
+            fetched = con.execute(text(sql), params).fetchall()
     finally:
         engine.dispose()
-    return pd.DataFrame([tuple(r) for r in rows], columns=list(COLUMNS))
+    return pd.DataFrame([tuple(r) for r in fetched], columns=list(COLUMNS))
 
 
 def find_decisions(

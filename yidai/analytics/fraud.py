@@ -30,7 +30,9 @@ def fraud_by_tier(
     that went through.  ``labels`` orders the tiers (default: as found).
     """
     volume = txn_tiers.groupby("tier", observed=True)[["txns", "amount", "blocked"]].sum()
-    frauds = fraud_events.assign(missed_loss=fraud_events["loss_amount"].where(~fraud_events["caught"], 0.0))
+    frauds = fraud_events.assign(
+        missed_loss=fraud_events["loss_amount"].where(~fraud_events["caught"], 0.0)
+    )
     fraud = frauds.groupby("tier", observed=True).agg(
         frauds=("ref_id", "size"), caught=("caught", "sum"), missed_amount=("missed_loss", "sum")
     )
@@ -45,7 +47,7 @@ def fraud_by_tier(
 def decision_outcomes_by_tier(
     decisions: pd.DataFrame, tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS
 ) -> pd.DataFrame:
-    """Payment-risk decisions (``amount``, ``action``) -> allow / step-up / decline rates per tier."""
+    """Payment-risk decisions (``amount``, ``action``) -> allow / step-up / decline per tier."""
     if decisions.empty:
         return pd.DataFrame(columns=["tier", "decisions", *[f"{a}_rate" for a in PAYMENT_ACTIONS]])
     tier = amount_tier(decisions["amount"], tiers)
@@ -70,7 +72,14 @@ def caught_vs_missed(
     known = known_frauds(fraud_events, as_of)
     if known.empty:
         return pd.DataFrame(
-            columns=["week", "caught", "missed", "caught_amount", "missed_amount", "label_delay_days"]
+            columns=[
+                "week",
+                "caught",
+                "missed",
+                "caught_amount",
+                "missed_amount",
+                "label_delay_days",
+            ]
         )
     ts = pd.to_datetime(known["ts"])
     frame = pd.DataFrame(
@@ -103,14 +112,18 @@ def label_arrival(fraud_events: pd.DataFrame, max_days: int = 60) -> pd.DataFram
     return pd.DataFrame({"days_after_txn": days, "share_reported": share})
 
 
-def top_risky_terminals(terminal_risk: pd.DataFrame, k: int = 20, min_txns: int = 20) -> pd.DataFrame:
+def top_risky_terminals(
+    terminal_risk: pd.DataFrame, k: int = 20, min_txns: int = 20
+) -> pd.DataFrame:
     """Terminals ranked by skimming footprint, then fraud rate.
 
     ``compromise_rate = cards_later_defrauded / cards`` (genuine cards that later suffered
     fraud), ``fraud_rate = frauds / txns``.  Terminals with fewer than ``min_txns`` are left out.
     """
     frame = terminal_risk.loc[terminal_risk["txns"] >= min_txns].copy()
-    frame["compromise_rate"] = frame["cards_later_defrauded"] / frame["cards"].where(frame["cards"] > 0)
+    frame["compromise_rate"] = frame["cards_later_defrauded"] / frame["cards"].where(
+        frame["cards"] > 0
+    )
     frame["fraud_rate"] = frame["frauds"] / frame["txns"]
     frame = frame.sort_values(
         ["compromise_rate", "fraud_rate", "fraud_amount", "terminal_id"],
@@ -119,7 +132,9 @@ def top_risky_terminals(terminal_risk: pd.DataFrame, k: int = 20, min_txns: int 
     return frame.head(k).reset_index(drop=True)
 
 
-def top_risky_merchants(terminal_risk: pd.DataFrame, k: int = 20, min_txns: int = 50) -> pd.DataFrame:
+def top_risky_merchants(
+    terminal_risk: pd.DataFrame, k: int = 20, min_txns: int = 50
+) -> pd.DataFrame:
     """Merchants (all their terminals) ranked by reported fraud amount, then fraud rate."""
     frame = terminal_risk.groupby("merchant_id", as_index=False)[
         ["txns", "amount", "frauds", "fraud_amount", "cards", "cards_later_defrauded"]
@@ -132,7 +147,9 @@ def top_risky_merchants(terminal_risk: pd.DataFrame, k: int = 20, min_txns: int 
     return frame.head(k).reset_index(drop=True)
 
 
-def cash_out_suspects(merchant_cashout: pd.DataFrame, k: int = 20, min_txns: int = 20) -> pd.DataFrame:
+def cash_out_suspects(
+    merchant_cashout: pd.DataFrame, k: int = 20, min_txns: int = 20
+) -> pd.DataFrame:
     """Merchants most likely swiping their own cards for cash, best suspects first.
 
     ``suspicion`` is the mean percentile rank (0..1) of ``round_share``, ``top3_card_share``

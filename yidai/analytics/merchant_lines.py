@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 
@@ -9,7 +11,7 @@ UTILISATION_BANDS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
 def line_kpis(limits: pd.DataFrame) -> dict[str, float]:
-    """Lines in force and their totals: ``utilisation = outstanding / credit_line`` of active lines."""
+    """Lines in force and totals; ``utilisation = outstanding / credit_line`` of active lines."""
     active = limits.loc[limits["status"] == "active"]
     committed = float(active["credit_line"].sum())
     drawn = float(active["outstanding"].sum())
@@ -23,12 +25,14 @@ def line_kpis(limits: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def utilisation_bands(limits: pd.DataFrame, edges: tuple[float, ...] = UTILISATION_BANDS) -> pd.DataFrame:
+def utilisation_bands(
+    limits: pd.DataFrame, edges: tuple[float, ...] = UTILISATION_BANDS
+) -> pd.DataFrame:
     """Active lines per utilisation band ``[lo, hi)``; the last band is ``>= edges[-1]``."""
     active = limits.loc[(limits["status"] == "active") & (limits["credit_line"] > 0)]
     util = active["outstanding"] / active["credit_line"]
     bins = [*edges, np.inf]
-    labels = [f"{lo:.0%}-{hi:.0%}" for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    labels = [f"{lo:.0%}-{hi:.0%}" for lo, hi in itertools.pairwise(edges)]
     labels.append(f">={edges[-1]:.0%}")
     bands = pd.cut(util, bins=bins, labels=labels, right=False)
     counts = bands.value_counts().reindex(labels, fill_value=0)
@@ -38,7 +42,9 @@ def utilisation_bands(limits: pd.DataFrame, edges: tuple[float, ...] = UTILISATI
 def changes_by_reason(changes: pd.DataFrame) -> pd.DataFrame:
     """The last refresh's changes grouped by decision and reason: merchants and line change."""
     if changes.empty:
-        return pd.DataFrame(columns=["decision", "reason_code", "reason_text", "merchants", "line_change"])
+        return pd.DataFrame(
+            columns=["decision", "reason_code", "reason_text", "merchants", "line_change"]
+        )
     text = changes["reason_text"] if "reason_text" in changes else changes["reason_code"]
     out = (
         changes.assign(reason_text=text.fillna(changes["reason_code"]))

@@ -53,7 +53,15 @@ def cohort_performance(
         )
     return pd.DataFrame(
         rows,
-        columns=["booking_month", "accounts", "bads", "auc", "ks", "expected_rate", "observed_rate"],
+        columns=[
+            "booking_month",
+            "accounts",
+            "bads",
+            "auc",
+            "ks",
+            "expected_rate",
+            "observed_rate",
+        ],
     )
 
 
@@ -69,15 +77,21 @@ def score_psi_by_month(
     months = pd.to_datetime(scored["booking_month"])
     expected = scored.loc[months.isin(reference), column].to_numpy(np.float64)
     rows = [
-        {"booking_month": month, "applications": len(group),
-         "psi": metrics.psi(expected, group[column].to_numpy(np.float64))}
+        {
+            "booking_month": month,
+            "applications": len(group),
+            "psi": metrics.psi(expected, group[column].to_numpy(np.float64)),
+        }
         for month, group in scored.groupby(months, sort=True)
     ]
     return pd.DataFrame(rows, columns=["booking_month", "applications", "psi"])
 
 
 def feature_psi(
-    scored: pd.DataFrame, features: Sequence[str], reference: Sequence[pd.Timestamp], recent_months: int = 2
+    scored: pd.DataFrame,
+    features: Sequence[str],
+    reference: Sequence[pd.Timestamp],
+    recent_months: int = 2,
 ) -> pd.DataFrame:
     """PSI of each feature: the latest ``recent_months`` booking months against the reference."""
     months = pd.to_datetime(scored["booking_month"])
@@ -95,21 +109,33 @@ def calibration(scored: pd.DataFrame, pd_column: str = "pd", bins: int = 10) -> 
     done = matured(scored)
     if done.empty:
         return pd.DataFrame(columns=["bucket", "n", "expected_rate", "observed_rate"])
-    return metrics.calibration_table(done["label"].to_numpy(np.int64), done[pd_column].to_numpy(np.float64), bins)
+    return metrics.calibration_table(
+        done["label"].to_numpy(np.int64), done[pd_column].to_numpy(np.float64), bins
+    )
 
 
 def champion_vs_challenger(scored: pd.DataFrame) -> pd.DataFrame:
     """AUC, KS and Brier of the champion and the challenger on the same matured loans."""
     done = matured(scored)
     rows = []
-    arms = [("champion", "pd", "model_version"), ("challenger", "challenger_pd", "challenger_version")]
+    arms = [
+        ("champion", "pd", "model_version"),
+        ("challenger", "challenger_pd", "challenger_version"),
+    ]
     for arm, column, version in arms:
         if column not in done or done[column].isna().all():
             continue
         y = done["label"].to_numpy(np.int64)
         p = done[column].to_numpy(np.float64)
         auc, ks = _auc_ks(y, p)
-        rows.append({"arm": arm, "version": str(done[version].iloc[0]) if len(done) else "",
-                     "accounts": len(done), "auc": auc, "ks": ks,
-                     "brier": metrics.brier(y, p) if len(done) else float("nan")})
+        rows.append(
+            {
+                "arm": arm,
+                "version": str(done[version].iloc[0]) if len(done) else "",
+                "accounts": len(done),
+                "auc": auc,
+                "ks": ks,
+                "brier": metrics.brier(y, p) if len(done) else float("nan"),
+            }
+        )
     return pd.DataFrame(rows, columns=["arm", "version", "accounts", "auc", "ks", "brier"])

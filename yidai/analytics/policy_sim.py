@@ -121,7 +121,9 @@ def compare_policies(
     return table.rename_axis("metric").reset_index(), live_dec, cand_dec
 
 
-def declined_truth(scored: pd.DataFrame, live_dec: pd.DataFrame, cand_dec: pd.DataFrame) -> pd.DataFrame:
+def declined_truth(
+    scored: pd.DataFrame, live_dec: pd.DataFrame, cand_dec: pd.DataFrame
+) -> pd.DataFrame:
     """True outcome (simulator) of the applicants in each live / candidate decision cell.
 
     Rows: ``approved by both``, ``swap-in`` (candidate approves what live declines),
@@ -142,7 +144,12 @@ def declined_truth(scored: pd.DataFrame, live_dec: pd.DataFrame, cand_dec: pd.Da
     rows = []
     for name, mask in cells.items():
         count = int(mask.sum())
-        rows.append({"cell": name, "applicants": count,
-                     "true_defaults": float(np.nansum(truth[mask])),
-                     "true_bad_rate": float(np.nanmean(truth[mask])) if count else float("nan")})
+        rows.append(
+            {
+                "cell": name,
+                "applicants": count,
+                "true_defaults": float(np.nansum(truth[mask])),
+                "true_bad_rate": float(np.nanmean(truth[mask])) if count else float("nan"),
+            }
+        )
     return pd.DataFrame(rows)

@@ -30,7 +30,9 @@ def filter_rows(
     return frame.loc[mask]
 
 
-def portfolio_kpis(applications_daily: pd.DataFrame, exposure_monthly: pd.DataFrame) -> dict[str, float]:
+def portfolio_kpis(
+    applications_daily: pd.DataFrame, exposure_monthly: pd.DataFrame
+) -> dict[str, float]:
     """Headline figures: applications, approval rate, booked amount, and latest exposure.
 
     ``approval_rate = approved / applications``; exposure figures come from the latest

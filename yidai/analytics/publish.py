@@ -253,7 +253,9 @@ def warehouse_as_of(con: duckdb.DuckDBPyConnection) -> date:
         " (SELECT max(ts) FROM pos_transactions))"
     ).fetchone()
     if row is None or row[0] is None:
-        raise YidaiError("the warehouse holds no applications or transactions yet; run `yidai ingest`")
+        raise YidaiError(
+            "the warehouse holds no applications or transactions yet; run `yidai ingest`"
+        )
     value = row[0]
     return value.date() if isinstance(value, datetime) else value
 
@@ -285,7 +287,7 @@ def publish_portfolio(
         tables = portfolio_tables(con, as_of, tiers)
     finally:
         con.close()
-    meta = {"as_of": as_of.isoformat(), "tiers": [label for label, _ in tiers]}
+    meta: dict[str, object] = {"as_of": as_of.isoformat(), "tiers": [lab for lab, _ in tiers]}
     version = publish_tables(serving / PORTFOLIO_AREA, tables, meta)
     log.info("published portfolio tables %s as of %s", version, as_of)
     return version

@@ -86,7 +86,10 @@ def publish_tables(
         staging.mkdir()
         for name, frame in tables.items():
             frame.to_parquet(staging / f"{name}.parquet", index=False)
-        info = {"version": version, "tables": {n: len(f) for n, f in tables.items()}}
+        info: dict[str, object] = {
+            "version": version,
+            "tables": {n: len(f) for n, f in tables.items()},
+        }
         info.update(meta or {})
         (staging / "meta.json").write_text(json.dumps(info, default=str, indent=1), "utf-8")
         staging.rename(area / version)

@@ -29,7 +29,11 @@ CREDIT_PRODUCTS = ("personal", "merchant", "sme")
 
 def _scores(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     pd_ = np.asarray(model.predict_proba(frame[model.feature_names]), dtype=np.float64)
-    return pd_, np.asarray(model.score_points(pd_), np.float64), np.asarray(model.grade(pd_)).astype(str)
+    return (
+        pd_,
+        np.asarray(model.score_points(pd_), np.float64),
+        np.asarray(model.grade(pd_)).astype(str),
+    )
 
 
 def score_applications(
@@ -121,6 +125,7 @@ def publish_scored_applications(
     con = connect(warehouse or settings.warehouse, read_only=True)
     tables: dict[str, pd.DataFrame] = {}
     versions: dict[str, str] = {}
+    features: dict[str, list[str]] = {}
     try:
         as_of = as_of or warehouse_as_of(con)
         for product in products:
@@ -133,11 +138,17 @@ def publish_scored_applications(
                 con, product, as_of, champion, challenger, policy.feature_names, truth
             )
             versions[product] = f"{champion.name} v{champion.version}"
+            features[product] = list(champion.feature_names)
     finally:
         con.close()
     if not tables:
         raise YidaiError("no champion credit model is registered; run `yidai train --all` first")
-    meta = {"as_of": as_of.isoformat(), "models": versions, "truth": truth is not None}
+    meta = {
+        "as_of": as_of.isoformat(),
+        "models": versions,
+        "features": features,
+        "truth": truth is not None,
+    }
     version = publish_tables(serving / SCORED_AREA, tables, meta)
     log.info("published scored applications %s (%s)", version, ", ".join(tables))
     return version

@@ -42,15 +42,16 @@ def tier_labels(tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS) -> list[str]
     return [label for label, _ in tiers]
 
 
-def amount_tier(amounts: pd.Series, tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS) -> pd.Series:
+def amount_tier(
+    amounts: pd.Series, tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS
+) -> pd.Series:
     """The tier label of each amount (an ordered categorical)."""
     bounds = np.array([upper for _, upper in tiers], dtype=float)
     idx = np.searchsorted(bounds, amounts.to_numpy(dtype=float), side="left")
     idx = np.minimum(idx, len(tiers) - 1)
     labels = tier_labels(tiers)
-    return pd.Series(
-        pd.Categorical.from_codes(idx, categories=labels, ordered=True), index=amounts.index
-    )
+    dtype = pd.CategoricalDtype(categories=labels, ordered=True)
+    return pd.Series(np.asarray(labels, dtype=object)[idx], index=amounts.index, dtype=dtype)
 
 
 def amount_tier_sql(column: str, tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS) -> str:

@@ -13,7 +13,9 @@ def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate_command(
         preset: str = typer.Option("demo", "--preset", help="Size preset: tiny, demo or large."),
-        seed: int | None = typer.Option(None, "--seed", help="Random seed (default: settings.seed)."),
+        seed: int | None = typer.Option(
+            None, "--seed", help="Random seed (default: settings.seed)."
+        ),
         customers: int | None = typer.Option(None, "--customers", help="Number of customers."),
         merchants: int | None = typer.Option(None, "--merchants", help="Number of merchants."),
         smes: int | None = typer.Option(None, "--smes", help="Number of SMEs."),
@@ -68,7 +70,8 @@ def register(app: typer.Typer) -> None:
         table.add_row("total", f"{summary.total_rows:,}", f"{sum(summary.files.values()):,}")
         console = Console()
         console.print(table)
+        truth_rows = ", ".join(f"{k} {v:,}" for k, v in summary.truth_rows.items())
         console.print(
             f"{summary.rows_per_second:,.0f} rows/s; landing: {summary.landing}; "
-            f"truth: {summary.truth} ({', '.join(f'{k} {v:,}' for k, v in summary.truth_rows.items())})"
+            f"truth: {summary.truth} ({truth_rows})"
         )

@@ -67,6 +67,19 @@ class CreditDecision:
     policy_reason_codes: tuple[str, ...] = field(default=())
 
 
+class _Ops:
+    """min / max / floor for arrays (numpy, NaN-propagating) or for floats (math, fast)."""
+
+    def __init__(self, vector: bool) -> None:
+        self.vector = vector
+        self.minimum: Callable[[Any, Any], Any] = np.minimum if vector else min
+        self.maximum: Callable[[Any, Any], Any] = np.maximum if vector else max
+        self.floor: Callable[[Any], Any] = np.floor if vector else math.floor
+
+
+_VECTOR, _SCALAR = _Ops(True), _Ops(False)
+
+
 def proposed_limit(formula: LimitFormula, get: Callable[[str], X], pd_: X) -> X:
     """The formula's limit (before the minimum check); floats in, float out; arrays likewise.
 
@@ -76,33 +89,45 @@ def proposed_limit(formula: LimitFormula, get: Callable[[str], X], pd_: X) -> X:
     then capped by expected loss ``max_expected_loss / (PD * LGD)`` and ``max_limit``, rounded
     down to ``round_to``; a missing (NaN) input gives 0.
     """
-    base: Any
+    names: tuple[str, ...]
     if isinstance(formula, SpendMultipleLimit):
-        base = formula.multiple * get(formula.spend_feature) / formula.window_months
+        names = (formula.spend_feature,)
     elif isinstance(formula, TurnoverShareLimit):
-        monthly = get(formula.turnover_feature) / formula.window_months
-        haircut = np.minimum(
-            formula.max_haircut,
-            formula.volatility_haircut * np.maximum(get(formula.volatility_feature), 0.0),
-        )
-        base = formula.share * monthly * (1.0 - haircut)
+        names = (formula.turnover_feature, formula.volatility_feature)
     elif isinstance(formula, CashFlowLimit):
-        inflow = get(formula.inflow_feature) / formula.window_months
-        outflow = get(formula.outflow_feature) / formula.window_months
-        base = np.minimum(
-            formula.net_flow_months * np.maximum(inflow - outflow, 0.0),
-            formula.max_inflow_share * inflow,
-        )
+        names = (formula.inflow_feature, formula.outflow_feature)
     else:  # pragma: no cover - the discriminated union is exhaustive
         raise TypeError(f"unknown limit formula {formula!r}")
-    limit = np.minimum(np.maximum(np.nan_to_num(base, nan=0.0), 0.0), formula.max_limit)
+    values = [get(n) for n in names]
+    ops = _VECTOR if isinstance(pd_, np.ndarray) else _SCALAR
+    if not ops.vector and any(math.isnan(v) for v in values):
+        return 0.0  # type: ignore[return-value]
+    base = _formula_base(formula, values, ops)
+    if ops.vector:
+        base = np.nan_to_num(base, nan=0.0)
+    limit = ops.minimum(ops.maximum(base, 0.0), formula.max_limit)
     if formula.max_expected_loss is not None:
-        el_cap = formula.max_expected_loss / (np.maximum(pd_, 1e-6) * formula.lgd)
-        limit = np.minimum(limit, el_cap)
-    rounded = np.floor(limit / formula.round_to + 1e-9) * formula.round_to
-    if isinstance(rounded, np.ndarray):
-        return rounded  # type: ignore[return-value]
-    return float(rounded)  # type: ignore[return-value]
+        el_cap = formula.max_expected_loss / (ops.maximum(pd_, 1e-6) * formula.lgd)
+        limit = ops.minimum(limit, el_cap)
+    rounded = ops.floor(limit / formula.round_to + 1e-9) * formula.round_to
+    return rounded if ops.vector else float(rounded)  # type: ignore[return-value]
+
+
+def _formula_base(formula: LimitFormula, values: list[Any], ops: _Ops) -> Any:
+    """The formula before caps, from its inputs (see :func:`proposed_limit`)."""
+    if isinstance(formula, SpendMultipleLimit):
+        return formula.multiple * values[0] / formula.window_months
+    if isinstance(formula, TurnoverShareLimit):
+        turnover, volatility = values
+        haircut = ops.minimum(
+            formula.max_haircut, formula.volatility_haircut * ops.maximum(volatility, 0.0)
+        )
+        return formula.share * turnover / formula.window_months * (1.0 - haircut)
+    inflow, outflow = (v / formula.window_months for v in values)
+    return ops.minimum(
+        formula.net_flow_months * ops.maximum(inflow - outflow, 0.0),
+        formula.max_inflow_share * inflow,
+    )
 
 
 def monthly_payment(amount: float, annual_rate: float, months: int) -> float:

@@ -77,6 +77,8 @@ REASONS: dict[str, tuple[str, str]] = {
     "NONE_NOT_APPROVED": ("No line: underwriting policy not met", "未满足授信政策"),
 }
 
+_REASON_INDEX = {code: i for i, code in enumerate(REASONS)}
+
 #: Columns :func:`propose_line_changes` reads (a missing column counts as unknown).
 INPUT_COLUMNS = (
     "current_line",
@@ -212,12 +214,12 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     recent = _floats(inputs, "recent_turnover", n, np.nan)
     seasonal = _floats(inputs, "seasonal_decline", n, np.nan)
     uw_limit = np.maximum(_floats(inputs, "underwriting_limit", n, 0.0), 0.0)
-    uw = (
-        np.asarray(inputs["underwriting_decision"], dtype=object)
-        if "underwriting_decision" in inputs
-        else np.full(n, "decline", dtype=object)
-    )
-    approve, refer = uw == "approve", uw == "refer"
+    if "underwriting_decision" in inputs:
+        uw = pd.Series(inputs["underwriting_decision"])
+        approve = uw.eq("approve").fillna(False).to_numpy(dtype=bool)
+        refer = uw.eq("refer").fillna(False).to_numpy(dtype=bool)
+    else:
+        approve = refer = np.zeros(n, dtype=bool)
     step = policy.rounding
 
     has_line = current > 0
@@ -250,17 +252,18 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     )
     proposed = np.where(small_move, current, proposed)
 
+    code = _REASON_INDEX.__getitem__
     freeze_reason = np.select(
         [delinquent, ~has_features, collapse, over_limit],
         [
-            "FREEZE_DELINQUENT",
-            "FREEZE_NO_TURNOVER",
-            "FREEZE_TURNOVER_COLLAPSE",
-            "FREEZE_OVER_LIMIT",
+            code("FREEZE_DELINQUENT"),
+            code("FREEZE_NO_TURNOVER"),
+            code("FREEZE_TURNOVER_COLLAPSE"),
+            code("FREEZE_OVER_LIMIT"),
         ],
-        default="",
+        default=-1,
     )
-    freeze = has_line & (freeze_reason != "")
+    freeze = has_line & (freeze_reason >= 0)
     down = proposed < current
     moved_reason = np.select(
         [
@@ -272,14 +275,14 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
             refer & (target < current),
         ],
         [
-            "FREEZE_LIFTED",
-            np.where(floored, "INCREASE_COVER_OUTSTANDING", "INCREASE_TURNOVER_GROWTH"),
-            "DECREASE_TURNOVER_DECLINE",
-            "DECREASE_REFER_BAND",
-            "DECREASE_UNDERWRITING_DECLINE",
-            "KEEP_REFER_BAND",
+            code("FREEZE_LIFTED"),
+            np.where(floored, code("INCREASE_COVER_OUTSTANDING"), code("INCREASE_TURNOVER_GROWTH")),
+            code("DECREASE_TURNOVER_DECLINE"),
+            code("DECREASE_REFER_BAND"),
+            code("DECREASE_UNDERWRITING_DECLINE"),
+            code("KEEP_REFER_BAND"),
         ],
-        default="KEEP_WITHIN_TOLERANCE",
+        default=code("KEEP_WITHIN_TOLERANCE"),
     )
 
     # Merchants without a line: eligibility, then a capped first line.
@@ -287,31 +290,35 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     none_reason = np.select(
         [~has_features, delinquent, collapse, ~approve | (first_line < step)],
         [
-            "NONE_NO_TURNOVER_HISTORY",
-            "NONE_DELINQUENT",
-            "NONE_TURNOVER_COLLAPSE",
-            "NONE_NOT_APPROVED",
+            code("NONE_NO_TURNOVER_HISTORY"),
+            code("NONE_DELINQUENT"),
+            code("NONE_TURNOVER_COLLAPSE"),
+            code("NONE_NOT_APPROVED"),
         ],
-        default="NEW_LINE",
+        default=code("NEW_LINE"),
     )
-    grant = ~has_line & (none_reason == "NEW_LINE")
+    grant = ~has_line & (none_reason == code("NEW_LINE"))
     first_line = np.maximum(first_line, outstanding)
 
     new_line = np.select([freeze, has_line, grant], [current, proposed, first_line], default=0.0)
     decision = np.select(
         [freeze, has_line & (new_line > current), has_line & (new_line < current), has_line, grant],
-        ["freeze", "increase", "decrease", "keep", "new"],
-        default="none",
+        [DECISIONS.index(d) for d in ("freeze", "increase", "decrease", "keep", "new")],
+        default=DECISIONS.index("none"),
     )
-    status = np.select([freeze, has_line | grant], ["frozen", "active"], default="none")
+    status = np.select(
+        [freeze, has_line | grant],
+        [STATUSES.index("frozen"), STATUSES.index("active")],
+        default=STATUSES.index("none"),
+    )
     reason = np.select([freeze, has_line], [freeze_reason, moved_reason], default=none_reason)
     return pd.DataFrame(
         {
             "target_line": target.astype(np.float64),
             "new_line": new_line.astype(np.float64),
-            "decision": decision.astype(object),
-            "status": status.astype(object),
-            "reason_code": reason.astype(object),
+            "decision": pd.Categorical.from_codes(decision, categories=pd.Index(DECISIONS)),
+            "status": pd.Categorical.from_codes(status, categories=pd.Index(STATUSES)),
+            "reason_code": pd.Categorical.from_codes(reason, categories=pd.Index(list(REASONS))),
             "change_capped": capped & ~freeze,
             "floored_at_outstanding": floored & has_line & ~freeze,
         },

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -82,27 +83,21 @@ def reader_sql(files: Sequence[LandingFile]) -> str:
     Parquet files are read by one multi-file scan (they must share their schema); a CSV
     subquery reads exactly one file.
     """
-    days = [f"DATE '{(f.day or date(1970, 1, 1)).isoformat()}'" for f in files]
+    days = "[" + ", ".join(f"DATE '{(f.day or date(1970, 1, 1)).isoformat()}'" for f in files) + "]"
     if files[0].fmt == "csv":
         if len(files) != 1:
             raise ValueError("a CSV reader reads exactly one file")
         return (
-            f"(SELECT * EXCLUDE (ordinality), 0 AS _f, ordinality AS _row, {days[0]} AS _day "
-            f"FROM read_csv({sql_str(str(files[0].path))}, header=true, all_varchar=true, "
-            "delim=',', quote='\"', escape='\"', auto_detect=false, null_padding=false, "
-            "hive_partitioning=false) WITH ORDINALITY)"
+            "(SELECT * EXCLUDE (ordinality), 0 AS _f, ordinality AS _row, "
+            f"{days}[1] AS _day FROM read_csv({sql_str(str(files[0].path))}, header=true, "
+            "all_varchar=true, delim=',', quote='\"', escape='\"', auto_detect=false, "
+            "null_padding=false, hive_partitioning=false) WITH ORDINALITY)"
         )
     paths = "[" + ", ".join(sql_str(str(f.path)) for f in files) + "]"
-    mapping = ", ".join(
-        f"({sql_str(str(f.path))}, {i}, {day})"
-        for i, (f, day) in enumerate(zip(files, days, strict=True))
-    )
     return (
-        "(SELECT r.* EXCLUDE (filename, file_row_number), files._f, "
-        "r.file_row_number + 1 AS _row, files._day "
-        f"FROM read_parquet({paths}, filename=true, file_row_number=true, "
-        "hive_partitioning=false) r "
-        f"JOIN (VALUES {mapping}) files(_path, _f, _day) ON r.filename = files._path)"
+        "(SELECT * EXCLUDE (file_row_number), CAST(file_index AS INTEGER) AS _f, "
+        f"file_row_number + 1 AS _row, {days}[CAST(file_index AS BIGINT) + 1] AS _day "
+        f"FROM read_parquet({paths}, file_row_number=true, hive_partitioning=false))"
     )
 
 
@@ -121,7 +116,57 @@ def _compatible(actual: str, expected: DType) -> bool:
 def _clean_duckdb_message(exc: BaseException, path: Path) -> str:
     text = str(exc).splitlines()[0]
     text = re.sub(r"^[A-Za-z ]*Error: ", "", text)
-    return text.replace(f"'{path}'", "the file").replace(str(path), "the file").strip()
+    text = text.replace(f'"{path}"', "").replace(f"'{path}'", "").replace(str(path), "")
+    return re.sub(r"\s+", " ", text).strip(" :")
+
+
+def _duckdb_type(arrow_type: Any) -> str:
+    """The DuckDB type name ``read_parquet`` gives a column of this Arrow type."""
+    import pyarrow as pa
+
+    t: Any = arrow_type
+    if isinstance(t, pa.DictionaryType):
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "VARCHAR"
+    if pa.types.is_null(t):
+        return _NULL_TYPE
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_integer(t):
+        names = {8: "TINYINT", 16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
+        name = names[t.bit_width]
+        return ("U" + name) if pa.types.is_unsigned_integer(t) else name
+    if pa.types.is_floating(t):
+        return "DOUBLE" if t.bit_width == 64 else "FLOAT"
+    if pa.types.is_decimal(t):
+        return "DECIMAL"
+    if pa.types.is_timestamp(t):
+        if t.tz is not None:
+            return "TIMESTAMP WITH TIME ZONE"
+        return {"s": "TIMESTAMP_S", "ms": "TIMESTAMP_MS", "us": "TIMESTAMP", "ns": "TIMESTAMP_NS"}[
+            t.unit
+        ]
+    if pa.types.is_date(t):
+        return "DATE"
+    return str(t).upper()
+
+
+def _parquet_footer(path: Path) -> tuple[dict[str, str], int]:
+    """Column types and row count from a Parquet footer (nothing else is read)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_metadata(path)
+        schema = metadata.schema.to_arrow_schema()
+    except (pa.ArrowException, OSError) as exc:
+        message = str(exc).replace(str(path), "").replace("''", "").strip().rstrip(".")
+        raise FileProblem(f"corrupt or unreadable Parquet file ({message})") from None
+    names = list(schema.names)
+    if len(set(names)) != len(names):
+        raise FileProblem("duplicate column names in the Parquet schema")
+    return {f.name: _duckdb_type(f.type) for f in schema}, int(metadata.num_rows)
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -154,25 +199,17 @@ def inspect_file(
         columns = dict.fromkeys(header, "VARCHAR")
         if len(columns) != len(header):
             raise FileProblem("duplicate column names in the CSV header")
-    else:
+        _check_columns(columns, contract)
         try:
-            described = con.execute(
-                "DESCRIBE SELECT * FROM "
-                f"read_parquet({sql_str(str(path))}, hive_partitioning=false)"
-            ).fetchall()
+            row = con.execute(f"SELECT count(*) FROM {reader_sql([file])}").fetchone()
         except duckdb.Error as exc:
             raise FileProblem(
-                f"corrupt or unreadable Parquet file ({_clean_duckdb_message(exc, path)})"
+                f"corrupt or unreadable CSV file ({_clean_duckdb_message(exc, path)})"
             ) from None
-        columns = {str(row[0]): str(row[1]) for row in described}
-    _check_columns(columns, contract)
-    try:
-        rows = int(con.execute(f"SELECT count(*) FROM {reader_sql([file])}").fetchone()[0])  # type: ignore[index]
-    except duckdb.Error as exc:
-        kind = "CSV" if file.fmt == "csv" else "Parquet"
-        raise FileProblem(
-            f"corrupt or unreadable {kind} file ({_clean_duckdb_message(exc, path)})"
-        ) from None
+        rows = int(row[0]) if row else 0
+    else:
+        columns, rows = _parquet_footer(path)
+        _check_columns(columns, contract)
     if rows == 0:
         raise FileProblem("empty file (no rows)")
     return InspectedFile(file, checksum, size, rows, columns)

@@ -24,7 +24,15 @@ from yidai.errors import YidaiError
 from yidai.ingest.discovery import LandingFile, discover
 from yidai.ingest.inspect import FileProblem, InspectedFile, inspect_file, sha256_of, sql_str
 from yidai.ingest.report import FileResult, IngestReport
-from yidai.ingest.validation import duplicates_sql, q, record_json_sql, stage_sql
+from yidai.ingest.validation import (
+    BAD_ROWS_SQL,
+    add_duplicates_sql,
+    candidates_sql,
+    duplicates_sql,
+    q,
+    scan_sql,
+    typed_sql,
+)
 from yidai.warehouse import connect, ensure_tables
 
 log = logging.getLogger(__name__)
@@ -257,92 +265,73 @@ class _Loader:
             self.loaded[result.path] = (inspected.checksum, _now())
             self.report.files.append(result)
             if result.rows_quarantined:
-                log.info("%s: %d row(s) quarantined", result.path, result.rows_quarantined)
+                log.debug("%s: %d row(s) quarantined", result.path, result.rows_quarantined)
 
     def _load_in_transaction(
         self, contract: Contract, group: list[InspectedFile], started: datetime
     ) -> list[FileResult]:
-        """Stage, check, insert good rows and quarantine the rest, write manifest rows."""
+        """Find bad rows and duplicates, insert the rest, quarantine the bad, write manifest."""
         con = self.con
-        con.execute(stage_sql(contract, group))
-        con.execute(duplicates_sql(contract))
-        n_dup = _scalar(con, "SELECT count(*) FROM _dup")
-        if n_dup:
-            con.execute(
-                "UPDATE _stage SET _reason = _dup._reason FROM _dup "
-                "WHERE _stage._f = _dup._f AND _stage._row = _dup._row"
-            )
-        files_sql = (
-            "(VALUES "
-            + ", ".join(
-                f"({i}, {sql_str(f.file.rel_path)}, {sql_str(f.batch_id)}, "
-                f"DATE '{f.file.day.isoformat() if f.file.day else '1970-01-01'}')"
-                for i, f in enumerate(group)
-            )
-            + ") AS files(_f, path, batch_id, day)"
-        )
+        con.execute(scan_sql(contract, group))
+        con.execute(candidates_sql(contract))
+        con.execute(BAD_ROWS_SQL)
+        if _scalar(con, "SELECT count(*) FROM _cand"):
+            con.execute(duplicates_sql(contract, group))
+            con.execute(add_duplicates_sql(contract, group))
+        paths = "[" + ", ".join(sql_str(f.file.rel_path) for f in group) + "]"
+        batches = "[" + ", ".join(sql_str(f.batch_id) for f in group) + "]"
         ingested_at = _now()
         columns = ", ".join(q(c) for c in contract.column_names)
         inserted = _scalar(
             con,
             f"INSERT INTO {q(contract.name)} ({columns}, _batch_id, _ingested_at) "
-            f"SELECT {', '.join('s.' + q(c) for c in contract.column_names)}, files.batch_id, ? "
-            f"FROM _stage s JOIN {files_sql} USING (_f) WHERE s._reason IS NULL",
+            f"SELECT {columns}, {batches}[_f + 1], ? "
+            f"FROM {typed_sql(contract, group)} t ANTI JOIN _bad USING (_f, _row)",
             [ingested_at],
         )
         quarantined = _scalar(
             con,
-            f"INSERT INTO quarantine SELECT {sql_str(contract.name)}, files.path, s._row, "
-            f"s._reason, {record_json_sql(contract)}, files.batch_id, ? "
-            f"FROM _stage s JOIN {files_sql} USING (_f) WHERE s._reason IS NOT NULL",
+            f"INSERT INTO quarantine SELECT {sql_str(contract.name)}, {paths}[_f + 1], _row, "
+            f"_reason, record_json, {batches}[_f + 1], ? FROM _bad",
             [ingested_at],
         )
-        late = (
-            f"s._reason IS NULL AND CAST(s.{q(contract.event_time)} AS DATE) < files.day"
-            if contract.event_time
-            else "false"
-        )
-        counts = {
-            int(f): (int(landed), int(loaded), int(n_late))
-            for f, landed, loaded, n_late in con.execute(
-                f"SELECT s._f, count(*), count(*) FILTER (WHERE s._reason IS NULL), "
-                f"count(*) FILTER (WHERE {late}) "
-                f"FROM _stage s JOIN {files_sql} USING (_f) GROUP BY s._f"
+        bad_by_file = dict(con.execute("SELECT _f, count(*) FROM _bad GROUP BY _f").fetchall())
+        read_by_file = dict(con.execute("SELECT _f, count(*) FROM _scan GROUP BY _f").fetchall())
+        late_by_file = dict(
+            con.execute(
+                "SELECT _f, count(*) FROM _scan ANTI JOIN _bad USING (_f, _row) "
+                "WHERE _late GROUP BY _f"
             ).fetchall()
-        }
-        results: list[FileResult] = []
-        for i, inspected in enumerate(group):
-            landed, loaded, n_late = counts.get(i, (0, 0, 0))
-            if landed != inspected.rows:
-                raise duckdb.InvalidInputException(
-                    f"{inspected.file.rel_path} changed while it was read "
-                    f"({inspected.rows} rows counted, {landed} read)"
-                )
-            results.append(
-                FileResult(
-                    inspected.file.rel_path,
-                    contract.name,
-                    inspected.file.day,
-                    "loaded",
-                    rows_landed=landed,
-                    rows_loaded=loaded,
-                    rows_quarantined=landed - loaded,
-                    rows_late=n_late,
-                    batch_id=inspected.batch_id,
-                )
-            )
-        if inserted != sum(r.rows_loaded for r in results) or quarantined != sum(
-            r.rows_quarantined for r in results
-        ):
+        )
+        changed = [f.file.rel_path for i, f in enumerate(group) if read_by_file.get(i) != f.rows]
+        if changed:
             raise duckdb.InvalidInputException(
-                f"reconciliation failed for {contract.name}: {inserted} rows inserted, "
-                f"{quarantined} quarantined, counts {counts}"
+                f"file changed while it was read (row count differs): {', '.join(changed)}"
+            )
+        results = [
+            FileResult(
+                f.file.rel_path,
+                contract.name,
+                f.file.day,
+                "loaded",
+                rows_landed=f.rows,
+                rows_loaded=f.rows - int(bad_by_file.get(i, 0)),
+                rows_quarantined=int(bad_by_file.get(i, 0)),
+                rows_late=int(late_by_file.get(i, 0)),
+                batch_id=f.batch_id,
+            )
+            for i, f in enumerate(group)
+        ]
+        landed = sum(f.rows for f in group)
+        if inserted + quarantined != landed or quarantined != sum(bad_by_file.values()):
+            raise duckdb.InvalidInputException(
+                f"reconciliation failed: {landed} rows counted in the file(s), "
+                f"{inserted} loaded + {quarantined} quarantined (did a file change while read?)"
             )
         finished = _now()
-        paths = [f.file.rel_path for f in group]
         con.execute(
             "DELETE FROM ingest_manifest WHERE status = 'failed' AND list_contains(?, path)",
-            [paths],
+            [[f.file.rel_path for f in group]],
         )
         con.executemany(
             "INSERT INTO ingest_manifest "
@@ -365,8 +354,8 @@ class _Loader:
                 for r, f in zip(results, group, strict=True)
             ],
         )
-        con.execute("DROP TABLE _stage")
-        con.execute("DROP TABLE _dup")
+        for table in ("_scan", "_cand", "_bad", "_dup"):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
         return results
 
     def _fail(self, file: LandingFile, checksum: str | None, error: str, started: datetime) -> None:

@@ -140,3 +140,50 @@ def write_sample_file(
 def landing_file(landing: Path, source: str, day: date, name: str = "part-0.parquet") -> Path:
     """``<landing>/<source>/dt=<day>/<name>``."""
     return landing / source / f"dt={day.isoformat()}" / name
+
+
+def sample_rows(
+    contract: Contract,
+    n_rows: int,
+    day: date,
+    *,
+    start: int = 0,
+    seed: int = 0,
+    master_counts: dict[str, int] | None = None,
+) -> list[dict[str, object]]:
+    """Valid rows of ``contract`` as dicts (to be edited into hand-made test cases)."""
+    sql = sample_rows_sql(
+        contract, n_rows, day, start=start, seed=seed, master_counts=master_counts
+    )
+    with duckdb.connect() as con:
+        cursor = con.execute(sql)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def write_rows(path: Path, contract: Contract, rows: list[dict[str, object]]) -> Path:
+    """Write ``rows`` with the contract's column types: Parquet, or CSV (header) for ``.csv``."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=contract.column_names)
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+    arrow_types = {
+        "VARCHAR": pa.string(),
+        "TIMESTAMP": pa.timestamp("us"),
+        "DATE": pa.date32(),
+        "DOUBLE": pa.float64(),
+        "BIGINT": pa.int64(),
+        "INTEGER": pa.int32(),
+        "BOOLEAN": pa.bool_(),
+    }
+    schema = pa.schema([(c.name, arrow_types[c.dtype]) for c in contract.columns])
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path

@@ -21,10 +21,6 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _when(condition: str, reason: str) -> str:
-    return f"CASE WHEN {condition} THEN {sql_str(reason)} END"
-
-
 def reason_missing(col: Column) -> str:
     return f"{col.name}: missing value in a non-nullable column"
 
@@ -56,111 +52,156 @@ def reason_duplicate(contract: Contract, *, within_file: bool) -> str:
     return f"duplicate key ({', '.join(contract.key)}): {where}"
 
 
-def _read_checks(col: Column, actual_type: str) -> list[str]:
-    """Checks on the value as read: missing values and values that do not cast."""
-    raw = q(col.name)
-    checks = []
-    if not col.nullable:
-        checks.append(_when(f"{raw} IS NULL", reason_missing(col)))
-    if actual_type not in (col.dtype, '"NULL"'):
-        bad_cast = f"{raw} IS NOT NULL AND TRY_CAST({raw} AS {col.dtype}) IS NULL"
-        if col.dtype in INTEGER_DTYPES:
-            bad_cast = (
-                f"{raw} IS NOT NULL AND (TRY_CAST({raw} AS {col.dtype}) IS NULL "
-                f"OR TRY_CAST({raw} AS DOUBLE) <> TRY_CAST({raw} AS {col.dtype}))"
-            )
-        checks.append(_when(bad_cast, reason_cast(col)))
-    return checks
+def _raw(col: Column) -> str:
+    return q(col.name + "__raw")
+
+
+def _needs_cast(col: Column, actual_type: str) -> bool:
+    return actual_type not in (col.dtype, '"NULL"')
 
 
 def _typed(col: Column, actual_type: str) -> str:
-    raw = q(col.name)
     if actual_type == col.dtype:
-        return raw
+        return q(col.name)
     if actual_type == '"NULL"':
         return f"CAST(NULL AS {col.dtype})"
-    return f"TRY_CAST({raw} AS {col.dtype})"
+    return f"TRY_CAST({q(col.name)} AS {col.dtype})"
 
 
-def _value_checks(contract: Contract) -> list[str]:
-    """Checks on typed values (NULL values pass; missing values are checked on read)."""
-    checks = []
+def typed_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
+    """Subquery over ``files``: ``_f``, ``_row``, ``_day``, the typed contract columns, and
+    ``<col>__raw`` (the value as delivered) for every column that needs a cast (CSV text)."""
+    types = files[0].column_types
+    cols = [f"{_typed(c, types[c.name])} AS {q(c.name)}" for c in contract.columns]
+    cols += [f"{q(c.name)} AS {_raw(c)}" for c in contract.columns if _needs_cast(c, types[c.name])]
+    return f"(SELECT _f, _row, _day, {', '.join(cols)} FROM {reader_sql([f.file for f in files])})"
+
+
+def _reference_join(col: Column, alias: str) -> str:
+    assert col.references is not None
+    table, ref_col = col.references.split(".")
+    return (
+        f"LEFT JOIN (SELECT DISTINCT {q(ref_col)} AS _ref FROM {q(table)}) {alias} "
+        f"ON t.{q(col.name)} = {alias}._ref"
+    )
+
+
+def checks(contract: Contract, column_types: dict[str, str]) -> list[tuple[str, str]]:
+    """Every row check as ``(SQL condition true for a bad row, reason)``, over ``typed_sql``
+    aliased ``t`` and the reference joins aliased ``ref<i>``."""
+    out: list[tuple[str, str]] = []
+    ref_index = 0
     for col in contract.columns:
-        name = q(col.name)
+        name = f"t.{q(col.name)}"
+        cast = _needs_cast(col, column_types[col.name])
+        delivered = f"t.{_raw(col)}" if cast else name
+        if not col.nullable:
+            out.append((f"{delivered} IS NULL", reason_missing(col)))
+        if cast:
+            bad = f"{delivered} IS NOT NULL AND {name} IS NULL"
+            if col.dtype in INTEGER_DTYPES:
+                bad = (
+                    f"{delivered} IS NOT NULL AND ({name} IS NULL "
+                    f"OR TRY_CAST({delivered} AS DOUBLE) <> {name})"
+                )
+            out.append((bad, reason_cast(col)))
         if col.dtype == "DOUBLE":
-            checks.append(_when(f"NOT isfinite({name})", f"{col.name}: not a finite number"))
+            out.append((f"NOT isfinite({name})", f"{col.name}: not a finite number"))
         if col.allowed:
             values = ", ".join(sql_str(v) for v in col.allowed)
-            checks.append(_when(f"{name} NOT IN ({values})", reason_allowed(col)))
+            out.append((f"{name} NOT IN ({values})", reason_allowed(col)))
         if col.min_value is not None:
-            checks.append(_when(f"{name} < {col.min_value!r}", reason_min(col)))
+            out.append((f"{name} < {col.min_value!r}", reason_min(col)))
         if col.references:
-            table, ref_col = col.references.split(".")
-            checks.append(
-                _when(
-                    f"{name} NOT IN (SELECT {q(ref_col)} FROM {q(table)} "
-                    f"WHERE {q(ref_col)} IS NOT NULL)",
-                    reason_reference(col),
-                )
+            out.append(
+                (f"{name} IS NOT NULL AND ref{ref_index}._ref IS NULL", reason_reference(col))
             )
-    if contract.event_time:
-        limit = "CAST(_day AS TIMESTAMP) + INTERVAL 2 DAY"
-        checks.append(_when(f"{q(contract.event_time)} >= {limit}", reason_future(contract)))
+            ref_index += 1
+    if contract.event_time and not contract.future_event_time:
+        limit = "CAST(t._day AS TIMESTAMP) + INTERVAL 2 DAY"
+        out.append((f"t.{q(contract.event_time)} >= {limit}", reason_future(contract)))
     for reason, expression in contract.extra_checks:
-        checks.append(_when(f"({expression})", reason))
-    return checks
+        out.append((f"({expression})", reason))
+    return out
 
 
-def stage_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
-    """Create ``_stage``: every row of ``files`` with its row-level reasons.
+def record_json_sql(contract: Contract, column_types: dict[str, str]) -> str:
+    """JSON of a row as delivered (raw text where a value needed a cast)."""
+    parts = [
+        f"{sql_str(c.name)}: t.{_raw(c) if _needs_cast(c, column_types[c.name]) else q(c.name)}"
+        for c in contract.columns
+    ]
+    return "CAST(to_json({" + ", ".join(parts) + "}) AS VARCHAR)"
 
-    Columns: ``_f`` (file index), ``_row``, the typed contract columns, ``_reason`` and
-    ``_raw_json`` (the record as delivered when a value failed to cast, as in a CSV; the
-    typed record is used otherwise).  The files must share their column types (one scan).
+
+def scan_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
+    """Create ``_scan``: one small row per delivered row, from a single pass over the files.
+
+    Columns: ``_f``, ``_row``, ``_h`` (hash of the key, for duplicate detection), ``_reason``
+    (NULL for a row passing every row check), ``record_json`` (bad rows only) and ``_late``
+    (event day before the delivery day).  Reasons are only built for bad rows.
     """
     types = files[0].column_types
-    typed = [f"{_typed(c, types[c.name])} AS {q(c.name)}" for c in contract.columns]
-    read_checks = [check for c in contract.columns for check in _read_checks(c, types[c.name])]
-    read_errors = f"concat_ws('; ', {', '.join(read_checks)})" if read_checks else "''"
-    has_casts = any(types[c.name] not in (c.dtype, '"NULL"') for c in contract.columns)
-    raw_record = "{" + ", ".join(f"{sql_str(c.name)}: {q(c.name)}" for c in contract.columns) + "}"
-    raw_json = (
-        f"CASE WHEN {read_errors} <> '' THEN CAST(to_json({raw_record}) AS VARCHAR) END"
-        if has_casts
-        else "CAST(NULL AS VARCHAR)"
+    conditions = checks(contract, types)
+    joins = [
+        _reference_join(col, f"ref{i}")
+        for i, col in enumerate(c for c in contract.columns if c.references)
+    ]
+    any_bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in conditions)
+    reason = ", ".join(f"CASE WHEN {cond} THEN {sql_str(r)} END" for cond, r in conditions)
+    key_hash = "hash(" + ", ".join(f"t.{q(k)}" for k in contract.key) + ")"
+    late = (
+        f"coalesce(CAST(t.{q(contract.event_time)} AS DATE) < t._day, false)"
+        if contract.event_time and contract.kind == "event"
+        else "false"
     )
-    inner = (
-        f"SELECT _f, _row, _day, {', '.join(typed)}, {read_errors} AS _read_errors, "
-        f"{raw_json} AS _raw_json FROM {reader_sql([f.file for f in files])}"
-    )
-    checks = ["NULLIF(_read_errors, '')", *_value_checks(contract)]
-    columns = ", ".join(q(c) for c in contract.column_names)
     return (
-        "CREATE OR REPLACE TEMP TABLE _stage AS "
-        f"SELECT CAST(_f AS INTEGER) AS _f, CAST(_row AS BIGINT) AS _row, {columns}, "
-        f"NULLIF(concat_ws('; ', {', '.join(checks)}), '') AS _reason, _raw_json "
-        f"FROM ({inner})"
+        "CREATE OR REPLACE TEMP TABLE _scan AS "
+        f"SELECT t._f, t._row, {key_hash} AS _h, "
+        f"CASE WHEN {any_bad} THEN concat_ws('; ', {reason}) END AS _reason, "
+        f"CASE WHEN {any_bad} THEN {record_json_sql(contract, types)} END AS record_json, "
+        f"{late} AS _late "
+        f"FROM {typed_sql(contract, files)} t {' '.join(joins)}"
     )
 
 
-def duplicates_sql(contract: Contract) -> str:
-    """Create ``_dup``: good rows whose key repeats in the batch or exists in the warehouse.
+def candidates_sql(contract: Contract) -> str:
+    """Create ``_cand(_f, _row)``: good rows whose key hash repeats in the batch or occurs in
+    the warehouse (a superset of the duplicates; usually empty, so exact keys are compared
+    only for these few rows)."""
+    key_hash = "hash(" + ", ".join(f"w.{q(k)}" for k in contract.key) + ")"
+    return f"""
+CREATE OR REPLACE TEMP TABLE _cand AS
+WITH ok AS (SELECT _h, _f, _row FROM _scan WHERE _reason IS NULL),
+repeated AS (SELECT _h FROM ok GROUP BY _h HAVING count(*) > 1),
+in_warehouse AS (
+    SELECT DISTINCT {key_hash} AS _h FROM {q(contract.name)} w
+    WHERE {key_hash} IN (SELECT _h FROM ok)
+)
+SELECT _f, _row FROM ok
+WHERE _h IN (SELECT _h FROM repeated) OR _h IN (SELECT _h FROM in_warehouse)
+"""
+
+
+def duplicates_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
+    """Create ``_dup(_f, _row, _reason)``: candidate rows whose key really repeats in the batch
+    or exists in the warehouse.
 
     The first occurrence (in delivery order) of a key new to the warehouse is kept; every other
     occurrence is a duplicate.  Only rows that pass every other check compete for a key.
     """
     key = ", ".join(q(k) for k in contract.key)
-    on = " AND ".join(f"t.{q(k)} = ok.{q(k)}" for k in contract.key)
+    on = " AND ".join(f"w.{q(k)} = ok.{q(k)}" for k in contract.key)
     first_key = q(contract.key[0])
     return f"""
 CREATE OR REPLACE TEMP TABLE _dup AS
 WITH ok AS (
     SELECT {key}, _f, _row, (CAST(_f AS BIGINT) << {_POS_SHIFT}) + _row AS _pos
-    FROM _stage WHERE _reason IS NULL
+    FROM {typed_sql(contract, files)} t SEMI JOIN _cand USING (_f, _row)
 ),
 in_warehouse AS (
-    SELECT DISTINCT {", ".join(f"t.{q(k)}" for k in contract.key)}
-    FROM {q(contract.name)} t SEMI JOIN ok ON {on}
+    SELECT DISTINCT {", ".join(f"w.{q(k)}" for k in contract.key)}
+    FROM {q(contract.name)} w SEMI JOIN ok ON {on}
 ),
 repeated AS (
     SELECT {key}, min(_pos) AS _first FROM ok GROUP BY {key} HAVING count(*) > 1
@@ -176,7 +217,16 @@ WHERE w.{first_key} IS NOT NULL OR (r._first IS NOT NULL AND ok._pos <> r._first
 """
 
 
-def record_json_sql(contract: Contract) -> str:
-    """JSON of a staged row as delivered (raw text if a value failed to cast)."""
-    record = "{" + ", ".join(f"{sql_str(c)}: {q(c)}" for c in contract.column_names) + "}"
-    return f"coalesce(_raw_json, CAST(to_json({record}) AS VARCHAR))"
+BAD_ROWS_SQL = (
+    "CREATE OR REPLACE TEMP TABLE _bad AS "
+    "SELECT _f, _row, _reason, record_json FROM _scan WHERE _reason IS NOT NULL"
+)
+
+
+def add_duplicates_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
+    """Add the rows of ``_dup`` to ``_bad``, with their records."""
+    return (
+        "INSERT INTO _bad SELECT t._f, t._row, d._reason, "
+        f"{record_json_sql(contract, files[0].column_types)} "
+        f"FROM {typed_sql(contract, files)} t JOIN _dup d USING (_f, _row)"
+    )

@@ -32,6 +32,7 @@ import pandas as pd
 from yidai.decisioning.merchant_limits import (
     POLICY_FILE,
     REASONS,
+    STATUSES,
     MerchantLimitPolicy,
     load_merchant_limit_policy,
     propose_line_changes,
@@ -283,14 +284,15 @@ def run_refresh(
         X = _model_matrix(frame.loc[has_features], snapshot.feature_set, model, policy)
         pd_all = np.full(len(frame), np.nan)
         if X.shape[0]:
-            pd_all[has_features] = model.predict_proba(X)
+            pd_all[has_features] = _predict_parallel(model, X)
         score = np.where(has_features, model.score_points(np.nan_to_num(pd_all, nan=0.5)), np.nan)
         grade = np.where(
             has_features,
             model.grade(np.nan_to_num(pd_all, nan=0.5)).astype(object),
             UNSCORED_GRADE,
         )
-        frame["pd"], frame["score"], frame["grade"] = pd_all, score, grade
+        frame["pd"], frame["score"] = pd_all, score
+        frame["grade"] = pd.Categorical(grade)
         steps.step("scored")
 
         uw = decide_credit_batch(
@@ -299,12 +301,12 @@ def run_refresh(
             pd_all,
             score,
             grade,
-            applicant_ids=frame["merchant_id"].to_numpy(),
+            applicant_ids=frame["merchant_id"].to_numpy(dtype=object),
             has_features=has_features,
         )
-        frame["underwriting_decision"] = uw["decision"].to_numpy()
+        frame["underwriting_decision"] = pd.Categorical(uw["decision"].to_numpy())
         frame["underwriting_limit"] = uw["proposed_limit"].to_numpy()
-        frame["underwriting_codes"] = [";".join(c) for c in uw["reason_codes"]]
+        frame["underwriting_codes"] = pd.Categorical([";".join(c) for c in uw["reason_codes"]])
         changes = propose_line_changes(frame, policy)
         steps.step("policy applied")
 
@@ -369,6 +371,17 @@ def run_refresh(
         summary["exposure_after"],
     )
     return RefreshResult(version, as_of, path, published, reused, summary)
+
+
+def _predict_parallel(model: PDModel, X: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """``model.predict_proba`` over row chunks on two threads (LightGBM releases the GIL)."""
+    if len(X) <= chunk:
+        return np.asarray(model.predict_proba(X))
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [X[i : i + chunk] for i in range(0, len(X), chunk)]
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+        return np.concatenate(list(pool.map(model.predict_proba, parts)))
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -460,12 +473,15 @@ def _assemble(
     frame["current_line"] = np.where(
         in_prev, frame["previous_line"].fillna(0.0).to_numpy(np.float64), book_line
     )
-    frame["previous_status"] = np.where(
+    prev_status = frame["previous_status"].eq("frozen").fillna(False).to_numpy(dtype=bool)
+    prev_active = frame["previous_status"].eq("active").fillna(False).to_numpy(dtype=bool)
+    status_code = np.where(
         in_prev,
-        frame["previous_status"].astype(object),
-        np.where(book_line > 0, "active", "none"),
+        np.where(prev_status, 1, np.where(prev_active, 0, 2)),
+        np.where(book_line > 0, 0, 2),
     )
-    frame["was_frozen"] = frame["previous_status"].to_numpy() == "frozen"
+    frame["previous_status"] = pd.Categorical.from_codes(status_code, categories=pd.Index(STATUSES))
+    frame["was_frozen"] = prev_status & in_prev
     frame["outstanding"] = frame["outstanding"].fillna(0.0).astype(np.float64)
     frame["dpd"] = frame["dpd"].fillna(0.0).astype(np.float64)
     return frame.drop(columns=["previous_line", "book_line"])
@@ -504,31 +520,31 @@ def _limits_table(
 ) -> pd.DataFrame:
     """The published limits: one row per merchant."""
     line = changes["new_line"].to_numpy()
-    status = changes["status"].to_numpy()
+    active = changes["status"].eq("active").to_numpy(dtype=bool)
     outstanding = frame["outstanding"].to_numpy()
-    available = np.where(status == "active", np.maximum(line - outstanding, 0.0), 0.0)
+    available = np.where(active, np.maximum(line - outstanding, 0.0), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = np.where(line > 0, outstanding / np.where(line > 0, line, 1.0), 0.0)
     return pd.DataFrame(
         {
-            "merchant_id": frame["merchant_id"].astype(str).to_numpy(),
-            "account_id": frame["account_id"].astype(object).to_numpy(),
+            "merchant_id": frame["merchant_id"].astype("str"),
+            "account_id": frame["account_id"].astype("str"),
             "credit_line": line,
             "outstanding": outstanding,
             "available": available,
             "utilisation": utilisation,
-            "status": status,
-            "decision": changes["decision"].to_numpy(),
-            "reason_code": changes["reason_code"].to_numpy(),
-            "underwriting_decision": frame["underwriting_decision"].to_numpy(),
-            "underwriting_codes": frame["underwriting_codes"].to_numpy(),
+            "status": changes["status"],
+            "decision": changes["decision"],
+            "reason_code": changes["reason_code"],
+            "underwriting_decision": frame["underwriting_decision"],
+            "underwriting_codes": frame["underwriting_codes"],
             "pd": frame["pd"].to_numpy(),
             "score": frame["score"].to_numpy(),
-            "grade": frame["grade"].astype(str).to_numpy(),
+            "grade": frame["grade"],
             "dpd": frame["dpd"].to_numpy(),
             "target_line": changes["target_line"].to_numpy(),
             "previous_line": frame["current_line"].to_numpy(),
-            "previous_status": frame["previous_status"].astype(str).to_numpy(),
+            "previous_status": frame["previous_status"].astype(changes["status"].dtype),
             "change_capped": changes["change_capped"].to_numpy(),
             "floored_at_outstanding": changes["floored_at_outstanding"].to_numpy(),
             "as_of": pd.Timestamp(as_of),
@@ -540,7 +556,7 @@ def _limits_table(
 def _change_log(limits: pd.DataFrame) -> pd.DataFrame:
     """Merchants whose line or status changed, with the change and its reason."""
     changed = (limits["credit_line"] != limits["previous_line"]) | (
-        limits["status"] != limits["previous_status"]
+        limits["status"].cat.codes != limits["previous_status"].cat.codes
     )
     log_ = limits.loc[
         changed,
@@ -567,9 +583,10 @@ def _change_log(limits: pd.DataFrame) -> pd.DataFrame:
     return log_
 
 
-def committed_exposure(line: np.ndarray, outstanding: np.ndarray, status: np.ndarray) -> np.ndarray:
-    """Committed exposure per merchant: the line of an active line, else the balance."""
-    return np.where(np.asarray(status) == "active", line, outstanding)
+def committed_exposure(line: np.ndarray, outstanding: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """Committed exposure per merchant: the line of an active line, else the balance (a
+    frozen line cannot be drawn further)."""
+    return np.where(active, line, outstanding)
 
 
 def summarise(limits: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
@@ -577,21 +594,21 @@ def summarise(limits: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
     before = committed_exposure(
         limits["previous_line"].to_numpy(),
         limits["outstanding"].to_numpy(),
-        limits["previous_status"].to_numpy(),
+        limits["previous_status"].eq("active").to_numpy(dtype=bool),
     )
     after = committed_exposure(
         limits["credit_line"].to_numpy(),
         limits["outstanding"].to_numpy(),
-        limits["status"].to_numpy(),
+        limits["status"].eq("active").to_numpy(dtype=bool),
     )
     counts = limits["decision"].value_counts()
-    decision = limits["decision"].to_numpy()
+    decision = limits["decision"].eq("freeze").to_numpy(dtype=bool)
     summary: dict[str, Any] = {
         "merchants": len(limits),
         **{d: int(counts.get(d, 0)) for d in ("new", "increase", "keep", "decrease", "freeze")},
         "no_line": int(counts.get("none", 0)),
         "newly_frozen": int(
-            ((decision == "freeze") & (limits["previous_status"].to_numpy() != "frozen")).sum()
+            (decision & limits["previous_status"].ne("frozen").to_numpy(dtype=bool)).sum()
         ),
         "lines_before": int((limits["previous_status"] != "none").sum()),
         "lines_after": int((limits["status"] != "none").sum()),
@@ -604,7 +621,7 @@ def summarise(limits: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
     by_grade = (
         pd.DataFrame(
             {
-                "grade": limits["grade"].to_numpy(),
+                "grade": limits["grade"].astype(str).to_numpy(),
                 "merchants": 1,
                 "lines_after": (limits["status"] != "none").to_numpy().astype(int),
                 "exposure_before": before,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Response
 
 from scoring_service.api.deps import AuditDep, StateDep, require_scope
 from scoring_service.decide import Caller, credit_decision
@@ -19,10 +19,10 @@ from scoring_service.schemas import (
 router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"])
 
 
-def _decide(state: StateDep, product: str, body: dict[str, object], caller: Caller) -> dict:
-    out = credit_decision(state.resources, state.audit, product, body, caller)
-    state.metrics.decisions.labels(product, out["decision"], out["arm"]).inc()
-    return out
+def _decide(state: StateDep, product: str, body: dict[str, object], caller: Caller) -> Response:
+    answer = credit_decision(state.resources, state.audit, product, body, caller)
+    state.metrics.count(product, answer)
+    return Response(answer.json, media_type="application/json")
 
 
 @router.post("/personal-credit", response_model=CreditDecisionOut)
@@ -30,7 +30,7 @@ async def personal_credit(
     body: PersonalCreditIn,
     state: StateDep,
     caller: Annotated[Caller, Depends(require_scope("personal-credit"))],
-) -> dict:
+) -> Response:
     """Instant consumer credit (逸贷), e.g. at mall checkout."""
     return _decide(state, "personal", body.model_dump(mode="json"), caller)
 
@@ -40,7 +40,7 @@ async def merchant_credit(
     body: MerchantCreditIn,
     state: StateDep,
     caller: Annotated[Caller, Depends(require_scope("merchant-credit"))],
-) -> dict:
+) -> Response:
     """A small merchant's revolving line, underwritten on POS turnover."""
     return _decide(state, "merchant", body.model_dump(mode="json"), caller)
 
@@ -50,7 +50,7 @@ async def sme_credit(
     body: SmeCreditIn,
     state: StateDep,
     caller: Annotated[Caller, Depends(require_scope("sme-credit"))],
-) -> dict:
+) -> Response:
     """SME revolving online loan (网贷通); an approval opens an account for drawdowns."""
     return _decide(state, "sme", body.model_dump(mode="json"), caller)
 

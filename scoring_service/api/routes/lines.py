@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Response
 
 from scoring_service.api.deps import ResourcesDep, StateDep, require_scope
 from scoring_service.decide import Caller, drawdown
@@ -18,9 +18,10 @@ async def post_drawdown(
     body: DrawdownIn,
     state: StateDep,
     caller: Annotated[Caller, Depends(require_scope("drawdowns"))],
-) -> dict:
+) -> Response:
     """Draw within limit minus outstanding; two concurrent drawdowns never exceed it."""
-    return drawdown(state.resources, state.audit, body.model_dump(mode="json"), caller)
+    answer = drawdown(state.resources, state.audit, body.model_dump(mode="json"), caller)
+    return Response(answer.json, media_type="application/json")
 
 
 @router.get("/merchants/{merchant_id}/limit", response_model=MerchantLimitOut)

@@ -1,0 +1,91 @@
+"""train_model wired to the real feature store: a contract-shaped DuckDB warehouse, the daily
+feature build, the point-in-time training set, MLflow, the online snapshot and the loader.
+
+(The end-to-end run on the simulator - simulate, ingest, build, train - is exercised by hand and
+reported in docs/benchmarks.md; it takes minutes, beyond this area's test budget.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from models.registry import load_model
+from models.training import train_model
+from yidai.errors import YidaiError
+from yidai.settings import Settings
+
+AS_OF = dt.date(2026, 9, 30)
+FAST = {"n_estimators": 40, "learning_rate": 0.2, "early_stopping_rounds": 10}
+
+
+@pytest.fixture(scope="module")
+def warehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse with a year of synthetic rows, feature history and today's snapshot."""
+    from features import build_features, build_features_history, publish_snapshot
+    from features.synthetic import synthetic_warehouse
+    from yidai.warehouse import connect
+
+    home = tmp_path_factory.mktemp("models_integration")
+    con = connect(home / "warehouse" / "yidai.duckdb")
+    try:
+        synthetic_warehouse(con, n_pos=12_000, n_payments=4_000, n_orders=1_000)
+        build_features_history(con, dt.date(2025, 10, 1), AS_OF, ["payment_fraud_v1"])
+        build_features(con, AS_OF, ["payment_fraud_v1"])
+        publish_snapshot(con, home / "serving", AS_OF, ["payment_fraud_v1"])
+    finally:
+        con.close()
+    return home
+
+
+@pytest.fixture
+def settings(warehouse_home: Path, mlflow_settings: Settings) -> Settings:
+    return Settings(home=warehouse_home, mlflow_tracking_uri=mlflow_settings.tracking_uri)
+
+
+def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
+    from features import FEATURE_SETS, build_training_set, fraud_spine, load_snapshot
+    from yidai.warehouse import connect
+
+    result = train_model("payment_fraud", settings=settings, estimator_params=FAST)
+    fs = FEATURE_SETS["payment_fraud_v1"]
+    assert (result.feature_set, result.feature_set_version) == (fs.name, fs.fingerprint)
+    assert result.alias == "champion"
+    for metric in ("oot_average_precision", "oot_card_precision_at_k",
+                   "oot_amount_weighted_recall", "score_psi", "max_feature_psi"):  # fmt: skip
+        assert np.isfinite(result.metrics[metric]), metric
+    assert "oracle_auc" not in result.metrics  # no simulator truth in this warehouse
+    # Fraud: the test window starts a label delay after calibration ends.
+    cal_end = dt.date.fromisoformat(result.windows["calibration"].split("..")[1])
+    test_start = dt.date.fromisoformat(result.windows["test"].split("..")[0])
+    assert (test_start - cal_end).days == settings.fraud_label_delay_days + 1
+
+    # The service's path: the published snapshot's fingerprint must match the model's.
+    snapshot = load_snapshot(settings.serving, "payment_fraud_v1")
+    model = load_model(
+        "payment_fraud", settings=settings, expected_feature_set_version=snapshot.fingerprint
+    )
+    assert model.feature_names == fs.columns
+    con = connect(settings.warehouse)
+    try:
+        spine = fraud_spine(con, AS_OF).tail(50)
+        rows = build_training_set(con, spine, "payment_fraud_v1")
+    finally:
+        con.close()
+    p = model.predict_proba(rows[fs.columns].to_numpy())
+    assert p.shape == (50,) and ((p > 0) & (p < 1)).all()
+    reasons = model.reason_codes(rows[fs.columns].to_numpy(), top_k=3)
+    assert any(reasons) and all(r.text_zh and r.text_en for row in reasons for r in row)
+
+
+def test_too_little_credit_history_is_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(YidaiError, match="personal_credit_v1|too short|empty|single class"):
+        train_model("personal_pd", settings=settings, estimator_params=FAST)
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    assert "personal_pd" not in {m.name for m in client.search_registered_models()}
+    with pytest.raises(YidaiError, match="unknown model"):
+        train_model("no_such_model", settings=settings)

@@ -1,0 +1,167 @@
+"""Seasonality, fraud scenarios, the loan book and the learnable credit signal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from simulator.signal import signal_report
+from yidai.errors import YidaiError
+
+if TYPE_CHECKING:
+    from conftest import SimRun
+
+
+def _glob(run: SimRun, source: str) -> str:
+    files = [
+        str(f)
+        for f in sorted((run.landing / source).glob("dt=*/part-*.parquet"))
+        if not f.name.startswith("part-zz-")
+    ]
+    return f"read_parquet({files!r})"
+
+
+def test_double_eleven_peak_and_spring_festival_dip(tiny_run: SimRun) -> None:
+    con = duckdb.connect()
+    daily = dict(
+        con.execute(
+            f"select ts::date, count(*) from {_glob(tiny_run, 'mall_orders')} "
+            "where ts::date between '2025-10-15' and '2025-11-30' group by 1"
+        ).fetchall()
+    )
+    import datetime as dt
+
+    peak = daily[dt.date(2025, 11, 11)]
+    others = [v for d, v in daily.items() if d != dt.date(2025, 11, 11)]
+    assert peak > 3 * np.mean(others)
+    weekly = dict(
+        con.execute(
+            "select date_trunc('week', ts)::date, count(*) "
+            f"from {_glob(tiny_run, 'pos_transactions')} "
+            "where status = 'approved' group by 1"
+        ).fetchall()
+    )
+    festival_week = weekly[dt.date(2026, 2, 16)]  # Spring Festival: 2026-02-17
+    march = [weekly[dt.date(2026, 3, 2)], weekly[dt.date(2026, 3, 9)], weekly[dt.date(2026, 3, 16)]]
+    assert festival_week < 0.7 * np.mean(march)
+
+
+def test_fraud_scenarios_are_present_and_reported_late(tiny_run: SimRun) -> None:
+    con = duckdb.connect()
+    fraud = pq.read_table(tiny_run.truth / "fraud.parquet").to_pandas()
+    assert set(fraud["fraud_type"]) == {
+        "compromised_card",
+        "skimming",
+        "account_takeover",
+        "merchant_cash_out",
+        "chargeback",
+    }
+    pos_rows = con.execute(f"select count(*) from {_glob(tiny_run, 'pos_transactions')}").fetchone()
+    pos_fraud = fraud[(fraud.ref_type == "pos") & (fraud.fraud_type != "chargeback")]
+    assert pos_rows is not None
+    assert 0.0005 < len(pos_fraud) / pos_rows[0] < 0.01
+    reports = con.execute(
+        f"select r.ref_id, r.reported_at, r.fraud_type from {_glob(tiny_run, 'fraud_reports')} r"
+    ).df()
+    merged = reports.merge(fraud, on="ref_id", suffixes=("_rep", ""))
+    assert len(merged) >= 0.95 * len(reports), "reports refer to fraudulent rows of the truth"
+    merged = merged[merged["reported_at_rep"].notna()]  # a null here is an injected defect
+    delay = (merged["reported_at_rep"] - merged["ts"]).dt.total_seconds() / 86_400
+    assert (delay > 0).all()
+    assert delay.median() >= 1.0
+    assert fraud["reported_at"].isna().any(), "some fraud is never (or not yet) reported"
+    # scenario fingerprints
+    detail = (
+        con.execute(
+            "select p.txn_id, p.amount as txn_amount, p.entry_mode, p.customer_id "
+            f"from {_glob(tiny_run, 'pos_transactions')} p"
+        )
+        .df()
+        .merge(fraud, left_on="txn_id", right_on="ref_id")
+    )
+    skim = detail[detail.fraud_type == "skimming"]
+    assert (skim.entry_mode == "magstripe").mean() > 0.7
+    cash = detail[detail.fraud_type == "merchant_cash_out"]
+    assert (cash.txn_amount % 1000 == 0).all() and cash.customer_id.isna().all()
+    card = detail[detail.fraud_type == "compromised_card"]
+    assert card.txn_amount.median() > 1000
+    ato = fraud[fraud.fraud_type == "account_takeover"].merge(
+        con.execute(
+            f"select payment_id, device_id, payer_id from {_glob(tiny_run, 'payments')}"
+        ).df(),
+        left_on="ref_id",
+        right_on="payment_id",
+    )
+    usual = con.execute(
+        f"select distinct payer_id, device_id from {_glob(tiny_run, 'payments')} "
+        "where payment_id not in "
+        f"(select ref_id from read_parquet('{tiny_run.truth}/fraud.parquet'))"
+    ).df()
+    seen = set(zip(usual.payer_id, usual.device_id, strict=True))
+    assert not any((p, d) in seen for p, d in zip(ato.payer_id, ato.device_id, strict=True))
+
+
+def test_loan_book_matches_truth(tiny_run: SimRun) -> None:
+    con = duckdb.connect()
+    apps = pq.read_table(tiny_run.truth / "applications.parquet").to_pandas()
+    assert set(apps["product"]) == {"personal", "merchant", "sme"}
+    assert apps["true_pd"].between(0, 1, inclusive="neither").all()
+    assert (apps["decision"] == "declined").any()
+    assert (apps["ts"] >= np.datetime64("2025-11-01")).all(), "history exists before applying"
+    tape = con.execute(
+        f"select account_id, max(days_past_due) as dpd from {_glob(tiny_run, 'loan_performance')} "
+        "group by 1"
+    ).df()
+    booked = apps[apps["decision"] == "approved"].merge(
+        tape, left_on="application_id", right_on="account_id", how="left"
+    )
+    assert booked["dpd"].notna().mean() > 0.95
+    declined = set(apps.loc[apps["decision"] == "declined", "application_id"])
+    assert not declined & set(tape["account_id"])
+    end = np.datetime64("2026-09-30")
+    months_seen = (end - booked["ts"].values.astype("datetime64[D]")).astype(int) // 31
+    visible = booked[booked["defaulted"] & (booked["default_month"] <= months_seen)]
+    assert len(visible) > 0 and (visible["dpd"] >= 90).all()
+    never = booked[~booked["defaulted"]]
+    assert (never["dpd"].fillna(0) < 90).all()
+
+
+def test_behaviour_recovers_true_pd(tiny_run: SimRun) -> None:
+    report = signal_report(tiny_run.landing, tiny_run.truth)
+    for product, row in report.items():
+        assert row["spearman_recovered"] > 0.6, (product, row)
+        assert row["proxy_expected_auc"] > 0.7, (product, row)
+        assert row["proxy_expected_auc"] > row["oracle_expected_auc"] - 0.08, (product, row)
+        assert 0.02 < row["mean_true_pd"] < 0.12
+    apps = pq.read_table(tiny_run.truth / "applications.parquet").to_pandas()
+    ranked = apps.sort_values("true_pd")
+    low, high = np.array_split(ranked["defaulted"].to_numpy(), 2)
+    assert high.mean() > 2 * low.mean(), "defaults rise with true_pd"
+
+
+def test_cli_simulate_refuses_non_empty_landing(tmp_path: Path) -> None:
+    from yidai.cli import app
+
+    runner = CliRunner()
+    args = [
+        "simulate", "--preset", "tiny", "--months", "3", "--customers", "200",
+        "--merchants", "20", "--smes", "10", "--sellers", "10",
+        "--landing", str(tmp_path / "landing"), "--truth", str(tmp_path / "truth"),
+    ]  # fmt: skip
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "pos_transactions" in first.output
+    assert (tmp_path / "truth" / "applications.parquet").exists()
+    second = runner.invoke(app, args)
+    assert isinstance(second.exception, YidaiError)
+    assert "--overwrite" in str(second.exception)
+    third = runner.invoke(app, [*args, "--overwrite"])
+    assert third.exit_code == 0, third.output
+    with pytest.raises(YidaiError, match="unknown preset"):
+        runner.invoke(app, ["simulate", "--preset", "nope"], catch_exceptions=False)
