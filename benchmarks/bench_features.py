@@ -108,7 +108,7 @@ def _duckdb_pos_columns(path: Path) -> tuple[float, dict[str, object]]:
     t0 = time.perf_counter()
     features.build_features(con, AS_OF, list(POS_COLUMNS))
     seconds = time.perf_counter() - t0
-    frames = {}
+    frames: dict[str, object] = {}
     for name, cols in POS_COLUMNS.items():
         fs = features.FEATURE_SETS[name]
         quoted = ", ".join(f'"{c}"' for c in cols)
@@ -167,9 +167,9 @@ def _pandas_pos_columns(path: Path) -> tuple[float, dict[str, object]]:
         signed = np.where(w["status"] == "approved", w["amount"], 0.0) - np.where(
             w["status"] == "refund", w["amount"], 0.0
         )
-        merch[f"merchant_net_turnover_{days}d"] = pd.Series(signed, index=w.index).groupby(
-            w["merchant_id"]
-        ).sum()
+        merch[f"merchant_net_turnover_{days}d"] = (
+            pd.Series(signed, index=w.index).groupby(w["merchant_id"]).sum()
+        )
         if days == 30:
             merch["merchant_txn_count_30d"] = ok.groupby("merchant_id").size()
         if days == 90:
@@ -181,7 +181,10 @@ def _pandas_pos_columns(path: Path) -> tuple[float, dict[str, object]]:
                 w[w["status"] == "chargeback"].groupby("merchant_id").size() / n
             )
     seconds = time.perf_counter() - t0
-    return seconds, {"personal_credit_v1": pd.DataFrame(cust), "merchant_credit_v1": pd.DataFrame(merch)}
+    return seconds, {
+        "personal_credit_v1": pd.DataFrame(cust),
+        "merchant_credit_v1": pd.DataFrame(merch),
+    }
 
 
 def _compare(duck: dict[str, object], pand: dict[str, object]) -> None:

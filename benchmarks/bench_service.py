@@ -321,9 +321,10 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_workers:
         phases.append(("yidai, two workers", yidai_two))
     for name, phase in phases:
-        print(f"phase: {name} ...", flush=True)
+        print(f"phase: {name} ... (load average {os.getloadavg()[0]:.1f})", flush=True)
         phase()
         print(results[-1], flush=True)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores: above 2 means queueing)")
     print("\n".join(["", "results:", *results]))
 
 

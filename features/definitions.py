@@ -94,10 +94,8 @@ def _cv(col: str, days: int) -> str:
 def _trend(col: str, recent: int, window: int) -> str:
     """Recent ``recent`` days against the rest of the window, per day."""
     early = window - recent
-    return (
-        f"(sum({col}) FILTER (WHERE day > as_of - {recent}) / {recent}) / "
-        f"nullif(sum({col}) FILTER (WHERE day <= as_of - {recent}) / {early}, 0)"
-    )
+    last = f"sum({col}) FILTER (WHERE day > as_of - {recent})"
+    return f"({last} / {recent}) / nullif((sum({col}) - {last}) / {early}, 0)"
 
 
 def _latest_ratio(num: str, den: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from yidai.errors import YidaiError
 from yidai.warehouse import ensure_tables
 
 log = logging.getLogger(__name__)
+SCHEMA = "feat"
 
 
 def fetch_one(
@@ -32,7 +34,51 @@ def fetch_one(
     return rows[0] if rows else None
 
 
-SCHEMA = "feat"
+_AGG_CALL = re.compile(r"\b(sum|count|max|min)\s*\(", re.IGNORECASE)
+_NOT_WINDOWABLE = re.compile(r"\bas_of\b|\barg_max\b|\bavg\b", re.IGNORECASE)
+
+
+def _close(expr: str, open_at: int) -> int:
+    """Index just after the parenthesis matching the one at ``open_at``."""
+    depth = 0
+    for i in range(open_at, len(expr)):
+        if expr[i] == "(":
+            depth += 1
+        elif expr[i] == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    raise ValueError(f"unbalanced parentheses in {expr!r}")
+
+
+_RECENT_FILTER = re.compile(r"\s*FILTER\s*\(WHERE day > as_of - (\d+)\)", re.IGNORECASE)
+
+
+def windowed_expr(expr: str, window: str = "w") -> str | None:
+    """``expr`` with every aggregate turned into a window aggregate over ``window`` (and
+    ``count(*)`` into ``count(__n)``), or None if it cannot be (uses as_of, DISTINCT...).
+    ``FILTER (WHERE day > as_of - N)`` becomes the window ``w<N>`` (the last N days)."""
+    out, pos = [], 0
+    for m in _AGG_CALL.finditer(expr):
+        if m.start() < pos:
+            return None  # nested aggregate
+        end = _close(expr, m.end() - 1)
+        name = window
+        recent = _RECENT_FILTER.match(expr, end)
+        call = expr[m.start() : end]
+        if recent:
+            name, end = f"w{recent.group(1)}", recent.end()
+        else:
+            f = re.match(r"\s*FILTER\s*\(", expr[end:], re.IGNORECASE)
+            if f:
+                end = _close(expr, end + f.end() - 1)
+                call = expr[m.start() : end]
+        call = call.replace("count(*)", "count(__n)")
+        out.append(f"{expr[pos : m.start()]}{call} OVER {name}")
+        pos = end
+    out.append(expr[pos:])
+    result = "".join(out)
+    return None if _NOT_WINDOWABLE.search(result) else result
 
 
 def profile_table(fs: FeatureSet, entity: str) -> str:
@@ -103,11 +149,12 @@ def compute_profiles_sql(
     ctes: list[str] = []
     select: list[str] = []
     joins: list[str] = []
-    groups: dict[tuple[str, int | None], list[Feature]] = {}
+    groups: dict[tuple[str, int | None, bool], list[Feature]] = {}
     for f in feats:
         if f.kind == "agg":
-            groups.setdefault((f.source, f.window_days), []).append(f)
-    for i, ((source_name, days), group) in enumerate(groups.items()):
+            slides = windowed_expr(f.expr) is not None
+            groups.setdefault((f.source, f.window_days, slides), []).append(f)
+    for i, ((source_name, days, slides), group) in enumerate(groups.items()):
         cols = ", ".join(f"{f.expr} AS {_q(f.name)}" for f in group)
         if first_day == last_day:  # one as-of day: aggregate the window, no range join
             day = _lit(last_day)
@@ -115,6 +162,27 @@ def compute_profiles_sql(
             ctes.append(
                 f"g{i} AS (SELECT entity_id, as_of, {cols} FROM (SELECT *, {day} AS as_of "
                 f"FROM {src_tables[source_name]} WHERE {cond}) GROUP BY entity_id, as_of)"
+            )
+        elif slides:
+            # many days: sliding windows over the entity's daily rows (one pass, no join)
+            wcols = ", ".join(f"{windowed_expr(f.expr)} AS {_q(f.name)}" for f in group)
+            src = SOURCES[source_name]
+            measures = ", ".join([*src.dims, *(name for name, _ in src.measures)])
+            order = "ORDER BY date_diff('day', DATE '1970-01-01', as_of)"
+            frames = {"w": f"{days - 1} PRECEDING" if days else "UNBOUNDED PRECEDING"}
+            for f in group:
+                for n in re.findall(r"OVER w(\d+)", windowed_expr(f.expr) or ""):
+                    frames[f"w{n}"] = f"{int(n) - 1} PRECEDING"
+            window_sql = ", ".join(
+                f"{name} AS (PARTITION BY entity_id {order} RANGE BETWEEN {frame} AND CURRENT ROW)"
+                for name, frame in frames.items()
+            )
+            ctes.append(
+                f"g{i} AS (SELECT entity_id, as_of, {wcols} FROM ("
+                f"SELECT entity_id, day AS as_of, {measures}, 1 AS __n, false AS __key "
+                f"FROM {src_tables[source_name]} UNION ALL BY NAME "
+                f"SELECT entity_id, as_of, true AS __key FROM {keys}) "
+                f"WINDOW {window_sql} QUALIFY __key)"
             )
         else:
             cond = "d.day <= k.as_of" + (f" AND d.day > k.as_of - {days}" if days else "")
@@ -125,7 +193,7 @@ def compute_profiles_sql(
             )
         joins.append(f"LEFT JOIN g{i} ON g{i}.entity_id = k.entity_id AND g{i}.as_of = k.as_of")
     where_is: dict[str, str] = {}
-    for i, ((_, _), group) in enumerate(groups.items()):
+    for i, group in enumerate(groups.values()):
         for f in group:
             where_is[f.name] = f"g{i}.{_q(f.name)}"
     for j, f in enumerate(x for x in feats if x.kind == "sql"):

@@ -197,7 +197,15 @@ class FeatureSnapshot:
         return f"{payer_id}\x1f{value}" in self.pairs.get(field_name, set())
 
     def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray:
-        """The full online feature vector of one request (same order as training)."""
+        """The full online feature vector of one request (same order as training).
+
+        Credit sets: ``{"entity_id": ..., "requested_amount": ...}``.  ``payment_fraud_v1``:
+        the event's fields (``payer_id`` = card token for POS / account holder for payments,
+        ``event_type`` 'pos'|'payment', ``ts``, ``amount``, ``counterpart_id`` = terminal or
+        payee, ``merchant_id``, ``mcc``, ``entry_mode``, ``channel``, ``device_id``,
+        ``payment_type``) plus ``recent``: the payer's events of the last 24 hours before
+        ``ts`` (dicts with ts, amount, counterpart_id, device_id, channel).
+        """
         fs = get_feature_set(self.feature_set)
         if fs.entity == "payer":
             payer = str(request.get("payer_id"))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models._runtime import import_lightgbm
 from models.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from yidai.errors import YidaiError
 
@@ -40,6 +41,7 @@ class GradientBoostedPD:
         learning_rate: float = 0.05,
         num_leaves: int = 15,
         min_child_samples: int = 50,
+        max_bin: int = 63,
         feature_fraction: float = 0.9,
         bagging_fraction: float = 0.9,
         reg_lambda: float = 1.0,
@@ -55,6 +57,7 @@ class GradientBoostedPD:
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
+        self.max_bin = max_bin
         self.feature_fraction = feature_fraction
         self.bagging_fraction = bagging_fraction
         self.reg_lambda = reg_lambda
@@ -74,6 +77,7 @@ class GradientBoostedPD:
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples,
+            "max_bin": self.max_bin,
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,
             "reg_lambda": self.reg_lambda,
@@ -93,6 +97,7 @@ class GradientBoostedPD:
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples,
+            "max_bin": self.max_bin,
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,
             "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
@@ -116,7 +121,7 @@ class GradientBoostedPD:
     ) -> GradientBoostedPD:
         """Train on ``(X, y)``, stop early on ``eval_set``, calibrate on ``calibration_set``
         (default: ``eval_set``).  All sets are DataFrames with the same columns."""
-        import lightgbm as lgb
+        lgb = import_lightgbm()
 
         if not isinstance(X, pd.DataFrame):
             raise YidaiError("fit needs a DataFrame so that feature names are known")
@@ -144,7 +149,7 @@ class GradientBoostedPD:
         params = self.lightgbm_params(self.scale_pos_weight_, self.n_jobs_)
         if any(self.monotone_constraints_):
             params["monotone_constraints"] = self.monotone_constraints_
-            params["monotone_constraints_method"] = "advanced"
+            params["monotone_constraints_method"] = "intermediate"
         train_data = lgb.Dataset(
             self._matrix(X), label=y_train, feature_name=self.feature_names_, free_raw_data=True
         )
@@ -253,6 +258,5 @@ def _check_labels(y: np.ndarray | pd.Series, n_rows: int, what: str) -> np.ndarr
 def _truncate(booster: Any, n_trees: int) -> Any:
     """A booster holding only the first ``n_trees`` trees (so saved models need no
     ``num_iteration`` argument at prediction time)."""
-    import lightgbm as lgb
-
+    lgb = import_lightgbm()
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=n_trees))

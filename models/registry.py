@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
 from models.reasons import Reason, ReasonCoder
 from models.scorecard import Scorecard
@@ -235,12 +236,12 @@ def log_and_register(
     """Log one run (params, metrics, artifacts, model with signature) and register it as a
     new version with the alias chosen by the gate.  On any failure the version (and a
     registered model created here) is deleted and the run is marked FAILED."""
-    import lightgbm as lgb
     import mlflow
     import mlflow.lightgbm
     from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
+    lgb = import_lightgbm()
     settings = settings or get_settings()
     if package.artifacts_dir is not None and not Path(package.artifacts_dir).is_dir():
         raise YidaiError(f"report folder {package.artifacts_dir} does not exist")
@@ -440,10 +441,10 @@ def load_model(
     Refuses (YidaiError) if the tracking store is unreachable, the alias does not exist, or
     ``expected_feature_set_version`` (the online snapshot's) differs from the model's.
     """
-    import lightgbm as lgb
     import mlflow.artifacts
     from mlflow.models import Model
 
+    lgb = import_lightgbm()
     client = tracking_client(settings)
     model_version = _version_by_alias(client, name, alias)
     version = str(model_version.version)

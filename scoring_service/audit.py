@@ -104,6 +104,7 @@ _INSERT_DRAW = (
 
 
 _INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError)
+CHECKPOINT_SECONDS = 1.0
 
 
 class IdempotencyConflict(YidaiError):
@@ -179,6 +180,8 @@ class AuditStore:
         self.is_sqlite = url.startswith("sqlite:///")
         self._local = threading.local()
         self._sqlite_conns: list[sqlite3.Connection] = []
+        self._checkpointer: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._synchronous = sqlite_synchronous
         self.engine: Engine | None = None
         self._for_update = "" if self.is_sqlite else " FOR UPDATE"  # row lock on the line
@@ -200,6 +203,10 @@ class AuditStore:
             raise YidaiError(f"cannot open the audit store {_redact(url)}: {exc}") from exc
 
     def close(self) -> None:
+        self._stopping.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=5)
+            self._checkpointer = None
         for conn in self._sqlite_conns:
             conn.close()
         self._sqlite_conns.clear()
@@ -216,15 +223,43 @@ class AuditStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
+            # Checkpoints (the only fsyncs with synchronous=NORMAL) run in a background
+            # thread, not inside a request's commit.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
             self._sqlite_conns.append(conn)
+            self._start_checkpointer()
         return conn
 
+    def _start_checkpointer(self) -> None:
+        if self._checkpointer is not None:
+            return
+
+        def run() -> None:
+            conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
+            try:
+                while not self._stopping.wait(CHECKPOINT_SECONDS):
+                    try:
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    except sqlite3.Error as exc:
+                        log.warning("audit WAL checkpoint failed: %s", exc)
+            finally:
+                conn.close()
+
+        self._checkpointer = threading.Thread(target=run, name="audit-checkpoint", daemon=True)
+        self._checkpointer.start()
+
     @contextmanager
-    def _write(self) -> Iterator[_Tx]:
-        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, taking the write lock)."""
+    def _write(self, single: bool = False) -> Iterator[_Tx]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, taking the write lock).
+
+        ``single``: the block runs one statement, atomic on its own (SQLite autocommit).
+        """
         if self.engine is None:
             conn = self._sqlite()
+            if single:
+                yield _SqliteTx(conn)
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield _SqliteTx(conn)
@@ -275,7 +310,7 @@ class AuditStore:
             "record": _dumps(row.record),
         }
         try:
-            with self._write() as tx:
+            with self._write(single=row.open_line is None) as tx:
                 tx.rows(_INSERT_DECISION, params)
                 if row.open_line is not None:
                     tx.rows(

@@ -110,9 +110,10 @@ def credit_decision(
     entity_id = str(body[CREDIT_ENTITY_FIELD[product]])
     requested = body.get("requested_amount")
     profile = bundle.snapshot.get(entity_id)
-    full = bundle.vectorizer.vector(
-        profile, {"requested_amount": requested if requested is not None else 0.0}, entity_id
-    )
+    assert isinstance(bundle.policy, CreditPolicy)
+    # No amount asked: the applicant asks for a line, scored as asking for the maximum.
+    asked = requested if requested is not None else bundle.policy.limit.max_limit
+    full = bundle.vectorizer.vector(profile, {"requested_amount": asked}, entity_id)
 
     use_challenger = challenger_arm(
         product, entity_id, bundle.policy.challenger.traffic_share

@@ -13,14 +13,23 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from simulator.business import merchant_month, skim_plan, sme_month
 from simulator.calendar import Calendar
 from simulator.config import SimConfig
-from simulator.events import NOT_REPORTED, FraudLog
-from simulator.landing import ID_FORMATS, LandingWriter, format_ids
+from simulator.events import NOT_REPORTED, REF_POS, FraudLog
+from simulator.landing import (
+    ENTITY_WIDTH,
+    EVENT_WIDTH,
+    ID_FORMATS,
+    LandingWriter,
+    arrow_array,
+    fixed_width_strings,
+    format_ids,
+    id_bytes,
+    vocab_strings,
+)
 from simulator.loans import Applications, draw_applications, loan_batches
 from simulator.people import customer_month
 from simulator.world import DEFECTS, MISC, World, build_world, master_batches, rng_for
@@ -130,50 +139,12 @@ def simulate(
     world = build_world(config, cal)
     writer = LandingWriter(landing, cal, config.defect_rate)
     fraud_log = FraudLog()
-    months = cal.months
     n_chunks = max(-(-config.n_customers // config.chunk_size), 1)
-    customer_chunks = _split(config.n_customers, n_chunks)
-    merchant_chunks = _split(config.n_merchants, n_chunks)
-    sme_chunks = _split(config.n_smes, n_chunks)
-    with _progress(progress, n_chunks * months + 2) as bar:
-        for batch in master_batches(world):
-            writer.add("master", batch, rng_for(config.seed, MISC), defects=False)
-        writer.flush("master")
-        for month in range(months):
-            skim = skim_plan(world, month)
-            for chunk in range(n_chunks):
-                stream = f"k{chunk:04d}"
-                defect_rng = rng_for(config.seed, DEFECTS, chunk, month)
-                batches = []
-                lo, hi = customer_chunks[chunk]
-                if hi > lo:
-                    batches += customer_month(world, chunk, lo, hi, month, skim, fraud_log)
-                lo, hi = merchant_chunks[chunk]
-                if hi > lo:
-                    batches += merchant_month(world, chunk, lo, hi, month, fraud_log)
-                lo, hi = sme_chunks[chunk]
-                if hi > lo:
-                    batches += sme_month(world, chunk, lo, hi, month)
-                for batch in batches:
-                    writer.add(stream, batch, defect_rng)
-                del batches
-                writer.flush(stream, int(cal.month_starts[month + 1]))
-                bar.update(
-                    f"{cal.date_of(int(cal.month_starts[month]))} chunk {chunk + 1}/{n_chunks}"
-                )
-        for chunk in range(n_chunks):
-            writer.flush(f"k{chunk:04d}")
-        apps = draw_applications(world)
-        defect_rng = rng_for(config.seed, DEFECTS, 1_000_000)
-        for batch in loan_batches(world, apps):
-            writer.add("loans", batch, defect_rng)
-        writer.flush("loans")
-        bar.update("loan book")
-        if config.defect_rate > 0:
-            _write_malformed_file(writer, cal)
-        summary = SimulationSummary(landing=landing, truth=truth)
-        summary.truth_rows = _write_truth(world, apps, fraud_log, writer, truth)
-        bar.update("truth")
+    try:
+        with _progress(progress, n_chunks * cal.months + 2) as bar:
+            summary = _run(config, world, writer, fraud_log, truth, bar)
+    finally:
+        writer.close()
     summary.rows = dict(sorted(writer.rows.items()))
     summary.files = dict(sorted(writer.files.items()))
     summary.seconds = time.perf_counter() - started
@@ -183,6 +154,60 @@ def simulate(
         sum(summary.files.values()),
         summary.seconds,
     )
+    return summary
+
+
+def _run(
+    config: SimConfig,
+    world: World,
+    writer: LandingWriter,
+    fraud_log: FraudLog,
+    truth: Path,
+    bar: _Ticker,
+) -> SimulationSummary:
+    """Simulate chunk by chunk, month by month; then the loan book and the truth tables."""
+    cal, months = world.calendar, world.calendar.months
+    n_chunks = max(-(-config.n_customers // config.chunk_size), 1)
+    customer_chunks = _split(config.n_customers, n_chunks)
+    merchant_chunks = _split(config.n_merchants, n_chunks)
+    sme_chunks = _split(config.n_smes, n_chunks)
+    for batch in master_batches(world):
+        writer.add("master", batch, rng_for(config.seed, MISC), defects=False)
+    writer.flush("master")
+    for month in range(months):
+        skim = skim_plan(world, month)
+        for chunk in range(n_chunks):
+            stream = f"k{chunk:04d}"
+            defect_rng = rng_for(config.seed, DEFECTS, chunk, month)
+            batches = []
+            lo, hi = customer_chunks[chunk]
+            if hi > lo:
+                batches += customer_month(world, chunk, lo, hi, month, skim, fraud_log)
+            lo, hi = merchant_chunks[chunk]
+            if hi > lo:
+                batches += merchant_month(world, chunk, lo, hi, month, fraud_log)
+            lo, hi = sme_chunks[chunk]
+            if hi > lo:
+                batches += sme_month(world, chunk, lo, hi, month)
+            for batch in batches:
+                writer.add(stream, batch, defect_rng)
+            del batches
+            writer.flush(stream, int(cal.month_starts[month + 1]))
+            bar.update(f"{cal.date_of(int(cal.month_starts[month]))} chunk {chunk + 1}/{n_chunks}")
+    for chunk in range(n_chunks):
+        writer.flush(f"k{chunk:04d}")
+    apps = draw_applications(world)
+    defect_rng = rng_for(config.seed, DEFECTS, 1_000_000)
+    for batch in loan_batches(world, apps):
+        writer.add("loans", batch, defect_rng)
+    writer.flush("loans")
+    bar.update("loan book")
+    writer.close()  # every file is on disk before one gets broken
+    if config.defect_rate > 0:
+        _write_malformed_file(writer, cal)
+    summary = SimulationSummary(landing=writer.landing, truth=truth)
+    summary.truth_rows = _write_truth(world, apps, fraud_log, writer, truth)
+    bar.update("truth")
     return summary
 
 
@@ -206,31 +231,25 @@ def _write_truth(
     """applications, entities, fraud and defects truth tables; returns their row counts."""
     cal = world.calendar
     ts_type = pa.timestamp("us")
-    applicant_formats = ("customer_id", "merchant_id", "sme_id")
-    applicant = pa.nulls(len(apps.product), pa.string())
-    for code, column in enumerate(applicant_formats):
-        applicant = pc.if_else(
-            pa.array(apps.product == code),
-            format_ids(apps.applicant, *ID_FORMATS[column]),
-            applicant,
-        )
-    default_month = pa.array(apps.default_month.astype(np.int32), mask=apps.default_month < 0)
+    n_apps = len(apps.product)
+    applicant = np.zeros((n_apps, len("C") + ENTITY_WIDTH), np.uint8)
+    for code, column in enumerate(("customer_id", "merchant_id", "sme_id")):
+        rows = np.flatnonzero(apps.product == code)
+        applicant[rows] = id_bytes(apps.applicant[rows], column, *ID_FORMATS[column])
     tables: dict[str, pa.Table] = {
         "applications": pa.table(
             {
-                "application_id": format_ids(
-                    np.arange(len(apps.product)) + 1, *ID_FORMATS["application_id"]
+                "application_id": format_ids(np.arange(n_apps) + 1, *ID_FORMATS["application_id"]),
+                "product": vocab_strings(PRODUCTS, apps.product),
+                "applicant_id": fixed_width_strings(applicant),
+                "ts": arrow_array(apps.ts, ts_type),
+                "true_pd": arrow_array(apps.true_pd, pa.float64()),
+                "defaulted": arrow_array(apps.defaulted, pa.bool_()),
+                "default_month": arrow_array(
+                    apps.default_month, pa.int32(), apps.default_month < 0
                 ),
-                "product": pa.array(np.array(PRODUCTS, dtype=object)[apps.product], pa.string()),
-                "applicant_id": applicant,
-                "ts": pa.array(apps.ts, pa.int64()).cast(ts_type),
-                "true_pd": pa.array(apps.true_pd, pa.float64()),
-                "defaulted": pa.array(apps.defaulted, pa.bool_()),
-                "default_month": default_month,
-                "decision": pa.array(
-                    np.where(apps.approved, "approved", "declined").astype(object), pa.string()
-                ),
-                "latent_state": pa.array(apps.state, pa.float64()),
+                "decision": vocab_strings(("approved", "declined"), ~apps.approved),
+                "latent_state": arrow_array(apps.state, pa.float64()),
             }
         )
     }
@@ -244,38 +263,33 @@ def _write_truth(
         entity_parts.append(
             pa.table(
                 {
-                    "entity_type": pa.array([kind] * n, pa.string()),
+                    "entity_type": vocab_strings((kind,), np.zeros(n, np.int32)),
                     "entity_id": format_ids(np.arange(n), *ID_FORMATS[column]),
-                    "latent_score": pa.array(group.z, pa.float64()),
-                    "shock_month": pa.array(
-                        group.shock_month.astype(np.int32), mask=group.shock_month < 0
+                    "latent_score": arrow_array(group.z, pa.float64()),
+                    "shock_month": arrow_array(
+                        group.shock_month, pa.int32(), group.shock_month < 0
                     ),
                 }
             )
         )
     tables["entities"] = pa.concat_tables(entity_parts)
     fraud = fraud_log.merged()
-    is_pos = fraud["ref_type"] == 0
-    ref_id = pc.if_else(
-        pa.array(is_pos),
-        format_ids(fraud["ref"], *ID_FORMATS["txn_id"]),
-        format_ids(fraud["ref"], *ID_FORMATS["payment_id"]),
-    )
+    is_pos = fraud["ref_type"] == REF_POS
+    ref_id = np.zeros((len(is_pos), len("P") + EVENT_WIDTH), np.uint8)
+    for rows, column in ((is_pos, "txn_id"), (~is_pos, "payment_id")):
+        ref_id[rows] = id_bytes(fraud["ref"][rows], column, *ID_FORMATS[column])
     order = np.lexsort((fraud["ref"], fraud["ts"]))
+    not_reported = fraud["reported_at"] == NOT_REPORTED
     tables["fraud"] = pa.table(
         {
-            "ref_type": pa.array(np.where(is_pos, "pos", "payment").astype(object), pa.string()),
-            "ref_id": ref_id,
-            "fraud_type": pa.array(
-                np.array(FRAUD_TYPES, dtype=object)[fraud["fraud_type"]], pa.string()
-            ),
-            "ts": pa.array(fraud["ts"], pa.int64()).cast(ts_type),
-            "amount": pa.array(np.round(fraud["amount"], 2), pa.float64()),
-            "reported_at": pa.array(
-                fraud["reported_at"], pa.int64(), mask=fraud["reported_at"] == NOT_REPORTED
-            ).cast(ts_type),
+            "ref_type": vocab_strings(("pos", "payment"), (~is_pos)[order]),
+            "ref_id": fixed_width_strings(ref_id[order]),
+            "fraud_type": vocab_strings(FRAUD_TYPES, fraud["fraud_type"][order]),
+            "ts": arrow_array(fraud["ts"][order], ts_type),
+            "amount": arrow_array(np.round(fraud["amount"], 2)[order], pa.float64()),
+            "reported_at": arrow_array(fraud["reported_at"][order], ts_type, not_reported[order]),
         }
-    ).take(pa.array(order))
+    )
     if writer.defects.tables:
         defects = pa.concat_tables(writer.defects.tables)
     else:
@@ -288,9 +302,7 @@ def _write_truth(
                 "delivered_day": pa.array([], pa.int64()),
             }
         )
-    delivered = pa.array(defects["delivered_day"].to_numpy() + cal.epoch_day0, pa.int32()).cast(
-        pa.date32()
-    )
+    delivered = arrow_array(defects["delivered_day"].to_numpy() + cal.epoch_day0, pa.date32())
     tables["defects"] = defects.drop_columns(["delivered_day"]).append_column(
         "delivered_dt", delivered
     )

@@ -9,9 +9,11 @@ holds rows until their delivery day's month is complete, and writes
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -133,25 +135,86 @@ class Batch:
         )
 
 
-def format_ids(codes: np.ndarray, prefix: str, width: int) -> pa.Array:
-    """Ids ``<prefix><code zero-padded to width digits>`` as an Arrow string array.
+ID_CACHE_LIMIT = 1 << 21  # codes below this are formatted once and looked up afterwards
 
-    Fast path: Arrow casts ``10**width + code`` to text (all the same length), then numpy
-    swaps the leading ``1`` for the prefix in one fixed-width copy.
+
+def _bitmap(valid: np.ndarray) -> pa.Buffer:
+    """An Arrow validity bitmap (LSB first) of a boolean array."""
+    return pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
+def fixed_width_strings(data: np.ndarray, null: np.ndarray | None = None) -> pa.Array:
+    """An Arrow string array of the rows of an ``(n, size)`` uint8 matrix (nulls where given)."""
+    n, size = data.shape
+    offsets = np.arange(0, (n + 1) * size, size, dtype=np.int32)
+    if null is not None and null.any():
+        return pa.StringArray.from_buffers(
+            n,
+            pa.py_buffer(offsets),
+            pa.py_buffer(np.ascontiguousarray(data)),
+            _bitmap(~null),
+            int(null.sum()),
+        )
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))
+    )
+
+
+def _format_bytes(codes: np.ndarray, prefix: str, width: int) -> np.ndarray:
+    """``<prefix><code zero-padded>`` of each code as rows of an ``(n, size)`` uint8 matrix.
+
+    Arrow casts ``10**width + code`` to text (all the same length), then numpy swaps the
+    leading ``1`` for the prefix in one fixed-width copy.
     """
-    codes = np.asarray(codes, dtype=np.int64)
     n = len(codes)
     if n and (codes.min() < 0 or codes.max() >= 10**width):
         raise ValueError(f"id codes out of range for {width} digits (prefix {prefix!r})")
-    text = pa.array(codes + 10**width, pa.int64()).cast(pa.string())
+    shifted = codes + 10**width
+    ints = pa.Array.from_buffers(pa.int64(), n, [None, pa.py_buffer(shifted)])
+    text = pc.cast(ints, pa.string())
     digits = np.frombuffer(text.buffers()[2], np.uint8, count=n * (width + 1)).reshape(n, width + 1)
     head = np.frombuffer(prefix.encode(), np.uint8)
-    size = len(head) + width
-    data = np.empty((n, size), np.uint8)
+    data = np.empty((n, len(head) + width), np.uint8)
     data[:, : len(head)] = head
     data[:, len(head) :] = digits[:, 1:]
-    offsets = np.arange(0, (n + 1) * size, size, dtype=np.int32)
-    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    return data
+
+
+@lru_cache(maxsize=64)
+def _id_table(kind: str, prefix: str, width: int, limit: int) -> np.ndarray:
+    """Formatted ids of codes ``0..limit-1`` (one fixed-width void item per code)."""
+    codes = np.arange(limit, dtype=np.int64)
+    if kind == "card_token":
+        codes = card_tokens(codes)
+    data = _format_bytes(codes, prefix, width)
+    return data.view(f"V{data.shape[1]}").ravel()
+
+
+def id_bytes(codes: np.ndarray, kind: str, prefix: str, width: int) -> np.ndarray:
+    """The ``(n, size)`` uint8 ids of ``codes``; small codes come from a cached table."""
+    codes = np.asarray(codes, dtype=np.int64)
+    n, size = len(codes), len(prefix) + width
+    if n == 0:
+        return np.empty((0, size), np.uint8)
+    small = (codes >= 0) & (codes < ID_CACHE_LIMIT)
+    top = int(codes[small].max()) + 1 if small.any() else 0
+    limit = 1 << max(top - 1, 1023).bit_length()  # power of two: few cached sizes
+    if small.all():
+        return _id_table(kind, prefix, width, limit).take(codes).view(np.uint8).reshape(n, size)
+    big = codes[~small]
+    if kind == "card_token":
+        big = card_tokens(big)
+    data = np.empty((n, size), np.uint8)
+    data[~small] = _format_bytes(big, prefix, width)
+    if top:
+        table = _id_table(kind, prefix, width, limit)
+        data[small] = table.take(codes[small]).view(np.uint8).reshape(-1, size)
+    return data
+
+
+def format_ids(codes: np.ndarray, prefix: str, width: int) -> pa.Array:
+    """Ids ``<prefix><code zero-padded to width digits>`` as an Arrow string array."""
+    return fixed_width_strings(id_bytes(np.asarray(codes), prefix, prefix, width))
 
 
 def _vocab(contract: Contract, name: str) -> tuple[str, ...]:
@@ -161,36 +224,62 @@ def _vocab(contract: Contract, name: str) -> tuple[str, ...]:
     return LOCAL_VOCAB[name]
 
 
+def _polyid_bytes(contract: Contract, name: str, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Ids whose prefix depends on a kind column: bytes and the rows of no known kind."""
+    kind_col, formats = POLY_IDS[name]
+    values = np.asarray(batch.cols[name], dtype=np.int64)
+    kind_codes = batch.cols[kind_col]
+    sizes = {len(ID_FORMATS[f][0]) + ID_FORMATS[f][1] for f in formats.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"the id formats of {name} must share one width")
+    data = np.zeros((len(values), sizes.pop()), np.uint8)
+    unknown = np.ones(len(values), dtype=bool)
+    for i, kind in enumerate(_vocab(contract, kind_col)):
+        if kind not in formats:
+            continue
+        rows = np.flatnonzero(kind_codes == i)
+        target = formats[kind]
+        data[rows] = id_bytes(values[rows], target, *ID_FORMATS[target])
+        unknown[rows] = False
+    return data, unknown
+
+
+def arrow_array(
+    values: np.ndarray, arrow_type: pa.DataType, null: np.ndarray | None = None
+) -> pa.Array:
+    """A fixed-width Arrow array straight from a numpy buffer (no pandas, no extra copy)."""
+    n = len(values)
+    if pa.types.is_boolean(arrow_type):
+        buffer = _bitmap(np.asarray(values, dtype=bool))
+    else:
+        dtype = {
+            pa.float64(): np.float64,
+            pa.int32(): np.int32,
+            pa.date32(): np.int32,
+        }.get(arrow_type, np.int64)
+        buffer = pa.py_buffer(np.ascontiguousarray(values, dtype=dtype))
+    if null is not None and null.any():
+        return pa.Array.from_buffers(arrow_type, n, [_bitmap(~null), buffer], int(null.sum()))
+    return pa.Array.from_buffers(arrow_type, n, [None, buffer])
+
+
 def encode_column(contract: Contract, name: str, batch: Batch) -> pa.Array:
     """The contract-typed Arrow array of one column of ``batch``."""
     col = contract.column(name)
     values = batch.cols[name]
-    if col.dtype == "VARCHAR":
-        if name == "card_token":
-            arr = format_ids(card_tokens(values), "tk", TOKEN_WIDTH)
-        elif name in ID_FORMATS:
-            arr = format_ids(values, *ID_FORMATS[name])
-        elif name in POLY_IDS:
-            kind_col, formats = POLY_IDS[name]
-            kinds = _vocab(contract, kind_col)
-            kind_codes = batch.cols[kind_col]
-            arr = pa.nulls(len(values), pa.string())
-            for i, kind in enumerate(kinds):
-                if kind in formats:
-                    formatted = format_ids(values, *ID_FORMATS[formats[kind]])
-                    arr = pc.if_else(pa.array(kind_codes == i), formatted, arr)
-        else:
-            vocab = pa.array(list(_vocab(contract, name)), pa.string())
-            arr = vocab.take(pa.array(values, pa.int32()))
-    elif col.dtype == "TIMESTAMP":
-        arr = pa.array(values.astype(np.int64), pa.int64()).cast(pa.timestamp("us"))
-    elif col.dtype == "DATE":
-        arr = pa.array(values.astype(np.int32), pa.int32()).cast(pa.date32())
-    else:
-        arr = pa.array(values, ARROW_TYPES[col.dtype])
-    mask = batch.nulls.get(name)
-    if mask is not None and mask.any():
-        arr = pc.if_else(pa.array(mask), pa.scalar(None, arr.type), arr)
+    null = batch.nulls.get(name)
+    if col.dtype != "VARCHAR":
+        return arrow_array(values, ARROW_TYPES[col.dtype], null)
+    if name == "card_token":
+        return fixed_width_strings(id_bytes(values, name, "tk", TOKEN_WIDTH), null)
+    if name in ID_FORMATS:
+        return fixed_width_strings(id_bytes(values, name, *ID_FORMATS[name]), null)
+    if name in POLY_IDS:
+        data, unknown = _polyid_bytes(contract, name, batch)
+        return fixed_width_strings(data, unknown if null is None else unknown | null)
+    arr = vocab_strings(_vocab(contract, name), values)
+    if null is not None and null.any():
+        arr = pc.if_else(arrow_array(null, pa.bool_(), None), pa.scalar(None, pa.string()), arr)
     return arr
 
 
@@ -200,6 +289,26 @@ def encode(batch: Batch) -> pa.Table:
     schema = arrow_schema(contract)
     arrays = [encode_column(contract, name, batch) for name in contract.column_names]
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def vocab_strings(vocab: tuple[str, ...], codes: np.ndarray) -> pa.Array:
+    """The strings ``vocab[code]`` of integer (or boolean) codes."""
+    return pa.array(list(vocab), pa.string()).take(arrow_array(codes, pa.int32()))
+
+
+def is_id_column(name: str) -> bool:
+    """Whether a VARCHAR column holds ids (rather than a small vocabulary)."""
+    return name == "card_token" or name in ID_FORMATS or name in POLY_IDS
+
+
+@cache
+def parquet_options(source: str) -> dict[str, object]:
+    """Writer options of a source: snappy; dictionaries for vocabularies only; no statistics
+    on ids (unique strings: a dictionary attempt and min/max on them are wasted work)."""
+    contract = CONTRACTS[source]
+    vocab = [c.name for c in contract.columns if c.dtype == "VARCHAR" and not is_id_column(c.name)]
+    stats = [c.name for c in contract.columns if not is_id_column(c.name)]
+    return {"compression": "snappy", "use_dictionary": vocab, "write_statistics": stats}
 
 
 def key_strings(batch: Batch) -> pa.Array:
@@ -251,6 +360,13 @@ class DefectLog:
         )
 
 
+def _own(cols: dict[str, np.ndarray], copied: set[str], column: str) -> None:
+    """Copy ``cols[column]`` once before its first change (the caller's batch stays intact)."""
+    if column not in copied:
+        cols[column] = cols[column].copy()
+        copied.add(column)
+
+
 def inject_defects(
     batch: Batch, rate: float, rng: np.random.Generator, n_days: int, log: DefectLog
 ) -> Batch:
@@ -279,8 +395,9 @@ def inject_defects(
     if ref_cols:
         kinds.append("unknown_id")
     chosen = rng.integers(0, len(kinds), len(picked))
-    cols = {k: v.copy() for k, v in batch.cols.items()}
-    nulls = {k: v.copy() for k, v in batch.nulls.items()}
+    cols = dict(batch.cols)  # columns are copied only when a defect changes them
+    nulls = dict(batch.nulls)
+    copied: set[str] = set()
     day = batch.day.copy()
     rec_rows: list[int] = []
     rec_kinds: list[str] = []
@@ -293,12 +410,19 @@ def inject_defects(
             dup_rows.append(row)
         elif kind == "null":
             column = nullable_targets[int(rng.integers(0, len(nullable_targets)))]
-            nulls.setdefault(column, np.zeros(n, dtype=bool))[row] = True
+            if column not in nulls:
+                nulls[column] = np.zeros(n, dtype=bool)
+            elif "null:" + column not in copied:
+                nulls[column] = nulls[column].copy()
+            copied.add("null:" + column)
+            nulls[column][row] = True
         elif kind == "negative_amount":
             column = amount_cols[int(rng.integers(0, len(amount_cols)))]
+            _own(cols, copied, column)
             cols[column][row] = -max(abs(float(cols[column][row])), 1.0)
         elif kind == "unknown_id":
             column = ref_cols[int(rng.integers(0, len(ref_cols)))]
+            _own(cols, copied, column)
             cols[column][row] = UNKNOWN_ID_BASE + int(rng.integers(0, 9_000_000))
         else:
             shift = int(rng.integers(1, 4))
@@ -318,7 +442,12 @@ def inject_defects(
 
 @dataclass
 class LandingWriter:
-    """Buffers batches per stream and writes each delivery day's file once it is complete."""
+    """Buffers batches per stream and writes each delivery day's file once it is complete.
+
+    Files are written by two background threads (Arrow encodes and compresses without the
+    GIL) while the caller simulates the next chunk-month; :meth:`close` waits for them.
+    At most one flush's files are in flight, so memory stays bounded.
+    """
 
     landing: Path
     calendar: Calendar
@@ -327,6 +456,9 @@ class LandingWriter:
     rows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     files: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     _pending: dict[tuple[str, str], list[Batch]] = field(default_factory=lambda: defaultdict(list))
+    _pool: ThreadPoolExecutor | None = None
+    _in_flight: list[Future[None]] = field(default_factory=list)
+    _folders: set[str] = field(default_factory=set)
 
     def add(
         self, stream: str, batch: Batch, rng: np.random.Generator, *, defects: bool = True
@@ -340,50 +472,69 @@ class LandingWriter:
 
     def flush(self, stream: str, until_day: int | None = None) -> None:
         """Write every queued row of ``stream`` delivered before ``until_day`` (all if None)."""
+        self._wait()
         for (s, source), batches in list(self._pending.items()):
             if s != stream or not batches:
                 continue
             batch = Batch.concat(batches)
             if until_day is None:
-                now, later = batch, None
+                ready = np.arange(len(batch))
+                self._pending[(s, source)] = []
             else:
-                ready = batch.day < until_day
-                now = batch.take(np.flatnonzero(ready))
-                later = batch.take(np.flatnonzero(~ready)) if not ready.all() else None
-            self._pending[(s, source)] = [later] if later is not None and len(later) else []
-            self._write_days(stream, now)
+                is_ready = batch.day < until_day
+                ready = np.flatnonzero(is_ready)
+                later = np.flatnonzero(~is_ready)
+                self._pending[(s, source)] = [batch.take(later)] if len(later) else []
+            # one copy: the ready rows, ordered by delivery day
+            order = ready[np.argsort(batch.day[ready], kind="stable")]
+            self._write_days(stream, batch.take(order))
+
+    def close(self) -> None:
+        """Wait for every file in flight (raising the first write error) and stop the threads."""
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+    def _wait(self) -> None:
+        in_flight, self._in_flight = self._in_flight, []
+        for future in in_flight:
+            future.result()
 
     def _write_days(self, stream: str, batch: Batch) -> None:
+        """Write a day-sorted batch: one file per delivery day, in the background."""
         if len(batch) == 0:
             return
-        order = np.argsort(batch.day, kind="stable")
-        batch = batch.take(order)
         table = encode(batch)
         days, starts = np.unique(batch.day, return_index=True)
         bounds = [*starts.tolist(), len(batch)]
-        parts = [
-            (
-                table.slice(bounds[i], bounds[i + 1] - bounds[i]),
-                self.path_of(batch.source, d, stream),
-            )
-            for i, d in enumerate(days.tolist())
-        ]
-
-        def write(item: tuple[pa.Table, Path]) -> None:
-            part, path = item
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(part, str(path), compression="snappy", filesystem=_LOCAL_FS)
-
-        # Arrow encodes and compresses without the GIL: two writer threads use both cores.
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(write, parts))
+        options = parquet_options(batch.source)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="landing")
+        for i, day in enumerate(days.tolist()):
+            part = table.slice(bounds[i], bounds[i + 1] - bounds[i])
+            folder = self.folder_of(batch.source, day)
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            path = f"{folder}/part-{stream}.parquet"
+            self._in_flight.append(self._pool.submit(_write_file, part, path, options))
         self.rows[batch.source] += table.num_rows
-        self.files[batch.source] += len(parts)
+        self.files[batch.source] += len(days)
+
+    def folder_of(self, source: str, day: int) -> str:
+        """The folder of delivery day ``day`` of ``source``."""
+        return f"{self.landing}/{source}/dt={self.calendar.date_of(day).isoformat()}"
 
     def path_of(self, source: str, day: int, stream: str) -> Path:
         """Where the file of ``stream`` for delivery day ``day`` goes."""
-        dt = self.calendar.date_of(day).isoformat()
-        return self.landing / source / f"dt={dt}" / f"part-{stream}.parquet"
+        return Path(self.folder_of(source, day)) / f"part-{stream}.parquet"
 
     def pending_rows(self) -> int:
         return sum(len(b) for batches in self._pending.values() for b in batches)
+
+
+def _write_file(table: pa.Table, path: str, options: dict[str, object]) -> None:
+    pq.write_table(table, path, filesystem=_LOCAL_FS, **options)  # type: ignore[arg-type]

@@ -101,7 +101,7 @@ FRAUD_TYPES = (
     "chargeback",
 )
 
-_id = "VARCHAR"
+_id: DType = "VARCHAR"
 
 CONTRACTS: dict[str, Contract] = {}
 

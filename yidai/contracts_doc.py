@@ -28,6 +28,39 @@ def render_contracts_markdown() -> str:
         " `.csv` with a header row). Ingestion checks every row against its contract: rows that"
         " break it go to the `quarantine` table with the reason, never silently dropped.",
         "",
+        "## How `yidai ingest` applies a contract",
+        "",
+        "Whole-file checks (the file fails, with a one-line error naming it; the other files"
+        " still load): the file exists and is not empty, Parquet is readable (not truncated),"
+        " the columns are exactly the contract's (no missing, no unexpected column), and each"
+        " Parquet column has a type castable to the contract's (any number for `DOUBLE`, any"
+        " integer for `INTEGER`/`BIGINT`, any timestamp or date for `TIMESTAMP`/`DATE`). CSV"
+        " values are text and are cast value by value.",
+        "",
+        "Row checks (a bad row goes to `quarantine` with every reason it breaks, `; `-separated):",
+        "",
+        "| check | reason in `quarantine.reason` |",
+        "|---|---|",
+        "| value does not cast to the column type | `<column>: not a valid <TYPE>` |",
+        "| null in a non-nullable column | `<column>: missing value in a non-nullable column` |",
+        "| `DOUBLE` is NaN or infinite | `<column>: not a finite number` |",
+        "| value outside the allowed set | `<column>: value not in the allowed set` |",
+        "| value below the minimum | `<column>: below the minimum <min>` |",
+        "| id not in the referenced master table | `<column>: unknown id (not in <table>)` |",
+        "| event time after the delivery day + 1 (unless the contract allows future times)"
+        " | `<event time>: later than the day after the delivery day` |",
+        "| key repeated in the same file (the first good row is kept)"
+        " | `duplicate key (<key>): repeated within the file` |",
+        "| key already loaded (earlier file or earlier run)"
+        " | `duplicate key (<key>): already loaded from an earlier file` |",
+        "",
+        "Masters load before events, so references resolve against the masters delivered so"
+        " far. A row whose event day is before its delivery day (a late row) is loaded and"
+        " counted in `ingest_manifest.rows_late`; query tables by their event-time column."
+        " Every file is one batch (`_batch_id`), committed with its `ingest_manifest` row;"
+        " a file already ingested with the same SHA-256 is skipped, and a changed file under"
+        " an ingested path is refused.",
+        "",
     ]
     for contract in CONTRACTS.values():
         lines += [
@@ -35,7 +68,8 @@ def render_contracts_markdown() -> str:
             "",
             contract.description,
             "",
-            f"Key: `{', '.join(contract.key)}`. Event time: `{contract.event_time}`.",
+            f"Key: `{', '.join(contract.key)}`. Event time: `{contract.event_time}`"
+            + (" (may be after the delivery day)." if contract.future_event_time else "."),
             "",
             "| column | type | nullable | constraint | description |",
             "|---|---|---|---|---|",

@@ -62,7 +62,7 @@ def test_a_row_landing_later_changes_only_later_days(
         features.build_features(wh, as_of, ["sme_credit_v1"])
 
 
-@pytest.mark.parametrize("fs_name", ["personal_credit_v1", "payment_fraud_v1"])
+@pytest.mark.parametrize("fs_name", sorted(features.FEATURE_SETS))
 def test_history_build_equals_daily_builds(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date, fs_name: str
 ) -> None:

@@ -46,7 +46,10 @@ def _rows(source: str, n: int, day: date, start: int = 0) -> list[dict[str, obje
 def _build(landing: Path) -> None:
     for source in MASTER_SOURCES:
         write_sample_file(
-            landing_file(landing, source, D0), CONTRACTS[source], MASTERS[source], D0,
+            landing_file(landing, source, D0),
+            CONTRACTS[source],
+            MASTERS[source],
+            D0,
             master_counts=MASTERS,
         )
     pos = _rows("pos_transactions", 20, D1)
@@ -72,9 +75,7 @@ def _build(landing: Path) -> None:
     payments[1]["amount"] = "abc"
     payments[2]["due_date"] = "not-a-date"
     payments[3]["ts"] = None
-    write_rows(
-        landing_file(landing, "payments", D1, "part-0.csv"), CONTRACTS["payments"], payments
-    )
+    write_rows(landing_file(landing, "payments", D1, "part-0.csv"), CONTRACTS["payments"], payments)
     draws = _rows("loan_drawdowns", 3, D1)
     draws[1]["term_months"] = "1.5"
     write_rows(

@@ -307,7 +307,9 @@ def test_summary_figures_add_up(
         summary["exposure_after"] - summary["exposure_before"]
     )
     active = table["status"] == "active"
-    expected_after = table.loc[active, "credit_line"].sum() + table.loc[~active, "outstanding"].sum()
+    expected_after = (
+        table.loc[active, "credit_line"].sum() + table.loc[~active, "outstanding"].sum()
+    )
     assert summary["exposure_after"] == pytest.approx(expected_after)
     assert summary["lines_after"] == summary["lines_before"] + summary["new"]
     runs = read_limit_runs(serving)

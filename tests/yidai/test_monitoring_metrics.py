@@ -123,8 +123,10 @@ def test_decision_rates_by_product_and_amount_tier_sum_to_one() -> None:
     decisions = pd.DataFrame(
         {
             "product": ["payment"] * 6 + ["personal"] * 4,
-            "outcome": ["allow", "allow", "step_up", "decline", "allow", "step_up"]
-            + ["approve", "decline", "refer", "approve"],
+            "outcome": [
+                *("allow", "allow", "step_up", "decline", "allow", "step_up"),
+                *("approve", "decline", "refer", "approve"),
+            ],
             "amount": [50, 150, 1_000, 1_500, 10_000, np.nan, 3_000, 4_000, 50_000, 500_000],
         }
     )

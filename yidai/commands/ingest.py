@@ -42,6 +42,12 @@ def register(app: typer.Typer) -> None:
             None, "--day", help="Only this delivery day YYYY-MM-DD (repeatable). Default: all."
         ),
         memory_limit: str = typer.Option("1GB", "--memory-limit", help="DuckDB memory limit."),
+        batch_rows: int = typer.Option(
+            2_000_000,
+            "--batch-rows",
+            min=1,
+            help="Commit consecutive files of a source together up to this many rows.",
+        ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
     ) -> None:
         """Load new landing files into the warehouse, enforcing the data contracts.
@@ -61,6 +67,7 @@ def register(app: typer.Typer) -> None:
             days=day or None,
             progress=progress,
             memory_limit=memory_limit,
+            batch_rows=batch_rows,
         )
         _print_summary(report)
         report.raise_for_failures()

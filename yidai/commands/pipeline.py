@@ -33,10 +33,13 @@ def register(app: typer.Typer) -> None:
     @group.command("setup")
     def setup() -> None:
         """Create/upgrade the Airflow metadata DB under AIRFLOW_HOME and the warehouse pool."""
-        from yidai.airflow_env import setup_airflow
+        from yidai.airflow_env import airflow_home, output_redirected, setup_airflow
 
-        home = setup_airflow()
-        typer.echo(f"Airflow ready: AIRFLOW_HOME={home}")
+        home = airflow_home()
+        log_file = home / "setup.log"
+        with output_redirected(log_file) as terminal:
+            setup_airflow(home)
+            print(f"Airflow ready: AIRFLOW_HOME={home} (log: {log_file})", file=terminal)
 
     @group.command("run")
     def run(

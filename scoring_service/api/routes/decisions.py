@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import AuditDep, StateDep, require_scope
-from scoring_service.decide import Caller, credit_decision
+from scoring_service.api.deps import Authorized, require_scope
+from scoring_service.decide import credit_decision
 from scoring_service.schemas import (
     CreditDecisionOut,
     DecisionLookupOut,
@@ -19,50 +19,43 @@ from scoring_service.schemas import (
 router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"])
 
 
-def _decide(state: StateDep, product: str, body: dict[str, object], caller: Caller) -> Response:
-    answer = credit_decision(state.resources, state.audit, product, body, caller)
+def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:
+    state = auth.state
+    answer = credit_decision(state.resources, state.audit, product, body, auth.caller)
     state.metrics.count(product, answer)
     return Response(answer.json, media_type="application/json")
 
 
 @router.post("/personal-credit", response_model=CreditDecisionOut)
 async def personal_credit(
-    body: PersonalCreditIn,
-    state: StateDep,
-    caller: Annotated[Caller, Depends(require_scope("personal-credit"))],
+    body: PersonalCreditIn, auth: Annotated[Authorized, Depends(require_scope("personal-credit"))]
 ) -> Response:
     """Instant consumer credit (逸贷), e.g. at mall checkout."""
-    return _decide(state, "personal", body.model_dump(mode="json"), caller)
+    return _decide(auth, "personal", body.model_dump(mode="json"))
 
 
 @router.post("/merchant-credit", response_model=CreditDecisionOut)
 async def merchant_credit(
-    body: MerchantCreditIn,
-    state: StateDep,
-    caller: Annotated[Caller, Depends(require_scope("merchant-credit"))],
+    body: MerchantCreditIn, auth: Annotated[Authorized, Depends(require_scope("merchant-credit"))]
 ) -> Response:
     """A small merchant's revolving line, underwritten on POS turnover."""
-    return _decide(state, "merchant", body.model_dump(mode="json"), caller)
+    return _decide(auth, "merchant", body.model_dump(mode="json"))
 
 
 @router.post("/sme-credit", response_model=CreditDecisionOut)
 async def sme_credit(
-    body: SmeCreditIn,
-    state: StateDep,
-    caller: Annotated[Caller, Depends(require_scope("sme-credit"))],
+    body: SmeCreditIn, auth: Annotated[Authorized, Depends(require_scope("sme-credit"))]
 ) -> Response:
     """SME revolving online loan (网贷通); an approval opens an account for drawdowns."""
-    return _decide(state, "sme", body.model_dump(mode="json"), caller)
+    return _decide(auth, "sme", body.model_dump(mode="json"))
 
 
 @router.get("/{decision_id}", response_model=DecisionLookupOut)
 async def get_decision(
-    decision_id: str,
-    audit: AuditDep,
-    _caller: Annotated[Caller, Depends(require_scope("decisions-read"))],
-) -> dict:
+    decision_id: str, auth: Annotated[Authorized, Depends(require_scope("decisions-read"))]
+) -> dict[str, Any]:
     """A stored decision as it was sent, with the shadow challenger's outcome."""
-    found = audit.get_decision(decision_id)
+    found = auth.state.audit.get_decision(decision_id)
     if found is None:
         raise HTTPException(404, f"no decision {decision_id!r}")
     return {

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import ResourcesDep, StateDep, require_scope
-from scoring_service.decide import Caller, drawdown
+from scoring_service.api.deps import Authorized, require_scope
+from scoring_service.decide import drawdown
 from scoring_service.schemas import DrawdownIn, DrawdownOut, MerchantLimitOut
 
 router = APIRouter(prefix="/v1", tags=["revolving lines"])
@@ -15,23 +15,20 @@ router = APIRouter(prefix="/v1", tags=["revolving lines"])
 
 @router.post("/drawdowns", response_model=DrawdownOut)
 async def post_drawdown(
-    body: DrawdownIn,
-    state: StateDep,
-    caller: Annotated[Caller, Depends(require_scope("drawdowns"))],
+    body: DrawdownIn, auth: Annotated[Authorized, Depends(require_scope("drawdowns"))]
 ) -> Response:
     """Draw within limit minus outstanding; two concurrent drawdowns never exceed it."""
-    answer = drawdown(state.resources, state.audit, body.model_dump(mode="json"), caller)
+    state = auth.state
+    answer = drawdown(state.resources, state.audit, body.model_dump(mode="json"), auth.caller)
     return Response(answer.json, media_type="application/json")
 
 
 @router.get("/merchants/{merchant_id}/limit", response_model=MerchantLimitOut)
 async def merchant_limit(
-    merchant_id: str,
-    resources: ResourcesDep,
-    _caller: Annotated[Caller, Depends(require_scope("limits-read"))],
-) -> dict:
+    merchant_id: str, auth: Annotated[Authorized, Depends(require_scope("limits-read"))]
+) -> dict[str, Any]:
     """The merchant's line in the live version of the nightly limit refresh."""
-    limits = resources.limits
+    limits = auth.state.resources.limits
     if limits is None:
         raise HTTPException(503, "no merchant limits published yet (yidai limits refresh)")
     found = limits.get(merchant_id)

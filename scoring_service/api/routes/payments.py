@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from scoring_service.api.deps import StateDep, require_scope
-from scoring_service.decide import Caller, payment_decision
+from scoring_service.api.deps import Authorized, require_scope
+from scoring_service.decide import payment_decision
 from scoring_service.schemas import PaymentRiskIn, PaymentRiskOut
 
 router = APIRouter(prefix="/v1/payments", tags=["payment risk"])
@@ -15,11 +15,12 @@ router = APIRouter(prefix="/v1/payments", tags=["payment risk"])
 
 @router.post("/risk", response_model=PaymentRiskOut)
 async def payment_risk(
-    body: PaymentRiskIn,
-    state: StateDep,
-    caller: Annotated[Caller, Depends(require_scope("payment-risk"))],
+    body: PaymentRiskIn, auth: Annotated[Authorized, Depends(require_scope("payment-risk"))]
 ) -> Response:
     """Small amounts favour convenience, large amounts favour security."""
-    answer = payment_decision(state.resources, state.audit, body.model_dump(mode="json"), caller)
+    state = auth.state
+    answer = payment_decision(
+        state.resources, state.audit, body.model_dump(mode="json"), auth.caller
+    )
     state.metrics.count("payment", answer)
     return Response(answer.json, media_type="application/json")
