@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -91,11 +92,16 @@ def step_history(path: Path) -> dict[str, object]:
     import features
 
     con = duckdb.connect(str(path))
+    per_set: dict[str, float] = {}
+    rows: dict[str, int] = {}
     t0 = time.perf_counter()
-    rows = features.build_features_history(con, START, AS_OF)
+    for name in features.FEATURE_SETS:
+        t1 = time.perf_counter()
+        rows.update(features.build_features_history(con, START, AS_OF, [name]))
+        per_set[name] = round(time.perf_counter() - t1, 1)
     seconds = time.perf_counter() - t0
     con.close()
-    return {"seconds": seconds, "rows": rows}
+    return {"seconds": seconds, "per_set_s": per_set, "rows": rows}
 
 
 def _duckdb_pos_columns(path: Path) -> tuple[float, dict[str, object]]:
@@ -289,6 +295,9 @@ def main() -> None:
     if args.run_step:
         result = STEPS[args.run_step](args.db)
         result["peak_mb"] = round(_peak_mb(), 1)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["cpu_s_process"] = round(usage.ru_utime + usage.ru_stime, 1)  # incl. imports
+        result["load_avg"] = round(os.getloadavg()[0], 1)
         print(json.dumps(result, default=str))
         return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_features_"))

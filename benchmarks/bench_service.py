@@ -163,7 +163,11 @@ def start_yidai(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]
         env=_env(home), cwd=ROOT, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _wait(port, "/readyz", 240, proc)
+    try:
+        _wait(port, "/readyz", 900, proc)
+    except BaseException:
+        _stop(proc)
+        raise
     return proc, port
 
 
@@ -176,7 +180,11 @@ def start_mlflow(home: Path) -> tuple[subprocess.Popen[bytes], int]:
         env=_env(home), cwd=home, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _wait(port, "/ping", 300, proc)
+    try:
+        _wait(port, "/ping", 600, proc)
+    except BaseException:
+        _stop(proc)
+        raise
     return proc, port
 
 
@@ -322,8 +330,9 @@ def main(argv: list[str] | None = None) -> None:
         phases.append(("yidai, two workers", yidai_two))
     for name, phase in phases:
         print(f"phase: {name} ... (load average {os.getloadavg()[0]:.1f})", flush=True)
+        done = len(results)
         phase()
-        print(results[-1], flush=True)
+        print("\n".join(results[done:]), flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores: above 2 means queueing)")
     print("\n".join(["", "results:", *results]))
 

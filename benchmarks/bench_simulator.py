@@ -1,13 +1,15 @@
 """Benchmark the simulator: rows/s and peak memory at the demo size and at ~10M POS rows.
 
 Usage: ``uv run python benchmarks/bench_simulator.py [--sizes demo,10m] [--out DIR]``.
-Each size runs in a fresh subprocess so its peak memory (max RSS) is its own.
+Each size runs in a fresh subprocess so its peak memory (max RSS) is its own.  CPU time
+(user + sys, all threads) is printed too: on a shared machine it is the fairer figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -27,8 +29,11 @@ def run_one(size: str, out: Path) -> dict[str, object]:
     from simulator import SimConfig, simulate
 
     config = SimConfig.preset("demo", **SIZES[size])  # type: ignore[arg-type]
+    before = resource.getrusage(resource.RUSAGE_SELF)
     summary = simulate(config, out / "landing", out / "truth")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    peak_mb = after.ru_maxrss / 1024
     return {
         "size": size,
         "rows": summary.total_rows,
@@ -36,6 +41,9 @@ def run_one(size: str, out: Path) -> dict[str, object]:
         "files": sum(summary.files.values()),
         "seconds": round(summary.seconds, 2),
         "rows_per_s": round(summary.rows_per_second),
+        "cpu_seconds": round(cpu, 2),
+        "rows_per_cpu_s": round(summary.total_rows / cpu) if cpu > 0 else 0,
+        "load_avg": round(os.getloadavg()[0], 1),
         "peak_rss_mb": round(peak_mb),
     }
 
@@ -64,7 +72,9 @@ def main() -> None:
             print(
                 f"{size:>5}: {figures['rows']:>11,} rows ({figures['pos_rows']:,} POS) in "
                 f"{figures['files']:,} files, {figures['seconds']:.1f} s, "
-                f"{figures['rows_per_s']:,} rows/s, peak RSS {figures['peak_rss_mb']:,} MB"
+                f"{figures['rows_per_s']:,} rows/s; CPU {figures['cpu_seconds']:.1f} s "
+                f"({figures['rows_per_cpu_s']:,} rows per CPU-second); "
+                f"peak RSS {figures['peak_rss_mb']:,} MB; load average {figures['load_avg']}"
             )
         finally:
             shutil.rmtree(work, ignore_errors=True)

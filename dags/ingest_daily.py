@@ -1,11 +1,13 @@
 """ingest_daily: the day's landing files into the warehouse, then the features and the snapshot.
 
 One run processes one day (its logical date, or the ``day`` param).  With the ``history``
-param it ingests every landing day up to that day in one run and builds the features of
-the whole history (the first load of a new installation, or the demo).  The publish task
-updates the features asset, which schedules ``merchant_limits_daily``.  A landing file that
-fails its contract fails ``check_landing`` (an alert) without holding back the features of
-the files that did load.
+param it ingests every landing day up to that day in one run (the first load of a new
+installation, or the demo); ``backfill_features`` also rebuilds the feature tables of every
+earlier day (training does not need them: it computes features point-in-time itself).
+
+The publish task updates the features asset, which schedules ``merchant_limits_daily``.  A
+landing file that fails its contract fails ``check_landing`` (an alert) without holding back
+the features of the files that did load.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_
     params={
         "day": Param(None, type=["null", "string"], description="Day to process (YYYY-MM-DD)"),
         "history": Param(False, type="boolean", description="Load every day up to `day`"),
+        "backfill_features": Param(
+            False,
+            type="boolean",
+            description="Also rebuild the feature tables of every earlier day (slow)",
+        ),
     },
     tags=["yidai", "ingest", "features"],
 )
@@ -49,9 +56,10 @@ def ingest_daily() -> None:
 
     @task(pool=pipeline.WAREHOUSE_POOL)
     def build_features(**context: Any) -> dict[str, Any]:
-        """Build every feature set as of the day (the whole history with ``history``)."""
+        """Build every feature set as of the day (and, on request, of every earlier day)."""
         day = pipeline.resolve_day(context)
-        return pipeline.run_feature_build(day, history=bool(context["params"]["history"]))
+        backfill = bool(context["params"]["backfill_features"])
+        return pipeline.run_feature_build(day, backfill=backfill)
 
     @task(pool=pipeline.WAREHOUSE_POOL, outlets=[FEATURES])
     def publish_snapshot(**context: Any) -> dict[str, Any]:

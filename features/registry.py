@@ -80,7 +80,11 @@ class Feature:
 
     def definition(self) -> dict[str, Any]:
         """What the fingerprint hashes: everything that changes the values."""
+        from features.sources import SOURCES
+
         body = self.expr
+        if self.source in SOURCES:  # the daily source's SQL changes the values too
+            body += "\n" + SOURCES[self.source].daily_sql("{lo}", "{hi}")
         if self.compute is not None:
             body += "\n" + inspect.getsource(self.compute)
         return {

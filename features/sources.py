@@ -111,18 +111,18 @@ _SOURCE_LIST = [
         relation="pos_transactions",
         entity_expr="customer_id",
         measures=(
-            ("spend", "coalesce(sum(amount) FILTER (WHERE status = 'approved'), 0)"),
-            ("spend_n", "count(*) FILTER (WHERE status = 'approved')"),
-            ("refund", "coalesce(sum(amount) FILTER (WHERE status = 'refund'), 0)"),
+            ("spend", "sum(CASE WHEN status = 'approved' THEN amount ELSE 0 END)"),
+            ("spend_n", "count_if(status = 'approved')"),
+            ("refund", "sum(CASE WHEN status = 'refund' THEN amount ELSE 0 END)"),
             (
                 "night",
-                f"coalesce(sum(amount) FILTER (WHERE status = 'approved' AND {NIGHT}), 0)",
+                f"sum(CASE WHEN status = 'approved' AND {NIGHT} THEN amount ELSE 0 END)",
             ),
             (
                 "risky",
-                f"coalesce(sum(amount) FILTER (WHERE status = 'approved' AND mcc IN ({RISKY})), 0)",
+                f"sum(CASE WHEN status = 'approved' AND mcc IN ({RISKY}) THEN amount ELSE 0 END)",
             ),
-            ("declined_n", "count(*) FILTER (WHERE status = 'declined')"),
+            ("declined_n", "count_if(status = 'declined')"),
         ),
     ),
     Source(
@@ -142,12 +142,12 @@ _SOURCE_LIST = [
         where="buyer_type = 'customer'",
         measures=(
             ("orders_n", "count(*)"),
-            ("amount", "coalesce(sum(amount) FILTER (WHERE status <> 'cancelled'), 0)"),
-            ("bad_n", "count(*) FILTER (WHERE status <> 'paid')"),
+            ("amount", "sum(CASE WHEN status <> 'cancelled' THEN amount ELSE 0 END)"),
+            ("bad_n", "count_if(status <> 'paid')"),
             (
                 "instalment",
-                "coalesce(sum(amount) FILTER (WHERE payment_method = 'instalment'"
-                " AND status <> 'cancelled'), 0)",
+                "sum(CASE WHEN payment_method = 'instalment'"
+                " AND status <> 'cancelled' THEN amount ELSE 0 END)",
             ),
         ),
     ),
@@ -164,7 +164,7 @@ _SOURCE_LIST = [
                 "count(*) FILTER (WHERE status = 'success' AND (due_date IS NULL"
                 " OR CAST(ts AS DATE) <= due_date))",
             ),
-            ("failed_n", "count(*) FILTER (WHERE status = 'failed')"),
+            ("failed_n", "count_if(status = 'failed')"),
         ),
     ),
     _credit("customer", "personal"),
@@ -188,14 +188,13 @@ _SOURCE_LIST = [
                 "coalesce(sum(CASE status WHEN 'approved' THEN amount WHEN 'refund' "
                 "THEN -amount ELSE 0 END), 0)",
             ),
-            ("gross", "coalesce(sum(amount) FILTER (WHERE status = 'approved'), 0)"),
-            ("refund", "coalesce(sum(amount) FILTER (WHERE status = 'refund'), 0)"),
-            ("txn_n", "count(*) FILTER (WHERE status = 'approved')"),
-            ("chargeback_n", "count(*) FILTER (WHERE status = 'chargeback')"),
+            ("gross", "sum(CASE WHEN status = 'approved' THEN amount ELSE 0 END)"),
+            ("refund", "sum(CASE WHEN status = 'refund' THEN amount ELSE 0 END)"),
+            ("txn_n", "count_if(status = 'approved')"),
+            ("chargeback_n", "count_if(status = 'chargeback')"),
             (
                 "round_n",
-                "count(*) FILTER (WHERE status = 'approved' AND amount >= 500"
-                " AND amount % 100 = 0)",
+                "count_if(status = 'approved' AND amount >= 500 AND amount % 100 = 0)",
             ),
         ),
     ),
@@ -227,11 +226,11 @@ _SOURCE_LIST = [
         measures=(
             (
                 "inflow",
-                "coalesce(sum(amount) FILTER (WHERE payment_type = 'transfer_in'), 0)",
+                "sum(CASE WHEN payment_type = 'transfer_in' THEN amount ELSE 0 END)",
             ),
             (
                 "outflow",
-                "coalesce(sum(amount) FILTER (WHERE payment_type <> 'transfer_in'), 0)",
+                "sum(CASE WHEN payment_type <> 'transfer_in' THEN amount ELSE 0 END)",
             ),
         ),
     ),
@@ -276,7 +275,7 @@ _SOURCE_LIST = [
         where="status <> 'cancelled'",
         measures=(
             ("amount", "sum(amount)"),
-            ("refunded", "coalesce(sum(amount) FILTER (WHERE status = 'refunded'), 0)"),
+            ("refunded", "sum(CASE WHEN status = 'refunded' THEN amount ELSE 0 END)"),
         ),
     ),
     _credit("sme", "sme"),
@@ -307,7 +306,7 @@ _SOURCE_LIST = [
             ("txn_n", "count(*)"),
             ("amount", "sum(amount)"),
             ("max_amount", "max(amount)"),
-            ("night_n", f"count(*) FILTER (WHERE {NIGHT})"),
+            ("night_n", f"count_if({NIGHT})"),
         ),
     ),
     Source(

@@ -331,14 +331,14 @@ def _undo_registration(
 def promote(name: str, version: str, *, reason: str, settings: Settings | None = None) -> None:
     """Manually make ``version`` the champion (the previous champion becomes challenger)."""
     client = tracking_client(settings)
-    previous = _version_by_alias(client, name, CHAMPION, missing_ok=True)
+    previous = version_by_alias(client, name, CHAMPION, missing_ok=True)
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "gate_reason", f"manual: {reason}")
     if previous is not None and str(previous.version) != str(version):
         client.set_registered_model_alias(name, CHALLENGER, str(previous.version))
 
 
-def _version_by_alias(
+def version_by_alias(
     client: MlflowClient, name: str, alias: str, *, missing_ok: bool = False
 ) -> Any:
     from mlflow.exceptions import MlflowException
@@ -446,7 +446,7 @@ def load_model(
 
     lgb = import_lightgbm()
     client = tracking_client(settings)
-    model_version = _version_by_alias(client, name, alias)
+    model_version = version_by_alias(client, name, alias)
     version = str(model_version.version)
     local = Path(
         mlflow.artifacts.download_artifacts(

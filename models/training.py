@@ -277,10 +277,10 @@ def score_champion(
 ) -> ChampionScore | None:
     """The current champion's primary metric on the new model's test window (None if there
     is no champion yet)."""
-    from models.registry import CHAMPION, _version_by_alias, load_model
+    from models.registry import CHAMPION, load_model, version_by_alias
 
     client = tracking_client(settings)
-    current = _version_by_alias(client, spec.name, CHAMPION, missing_ok=True)
+    current = version_by_alias(client, spec.name, CHAMPION, missing_ok=True)
     if current is None:
         return None
     version = str(current.version)

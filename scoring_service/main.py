@@ -38,6 +38,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
+        if not logging.getLogger().handlers:  # uvicorn workers: show reloads and problems
+            logging.basicConfig(
+                level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+            )
         audit = AuditStore(cfg.audit_url, sqlite_synchronous=cfg.audit_sqlite_synchronous)
         resources = Resources(cfg, loaders)
         app.state.yidai = ServiceState(cfg, resources, audit, metrics)

@@ -28,6 +28,7 @@ from simulator.landing import (
     fixed_width_strings,
     format_ids,
     id_bytes,
+    string_array,
     vocab_strings,
 )
 from simulator.loans import Applications, draw_applications, loan_batches
@@ -295,14 +296,21 @@ def _write_truth(
     else:
         defects = pa.table(
             {
-                "source": pa.array([], pa.string()),
-                "key": pa.array([], pa.string()),
-                "defect": pa.array([], pa.string()),
-                "column": pa.array([], pa.string()),
-                "delivered_day": pa.array([], pa.int64()),
+                "source": string_array([]),
+                "key": string_array([]),
+                "defect": string_array([]),
+                "column": string_array([]),
+                "delivered_day": arrow_array(np.zeros(0, np.int64), pa.int64()),
             }
         )
-    delivered = arrow_array(defects["delivered_day"].to_numpy() + cal.epoch_day0, pa.date32())
+    days = np.concatenate(
+        [np.zeros(0, np.int64)]
+        + [
+            np.frombuffer(c.buffers()[1], np.int64, count=len(c), offset=8 * c.offset)
+            for c in defects["delivered_day"].chunks
+        ]
+    )  # (Arrow's to_numpy would import pandas: seconds of start-up)
+    delivered = arrow_array(days + cal.epoch_day0, pa.date32())
     tables["defects"] = defects.drop_columns(["delivered_day"]).append_column(
         "delivered_dt", delivered
     )

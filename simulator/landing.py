@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -277,10 +278,7 @@ def encode_column(contract: Contract, name: str, batch: Batch) -> pa.Array:
     if name in POLY_IDS:
         data, unknown = _polyid_bytes(contract, name, batch)
         return fixed_width_strings(data, unknown if null is None else unknown | null)
-    arr = vocab_strings(_vocab(contract, name), values)
-    if null is not None and null.any():
-        arr = pc.if_else(arrow_array(null, pa.bool_(), None), pa.scalar(None, pa.string()), arr)
-    return arr
+    return vocab_strings(_vocab(contract, name), values, null)
 
 
 def encode(batch: Batch) -> pa.Table:
@@ -291,9 +289,28 @@ def encode(batch: Batch) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def vocab_strings(vocab: tuple[str, ...], codes: np.ndarray) -> pa.Array:
-    """The strings ``vocab[code]`` of integer (or boolean) codes."""
-    return pa.array(list(vocab), pa.string()).take(arrow_array(codes, pa.int32()))
+def string_array(values: Sequence[str | None]) -> pa.Array:
+    """An Arrow string array of Python strings (built from buffers: no pandas import)."""
+    encoded = [b"" if v is None else v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, np.int32)
+    offsets[1:] = np.cumsum([len(e) for e in encoded])
+    null = np.array([v is None for v in values], dtype=bool)
+    buffers = [pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    if null.any():
+        return pa.StringArray.from_buffers(len(encoded), *buffers, _bitmap(~null), int(null.sum()))
+    return pa.StringArray.from_buffers(len(encoded), *buffers)
+
+
+@lru_cache(maxsize=256)
+def _vocab_array(vocab: tuple[str, ...]) -> pa.Array:
+    return string_array(vocab)
+
+
+def vocab_strings(
+    vocab: tuple[str, ...], codes: np.ndarray, null: np.ndarray | None = None
+) -> pa.Array:
+    """The strings ``vocab[code]`` of integer (or boolean) codes (null where ``null``)."""
+    return _vocab_array(tuple(vocab)).take(arrow_array(codes, pa.int32(), null))
 
 
 def is_id_column(name: str) -> bool:
@@ -322,7 +339,7 @@ def key_strings(batch: Batch) -> pa.Array:
         parts.append(arr.cast(pa.string()))
     if len(parts) == 1:
         return parts[0]
-    return pc.binary_join_element_wise(*parts, "|")
+    return pc.binary_join_element_wise(*parts, string_array(["|"])[0])
 
 
 @dataclass
@@ -331,17 +348,17 @@ class DefectLog:
 
     tables: list[pa.Table] = field(default_factory=list)
 
-    def record(self, batch: Batch, kinds: list[str], columns: list[str]) -> None:
+    def record(self, batch: Batch, kinds: list[str], columns: list[str | None]) -> None:
         if len(batch) == 0:
             return
         self.tables.append(
             pa.table(
                 {
-                    "source": pa.array([batch.source] * len(batch), pa.string()),
+                    "source": vocab_strings((batch.source,), np.zeros(len(batch), np.int32)),
                     "key": key_strings(batch),
-                    "defect": pa.array(kinds, pa.string()),
-                    "column": pa.array(columns, pa.string()),
-                    "delivered_day": pa.array(batch.day, pa.int64()),
+                    "defect": string_array(kinds),
+                    "column": string_array(columns),
+                    "delivered_day": arrow_array(batch.day, pa.int64()),
                 }
             )
         )
@@ -350,11 +367,11 @@ class DefectLog:
         self.tables.append(
             pa.table(
                 {
-                    "source": [source],
-                    "key": [relative_path],
-                    "defect": ["malformed_file"],
-                    "column": pa.array([None], pa.string()),
-                    "delivered_day": pa.array([day], pa.int64()),
+                    "source": string_array([source]),
+                    "key": string_array([relative_path]),
+                    "defect": string_array(["malformed_file"]),
+                    "column": string_array([None]),
+                    "delivered_day": arrow_array(np.array([day]), pa.int64()),
                 }
             )
         )
@@ -401,7 +418,7 @@ def inject_defects(
     day = batch.day.copy()
     rec_rows: list[int] = []
     rec_kinds: list[str] = []
-    rec_cols: list[str] = []
+    rec_cols: list[str | None] = []
     dup_rows: list[int] = []
     for row, kind_i in zip(picked.tolist(), chosen.tolist(), strict=True):
         kind = kinds[kind_i]
@@ -431,7 +448,7 @@ def inject_defects(
             day[row] += shift
         rec_rows.append(row)
         rec_kinds.append(kind)
-        rec_cols.append(column or None)  # type: ignore[arg-type]
+        rec_cols.append(column or None)
     out = Batch(batch.source, cols, day, nulls)
     if rec_rows:
         log.record(out.take(np.array(rec_rows, dtype=np.int64)), rec_kinds, rec_cols)

@@ -155,7 +155,9 @@ def run_dag(
     return RunOutcome(dag_id, str(run.run_id), tuple(failed))
 
 
-def demo_plan(days: list[date], daily_runs: int) -> list[tuple[str, date, dict[str, Any]]]:
+def demo_plan(
+    days: list[date], daily_runs: int, *, backfill_features: bool = False
+) -> list[tuple[str, date, dict[str, Any]]]:
     """The DAG runs of the demo: the history in one go, then ``daily_runs`` daily cycles.
 
     History (every landing day but the last ``daily_runs``): ``ingest_daily`` with
@@ -170,7 +172,7 @@ def demo_plan(days: list[date], daily_runs: int) -> list[tuple[str, date, dict[s
         )
     history_day = days[-daily_runs - 1]
     plan: list[tuple[str, date, dict[str, Any]]] = [
-        ("ingest_daily", history_day, {"history": True}),
+        ("ingest_daily", history_day, {"history": True, "backfill_features": backfill_features}),
         ("train_weekly", history_day, {}),
         ("merchant_limits_daily", history_day, {}),
         ("monitoring_daily", history_day, {}),

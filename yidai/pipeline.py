@@ -28,6 +28,9 @@ FEATURES_ASSET_URI = "yidai://warehouse/features/daily"
 MODELS_ASSET_NAME = "yidai_models"
 MODELS_ASSET_URI = "yidai://mlflow/registry"
 
+#: DuckDB memory bound of the feature build (it spills to disk beyond it).
+FEATURE_BUILD_MEMORY_LIMIT = "4GB"
+
 #: Deterministic data-quality and threshold checks: no retries; their failure is an alert
 #: (the DAG run fails) but the rest of the run still completes.
 ALERT_TASKS: frozenset[str] = frozenset({"check_landing", "check_thresholds"})
@@ -180,16 +183,21 @@ def check_landing(summary: Mapping[str, Any]) -> dict[str, Any]:
     return dict(summary)
 
 
-def run_feature_build(day: date, *, history: bool = False) -> dict[str, Any]:
-    """Build every feature set as of ``day``; with ``history``, the whole history before it."""
+def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
+    """Build every feature set as of ``day`` (re-running a day replaces it).
+
+    ``backfill`` also rebuilds the point-in-time feature tables for every landing day
+    before ``day`` (slow and memory-hungry at scale; training does not need it: training
+    sets compute their features as of each decision from the raw tables).
+    """
     from features.engine import build_features, build_features_history
     from yidai.settings import get_settings
     from yidai.warehouse import connect
 
-    con = connect(get_settings().warehouse)
+    con = connect(get_settings().warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
     try:
         written: dict[str, int] = {}
-        if history:
+        if backfill:
             first = landing_days()[0]
             if first < day:
                 written.update(build_features_history(con, first, day - timedelta(days=1)))
@@ -197,7 +205,7 @@ def run_feature_build(day: date, *, history: bool = False) -> dict[str, Any]:
             written[key] = written.get(key, 0) + rows
     finally:
         con.close()
-    return {"day": day.isoformat(), "history": history, "rows": written}
+    return {"day": day.isoformat(), "backfill": backfill, "rows": written}
 
 
 def publish_serving(day: date) -> dict[str, Any]:

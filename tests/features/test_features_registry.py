@@ -84,3 +84,14 @@ def test_catalog_is_up_to_date() -> None:
     for fs in FEATURE_SETS.values():
         for f in fs.features:
             assert f"`{f.name}`" in committed
+
+
+def test_changing_a_source_changes_the_fingerprint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from features import sources
+
+    fs = FEATURE_SETS["merchant_credit_v1"]
+    before = fs.fingerprint
+    src = sources.SOURCES["merchant_pos"]
+    edited = dataclasses.replace(src, where="status <> 'declined'")
+    monkeypatch.setitem(sources.SOURCES, "merchant_pos", edited)
+    assert fs.fingerprint != before

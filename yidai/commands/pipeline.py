@@ -48,6 +48,11 @@ def register(app: typer.Typer) -> None:
         history: bool = typer.Option(
             False, "--history", help="ingest_daily only: load every landing day up to --day."
         ),
+        backfill_features: bool = typer.Option(
+            False,
+            "--backfill-features",
+            help="ingest_daily only: also rebuild the feature tables of every earlier day.",
+        ),
         keep_retries: bool = typer.Option(
             False, "--keep-retries", help="Honour the DAG's retries (default: fail fast)."
         ),
@@ -58,10 +63,14 @@ def register(app: typer.Typer) -> None:
 
         if dag_id not in DAG_IDS:
             raise YidaiError(f"unknown DAG {dag_id!r}; choose one of {', '.join(DAG_IDS)}")
-        if history and dag_id != "ingest_daily":
-            raise YidaiError("--history applies to ingest_daily only")
+        if (history or backfill_features) and dag_id != "ingest_daily":
+            raise YidaiError("--history and --backfill-features apply to ingest_daily only")
         parsed = _day(day)
-        conf: dict[str, object] = {"history": history} if dag_id == "ingest_daily" else {}
+        conf: dict[str, object] = (
+            {"history": history, "backfill_features": backfill_features}
+            if dag_id == "ingest_daily"
+            else {}
+        )
         if parsed is not None:
             conf["day"] = parsed.isoformat()
         outcome = run_dag(dag_id, parsed, conf, fail_fast=not keep_retries)
@@ -76,6 +85,11 @@ def register(app: typer.Typer) -> None:
         log_file: Path | None = typer.Option(
             None, "--log-file", help="Send Airflow's and the tasks' logs to this file."
         ),
+        backfill_features: bool = typer.Option(
+            False,
+            "--backfill-features",
+            help="The history run also rebuilds the feature tables of every earlier day.",
+        ),
     ) -> None:
         """The whole landing history in one run, then a few daily runs (used by the demo)."""
         from rich.console import Console
@@ -85,7 +99,7 @@ def register(app: typer.Typer) -> None:
         from yidai.errors import YidaiError
         from yidai.pipeline import landing_days
 
-        plan = demo_plan(landing_days(), daily_runs)
+        plan = demo_plan(landing_days(), daily_runs, backfill_features=backfill_features)
         with output_redirected(log_file) as terminal:
             console = Console(file=terminal)
             columns = (
