@@ -63,6 +63,26 @@ def _wait(url_port: int, path: str, timeout: float, proc: subprocess.Popen[bytes
     raise SystemExit(f"server on port {url_port} not ready after {timeout:.0f}s")
 
 
+def _wait_workers_ready(port: int, workers: int, timeout: float, proc: Any) -> None:
+    """Until ``workers`` distinct processes (pids in /readyz) report ready."""
+    ready: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while len(ready) < workers:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"only {len(ready)} of {workers} workers ready")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request("GET", "/readyz")
+            response = conn.getresponse()
+            report = json.loads(response.read())
+            conn.close()
+            if response.status == 200:
+                ready.add(int(report["pid"]))
+        except OSError:
+            pass
+        time.sleep(0.05)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -100,7 +120,10 @@ def _client_process(
     results: list[list[float]] = [[] for _ in chunks]
 
     def run(i: int) -> None:
-        results[i] = _run_requests(port, chunks[i], deadline)
+        try:
+            results[i] = _run_requests(port, chunks[i], deadline)
+        except BaseException as exc:  # report, do not lose the thread silently
+            print(f"client thread failed: {exc}", file=sys.stderr, flush=True)
 
     pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
     for t in pool:
@@ -164,7 +187,8 @@ def start_yidai(home: Path, workers: int) -> tuple[subprocess.Popen[bytes], int]
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait(port, "/readyz", 900, proc)
+        _wait(port, "/healthz", 900, proc)
+        _wait_workers_ready(port, workers, 900, proc)
     except BaseException:
         _stop(proc)
         raise
@@ -196,7 +220,13 @@ def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray
     from yidai.settings import Settings
 
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-    if rebuild or not (settings.serving / "features" / "personal_credit_v1" / "CURRENT").exists():
+    from yidai.errors import YidaiError
+
+    try:
+        load_snapshot(settings.serving, "personal_credit_v1")
+    except YidaiError:  # nothing published yet, or published from older feature definitions
+        rebuild = True
+    if rebuild:
         shutil.rmtree(home, ignore_errors=True)
         print(f"building the sandbox under {home} ...", flush=True)
         build_sandbox(settings, n_pos=40_000)

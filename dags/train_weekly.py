@@ -4,7 +4,8 @@ Each model trains in its own task (a failure in one leaves the others' champions
 its point-in-time training set from the warehouse (so it holds the warehouse pool), the
 LightGBM fit, the out-of-time evaluation, registration in MLflow and the promotion gate
 (the new version becomes ``champion`` only if it beats the current one).  The report task
-collects the gate decisions and updates the models asset.
+runs whatever happened: it logs the gate decisions, updates the models asset, and fails
+loudly naming any model that could not be retrained (its current champion stays).
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def train_weekly() -> None:
         """Point-in-time training set, fit, out-of-time evaluation, gate and registration."""
         return pipeline.run_training(model_name, pipeline.resolve_day(context))
 
-    @task(outlets=[MODELS])
+    @task(outlets=[MODELS], trigger_rule="all_done", retries=0)
     def promotion_report(trained: Any) -> dict[str, Any]:
-        """Which new versions became champion and which stayed challenger, and why."""
+        """Which new versions became champion or challenger and why; fails if one did not train."""
         return pipeline.promotion_report(trained)
 
     promotion_report(

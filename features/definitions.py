@@ -43,7 +43,14 @@ def _agg(
 
 
 def _sql(
-    name: str, source: str, template: str, description: str, *, monotone: int = 0, reason: str
+    name: str,
+    source: str,
+    template: str,
+    description: str,
+    *,
+    monotone: int = 0,
+    reason: str,
+    windowed: str = "",
 ) -> Feature:
     entity, window = name.split("_")[0], name.rsplit("_", 1)[1]
     return Feature(
@@ -57,6 +64,7 @@ def _sql(
         monotone=monotone,
         reason_group=reason,
         fill=None,
+        windowed=windowed,
     )
 
 
@@ -113,9 +121,12 @@ SELECT entity_id, as_of, max(a) / nullif(sum(a), 0) AS value FROM (
   GROUP BY ALL) GROUP BY ALL
 """
 # Coefficient of variation of net turnover over six 30-day months.
+_MONTHLY_CV_OF_T = (
+    "sqrt(greatest(sum(t * t) / 6 - (sum(t) / 6) * (sum(t) / 6), 0)) / nullif(sum(t) / 6, 0)"
+)
 _MONTHLY_CV = """
 SELECT entity_id, as_of,
-       sqrt(greatest(sum(t * t) / 6 - (sum(t) / 6) * (sum(t) / 6), 0)) / nullif(sum(t) / 6, 0)
+       {_MONTHLY_CV_OF_T}
          AS value FROM (
   SELECT k.entity_id, k.as_of, m.m, coalesce(sum(d.net), 0) AS t
   FROM {keys} k CROSS JOIN range(6) m(m)
@@ -123,7 +134,7 @@ SELECT entity_id, as_of,
    AND d.day <= k.as_of - CAST(30 * m.m AS INTEGER)
    AND d.day > k.as_of - CAST(30 * (m.m + 1) AS INTEGER)
   GROUP BY ALL) GROUP BY ALL
-"""
+""".replace("{_MONTHLY_CV_OF_T}", _MONTHLY_CV_OF_T)
 # 1 - (own last-30-day turnover trend / the whole market's trend on the same day): the decline
 # that the season (Spring Festival dip, Double-11 peak) does not explain.
 _SEASONAL_DECLINE = """
@@ -141,6 +152,101 @@ own AS (
    AND d.day <= k.as_of AND d.day > k.as_of - 90 GROUP BY ALL)
 SELECT own.entity_id, own.as_of, 1 - own.r / nullif(market.r, 0) AS value
 FROM own JOIN market USING (as_of)
+"""
+
+# ---- The same three queries for many as-of days at once (history, training sets).  A range
+# join of keys with daily rows costs keys x window rows; these read each daily row a bounded
+# number of times (window functions over the entity's daily rows, evaluated at the key days).
+# tests/features/test_features_windowed.py proves them equal to the templates above.
+_DAY_NUMBER = "date_diff('day', DATE '1970-01-01', {col})"
+
+
+def _keyed_windows(rows: str, partition: str, windows: dict[str, tuple[int, int]]) -> str:
+    """``rows`` (with ``as_of``) plus one row per distinct key, and the named RANGE windows
+    (``name: (from_days_back, to_days_back)``) over the day number, per ``partition``."""
+    order = _DAY_NUMBER.format(col="as_of")
+    part = f"PARTITION BY {partition} " if partition else ""
+    frames = ", ".join(
+        f"{name} AS ({part}ORDER BY {order} RANGE BETWEEN {lo} PRECEDING AND "
+        f"{'CURRENT ROW' if hi == 0 else f'{hi} PRECEDING'})"
+        for name, (lo, hi) in windows.items()
+    )
+    keys = f"SELECT DISTINCT {partition + ', ' if partition else ''}as_of FROM {{keys}}"
+    return (
+        f"(SELECT *, false AS __key FROM ({rows}) UNION ALL BY NAME "
+        f"SELECT *, true AS __key FROM ({keys})) WINDOW {frames}"
+    )
+
+
+_MONTHLY_CV_WINDOWED = f"""
+SELECT entity_id, as_of, {_MONTHLY_CV_OF_T} AS value FROM (
+  SELECT entity_id, as_of, unnest(months) AS t FROM (
+    SELECT entity_id, as_of, [{
+      ", ".join(f"coalesce(sum(net) OVER m{m}, 0)" for m in range(6))
+    }] AS months
+    FROM {_keyed_windows(
+        "SELECT entity_id, day AS as_of, net FROM {source}", "entity_id",
+        {f"m{m}": (30 * m + 29, 30 * m) for m in range(6)})}
+    QUALIFY __key)) GROUP BY ALL
+"""
+_SEASONAL_R = "(sum(net) OVER r30 / 30) / nullif(sum(net) OVER r60 / 60, 0)"
+_SEASONAL_WINDOWS = {"r30": (29, 0), "r60": (89, 30)}
+_SEASONAL_DECLINE_WINDOWED = f"""
+WITH market AS (
+  SELECT as_of, {_SEASONAL_R} AS r FROM {_keyed_windows(
+      "SELECT day AS as_of, sum(net) AS net FROM {source} GROUP BY ALL", "",
+      _SEASONAL_WINDOWS)} QUALIFY __key),
+own AS (
+  SELECT entity_id, as_of, {_SEASONAL_R} AS r FROM {_keyed_windows(
+      "SELECT entity_id, day AS as_of, net FROM {source}", "entity_id",
+      _SEASONAL_WINDOWS)} QUALIFY __key)
+SELECT own.entity_id, own.as_of, 1 - own.r / nullif(market.r, 0) AS value
+FROM own JOIN market USING (as_of)
+"""
+
+
+def _top_share_windowed(dim: str, measure: str, days: int) -> str:
+    """The largest ``dim``'s share of ``measure`` over ``days`` days, for every key at once.
+
+    Each (entity, dim) pair's window sum is a step function of the day that changes only on
+    its activity days and ``days`` later: one segment [s, e) per step.  The max over the
+    segments covering a day is found with dyadic blocks (each segment is covered by at most
+    two aligned blocks of each size 2^j; a day looks up its one block per size), so the cost
+    is rows x log(days), not rows x days.
+    """
+    levels = days.bit_length()
+    dn = _DAY_NUMBER.format(col="day")
+    return f"""
+WITH d AS (SELECT entity_id, {dim} AS dim, {dn} AS dn, {measure} AS a FROM {{source}}),
+steps AS (
+  SELECT DISTINCT entity_id, dim, dn, sum(a) OVER w AS a, count(a) OVER w AS n
+  FROM (SELECT entity_id, dim, dn, a FROM d
+        UNION ALL SELECT entity_id, dim, dn + {days}, NULL FROM d)
+  WINDOW w AS (PARTITION BY entity_id, dim ORDER BY dn
+               RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW)),
+seg AS (
+  SELECT entity_id, dn AS s, lead(dn) OVER (PARTITION BY entity_id, dim ORDER BY dn) AS e, a, n
+  FROM steps),
+blocks AS (
+  SELECT entity_id, j, b, max(a) AS a FROM (
+    SELECT entity_id, j, unnest([(s + (1 << j) - 1) >> j, (e >> j) - 1]) AS b, a
+    FROM seg CROSS JOIN range({levels}) t(j)
+    WHERE n > 0 AND (s + (1 << j) - 1) >> j <= (e >> j) - 1)
+  GROUP BY ALL),
+k AS (SELECT DISTINCT entity_id, as_of, {_DAY_NUMBER.format(col="as_of")} AS dn FROM {{keys}}),
+top AS (
+  SELECT k.entity_id, k.as_of, max(x.a) AS a
+  FROM k CROSS JOIN range({levels}) t(j)
+  JOIN blocks x ON x.entity_id = k.entity_id AND x.j = t.j AND x.b = k.dn >> t.j
+  GROUP BY ALL),
+total AS (
+  SELECT entity_id, as_of, sum(a) OVER (PARTITION BY entity_id ORDER BY dn
+         RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW) AS a, __key
+  FROM (SELECT entity_id, dn, a, false AS __key FROM d UNION ALL BY NAME
+        SELECT entity_id, dn, as_of, true AS __key FROM k)
+  QUALIFY __key)
+SELECT top.entity_id, top.as_of, top.a / nullif(total.a, 0) AS value
+FROM top JOIN total USING (entity_id, as_of)
 """
 
 
@@ -321,7 +427,7 @@ MERCHANT = (
          reason="turnover_trend", monotone=-1, fill=None),
     _sql("merchant_turnover_volatility_180d", "merchant_pos", _MONTHLY_CV,
          "Coefficient of variation of monthly (30-day) net turnover over 6 months.",
-         reason="turnover_stability", monotone=1),
+         reason="turnover_stability", monotone=1, windowed=_MONTHLY_CV_WINDOWED),
     _agg("merchant_daily_volatility_90d", "merchant_pos", _cv("net", 90),
          "Coefficient of variation of daily net turnover over 90 days.",
          reason="turnover_stability", monotone=1, fill=None),
@@ -337,7 +443,8 @@ MERCHANT = (
          _TOP_SHARE.replace("{dim}", "card_token").replace("{measure}", "amount")
          .replace("{days}", "90"),
          "Share of the largest card in approved turnover over 90 days (customer concentration).",
-         reason="concentration", monotone=1),
+         reason="concentration", monotone=1,
+         windowed=_top_share_windowed("card_token", "amount", 90)),
     _agg("merchant_distinct_cards_90d", "merchant_cards", "count(DISTINCT card_token)",
          "Distinct cards with approved transactions over 90 days.", reason="concentration",
          monotone=-1),
@@ -353,7 +460,8 @@ MERCHANT = (
          reason="cash_out", monotone=1, fill=None),
     _sql("merchant_seasonal_decline_30d", "merchant_pos", _SEASONAL_DECLINE,
          "1 - own 30-day turnover trend over the whole market's trend on the same day: "
-         "the decline the season does not explain.", reason="turnover_trend", monotone=1),
+         "the decline the season does not explain.", reason="turnover_trend", monotone=1,
+         windowed=_SEASONAL_DECLINE_WINDOWED),
     _agg("merchant_credit_utilisation_180d", "merchant_credit_tape",
          _latest_ratio("outstanding", "credit_limit"),
          "Outstanding over limit on the existing merchant line at the latest month end.",
@@ -397,7 +505,8 @@ SME = (
          _TOP_SHARE.replace("{dim}", "counterparty_id").replace("{measure}", "inflow")
          .replace("{days}", "90"),
          "Share of the largest payer in the inflows over 90 days (counterpart concentration).",
-         reason="concentration", monotone=1),
+         reason="concentration", monotone=1,
+         windowed=_top_share_windowed("counterparty_id", "inflow", 90)),
     _agg("sme_distinct_counterparties_90d", "sme_counterparties",
          "count(DISTINCT counterparty_id)",
          "Distinct counterparts paying in over 90 days.", reason="concentration", monotone=-1),

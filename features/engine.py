@@ -197,7 +197,9 @@ def compute_profiles_sql(
         for f in group:
             where_is[f.name] = f"g{i}.{_q(f.name)}"
     for j, f in enumerate(x for x in feats if x.kind == "sql"):
-        template = f.expr.replace("{keys}", keys).replace("{source}", src_tables[f.source])
+        # one as-of day: the declared query (a small range join); many: its windowed twin
+        body = f.windowed if f.windowed and first_day != last_day else f.expr
+        template = body.replace("{keys}", keys).replace("{source}", src_tables[f.source])
         ctes.append(f"s{j} AS ({template})")
         joins.append(f"LEFT JOIN s{j} ON s{j}.entity_id = k.entity_id AND s{j}.as_of = k.as_of")
         where_is[f.name] = f"s{j}.value"

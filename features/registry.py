@@ -7,6 +7,8 @@ window, description, computation, monotone hint, reason group).  Three kinds of 
   (``day`` in ``(as_of - window, as_of]``); may use ``as_of``.
 * ``sql``: a full DuckDB query template for what one expression cannot say (concentration,
   market-adjusted ratios); placeholders ``{keys}`` (entity_id, as_of) and ``{source}``.
+  Optionally ``windowed``: an equivalent template whose cost grows with rows, not rows x
+  window, used when many as-of days are computed at once (history, training sets).
 * ``request``: a Python function of the request (the event or application itself) and the
   profile features, evaluated by :func:`features.request.request_features` both online and
   offline.
@@ -61,6 +63,10 @@ class Feature:
     reason_group: str = "other"
     fill: float | None = 0.0  # value when the entity has no rows in the window (None = NaN)
     dims: tuple[str, ...] = field(default_factory=tuple)
+    # sql only: the same values for many as-of days at once (window functions over daily
+    # rows instead of a range join).  An implementation of ``expr``, not a definition: it is
+    # left out of the fingerprint, and tests prove it equal to ``expr`` on every key.
+    windowed: str = ""
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):

@@ -29,7 +29,9 @@ class GradientBoostedPD:
 
     ``monotone`` maps a feature name to +1 (risk never decreases as it grows) or -1 (risk
     never increases).  ``balance_classes`` sets ``scale_pos_weight = n_neg / n_pos`` (capped at
-    ``max_pos_weight``); the calibrator then maps the re-weighted margin back to probabilities.
+    ``max_pos_weight``); ``early_stopping_metric`` is a LightGBM metric on ``eval_set``
+    (``binary_logloss``, ``auc``, ``average_precision``); the calibrator then maps the
+    re-weighted margin back to probabilities.
     ``n_jobs`` None picks one thread below ``SMALL_DATA_ROWS`` rows (extra threads only add
     contention there) and two above; the choice is part of the fitted state (``n_jobs_``).
     """
@@ -46,6 +48,7 @@ class GradientBoostedPD:
         bagging_fraction: float = 0.9,
         reg_lambda: float = 1.0,
         early_stopping_rounds: int = 50,
+        early_stopping_metric: str = "binary_logloss",
         monotone: Mapping[str, int] | None = None,
         balance_classes: bool = True,
         max_pos_weight: float = 50.0,
@@ -62,6 +65,7 @@ class GradientBoostedPD:
         self.bagging_fraction = bagging_fraction
         self.reg_lambda = reg_lambda
         self.early_stopping_rounds = early_stopping_rounds
+        self.early_stopping_metric = early_stopping_metric
         self.monotone = dict(monotone or {})
         self.balance_classes = balance_classes
         self.max_pos_weight = max_pos_weight
@@ -82,6 +86,7 @@ class GradientBoostedPD:
             "bagging_fraction": self.bagging_fraction,
             "reg_lambda": self.reg_lambda,
             "early_stopping_rounds": self.early_stopping_rounds,
+            "early_stopping_metric": self.early_stopping_metric,
             "balance_classes": self.balance_classes,
             "max_pos_weight": self.max_pos_weight,
             "calibration": self.calibration,
@@ -93,7 +98,7 @@ class GradientBoostedPD:
         """The LightGBM parameters used for training (deterministic by construction)."""
         return {
             "objective": "binary",
-            "metric": "binary_logloss",
+            "metric": self.early_stopping_metric,
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,
             "min_child_samples": self.min_child_samples,
@@ -153,14 +158,14 @@ class GradientBoostedPD:
         train_data = lgb.Dataset(
             self._matrix(X), label=y_train, feature_name=self.feature_names_, free_raw_data=True
         )
-        # Early stopping on the same weighted log-loss that training minimises (unweighted, it
-        # would stop at once because the weights shift every probability up).
-        valid_data = lgb.Dataset(
-            X_eval,
-            label=y_eval,
-            weight=np.where(y_eval == 1, self.scale_pos_weight_, 1.0),
-            reference=train_data,
-        )
+        # Log-loss early stopping uses the training weights (unweighted, it would stop at once
+        # because the weights shift every probability up).  Ranking metrics (auc,
+        # average_precision) ignore the base rate, so they also suit a training window whose
+        # negatives were down-sampled.
+        weight = None
+        if self.early_stopping_metric == "binary_logloss":
+            weight = np.where(y_eval == 1, self.scale_pos_weight_, 1.0)
+        valid_data = lgb.Dataset(X_eval, label=y_eval, weight=weight, reference=train_data)
         evals: dict[str, Any] = {}
         self.booster_ = lgb.train(
             params,

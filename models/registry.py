@@ -375,6 +375,7 @@ class LoadedModel:
         self.run_id = run_id
         self.booster = booster
         self.metadata = dict(metadata)
+        self.kind: str = str(metadata.get("kind", "credit"))
         self.feature_set: str = str(metadata["feature_set"])
         self.feature_set_version: str = str(metadata["feature_set_version"])
         self.feature_names: list[str] = [str(f) for f in metadata["feature_names"]]

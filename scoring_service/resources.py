@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -222,6 +223,7 @@ class Resources:
             }
         return {
             "ready": all(p["ready"] for p in products.values()),
+            "pid": os.getpid(),
             "products": products,
             "merchant_limits_version": getattr(self.limits, "version", None),
             "problems": dict(self.problems.get("service", {})),
@@ -290,13 +292,19 @@ class Resources:
             self.problems.setdefault("service", {}).pop("merchant_limits", None)
 
     def _cached(self, product: str, what: str, marker: str | None, load: Callable[[], Any]) -> Any:
-        """The artefact for ``marker`` (loaded once per marker; a failure is remembered)."""
+        """The artefact for ``marker``, loaded once per marker.
+
+        A failure is remembered (and reported) and retried only after ``RETRY_SECONDS``, so
+        a broken artefact is not reloaded on every cycle but a transient error heals.
+        """
         key = (product, what)
         seen = self._cache.get(key)
         if seen is not None and seen[0] == marker:
-            return seen[1]
+            value = seen[1]
+            if not (isinstance(value, LoadFailure) and value.expired()):
+                return value
         if marker is None:
-            value: Any = None
+            value = None
         else:
             try:
                 value = load()
@@ -432,11 +440,18 @@ def _identity(b: ProductBundle) -> tuple[Any, ...]:
     )
 
 
+RETRY_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
 class LoadFailure:
-    """Why an artefact could not be loaded (kept so it is not retried until it changes)."""
+    """Why an artefact could not be loaded (not retried for ``RETRY_SECONDS``)."""
 
     message: str
+    at: float = field(default_factory=time.monotonic)
+
+    def expired(self) -> bool:
+        return time.monotonic() - self.at > RETRY_SECONDS
 
 
 class NotReady(YidaiError):

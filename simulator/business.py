@@ -38,9 +38,12 @@ from simulator.world import (
     MALL_LOG_TICKET,
     MERCHANT_MONTH,
     SKIM_PLAN,
+    SME_BILL_DUE_DAY,
     SME_BILLS,
     SME_MONTH,
     World,
+    chargeback_p,
+    refund_p,
     rng_for,
     sigmoid,
 )
@@ -81,16 +84,18 @@ def merchant_month(
     merchant, day = merchant[keep], day[keep]
     k = len(merchant)
     zm = m.z_eff[merchant, month].astype(np.float64)
-    night = rng.random(k) < sigmoid(-3.6 - 1.2 * zm)
+    night = rng.random(k) < sigmoid(-3.4 - 1.4 * zm)
     ts = cal.to_us(day, seconds_of_day(rng, night))
     pool = np.minimum(m.pool[merchant], MAX_POOL)
-    regular = (pool * rng.random(k) ** 2).astype(np.int64)  # regulars come back often
+    # regulars come back often; a struggling shop lives off fewer of them
+    concentration = 1.5 + 2.0 * sigmoid(-1.5 * zm)
+    regular = (pool * rng.random(k) ** concentration).astype(np.int64)
     card = EXTERNAL_CARD_BASE + merchant * 65_536 + regular
     terminal = m.terminal_offset[merchant] + (rng.random(k) * m.n_terminals[merchant]).astype(
         np.int64
     )
     mcc = m.mcc[merchant]
-    amount = np.exp(LOG_TICKET[mcc] + rng.normal(0, 0.6, k)).clip(1.0, None)
+    amount = np.exp(LOG_TICKET[mcc] + 0.12 * zm + rng.normal(0, 0.6, k)).clip(1.0, None)
     entry = rng.choice(4, k, p=ENTRY_P)
     status = np.where(rng.random(k) < 0.03, STATUS_DECLINED, STATUS_APPROVED)
     txn = ids.take("pos", k)
@@ -98,7 +103,7 @@ def merchant_month(
     batches = [pos_batch(cal, txn, ts, card, none, merchant, terminal, mcc, amount, entry, status)]
     approved = status == STATUS_APPROVED
 
-    ref = np.flatnonzero(approved & (rng.random(k) < sigmoid(-3.9 - 1.2 * zm)))
+    ref = np.flatnonzero(approved & (rng.random(k) < refund_p(zm)))
     ref_ts = ts[ref] + (rng.uniform(1, 20, len(ref)) * US_PER_DAY).astype(np.int64)
     ok = cal.day_of_us(ref_ts) < cal.n_days
     ref, ref_ts = ref[ok], ref_ts[ok]
@@ -111,7 +116,7 @@ def merchant_month(
             terminal[ref], mcc[ref], ref_amount, entry[ref], np.full(len(ref), STATUS_REFUND),
         )
     )  # fmt: skip
-    cb = np.flatnonzero(approved & (rng.random(k) < sigmoid(-6.0 - 1.5 * zm)))
+    cb = np.flatnonzero(approved & (rng.random(k) < chargeback_p(zm)))
     cb_ts = ts[cb] + (rng.uniform(15, 60, len(cb)) * US_PER_DAY).astype(np.int64)
     ok = cal.day_of_us(cb_ts) < cal.n_days
     cb, cb_ts = cb[ok], cb_ts[ok]
@@ -204,7 +209,8 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
     who, day = who[ok], day[ok]
     k = len(who)
     pool = np.minimum(s.pool[who], 999)
-    client = CLIENT_BASE + who * 1000 + (pool * rng.random(k) ** 1.6).astype(np.int64)
+    concentration = 1.2 + 2.0 * sigmoid(-1.5 * z[who - lo])  # few big clients when weak
+    client = CLIENT_BASE + who * 1000 + (pool * rng.random(k) ** concentration).astype(np.int64)
     amount = np.exp(np.log(4000) + rng.normal(0, 0.7, k))
     ts = cal.to_us(day, seconds_of_day(rng, np.zeros(k, bool)))
     channel = pick_channel(rng, k, {"online_banking": 0.5, "other": 0.3, "app": 0.2})
@@ -219,14 +225,14 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
     ).astype(np.float32)
 
     # supplier payments (failures when cash is short) and a monthly payroll
-    who = np.repeat(idx, rng.poisson(0.7 * lam))
+    who = np.repeat(idx, rng.poisson(0.7 * lam * np.exp(-0.25 * z)))  # costs outrun receipts
     day = cal.sample_days(rng, cal.biz_weight, month, len(who))
     ok = keep_after_onboarding(who, day)
     who, day = who[ok], day[ok]
     k = len(who)
     zc = s.z_eff[who, month].astype(np.float64)
     amount = np.exp(np.log(3500) + rng.normal(0, 0.8, k))
-    failed = rng.random(k) < sigmoid(-3.6 - 1.4 * zc)
+    failed = rng.random(k) < sigmoid(-3.3 - 1.6 * zc)
     device = 8_000_000 + who
     ts = cal.to_us(day, seconds_of_day(rng, rng.random(k) < sigmoid(-3.5 - 0.6 * zc)))
     channel = pick_channel(rng, k, {"online_banking": 0.6, "app": 0.3, "mobile_banking": 0.1})
@@ -238,10 +244,14 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
     )  # fmt: skip
     payer = idx[active & (sl.start + 9 > s.onboarded_day[idx])]
     k = len(payer)
+    zp = s.z_eff[payer, month].astype(np.float64)
     amount = (
         0.35 * 22.0 * 4000 * np.exp(0.245) * s.weight[payer, 0] * np.exp(rng.normal(0, 0.05, k))
     )
-    ts = cal.to_us(np.full(k, sl.start + 9), 10 * 3600 + rng.integers(0, 3600, k))
+    # payroll on the 10th, late when cash is short
+    delay = (rng.random(k) < sigmoid(-2.0 - 1.5 * zp)) * rng.integers(1, 12, k)
+    pay_day = np.minimum(sl.start + 9 + delay, sl.stop - 1)
+    ts = cal.to_us(pay_day, 10 * 3600 + rng.integers(0, 3600, k))
     batches.append(
         payment_batch(
             cal, ids.take("pay", k), ts, PAYER_SME, payer, np.full(k, PAY_OUT), amount,
@@ -250,16 +260,16 @@ def sme_month(world: World, chunk: int, lo: int, hi: int, month: int) -> list[Ba
         )
     )  # fmt: skip
 
-    # bills: telecom, utilities and tax, due mid-month
+    # bills: telecom, power, water, tax and social insurance, each on its due day
     holder, which = np.nonzero(np.ones((n, len(SME_BILLS)), bool) & active[:, None])
     who = idx[holder]
     cat = SME_BILLS[which]
     zc = z[holder]
-    due = np.full(len(who), sl.start + min(15, month_len) - 1)
-    on_time = rng.random(len(who)) < sigmoid(2.1 + 2.0 * zc)
-    pay_day = np.where(
-        on_time, due - rng.integers(0, 8, len(who)), due + rng.integers(1, 30, len(who))
-    )
+    due = sl.start + np.minimum(SME_BILL_DUE_DAY[which], month_len) - 1
+    on_time = rng.random(len(who)) < sigmoid(1.9 + 2.2 * zc)
+    late_by = 1 + np.minimum(rng.poisson(np.exp(1.9 - 0.6 * np.clip(zc, -3, 3))), 40)
+    early = np.minimum(rng.integers(0, 8, len(who)), due - sl.start)  # never in a past month
+    pay_day = np.where(on_time, due - early, due + late_by)
     ok = keep_after_onboarding(who, pay_day)
     who, cat, due, pay_day, on_time = who[ok], cat[ok], due[ok], pay_day[ok], on_time[ok]
     k = len(who)
@@ -321,10 +331,10 @@ def _b2b_orders(
     k = len(who)
     cat = sel.category[seller]
     amount = np.exp(MALL_LOG_TICKET[cat] + 0.8 + rng.normal(0, 0.8, k))
-    instalment = rng.random(k) < sigmoid(-1.6 - 1.3 * zc)
+    instalment = rng.random(k) < sigmoid(-1.6 - 1.5 * zc)
     method = np.where(instalment, 2, np.where(rng.random(k) < 0.75, 1, 0))
     u = rng.random(k)
-    status = np.where(u < 0.03, 1, np.where(u < 0.03 + sigmoid(-3.4 - 0.6 * zc), 2, 0))
+    status = np.where(u < 0.03, 1, np.where(u < 0.03 + sigmoid(-3.2 - 1.0 * zc), 2, 0))
     return Batch(
         "mall_orders",
         {

@@ -225,7 +225,7 @@ def _vocab(contract: Contract, name: str) -> tuple[str, ...]:
     return LOCAL_VOCAB[name]
 
 
-def _polyid_bytes(contract: Contract, name: str, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+def _poly_id_bytes(contract: Contract, name: str, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
     """Ids whose prefix depends on a kind column: bytes and the rows of no known kind."""
     kind_col, formats = POLY_IDS[name]
     values = np.asarray(batch.cols[name], dtype=np.int64)
@@ -276,7 +276,7 @@ def encode_column(contract: Contract, name: str, batch: Batch) -> pa.Array:
     if name in ID_FORMATS:
         return fixed_width_strings(id_bytes(values, name, *ID_FORMATS[name]), null)
     if name in POLY_IDS:
-        data, unknown = _polyid_bytes(contract, name, batch)
+        data, unknown = _poly_id_bytes(contract, name, batch)
         return fixed_width_strings(data, unknown if null is None else unknown | null)
     return vocab_strings(_vocab(contract, name), values, null)
 

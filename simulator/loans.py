@@ -16,7 +16,7 @@ import numpy as np
 
 from simulator.calendar import US_PER_DAY
 from simulator.landing import Batch
-from simulator.world import LOANS, World, rng_for, sigmoid
+from simulator.world import LOANS, SME_BILLS, World, rng_for, sigmoid
 
 PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.contracts.PRODUCTS)
 TARGET_BAD_RATE = {PERSONAL: 0.05, MERCHANT: 0.065, SME: 0.065}
@@ -143,7 +143,7 @@ def draw_applications(world: World) -> Applications:
         else:
             state[k] = _recent_state(s.z_eff, who, month[k])
             inflow = _mean_before(world.agg["sme_inflow"], who, mo, 3)
-            late = _mean_before(world.agg["sme_late"], who, mo, 3) / 3
+            late = _mean_before(world.agg["sme_late"], who, mo, 3) / len(SME_BILLS)
             obs[k] = 0.6 * np.log1p(inflow) - 1.5 * late
             requested[k] = np.clip(inflow * rng.uniform(1, 3, len(who)), 20_000, 2_000_000)
             cap[k] = np.maximum(2.5 * inflow, 1000)

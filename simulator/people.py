@@ -43,6 +43,7 @@ from simulator.world import (
     MCC_LIST,
     MCC_LOG_TICKET,
     World,
+    chargeback_p,
     rng_for,
     sigmoid,
 )
@@ -159,7 +160,7 @@ def customer_month(
             terminal[ref], mcc[ref], ref_amount, entry[ref], np.full(len(ref), STATUS_REFUND),
         )
     )  # fmt: skip
-    cb = np.flatnonzero(approved & (rng.random(k) < sigmoid(-6.2 - 1.5 * zm)))
+    cb = np.flatnonzero(approved & (rng.random(k) < chargeback_p(zm)))
     cb_ts = ts[cb] + (rng.uniform(15, 60, len(cb)) * US_PER_DAY).astype(np.int64)
     ok = cal.day_of_us(cb_ts) < cal.n_days
     cb, cb_ts = cb[ok], cb_ts[ok]

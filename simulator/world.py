@@ -43,12 +43,24 @@ OTHER_MCCS = ("5311", "5912", "5732", "5944", "7995", "6051", "4121", "5999")
 OTHER_MCC_P = np.array([0.14, 0.16, 0.14, 0.1, 0.08, 0.06, 0.14, 0.18])
 BILL_CATEGORY_P = np.array([0.95, 0.85, 0.5, 0.2, 0.06, 0.25])  # has the bill, by category
 BILL_LOG_AMOUNT = np.log(np.array([90.0, 220.0, 120.0, 1800.0, 900.0, 150.0]))
-SME_BILLS = np.array([0, 1, 4])  # telecom, utilities, tax
+# an SME's monthly bills: telecom, power, water, tax, social insurance ("other")
+SME_BILLS = np.array([0, 1, 1, 4, 5])
+SME_BILL_DUE_DAY = np.array([15, 18, 22, 15, 5])
 MALL_LOG_TICKET = np.log(np.array([1800, 260, 420, 110, 210, 70, 650, 5200, 900], dtype=float))
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=np.float64)))
+
+
+def refund_p(zm: np.ndarray) -> np.ndarray:
+    """Chance a card payment at a shop in state ``zm`` is refunded (by other banks' cards)."""
+    return sigmoid(-3.6 - 1.4 * zm)
+
+
+def chargeback_p(zm: np.ndarray) -> np.ndarray:
+    """Chance a card payment at a shop in state ``zm`` is charged back weeks later."""
+    return sigmoid(-5.4 - 1.5 * zm)
 
 
 def rng_for(seed: int, *keys: int) -> np.random.Generator:
@@ -185,9 +197,41 @@ def build_world(config: SimConfig, calendar: Calendar) -> World:
     return world
 
 
+def _volatility(z_eff: np.ndarray) -> np.ndarray:
+    """Month-to-month turnover volatility: calm for the creditworthy, erratic otherwise."""
+    return 0.04 + 0.45 * sigmoid(-2.0 * z_eff)
+
+
+def _business_volume(
+    rng: np.random.Generator,
+    z: np.ndarray,
+    z_eff: np.ndarray,
+    shock_month: np.ndarray,
+    shock_size: np.ndarray,
+    size: np.ndarray,
+) -> np.ndarray:
+    """Monthly business volume of merchants or SMEs, ``(n, months)``.
+
+    Level and growth follow the latent score; the month's level also follows the slow drift
+    of the effective state (a decline shows as a falling trend), volatility follows the
+    month's state, and a shock collapses the volume over the following months.
+    """
+    n, months = z_eff.shape
+    t = np.arange(months)[None, :]
+    growth = 0.03 * z + rng.normal(0, 0.004, n)
+    shocked = (shock_month[:, None] >= 0) & (t >= shock_month[:, None])
+    drift = 0.6 * (z_eff.astype(np.float64) - z[:, None] + shock_size[:, None] * shocked)
+    noise = rng.normal(0, 1, (n, months)) * _volatility(z_eff.astype(np.float64))
+    collapse = np.where(
+        shocked, np.maximum(np.exp(-0.35 * (t - shock_month[:, None] + 1)), 0.25), 1.0
+    )
+    weight = np.exp(size[:, None] + 0.15 * z[:, None] + growth[:, None] * t + drift + noise)
+    return (weight * collapse).astype(np.float32)
+
+
 def _merchants(rng: np.random.Generator, n: int, months: int, n_days: int) -> Merchants:
     z = rng.normal(0, 1, n)
-    z_eff, shock_month, _ = _effective_state(rng, z, months, 0.12)
+    z_eff, shock_month, shock_size = _effective_state(rng, z, months, 0.12)
     mtype = rng.choice(len(MERCHANT_TYPES), n, p=[0.3, 0.15, 0.2, 0.07, 0.28])
     other_mcc = rng.choice(len(OTHER_MCCS), n, p=OTHER_MCC_P)
     type_mcc = np.array([MCC_LIST.index(TYPE_MCC.get(t, "5999")) for t in MERCHANT_TYPES])
@@ -195,16 +239,7 @@ def _merchants(rng: np.random.Generator, n: int, months: int, n_days: int) -> Me
     is_other = np.array(MERCHANT_TYPES)[mtype] == "other"
     mcc = np.where(is_other, other_codes[other_mcc], type_mcc[mtype])
     size = rng.normal(0, 0.6, n)
-    growth = 0.025 * z + rng.normal(0, 0.004, n)
-    vol = 0.04 + 0.4 * sigmoid(-2.0 * z)
-    t = np.arange(months)[None, :]
-    noise = rng.normal(0, 1, (n, months)) * vol[:, None]
-    collapse = np.where(
-        (shock_month[:, None] >= 0) & (t >= shock_month[:, None]),
-        np.maximum(np.exp(-0.35 * (t - shock_month[:, None] + 1)), 0.25),
-        1.0,
-    )
-    weight = np.exp(size[:, None] + growth[:, None] * t + noise) * collapse
+    weight = _business_volume(rng, z, z_eff, shock_month, shock_size, size)
     n_terminals = 1 + rng.binomial(2, 0.3, n)
     terminal_offset = np.concatenate([[0], np.cumsum(n_terminals)[:-1]])
     risky = np.isin(np.array(MCC_LIST)[mcc], RISKY_MCCS)
@@ -217,12 +252,12 @@ def _merchants(rng: np.random.Generator, n: int, months: int, n_days: int) -> Me
         mcc=mcc,
         city=rng.choice(4, n, p=[0.15, 0.3, 0.35, 0.2]),
         onboarded_day=_opened_days(rng, n, 0.05, n_days, 3.0),
-        weight=weight.astype(np.float32),
+        weight=weight,
         n_terminals=n_terminals,
         terminal_offset=terminal_offset,
         terminal_merchant=np.repeat(np.arange(n), n_terminals),
         pool=(15 + 400 * np.exp(size) * sigmoid(1.8 * z)).astype(np.int64),
-        closed_p=(sigmoid(-3.2 - 1.5 * z_eff)).astype(np.float32),
+        closed_p=(sigmoid(-3.1 - 1.8 * z_eff)).astype(np.float32),
         risky=risky,
     )
 
@@ -284,18 +319,9 @@ def _customers(
 
 def _smes(rng: np.random.Generator, n: int, months: int, n_days: int) -> Smes:
     z = rng.normal(0, 1, n)
-    z_eff, shock_month, _ = _effective_state(rng, z, months, 0.12)
+    z_eff, shock_month, shock_size = _effective_state(rng, z, months, 0.12)
     size = rng.normal(0, 0.5, n)
-    growth = 0.025 * z + rng.normal(0, 0.004, n)
-    vol = 0.04 + 0.4 * sigmoid(-2.0 * z)
-    t = np.arange(months)[None, :]
-    noise = rng.normal(0, 1, (n, months)) * vol[:, None]
-    collapse = np.where(
-        (shock_month[:, None] >= 0) & (t >= shock_month[:, None]),
-        np.maximum(np.exp(-0.35 * (t - shock_month[:, None] + 1)), 0.25),
-        1.0,
-    )
-    weight = np.exp(size[:, None] + growth[:, None] * t + noise) * collapse
+    weight = _business_volume(rng, z, z_eff, shock_month, shock_size, size)
     return Smes(
         n=n,
         z=z,
@@ -304,8 +330,8 @@ def _smes(rng: np.random.Generator, n: int, months: int, n_days: int) -> Smes:
         industry=rng.integers(0, len(INDUSTRIES), n),
         city=rng.choice(4, n, p=[0.2, 0.3, 0.3, 0.2]),
         onboarded_day=_opened_days(rng, n, 0.05, n_days, 3.0),
-        weight=weight.astype(np.float32),
-        volatility=vol,
+        weight=weight,
+        volatility=_volatility(z),
         pool=(3 + 60 * sigmoid(1.8 * z) * np.exp(size)).astype(np.int64),
         seller=np.full(n, -1, np.int64),
     )

@@ -69,9 +69,9 @@ def activate(home: Path | None = None) -> dict[str, str]:
     would silently use another metadata database.
     """
     env = airflow_environ(home)
-    if (
-        "airflow.configuration" in sys.modules
-        and os.environ.get("AIRFLOW_HOME") != env["AIRFLOW_HOME"]
+    current = os.environ.get("AIRFLOW_HOME")
+    if "airflow.configuration" in sys.modules and (
+        current is None or str(Path(current).resolve()) != env["AIRFLOW_HOME"]
     ):
         raise YidaiError(
             "Airflow was imported before its home was set; set AIRFLOW_HOME="
@@ -146,10 +146,15 @@ def run_dag(
     if run is None:
         raise YidaiError(f"DAG {dag_id} for {day} did not start")
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    failed = sorted(task_id for task_id, state in states.items() if state != "success")
-    blocking = [task_id for task_id in failed if task_id not in ALERT_TASKS]
+    failed = sorted(task for task, state in states.items() if state not in ("success", "skipped"))
+    blocking = [task for task in failed if task not in ALERT_TASKS]
     if blocking:
-        raise YidaiError(f"DAG {dag_id} for {day} failed; tasks not successful: {blocking}")
+        broken = [task for task in blocking if states[task] == "failed"]
+        not_run = [task for task in blocking if states[task] != "failed"]
+        raise YidaiError(
+            f"DAG {dag_id} for {day} failed in {', '.join(broken) or '?'}"
+            + (f" (not run: {', '.join(not_run)})" if not_run else "")
+        )
     for task_id in failed:
         log.warning("alert: %s.%s failed for %s", dag_id, task_id, day)
     return RunOutcome(dag_id, str(run.run_id), tuple(failed))

@@ -31,12 +31,20 @@ MODELS_ASSET_URI = "yidai://mlflow/registry"
 #: DuckDB memory bound of the feature build (it spills to disk beyond it).
 FEATURE_BUILD_MEMORY_LIMIT = "4GB"
 
-#: Deterministic data-quality and threshold checks: no retries; their failure is an alert
-#: (the DAG run fails) but the rest of the run still completes.
-ALERT_TASKS: frozenset[str] = frozenset({"check_landing", "check_thresholds"})
-
 #: Registered model names, in training order (see docs/architecture.md).
 MODEL_NAMES: tuple[str, ...] = ("personal_pd", "merchant_pd", "sme_pd", "payment_fraud")
+
+#: Tasks whose failure is an alert: the DAG run fails (and notifies) but the rest of the
+#: pipeline carries on.  Landing-quality and drift checks; model training (a model that
+#: cannot be retrained keeps its current champion) and the gate report that names it.
+ALERT_TASKS: frozenset[str] = frozenset(
+    {
+        "check_landing",
+        "check_thresholds",
+        "promotion_report",
+        *(f"train_{name}" for name in MODEL_NAMES),
+    }
+)
 
 #: ``default_args`` of every DAG: retries with backoff, a bounded run time.
 DEFAULT_TASK_ARGS: dict[str, Any] = {
@@ -242,18 +250,29 @@ def run_training(model_name: str, day: date) -> dict[str, Any]:
     return {"day": day.isoformat(), **summarise(result)}
 
 
-def promotion_report(trained: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """One line per model: version, alias given by the gate, and the gate's reason."""
+def promotion_report(trained: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Log each new version's gate decision; raise naming the models that did not train.
+
+    ``trained`` holds one training summary per model (``None`` for a model whose training
+    task failed: its current champion stays in place).
+    """
+    results = [t for t in trained if t]
     report = {
         str(t["name"]): {
             "version": t.get("version"),
             "alias": t.get("alias"),
             "reason": t.get("gate_reason"),
         }
-        for t in trained
+        for t in results
     }
     for name, row in report.items():
         log.info("%s v%s -> %s: %s", name, row["version"], row["alias"], row["reason"])
+    missing = [name for name in MODEL_NAMES if name not in report]
+    if missing:
+        raise YidaiError(
+            f"not retrained (see their train_<model> tasks; the current champions stay): "
+            f"{', '.join(missing)}"
+        )
     return report
 
 

@@ -106,7 +106,15 @@ WHERE m.status = 'loaded'"""
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every contract's table and the ingestion bookkeeping if they do not exist yet."""
+    """Create every contract's table and the ingestion bookkeeping if they do not exist yet.
+
+    A no-op on a read-only connection (readers of a built warehouse cannot create tables).
+    """
+    read_only = con.execute(
+        "SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchone()
+    if read_only is not None and read_only[0]:
+        return
     for contract in CONTRACTS.values():
         con.execute(table_ddl(contract))
     con.execute(QUARANTINE_DDL)

@@ -21,7 +21,11 @@ WAREHOUSE_TASKS = {
     ("monitoring_daily", "compute_monitoring"),
 }
 #: Deterministic checks that must fail at once rather than retry.
-NO_RETRY_TASKS = {("ingest_daily", "check_landing"), ("monitoring_daily", "check_thresholds")}
+NO_RETRY_TASKS = {
+    ("ingest_daily", "check_landing"),
+    ("monitoring_daily", "check_thresholds"),
+    ("train_weekly", "promotion_report"),
+}
 
 
 def _dagbag() -> Any:

@@ -52,9 +52,11 @@ def test_build_train_publish_and_parity_on_simulated_data(
                 {"entity_id": row["entity_id"], "requested_amount": row["requested_amount"]}
             )
             np.testing.assert_array_equal(online, row[snap.columns].to_numpy(np.float64))
-        fraud = features.fraud_spine(con, dt.date(2026, 5, 31), 7, start=dt.date(2026, 5, 1))
+        fraud = features.fraud_spine(con, dt.date(2026, 5, 31), 30, start=dt.date(2026, 3, 1))
+        assert fraud["decision_ts"].max() < dt.datetime(2026, 5, 2)
         assert fraud["label"].sum() > 0  # reported frauds arrive as labels
-        ft = features.build_training_set(con, fraud.head(3000), "payment_fraud_v1")
+        sample = fraud[(fraud["label"] == 1) | (fraud.index % 10 == 0)]
+        ft = features.build_training_set(con, sample, "payment_fraud_v1")
         assert ft["payer_txn_count_30d"].gt(0).mean() > 0.5
     finally:
         con.close()

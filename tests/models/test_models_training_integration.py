@@ -83,7 +83,7 @@ def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
 
 
 def test_too_little_credit_history_is_a_clear_error(settings: Settings) -> None:
-    with pytest.raises(YidaiError, match="personal_credit_v1|too short|empty|single class"):
+    with pytest.raises(YidaiError, match=r"too short|single class"):
         train_model("personal_pd", settings=settings, estimator_params=FAST)
     client = MlflowClient(tracking_uri=settings.tracking_uri)
     assert "personal_pd" not in {m.name for m in client.search_registered_models()}

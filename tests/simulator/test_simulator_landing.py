@@ -77,6 +77,15 @@ def test_files_have_exact_contract_schema(tiny_run: SimRun) -> None:
     assert len(masters_day0) > 1, "customers joining during the period land on their own day"
 
 
+def test_every_written_row_is_on_disk_exactly_once(tiny_run: SimRun) -> None:
+    """Files are written in the background: none is lost, overwritten or left half-written."""
+    for source in CONTRACTS:
+        files = _files(tiny_run.landing, source)
+        on_disk = sum(pq.read_metadata(f).num_rows for f in files)
+        assert on_disk == tiny_run.summary.rows[source], source
+        assert len(files) + (source == "payments") == tiny_run.summary.files[source], source
+
+
 def test_clean_rows_honour_contracts_and_defects_are_all_recorded(tiny_run: SimRun) -> None:
     defects = pq.read_table(tiny_run.truth / "defects.parquet").to_pandas()
     con = duckdb.connect()

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import Authorized, require_scope
+from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
 from scoring_service.decide import credit_decision
 from scoring_service.schemas import (
     CreditDecisionOut,
@@ -26,7 +26,7 @@ def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:
     return Response(answer.json, media_type="application/json")
 
 
-@router.post("/personal-credit", response_model=CreditDecisionOut)
+@router.post("/personal-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
 async def personal_credit(
     body: PersonalCreditIn, auth: Annotated[Authorized, Depends(require_scope("personal-credit"))]
 ) -> Response:
@@ -34,7 +34,7 @@ async def personal_credit(
     return _decide(auth, "personal", body.model_dump(mode="json"))
 
 
-@router.post("/merchant-credit", response_model=CreditDecisionOut)
+@router.post("/merchant-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
 async def merchant_credit(
     body: MerchantCreditIn, auth: Annotated[Authorized, Depends(require_scope("merchant-credit"))]
 ) -> Response:
@@ -42,7 +42,7 @@ async def merchant_credit(
     return _decide(auth, "merchant", body.model_dump(mode="json"))
 
 
-@router.post("/sme-credit", response_model=CreditDecisionOut)
+@router.post("/sme-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
 async def sme_credit(
     body: SmeCreditIn, auth: Annotated[Authorized, Depends(require_scope("sme-credit"))]
 ) -> Response:

@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import Authorized, require_scope
+from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
 from scoring_service.decide import drawdown
 from scoring_service.schemas import DrawdownIn, DrawdownOut, MerchantLimitOut
 
 router = APIRouter(prefix="/v1", tags=["revolving lines"])
 
 
-@router.post("/drawdowns", response_model=DrawdownOut)
+@router.post("/drawdowns", response_model=DrawdownOut, openapi_extra=IDEMPOTENCY_HEADER)
 async def post_drawdown(
     body: DrawdownIn, auth: Annotated[Authorized, Depends(require_scope("drawdowns"))]
 ) -> Response:

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from scoring_service.api.deps import Authorized, require_scope
+from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
 from scoring_service.decide import payment_decision
 from scoring_service.schemas import PaymentRiskIn, PaymentRiskOut
 
 router = APIRouter(prefix="/v1/payments", tags=["payment risk"])
 
 
-@router.post("/risk", response_model=PaymentRiskOut)
+@router.post("/risk", response_model=PaymentRiskOut, openapi_extra=IDEMPOTENCY_HEADER)
 async def payment_risk(
     body: PaymentRiskIn, auth: Annotated[Authorized, Depends(require_scope("payment-risk"))]
 ) -> Response:
