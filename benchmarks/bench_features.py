@@ -279,10 +279,12 @@ def run_step(step: str, path: Path) -> dict[str, object]:
     """Run one step in a fresh interpreter; its peak RSS is reported with its figures."""
     out = subprocess.run(
         [sys.executable, __file__, "--run-step", step, "--db", str(path)],
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
     )
+    if out.returncode != 0:
+        raise SystemExit(f"step {step} failed:\n{out.stderr[-3000:]}")
     result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 

@@ -178,28 +178,29 @@ def _keyed_windows(rows: str, partition: str, windows: dict[str, tuple[int, int]
     )
 
 
+_MONTH_SUMS = ", ".join(f"coalesce(sum(net) OVER m{m}, 0)" for m in range(6))
+_MONTH_ROWS = _keyed_windows(
+    "SELECT entity_id, day AS as_of, net FROM {source}",
+    "entity_id",
+    {f"m{m}": (30 * m + 29, 30 * m) for m in range(6)},
+)
 _MONTHLY_CV_WINDOWED = f"""
 SELECT entity_id, as_of, {_MONTHLY_CV_OF_T} AS value FROM (
   SELECT entity_id, as_of, unnest(months) AS t FROM (
-    SELECT entity_id, as_of, [{
-      ", ".join(f"coalesce(sum(net) OVER m{m}, 0)" for m in range(6))
-    }] AS months
-    FROM {_keyed_windows(
-        "SELECT entity_id, day AS as_of, net FROM {source}", "entity_id",
-        {f"m{m}": (30 * m + 29, 30 * m) for m in range(6)})}
-    QUALIFY __key)) GROUP BY ALL
+    SELECT entity_id, as_of, [{_MONTH_SUMS}] AS months FROM {_MONTH_ROWS} QUALIFY __key))
+GROUP BY ALL
 """
 _SEASONAL_R = "(sum(net) OVER r30 / 30) / nullif(sum(net) OVER r60 / 60, 0)"
 _SEASONAL_WINDOWS = {"r30": (29, 0), "r60": (89, 30)}
+_MARKET_ROWS = _keyed_windows(
+    "SELECT day AS as_of, sum(net) AS net FROM {source} GROUP BY ALL", "", _SEASONAL_WINDOWS
+)
+_OWN_ROWS = _keyed_windows(
+    "SELECT entity_id, day AS as_of, net FROM {source}", "entity_id", _SEASONAL_WINDOWS
+)
 _SEASONAL_DECLINE_WINDOWED = f"""
-WITH market AS (
-  SELECT as_of, {_SEASONAL_R} AS r FROM {_keyed_windows(
-      "SELECT day AS as_of, sum(net) AS net FROM {source} GROUP BY ALL", "",
-      _SEASONAL_WINDOWS)} QUALIFY __key),
-own AS (
-  SELECT entity_id, as_of, {_SEASONAL_R} AS r FROM {_keyed_windows(
-      "SELECT entity_id, day AS as_of, net FROM {source}", "entity_id",
-      _SEASONAL_WINDOWS)} QUALIFY __key)
+WITH market AS (SELECT as_of, {_SEASONAL_R} AS r FROM {_MARKET_ROWS} QUALIFY __key),
+own AS (SELECT entity_id, as_of, {_SEASONAL_R} AS r FROM {_OWN_ROWS} QUALIFY __key)
 SELECT own.entity_id, own.as_of, 1 - own.r / nullif(market.r, 0) AS value
 FROM own JOIN market USING (as_of)
 """

@@ -81,6 +81,11 @@ def windowed_expr(expr: str, window: str = "w") -> str | None:
     return None if _NOT_WINDOWABLE.search(result) else result
 
 
+def _window_name(days: int | None) -> str:
+    """The named window of a ``days``-long sliding window (``wlife``: everything so far)."""
+    return "wlife" if days is None else f"w{days}"
+
+
 def profile_table(fs: FeatureSet, entity: str) -> str:
     return f"{SCHEMA}.{fs.name}__{entity}"
 
@@ -149,14 +154,17 @@ def compute_profiles_sql(
     ctes: list[str] = []
     select: list[str] = []
     joins: list[str] = []
-    groups: dict[tuple[str, int | None, bool], list[Feature]] = {}
+    one_day = first_day == last_day
+    groups: dict[tuple[str, int | str | None, bool], list[Feature]] = {}
     for f in feats:
         if f.kind == "agg":
             slides = windowed_expr(f.expr) is not None
-            groups.setdefault((f.source, f.window_days, slides), []).append(f)
+            # many days: one sorted pass per source serves all its window lengths
+            span = "all" if slides and not one_day else f.window_days
+            groups.setdefault((f.source, span, slides), []).append(f)
     for i, ((source_name, days, slides), group) in enumerate(groups.items()):
         cols = ", ".join(f"{f.expr} AS {_q(f.name)}" for f in group)
-        if first_day == last_day:  # one as-of day: aggregate the window, no range join
+        if one_day:  # one as-of day: aggregate the window, no range join
             day = _lit(last_day)
             cond = f"day <= {day}" + (f" AND day > {day} - {days}" if days else "")
             ctes.append(
@@ -165,14 +173,17 @@ def compute_profiles_sql(
             )
         elif slides:
             # many days: sliding windows over the entity's daily rows (one pass, no join)
-            wcols = ", ".join(f"{windowed_expr(f.expr)} AS {_q(f.name)}" for f in group)
+            exprs = {f.name: windowed_expr(f.expr, _window_name(f.window_days)) for f in group}
+            wcols = ", ".join(f"{e} AS {_q(name)}" for name, e in exprs.items())
             src = SOURCES[source_name]
             measures = ", ".join([*src.dims, *(name for name, _ in src.measures)])
             order = "ORDER BY date_diff('day', DATE '1970-01-01', as_of)"
-            frames = {"w": f"{days - 1} PRECEDING" if days else "UNBOUNDED PRECEDING"}
-            for f in group:
-                for n in re.findall(r"OVER w(\d+)", windowed_expr(f.expr) or ""):
-                    frames[f"w{n}"] = f"{int(n) - 1} PRECEDING"
+            frames = {}
+            for e in exprs.values():
+                for n in re.findall(r"OVER w(\d+|life)", e or ""):
+                    frames[f"w{n}"] = (
+                        "UNBOUNDED PRECEDING" if n == "life" else f"{int(n) - 1} PRECEDING"
+                    )
             window_sql = ", ".join(
                 f"{name} AS (PARTITION BY entity_id {order} RANGE BETWEEN {frame} AND CURRENT ROW)"
                 for name, frame in frames.items()

@@ -211,10 +211,12 @@ def default_hyperparameters(n_train_rows: int) -> dict[str, Any]:
     return {
         "num_leaves": 31,
         "min_child_samples": 100,
-        "learning_rate": 0.05,
-        "n_estimators": 800,
-        "early_stopping_rounds": 50,
+        "learning_rate": 0.1,
+        "n_estimators": 500,
+        "early_stopping_rounds": 30,
         "max_pos_weight": 20.0,
+        "bagging_fraction": 0.7,
+        "feature_fraction": 0.8,
     }
 
 

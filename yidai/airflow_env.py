@@ -166,10 +166,10 @@ def demo_plan(
     """The DAG runs of the demo: the history in one go, then ``daily_runs`` daily cycles.
 
     History (every landing day but the last ``daily_runs``): ``ingest_daily`` with
-    ``history``, then ``train_weekly`` (models need features), ``merchant_limits_daily``
-    (needs the champion ``merchant_pd``) and ``monitoring_daily``.  Each later day:
-    ``ingest_daily``, ``merchant_limits_daily`` (what the features asset would trigger)
-    and ``monitoring_daily``.
+    ``history``, ``train_weekly`` (models need the warehouse) and ``merchant_limits_daily``
+    (needs the champion ``merchant_pd``).  Each later day: ``ingest_daily`` then
+    ``merchant_limits_daily`` (what the features asset triggers).  ``monitoring_daily``
+    runs once, on the last day (it looks back over the whole window anyway).
     """
     if len(days) <= daily_runs:
         raise YidaiError(
@@ -180,14 +180,10 @@ def demo_plan(
         ("ingest_daily", history_day, {"history": True, "backfill_features": backfill_features}),
         ("train_weekly", history_day, {}),
         ("merchant_limits_daily", history_day, {}),
-        ("monitoring_daily", history_day, {}),
     ]
     for day in days[len(days) - daily_runs :]:
-        plan += [
-            ("ingest_daily", day, {"history": False}),
-            ("merchant_limits_daily", day, {}),
-            ("monitoring_daily", day, {}),
-        ]
+        plan += [("ingest_daily", day, {"history": False}), ("merchant_limits_daily", day, {})]
+    plan.append(("monitoring_daily", plan[-1][1], {}))
     return [(dag_id, day, {**conf, "day": day.isoformat()}) for dag_id, day, conf in plan]
 
 

@@ -24,16 +24,14 @@ def test_the_plan_runs_the_history_once_then_daily_cycles_on_the_last_days() -> 
         {"history": True, "backfill_features": False, "day": history_day.isoformat()},
     )
     # Models are trained on the history before the limits need the merchant_pd champion.
-    assert [dag_id for dag_id, _, _ in plan[1:4]] == [
-        "train_weekly",
-        "merchant_limits_daily",
-        "monitoring_daily",
+    assert [dag_id for dag_id, _, _ in plan[1:3]] == ["train_weekly", "merchant_limits_daily"]
+    daily = plan[3:-1]
+    assert [(dag_id, day) for dag_id, day, _ in daily] == [
+        (dag_id, day) for day in DAYS[-3:] for dag_id in ("ingest_daily", "merchant_limits_daily")
     ]
-    daily = plan[4:]
-    assert [day for dag_id, day, _ in daily if dag_id == "ingest_daily"] == DAYS[-3:]
+    assert plan[-1][:2] == ("monitoring_daily", DAYS[-1])
     assert all(conf["day"] == day.isoformat() for _, day, conf in plan)
-    assert not any(conf.get("history") for dag_id, _, conf in daily)
-    assert all(dag_id != "train_weekly" for dag_id, _, _ in daily)
+    assert not any(conf.get("history") for _, _, conf in plan[1:])
 
 
 def test_the_plan_refuses_a_landing_zone_shorter_than_the_daily_runs() -> None:

@@ -13,9 +13,7 @@ from features.engine import build_features_history, profile_table
 from features.registry import Feature
 from features.sources import SOURCES
 
-WINDOWED = [
-    f for fs in features.FEATURE_SETS.values() for f in fs.profile_features if f.windowed
-]
+WINDOWED = [f for fs in features.FEATURE_SETS.values() for f in fs.profile_features if f.windowed]
 
 
 def _values(con: duckdb.DuckDBPyConnection, template: str, source: str) -> pd.DataFrame:

@@ -56,6 +56,7 @@ def register(app: typer.Typer) -> None:
 
         console = Console()
         table = Table("model", "version", "alias", "primary", "oracle gap", "reason")
+        failures: list[str] = []
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
@@ -65,8 +66,14 @@ def register(app: typer.Typer) -> None:
         ) as progress:
             for name in names:
                 task = progress.add_task(f"training {name}", total=None)
-                result = train_model(name, as_of=day, gate=gate)
-                progress.remove_task(task)
+                try:
+                    result = train_model(name, as_of=day, gate=gate)
+                except YidaiError as exc:
+                    # One model's bad data must not stop the others; reported at the end.
+                    failures.append(f"{name}: {exc}")
+                    continue
+                finally:
+                    progress.remove_task(task)
                 primary = "oot_auc" if name.endswith("_pd") else "oot_average_precision"
                 gap = result.metrics.get("oracle_gap")
                 table.add_row(
@@ -77,4 +84,7 @@ def register(app: typer.Typer) -> None:
                     "-" if gap is None else f"{gap:+.4f}",
                     result.gate_reason,
                 )
-        console.print(table)
+        if table.row_count:
+            console.print(table)
+        if failures:
+            raise YidaiError("; ".join(failures))
