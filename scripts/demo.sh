@@ -78,6 +78,7 @@ setsid "$UV" run --frozen yidai serve --port "$SERVE_PORT" >"$DEMO_DIR/serve.log
 echo $! >"$DEMO_DIR/serve.pid"
 setsid "$UV" run --frozen yidai dashboard --port "$DASHBOARD_PORT" >"$DEMO_DIR/dashboard.log" 2>&1 &
 echo $! >"$DEMO_DIR/dashboard.pid"
+trap 'echo "stopping the services after the failure" >&2; stop_previous' ERR
 
 wait_for() {  # URL, name, log file
   for _ in $(seq 1 60); do
@@ -87,8 +88,23 @@ wait_for() {  # URL, name, log file
   echo "$2 did not answer on $1 within 60 s; see $3" >&2
   return 1
 }
-wait_for "http://127.0.0.1:$SERVE_PORT/readyz" "the scoring service" "$DEMO_DIR/serve.log"
+wait_for "http://127.0.0.1:$SERVE_PORT/healthz" "the scoring service" "$DEMO_DIR/serve.log"
 wait_for "http://127.0.0.1:$DASHBOARD_PORT/" "the dashboards" "$DEMO_DIR/dashboard.log"
+# Readiness per product: wait up to 30 s for every product (a product whose model could
+# not be trained stays not ready and answers 503 with the reason).
+for _ in $(seq 1 30); do
+  code=$(curl -s -o "$DEMO_DIR/readyz.json" -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/readyz" || true)
+  [[ $code == 200 ]] && break
+  sleep 1
+done
+echo "scoring service readiness:"
+"$UV" run --frozen python - "$DEMO_DIR/readyz.json" <<'PY'
+import json, sys
+ready = json.load(open(sys.argv[1]))
+for product, state in sorted(ready.get("products", {}).items()):
+    problems = "; ".join(f"{k}: {v}" for k, v in (state.get("problems") or {}).items())
+    print(f"  {product:<9} {'ready' if state.get('ready') else 'NOT READY'}  {problems}")
+PY
 
 cat <<EOF
 
@@ -114,3 +130,4 @@ The Airflow UI on the same runs (same AIRFLOW_HOME, SQLite metadata DB):
 Stop the demo services:
   kill -- -\$(cat $DEMO_DIR/serve.pid) -\$(cat $DEMO_DIR/dashboard.pid)
 EOF
+trap - ERR

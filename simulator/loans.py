@@ -242,6 +242,11 @@ def loan_batches(world: World, apps: Applications) -> list[Batch]:
     for p, terms in TERMS.items():
         k = prod == p
         term[k] = rng.choice(terms, int(k.sum()))
+        # a defaulter's first drawdown still runs when it stops paying, so the tape shows it
+        needed = apps.default_month[d_acc] - 2
+        short = k & is_first & apps.defaulted[d_acc] & (term < needed)
+        longer = np.array(sorted(terms))
+        term[short] = longer[np.minimum(np.searchsorted(longer, needed[short]), len(longer) - 1)]
     order = np.lexsort((d_acc, d_day))
     d_acc, d_day, d_amount, term = d_acc[order], d_day[order], d_amount[order], term[order]
     d_ts = cal.to_us(d_day, 9 * 3600 + rng.integers(0, 12 * 3600, len(d_acc)))
