@@ -154,6 +154,58 @@ def load(port: int, requests: list[Request], clients: int, time_limit: float) ->
     return _summary(latencies, elapsed)
 
 
+WRK_SCRIPT = """
+local bodies = {BODIES}
+local headers = {HEADERS}
+local path = "PATH"
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", path, headers, bodies[(i % #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRKRESULT %d %d %d %d %f %f\\n", summary.requests,
+    summary.duration, e.status + e.connect + e.read + e.write + e.timeout, 0,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk_load(port: int, requests: list[Request], clients: int, seconds: float) -> dict[str, float]:
+    """``clients`` keep-alive connections from ``wrk`` (C, one thread: it leaves the cores to
+    the server) for ``seconds``; throughput, p50 and p99 as wrk measures them."""
+    import tempfile
+
+    bodies = list(dict.fromkeys(body for _, _, body, _ in requests))[:2000]
+    headers = requests[0][3]
+    lua = (
+        WRK_SCRIPT.replace("{BODIES}", "{" + ",".join(f"[[{b.decode()}]]" for b in bodies) + "}")
+        .replace("{HEADERS}", "{" + ",".join(f'["{k}"]="{v}"' for k, v in headers.items()) + "}")
+        .replace("PATH", requests[0][1])
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    try:
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+             "-s", f.name, f"http://127.0.0.1:{port}"],
+            capture_output=True, text=True, check=True, timeout=seconds + 60,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(f.name)
+    line = next(x for x in out.splitlines() if x.startswith("WRKRESULT"))
+    n, duration_us, errors, _, p50_us, p99_us = (float(v) for v in line.split()[1:])
+    if errors:
+        raise SystemExit(f"wrk saw {errors:.0f} failed or non-2xx responses:\n{out}")
+    return {
+        "requests": n,
+        "throughput_rps": n / (duration_us / 1e6),
+        "p50_ms": p50_us / 1000,
+        "p99_ms": p99_us / 1000,
+    }
+
+
 def _summary(latencies: list[float], elapsed: float) -> dict[str, float]:
     arr = np.asarray(latencies) * 1000
     return {
@@ -305,6 +357,16 @@ def main(argv: list[str] | None = None) -> None:
         help="requests to mlflow models serve (per phase)",
     )
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per phase")
+    parser.add_argument(
+        "--generator",
+        choices=["wrk", "python"],
+        default="wrk" if shutil.which("wrk") else "python",
+        help="load generator: wrk (C, `apt-get install wrk`; default when installed) or "
+        "python (http.client threads in 2 processes)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="seconds per wrk phase (wrk is time-bound)"
+    )
     parser.add_argument("--skip-mlflow", action="store_true", help="no mlflow models serve")
     parser.add_argument("--skip-workers", action="store_true", help="no 2-worker phase")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the sandbox")
@@ -317,15 +379,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     results: list[str] = []
     phases: list[tuple[str, Callable[[], None]]] = []
+    print(f"load generator: {args.generator}")
+
+    def run_sequential(port: int, requests: list[Request]) -> dict[str, float]:
+        if args.generator == "wrk":
+            return wrk_load(port, requests, 1, args.seconds)
+        return sequential(port, requests, args.time_limit)
+
+    def run_load(port: int, requests: list[Request]) -> dict[str, float]:
+        if args.generator == "wrk":
+            return wrk_load(port, requests, args.clients, args.seconds)
+        return load(port, requests, args.clients, args.time_limit)
 
     def yidai_one() -> None:
         proc, port = start_yidai(home, 1)
         try:
             sequential(port, credit_requests(key, customers, 200), args.time_limit)  # warm-up
-            r = sequential(port, credit_requests(key, customers, args.sequential), args.time_limit)
+            r = run_sequential(port, credit_requests(key, customers, args.sequential))
             results.append(_fmt("yidai 1 worker, sequential", r))
-            r = load(port, credit_requests(key, customers, args.concurrent), args.clients,
-                     args.time_limit)  # fmt: skip
+            r = run_load(port, credit_requests(key, customers, args.concurrent))
             results.append(_fmt(f"yidai 1 worker, {args.clients} clients", r))
         finally:
             _stop(proc)
@@ -334,11 +406,9 @@ def main(argv: list[str] | None = None) -> None:
         proc, port = start_mlflow(home)
         try:
             sequential(port, mlflow_requests(columns, rows, 30), args.time_limit)
-            r = sequential(port, mlflow_requests(columns, rows, args.mlflow_requests),
-                           args.time_limit)  # fmt: skip
+            r = run_sequential(port, mlflow_requests(columns, rows, args.mlflow_requests))
             results.append(_fmt("mlflow models serve (model only), sequential", r))
-            r = load(port, mlflow_requests(columns, rows, args.mlflow_requests), args.clients,
-                     args.time_limit)  # fmt: skip
+            r = run_load(port, mlflow_requests(columns, rows, args.mlflow_requests))
             results.append(_fmt(f"mlflow models serve, {args.clients} clients", r))
         finally:
             _stop(proc)
@@ -347,8 +417,7 @@ def main(argv: list[str] | None = None) -> None:
         proc, port = start_yidai(home, 2)
         try:
             sequential(port, credit_requests(key, customers, 200), args.time_limit)
-            r = load(port, credit_requests(key, customers, args.concurrent), args.clients,
-                     args.time_limit)  # fmt: skip
+            r = run_load(port, credit_requests(key, customers, args.concurrent))
             results.append(_fmt(f"yidai 2 workers, {args.clients} clients", r))
         finally:
             _stop(proc)

@@ -5,9 +5,10 @@ param it ingests every landing day up to that day in one run (the first load of 
 installation, or the demo); ``backfill_features`` also rebuilds the feature tables of every
 earlier day (training does not need them: it computes features point-in-time itself).
 
-The publish task updates the features asset, which schedules ``merchant_limits_daily``.  A
-landing file that fails its contract fails ``check_landing`` (an alert) without holding back
-the features of the files that did load.
+The snapshot task updates the features asset, which schedules ``merchant_limits_daily``;
+last, ``publish_portfolio`` aggregates the warehouse into the dashboards' portfolio and fraud
+tables.  A landing file that fails its contract fails ``check_landing`` (an alert) without
+holding back the features of the files that did load.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_
 
 @dag(
     dag_id="ingest_daily",
-    description="Landing zone -> DuckDB warehouse (reconciled) -> daily features -> snapshot",
+    description="Landing -> DuckDB warehouse (reconciled) -> features -> snapshot -> dashboards",
     schedule=CronDataIntervalTimetable("0 1 * * *", timezone="UTC"),
     start_date=datetime(2025, 10, 1),
     catchup=False,
@@ -69,9 +70,14 @@ def ingest_daily() -> None:
         context["outlet_events"][FEATURES].extra = {"day": day.isoformat()}
         return summary
 
+    @task(pool=pipeline.WAREHOUSE_POOL)
+    def publish_portfolio(**context: Any) -> dict[str, Any]:
+        """Publish the dashboards' portfolio and fraud tables of the day."""
+        return pipeline.publish_portfolio_tables(pipeline.resolve_day(context))
+
     ingested = ingest_landing()
     check_landing(ingested)
-    ingested >> build_features() >> publish_snapshot()
+    ingested >> build_features() >> publish_snapshot() >> publish_portfolio()
 
 
 ingest_daily()

@@ -1,7 +1,9 @@
 """monitoring_daily: drift, performance and decision rates, written for the dashboards.
 
 Score and feature drift (PSI against the training window), performance on newly matured
-loans and on fraud labels that arrived, approval and step-up rates.  The last task fails
+loans and on fraud labels that arrived, approval and step-up rates.  First the credit
+applications are scored with the champions and published (model monitoring and the policy
+simulator read them; the credit drift reuses them).  The last task fails
 loudly when a threshold is passed (Airflow's failure alerting then notifies the team).
 """
 
@@ -29,8 +31,13 @@ from yidai import pipeline
 )
 def monitoring_daily() -> None:
     @task(pool=pipeline.WAREHOUSE_POOL)
+    def publish_scored(**context: Any) -> dict[str, Any]:
+        """Score every credit application with the champions and publish them."""
+        return pipeline.publish_scored(pipeline.resolve_day(context))
+
+    @task(pool=pipeline.WAREHOUSE_POOL, trigger_rule="all_done")
     def compute_monitoring(**context: Any) -> dict[str, Any]:
-        """Compute and publish the monitoring tables of the day."""
+        """Compute and publish the monitoring tables of the day (also if scoring failed)."""
         return pipeline.run_monitoring(pipeline.resolve_day(context))
 
     @task(retries=0)
@@ -38,7 +45,9 @@ def monitoring_daily() -> None:
         """Fail loudly, naming the metric, when drift or performance passes its threshold."""
         return pipeline.check_monitoring(report)
 
-    check_thresholds(compute_monitoring())
+    report = compute_monitoring()
+    publish_scored() >> report
+    check_thresholds(report)
 
 
 monitoring_daily()

@@ -16,6 +16,9 @@ class SimConfig:
     Counts are entities at the end of the period (a few percent of them join during it).
     ``chunk_size`` bounds memory: customers, merchants and SMEs are simulated in chunks of this
     many entities, month by month, so the large preset streams with bounded memory.
+    Credit applications start after ``history_months`` of behaviour (6 fill the 180-day
+    feature windows); ``application_rate`` scales their number (re-applications, line
+    reviews), so that matured cohorts hold enough defaults to validate the PD models.
     """
 
     seed: int = 42
@@ -30,6 +33,8 @@ class SimConfig:
     pos_per_customer_month: float = 12.0
     external_pos_share: float = 0.4  # share of POS turnover paid with other banks' cards
     fraud_intensity: float = 1.0  # scales every fraud scenario's frequency
+    history_months: int = 1  # months of behaviour before the first credit application
+    application_rate: float = 1.0  # scales every product's applications per entity and year
 
     PRESETS = ("tiny", "demo", "large")
 
@@ -40,7 +45,17 @@ class SimConfig:
             "tiny": dict(
                 n_customers=800, n_merchants=80, n_smes=40, n_mall_sellers=30, defect_rate=0.01
             ),
-            "demo": dict(n_customers=20_000, n_merchants=2_000, n_smes=500, n_mall_sellers=300),
+            # 18 months ending 2026-09-30: 6 months of behaviour, then 12 of applications
+            "demo": dict(
+                n_customers=20_000,
+                n_merchants=2_000,
+                n_smes=500,
+                n_mall_sellers=300,
+                start=date(2025, 4, 1),
+                months=18,
+                history_months=6,
+                application_rate=10.0,
+            ),
             "large": dict(
                 n_customers=1_000_000,
                 n_merchants=100_000,
@@ -51,7 +66,12 @@ class SimConfig:
         }
         if name not in presets:
             raise YidaiError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
-        values = {**presets[name], **{k: v for k, v in overrides.items() if v is not None}}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        values = {**presets[name], **given}
+        if "history_months" not in given:  # a shorter period keeps room for applications
+            months = int(values.get("months", cls.months))  # type: ignore[call-overload]
+            history = int(values.get("history_months", cls.history_months))  # type: ignore[call-overload]
+            values["history_months"] = max(1, min(history, months - 2))
         return cls(**values).validated()  # type: ignore[arg-type]
 
     def replace(self, **changes: object) -> SimConfig:
@@ -76,6 +96,13 @@ class SimConfig:
             raise YidaiError("pos_per_customer_month must be positive")
         if not 0.0 <= self.external_pos_share < 0.95:
             raise YidaiError("external_pos_share must be in [0, 0.95)")
+        if not 1 <= self.history_months <= self.months - 2:
+            raise YidaiError(
+                f"history_months must be between 1 and months - 2 ({self.months - 2}), "
+                f"got {self.history_months}"
+            )
+        if not 0.0 < self.application_rate <= 50.0:
+            raise YidaiError(f"application_rate must be in (0, 50], got {self.application_rate}")
         if self.fraud_intensity < 0:
             raise YidaiError("fraud_intensity must be >= 0")
         return self

@@ -89,17 +89,18 @@ def draw_applications(world: World) -> Applications:
     c, m, s = world.customers, world.merchants, world.smes
     rng = rng_for(cfg.seed, LOANS)
     n_days = cal.n_days
-    first_day = int(cal.month_starts[1])
+    first_day = int(cal.month_starts[cfg.history_months])
+    # applications per entity over the application period (re-applications, line reviews)
+    years = cfg.application_rate * (cfg.months - cfg.history_months) / 12
     parts = []
-    # personal: about a third of customers apply, some of them again later
-    applies = rng.random(c.n) < 0.7 * sigmoid(-0.2 - 0.3 * c.z)
-    again = applies & (rng.random(c.n) < 0.2)
-    who = np.concatenate([np.flatnonzero(applies), np.flatnonzero(again)])
+    # personal: about a third of customers apply in a year, riskier ones more often
+    n_apps = rng.poisson(years * 1.2 * 0.7 * sigmoid(-0.2 - 0.3 * c.z))
+    who = np.repeat(np.arange(c.n), n_apps)
     parts.append((PERSONAL, who, c.opened_day[who]))
-    # merchants are (re-)underwritten up to four times, SMEs get line reviews
-    who = np.repeat(np.arange(m.n), rng.binomial(4, 0.45, m.n))
+    # merchants are re-underwritten about twice a year, SMEs get a line review about every other month
+    who = np.repeat(np.arange(m.n), rng.poisson(years * 2.0, m.n))
     parts.append((MERCHANT, who, m.onboarded_day[who]))
-    who = np.repeat(np.arange(s.n), rng.binomial(6, 0.6, s.n))  # about quarterly reviews
+    who = np.repeat(np.arange(s.n), rng.poisson(years * 6.0, s.n))
     parts.append((SME, who, s.onboarded_day[who]))
     product = np.concatenate([np.full(len(p[1]), p[0]) for p in parts])
     applicant = np.concatenate([p[1] for p in parts])

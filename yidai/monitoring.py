@@ -255,6 +255,44 @@ def _window(metadata: Mapping[str, Any], name: str) -> tuple[pd.Timestamp, pd.Ti
     return pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
 
 
+def history_days_needed(model: Any) -> int:
+    """Days of event history the model's longest feature window looks back (0 if unknown).
+
+    A decision taken less than this many days after the first day of the warehouse's history
+    has truncated features (e.g. a 180-day turnover summed over 40 days): its values are not
+    comparable with those of decisions taken on a complete history.
+    """
+    from features import FEATURE_SETS
+
+    feature_set = FEATURE_SETS.get(str(getattr(model, "feature_set", "")))
+    if feature_set is None:
+        return 0
+    wanted = set(model.feature_names)
+    return max((f.window_days or 0 for f in feature_set.features if f.name in wanted), default=0)
+
+
+def reference_window(
+    train_window: tuple[pd.Timestamp, pd.Timestamp] | None,
+    recent_start: pd.Timestamp,
+    complete_from: pd.Timestamp | None = None,
+) -> tuple[pd.Timestamp | None, pd.Timestamp, str]:
+    """The drift reference ``[start, end)`` and what it is (``training`` or ``baseline``).
+
+    The model's training window, unless part of it lies before ``complete_from`` (the first
+    day with a complete feature history): then the reference is the window of the same
+    length starting at ``complete_from`` (a ``baseline`` of the first comparable decisions),
+    cut at the recent days.  Without a training window: everything before the recent days.
+    """
+    if train_window is None:
+        start = complete_from
+        return start, recent_start, "before recent" if start is None else "baseline"
+    start, end = train_window
+    if complete_from is None or start >= complete_from:
+        return start, end, "training"
+    length = max(end - start, pd.Timedelta(days=30))
+    return complete_from, min(complete_from + length, recent_start), "baseline"
+
+
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame if len(frame) <= n else frame.sample(n=n, random_state=seed).sort_index()
 
@@ -267,18 +305,28 @@ def monitor_model(
     recent_days: int,
     fraud: bool,
     threshold: float = DEFAULT_PSI_THRESHOLD,
+    history_start: date | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Drift and performance of one model from its scored decisions.
 
     ``scored`` has ``ts``, ``label`` (NaN = not known yet), ``score`` and the model's
     features.  Reference = the model's training window (``metadata["windows"]["train"]``;
     without it, everything before the recent days); current = the last ``recent_days``.
+    With ``history_start`` (the first day of the warehouse's history), a training window
+    whose decisions saw truncated feature windows is replaced by the first window of
+    complete history (:func:`reference_window`), so PSI compares like with like.
     """
     ts = pd.to_datetime(scored["ts"])
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     recent_start = end - pd.Timedelta(days=recent_days)
     window = _window(getattr(model, "metadata", {}) or {}, "train")
-    ref_mask = (ts >= window[0]) & (ts < window[1]) if window else ts < recent_start
+    complete_from = (
+        None
+        if history_start is None
+        else pd.Timestamp(history_start) + pd.Timedelta(days=history_days_needed(model))
+    )
+    ref_start, ref_end, reference_kind = reference_window(window, recent_start, complete_from)
+    ref_mask = ts < ref_end if ref_start is None else (ts >= ref_start) & (ts < ref_end)
     cur_mask = (ts >= recent_start) & (ts < end)
     reference, current = scored[ref_mask.to_numpy()], scored[cur_mask.to_numpy()]
     drift = drift_table(
@@ -294,10 +342,13 @@ def monitor_model(
     info = {
         "model": model.name,
         "version": str(model.version),
+        "reference": reference_kind,
         "reference_window": (
-            f"{window[0]:%Y-%m-%d}..{window[1] - pd.Timedelta(days=1):%Y-%m-%d}"
-            if window
-            else f"..{recent_start - pd.Timedelta(days=1):%Y-%m-%d}"
+            f"{'' if ref_start is None else f'{ref_start:%Y-%m-%d}'}"
+            f"..{ref_end - pd.Timedelta(days=1):%Y-%m-%d}"
+        ),
+        "training_window": (
+            f"{window[0]:%Y-%m-%d}..{window[1] - pd.Timedelta(days=1):%Y-%m-%d}" if window else None
         ),
         "n_reference": len(reference),
         "n_current": len(current),
@@ -320,6 +371,7 @@ def _scored_decisions(
     lookback_days: int,
     max_rows: int,
     seed: int,
+    recent_days: int = 7,
 ) -> pd.DataFrame:
     """Decisions of the model's product (credit: applications with their label when
     matured; fraud: events with the reports known at ``as_of``), features as known at the
@@ -336,7 +388,15 @@ def _scored_decisions(
             pd.to_datetime(spine["decision_ts"])
             >= pd.Timestamp(as_of) - pd.Timedelta(days=lookback_days)
         ]
-    spine = _sample(spine.reset_index(drop=True), max_rows, seed)
+    # Half the sample from the recent days (the drift's current side), half from before.
+    spine = spine.reset_index(drop=True)
+    recent = (
+        pd.to_datetime(spine["decision_ts"])
+        >= pd.Timestamp(as_of) - pd.Timedelta(days=recent_days - 1)
+    ).to_numpy()
+    spine = pd.concat(
+        [_sample(spine[~recent], max_rows // 2, seed), _sample(spine[recent], max_rows // 2, seed)]
+    ).reset_index(drop=True)
     if spine.empty:
         return pd.DataFrame(columns=["ts", "label", "score", *model.feature_names])
     frame = build_training_set(con, spine, model.feature_set)
@@ -344,6 +404,45 @@ def _scored_decisions(
     frame["ts"] = frame["decision_ts"]
     frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
     return frame[["ts", "label", "score", *model.feature_names]]
+
+
+def history_start(con: Any) -> date | None:
+    """First day of the warehouse's event history (POS transactions or payments)."""
+    row = con.execute(
+        "SELECT least((SELECT min(ts) FROM pos_transactions), (SELECT min(ts) FROM payments))"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    return pd.Timestamp(row[0]).date()
+
+
+def published_scored_decisions(
+    serving: Any, model: Any, product: str, as_of: date, lookback_days: int
+) -> pd.DataFrame | None:
+    """The credit decisions :func:`yidai.analytics.scored.publish_scored_applications`
+    published (features at decision time, the champion's PD, the label when matured), in the
+    shape of :func:`_scored_decisions`; None unless they are of ``as_of`` and this champion."""
+    from pathlib import Path
+
+    from yidai.analytics.published import read_meta, read_table
+    from yidai.analytics.scored import SCORED_AREA
+
+    area = Path(serving) / SCORED_AREA
+    meta = read_meta(area)
+    models = meta.get("models")
+    if meta.get("as_of") != as_of.isoformat() or not isinstance(models, dict):
+        return None
+    if models.get(product) != f"{model.name} v{model.version}":
+        return None
+    table = read_table(area, product)
+    columns = ["decision_ts", "label", "pd", *model.feature_names]
+    if table is None or any(c not in table.columns for c in columns):
+        return None
+    ts = pd.to_datetime(table["decision_ts"])
+    table = table[(ts >= pd.Timestamp(as_of) - pd.Timedelta(days=lookback_days)).to_numpy()]
+    frame = table[columns].rename(columns={"decision_ts": "ts", "pd": "score"})
+    frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
+    return frame.reset_index(drop=True)
 
 
 def read_audit_decisions(audit_url: str, start: date, end: date) -> pd.DataFrame:
@@ -385,11 +484,15 @@ def run_monitoring(
     recent_days: int = 7,
     lookback_days: int = 365,
     max_rows: int = 20_000,
+    fraud_max_rows: int = 8_000,
     threshold: float = DEFAULT_PSI_THRESHOLD,
     publish: bool = True,
 ) -> MonitoringReport:
     """Compute every monitoring table as of ``as_of`` and publish them for the dashboards.
 
+    Credit models reuse the scored applications published for the dashboards when they are
+    of ``as_of`` and the current champion (else their features are rebuilt, at most
+    ``max_rows`` decisions); the fraud model scores a sample of ``fraud_max_rows`` events.
     A model without a champion is reported (status ``missing``), not fatal; the run fails
     only if no model at all can be monitored.  Drift is *not* raised here: call
     :func:`check_drift` (the DAG's last task does).
@@ -402,6 +505,7 @@ def run_monitoring(
     drifts, perfs, infos, notes = [], [], [], []
     con = connect(settings.warehouse, read_only=True)
     try:
+        first_day = history_start(con)
         for name in (*CREDIT_MODELS, FRAUD_MODEL):
             fraud = name == FRAUD_MODEL
             try:
@@ -410,20 +514,39 @@ def run_monitoring(
                 notes.append(f"{name}: {exc}")
                 infos.append({"model": name, "version": None, "status": "missing"})
                 continue
-            scored = _scored_decisions(
-                con,
-                model,
-                as_of,
-                fraud=fraud,
-                product=CREDIT_MODELS.get(name),
-                lookback_days=lookback_days,
-                max_rows=max_rows,
-                seed=settings.seed,
+            product = CREDIT_MODELS.get(name)
+            scored = (
+                None
+                if product is None
+                else published_scored_decisions(
+                    settings.serving, model, product, as_of, lookback_days
+                )
             )
+            source = "published scores"
+            if scored is None:
+                source = "rebuilt features"
+                scored = _scored_decisions(
+                    con,
+                    model,
+                    as_of,
+                    fraud=fraud,
+                    product=product,
+                    lookback_days=lookback_days,
+                    max_rows=fraud_max_rows if fraud else max_rows,
+                    seed=settings.seed,
+                    recent_days=recent_days,
+                )
             drift, perf, info = monitor_model(
                 model, scored, as_of=as_of, recent_days=recent_days, fraud=fraud,
-                threshold=threshold,
+                threshold=threshold, history_start=first_day,
             )  # fmt: skip
+            info["source"] = source
+            if info["reference"] == "baseline":
+                notes.append(
+                    f"{name}: its training window {info['training_window']} predates "
+                    f"{history_days_needed(model)} days of history (truncated features); "
+                    f"drift is measured against {info['reference_window']} instead"
+                )
             drifts.append(drift)
             perfs.append(perf)
             infos.append(info)

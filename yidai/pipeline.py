@@ -226,6 +226,16 @@ def publish_serving(day: date) -> dict[str, Any]:
     return {"day": day.isoformat(), "snapshots": {k: str(v) for k, v in published.items()}}
 
 
+def publish_portfolio_tables(day: date) -> dict[str, Any]:
+    """Publish the dashboards' portfolio and fraud tables as of ``day`` (warehouse read-only)."""
+    from yidai.analytics.publish import PORTFOLIO_AREA, publish_portfolio
+    from yidai.settings import get_settings
+
+    version = publish_portfolio(as_of=day)
+    area = get_settings().serving / PORTFOLIO_AREA
+    return {"day": day.isoformat(), "version": version, "area": str(area)}
+
+
 # ---------------------------------------------------------- merchant_limits_daily
 def run_limits_refresh(day: date) -> dict[str, Any]:
     """Re-underwrite every merchant's line as of ``day`` and publish the new limits."""
@@ -277,6 +287,18 @@ def promotion_report(trained: Iterable[Mapping[str, Any] | None]) -> dict[str, A
 
 
 # --------------------------------------------------------------- monitoring_daily
+def publish_scored(day: date) -> dict[str, Any]:
+    """Score every credit application up to ``day`` with the champions (and challengers)
+    and publish them for model monitoring and the policy simulator (warehouse read-only)."""
+    from yidai.analytics.published import read_meta
+    from yidai.analytics.scored import SCORED_AREA, publish_scored_applications
+    from yidai.settings import get_settings
+
+    version = publish_scored_applications(as_of=day)
+    meta = read_meta(get_settings().serving / SCORED_AREA, version)
+    return {"day": day.isoformat(), "version": version, "models": meta.get("models")}
+
+
 def run_monitoring(day: date) -> dict[str, Any]:
     """Compute and publish drift, performance and decision rates as of ``day``."""
     from yidai.monitoring import run_monitoring as monitor

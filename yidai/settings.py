@@ -24,11 +24,16 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, description="Root of all local state.")
     landing_dir: Path | None = Field(None, description="Landing zone of daily source extracts.")
-    truth_dir: Path | None = Field(None, description="Simulator ground truth (never a bank source).")
+    truth_dir: Path | None = Field(
+        None, description="Simulator ground truth (never a bank source)."
+    )
     warehouse_path: Path | None = Field(None, description="DuckDB warehouse file.")
-    serving_dir: Path | None = Field(None, description="Published snapshots read by online readers.")
+    serving_dir: Path | None = Field(
+        None, description="Published snapshots read by online readers."
+    )
     mlflow_tracking_uri: str | None = Field(
-        None, description="MLflow tracking URI; defaults to SQLite under home (or MLFLOW_TRACKING_URI)."
+        None,
+        description="MLflow tracking URI; defaults to SQLite under home (or MLFLOW_TRACKING_URI).",
     )
     mlflow_artifact_dir: Path | None = Field(None, description="Local MLflow artifact folder.")
     audit_db_url: str | None = Field(
@@ -37,7 +42,9 @@ class Settings(BaseSettings):
     policy_dir: Path | None = Field(None, description="Folder of product policy files.")
     api_keys_file: Path | None = Field(None, description="Hashed API keys of calling modules.")
     service_reload_seconds: float = Field(
-        5.0, gt=0, description="Scoring service: how often to look for new models/snapshots/policies."
+        5.0,
+        gt=0,
+        description="Scoring service: how often to look for new models/snapshots/policies.",
     )
     audit_sqlite_synchronous: str = Field(
         "NORMAL",

@@ -154,3 +154,23 @@ def test_the_features_asset_event_carries_the_day_for_the_limits_dag(chain: Chai
         days = [e.extra.get("day") for e in events]
     ingest_days = [day.isoformat() for dag_id, day, _ in chain.plan if dag_id == "ingest_daily"]
     assert days[-len(ingest_days) :] == ingest_days
+
+
+def test_the_dashboards_tables_are_published_by_the_chain(chain: ChainRun) -> None:
+    from yidai.analytics.published import read_meta, read_table
+    from yidai.settings import get_settings
+
+    serving = get_settings().serving
+    last_day = chain.days[-1].isoformat()
+    portfolio = read_meta(serving / "portfolio")
+    assert portfolio["as_of"] == last_day
+    applications = read_table(serving / "portfolio", "applications_daily")
+    assert applications is not None and applications["applications"].sum() > 0
+    assert str(applications["day"].max())[:10] == last_day
+    scored_meta = read_meta(serving / "applications")
+    assert scored_meta["as_of"] == last_day
+    assert "merchant" in scored_meta["models"]
+    merchant = read_table(serving / "applications", "merchant")
+    assert merchant is not None and merchant["pd"].between(0, 1).all()
+    monitoring = read_table(serving / "monitoring", "drift")
+    assert monitoring is not None and set(monitoring["model"]) >= {"merchant_pd"}

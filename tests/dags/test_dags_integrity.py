@@ -16,8 +16,10 @@ WAREHOUSE_TASKS = {
     ("ingest_daily", "ingest_landing"),
     ("ingest_daily", "build_features"),
     ("ingest_daily", "publish_snapshot"),
+    ("ingest_daily", "publish_portfolio"),
     ("merchant_limits_daily", "refresh_limits"),
     *{("train_weekly", f"train_{name}") for name in pipeline.MODEL_NAMES},
+    ("monitoring_daily", "publish_scored"),
     ("monitoring_daily", "compute_monitoring"),
 }
 #: Deterministic checks that must fail at once rather than retry.
@@ -86,6 +88,17 @@ def test_the_features_asset_schedules_limits_after_the_feature_build(dagbag: Any
         for task in dagbag.dags[dag_id].tasks:
             if task is not publish:
                 assert features not in task.outlets
+
+
+def test_the_dashboards_tables_are_published_after_their_inputs(dagbag: Any) -> None:
+    ingest = dagbag.dags["ingest_daily"]
+    upstream = ingest.get_task("publish_portfolio").get_flat_relative_ids(upstream=True)
+    assert {"ingest_landing", "build_features", "publish_snapshot"} <= upstream
+    monitoring = dagbag.dags["monitoring_daily"]
+    compute = monitoring.get_task("compute_monitoring")
+    assert "publish_scored" in compute.get_flat_relative_ids(upstream=True)
+    # Monitoring still runs (on its own scoring) when publishing the scores failed.
+    assert compute.trigger_rule == "all_done"
 
 
 def test_parsing_the_dags_reads_no_settings_and_touches_no_files(

@@ -1,24 +1,85 @@
-"""The fast single-request vectors equal the feature store's own ``request_features``."""
+"""The service's single-request vectors equal the offline batch path, column for column."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import numpy as np
 import pytest
 
-from features import load_snapshot, request_features
+from features import load_snapshot
+from features.request import PAIR_FIELDS, _recent_history, request_features_batch
 from scoring_service.sandbox import MODELS, Sandbox
 from scoring_service.vectors import RequestVectorizer
 
 
+def _batch_of_one(snapshot, profiles: dict, fields: dict, history=None, seen=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    fs = snapshot.feature_set
+    from features.request import get_feature_set, profile_defaults
+
+    fset = get_feature_set(fs)
+    prof: dict[str, np.ndarray] = {}
+    for entity in fset.profile_entities:
+        vec = profiles.get(entity)
+        vec = profile_defaults(fset, entity) if vec is None else vec
+        for j, c in enumerate(fset.profile_columns(entity)):
+            prof[c] = np.asarray(vec[j : j + 1], np.float64)
+    arrays = {k: np.array([v], dtype=object) for k, v in fields.items()}
+    return request_features_batch(fset, prof, arrays, history=history, seen_before_today=seen)[0]
+
+
 @pytest.mark.parametrize("product", ["personal", "merchant", "sme"])
-def test_fast_vector_equals_request_features(sandbox: Sandbox, product: str) -> None:
+def test_credit_vector_equals_batch_path(sandbox: Sandbox, product: str) -> None:
     snapshot = load_snapshot(sandbox.serving, MODELS[product][1])
     vectorizer = RequestVectorizer(snapshot)
-    assert vectorizer.fast
     rng = np.random.default_rng(1)
     for entity in [*sandbox.entities[product][:15], "unknown-entity"]:
         profile = snapshot.get(entity)
         request = {"requested_amount": float(rng.uniform(1, 1e5))}
         fast = vectorizer.vector(profile, request, entity)
-        slow = request_features(snapshot.feature_set, profile, request)
+        slow = _batch_of_one(snapshot, {snapshot.entity: profile}, request)
         np.testing.assert_array_equal(fast, slow)
+
+
+def test_payment_vector_equals_batch_path(sandbox: Sandbox) -> None:
+    """Random recent events (some today, some yesterday, repeated devices) and seen flags."""
+    snapshot = load_snapshot(sandbox.serving, MODELS["payment"][1])
+    vectorizer = RequestVectorizer(snapshot)
+    rng = np.random.default_rng(3)
+    payers = [*sandbox.entities["payment"][:12], "unknown-payer"]
+    for i, payer in enumerate(payers):
+        ts = dt.datetime(2026, 7, 1, int(rng.integers(0, 24)), int(rng.integers(0, 60)))
+        recent = [
+            {
+                "ts": ts - dt.timedelta(minutes=int(rng.integers(1, 24 * 60))),
+                "amount": round(float(rng.uniform(1, 900)), 2),
+                "counterpart_id": f"p{rng.integers(0, 3)}",
+                "device_id": None if rng.random() < 0.2 else f"d{rng.integers(0, 2)}",
+                "channel": str(rng.choice(["app", "web"])),
+            }
+            for _ in range(int(rng.integers(0, 8)))
+        ]
+        request = {
+            "payer_id": payer,
+            "event_type": "pos" if i % 3 == 0 else "payment",
+            "ts": ts,
+            "amount": float(rng.uniform(1, 30_000)),
+            "counterpart_id": f"p{rng.integers(0, 4)}",
+            "merchant_id": None,
+            "mcc": "7995" if i % 4 == 0 else "5411",
+            "entry_mode": "manual" if i % 5 == 0 else "chip",
+            "channel": "app",
+            "device_id": None if i % 6 == 0 else f"d{rng.integers(0, 3)}",
+            "payment_type": "transfer_out" if i % 2 else "e_payment",
+            "recent": recent,
+        }
+        fast = vectorizer.vector(snapshot.get(payer), request, payer)
+        seen = {f: np.array([snapshot.seen_before(payer, f, request.get(f))]) for f in PAIR_FIELDS}
+        profiles = {
+            "payer": snapshot.get(payer, "payer"),
+            "counterpart": snapshot.get(request["counterpart_id"], "counterpart"),
+            "merchant": None,
+        }
+        fields = {k: v for k, v in request.items() if k != "recent"}
+        slow = _batch_of_one(snapshot, profiles, fields, _recent_history(payer, recent), seen)
+        np.testing.assert_array_equal(fast, slow, err_msg=f"payer {i}")

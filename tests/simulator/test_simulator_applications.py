@@ -1,0 +1,59 @@
+"""Credit applications: behaviour history before the first one, volume knob, presets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator import SimConfig
+from simulator.calendar import Calendar
+from simulator.loans import MERCHANT, PERSONAL, SME, Applications, draw_applications
+from simulator.world import build_world
+from yidai.errors import YidaiError
+
+
+def _applications(config: SimConfig) -> tuple[Applications, Calendar]:
+    """Applications drawn on a freshly built world (behaviour aggregates left at zero)."""
+    calendar = Calendar.build(config.start, config.months)
+    return draw_applications(build_world(config, calendar)), calendar
+
+
+def test_applications_start_after_the_behaviour_history() -> None:
+    config = SimConfig.preset("tiny", seed=3, months=10, history_months=6)
+    apps, calendar = _applications(config)
+    assert len(apps.day) > 0
+    first = int(calendar.month_starts[6])
+    assert apps.day.min() >= first, "no application before six months of behaviour"
+    assert apps.day.max() < calendar.n_days
+    assert set(np.unique(apps.product)) == {PERSONAL, MERCHANT, SME}
+
+
+def test_application_rate_scales_every_product() -> None:
+    base, _ = _applications(SimConfig.preset("tiny", seed=5, application_rate=1.0))
+    more, _ = _applications(SimConfig.preset("tiny", seed=5, application_rate=4.0))
+    for product in (PERSONAL, MERCHANT, SME):
+        ratio = (more.product == product).sum() / max((base.product == product).sum(), 1)
+        assert 3.0 < ratio < 5.0, (product, ratio)
+    # the bank's decision keeps its approval share whatever the volume
+    assert abs(more.approved.mean() - base.approved.mean()) < 0.05
+
+
+def test_demo_preset_leaves_room_for_full_windows_and_matured_cohorts() -> None:
+    demo = SimConfig.preset("demo")
+    assert demo.history_months >= 6, "180-day features are full at the first application"
+    # at least six months of applications mature within a 6-month performance window
+    assert demo.months - demo.history_months >= 12
+    # a shorter period on the command line keeps room for applications
+    short = SimConfig.preset("demo", months=5)
+    assert short.history_months == 3
+    tiny = SimConfig.preset("tiny")
+    assert (tiny.history_months, tiny.application_rate) == (1, 1.0)
+
+
+def test_bad_application_knobs_are_clear_errors() -> None:
+    with pytest.raises(YidaiError, match="history_months"):
+        SimConfig.preset("tiny", months=6, history_months=5)
+    with pytest.raises(YidaiError, match="history_months"):
+        SimConfig.preset("tiny", history_months=0)
+    with pytest.raises(YidaiError, match="application_rate"):
+        SimConfig.preset("tiny", application_rate=0.0)
