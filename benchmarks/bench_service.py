@@ -180,7 +180,7 @@ def wrk_load(port: int, requests: list[Request], clients: int, seconds: float) -
     bodies = list(dict.fromkeys(body for _, _, body, _ in requests))[:2000]
     headers = requests[0][3]
     lua = (
-        WRK_SCRIPT.replace("{BODIES}", "{" + ",".join(f"[[{b.decode()}]]" for b in bodies) + "}")
+        WRK_SCRIPT.replace("{BODIES}", "{" + ",".join(f"[=[{b.decode()}]=]" for b in bodies) + "}")
         .replace("{HEADERS}", "{" + ",".join(f'["{k}"]="{v}"' for k, v in headers.items()) + "}")
         .replace("PATH", requests[0][1])
     )
@@ -225,6 +225,8 @@ def sequential(port: int, requests: list[Request], time_limit: float) -> dict[st
 def _env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["YIDAI_HOME"] = str(home)
+    # `mlflow models serve` execs `uvicorn` from PATH: the venv's, also without `uv run`
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["YIDAI_MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
     env["MLFLOW_TRACKING_URI"] = env["YIDAI_MLFLOW_TRACKING_URI"]
     return env

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from scoring_service.fastpredict import SingleRowMargin, single_row_margin
 from scoring_service.security import KeyRing
 from scoring_service.vectors import RequestVectorizer
 from yidai.decisioning.policy import (
@@ -127,6 +128,7 @@ class ModelSlot:
     model: ModelLike
     profile_columns: np.ndarray | None  # profile index per input, if all are profile features
     full_columns: np.ndarray  # index per input into the feature set's full vector
+    margin: SingleRowMargin | None = None  # fast single-row booster margin, if LightGBM
 
     @property
     def label(self) -> str:
@@ -160,7 +162,8 @@ def _slot(model: ModelLike, snapshot: SnapshotLike) -> ModelSlot:
     direct = None
     if all(f in profile for f in model.feature_names):
         direct = np.array([profile[f] for f in model.feature_names], dtype=np.intp)
-    return ModelSlot(model, direct, np.array([full[f] for f in model.feature_names], np.intp))
+    columns = np.array([full[f] for f in model.feature_names], np.intp)
+    return ModelSlot(model, direct, columns, single_row_margin(model))
 
 
 def _fingerprint(path: Path) -> str | None:

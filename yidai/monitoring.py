@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 
 AREA = "monitoring"
 DEFAULT_PSI_THRESHOLD = 0.25
+#: PSI bins hold at least this many rows of the smaller sample on average (at most 10 bins):
+#: with few rows, empty bins alone push PSI far above any threshold.
+MIN_ROWS_PER_BIN = 20
+#: The current side of the drift holds at least this many decisions: for a low-volume
+#: product the recent window widens (up to ``MAX_CURRENT_DAYS``) until it does.
+MIN_CURRENT_ROWS = 100
+MAX_CURRENT_DAYS = 60
 SCORE = "__score__"  # the feature name under which the score's PSI is reported
 CREDIT_MODELS = {"personal_pd": "personal", "merchant_pd": "merchant", "sme_pd": "sme"}
 FRAUD_MODEL = "payment_fraud"
@@ -54,25 +61,32 @@ def psi_status(psi: float, threshold: float = DEFAULT_PSI_THRESHOLD) -> str:
     return "drift" if psi >= threshold else "shift" if psi >= 0.1 else "stable"
 
 
+def psi_bins(n_reference: int, n_current: int, max_bins: int = 10) -> int:
+    """Number of PSI bins for samples of these sizes (``MIN_ROWS_PER_BIN`` rows each, 2-10)."""
+    return max(2, min(max_bins, min(n_reference, n_current) // MIN_ROWS_PER_BIN))
+
+
 def drift_table(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     columns: Sequence[str],
     *,
     model: str = "",
-    bins: int = 10,
+    bins: int | None = None,
     threshold: float = DEFAULT_PSI_THRESHOLD,
 ) -> pd.DataFrame:
     """PSI of each column of ``current`` against ``reference`` (``models.metrics.psi``).
 
-    Returns ``model, feature, psi, status, n_reference, n_current, mean_reference,
-    mean_current``; an empty side gives PSI NaN with status ``unknown`` (never a crash).
+    ``bins`` defaults to :func:`psi_bins` of the sample sizes.  Returns ``model, feature,
+    psi, status, n_reference, n_current, mean_reference, mean_current, bins``; an empty
+    side gives PSI NaN with status ``unknown`` (never a crash).
     """
     from models.metrics import psi
 
     missing = [c for c in columns if c not in reference.columns or c not in current.columns]
     if missing:
         raise YidaiError(f"drift: columns missing from the samples: {missing[:10]}")
+    bins = bins or psi_bins(len(reference), len(current))
     rows = []
     for column in columns:
         ref = reference[column].to_numpy(np.float64, na_value=np.nan)
@@ -88,6 +102,7 @@ def drift_table(
                 "n_current": len(cur),
                 "mean_reference": float(np.nanmean(ref)) if np.isfinite(ref).any() else np.nan,
                 "mean_current": float(np.nanmean(cur)) if np.isfinite(cur).any() else np.nan,
+                "bins": bins,
             }
         )
     return pd.DataFrame(rows)
@@ -293,6 +308,21 @@ def reference_window(
     return complete_from, min(complete_from + length, recent_start), "baseline"
 
 
+def current_start(
+    ts: pd.Series, end: pd.Timestamp, recent_days: int, min_rows: int, max_days: int
+) -> pd.Timestamp:
+    """Start of the drift's current window: ``recent_days`` before ``end``, widened by whole
+    days until it holds ``min_rows`` decisions, but never beyond ``max_days``."""
+    start = end - pd.Timedelta(days=recent_days)
+    if min_rows <= 0:
+        return start
+    floor = end - pd.Timedelta(days=max(max_days, recent_days))
+    before = ts[(ts < end) & (ts >= floor)].sort_values(ascending=False)
+    if len(before) < min_rows:
+        return min(start, floor)
+    return min(start, before.iloc[min_rows - 1].normalize())
+
+
 def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     return frame if len(frame) <= n else frame.sample(n=n, random_state=seed).sort_index()
 
@@ -306,19 +336,22 @@ def monitor_model(
     fraud: bool,
     threshold: float = DEFAULT_PSI_THRESHOLD,
     history_start: date | None = None,
+    min_current_rows: int = 0,
+    max_current_days: int = MAX_CURRENT_DAYS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Drift and performance of one model from its scored decisions.
 
     ``scored`` has ``ts``, ``label`` (NaN = not known yet), ``score`` and the model's
     features.  Reference = the model's training window (``metadata["windows"]["train"]``;
-    without it, everything before the recent days); current = the last ``recent_days``.
+    without it, everything before the recent days); current = the last ``recent_days``
+    (widened to ``min_current_rows`` decisions, see :func:`current_start`).
     With ``history_start`` (the first day of the warehouse's history), a training window
     whose decisions saw truncated feature windows is replaced by the first window of
     complete history (:func:`reference_window`), so PSI compares like with like.
     """
     ts = pd.to_datetime(scored["ts"])
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
-    recent_start = end - pd.Timedelta(days=recent_days)
+    recent_start = current_start(ts, end, recent_days, min_current_rows, max_current_days)
     window = _window(getattr(model, "metadata", {}) or {}, "train")
     complete_from = (
         None
@@ -350,6 +383,7 @@ def monitor_model(
         "training_window": (
             f"{window[0]:%Y-%m-%d}..{window[1] - pd.Timedelta(days=1):%Y-%m-%d}" if window else None
         ),
+        "current_window": f"{recent_start:%Y-%m-%d}..{end - pd.Timedelta(days=1):%Y-%m-%d}",
         "n_reference": len(reference),
         "n_current": len(current),
         "score_psi": float(drift.loc[drift["feature"] == SCORE, "psi"].iloc[0]),
@@ -406,11 +440,17 @@ def _scored_decisions(
     return frame[["ts", "label", "score", *model.feature_names]]
 
 
+#: Event tables whose first day starts a feature history: POS and payment traces, and the
+#: lending book (credit-history features such as utilisation or the worst DPD of 180 days
+#: read the loans, which begin with the first application).
+HISTORY_TABLES = ("pos_transactions", "payments", "loan_applications")
+
+
 def history_start(con: Any) -> date | None:
-    """First day of the warehouse's event history (POS transactions or payments)."""
-    row = con.execute(
-        "SELECT least((SELECT min(ts) FROM pos_transactions), (SELECT min(ts) FROM payments))"
-    ).fetchone()
+    """First day on which every event source of the features has data: the latest of the
+    first days of :data:`HISTORY_TABLES` (a feature window reaching before it is truncated)."""
+    firsts = ", ".join(f"(SELECT min(ts) FROM {table})" for table in HISTORY_TABLES)
+    row = con.execute(f"SELECT greatest({firsts})").fetchone()
     if row is None or row[0] is None:
         return None
     return pd.Timestamp(row[0]).date()
@@ -484,7 +524,8 @@ def run_monitoring(
     recent_days: int = 7,
     lookback_days: int = 365,
     max_rows: int = 20_000,
-    fraud_max_rows: int = 8_000,
+    fraud_max_rows: int = 4_000,
+    min_current_rows: int = MIN_CURRENT_ROWS,
     threshold: float = DEFAULT_PSI_THRESHOLD,
     publish: bool = True,
 ) -> MonitoringReport:
@@ -539,6 +580,7 @@ def run_monitoring(
             drift, perf, info = monitor_model(
                 model, scored, as_of=as_of, recent_days=recent_days, fraud=fraud,
                 threshold=threshold, history_start=first_day,
+                min_current_rows=min_current_rows,
             )  # fmt: skip
             info["source"] = source
             if info["reference"] == "baseline":

@@ -30,9 +30,9 @@ def render() -> None:
     cols = st.columns(5)
     cols[0].metric("Active lines", ui.fmt_int(kpis["active_lines"]))
     cols[1].metric("Frozen", ui.fmt_int(kpis["frozen_lines"]))
-    cols[2].metric("Committed", ui.fmt_money(kpis["committed"]))
-    cols[3].metric("Drawn", ui.fmt_money(kpis["drawn"]))
-    cols[4].metric("Utilisation", ui.fmt_pct(kpis["utilisation"]))
+    cols[2].metric("Committed (active)", ui.fmt_money(kpis["committed"]))
+    cols[3].metric("Drawn (active)", ui.fmt_money(kpis["drawn"]))
+    cols[4].metric("Utilisation (active)", ui.fmt_pct(kpis["utilisation"]))
 
     left, right = st.columns(2)
     active = limits[limits["status"] == "active"]

@@ -3,6 +3,7 @@ champion vs challenger."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -11,6 +12,20 @@ from yidai.analytics import model_monitoring as mm
 from yidai.analytics.portfolio import filter_rows
 
 AREA = "applications"
+
+
+def _reference(scored: pd.DataFrame, product: str) -> tuple[list[pd.Timestamp], str]:
+    """The PSI reference months: the drift reference of the last monitoring run for this
+    product's model (a window of complete feature history), else the first 3 months."""
+    models = data.published_table("monitoring", "models")
+    if models is not None and "reference_window" in models.columns:
+        row = models[models["model"] == f"{product}_pd"]
+        if len(row) and isinstance(row["reference_window"].iloc[0], str):
+            window = row["reference_window"].iloc[0]
+            months = mm.months_of_window(scored, window)
+            if months:
+                return months, f"the monitoring reference {window}"
+    return mm.reference_months(scored), "the first 3 months"
 
 
 def render() -> None:
@@ -34,7 +49,7 @@ def render() -> None:
         st.info("No application in this selection.")
         return
     cohorts = mm.cohort_performance(scored)
-    reference = mm.reference_months(scored)
+    reference, reference_label = _reference(scored, product)
     psi = mm.score_psi_by_month(scored, reference)
     done = cohorts.dropna(subset=["auc"])
     cols = st.columns(4)
@@ -62,7 +77,7 @@ def render() -> None:
             key="mm_auc",
         )
     left, right = st.columns(2)
-    fig = px.bar(psi, x="booking_month", y="psi", title="Score PSI by month vs the first 3 months")
+    fig = px.bar(psi, x="booking_month", y="psi", title=f"Score PSI by month vs {reference_label}")
     fig.add_hline(y=0.1, line_dash="dot", annotation_text="0.1 watch")
     fig.add_hline(y=0.25, line_dash="dash", line_color="red", annotation_text="0.25 act")
     left.plotly_chart(fig, key="mm_psi")

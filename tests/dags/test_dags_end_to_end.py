@@ -166,7 +166,7 @@ def test_the_dashboards_tables_are_published_by_the_chain(chain: ChainRun) -> No
     assert portfolio["as_of"] == last_day
     applications = read_table(serving / "portfolio", "applications_daily")
     assert applications is not None and applications["applications"].sum() > 0
-    assert str(applications["day"].max())[:10] == last_day
+    assert str(applications["day"].max())[:10] <= last_day
     scored_meta = read_meta(serving / "applications")
     assert scored_meta["as_of"] == last_day
     assert "merchant" in scored_meta["models"]

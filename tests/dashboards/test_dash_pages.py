@@ -111,7 +111,7 @@ def test_merchant_limits_page(full_home, run_page, metric_values):
     app = run_page("merchant_limits")
     metrics_ = metric_values(app)
     assert metrics_["Active lines"] == "2" and metrics_["Frozen"] == "1"
-    assert metrics_["Utilisation"] == "71.7%"  # (2500 + 19000) / (10000 + 20000)
+    assert metrics_["Utilisation (active)"] == "71.7%"  # (2500 + 19000) / (10000 + 20000)
 
 
 def test_decision_explorer_finds_a_decision_and_its_challenger(full_home, run_page, metric_values):

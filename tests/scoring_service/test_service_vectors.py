@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from features import load_snapshot
 from features.request import PAIR_FIELDS, _recent_history, request_features_batch
 from scoring_service.sandbox import MODELS, Sandbox
 from scoring_service.vectors import RequestVectorizer
+from yidai.settings import Settings
 
 
 def _batch_of_one(snapshot, profiles: dict, fields: dict, history=None, seen=None) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -83,3 +85,25 @@ def test_payment_vector_equals_batch_path(sandbox: Sandbox) -> None:
         fields = {k: v for k, v in request.items() if k != "recent"}
         slow = _batch_of_one(snapshot, profiles, fields, _recent_history(payer, recent), seen)
         np.testing.assert_array_equal(fast, slow, err_msg=f"payer {i}")
+
+
+@pytest.mark.parametrize("product", ["personal", "payment"])
+def test_fast_margin_equals_booster_predict(
+    sandbox: Sandbox, sandbox_home: Path, product: str
+) -> None:
+    from models.registry import load_model
+    from scoring_service.fastpredict import single_row_margin
+
+    settings = Settings(
+        home=sandbox_home, mlflow_tracking_uri=f"sqlite:///{sandbox_home / 'mlflow' / 'mlflow.db'}"
+    )
+    model = load_model(MODELS[product][0], "champion", settings=settings)
+    fast = single_row_margin(model)
+    assert fast is not None
+    rng = np.random.default_rng(5)
+    X = rng.normal(0, 1, (40, len(model.feature_names))) * rng.choice([1, 10, 1000], (40, 1))
+    X[rng.random(X.shape) < 0.2] = np.nan
+    expected = model.margin(X)
+    got = np.array([fast(row) for row in X])
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(model.calibrator.predict(got), model.predict_proba(X))

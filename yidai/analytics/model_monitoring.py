@@ -70,6 +70,19 @@ def reference_months(scored: pd.DataFrame, months: int = 3) -> list[pd.Timestamp
     return sorted(pd.to_datetime(scored["booking_month"]).unique())[:months]
 
 
+def months_of_window(scored: pd.DataFrame, window: str) -> list[pd.Timestamp]:
+    """The booking months of ``scored`` inside a ``YYYY-MM-DD..YYYY-MM-DD`` window (e.g. the
+    drift reference of the monitoring run); empty when the window is malformed."""
+    start, _, end = str(window).partition("..")
+    try:
+        lo = pd.Timestamp(start).to_period("M").start_time if start else pd.Timestamp.min
+        hi = pd.Timestamp(end)
+    except ValueError:
+        return []
+    months = pd.to_datetime(pd.Series(scored["booking_month"].unique()))
+    return sorted(months[(months >= lo) & (months <= hi)])
+
+
 def score_psi_by_month(
     scored: pd.DataFrame, reference: Sequence[pd.Timestamp], column: str = "pd"
 ) -> pd.DataFrame:

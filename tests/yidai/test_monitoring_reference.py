@@ -1,0 +1,122 @@
+"""Monitoring compares like with like: no truncated-history reference, no tiny current side
+(yidai.monitoring.reference_window, current_start, psi_bins, monitor_model)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from yidai.monitoring import (
+    SCORE,
+    current_start,
+    drift_table,
+    history_days_needed,
+    monitor_model,
+    psi_bins,
+    reference_window,
+)
+
+AS_OF = date(2026, 9, 30)
+HISTORY_START = date(2025, 10, 1)
+
+
+@dataclass(frozen=True)
+class Champion:
+    name: str
+    version: str
+    feature_names: list[str]
+    feature_set: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def truncated_history(seed: int = 5) -> pd.DataFrame:
+    """A year of decisions from the first day of history: ``turnover_180d`` sums over the
+    days observed so far (truncated for the first 180 days), then is stable; one decision a
+    day on average (a low-volume product)."""
+    rng = np.random.default_rng(seed)
+    n = 2_000
+    days = np.sort(rng.uniform(0, 365, n))
+    ts = pd.Timestamp(HISTORY_START) + pd.to_timedelta(days, unit="D")
+    daily = rng.lognormal(5, 0.3, n)
+    turnover = daily * np.minimum(days, 180.0)
+    score = 1 / (1 + np.exp(-(-3 + rng.normal(0, 1, n))))
+    return pd.DataFrame({"ts": ts, "label": np.nan, "score": score, "turnover_180d": turnover})
+
+
+def test_a_training_window_with_truncated_history_is_replaced_by_a_complete_baseline() -> None:
+    train = (pd.Timestamp("2025-11-01"), pd.Timestamp("2025-12-27"))
+    recent = pd.Timestamp("2026-09-24")
+    complete = pd.Timestamp(HISTORY_START) + pd.Timedelta(days=180)
+    start, end, kind = reference_window(train, recent, complete)
+    assert (kind, start, end - start) == ("baseline", complete, train[1] - train[0])
+    assert reference_window(train, recent, pd.Timestamp("2025-10-15")) == (*train, "training")
+    assert reference_window(train, recent, None) == (*train, "training")
+
+
+def test_the_current_window_widens_to_enough_decisions_but_not_forever() -> None:
+    ts = pd.Series(pd.date_range("2026-01-01", "2026-09-30", freq="12h"))  # 2 a day
+    end = pd.Timestamp("2026-10-01")
+    assert current_start(ts, end, 7, 0, 60) == pd.Timestamp("2026-09-24")
+    start = current_start(ts, end, 7, 100, 60)
+    assert 100 <= ((ts >= start) & (ts < end)).sum() <= 102  # whole days: one more at most
+    assert current_start(ts, end, 7, 10_000, 60) == end - pd.Timedelta(days=60)
+    assert psi_bins(5_000, 20) == 2 and psi_bins(5_000, 100) == 5 and psi_bins(10**5, 10**4) == 10
+
+
+def test_psi_of_an_unchanged_feature_stays_low_on_a_small_sample() -> None:
+    rng = np.random.default_rng(0)
+    reference = pd.DataFrame({"x": rng.normal(size=2_000)})
+    current = pd.DataFrame({"x": rng.normal(size=19)})
+    fixed = drift_table(reference, current, ["x"], bins=10)["psi"].iloc[0]
+    adaptive = drift_table(reference, current, ["x"])
+    assert adaptive["bins"].iloc[0] == 2
+    assert adaptive["psi"].iloc[0] < 0.25 < fixed  # 10 bins on 19 rows: empty bins alone
+
+
+def test_monitor_model_on_a_young_history_measures_real_drift_only() -> None:
+    history = truncated_history()
+    champion = Champion(
+        "merchant_pd",
+        "1",
+        ["turnover_180d"],
+        metadata={"windows": {"train": "2025-11-01..2025-12-26"}},
+    )
+    naive, _, naive_info = monitor_model(champion, history, as_of=AS_OF, recent_days=7, fraud=False)
+    assert naive_info["reference"] == "training"
+    assert naive.set_index("feature").loc["turnover_180d", "status"] == "drift"
+
+    assert history_days_needed(champion) == 0  # not in the catalog: nothing to correct
+
+    from features import FEATURE_SETS
+
+    name, feature_set = next(
+        (n, fs) for n, fs in FEATURE_SETS.items() if any(f.window == "180d" for f in fs.features)
+    )
+    long_feature = next(f.name for f in feature_set.features if f.window == "180d")
+    real = Champion(
+        "merchant_pd",
+        "1",
+        [long_feature],
+        feature_set=name,
+        metadata=champion.metadata,
+    )
+    assert history_days_needed(real) == 180
+    frame = history.rename(columns={"turnover_180d": long_feature})
+    drift, _, info = monitor_model(
+        real,
+        frame,
+        as_of=AS_OF,
+        recent_days=7,
+        fraud=False,
+        history_start=HISTORY_START,
+        min_current_rows=100,
+    )
+    assert info["reference"] == "baseline"
+    assert info["reference_window"].startswith("2026-03-30")
+    assert info["n_current"] >= 100
+    psi = drift.set_index("feature")["psi"]
+    assert psi[long_feature] < 0.25 and psi[SCORE] < 0.25
