@@ -97,7 +97,8 @@ def draw_applications(world: World) -> Applications:
     n_apps = rng.poisson(years * 1.2 * 0.7 * sigmoid(-0.2 - 0.3 * c.z))
     who = np.repeat(np.arange(c.n), n_apps)
     parts.append((PERSONAL, who, c.opened_day[who]))
-    # merchants are re-underwritten about twice a year, SMEs get a line review about every other month
+    # merchants are re-underwritten about twice a year; SMEs get a line review about every
+    # other month
     who = np.repeat(np.arange(m.n), rng.poisson(years * 2.0, m.n))
     parts.append((MERCHANT, who, m.onboarded_day[who]))
     who = np.repeat(np.arange(s.n), rng.poisson(years * 6.0, s.n))

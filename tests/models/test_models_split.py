@@ -1,0 +1,49 @@
+"""Out-of-time split layout: credit and fraud windows, and the warning on a thin test window."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from models.training import MIN_TEST_POSITIVES, SplitConfig, split_out_of_time
+from yidai.errors import YidaiError
+from yidai.settings import Settings
+
+
+def test_credit_split_tests_the_last_two_months_calibrates_on_the_two_before(
+    make_frame: Callable[..., pd.DataFrame], tmp_path: Path
+) -> None:
+    settings = Settings(home=tmp_path)
+    config = SplitConfig.for_kind("credit", settings)
+    frame = make_frame(n=8000, seed=3, months=8)
+    parts = split_out_of_time(frame, config)
+    last = pd.to_datetime(frame["ts"]).max().normalize()
+    test_ts = pd.to_datetime(parts.test["ts"])
+    cal_ts = pd.to_datetime(parts.calibration["ts"])
+    assert test_ts.min() >= last - pd.Timedelta(days=config.test_days - 1)
+    assert cal_ts.max() < test_ts.min() and pd.to_datetime(parts.train["ts"]).max() < cal_ts.min()
+    assert (cal_ts.max() - cal_ts.min()).days >= config.calibration_days - 2
+    assert len(parts.train) + len(parts.calibration) + len(parts.test) == len(frame)
+    fraud = SplitConfig.for_kind("fraud", settings)
+    assert fraud.gap_days == settings.fraud_label_delay_days
+
+
+def test_thin_test_window_warns_and_empty_one_refuses(
+    make_frame: Callable[..., pd.DataFrame], caplog: pytest.LogCaptureFixture
+) -> None:
+    frame = make_frame(n=3000, seed=4, months=8)
+    with caplog.at_level(logging.WARNING, logger="models.training"):
+        parts = split_out_of_time(frame, SplitConfig(test_days=10, calibration_days=30))
+    assert parts.test["label"].sum() < MIN_TEST_POSITIVES
+    assert any("only" in r.message and "positives" in r.message for r in caplog.records)
+    caplog.clear()
+    big = make_frame(n=60000, seed=4, months=8)
+    with caplog.at_level(logging.WARNING, logger="models.training"):
+        split_out_of_time(big, SplitConfig(test_days=61, calibration_days=61))
+    assert not caplog.records
+    with pytest.raises(YidaiError, match="too short"):
+        split_out_of_time(frame, SplitConfig(test_days=400, calibration_days=30))
