@@ -70,8 +70,11 @@ from pathlib import Path
 from yidai.settings import get_settings
 root = get_settings().serving / "features" / "personal_credit_v1"
 current = json.loads((root / "CURRENT").read_text())["snapshot_id"]
-print(pq.read_table(root / current / "customer.parquet", columns=["entity_id"])[0][0])
+ids = pq.read_table(root / current / "customer.parquet", columns=["entity_id"])[0]
+print(" ".join(str(ids[i]) for i in range(0, len(ids), max(1, len(ids) // 8))[:8]))
 ')
+CUSTOMERS=$CUSTOMER
+CUSTOMER=${CUSTOMERS%% *}
 
 step "Start the scoring service and the dashboards in the background"
 setsid "$UV" run --frozen yidai serve --port "$SERVE_PORT" >"$DEMO_DIR/serve.log" 2>&1 &
@@ -105,6 +108,15 @@ for product, state in sorted(ready.get("products", {}).items()):
     problems = "; ".join(f"{k}: {v}" for k, v in (state.get("problems") or {}).items())
     print(f"  {product:<9} {'ready' if state.get('ready') else 'NOT READY'}  {problems}")
 PY
+
+step "A few mall checkouts through the example integration (examples/mall_checkout.py)"
+i=0
+for customer in $CUSTOMERS; do
+  i=$((i + 1))
+  YIDAI_API_KEY=$(<"$KEY_FILE") "$UV" run --frozen python examples/mall_checkout.py \
+    --url "http://127.0.0.1:$SERVE_PORT" --customer "$customer" --amount $((i * 700 + 99)) ||
+    echo "  (checkout for one customer failed; see $DEMO_DIR/serve.log)"
+done
 
 cat <<EOF
 
