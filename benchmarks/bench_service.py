@@ -11,7 +11,8 @@ snapshot, champion + shadow challenger LightGBM models, policy, and the durable 
 4. two workers, N concurrent clients: throughput and p99.
 
     uv run python benchmarks/bench_service.py --help
-    uv run python benchmarks/bench_service.py --sequential 2000 --concurrent 4000
+    uv run python benchmarks/bench_service.py --seconds 10   # wrk (apt-get install wrk)
+    uv run python benchmarks/bench_service.py --generator python --concurrent 4000
 
 Builds a sandbox (synthetic snapshots + small registered models, see
 ``scoring_service.sandbox``) under ``--home`` the first time.

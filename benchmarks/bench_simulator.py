@@ -20,7 +20,15 @@ from pathlib import Path
 SIZES: dict[str, dict[str, int]] = {
     "demo": {},  # the demo preset as is
     # ~10M POS transactions: 12 POS rows per customer-month over 12 months
-    "10m": {"n_customers": 70_000, "n_merchants": 7_000, "n_smes": 1_750, "n_mall_sellers": 1000},
+    "10m": {
+        "n_customers": 70_000,
+        "n_merchants": 7_000,
+        "n_smes": 1_750,
+        "n_mall_sellers": 1000,
+        "months": 12,  # the demo preset's 18 months and extra applications left out
+        "history_months": 1,
+        "application_rate": 1,
+    },
 }
 
 

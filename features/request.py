@@ -438,7 +438,8 @@ def request_features(
     if isinstance(profile_vector, Mapping):
         vectors = dict(profile_vector)
     else:
-        vectors = {fs.profile_entities[0]: profile_vector} if fs.profile_entities else {}
+        entities = list(plan.columns_by_entity)
+        vectors = {entities[0]: profile_vector} if entities else {}
     profile: dict[str, float] = {}
     for entity, cols in plan.columns_by_entity.items():
         vec = vectors.get(entity)

@@ -4,6 +4,7 @@ published merchant limits, and every call through the typed client."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -77,7 +78,15 @@ def test_storefront_calls_through_the_client(
     data.update(cutoffs={"approve_min_score": 0, "refer_min_score": 0}, hard_rules=[])
     path.write_text(yaml.safe_dump(data))
     with YidaiClient(server, keys.all) as yidai:
-        wait_until(lambda: yidai.readiness()[0], what="ready over HTTP")
+        # the server may have loaded merchant.yaml before the edit: wait for the edited one
+        edited = hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+
+        def edited_policy_live() -> bool:
+            ready, report = yidai.readiness()
+            version = report["products"]["merchant"]["policy_version"] or ""
+            return ready and version.endswith(edited)
+
+        wait_until(edited_policy_live, what="ready over HTTP with the edited merchant policy")
         customer = sandbox.entities["personal"][5]
         offer = yidai.personal_credit(customer, 999.0, seller_id="S-1", idempotency_key="o-1")
         retry = yidai.personal_credit(customer, 999.0, seller_id="S-1", idempotency_key="o-1")
