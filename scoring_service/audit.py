@@ -8,6 +8,11 @@ a committed decision survives a crash of the service process (the WAL is written
 response returns); ``synchronous=FULL`` (setting ``audit_sqlite_synchronous``) adds an fsync
 per commit for power-loss durability.  Rows are only ever inserted, never updated.
 
+Every scored payment also appends a ``payment_events`` row (payer, time, amount, payee or
+terminal, merchant, device, channel; never a card token) in the decision's transaction; the
+service reads a payer's last 24 hours from it (index ``(payer_id, ts_us)``) as the feature
+store's ``recent`` events, so intra-day velocity is shared by every worker.
+
 Drawdowns are checked atomically against the line: SQLite takes the write lock up front
 (``BEGIN IMMEDIATE``), PostgreSQL locks the line row (``SELECT ... FOR UPDATE``), so two
 concurrent drawdowns can never together exceed the available amount.
@@ -26,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -71,6 +77,17 @@ SCHEMA = (
         response TEXT NOT NULL)""",
     "CREATE UNIQUE INDEX IF NOT EXISTS drawdowns_idem ON drawdowns (module, idempotency_key)",
     "CREATE INDEX IF NOT EXISTS drawdowns_account ON drawdowns (account_id, status)",
+    # Every scored payment (no card token): the payer's intra-day velocity for later ones.
+    """CREATE TABLE IF NOT EXISTS payment_events (
+        decision_id VARCHAR(40) PRIMARY KEY,
+        payer_id VARCHAR(64) NOT NULL,
+        ts_us BIGINT NOT NULL,
+        amount DOUBLE PRECISION NOT NULL,
+        counterpart_id VARCHAR(64),
+        merchant_id VARCHAR(64),
+        device_id VARCHAR(64),
+        channel VARCHAR(32))""",
+    "CREATE INDEX IF NOT EXISTS payment_events_payer_ts ON payment_events (payer_id, ts_us)",
 )
 
 _INSERT_DECISION = (
@@ -83,6 +100,15 @@ _INSERT_LINE = (
     "INSERT INTO credit_lines (account_id, product, borrower_id, credit_limit, decision_id,"
     " created_at) VALUES (:account_id, :product, :borrower_id, :credit_limit, :decision_id,"
     " :created_at)"
+)
+_INSERT_PAYMENT_EVENT = (
+    "INSERT INTO payment_events (decision_id, payer_id, ts_us, amount, counterpart_id,"
+    " merchant_id, device_id, channel) VALUES (:decision_id, :payer_id, :ts_us, :amount,"
+    " :counterpart_id, :merchant_id, :device_id, :channel)"
+)
+_RECENT_PAYMENTS = (
+    "SELECT ts_us, amount, counterpart_id, device_id, channel FROM payment_events"
+    " WHERE payer_id = :payer AND ts_us >= :lo AND ts_us < :hi ORDER BY ts_us"
 )
 _BY_IDEM = (
     "SELECT response, request_hash FROM decisions WHERE module = :module AND idempotency_key = :key"
@@ -120,6 +146,19 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """A scored payment as later velocity features read it (never a card token)."""
+
+    payer_id: str
+    ts_us: int  # microseconds since the epoch, UTC
+    amount: float
+    counterpart_id: str | None
+    merchant_id: str | None
+    device_id: str | None
+    channel: str | None
+
+
 @dataclass(frozen=True)
 class DecisionRow:
     """What :meth:`AuditStore.record_decision` appends."""
@@ -137,6 +176,7 @@ class DecisionRow:
     response: dict[str, Any]
     record: dict[str, Any]
     open_line: tuple[str, float] | None = None  # (borrower_id, limit): an approved revolving line
+    payment_event: PaymentEvent | None = None  # a scored payment, appended in the same transaction
 
 
 @dataclass(frozen=True)
@@ -310,8 +350,24 @@ class AuditStore:
             "record": _dumps(row.record),
         }
         try:
-            with self._write(single=row.open_line is None) as tx:
+            single = row.open_line is None and row.payment_event is None
+            with self._write(single=single) as tx:
                 tx.rows(_INSERT_DECISION, params)
+                if row.payment_event is not None:
+                    event = row.payment_event
+                    tx.rows(
+                        _INSERT_PAYMENT_EVENT,
+                        {
+                            "decision_id": row.decision_id,
+                            "payer_id": event.payer_id,
+                            "ts_us": event.ts_us,
+                            "amount": event.amount,
+                            "counterpart_id": event.counterpart_id,
+                            "merchant_id": event.merchant_id,
+                            "device_id": event.device_id,
+                            "channel": event.channel,
+                        },
+                    )
                 if row.open_line is not None:
                     tx.rows(
                         _INSERT_LINE,
@@ -346,6 +402,22 @@ class AuditStore:
             "response": json.loads(response),
             "record": json.loads(record),
         }
+
+    def recent_payments(self, payer_id: str, since_us: int, before_us: int) -> list[dict[str, Any]]:
+        """The payer's scored payments with ``since_us <= ts < before_us`` (one indexed range
+        read), oldest first, as the feature store's ``recent`` events (ts as datetime64[us])."""
+        with self._read() as tx:
+            found = tx.rows(_RECENT_PAYMENTS, {"payer": payer_id, "lo": since_us, "hi": before_us})
+        return [
+            {
+                "ts": np.datetime64(int(ts_us), "us"),
+                "amount": float(amount),
+                "counterpart_id": counterpart_id,
+                "device_id": device_id,
+                "channel": channel,
+            }
+            for ts_us, amount, counterpart_id, device_id, channel in found
+        ]
 
     def count_decisions(self) -> int:
         with self._read() as tx:

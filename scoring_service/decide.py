@@ -7,6 +7,7 @@ with an ``Idempotency-Key`` already seen from the same module gets the stored re
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import math
@@ -16,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from scoring_service.audit import AuditStore, DecisionRow, Line, utc_now
+from features.request import US_PER_DAY, to_us
+from scoring_service.audit import AuditStore, DecisionRow, Line, PaymentEvent, utc_now
 from scoring_service.resources import ModelSlot, Resources
 from yidai.decisioning import (
     CreditDecision,
@@ -227,7 +229,12 @@ def credit_decision(
 def payment_decision(
     resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
 ) -> Answer:
-    """Allow / step-up / decline one payment by amount tier, and audit it."""
+    """Allow / step-up / decline one payment by amount tier, and audit it.
+
+    The payer's scored payments of the 24 h before ``ts`` (audit store) are the request's
+    ``recent`` events (velocity, new payee/device/channel today); this payment is appended
+    to them in the same transaction as its decision row.
+    """
     product = "payment"
     fingerprint = request_hash(product, body)
     if caller.idempotency_key is not None:
@@ -237,7 +244,10 @@ def payment_decision(
     bundle = resources.bundle(product)
     payer_id = str(body["payer_id"])
     profile = bundle.snapshot.get(payer_id)
-    request = {**body, "payer_id": payer_id, "ts": body.get("ts") or utc_now()[:26]}
+    ts = payment_ts(body.get("ts"))
+    ts_us = int(to_us(np.array([ts], dtype=object))[0])
+    recent = audit.recent_payments(payer_id, ts_us - US_PER_DAY, ts_us)
+    request = {**body, "payer_id": payer_id, "ts": ts, "recent": recent}
     full = bundle.vectorizer.vector(profile, request, payer_id)
     use_challenger = challenger_arm(product, payer_id, bundle.policy.challenger.traffic_share)
     champ = _score(bundle.champion, _inputs(bundle.champion, full))
@@ -281,6 +291,7 @@ def payment_decision(
         "request": {k: v for k, v in body.items() if k != "card_token"},
         "features": _feature_record(list(slot.model.feature_names), scored.inputs),
         "has_history": profile is not None,
+        "recent_events": len(recent),
         "snapshot": bundle.snapshot.snapshot_id,
         "shadow": None
         if shadow_scored is None
@@ -310,9 +321,28 @@ def payment_decision(
             policy_version=decision.policy_version,
             response=response,
             record=record,
+            payment_event=PaymentEvent(
+                payer_id=payer_id,
+                ts_us=ts_us,
+                amount=float(body["amount"]),
+                counterpart_id=body.get("counterpart_id"),
+                merchant_id=body.get("merchant_id"),
+                device_id=body.get("device_id"),
+                channel=body.get("channel"),
+            ),
         )
     )
     return Answer(sent, decision.action, acting)
+
+
+def payment_ts(raw: str | None) -> str:
+    """The payment time as naive UTC ISO text (what the feature store reads); now if absent."""
+    if raw is None:
+        return utc_now()[:26]
+    stamp = dt.datetime.fromisoformat(raw)
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
+    return stamp.isoformat(timespec="microseconds")
 
 
 # ---------------------------------------------------------------------------- drawdowns

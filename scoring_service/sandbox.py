@@ -81,6 +81,9 @@ def train_registered_model(
     z = frame.rank(pct=True).fillna(0.5).to_numpy()
     # about 2% bad: a realistic consumer-credit base rate, so most applicants get approved
     logit = -4.2 + 2.5 * (z[:, 0] - z[:, 1]) + 1.5 * (z[:, -1] - 0.5) + rng.normal(0, 0.5, n)
+    if product == "payment":  # card testing: bursts of payments raise the fraud risk
+        burst = frame[["payer_txn_count_1h", "payer_txn_count_24h"]].rank(pct=True).to_numpy()
+        logit = logit - 2.5 * (z[:, 0] - z[:, 1]) + 3.0 * (burst.sum(axis=1) - 1.0)
     label = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
     cut = int(n * 0.7)
     estimator = GradientBoostedPD(**FAST_PARAMS, random_state=seed, n_jobs=1)  # type: ignore[arg-type]

@@ -92,6 +92,36 @@ def make_client() -> Iterator[Callable[[Settings], TestClient]]:
         client.__exit__(None, None, None)
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def server(service_settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn on a free loopback port; yields its base URL."""
+    import threading
+
+    import uvicorn
+
+    from scoring_service.main import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(service_settings), host="127.0.0.1", port=port, log_level="warning"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: srv.started, what="uvicorn start")
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
 def wait_until(check: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:
     import time
 

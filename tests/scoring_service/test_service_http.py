@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-import uvicorn
 import yaml
 
 from scoring_service.client import YidaiAPIError, YidaiClient
-from scoring_service.main import create_app
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
 from .conftest import wait_until
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _publish_limits(serving: Path, merchant: str) -> None:
@@ -50,21 +39,6 @@ def _publish_limits(serving: Path, merchant: str) -> None:
         lambda tmp: table.to_parquet(tmp / LIMITS_FILE),
     )  # fmt: skip
     publishing.publish(root, "v-test", {"version": "v-test", "as_of": "2026-06-30"})
-
-
-@pytest.fixture
-def server(service_settings: Settings) -> Iterator[str]:
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(service_settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_until(lambda: srv.started, what="uvicorn start")
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
 
 
 def test_storefront_calls_through_the_client(

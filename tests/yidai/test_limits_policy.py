@@ -142,24 +142,44 @@ def test_never_below_outstanding_without_a_freeze(policy: MerchantLimitPolicy) -
         "active",
     )
     assert floored.floored_at_outstanding
-    over = one(policy, outstanding=150_000.0)
-    assert (over.decision, over.status, over.reason_code) == (
-        "freeze",
-        "frozen",
-        "FREEZE_OVER_LIMIT",
-    )
     book = random_book(20_000, seed=11)
     out = propose_line_changes(book, policy)
+    current = book["current_line"].to_numpy()
+    new = out["new_line"].to_numpy()
+    outstanding = book["outstanding"].to_numpy()
     active = (out["status"] == "active").to_numpy()
-    assert np.all(out["new_line"].to_numpy()[active] >= book["outstanding"].to_numpy()[active])
-    below = out["new_line"].to_numpy() < book["outstanding"].to_numpy()
-    assert set(out.loc[below & (book["current_line"] > 0).to_numpy(), "status"]) <= {"frozen"}
+    # an active line is never cut below the balance: it ends at or above it, or is held
+    assert np.all((new[active] >= outstanding[active]) | (new[active] == current[active]))
+    held = active & (current > 0) & (outstanding > current)
+    assert held.sum() > 100
+    assert np.all(new[held] == current[held])
+
+
+def test_a_balance_above_a_lowered_line_holds_the_line_instead_of_freezing(
+    policy: MerchantLimitPolicy,
+) -> None:
+    """A line review can set the line under the balance: hold it, no increase, no freeze."""
+    for target in (10_000.0, 100_000.0, 400_000.0):
+        over = one(policy, outstanding=150_000.0, underwriting_limit=target)
+        assert (over.decision, over.status, over.reason_code, over.new_line) == (
+            "keep",
+            "active",
+            "KEEP_OVER_LIMIT",
+            100_000.0,
+        )
+        assert not over.floored_at_outstanding
+    # the same balance with 30+ days past due is frozen
+    late = one(policy, outstanding=150_000.0, dpd=45)
+    assert (late.status, late.reason_code) == ("frozen", "FREEZE_DELINQUENT")
+    # a balance within the line never raises it (no increase to cover the balance)
+    within = one(policy, outstanding=95_000.0, underwriting_limit=10_000.0)
+    assert (within.decision, within.new_line) == ("decrease", 95_000.0)
 
 
 def test_immediate_freeze_on_delinquency_and_turnover_collapse(
     policy: MerchantLimitPolicy,
 ) -> None:
-    late = one(policy, dpd=3, underwriting_limit=400_000.0)
+    late = one(policy, dpd=policy.freeze_dpd, underwriting_limit=400_000.0)
     assert (late.decision, late.status, late.reason_code, late.new_line) == (
         "freeze",
         "frozen",
@@ -186,6 +206,41 @@ def test_immediate_freeze_on_delinquency_and_turnover_collapse(
         "FREEZE_LIFTED",
         100_000.0,
     )
+
+
+def test_early_arrears_hold_increases_and_30_dpd_freezes(policy: MerchantLimitPolicy) -> None:
+    """Bank practice: 1-29 days past due stops increases (decreases still apply), 30+ freezes."""
+    assert (policy.hold_dpd, policy.freeze_dpd) == (1, 30)
+    for dpd in (1, 12, 29):
+        held = one(policy, dpd=dpd, underwriting_limit=400_000.0)
+        assert (held.decision, held.status, held.reason_code, held.new_line) == (
+            "keep",
+            "active",
+            "KEEP_PAST_DUE",
+            100_000.0,
+        )
+        cut = one(policy, dpd=dpd, underwriting_limit=10_000.0)
+        assert (cut.decision, cut.new_line) == ("decrease", 50_000.0)
+        assert one(policy, dpd=dpd, current_line=0.0).reason_code == "NONE_DELINQUENT"
+    for dpd in (30, 90, 200):
+        assert one(policy, dpd=dpd).reason_code == "FREEZE_DELINQUENT"
+    on_time = one(policy, dpd=0, underwriting_limit=400_000.0)
+    assert on_time.decision == "increase"
+    book = random_book(20_000, seed=3)
+    out = propose_line_changes(book, policy)
+    dpd = book["dpd"].to_numpy()
+    early = (dpd >= 1) & (dpd < 30) & (book["current_line"] > 0).to_numpy()
+    assert early.sum() > 100
+    assert not out["decision"].to_numpy()[early].astype(str).tolist().count("increase")
+    assert (out.loc[dpd >= 30, "decision"].astype(str) != "increase").all()
+
+
+def test_hold_threshold_cannot_exceed_the_freeze_threshold(tmp_path: Path) -> None:
+    text = POLICY_FILE.read_text(encoding="utf-8").replace("hold_dpd: 1 ", "hold_dpd: 45 ")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(YidaiError, match="hold_dpd 45 exceeds freeze_dpd 30"):
+        load_merchant_limit_policy(bad)
 
 
 def test_missing_features_get_a_rule_based_outcome_never_nan(

@@ -29,7 +29,7 @@ from yidai.limits import (
     read_limits_summary,
     read_limits_table,
 )
-from yidai.limits.refresh import RefreshResult, read_loan_book, run_refresh
+from yidai.limits.refresh import RefreshResult, committed_exposure, read_loan_book, run_refresh
 from yidai.settings import Settings
 from yidai.warehouse import connect, ensure_tables
 
@@ -149,7 +149,8 @@ def day_profiles(day: int) -> pd.DataFrame:
 
 
 def write_warehouse(path: Path, as_of: date) -> None:
-    """A loan book: 310 merchants with lines (10 without features), 10 of them in arrears."""
+    """A loan book: 310 merchants with lines (10 without features), 10 of them 40 days past
+    due."""
     rng = np.random.default_rng(5)
     merchants = BOOKED + NO_FEATURES
     n = len(merchants)
@@ -181,11 +182,11 @@ def write_warehouse(path: Path, as_of: date) -> None:
         {
             "schedule_id": [f"S{m}" for m in DELINQUENT],
             "account_id": [f"A{m}" for m in DELINQUENT],
-            "due_date": datetime.combine(as_of - timedelta(days=12), datetime.min.time()),
+            "due_date": datetime.combine(as_of - timedelta(days=40), datetime.min.time()),
             "amount_due": 1_000.0,
             "paid_at": pd.NaT,
             "amount_paid": 0.0,
-            "days_past_due": 12,
+            "days_past_due": 40,
         }
     )
     con = connect(path)
@@ -239,10 +240,143 @@ def test_loan_book_reads_lines_balances_and_arrears(world: dict[str, object]) ->
     book = read_loan_book(world["warehouse"], DAY1)  # type: ignore[arg-type]
     assert len(book) == len(BOOKED) + len(NO_FEATURES)
     late = book.set_index("merchant_id").loc[DELINQUENT, "dpd"]
-    assert (late == 12).all()
+    assert (late == 40).all()
     assert (book.loc[~book["merchant_id"].isin(DELINQUENT), "dpd"] == 0).all()
     assert (book["outstanding"] <= book["book_line"]).all()
     assert read_loan_book(world["warehouse"], date(2025, 9, 30)).empty  # type: ignore[arg-type]
+
+
+def insert_rows(warehouse: Path, table: str, rows: list[dict[str, object]]) -> None:
+    frame = pd.DataFrame(rows)
+    con = connect(warehouse)
+    try:
+        ensure_tables(con)
+        con.register("frame", frame)
+        cols = ", ".join(frame.columns)
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+        con.unregister("frame")
+    finally:
+        con.close()
+
+
+def test_loan_book_takes_the_latest_line_all_balances_and_current_arrears(
+    tmp_path: Path,
+) -> None:
+    """Several accounts per merchant: the latest reviewed line, every balance, and only
+    arrears still unpaid at the as-of date (not an old month-end figure)."""
+    warehouse = tmp_path / "yidai.duckdb"
+    as_of = date(2026, 3, 31)
+
+    def app(account: str, merchant: str, day: int, line: float) -> dict[str, object]:
+        return {
+            "application_id": account,
+            "ts": datetime(2025, 10, 1) + timedelta(days=day),
+            "product": "merchant",
+            "applicant_id": merchant,
+            "requested_amount": line,
+            "decision": "approved",
+            "approved_limit": line,
+            "annual_rate": 0.06,
+        }
+
+    insert_rows(
+        warehouse,
+        "loan_applications",
+        [
+            app("A1", "mx", 0, 150_000.0),  # first line, balance still running off
+            app("A2", "mx", 60, 50_000.0),  # line review: the line now
+            app("A3", "mx", 90, 80_000.0) | {"ts": datetime(2026, 4, 2)},  # after the as-of
+            app("B1", "my", 0, 40_000.0),  # paid off, late long ago
+            app("B2", "my", 30, 60_000.0),
+        ],
+    )
+
+    def perf(account: str, month_end: datetime, line: float, out: float, dpd: int) -> dict:
+        return {
+            "account_id": account,
+            "snapshot_date": month_end,
+            "credit_limit": line,
+            "outstanding": out,
+            "days_past_due": dpd,
+        }
+
+    feb, jan = datetime(2026, 2, 28), datetime(2026, 1, 31)
+    insert_rows(
+        warehouse,
+        "loan_performance",
+        [
+            perf("A1", jan, 150_000.0, 90_000.0, 0),
+            perf("A1", feb, 150_000.0, 70_000.0, 0),
+            perf("A2", feb, 50_000.0, 20_000.0, 0),
+            perf("B1", jan, 40_000.0, 5_000.0, 45),  # old month-end arrears, since cured
+            perf("B1", feb, 40_000.0, 0.0, 0),
+            perf("B2", feb, 60_000.0, 10_000.0, 0),
+        ],
+    )
+
+    def item(sid: str, account: str, due: datetime, paid: datetime | None) -> dict:
+        return {
+            "schedule_id": sid,
+            "account_id": account,
+            "due_date": due,
+            "amount_due": 1_000.0,
+            "paid_at": paid if paid is not None else pd.NaT,
+            "amount_paid": 1_000.0 if paid is not None else 0.0,
+            "days_past_due": 0 if paid is None else max((paid - due).days, 0),
+        }
+
+    insert_rows(
+        warehouse,
+        "loan_repayments",
+        [
+            item("S1", "B1", datetime(2025, 12, 10), datetime(2026, 2, 1)),  # late, paid
+            item("S2", "B2", datetime(2026, 3, 21), None),  # 10 days past due now
+            item("S3", "A2", datetime(2026, 3, 1), datetime(2026, 3, 1)),
+        ],
+    )
+    book = read_loan_book(warehouse, as_of).set_index("merchant_id")
+    assert book.loc["mx", "book_line"] == 50_000.0  # the latest line, not the first or a later
+    assert book.loc["mx", "outstanding"] == 90_000.0  # both accounts' latest balances
+    assert book.loc["mx", "dpd"] == 0
+    assert book.loc["my", "book_line"] == 60_000.0
+    assert book.loc["my", "outstanding"] == 10_000.0  # the paid-off account adds nothing
+    assert book.loc["my", "dpd"] == 10  # the unpaid item, not January's cured 45
+    # March 20: the item is not yet due, and January's arrears were paid in February
+    earlier = read_loan_book(warehouse, date(2026, 3, 20)).set_index("merchant_id")
+    assert earlier.loc["my", "dpd"] == 0
+
+
+def test_a_line_review_after_the_last_refresh_replaces_the_line(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    first = refresh(world, DAY1, model, credit_policy)
+    serving, warehouse = world["serving"], world["warehouse"]
+    assert isinstance(serving, Path) and isinstance(warehouse, Path)
+    t1 = read_limits_table(serving, version=first.version).set_index("merchant_id")
+    reviewed = "m0100"
+    new_line = float(t1.loc[reviewed, "credit_line"]) + 77_000.0
+    insert_rows(
+        warehouse,
+        "loan_applications",
+        [
+            {
+                "application_id": "review-1",
+                "ts": datetime.combine(DAY1 + timedelta(days=1), datetime.min.time())
+                + timedelta(hours=10),
+                "product": "merchant",
+                "applicant_id": reviewed,
+                "requested_amount": new_line,
+                "decision": "approved",
+                "approved_limit": new_line,
+                "annual_rate": 0.06,
+            }
+        ],
+    )
+    day2 = refresh(world, DAY1 + timedelta(days=1), model, credit_policy)
+    t2 = read_limits_table(serving, version=day2.version).set_index("merchant_id")
+    assert t2.loc[reviewed, "previous_line"] == new_line
+    others = t2.index.intersection(t1.index).drop(reviewed)
+    assert (t2.loc[others, "previous_line"] == t1.loc[others, "credit_line"]).all()
 
 
 def test_first_refresh_publishes_bounded_reasoned_lines(
@@ -286,6 +420,14 @@ def test_first_refresh_publishes_bounded_reasoned_lines(
     assert np.allclose(changes["change"], changes["credit_line"] - changes["previous_line"])
 
 
+def test_committed_exposure_of_a_held_line_is_its_balance() -> None:
+    line = np.array([100_000.0, 100_000.0, 100_000.0, 0.0])
+    outstanding = np.array([30_000.0, 150_000.0, 150_000.0, 0.0])
+    active = np.array([True, True, False, False])
+    exposure = committed_exposure(line, outstanding, active)
+    assert exposure.tolist() == [100_000.0, 150_000.0, 150_000.0, 0.0]
+
+
 def test_summary_figures_add_up(
     world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
 ) -> None:
@@ -307,9 +449,8 @@ def test_summary_figures_add_up(
         summary["exposure_after"] - summary["exposure_before"]
     )
     active = table["status"] == "active"
-    expected_after = (
-        table.loc[active, "credit_line"].sum() + table.loc[~active, "outstanding"].sum()
-    )
+    held = table.loc[active, ["credit_line", "outstanding"]].max(axis=1)  # a held line: balance
+    expected_after = held.sum() + table.loc[~active, "outstanding"].sum()
     assert summary["exposure_after"] == pytest.approx(expected_after)
     assert summary["lines_after"] == summary["lines_before"] + summary["new"]
     runs = read_limit_runs(serving)

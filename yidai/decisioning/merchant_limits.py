@@ -8,16 +8,19 @@ then turns target and current line into a bounded change, with :func:`propose_li
 
 Rules, in order of precedence, for a merchant **with a line**:
 
-1. days past due >= ``freeze_dpd``                          -> freeze ``FREEZE_DELINQUENT``
+1. days past due >= ``freeze_dpd`` (30, as banks do)        -> freeze ``FREEZE_DELINQUENT``
 2. no feature row (no turnover data) for the merchant        -> freeze ``FREEZE_NO_TURNOVER``
 3. turnover collapse: no turnover, recent turnover < ``collapse_ratio`` x the monthly
    average, or a season-adjusted decline >= ``collapse_seasonal_decline`` (so the Spring
    Festival dip alone freezes nobody)                       -> freeze ``FREEZE_TURNOVER_COLLAPSE``
-4. outstanding above what the per-cycle cap allows           -> freeze ``FREEZE_OVER_LIMIT``
+4. outstanding above the current line (a line review lowered the line under the balance):
+   the line is held, neither raised nor cut further      -> keep ``KEEP_OVER_LIMIT``
+   (available is 0 until the balance is repaid below the line; not a freeze)
 5. otherwise the line moves towards the target (approve: the formula's limit; refer: no
    increase; decline: 0) by at most ``+max_increase`` / ``-max_decrease`` of the current line
    per cycle, rounded to ``rounding`` CNY, never below the outstanding balance; a move smaller
-   than ``tolerance`` keeps the line.  A line leaving a freeze is not raised in that cycle.
+   than ``tolerance`` keeps the line.  No increase while ``hold_dpd`` <= days past due <
+   ``freeze_dpd`` (``KEEP_PAST_DUE``; decreases still apply), nor for a line leaving a freeze.
 
 A merchant **without a line** gets a new line (``NEW_LINE``, at most ``initial_line_cap``) if
 underwriting approves it and no ``NONE_*`` rule applies.  A freeze keeps the line figure but
@@ -37,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from yidai.errors import YidaiError
 
@@ -54,8 +57,12 @@ REASONS: dict[str, tuple[str, str]] = {
         "Line raised: turnover supports a higher line",
         "流水增长,上调额度",
     ),
-    "INCREASE_COVER_OUTSTANDING": ("Line raised to the outstanding balance", "额度上调至未还余额"),
     "KEEP_WITHIN_TOLERANCE": ("Line kept: change below tolerance", "变动幅度小,额度不变"),
+    "KEEP_OVER_LIMIT": (
+        "Line held: balance above the line, no new drawdowns until repaid below it",
+        "余额高于额度,维持额度,还款至额度内前不可再用款",
+    ),
+    "KEEP_PAST_DUE": ("Line held: a repayment is past due, no increase", "存在逾期,不上调额度"),
     "KEEP_REFER_BAND": (
         "Line kept: risk in the review band, no increase",
         "风险处于复核区间,不上调",
@@ -70,7 +77,6 @@ REASONS: dict[str, tuple[str, str]] = {
     "FREEZE_DELINQUENT": ("Line frozen: repayment past due", "逾期,冻结额度"),
     "FREEZE_NO_TURNOVER": ("Line frozen: no recent POS turnover data", "无近期POS流水,冻结额度"),
     "FREEZE_TURNOVER_COLLAPSE": ("Line frozen: POS turnover collapsed", "POS流水骤降,冻结额度"),
-    "FREEZE_OVER_LIMIT": ("Line frozen: balance above the allowed line", "余额超出可用额度,冻结"),
     "NONE_NO_TURNOVER_HISTORY": ("No line: no POS turnover history yet", "暂无POS流水记录"),
     "NONE_DELINQUENT": ("No line: repayment past due", "存在逾期"),
     "NONE_TURNOVER_COLLAPSE": ("No line: POS turnover collapsed", "POS流水骤降"),
@@ -129,13 +135,22 @@ class MerchantLimitPolicy(BaseModel):
         description="A merchant without a line is scored as if requesting this many months "
         "of turnover (the request-time feature); one with a line, for its current line.",
     )
-    freeze_dpd: int = Field(1, ge=1, description="Freeze at this many days past due.")
+    hold_dpd: int = Field(
+        1, ge=1, description="No increase (and no new line) from this many days past due."
+    )
+    freeze_dpd: int = Field(30, ge=1, description="Freeze at this many days past due.")
     collapse_ratio: float = Field(
         0.2, ge=0, le=1, description="Recent / average monthly turnover below this = collapse."
     )
     collapse_seasonal_decline: float = Field(
         0.65, gt=0, description="Season-adjusted decline at or above this = collapse."
     )
+
+    @model_validator(mode="after")
+    def _hold_before_freeze(self) -> MerchantLimitPolicy:
+        if self.hold_dpd > self.freeze_dpd:
+            raise ValueError(f"hold_dpd {self.hold_dpd} exceeds freeze_dpd {self.freeze_dpd}")
+        return self
 
     def digest(self) -> str:
         """A stable hash of every parameter (part of a limits version id)."""
@@ -224,6 +239,8 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
 
     has_line = current > 0
     delinquent = dpd >= policy.freeze_dpd
+    past_due = dpd >= policy.hold_dpd
+    over_line = has_line & (outstanding > current)
     collapse = has_features & (
         (np.isfinite(monthly) & (monthly <= 0))
         | (np.isfinite(recent) & (recent < policy.collapse_ratio * np.nan_to_num(monthly)))
@@ -232,11 +249,13 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     target = np.where(approve, uw_limit, np.where(refer, np.minimum(uw_limit, current), 0.0))
     target = np.where(has_features, target, 0.0)
 
-    # Existing lines: a bounded, rounded move towards the target, never below outstanding.
+    # Existing lines: a bounded, rounded move towards the target, never below outstanding;
+    # no increase while past due or leaving a freeze; a line under its balance is held.
     lower = current * (1.0 - policy.max_decrease)
-    upper = np.where(was_frozen, current, current * (1.0 + policy.max_increase))
+    cycle_upper = current * (1.0 + policy.max_increase)
+    upper = np.where(was_frozen | past_due, current, cycle_upper)
     bounded = np.clip(target, lower, upper)
-    capped = has_line & (bounded != target)
+    capped = has_line & ((target < lower) | (target > cycle_upper))
     rounded = np.where(
         bounded >= current,
         np.maximum(np.floor(bounded / step) * step, current),
@@ -244,8 +263,8 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     )
     rounded = np.clip(rounded, lower, upper)
     floored = rounded < outstanding
-    proposed = np.maximum(rounded, outstanding)
-    over_limit = outstanding > upper
+    floored &= ~over_line
+    proposed = np.where(over_line, current, np.maximum(rounded, outstanding))
     safe_current = np.where(has_line, current, 1.0)
     small_move = (np.abs(proposed - current) / safe_current < policy.tolerance) & (
         current >= outstanding
@@ -254,12 +273,11 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
 
     code = _REASON_INDEX.__getitem__
     freeze_reason = np.select(
-        [delinquent, ~has_features, collapse, over_limit],
+        [delinquent, ~has_features, collapse],
         [
             code("FREEZE_DELINQUENT"),
             code("FREEZE_NO_TURNOVER"),
             code("FREEZE_TURNOVER_COLLAPSE"),
-            code("FREEZE_OVER_LIMIT"),
         ],
         default=-1,
     )
@@ -272,14 +290,18 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
             down & approve,
             down & refer,
             down,
+            over_line,
+            past_due & (target > current),
             refer & (target < current),
         ],
         [
             code("FREEZE_LIFTED"),
-            np.where(floored, code("INCREASE_COVER_OUTSTANDING"), code("INCREASE_TURNOVER_GROWTH")),
+            code("INCREASE_TURNOVER_GROWTH"),
             code("DECREASE_TURNOVER_DECLINE"),
             code("DECREASE_REFER_BAND"),
             code("DECREASE_UNDERWRITING_DECLINE"),
+            code("KEEP_OVER_LIMIT"),
+            code("KEEP_PAST_DUE"),
             code("KEEP_REFER_BAND"),
         ],
         default=code("KEEP_WITHIN_TOLERANCE"),
@@ -288,7 +310,7 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     # Merchants without a line: eligibility, then a capped first line.
     first_line = np.floor(np.minimum(target, policy.initial_line_cap) / step) * step
     none_reason = np.select(
-        [~has_features, delinquent, collapse, ~approve | (first_line < step)],
+        [~has_features, past_due, collapse, ~approve | (first_line < step)],
         [
             code("NONE_NO_TURNOVER_HISTORY"),
             code("NONE_DELINQUENT"),

@@ -83,10 +83,12 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
 
     One row per merchant with an approved merchant application: ``merchant_id``,
     ``account_id`` (latest approved account), ``book_line`` (its latest month-end line from
-    ``loan_performance``, else the approved limit), ``outstanding`` (sum of the latest
-    balances of the merchant's accounts) and ``dpd`` (worst current days past due: from
-    unpaid schedule items due before ``as_of`` where the account has a schedule, else the
-    latest month-end figure).
+    ``loan_performance``, else the approved limit: a re-application is a line review, so
+    the latest approved line is the merchant's line), ``line_approved_at`` (when it was
+    approved), ``outstanding`` (sum of the latest balances of all the merchant's accounts:
+    balances under earlier reviews stay owed) and ``dpd`` (worst current days past due:
+    from unpaid schedule items due before ``as_of`` where the account has a schedule, else
+    the latest month-end figure).
     """
     from yidai.warehouse import connect
 
@@ -120,6 +122,7 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
         SELECT a.merchant_id,
                arg_max(a.account_id, a.ts) AS account_id,
                arg_max(coalesce(p.perf_line, a.approved_limit), a.ts) AS book_line,
+               max(a.ts) AS line_approved_at,
                sum(coalesce(p.outstanding, 0)) AS outstanding,
                max(coalesce(s.sched_dpd, p.perf_dpd, 0)) AS dpd
         FROM apps a
@@ -450,8 +453,10 @@ def _assemble(
     book["merchant_id"] = book["merchant_id"].astype(str)
     if "account_id" not in book.columns:
         book["account_id"] = None
+    if "line_approved_at" not in book.columns:
+        book["line_approved_at"] = pd.NaT
     frame = feats.merge(
-        book[["merchant_id", "account_id", "book_line", "outstanding", "dpd"]],
+        book[["merchant_id", "account_id", "book_line", "line_approved_at", "outstanding", "dpd"]],
         on="merchant_id",
         how="outer",
         sort=False,
@@ -462,7 +467,9 @@ def _assemble(
             columns=["merchant_id", "credit_line", "status"],
         ).rename(columns={"credit_line": "previous_line", "status": "previous_status"})
         frame = frame.merge(prev, on="merchant_id", how="outer", sort=False)
+        previous_as_of = pd.Timestamp(str(previous["as_of"])) + pd.Timedelta(days=1)
     else:
+        previous_as_of = None
         frame["previous_line"] = np.nan
         frame["previous_status"] = None
     frame = frame.sort_values("merchant_id", kind="stable").reset_index(drop=True)
@@ -470,13 +477,19 @@ def _assemble(
     frame["has_features"] = frame["has_features"].fillna(False).astype(bool)
     book_line = frame["book_line"].fillna(0.0).to_numpy(np.float64)
     in_prev = frame["previous_status"].notna().to_numpy()
+    # a line approved in the loan book after the previous version (a line review) replaces it
+    reviewed = (
+        (frame["line_approved_at"] >= previous_as_of).fillna(False).to_numpy(dtype=bool)
+        if previous_as_of is not None
+        else np.zeros(len(frame), dtype=bool)
+    )
     frame["current_line"] = np.where(
-        in_prev, frame["previous_line"].fillna(0.0).to_numpy(np.float64), book_line
+        in_prev & ~reviewed, frame["previous_line"].fillna(0.0).to_numpy(np.float64), book_line
     )
     prev_status = frame["previous_status"].eq("frozen").fillna(False).to_numpy(dtype=bool)
     prev_active = frame["previous_status"].eq("active").fillna(False).to_numpy(dtype=bool)
     status_code = np.where(
-        in_prev,
+        in_prev & ~(reviewed & ~prev_status),
         np.where(prev_status, 1, np.where(prev_active, 0, 2)),
         np.where(book_line > 0, 0, 2),
     )
@@ -484,7 +497,7 @@ def _assemble(
     frame["was_frozen"] = prev_status & in_prev
     frame["outstanding"] = frame["outstanding"].fillna(0.0).astype(np.float64)
     frame["dpd"] = frame["dpd"].fillna(0.0).astype(np.float64)
-    return frame.drop(columns=["previous_line", "book_line"])
+    return frame.drop(columns=["previous_line", "book_line", "line_approved_at"])
 
 
 def _input_digest(
@@ -584,9 +597,9 @@ def _change_log(limits: pd.DataFrame) -> pd.DataFrame:
 
 
 def committed_exposure(line: np.ndarray, outstanding: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Committed exposure per merchant: the line of an active line, else the balance (a
-    frozen line cannot be drawn further)."""
-    return np.where(active, line, outstanding)
+    """Committed exposure per merchant: the line of an active line (or its balance, if that
+    is higher), else the balance (a frozen line cannot be drawn further)."""
+    return np.where(active, np.maximum(line, outstanding), outstanding)
 
 
 def summarise(limits: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
