@@ -20,9 +20,7 @@ from simulator.events import (
     PAYER_SME,
     REF_POS,
     STATUS_APPROVED,
-    STATUS_CHARGEBACK,
     STATUS_DECLINED,
-    STATUS_REFUND,
     FraudLog,
     IdAlloc,
     choose_by_weight,
@@ -32,7 +30,7 @@ from simulator.events import (
     pos_batch,
 )
 from simulator.landing import Batch
-from simulator.people import ENTRY_P, LOG_TICKET, SkimPlan
+from simulator.people import ENTRY_P, LOG_TICKET, SkimPlan, pos_followups
 from simulator.world import (
     BILL_LOG_AMOUNT,
     MALL_LOG_TICKET,
@@ -42,7 +40,6 @@ from simulator.world import (
     SME_BILLS,
     SME_MONTH,
     World,
-    chargeback_p,
     refund_p,
     rng_for,
     sigmoid,
@@ -103,34 +100,10 @@ def merchant_month(
     batches = [pos_batch(cal, txn, ts, card, none, merchant, terminal, mcc, amount, entry, status)]
     approved = status == STATUS_APPROVED
 
-    ref = np.flatnonzero(approved & (rng.random(k) < refund_p(zm)))
-    ref_ts = ts[ref] + (rng.uniform(1, 20, len(ref)) * US_PER_DAY).astype(np.int64)
-    ok = cal.day_of_us(ref_ts) < cal.n_days
-    ref, ref_ts = ref[ok], ref_ts[ok]
-    ref_amount = np.round(amount[ref] * rng.choice([0.3, 0.5, 1.0, 1.0], len(ref)), 2).clip(
-        1.0, None
-    )
-    batches.append(
-        pos_batch(
-            cal, ids.take("pos", len(ref)), ref_ts, card[ref], none[ref], merchant[ref],
-            terminal[ref], mcc[ref], ref_amount, entry[ref], np.full(len(ref), STATUS_REFUND),
-        )
+    ref, ref_amount, cb = pos_followups(
+        rng, cal, ids, fraud_log, batches, txn, ts, card, none, merchant, terminal, mcc,
+        amount, entry, approved, refund_p(zm), zm,
     )  # fmt: skip
-    cb = np.flatnonzero(approved & (rng.random(k) < chargeback_p(zm)))
-    cb_ts = ts[cb] + (rng.uniform(15, 60, len(cb)) * US_PER_DAY).astype(np.int64)
-    ok = cal.day_of_us(cb_ts) < cal.n_days
-    cb, cb_ts = cb[ok], cb_ts[ok]
-    batches.append(
-        pos_batch(
-            cal, ids.take("pos", len(cb)), cb_ts, card[cb], none[cb], merchant[cb], terminal[cb],
-            mcc[cb], amount[cb], entry[cb], np.full(len(cb), STATUS_CHARGEBACK),
-        )
-    )  # fmt: skip
-    batches.append(
-        fraud_reports(
-            rng, cal, ids, fraud_log, REF_POS, txn[cb], "chargeback", ts[cb], amount[cb], 1.0, 1.0
-        )
-    )
     turnover = np.bincount(merchant[approved], weights=amount[approved], minlength=m.n)
     turnover -= np.bincount(merchant[ref], weights=ref_amount, minlength=m.n)
     world.agg["merch_turnover"][:, month] += turnover.astype(np.float32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.calendar import US_PER_DAY, US_PER_SECOND, seconds_of_day
+from simulator.calendar import US_PER_DAY, US_PER_SECOND, Calendar, seconds_of_day
 from simulator.events import (
     CH,
     ENTRY_MAGSTRIPE,
@@ -147,34 +147,9 @@ def customer_month(
     zm = m.z_eff[merchant, month].astype(np.float64)
 
     # refunds (days later, same card and shop) and chargebacks (weeks later, with a report)
-    ref = np.flatnonzero(approved & (rng.random(k) < sigmoid(-3.9 - 0.9 * zc - 0.6 * zm)))
-    ref_ts = ts[ref] + (rng.uniform(1, 20, len(ref)) * US_PER_DAY).astype(np.int64)
-    ok = cal.day_of_us(ref_ts) < cal.n_days
-    ref, ref_ts = ref[ok], ref_ts[ok]
-    ref_amount = np.round(amount[ref] * rng.choice([0.3, 0.5, 1.0, 1.0], len(ref)), 2).clip(
-        1.0, None
-    )
-    batches.append(
-        pos_batch(
-            cal, ids.take("pos", len(ref)), ref_ts, card[ref], cust[ref], merchant[ref],
-            terminal[ref], mcc[ref], ref_amount, entry[ref], np.full(len(ref), STATUS_REFUND),
-        )
-    )  # fmt: skip
-    cb = np.flatnonzero(approved & (rng.random(k) < chargeback_p(zm)))
-    cb_ts = ts[cb] + (rng.uniform(15, 60, len(cb)) * US_PER_DAY).astype(np.int64)
-    ok = cal.day_of_us(cb_ts) < cal.n_days
-    cb, cb_ts = cb[ok], cb_ts[ok]
-    batches.append(
-        pos_batch(
-            cal, ids.take("pos", len(cb)), cb_ts, card[cb], cust[cb], merchant[cb], terminal[cb],
-            mcc[cb], amount[cb], entry[cb], np.full(len(cb), STATUS_CHARGEBACK),
-        )
-    )  # fmt: skip
-    batches.append(
-        fraud_reports(
-            rng, cal, ids, fraud_log, REF_POS, txn[cb], "chargeback", ts[cb], amount[cb],
-            report_p=1.0, median_delay_days=1.0,
-        )
+    ref, ref_amount, cb = pos_followups(
+        rng, cal, ids, fraud_log, batches, txn, ts, card, cust, merchant, terminal, mcc,
+        amount, entry, approved, sigmoid(-3.9 - 0.9 * zc - 0.6 * zm), zm,
     )  # fmt: skip
     agg = world.agg
     spend = np.bincount(cust[approved] - lo, weights=amount[approved], minlength=n)
@@ -571,3 +546,60 @@ def _account_takeover(
             rng, cal, ids, log, REF_PAYMENT, pid, "account_takeover", ts, amount, 0.95, 3.0
         ),
     ]
+
+
+def pos_followups(
+    rng: np.random.Generator,
+    cal: Calendar,
+    ids: IdAlloc,
+    fraud_log: FraudLog,
+    batches: list[Batch],
+    txn: np.ndarray,
+    ts: np.ndarray,
+    card: np.ndarray,
+    customer: np.ndarray,
+    merchant: np.ndarray,
+    terminal: np.ndarray,
+    mcc: np.ndarray,
+    amount: np.ndarray,
+    entry: np.ndarray,
+    approved: np.ndarray,
+    refund_prob: np.ndarray | float,
+    zm: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Append the refunds (days later, same card and shop) and chargebacks (weeks later, each
+    with a fraud report) that follow approved POS rows; rows past the period are not emitted.
+
+    Returns the refunded row indices, their refund amounts and the charged-back row indices.
+    """
+    k = len(ts)
+    ref = np.flatnonzero(approved & (rng.random(k) < refund_prob))
+    ref_ts = ts[ref] + (rng.uniform(1, 20, len(ref)) * US_PER_DAY).astype(np.int64)
+    ok = cal.day_of_us(ref_ts) < cal.n_days
+    ref, ref_ts = ref[ok], ref_ts[ok]
+    ref_amount = np.round(amount[ref] * rng.choice([0.3, 0.5, 1.0, 1.0], len(ref)), 2).clip(
+        1.0, None
+    )
+    batches.append(
+        pos_batch(
+            cal, ids.take("pos", len(ref)), ref_ts, card[ref], customer[ref], merchant[ref],
+            terminal[ref], mcc[ref], ref_amount, entry[ref], np.full(len(ref), STATUS_REFUND),
+        )
+    )  # fmt: skip
+    cb = np.flatnonzero(approved & (rng.random(k) < chargeback_p(zm)))
+    cb_ts = ts[cb] + (rng.uniform(15, 60, len(cb)) * US_PER_DAY).astype(np.int64)
+    ok = cal.day_of_us(cb_ts) < cal.n_days
+    cb, cb_ts = cb[ok], cb_ts[ok]
+    batches.append(
+        pos_batch(
+            cal, ids.take("pos", len(cb)), cb_ts, card[cb], customer[cb], merchant[cb],
+            terminal[cb], mcc[cb], amount[cb], entry[cb], np.full(len(cb), STATUS_CHARGEBACK),
+        )
+    )  # fmt: skip
+    batches.append(
+        fraud_reports(
+            rng, cal, ids, fraud_log, REF_POS, txn[cb], "chargeback", ts[cb], amount[cb],
+            report_p=1.0, median_delay_days=1.0,
+        )
+    )  # fmt: skip
+    return ref, ref_amount, cb
