@@ -286,3 +286,33 @@ def test_new_lines_are_capped_and_need_approval(policy: MerchantLimitPolicy) -> 
     late = one(policy, current_line=0.0, dpd=40)
     assert late.reason_code == "NONE_DELINQUENT"
     assert reason_text("NEW_LINE", "zh") and reason_text("FREEZE_DELINQUENT")
+
+
+def test_the_opening_minimum_does_not_cut_an_existing_line_to_zero(
+    policy: MerchantLimitPolicy,
+) -> None:
+    """A merchant declined only because its formula line is under the minimum for a new line
+    keeps moving towards the formula's limit; any other objection still aims at 0."""
+    small = one(
+        policy,
+        underwriting_decision="decline",
+        underwriting_limit=80_000.0,
+        underwriting_codes="LM_BELOW_MINIMUM",
+    )
+    assert (small.target_line, small.new_line) == (80_000.0, 80_000.0)
+    risky = one(
+        policy,
+        underwriting_decision="decline",
+        underwriting_limit=80_000.0,
+        underwriting_codes="SC_SCORE_BELOW_CUTOFF;LM_BELOW_MINIMUM",
+    )
+    assert risky.target_line == 0.0
+    assert risky.reason_code == "DECREASE_UNDERWRITING_DECLINE"
+    newcomer = one(
+        policy,
+        current_line=0.0,
+        underwriting_decision="decline",
+        underwriting_limit=3_000.0,
+        underwriting_codes="LM_BELOW_MINIMUM",
+    )
+    assert (newcomer.decision, newcomer.new_line) == ("none", 0.0)

@@ -97,7 +97,11 @@ INPUT_COLUMNS = (
     "seasonal_decline",
     "underwriting_decision",
     "underwriting_limit",
+    "underwriting_codes",
 )
+# The product's minimum line is a rule for opening a line: an existing line whose only
+# underwriting objection is that minimum follows the formula's (smaller) limit instead of 0.
+OPENING_ONLY_CODES = frozenset({"LM_BELOW_MINIMUM"})
 
 
 class TurnoverColumns(BaseModel):
@@ -238,6 +242,12 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     step = policy.rounding
 
     has_line = current > 0
+    if "underwriting_codes" in inputs:
+        codes = pd.Series(np.asarray(inputs["underwriting_codes"], dtype=object)).fillna("")
+        opening_only = codes.map(
+            lambda c: bool(c) and set(str(c).split(";")) <= OPENING_ONLY_CODES
+        ).to_numpy(dtype=bool)
+        approve = approve | (has_line & opening_only)
     delinquent = dpd >= policy.freeze_dpd
     past_due = dpd >= policy.hold_dpd
     over_line = has_line & (outstanding > current)
