@@ -29,41 +29,15 @@ DAY1 = dt.date(2026, 9, 29)
 
 
 def _profiles(n: int, seed: int):  # type: ignore[no-untyped-def]
-    import numpy as np
-    import pandas as pd
-
     from features.request import get_feature_set
+    from features.synthetic import synthetic_merchant_profiles
 
     fs = get_feature_set("merchant_credit_v1")
-    rng = np.random.default_rng(seed)
-    t90 = rng.lognormal(11.8, 0.8, n)
-    cv = rng.uniform(0.05, 0.8, n)
-    cb = rng.uniform(0, 0.012, n)
-    cols = {
-        "merchant_net_turnover_30d": t90 / 3 * rng.uniform(0.7, 1.3, n),
-        "merchant_net_turnover_90d": t90,
-        "merchant_net_turnover_180d": 2 * t90 * rng.uniform(0.8, 1.2, n),
-        "merchant_turnover_trend_90d": rng.normal(1, 0.15, n),
-        "merchant_turnover_volatility_180d": cv,
-        "merchant_daily_volatility_90d": cv * 2,
-        "merchant_active_days_30d": rng.integers(15, 31, n).astype(float),
-        "merchant_active_days_90d": rng.integers(50, 91, n).astype(float),
-        "merchant_txn_count_30d": rng.integers(100, 2000, n).astype(float),
-        "merchant_avg_ticket_90d": rng.uniform(20, 300, n),
-        "merchant_top_card_share_90d": rng.uniform(0.01, 0.3, n),
-        "merchant_distinct_cards_90d": rng.integers(50, 3000, n).astype(float),
-        "merchant_chargeback_rate_90d": cb,
-        "merchant_refund_ratio_90d": rng.uniform(0, 0.05, n),
-        "merchant_round_share_90d": rng.uniform(0, 0.1, n),
-        "merchant_seasonal_decline_30d": rng.normal(0, 0.15, n),
-        "merchant_credit_utilisation_180d": rng.uniform(0, 1, n),
-        "merchant_max_dpd_180d": np.where(rng.random(n) < 0.02, 30.0, 0.0),
-        "merchant_tenure_days_life": rng.uniform(100, 3000, n),
-    }
-    frame = pd.DataFrame({c: cols[c] for c in fs.profile_columns("merchant")})
-    logit = -6.0 - 1.2 * (np.log(t90) - 11.8) + 2.0 * cv + 150 * cb
-    label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    return fs, frame, label
+    data = synthetic_merchant_profiles(
+        n, seed, seasonal_sd=0.15, delinquent_share=0.02, min_tenure_days=100.0
+    )
+    label = data.pop("label").to_numpy()
+    return fs, data[fs.profile_columns("merchant")], label
 
 
 def setup(home: Path, n: int, seed: int) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 from features.engine import fetch_one
 from yidai.contracts import MCC_CODES
@@ -183,3 +185,50 @@ def synthetic_warehouse(
         row = fetch_one(con, f"SELECT count(*) FROM {t}")
         counts[t] = int(row[0]) if row else 0
     return counts
+
+
+def synthetic_merchant_profiles(
+    n: int,
+    seed: int,
+    *,
+    seasonal_sd: float = 0.1,
+    delinquent_share: float = 0.0,
+    min_tenure_days: float = 200.0,
+) -> pd.DataFrame:
+    """Seeded ``merchant_credit_v1`` profile columns plus a ``label`` drawn from a known
+    logistic PD (low turnover, high volatility and chargebacks raise it), for the limit
+    refresh's tests and benchmark."""
+    rng = np.random.default_rng(seed)
+    t90 = rng.lognormal(11.8, 0.8, n)
+    cv = rng.uniform(0.05, 0.8, n)
+    cb = rng.uniform(0, 0.012, n)
+    frame = pd.DataFrame(
+        {
+            "merchant_net_turnover_30d": t90 / 3 * rng.uniform(0.7, 1.3, n),
+            "merchant_net_turnover_90d": t90,
+            "merchant_net_turnover_180d": 2 * t90 * rng.uniform(0.8, 1.2, n),
+            "merchant_turnover_trend_90d": rng.normal(1, 0.15, n),
+            "merchant_turnover_volatility_180d": cv,
+            "merchant_daily_volatility_90d": cv * 2,
+            "merchant_active_days_30d": rng.integers(15, 31, n).astype(float),
+            "merchant_active_days_90d": rng.integers(50, 91, n).astype(float),
+            "merchant_txn_count_30d": rng.integers(100, 2000, n).astype(float),
+            "merchant_avg_ticket_90d": rng.uniform(20, 300, n),
+            "merchant_top_card_share_90d": rng.uniform(0.01, 0.3, n),
+            "merchant_distinct_cards_90d": rng.integers(50, 3000, n).astype(float),
+            "merchant_chargeback_rate_90d": cb,
+            "merchant_refund_ratio_90d": rng.uniform(0, 0.05, n),
+            "merchant_round_share_90d": rng.uniform(0, 0.1, n),
+            "merchant_seasonal_decline_30d": rng.normal(0, seasonal_sd, n),
+            "merchant_credit_utilisation_180d": rng.uniform(0, 1, n),
+            "merchant_max_dpd_180d": (
+                np.where(rng.random(n) < delinquent_share, 30.0, 0.0)
+                if delinquent_share > 0
+                else np.zeros(n)
+            ),
+            "merchant_tenure_days_life": rng.uniform(min_tenure_days, 3000, n),
+        }
+    )
+    logit = -6.0 - 1.2 * (np.log(t90) - 11.8) + 2.0 * cv + 150 * cb
+    frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return frame
