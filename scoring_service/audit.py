@@ -1,25 +1,34 @@
-"""Append-only audit store of decisions, and the ledger of credit lines and drawdowns.
+"""Append-only audit store of decisions, and the ledger of credit lines, drawdowns, repayments.
 
 One set of portable SQL statements (named ``:params``) for the embedded SQLite default and a
 PostgreSQL URL in production: SQLite runs them through a thin ``sqlite3`` adapter (one
-connection per thread; the hot path costs tens of microseconds), any other URL through
-SQLAlchemy.  SQLite runs in WAL mode with ``synchronous=NORMAL`` by default:
+connection per thread; the hot path costs tens of microseconds), PostgreSQL through
+SQLAlchemy with the psycopg 3 driver (``postgresql://`` URLs are read as
+``postgresql+psycopg://``).  SQLite runs in WAL mode with ``synchronous=NORMAL`` by default:
 a committed decision survives a crash of the service process (the WAL is written before the
 response returns); ``synchronous=FULL`` (setting ``audit_sqlite_synchronous``) adds an fsync
-per commit for power-loss durability.  Rows are only ever inserted, never updated.
+per commit for power-loss durability.
+
+Rows of ``decisions``, ``credit_lines``, ``drawdowns`` and ``repayments`` are only ever
+inserted: triggers in both databases reject UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+An idempotency key is unique per calling module (unique index), so a retry gets the stored
+response back and a concurrent duplicate loses the race to the first insert.
 
 Every scored payment also appends a ``payment_events`` row (payer, time, amount, payee or
 terminal, merchant, device, channel; never a card token) in the decision's transaction; the
 service reads a payer's last 24 hours from it (index ``(payer_id, ts_us)``) as the feature
 store's ``recent`` events, so intra-day velocity is shared by every worker.
 
-Drawdowns are checked atomically against the line: SQLite takes the write lock up front
-(``BEGIN IMMEDIATE``), PostgreSQL locks the line row (``SELECT ... FOR UPDATE``), so two
-concurrent drawdowns can never together exceed the available amount.
+A line's outstanding balance is its accepted drawdowns minus its accepted repayments.
+Drawdowns and repayments are checked and booked atomically against the line: SQLite takes
+the write lock up front (``BEGIN IMMEDIATE``), PostgreSQL locks the line row
+(``SELECT ... FOR UPDATE``), so two concurrent drawdowns can never together exceed the
+available amount, nor two repayments take the balance below zero.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import sqlite3
@@ -34,7 +43,7 @@ from typing import Any, Protocol
 import numpy as np
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from yidai.errors import YidaiError
 
@@ -77,6 +86,18 @@ SCHEMA = (
         response TEXT NOT NULL)""",
     "CREATE UNIQUE INDEX IF NOT EXISTS drawdowns_idem ON drawdowns (module, idempotency_key)",
     "CREATE INDEX IF NOT EXISTS drawdowns_account ON drawdowns (account_id, status)",
+    """CREATE TABLE IF NOT EXISTS repayments (
+        repayment_id VARCHAR(40) PRIMARY KEY,
+        account_id VARCHAR(64) NOT NULL,
+        created_at VARCHAR(32) NOT NULL,
+        module VARCHAR(64) NOT NULL,
+        idempotency_key VARCHAR(128),
+        request_hash VARCHAR(64) NOT NULL,
+        amount DOUBLE PRECISION NOT NULL,
+        status VARCHAR(16) NOT NULL,
+        response TEXT NOT NULL)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS repayments_idem ON repayments (module, idempotency_key)",
+    "CREATE INDEX IF NOT EXISTS repayments_account ON repayments (account_id, status)",
     # Every scored payment (no card token): the payer's intra-day velocity for later ones.
     """CREATE TABLE IF NOT EXISTS payment_events (
         decision_id VARCHAR(40) PRIMARY KEY,
@@ -89,6 +110,37 @@ SCHEMA = (
         channel VARCHAR(32))""",
     "CREATE INDEX IF NOT EXISTS payment_events_payer_ts ON payment_events (payer_id, ts_us)",
 )
+# The audit trail proper: rows are inserted once and never changed or removed.
+APPEND_ONLY_TABLES = ("decisions", "credit_lines", "drawdowns", "repayments")
+
+
+def _append_only_ddl(dialect: str) -> list[str]:
+    """Triggers that make the audit tables append-only (in SQLite or PostgreSQL)."""
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table}"
+            f" BEGIN SELECT RAISE(ABORT, 'audit table {table} is append-only'); END"
+            for table in APPEND_ONLY_TABLES
+            for op in ("UPDATE", "DELETE")
+        ]
+    ddl = [
+        "CREATE OR REPLACE FUNCTION yidai_append_only() RETURNS trigger LANGUAGE plpgsql AS"
+        " $fn$ BEGIN RAISE EXCEPTION USING MESSAGE = 'audit table ' || TG_TABLE_NAME"
+        " || ' is append-only', ERRCODE = 'insufficient_privilege'; END $fn$"
+    ]
+    for table in APPEND_ONLY_TABLES:
+        ddl.append(
+            "DO $do$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid ="
+            f" '{table}'::regclass AND tgname = '{table}_append_only') THEN"
+            f" CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE"
+            f" ON {table} FOR EACH STATEMENT EXECUTE FUNCTION yidai_append_only();"
+            " END IF; END $do$"
+        )
+    return ddl
+
+
+# Serialises schema creation when several service workers start at once on one database.
+_PG_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7216439205847301)"
 
 _INSERT_DECISION = (
     "INSERT INTO decisions (decision_id, created_at, module, idempotency_key, request_hash,"
@@ -114,12 +166,12 @@ _BY_IDEM = (
     "SELECT response, request_hash FROM decisions WHERE module = :module AND idempotency_key = :key"
 )
 _BY_ID = "SELECT product, created_at, response, record FROM decisions WHERE decision_id = :id"
-_DRAW_BY_IDEM = (
-    "SELECT response, request_hash FROM drawdowns WHERE module = :module AND idempotency_key = :key"
-)
 _LINE = "SELECT product, borrower_id, credit_limit FROM credit_lines WHERE account_id = :a"
-_DRAWN = (
-    "SELECT COALESCE(SUM(amount), 0) FROM drawdowns WHERE account_id = :a AND status = 'accepted'"
+_OUTSTANDING = (
+    "SELECT (SELECT COALESCE(SUM(amount), 0) FROM drawdowns"
+    " WHERE account_id = :a AND status = 'accepted')"
+    " - (SELECT COALESCE(SUM(amount), 0) FROM repayments"
+    " WHERE account_id = :a AND status = 'accepted')"
 )
 _INSERT_DRAW = (
     "INSERT INTO drawdowns (drawdown_id, account_id, created_at, module, idempotency_key,"
@@ -127,6 +179,16 @@ _INSERT_DRAW = (
     " :created_at, :module, :idempotency_key, :request_hash, :amount, :term_months, :status,"
     " :response)"
 )
+_INSERT_REPAYMENT = (
+    "INSERT INTO repayments (repayment_id, account_id, created_at, module, idempotency_key,"
+    " request_hash, amount, status, response) VALUES (:repayment_id, :account_id, :created_at,"
+    " :module, :idempotency_key, :request_hash, :amount, :status, :response)"
+)
+_LEDGER_BY_IDEM = {
+    table: f"SELECT response, request_hash, status FROM {table}"
+    " WHERE module = :module AND idempotency_key = :key"
+    for table in ("drawdowns", "repayments")
+}
 
 
 _INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError)
@@ -144,6 +206,20 @@ def utc_now() -> str:
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def to_fen(amount: float) -> float:
+    """A CNY amount rounded to the fen (0.01): ledger sums are compared at that precision."""
+    return round(float(amount), 2) + 0.0  # + 0.0: never -0.0
+
+
+def engine_url(url: str) -> str:
+    """The SQLAlchemy URL of an audit-store URL: ``postgresql://`` and ``postgres://`` use
+    the psycopg 3 driver (``postgresql+psycopg://``); anything else is kept as given."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +265,18 @@ class Line:
     credit_limit: float
 
 
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """A drawdown or repayment as stored: its status and the response JSON to send."""
+
+    status: str  # "accepted" or "rejected"
+    json: str
+
+
 class _Tx(Protocol):
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]: ...
+
+    def ddl(self, sql: str) -> None: ...
 
 
 class _SqliteTx:
@@ -200,18 +286,27 @@ class _SqliteTx:
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         return self.conn.execute(sql, params or {}).fetchall()
 
+    def ddl(self, sql: str) -> None:
+        self.conn.execute(sql)
+
+
+_text = functools.lru_cache(maxsize=256)(text)  # compile each statement's text() once
+
 
 class _AlchemyTx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
     def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-        result = self.conn.execute(text(sql), params or {})
+        result = self.conn.execute(_text(sql), params or {})
         return list(result.fetchall()) if result.returns_rows else []
+
+    def ddl(self, sql: str) -> None:
+        self.conn.exec_driver_sql(sql)  # no bind-parameter parsing (``::regclass``, ``$fn$``)
 
 
 class AuditStore:
-    """The decision audit store and drawdown ledger (SQLite or any SQLAlchemy URL)."""
+    """The decision audit store and ledger: ``sqlite:///path`` or ``postgresql://...``."""
 
     def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
         self.url = url
@@ -224,7 +319,7 @@ class AuditStore:
         self._stopping = threading.Event()
         self._synchronous = sqlite_synchronous
         self.engine: Engine | None = None
-        self._for_update = "" if self.is_sqlite else " FOR UPDATE"  # row lock on the line
+        self.dialect = "sqlite"
         try:
             if self.is_sqlite:
                 path = url.split("sqlite:///", 1)[-1]
@@ -233,13 +328,23 @@ class AuditStore:
                 self._path = Path(path)
                 self._path.parent.mkdir(parents=True, exist_ok=True)
             else:
-                self.engine = create_engine(url, pool_pre_ping=True)
-                if self.engine.dialect.name == "sqlite":
-                    self._for_update = ""
+                self.engine = create_engine(engine_url(url), pool_pre_ping=True)
+                self.dialect = self.engine.dialect.name
+                if self.dialect not in ("sqlite", "postgresql"):
+                    raise YidaiError(
+                        f"audit store {_redact(url)}: only sqlite:///path and "
+                        "postgresql://... URLs are supported"
+                    )
+            # PostgreSQL locks the line row for a drawdown or repayment; SQLite's write
+            # transaction (BEGIN IMMEDIATE) already excludes every other writer.
+            self._for_update = " FOR UPDATE" if self.dialect == "postgresql" else ""
             with self._write() as tx:
-                for ddl in SCHEMA:
-                    tx.rows(ddl)
-        except (OperationalError, sqlite3.Error) as exc:
+                if self.dialect == "postgresql":
+                    tx.ddl(_PG_SCHEMA_LOCK)
+                for ddl in (*SCHEMA, *_append_only_ddl(self.dialect)):
+                    tx.ddl(ddl)
+        except (DBAPIError, ArgumentError, NoSuchModuleError, sqlite3.Error) as exc:
+            self.close()
             raise YidaiError(f"cannot open the audit store {_redact(url)}: {exc}") from exc
 
     def close(self) -> None:
@@ -423,11 +528,16 @@ class AuditStore:
         with self._read() as tx:
             return int(tx.rows("SELECT COUNT(*) FROM decisions")[0][0])
 
-    # ------------------------------------------------------------------ drawdowns
+    # ------------------------------------------------------------------ ledger
     def get_line(self, account_id: str) -> Line | None:
         with self._read() as tx:
-            found = tx.rows(_LINE, {"a": account_id})
-        return None if not found else Line(account_id, found[0][0], found[0][1], float(found[0][2]))
+            return _line(tx, account_id)
+
+    def line_state(self, account_id: str) -> tuple[Line, float] | None:
+        """The line and its outstanding balance (read together), or None if no such line."""
+        with self._read() as tx:
+            line = _line(tx, account_id)
+            return None if line is None else (line, _outstanding(tx, account_id))
 
     def drawdown(
         self,
@@ -449,61 +559,124 @@ class AuditStore:
         response, with ``reject_code`` None when the drawdown is accepted.  Rejected drawdowns
         are recorded too.
         """
+
+        def decide(line: Line | None, outstanding: float) -> tuple[dict[str, Any], dict[str, Any]]:
+            if line is None:
+                response = respond(None, 0.0, 0.0, "DD_UNKNOWN_ACCOUNT")
+            else:
+                limit, reject = effective_limit(line)
+                if reject is None and outstanding + amount > limit + 1e-9:
+                    reject = "DD_INSUFFICIENT_LIMIT"
+                response = respond(line, limit, outstanding, reject)
+            return response, {"drawdown_id": drawdown_id, "term_months": term_months}
+
+        booked = self._book(
+            "drawdowns", _INSERT_DRAW, account_id, amount, module, idempotency_key,
+            request_hash, decide,
+        )  # fmt: skip
+        return booked.json
+
+    def repay(
+        self,
+        *,
+        repayment_id: str,
+        account_id: str,
+        amount: float,
+        module: str,
+        idempotency_key: str | None,
+        request_hash: str,
+        respond: Callable[[Line | None, float], tuple[str, dict[str, Any]]],
+    ) -> Booked:
+        """Check and book one repayment atomically against the line's outstanding balance.
+
+        ``respond(line, outstanding)`` (line None: no such account) returns the status
+        (``accepted`` or ``rejected``) and the response to store and send; it runs while the
+        line is locked.  Rejected repayments are recorded too, so a retry with the same
+        idempotency key gets the same answer.
+        """
+
+        def decide(line: Line | None, outstanding: float) -> tuple[dict[str, Any], dict[str, Any]]:
+            status, response = respond(line, outstanding)
+            return {**response, "status": status}, {"repayment_id": repayment_id}
+
+        booked = self._book(
+            "repayments", _INSERT_REPAYMENT, account_id, amount, module, idempotency_key,
+            request_hash, decide,
+        )  # fmt: skip
+        return booked
+
+    def _book(
+        self,
+        table: str,
+        insert: str,
+        account_id: str,
+        amount: float,
+        module: str,
+        idempotency_key: str | None,
+        request_hash: str,
+        decide: Callable[[Line | None, float], tuple[dict[str, Any], dict[str, Any]]],
+    ) -> Booked:
+        """Lock the line, read its outstanding balance, let ``decide`` answer, append the row.
+
+        ``decide(line, outstanding)`` returns (the response, with its ``status``; the row's
+        own columns).  A replayed idempotency key returns the stored row instead.
+        """
         if idempotency_key is not None:
-            earlier = self._drawdown_replay(module, idempotency_key, request_hash)
+            earlier = self._ledger_replay(table, module, idempotency_key, request_hash)
             if earlier is not None:
                 return earlier
         try:
             with self._write() as tx:
-                found = tx.rows(_LINE + self._for_update, {"a": account_id})
-                line = (
-                    Line(account_id, found[0][0], found[0][1], float(found[0][2]))
-                    if found
-                    else None
-                )
-                if line is None:
-                    response = respond(None, 0.0, 0.0, "DD_UNKNOWN_ACCOUNT")
-                else:
-                    limit, block = effective_limit(line)
-                    drawn = float(tx.rows(_DRAWN, {"a": account_id})[0][0])
-                    reject = block
-                    if reject is None and drawn + amount > limit + 1e-9:
-                        reject = "DD_INSUFFICIENT_LIMIT"
-                    response = respond(line, limit, drawn, reject)
-                text_out = _dumps(response)
+                line = _line(tx, account_id, self._for_update)
+                outstanding = 0.0 if line is None else _outstanding(tx, account_id)
+                response, columns = decide(line, outstanding)
+                booked = Booked(str(response["status"]), _dumps(response))
                 tx.rows(
-                    _INSERT_DRAW,
+                    insert,
                     {
-                        "drawdown_id": drawdown_id,
+                        **columns,
                         "account_id": account_id,
                         "created_at": response.get("created_at") or utc_now(),
                         "module": module,
                         "idempotency_key": idempotency_key,
                         "request_hash": request_hash,
                         "amount": amount,
-                        "term_months": term_months,
-                        "status": response["status"],
-                        "response": text_out,
+                        "status": booked.status,
+                        "response": booked.json,
                     },
                 )
         except _INTEGRITY_ERRORS:
             if idempotency_key is None:
                 raise
-            earlier = self._drawdown_replay(module, idempotency_key, request_hash)
+            earlier = self._ledger_replay(table, module, idempotency_key, request_hash)
             if earlier is None:
                 raise
             return earlier
-        return text_out
+        return booked
 
-    def _drawdown_replay(self, module: str, key: str, request_hash: str) -> str | None:
+    def _ledger_replay(self, table: str, module: str, key: str, request_hash: str) -> Booked | None:
         with self._read() as tx:
-            found = tx.rows(_DRAW_BY_IDEM, {"module": module, "key": key})
-        return _replay(found[0] if found else None, request_hash, key)
+            found = tx.rows(_LEDGER_BY_IDEM[table], {"module": module, "key": key})
+        if not found:
+            return None
+        return Booked(str(found[0][2]), str(_replay(found[0], request_hash, key)))
 
     def outstanding(self, account_id: str) -> float:
-        """Sum of accepted drawdowns of an account."""
+        """Accepted drawdowns minus accepted repayments of an account (to the fen)."""
         with self._read() as tx:
-            return float(tx.rows(_DRAWN, {"a": account_id})[0][0])
+            return _outstanding(tx, account_id)
+
+
+def _line(tx: _Tx, account_id: str, suffix: str = "") -> Line | None:
+    found = tx.rows(_LINE + suffix, {"a": account_id})
+    if not found:
+        return None
+    product, borrower_id, credit_limit = found[0]
+    return Line(account_id, product, borrower_id, float(credit_limit))
+
+
+def _outstanding(tx: _Tx, account_id: str) -> float:
+    return to_fen(tx.rows(_OUTSTANDING, {"a": account_id})[0][0])
 
 
 def _replay(row: Any, request_hash: str, key: str) -> str | None:

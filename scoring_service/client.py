@@ -4,8 +4,9 @@
         offer = yidai.personal_credit("C123", requested_amount=2599.0)
         if offer.decision == "approve": ...
 
-Every decision call carries an ``Idempotency-Key`` (generated if not given) and is retried
-once on a connection error with the same key, so a retry never decides twice.
+Every POST (decisions, drawdowns, repayments) carries an ``Idempotency-Key`` (generated if
+not given) and is retried once on a connection error with the same key, so a retry never
+decides or books twice.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from scoring_service.schemas import (
     CreditDecisionOut,
     DecisionLookupOut,
     DrawdownOut,
+    LineOut,
     MerchantLimitOut,
     PaymentRiskOut,
+    RepaymentOut,
 )
 
 T = TypeVar("T", bound=BaseModel)
@@ -149,6 +152,21 @@ class YidaiClient:
         """Draw on a revolving line (``status`` says accepted or rejected, with reasons)."""
         body = {"account_id": account_id, "amount": amount, "term_months": term_months}
         return self._call("POST", "/v1/drawdowns", DrawdownOut, body, idempotency_key)
+
+    def repayment(
+        self, account_id: str, amount: float, *, idempotency_key: str | None = None
+    ) -> RepaymentOut:
+        """Repay on a revolving line; returns the new outstanding and available amounts.
+
+        More than the outstanding balance raises ``YidaiAPIError`` 409 (nothing is booked),
+        an unknown account 404.
+        """
+        body = {"account_id": account_id, "amount": amount}
+        return self._call("POST", "/v1/repayments", RepaymentOut, body, idempotency_key)
+
+    def line(self, account_id: str) -> LineOut:
+        """A revolving line now: limit in force, outstanding balance, available amount."""
+        return self._call("GET", f"/v1/lines/{account_id}", LineOut)
 
     def payment_risk(
         self,

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from scoring_service.api.deps import ServiceState
-from scoring_service.api.routes import decisions, health, lines, payments
+from scoring_service.api.routes import decisions, health, lines, payments, repayments
 from scoring_service.audit import AuditStore, IdempotencyConflict
 from scoring_service.metrics import Metrics, MetricsMiddleware
 from scoring_service.resources import Loaders, NotReady, Resources
@@ -62,7 +62,7 @@ def create_app(
         "modules (mall checkout, payment page, direct bank).",
         lifespan=lifespan,
     )
-    for module in (decisions, payments, lines, health):
+    for module in (decisions, payments, lines, repayments, health):
         app.include_router(module.router)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 

@@ -5,10 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_\-:.]+$")]
 Amount = Annotated[float, Field(gt=0, le=100_000_000, description="CNY")]
+
+
+def _whole_fen(value: float) -> float:
+    if abs(round(value, 2) - value) > 1e-9:
+        raise ValueError("must be in whole fen (at most 2 decimal places)")
+    return round(value, 2)
+
+
+# An amount booked on a line: whole fen, so balances add up exactly.
+LedgerAmount = Annotated[
+    float, Field(gt=0, le=100_000_000, description="CNY, at most 2 decimals"),
+    AfterValidator(_whole_fen),
+]  # fmt: skip
 
 
 class _In(BaseModel):
@@ -45,8 +58,15 @@ class DrawdownIn(_In):
     """Draw on an approved revolving line (merchant or SME)."""
 
     account_id: Id
-    amount: Amount
+    amount: LedgerAmount
     term_months: int = Field(ge=1, le=36)
+
+
+class RepaymentIn(_In):
+    """Repay part or all of a revolving line's outstanding balance (merchant or SME)."""
+
+    account_id: Id
+    amount: LedgerAmount
 
 
 class PaymentRiskIn(_In):
@@ -133,6 +153,46 @@ class DrawdownOut(BaseModel):
     outstanding_before: float
     available_after: float
     reason_codes: list[ReasonOut]
+
+
+class RepaymentOut(BaseModel):
+    """An accepted repayment and the line after it."""
+
+    repayment_id: str
+    created_at: str
+    account_id: str
+    product: Literal["merchant", "sme"]
+    status: Literal["accepted"]
+    amount: float
+    credit_limit: float = Field(description="Limit in force (0 on a frozen line).")
+    outstanding_before: float
+    outstanding_after: float
+    available_after: float
+
+
+class RepaymentRejectedOut(BaseModel):
+    """A repayment that was not booked: unknown account (404) or more than is owed (409)."""
+
+    detail: str
+    reason_code: Literal["RP_UNKNOWN_ACCOUNT", "RP_EXCEEDS_OUTSTANDING"]
+    repayment_id: str
+    created_at: str
+    account_id: str
+    status: Literal["rejected"]
+    amount: float
+    outstanding: float | None = None
+
+
+class LineOut(BaseModel):
+    """A revolving line as the ledger sees it now."""
+
+    account_id: str
+    product: Literal["merchant", "sme"]
+    borrower_id: str
+    status: Literal["active", "frozen"]
+    credit_limit: float = Field(description="Limit in force (merchant: the published line).")
+    outstanding: float = Field(description="Accepted drawdowns minus accepted repayments.")
+    available: float
 
 
 class DecisionLookupOut(BaseModel):

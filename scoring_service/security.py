@@ -25,6 +25,8 @@ SCOPES: dict[str, str] = {
     "merchant-credit": "POST /v1/decisions/merchant-credit",
     "sme-credit": "POST /v1/decisions/sme-credit",
     "drawdowns": "POST /v1/drawdowns",
+    "repayments": "POST /v1/repayments",
+    "lines-read": "GET /v1/lines/{account_id}",
     "payment-risk": "POST /v1/payments/risk",
     "decisions-read": "GET /v1/decisions/{id}",
     "limits-read": "GET /v1/merchants/{id}/limit",

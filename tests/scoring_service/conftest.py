@@ -19,6 +19,8 @@ from scoring_service.sandbox import Sandbox, build_sandbox
 from scoring_service.security import SCOPES, create_key
 from yidai.settings import Settings
 
+from .pg_cluster import PostgresCluster
+
 POLICIES = Path(__file__).resolve().parents[2] / "yidai" / "policies"
 
 
@@ -131,3 +133,28 @@ def wait_until(check: Callable[[], bool], *, what: str, timeout: float = 30.0) -
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A real PostgreSQL server for the whole session (fails, never skips, if missing)."""
+    try:
+        cluster = PostgresCluster()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        cluster.start()
+    except RuntimeError as exc:
+        cluster.stop()
+        pytest.fail(f"cannot start a PostgreSQL test cluster: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty audit store URL on each backend: a SQLite file or a new database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'audit' / 'decisions.db'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.new_database()

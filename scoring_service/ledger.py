@@ -1,0 +1,129 @@
+"""The service side of revolving lines (merchant and SME): the limit in force, repayments and
+the live state of a line.
+
+A line's outstanding balance is its accepted drawdowns minus its accepted repayments, both
+booked atomically in the audit store (:mod:`scoring_service.audit`).  A repayment larger than
+the outstanding balance is rejected (HTTP 409, reason ``RP_EXCEEDS_OUTSTANDING``), not capped:
+the bank does not take money it is not owed, and taking part of a payment would leave the
+caller's books and the bank's disagreeing.  A repayment is accepted on a frozen line too (it
+only lowers the bank's exposure); a frozen line's available amount stays zero.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from scoring_service.audit import AuditStore, Line, to_fen, utc_now
+from scoring_service.decide import Caller, request_hash
+from scoring_service.resources import Resources
+
+# Rejected repayments: the HTTP status they are answered with (and replayed with).
+REPAYMENT_REJECTIONS: dict[str, int] = {
+    "RP_UNKNOWN_ACCOUNT": 404,
+    "RP_EXCEEDS_OUTSTANDING": 409,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAnswer:
+    """The HTTP status and response JSON of a ledger call."""
+
+    status_code: int
+    json: str
+
+
+def line_limit(resources: Resources, line: Line) -> tuple[float, str | None]:
+    """The limit in force on a line and the reason it blocks drawdowns (None: it does not).
+
+    A merchant line follows the nightly published limits (a frozen line has no limit in
+    force); an SME line keeps the limit of its approval.
+    """
+    if line.product == "merchant":
+        published = resources.merchant_limit(line.borrower_id)
+        if published is not None:
+            if published.status != "active":
+                return 0.0, "DD_LINE_FROZEN"
+            return published.credit_line, None
+    return line.credit_limit, None
+
+
+def repayment(
+    resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
+) -> LedgerAnswer:
+    """Book a repayment on a revolving line: it lowers the outstanding balance, never below 0.
+
+    Accepted: 200 with the new outstanding and available amounts.  Unknown account: 404;
+    more than the outstanding balance: 409.  Every answer is appended to the audit store
+    before it is returned, and a retry with the same idempotency key gets it back.
+    """
+    account_id = str(body["account_id"])
+    amount = to_fen(body["amount"])
+    repayment_id = uuid.uuid4().hex
+
+    def respond(line: Line | None, outstanding: float) -> tuple[str, dict[str, Any]]:
+        answer: dict[str, Any] = {
+            "repayment_id": repayment_id,
+            "created_at": utc_now(),
+            "account_id": account_id,
+            "amount": amount,
+        }
+        if line is None:
+            detail = f"no revolving line with account id {account_id!r}"
+            return "rejected", {**answer, "reason_code": "RP_UNKNOWN_ACCOUNT", "detail": detail}
+        if amount > outstanding:
+            detail = (
+                f"repayment {amount:.2f} exceeds the outstanding balance {outstanding:.2f} "
+                f"of account {account_id!r}; repay at most {outstanding:.2f}"
+            )
+            return "rejected", {
+                **answer,
+                "product": line.product,
+                "outstanding": outstanding,
+                "reason_code": "RP_EXCEEDS_OUTSTANDING",
+                "detail": detail,
+            }
+        limit, _ = line_limit(resources, line)
+        after = to_fen(outstanding - amount)
+        return "accepted", {
+            **answer,
+            "product": line.product,
+            "credit_limit": limit,
+            "outstanding_before": outstanding,
+            "outstanding_after": after,
+            "available_after": max(to_fen(limit - after), 0.0),
+        }
+
+    booked = audit.repay(
+        repayment_id=repayment_id,
+        account_id=account_id,
+        amount=amount,
+        module=caller.module,
+        idempotency_key=caller.idempotency_key,
+        request_hash=request_hash("repayment", body),
+        respond=respond,
+    )
+    if booked.status == "accepted":
+        return LedgerAnswer(200, booked.json)
+    code = json.loads(booked.json).get("reason_code", "")
+    return LedgerAnswer(REPAYMENT_REJECTIONS.get(code, 409), booked.json)
+
+
+def line_view(resources: Resources, audit: AuditStore, account_id: str) -> dict[str, Any] | None:
+    """A line as the ledger sees it now (None if there is no such account)."""
+    found = audit.line_state(account_id)
+    if found is None:
+        return None
+    line, outstanding = found
+    limit, block = line_limit(resources, line)
+    return {
+        "account_id": line.account_id,
+        "product": line.product,
+        "borrower_id": line.borrower_id,
+        "status": "frozen" if block == "DD_LINE_FROZEN" else "active",
+        "credit_limit": limit,
+        "outstanding": outstanding,
+        "available": max(to_fen(limit - outstanding), 0.0),
+    }
