@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
@@ -328,13 +328,13 @@ class AuditStore:
                 self._path = Path(path)
                 self._path.parent.mkdir(parents=True, exist_ok=True)
             else:
-                self.engine = create_engine(engine_url(url), pool_pre_ping=True)
-                self.dialect = self.engine.dialect.name
+                self.dialect = make_url(engine_url(url)).get_backend_name()
                 if self.dialect not in ("sqlite", "postgresql"):
                     raise YidaiError(
                         f"audit store {_redact(url)}: only sqlite:///path and "
                         "postgresql://... URLs are supported"
                     )
+                self.engine = create_engine(engine_url(url), pool_pre_ping=True)
             # PostgreSQL locks the line row for a drawdown or repayment; SQLite's write
             # transaction (BEGIN IMMEDIATE) already excludes every other writer.
             self._for_update = " FOR UPDATE" if self.dialect == "postgresql" else ""
