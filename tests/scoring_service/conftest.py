@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from scoring_service.sandbox import Sandbox, build_sandbox
@@ -102,8 +104,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(service_settings: Settings) -> Iterator[str]:
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on a free loopback port; yields its base URL."""
     import threading
 
@@ -112,16 +114,62 @@ def server(service_settings: Settings) -> Iterator[str]:
     from scoring_service.main import create_app
 
     port = _free_port()
-    config = uvicorn.Config(
-        create_app(service_settings), host="127.0.0.1", port=port, log_level="warning"
-    )
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    wait_until(lambda: srv.started, what="uvicorn start")
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        wait_until(lambda: srv.started, what="uvicorn start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(service_settings: Settings) -> Iterator[str]:
+    """The real app under uvicorn on a free loopback port; yields its base URL."""
+    with serving(service_settings) as url:
+        yield url
+
+
+def loosen_policy(settings: Settings, product: str) -> None:
+    """The synthetic SMEs and merchants have tiny cash flows: let the line minimum and the
+    cut-offs fit them (edits the per-test copy of ``<product>.yaml``)."""
+    path = settings.policies / f"{product}.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["limit"].update(min_limit=10, round_to=10, max_expected_loss=None)
+    data["cutoffs"] = {"approve_min_score": 0, "refer_min_score": 0}
+    data["hard_rules"] = []
+    path.write_text(yaml.safe_dump(data))
+
+
+def publish_limits(
+    serving_dir: Path, lines: list[tuple[str, str, float, str]], version: str = "v-test"
+) -> None:
+    """Publish a nightly merchant limits version: (merchant, account, line, status) rows."""
+    import pandas as pd
+
+    from yidai.limits import publishing
+    from yidai.limits.serving import LIMITS_FILE, limits_root
+
+    rows = []
+    for merchant, account, line, status in lines:
+        ok = status == "active"
+        rows.append(
+            {
+                "merchant_id": merchant, "account_id": account, "credit_line": line,
+                "outstanding": line / 5, "available": line * 4 / 5 if ok else 0.0,
+                "status": status, "decision": "increase" if ok else "freeze",
+                "reason_code": "INCREASE_TURNOVER_GROWTH" if ok else "FREEZE_DELINQUENT",
+                "grade": "B" if ok else "E",
+            }
+        )  # fmt: skip
+    table = pd.DataFrame(rows)
+    root = limits_root(serving_dir)
+    meta = {"version": version, "as_of": "2026-06-30"}
+    publishing.write_version(root, version, meta, lambda tmp: table.to_parquet(tmp / LIMITS_FILE))
+    publishing.publish(root, version, meta)
 
 
 def wait_until(check: Callable[[], bool], *, what: str, timeout: float = 30.0) -> None:

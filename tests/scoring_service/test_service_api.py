@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import yaml
 from fastapi.testclient import TestClient
 
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
+
+from .conftest import loosen_policy
 
 
 def _h(key: str, idem: str | None = None) -> dict[str, str]:
@@ -107,20 +108,10 @@ def test_auth_scopes_and_validation(
     assert extra.status_code == 422 and "card_number" in extra.json()["detail"]
 
 
-def _loosen_sme_policy(settings: Settings) -> None:
-    """The synthetic SMEs have tiny cash flows: let the line minimum and cut-offs fit them."""
-    path = settings.policies / "sme.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["limit"].update(min_limit=10, round_to=10, max_expected_loss=None)
-    data["cutoffs"] = {"approve_min_score": 0, "refer_min_score": 0}
-    data["hard_rules"] = []
-    path.write_text(yaml.safe_dump(data))
-
-
 def test_revolving_lines_and_payments(
     sandbox: Sandbox, service_settings: Settings, keys: Any, make_client: Callable[..., TestClient]
 ) -> None:
-    _loosen_sme_policy(service_settings)
+    loosen_policy(service_settings, "sme")
     client = make_client(service_settings)
     approved = None
     for sme in sandbox.entities["sme"]:

@@ -5,52 +5,27 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
-import yaml
 
 from scoring_service.client import YidaiAPIError, YidaiClient
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
-from .conftest import wait_until
-
-
-def _publish_limits(serving: Path, merchant: str) -> None:
-    from yidai.limits import publishing
-    from yidai.limits.serving import LIMITS_FILE, limits_root
-
-    table = pd.DataFrame(
-        {
-            "merchant_id": [merchant, "M-frozen"], "account_id": ["A1", "A2"],
-            "credit_line": [50_000.0, 20_000.0], "outstanding": [10_000.0, 5_000.0],
-            "available": [40_000.0, 0.0], "status": ["active", "frozen"],
-            "decision": ["increase", "freeze"],
-            "reason_code": ["INCREASE_TURNOVER_GROWTH", "FREEZE_DELINQUENT"],
-            "grade": ["B", "E"],
-        }
-    )  # fmt: skip
-    root = limits_root(serving)
-    publishing.write_version(
-        root, "v-test", {"version": "v-test", "as_of": "2026-06-30"},
-        lambda tmp: table.to_parquet(tmp / LIMITS_FILE),
-    )  # fmt: skip
-    publishing.publish(root, "v-test", {"version": "v-test", "as_of": "2026-06-30"})
+from .conftest import loosen_policy, publish_limits, wait_until
 
 
 def test_storefront_calls_through_the_client(
     sandbox: Sandbox, service_settings: Settings, keys: Any, server: str
 ) -> None:
     merchant = sandbox.entities["merchant"][0]
-    _publish_limits(service_settings.serving, merchant)
+    publish_limits(
+        service_settings.serving,
+        [(merchant, "A1", 50_000.0, "active"), ("M-frozen", "A2", 20_000.0, "frozen")],
+    )
+    loosen_policy(service_settings, "merchant")
     path = service_settings.policies / "merchant.yaml"
-    data = yaml.safe_load(path.read_text())
-    data["limit"].update(min_limit=10, round_to=10, max_expected_loss=None)
-    data.update(cutoffs={"approve_min_score": 0, "refer_min_score": 0}, hard_rules=[])
-    path.write_text(yaml.safe_dump(data))
     with YidaiClient(server, keys.all) as yidai:
         # the server may have loaded merchant.yaml before the edit: wait for the edited one
         edited = hashlib.sha256(path.read_bytes()).hexdigest()[:8]

@@ -62,9 +62,11 @@ def _worker(url: str, n: int, out: Any) -> None:
     out.put(accepted)
 
 
-def test_concurrent_drawdowns_in_two_processes_never_exceed_the_limit(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'audit.db'}"
-    AuditStore(url).record_decision(_row("acct", open_line=True))
+def test_concurrent_drawdowns_in_two_processes_never_exceed_the_limit(audit_url: str) -> None:
+    url = audit_url
+    opener = AuditStore(url)
+    opener.record_decision(_row("acct", open_line=True))
+    opener.close()  # no pooled connection is inherited by the forked workers
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_worker, args=(url, 15, queue)) for _ in range(2)]
@@ -79,10 +81,15 @@ def test_concurrent_drawdowns_in_two_processes_never_exceed_the_limit(tmp_path: 
     assert LIMIT - 50 < accepted <= LIMIT  # filled up, never beyond
 
 
-@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite"])
-def test_decisions_survive_a_killed_process_and_replay_by_key(tmp_path: Path, scheme: str) -> None:
-    """``sqlite+pysqlite`` runs the SQLAlchemy code path that PostgreSQL URLs use."""
-    url = f"{scheme}:///{tmp_path / 'audit.db'}"
+@pytest.mark.parametrize("scheme", ["sqlite", "sqlite+pysqlite", "postgres"])
+def test_decisions_survive_a_killed_process_and_replay_by_key(
+    request: pytest.FixtureRequest, tmp_path: Path, scheme: str
+) -> None:
+    """``sqlite+pysqlite`` runs SQLite through SQLAlchemy, the code path of PostgreSQL."""
+    if scheme == "postgres":
+        url = request.getfixturevalue("postgres").new_database()
+    else:
+        url = f"{scheme}:///{tmp_path / 'audit.db'}"
     ctx = multiprocessing.get_context("fork")
 
     def write_then_die() -> None:
