@@ -358,13 +358,9 @@ def drawdown(
     drawdown_id = uuid.uuid4().hex
 
     def effective_limit(line: Line) -> tuple[float, str | None]:
-        if line.product == "merchant":
-            published = resources.merchant_limit(line.borrower_id)
-            if published is not None:
-                if published.status != "active":
-                    return 0.0, "DD_LINE_FROZEN"
-                return published.credit_line, None
-        return line.credit_limit, None
+        from scoring_service.ledger import line_limit  # ledger imports this module
+
+        return line_limit(resources, line)
 
     def respond(
         line: Line | None, limit: float, outstanding: float, reject: str | None

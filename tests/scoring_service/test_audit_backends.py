@@ -20,6 +20,7 @@ from scoring_service.audit import (
     Line,
     PaymentEvent,
 )
+from yidai.analytics.decisions import find_decisions
 from yidai.errors import YidaiError
 
 LIMIT = 1_000.0
@@ -108,6 +109,8 @@ def test_decisions_are_committed_append_only_and_replayed_by_key(audit_url: str)
         with pytest.raises(Exception, match="append-only"), store._write() as tx:
             tx.rows(sql)
     assert other.get_decision("d1") == stored
+    found = find_decisions(audit_url, entity_id="S1")  # the dashboards' read-only view
+    assert found["decision_id"].tolist() == ["d1"]
     store.close()
     other.close()
 

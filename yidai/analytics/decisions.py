@@ -58,7 +58,9 @@ def _query(url: str, where: str, params: dict[str, Any], limit: int) -> pd.DataF
         return pd.DataFrame(rows, columns=list(COLUMNS))
     from sqlalchemy import create_engine, text
 
-    engine = create_engine(url, pool_pre_ping=True)
+    from scoring_service.audit import engine_url
+
+    engine = create_engine(engine_url(url), pool_pre_ping=True)
     try:
         with engine.connect() as con:
             fetched = con.execute(text(sql), params).fetchall()
