@@ -17,11 +17,10 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from scoring_service.pg_local import PostgresCluster
 from scoring_service.sandbox import Sandbox, build_sandbox
 from scoring_service.security import SCOPES, create_key
 from yidai.settings import Settings
-
-from .pg_cluster import PostgresCluster
 
 POLICIES = Path(__file__).resolve().parents[2] / "yidai" / "policies"
 

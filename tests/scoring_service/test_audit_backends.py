@@ -8,6 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -20,6 +21,7 @@ from scoring_service.audit import (
     Line,
     PaymentEvent,
 )
+from scoring_service.pg_local import server_bin
 from yidai.analytics.decisions import find_decisions
 from yidai.errors import YidaiError
 
@@ -214,3 +216,12 @@ def test_an_unreachable_or_unsupported_store_is_a_clear_error() -> None:
         AuditStore("postgresql://u:secret@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(YidaiError, match="only sqlite:///path and postgresql"):
         AuditStore("mysql+pymysql://u@127.0.0.1/x")
+
+
+def test_missing_postgres_binaries_name_the_install_script(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match=r"scripts/install-postgres\.sh"):
+        server_bin(tmp_path)
+    (tmp_path / "15" / "bin").mkdir(parents=True)
+    (tmp_path / "15" / "bin" / "pg_ctl").touch()
+    (tmp_path / "15" / "bin" / "initdb").touch()
+    assert server_bin(tmp_path) == tmp_path / "15" / "bin"

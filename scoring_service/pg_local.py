@@ -1,6 +1,10 @@
-"""A throwaway PostgreSQL cluster for the tests: Debian's server binaries, a temp data dir,
-a free loopback port.  PostgreSQL refuses to run as root, so as root the cluster is owned
-and run by the ``postgres`` system user (``runuser``)."""
+"""A throwaway local PostgreSQL cluster for the tests and benchmarks of the audit store.
+
+Debian's server binaries (``/usr/lib/postgresql/<version>/bin``, installed by
+``scripts/install-postgres.sh``), a temporary data directory, a free loopback port, no
+durability (``fsync=off``: nothing in it outlives the run).  PostgreSQL refuses to run as
+root, so as root the cluster is owned and run by the ``postgres`` system user (``runuser``).
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,14 @@ from pathlib import Path
 INSTALL_HINT = "run `bash scripts/install-postgres.sh` (apt-get install postgresql)"
 
 
-def server_bin() -> Path:
-    """The newest installed ``/usr/lib/postgresql/<version>/bin`` with initdb and pg_ctl."""
+def server_bin(root: Path = Path("/usr/lib/postgresql")) -> Path:
+    """The newest installed ``<root>/<version>/bin`` with initdb and pg_ctl."""
     found = sorted(
-        (Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")),
+        (Path(p).parent for p in glob.glob(f"{root}/*/bin/pg_ctl")),
         key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
     )
     if not found or not (found[-1] / "initdb").exists():
-        raise RuntimeError(f"PostgreSQL server binaries not found under /usr/lib/postgresql: "
-                           f"{INSTALL_HINT}")  # fmt: skip
+        raise RuntimeError(f"PostgreSQL server binaries not found under {root}: {INSTALL_HINT}")
     return found[-1]
 
 
@@ -40,10 +43,11 @@ class PostgresCluster:
 
     def __init__(self) -> None:
         self.bin = server_bin()
-        self.root = Path(tempfile.mkdtemp(prefix="yidai-pg-"))
+        self.as_root = os.geteuid() == 0
+        # as root under /tmp: the postgres user must reach it (TMPDIR may be root-only)
+        self.root = Path(tempfile.mkdtemp(prefix="yidai-pg-", dir="/tmp" if self.as_root else None))
         self.data = self.root / "data"
         self.port = _free_port()
-        self.as_root = os.geteuid() == 0
         self.user = "postgres" if self.as_root else pwd.getpwuid(os.geteuid()).pw_name
         self._run_as: list[str] = []
         if self.as_root:
@@ -57,6 +61,7 @@ class PostgresCluster:
             self._run_as = ["runuser", "-u", "postgres", "--"]
 
     def _run(self, *args: str) -> None:
+        """Run a server program (as the postgres user when root); raise with its output."""
         done = subprocess.run(
             [*self._run_as, *args], capture_output=True, text=True, timeout=120, check=False
         )
@@ -64,6 +69,7 @@ class PostgresCluster:
             raise RuntimeError(f"{Path(args[0]).name} failed: {done.stderr or done.stdout}")
 
     def start(self) -> PostgresCluster:
+        """initdb (trust authentication, loopback only) and start the server; wait for it."""
         self._run(
             str(self.bin / "initdb"), "-D", str(self.data), "-U", self.user, "-A", "trust",
             "-E", "UTF8", "--locale=C", "--no-sync",
@@ -80,6 +86,7 @@ class PostgresCluster:
         return self
 
     def url(self, database: str = "postgres") -> str:
+        """The URL of a database of the cluster (the cluster's user, no password)."""
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def new_database(self) -> str:
@@ -92,6 +99,7 @@ class PostgresCluster:
         return self.url(name)
 
     def stop(self) -> None:
+        """Stop the server (immediate shutdown) and remove the cluster's folder."""
         if (self.data / "postmaster.pid").exists():
             self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
