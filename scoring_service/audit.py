@@ -141,6 +141,18 @@ def _append_only_ddl(dialect: str) -> list[str]:
 
 # Serialises schema creation when several service workers start at once on one database.
 _PG_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(7216439205847301)"
+_PG_RELATIONS = (
+    "decisions", "decisions_idem", "decisions_entity", "credit_lines", "drawdowns",
+    "drawdowns_idem", "drawdowns_account", "repayments", "repayments_idem",
+    "repayments_account", "payment_events", "payment_events_payer_ts",
+)  # fmt: skip
+_PG_SCHEMA_PRESENT = (
+    "SELECT "
+    + " AND ".join(f"to_regclass('{name}') IS NOT NULL" for name in _PG_RELATIONS)
+    + " AND (SELECT COUNT(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname IN ("
+    + ", ".join(f"'{table}_append_only'" for table in APPEND_ONLY_TABLES)
+    + f")) = {len(APPEND_ONLY_TABLES)}"
+)
 
 _INSERT_DECISION = (
     "INSERT INTO decisions (decision_id, created_at, module, idempotency_key, request_hash,"
@@ -338,14 +350,21 @@ class AuditStore:
             # PostgreSQL locks the line row for a drawdown or repayment; SQLite's write
             # transaction (BEGIN IMMEDIATE) already excludes every other writer.
             self._for_update = " FOR UPDATE" if self.dialect == "postgresql" else ""
-            with self._write() as tx:
-                if self.dialect == "postgresql":
-                    tx.ddl(_PG_SCHEMA_LOCK)
-                for ddl in (*SCHEMA, *_append_only_ddl(self.dialect)):
-                    tx.ddl(ddl)
+            if self.dialect != "postgresql" or not self._pg_schema_complete():
+                with self._write() as tx:
+                    if self.dialect == "postgresql":
+                        tx.ddl(_PG_SCHEMA_LOCK)
+                    for ddl in (*SCHEMA, *_append_only_ddl(self.dialect)):
+                        tx.ddl(ddl)
         except (DBAPIError, ArgumentError, NoSuchModuleError, sqlite3.Error) as exc:
             self.close()
             raise YidaiError(f"cannot open the audit store {_redact(url)}: {exc}") from exc
+
+    def _pg_schema_complete(self) -> bool:
+        """Every table, index and append-only trigger exists (then the service's role needs
+        no CREATE privilege, and replicas starting together take no lock)."""
+        with self._read() as tx:
+            return bool(tx.rows(_PG_SCHEMA_PRESENT)[0][0])
 
     def close(self) -> None:
         self._stopping.set()

@@ -21,7 +21,7 @@ from scoring_service.audit import (
     Line,
     PaymentEvent,
 )
-from scoring_service.pg_local import server_bin
+from scoring_service.pg_local import PostgresCluster, server_bin
 from yidai.analytics.decisions import find_decisions
 from yidai.errors import YidaiError
 
@@ -225,3 +225,29 @@ def test_missing_postgres_binaries_name_the_install_script(tmp_path: Path) -> No
     (tmp_path / "15" / "bin" / "pg_ctl").touch()
     (tmp_path / "15" / "bin" / "initdb").touch()
     assert server_bin(tmp_path) == tmp_path / "15" / "bin"
+
+
+def test_a_service_role_without_create_or_delete_rights_on_postgres(
+    postgres: PostgresCluster,
+) -> None:
+    """The deployment doc's grants: the owner creates the schema once, the service's role
+    then needs SELECT, INSERT (and UPDATE on credit_lines for the row lock) only."""
+    import psycopg
+
+    url = postgres.new_database()
+    AuditStore(url).close()
+    role = f"svc_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute(f"CREATE ROLE {role} LOGIN")
+        con.execute(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {role}")
+        con.execute(f"GRANT UPDATE ON credit_lines TO {role}")
+    store = AuditStore(url.replace(f"//{postgres.user}@", f"//{role}@"))
+    store.record_decision(_row("acct", line=LIMIT))
+    assert _draw(store, 400.0)["status"] == "accepted"
+    assert _repay(store, 100.0).status == "accepted"
+    assert store.outstanding("acct") == 300.0
+    with pytest.raises(Exception, match="append-only"), store._write() as tx:
+        tx.rows("UPDATE credit_lines SET credit_limit = 1e9")
+    with pytest.raises(Exception, match="permission denied"), store._write() as tx:
+        tx.rows("DELETE FROM drawdowns")
+    store.close()
