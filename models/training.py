@@ -384,6 +384,20 @@ def train_and_register(
         seed=settings.seed,
         estimator_params=estimator_params,
     )
+    return register_fitted(fitted, data, settings=settings, gate=gate, scorecard=scorecard)
+
+
+def register_fitted(
+    fitted: FittedModel,
+    data: TrainingData,
+    *,
+    settings: Settings | None = None,
+    gate: GateConfig | None = None,
+    scorecard: Scorecard | None = None,
+) -> TrainResult:
+    """Apply the gate against the champion to a fitted model, log the run and register."""
+    settings = settings or get_settings()
+    spec = fitted.spec
     metrics = fitted.evaluation.metrics
     champion = score_champion(spec, fitted, settings)
     decision: GateDecision = promotion_decision(
