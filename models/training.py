@@ -209,13 +209,18 @@ def downsample_negatives(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.Da
     return pd.concat([positives, sampled]).sort_values("ts", kind="stable")
 
 
-#: Rows below which the training set counts as small (a few thousand decisions, tens of
-#: defaults): shallow trees, slow learning, mild class weights keep the variance down.
+#: Rows below which the training set counts as small (a few thousand decisions, tens to
+#: hundreds of defaults): shallow trees, slow learning, mild class weights and row/column
+#: subsampling keep the variance down.
 SMALL_TRAINING_SET = 50_000
 
 
 def default_hyperparameters(n_train_rows: int) -> dict[str, Any]:
-    """Estimator defaults by training-set size (explicit ``estimator_params`` override them)."""
+    """Estimator defaults by training-set size (explicit ``estimator_params`` override them).
+
+    The small-set values were chosen on the validation window only (never the test window)
+    of five simulated demo worlds: see docs/benchmarks.md, Models.
+    """
     if n_train_rows < SMALL_TRAINING_SET:
         return {
             "num_leaves": 4,
@@ -224,6 +229,8 @@ def default_hyperparameters(n_train_rows: int) -> dict[str, Any]:
             "n_estimators": 1500,
             "early_stopping_rounds": 100,
             "max_pos_weight": 5.0,
+            "bagging_fraction": 0.7,
+            "feature_fraction": 0.7,
         }
     return {
         "num_leaves": 31,
@@ -384,6 +391,20 @@ def train_and_register(
         seed=settings.seed,
         estimator_params=estimator_params,
     )
+    return register_fitted(fitted, data, settings=settings, gate=gate, scorecard=scorecard)
+
+
+def register_fitted(
+    fitted: FittedModel,
+    data: TrainingData,
+    *,
+    settings: Settings | None = None,
+    gate: GateConfig | None = None,
+    scorecard: Scorecard | None = None,
+) -> TrainResult:
+    """Apply the gate against the champion to a fitted model, log the run and register."""
+    settings = settings or get_settings()
+    spec = fitted.spec
     metrics = fitted.evaluation.metrics
     champion = score_champion(spec, fitted, settings)
     decision: GateDecision = promotion_decision(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import pytest
 
@@ -41,8 +43,12 @@ def test_application_rate_scales_every_product() -> None:
 def test_demo_preset_leaves_room_for_full_windows_and_matured_cohorts() -> None:
     demo = SimConfig.preset("demo")
     assert demo.history_months >= 6, "180-day features are full at the first application"
-    # at least six months of applications mature within a 6-month performance window
-    assert demo.months - demo.history_months >= 12
+    # at least twelve months of applications mature within a 6-month performance window, so
+    # that the out-of-time split trains on more than the portfolio's launch months
+    assert demo.months - demo.history_months - 6 >= 12
+    calendar = Calendar.build(demo.start, demo.months)
+    last_day = calendar.start.toordinal() + calendar.n_days - 1
+    assert date.fromordinal(last_day) == date(2026, 9, 30), "dashboards and docs use this end"
     # a shorter period on the command line keeps room for applications
     short = SimConfig.preset("demo", months=5)
     assert short.history_months == 3
