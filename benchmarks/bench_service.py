@@ -10,6 +10,11 @@ snapshot, champion + shadow challenger LightGBM models, policy, and the durable 
    only, no policy, no audit): sequential latency and throughput at N clients;
 4. two workers, N concurrent clients: throughput and p99.
 
+Every phase also prints the CPU the server processes used (user + sys, from ``/proc``) per
+request, the cores used by the server, by ``wrk`` and by the whole machine, and the load
+average: on a shared 2-core machine, CPU per request is the figure that does not depend on
+what else runs, and it shows what scale-out can give (see ``docs/benchmarks.md``).
+
     uv run python benchmarks/bench_service.py --help
     uv run python benchmarks/bench_service.py --seconds 10   # wrk (apt-get install wrk)
     uv run python benchmarks/bench_service.py --generator python --concurrent 4000
@@ -82,6 +87,60 @@ def _wait_workers_ready(port: int, workers: int, timeout: float, proc: Any) -> N
         except OSError:
             pass
         time.sleep(0.05)
+
+
+class CpuMeter:
+    """CPU seconds (user + sys) of a server's process tree, of reaped children (``wrk``)
+    and of the whole machine (``/proc/stat``) between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def _tree(self) -> float:
+        import psutil
+
+        root = psutil.Process(self.pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    def start(self) -> None:
+        import resource
+
+        self._t0 = time.perf_counter()
+        self._server0 = self._tree()
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._children0 = ru.ru_utime + ru.ru_stime
+        self._machine0 = self._machine()
+
+    def stop(self, requests: float) -> dict[str, float]:
+        import resource
+
+        wall = time.perf_counter() - self._t0
+        server = self._tree() - self._server0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = ru.ru_utime + ru.ru_stime - self._children0
+        busy1, total1 = self._machine()
+        busy0, total0 = self._machine0
+        cores = os.cpu_count() or 1
+        return {
+            "server_cpu_ms": 1000 * server / max(requests, 1),
+            "server_cores": server / wall,
+            "client_cores": client / wall,
+            "machine_cores": cores * (busy1 - busy0) / max(total1 - total0, 1),
+            "load": os.getloadavg()[0],
+        }
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -336,10 +395,17 @@ def mlflow_requests(columns: list[str], rows: np.ndarray, n: int) -> list[Reques
 
 
 def _fmt(name: str, r: dict[str, float]) -> str:
-    return (
+    line = (
         f"{name:<44} {int(r['requests']):>6} req  {r['throughput_rps']:>8.0f} req/s  "
         f"p50 {r['p50_ms']:>6.2f} ms  p99 {r['p99_ms']:>7.2f} ms"
     )
+    if "server_cpu_ms" in r:
+        line += (
+            f"  | server CPU {r['server_cpu_ms']:.3f} ms/req, {r['server_cores']:.2f} cores;"
+            f" client {r['client_cores']:.2f}; machine busy {r['machine_cores']:.2f} cores;"
+            f" load {r['load']:.1f}"
+        )
+    return line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -382,7 +448,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     results: list[str] = []
     phases: list[tuple[str, Callable[[], None]]] = []
+    YIDAI_1 = f"yidai 1 worker, {args.clients} clients"
+    YIDAI_2 = f"yidai 2 workers, {args.clients} clients"
+    MLFLOW = f"mlflow models serve, {args.clients} clients"
     print(f"load generator: {args.generator}")
+
+    figures: dict[str, dict[str, float]] = {}
+
+    def measured(name: str, pid: int, run: Callable[[], dict[str, float]]) -> None:
+        meter = CpuMeter(pid)
+        meter.start()
+        r = run()
+        r.update(meter.stop(r["requests"]))
+        figures[name] = r
+        results.append(_fmt(name, r))
 
     def run_sequential(port: int, requests: list[Request]) -> dict[str, float]:
         if args.generator == "wrk":
@@ -398,10 +477,10 @@ def main(argv: list[str] | None = None) -> None:
         proc, port = start_yidai(home, 1)
         try:
             sequential(port, credit_requests(key, customers, 200), args.time_limit)  # warm-up
-            r = run_sequential(port, credit_requests(key, customers, args.sequential))
-            results.append(_fmt("yidai 1 worker, sequential", r))
-            r = run_load(port, credit_requests(key, customers, args.concurrent))
-            results.append(_fmt(f"yidai 1 worker, {args.clients} clients", r))
+            seq = credit_requests(key, customers, args.sequential)
+            measured("yidai 1 worker, sequential", proc.pid, lambda: run_sequential(port, seq))
+            many = credit_requests(key, customers, args.concurrent)
+            measured(YIDAI_1, proc.pid, lambda: run_load(port, many))
         finally:
             _stop(proc)
 
@@ -409,10 +488,11 @@ def main(argv: list[str] | None = None) -> None:
         proc, port = start_mlflow(home)
         try:
             sequential(port, mlflow_requests(columns, rows, 30), args.time_limit)
-            r = run_sequential(port, mlflow_requests(columns, rows, args.mlflow_requests))
-            results.append(_fmt("mlflow models serve (model only), sequential", r))
-            r = run_load(port, mlflow_requests(columns, rows, args.mlflow_requests))
-            results.append(_fmt(f"mlflow models serve, {args.clients} clients", r))
+            seq = mlflow_requests(columns, rows, args.mlflow_requests)
+            name = "mlflow models serve (model only), sequential"
+            measured(name, proc.pid, lambda: run_sequential(port, seq))
+            many = mlflow_requests(columns, rows, args.mlflow_requests)
+            measured(MLFLOW, proc.pid, lambda: run_load(port, many))
         finally:
             _stop(proc)
 
@@ -420,8 +500,8 @@ def main(argv: list[str] | None = None) -> None:
         proc, port = start_yidai(home, 2)
         try:
             sequential(port, credit_requests(key, customers, 200), args.time_limit)
-            r = run_load(port, credit_requests(key, customers, args.concurrent))
-            results.append(_fmt(f"yidai 2 workers, {args.clients} clients", r))
+            many = credit_requests(key, customers, args.concurrent)
+            measured(YIDAI_2, proc.pid, lambda: run_load(port, many))
         finally:
             _stop(proc)
 
@@ -437,6 +517,40 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(results[done:]), flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores: above 2 means queueing)")
     print("\n".join(["", "results:", *results]))
+    print("\n".join(["", "summary:", *summary(figures, YIDAI_1, MLFLOW, YIDAI_2)]))
+
+
+def summary(figures: dict[str, dict[str, float]], one: str, mlflow: str, two: str) -> list[str]:
+    """Yidai vs mlflow (throughput, p99, CPU per request) and the 2-worker scale-out."""
+    out: list[str] = []
+    if one in figures and mlflow in figures:
+        y, m = figures[one], figures[mlflow]
+        out.append(
+            f"yidai / mlflow throughput at the same clients: "
+            f"{y['throughput_rps'] / m['throughput_rps']:.1f}x (target >= 10x); "
+            f"p99 {y['p99_ms']:.1f} ms vs {m['p99_ms']:.1f} ms"
+        )
+        out.append(
+            f"server CPU per request: yidai {y['server_cpu_ms']:.3f} ms, mlflow "
+            f"{m['server_cpu_ms']:.3f} ms ({m['server_cpu_ms'] / y['server_cpu_ms']:.1f}x; "
+            "independent of what else runs on the machine)"
+        )
+    if one in figures:
+        y = figures[one]
+        out.append(
+            f"one worker: {y['server_cores']:.2f} cores busy, i.e. "
+            f"{y['throughput_rps'] / max(y['server_cores'], 1e-9):.0f} req/s per core of server CPU"
+        )
+    if one in figures and two in figures:
+        y, t = figures[one], figures[two]
+        out.append(
+            f"two workers: {t['throughput_rps'] / y['throughput_rps']:.2f}x the throughput of "
+            f"one, using {t['server_cores']:.2f} server cores (one worker: "
+            f"{y['server_cores']:.2f}); CPU per request {t['server_cpu_ms']:.3f} vs "
+            f"{y['server_cpu_ms']:.3f} ms; wrk used {t['client_cores']:.2f} cores and the "
+            f"machine was busy {t['machine_cores']:.2f} of {os.cpu_count()} cores"
+        )
+    return out
 
 
 if __name__ == "__main__":
