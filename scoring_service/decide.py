@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -100,12 +99,9 @@ def _reasons(slot: ModelSlot, X: np.ndarray, top_k: int) -> tuple[Any, ...]:
     return model_reasons(slot.model.reason_codes(X, top_k=top_k)[0])
 
 
-def _finite(x: float) -> float | None:
-    return None if math.isnan(x) else x
-
-
 def _feature_record(names: list[str], X: np.ndarray) -> dict[str, float | None]:
-    return {n: _finite(float(v)) for n, v in zip(names, X[0], strict=True)}
+    """The model inputs by name, NaN (missing) as None."""
+    return {n: v if v == v else None for n, v in zip(names, X[0].tolist(), strict=True)}
 
 
 # ---------------------------------------------------------------------------- credit
