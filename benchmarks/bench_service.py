@@ -5,9 +5,10 @@ snapshot, champion + shadow challenger LightGBM models, policy, and the durable 
 (SQLite WAL, synchronous=NORMAL).  Measures, in one run:
 
 1. one worker, sequential requests: p50 / p99 latency;
-2. one worker, N concurrent clients: throughput and p99;
-3. ``mlflow models serve`` of the same champion model answering the same rows (features
-   only, no policy, no audit): sequential latency and throughput at N clients;
+2. ``mlflow models serve`` (one worker) of the same champion model answering the same rows
+   (features only, no policy, no audit), running beside it: sequential and 4 clients;
+3. one worker and mlflow at N concurrent clients, alternating in ``--rounds`` rounds (so a
+   change in the machine's load hits both): throughput and p99, and their ratio;
 4. two workers, N concurrent clients: throughput and p99.
 
 Every phase also prints the CPU the server processes used (user + sys, from ``/proc``) per
@@ -436,6 +437,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="seconds per wrk phase (wrk is time-bound)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating Yidai / mlflow rounds at --clients (each --seconds / 2)",
+    )
     parser.add_argument("--skip-mlflow", action="store_true", help="no mlflow models serve")
     parser.add_argument("--skip-workers", action="store_true", help="no 2-worker phase")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the sandbox")
@@ -451,6 +458,9 @@ def main(argv: list[str] | None = None) -> None:
     YIDAI_1 = f"yidai 1 worker, {args.clients} clients"
     YIDAI_2 = f"yidai 2 workers, {args.clients} clients"
     MLFLOW = f"mlflow models serve, {args.clients} clients"
+    MLFLOW_SEQ = "mlflow models serve (model only), sequential"
+    MLFLOW_4 = f"mlflow models serve, {min(4, args.clients)} clients"
+    rounds = range(1, args.rounds + 1)
     print(f"load generator: {args.generator}")
 
     figures: dict[str, dict[str, float]] = {}
@@ -468,46 +478,57 @@ def main(argv: list[str] | None = None) -> None:
             return wrk_load(port, requests, 1, args.seconds)
         return sequential(port, requests, args.time_limit)
 
-    def run_load(port: int, requests: list[Request]) -> dict[str, float]:
+    def run_load(port: int, requests: list[Request], clients: int | None) -> dict[str, float]:
+        """``clients`` (default ``--clients``) for ``--seconds``; None: one of the rounds."""
+        seconds = args.seconds if clients is not None else args.seconds / 2
         if args.generator == "wrk":
-            return wrk_load(port, requests, args.clients, args.seconds)
-        return load(port, requests, args.clients, args.time_limit)
+            return wrk_load(port, requests, clients or args.clients, seconds)
+        return load(port, requests, clients or args.clients, args.time_limit)
 
-    def yidai_one() -> None:
+    def side_by_side() -> None:
+        """Yidai (1 worker) and mlflow both up; their 16-client phases alternate in rounds,
+        so a change in the machine's load hits both alike."""
         proc, port = start_yidai(home, 1)
+        ml: tuple[subprocess.Popen[bytes], int] | None = None
         try:
+            if not args.skip_mlflow:
+                ml = start_mlflow(home)
             sequential(port, credit_requests(key, customers, 200), args.time_limit)  # warm-up
             seq = credit_requests(key, customers, args.sequential)
             measured("yidai 1 worker, sequential", proc.pid, lambda: run_sequential(port, seq))
             many = credit_requests(key, customers, args.concurrent)
-            measured(YIDAI_1, proc.pid, lambda: run_load(port, many))
+            if ml is not None:
+                ml_proc, ml_port = ml
+                sequential(ml_port, mlflow_requests(columns, rows, 30), args.time_limit)
+                ml_seq = mlflow_requests(columns, rows, args.mlflow_requests)
+                measured(MLFLOW_SEQ, ml_proc.pid, lambda: run_sequential(ml_port, ml_seq))
+                ml_many = mlflow_requests(columns, rows, args.mlflow_requests)
+                measured(
+                    MLFLOW_4, ml_proc.pid, lambda: run_load(ml_port, ml_many, min(4, args.clients))
+                )
+            for i in range(1, args.rounds + 1):
+                measured(f"{YIDAI_1}, round {i}", proc.pid, lambda: run_load(port, many, None))
+                if ml is not None:
+                    name = f"{MLFLOW}, round {i}"
+                    measured(name, ml_proc.pid, lambda: run_load(ml_port, ml_many, None))
+            figures[YIDAI_1] = combine([figures[f"{YIDAI_1}, round {i}"] for i in rounds])
+            if ml is not None:
+                figures[MLFLOW] = combine([figures[f"{MLFLOW}, round {i}"] for i in rounds])
         finally:
             _stop(proc)
-
-    def mlflow_serve() -> None:
-        proc, port = start_mlflow(home)
-        try:
-            sequential(port, mlflow_requests(columns, rows, 30), args.time_limit)
-            seq = mlflow_requests(columns, rows, args.mlflow_requests)
-            name = "mlflow models serve (model only), sequential"
-            measured(name, proc.pid, lambda: run_sequential(port, seq))
-            many = mlflow_requests(columns, rows, args.mlflow_requests)
-            measured(MLFLOW, proc.pid, lambda: run_load(port, many))
-        finally:
-            _stop(proc)
+            if ml is not None:
+                _stop(ml[0])
 
     def yidai_two() -> None:
         proc, port = start_yidai(home, 2)
         try:
             sequential(port, credit_requests(key, customers, 200), args.time_limit)
             many = credit_requests(key, customers, args.concurrent)
-            measured(YIDAI_2, proc.pid, lambda: run_load(port, many))
+            measured(YIDAI_2, proc.pid, lambda: run_load(port, many, args.clients))
         finally:
             _stop(proc)
 
-    phases.append(("yidai, one worker", yidai_one))
-    if not args.skip_mlflow:
-        phases.append(("mlflow models serve", mlflow_serve))
+    phases.append(("yidai one worker and mlflow models serve, side by side", side_by_side))
     if not args.skip_workers:
         phases.append(("yidai, two workers", yidai_two))
     for name, phase in phases:
@@ -517,18 +538,48 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(results[done:]), flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores: above 2 means queueing)")
     print("\n".join(["", "results:", *results]))
-    print("\n".join(["", "summary:", *summary(figures, YIDAI_1, MLFLOW, YIDAI_2)]))
+    print("\n".join(["", "summary:", *summary(figures, YIDAI_1, MLFLOW, YIDAI_2, args.rounds)]))
 
 
-def summary(figures: dict[str, dict[str, float]], one: str, mlflow: str, two: str) -> list[str]:
+def combine(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Rounds of one server: requests and CPU summed, latencies and loads as the median."""
+    n = sum(r["requests"] for r in rounds)
+    out = {
+        "requests": n,
+        "throughput_rps": n / sum(r["requests"] / r["throughput_rps"] for r in rounds),
+        "server_cpu_ms": sum(r["server_cpu_ms"] * r["requests"] for r in rounds) / n,
+    }
+    for key in ("p50_ms", "p99_ms", "server_cores", "client_cores", "machine_cores", "load"):
+        out[key] = float(np.median([r[key] for r in rounds]))
+    return out
+
+
+def summary(
+    figures: dict[str, dict[str, float]], one: str, mlflow: str, two: str, rounds: int
+) -> list[str]:
     """Yidai vs mlflow (throughput, p99, CPU per request) and the 2-worker scale-out."""
     out: list[str] = []
     if one in figures and mlflow in figures:
         y, m = figures[one], figures[mlflow]
+        ratios = [
+            figures[f"{one}, round {i}"]["throughput_rps"]
+            / figures[f"{mlflow}, round {i}"]["throughput_rps"]
+            for i in range(1, rounds + 1)
+        ]
         out.append(
             f"yidai / mlflow throughput at the same clients: "
-            f"{y['throughput_rps'] / m['throughput_rps']:.1f}x (target >= 10x); "
-            f"p99 {y['p99_ms']:.1f} ms vs {m['p99_ms']:.1f} ms"
+            f"{y['throughput_rps'] / m['throughput_rps']:.1f}x (target >= 10x; rounds "
+            f"{', '.join(f'{r:.1f}x' for r in ratios)}); "
+            f"p99 {y['p99_ms']:.1f} ms vs {m['p99_ms']:.1f} ms (median of rounds)"
+        )
+        best_name, best = max(
+            ((k, v) for k, v in figures.items() if k.startswith("mlflow") and "round" not in k),
+            key=lambda kv: kv[1]["throughput_rps"],
+        )
+        ratio = y["throughput_rps"] / best["throughput_rps"]
+        out.append(
+            f"yidai at {one.split(', ')[1]} vs mlflow at its best concurrency ({best_name}: "
+            f"{best['throughput_rps']:.0f} req/s): {ratio:.1f}x"
         )
         out.append(
             f"server CPU per request: yidai {y['server_cpu_ms']:.3f} ms, mlflow "
