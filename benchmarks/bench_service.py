@@ -13,7 +13,7 @@ snapshot, champion + shadow challenger LightGBM models, policy, and the durable 
 
 Every phase also prints the CPU the server processes used (user + sys, from ``/proc``) per
 request, the cores used by the server, by ``wrk`` and by the whole machine, and the load
-average: on a shared 2-core machine, CPU per request is the figure that does not depend on
+average: on a shared 2-core machine, CPU per request is the figure least affected by
 what else runs, and it shows what scale-out can give (see ``docs/benchmarks.md``).
 
     uv run python benchmarks/bench_service.py --help
@@ -584,7 +584,7 @@ def summary(
         out.append(
             f"server CPU per request: yidai {y['server_cpu_ms']:.3f} ms, mlflow "
             f"{m['server_cpu_ms']:.3f} ms ({m['server_cpu_ms'] / y['server_cpu_ms']:.1f}x; "
-            "independent of what else runs on the machine)"
+            "less sensitive than throughput to other load on the machine)"
         )
     if one in figures:
         y = figures[one]
