@@ -512,8 +512,10 @@ def main(argv: list[str] | None = None) -> None:
                     name = f"{MLFLOW}, round {i}"
                     measured(name, ml_proc.pid, lambda: run_load(ml_port, ml_many, None))
             figures[YIDAI_1] = combine([figures[f"{YIDAI_1}, round {i}"] for i in rounds])
+            results.append(_fmt(f"{YIDAI_1} (rounds)", figures[YIDAI_1]))
             if ml is not None:
                 figures[MLFLOW] = combine([figures[f"{MLFLOW}, round {i}"] for i in rounds])
+                results.append(_fmt(f"{MLFLOW} (rounds)", figures[MLFLOW]))
         finally:
             _stop(proc)
             if ml is not None:
