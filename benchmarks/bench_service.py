@@ -5,10 +5,16 @@ snapshot, champion + shadow challenger LightGBM models, policy, and the durable 
 (SQLite WAL, synchronous=NORMAL).  Measures, in one run:
 
 1. one worker, sequential requests: p50 / p99 latency;
-2. one worker, N concurrent clients: throughput and p99;
-3. ``mlflow models serve`` of the same champion model answering the same rows (features
-   only, no policy, no audit): sequential latency and throughput at N clients;
+2. ``mlflow models serve`` (one worker) of the same champion model answering the same rows
+   (features only, no policy, no audit), running beside it: sequential and 4 clients;
+3. one worker and mlflow at N concurrent clients, alternating in ``--rounds`` rounds (so a
+   change in the machine's load hits both): throughput and p99, and their ratio;
 4. two workers, N concurrent clients: throughput and p99.
+
+Every phase also prints the CPU the server processes used (user + sys, from ``/proc``) per
+request, the cores used by the server, by ``wrk`` and by the whole machine, and the load
+average: on a shared 2-core machine, CPU per request is the figure least affected by
+what else runs, and it shows what scale-out can give (see ``docs/benchmarks.md``).
 
     uv run python benchmarks/bench_service.py --help
     uv run python benchmarks/bench_service.py --seconds 10   # wrk (apt-get install wrk)
@@ -82,6 +88,60 @@ def _wait_workers_ready(port: int, workers: int, timeout: float, proc: Any) -> N
         except OSError:
             pass
         time.sleep(0.05)
+
+
+class CpuMeter:
+    """CPU seconds (user + sys) of a server's process tree, of reaped children (``wrk``)
+    and of the whole machine (``/proc/stat``) between :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def _tree(self) -> float:
+        import psutil
+
+        root = psutil.Process(self.pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        fields = [float(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        idle = fields[3] + fields[4]  # idle + iowait
+        return sum(fields) - idle, sum(fields)
+
+    def start(self) -> None:
+        import resource
+
+        self._t0 = time.perf_counter()
+        self._server0 = self._tree()
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._children0 = ru.ru_utime + ru.ru_stime
+        self._machine0 = self._machine()
+
+    def stop(self, requests: float) -> dict[str, float]:
+        import resource
+
+        wall = time.perf_counter() - self._t0
+        server = self._tree() - self._server0
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client = ru.ru_utime + ru.ru_stime - self._children0
+        busy1, total1 = self._machine()
+        busy0, total0 = self._machine0
+        cores = os.cpu_count() or 1
+        return {
+            "server_cpu_ms": 1000 * server / max(requests, 1),
+            "server_cores": server / wall,
+            "client_cores": client / wall,
+            "machine_cores": cores * (busy1 - busy0) / max(total1 - total0, 1),
+            "load": os.getloadavg()[0],
+        }
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -336,10 +396,17 @@ def mlflow_requests(columns: list[str], rows: np.ndarray, n: int) -> list[Reques
 
 
 def _fmt(name: str, r: dict[str, float]) -> str:
-    return (
+    line = (
         f"{name:<44} {int(r['requests']):>6} req  {r['throughput_rps']:>8.0f} req/s  "
         f"p50 {r['p50_ms']:>6.2f} ms  p99 {r['p99_ms']:>7.2f} ms"
     )
+    if "server_cpu_ms" in r:
+        line += (
+            f"  | server CPU {r['server_cpu_ms']:.3f} ms/req, {r['server_cores']:.2f} cores;"
+            f" client {r['client_cores']:.2f}; machine busy {r['machine_cores']:.2f} cores;"
+            f" load {r['load']:.1f}"
+        )
+    return line
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -370,6 +437,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seconds", type=float, default=10.0, help="seconds per wrk phase (wrk is time-bound)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating Yidai / mlflow rounds at --clients (each --seconds / 2)",
+    )
     parser.add_argument("--skip-mlflow", action="store_true", help="no mlflow models serve")
     parser.add_argument("--skip-workers", action="store_true", help="no 2-worker phase")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the sandbox")
@@ -382,52 +455,82 @@ def main(argv: list[str] | None = None) -> None:
     )
     results: list[str] = []
     phases: list[tuple[str, Callable[[], None]]] = []
+    YIDAI_1 = f"yidai 1 worker, {args.clients} clients"
+    YIDAI_2 = f"yidai 2 workers, {args.clients} clients"
+    MLFLOW = f"mlflow models serve, {args.clients} clients"
+    MLFLOW_SEQ = "mlflow models serve (model only), sequential"
+    MLFLOW_4 = f"mlflow models serve, {min(4, args.clients)} clients"
+    rounds = range(1, args.rounds + 1)
     print(f"load generator: {args.generator}")
+
+    figures: dict[str, dict[str, float]] = {}
+
+    def measured(name: str, pid: int, run: Callable[[], dict[str, float]]) -> None:
+        meter = CpuMeter(pid)
+        meter.start()
+        r = run()
+        r.update(meter.stop(r["requests"]))
+        figures[name] = r
+        results.append(_fmt(name, r))
 
     def run_sequential(port: int, requests: list[Request]) -> dict[str, float]:
         if args.generator == "wrk":
             return wrk_load(port, requests, 1, args.seconds)
         return sequential(port, requests, args.time_limit)
 
-    def run_load(port: int, requests: list[Request]) -> dict[str, float]:
+    def run_load(port: int, requests: list[Request], clients: int | None) -> dict[str, float]:
+        """``clients`` (default ``--clients``) for ``--seconds``; None: one of the rounds."""
+        seconds = args.seconds if clients is not None else args.seconds / 2
         if args.generator == "wrk":
-            return wrk_load(port, requests, args.clients, args.seconds)
-        return load(port, requests, args.clients, args.time_limit)
+            return wrk_load(port, requests, clients or args.clients, seconds)
+        return load(port, requests, clients or args.clients, args.time_limit)
 
-    def yidai_one() -> None:
+    def side_by_side() -> None:
+        """Yidai (1 worker) and mlflow both up; their 16-client phases alternate in rounds,
+        so a change in the machine's load hits both alike."""
         proc, port = start_yidai(home, 1)
+        ml: tuple[subprocess.Popen[bytes], int] | None = None
         try:
+            if not args.skip_mlflow:
+                ml = start_mlflow(home)
             sequential(port, credit_requests(key, customers, 200), args.time_limit)  # warm-up
-            r = run_sequential(port, credit_requests(key, customers, args.sequential))
-            results.append(_fmt("yidai 1 worker, sequential", r))
-            r = run_load(port, credit_requests(key, customers, args.concurrent))
-            results.append(_fmt(f"yidai 1 worker, {args.clients} clients", r))
+            seq = credit_requests(key, customers, args.sequential)
+            measured("yidai 1 worker, sequential", proc.pid, lambda: run_sequential(port, seq))
+            many = credit_requests(key, customers, args.concurrent)
+            if ml is not None:
+                ml_proc, ml_port = ml
+                sequential(ml_port, mlflow_requests(columns, rows, 30), args.time_limit)
+                ml_seq = mlflow_requests(columns, rows, args.mlflow_requests)
+                measured(MLFLOW_SEQ, ml_proc.pid, lambda: run_sequential(ml_port, ml_seq))
+                ml_many = mlflow_requests(columns, rows, args.mlflow_requests)
+                measured(
+                    MLFLOW_4, ml_proc.pid, lambda: run_load(ml_port, ml_many, min(4, args.clients))
+                )
+            for i in range(1, args.rounds + 1):
+                measured(f"{YIDAI_1}, round {i}", proc.pid, lambda: run_load(port, many, None))
+                if ml is not None:
+                    name = f"{MLFLOW}, round {i}"
+                    measured(name, ml_proc.pid, lambda: run_load(ml_port, ml_many, None))
+            figures[YIDAI_1] = combine([figures[f"{YIDAI_1}, round {i}"] for i in rounds])
+            results.append(_fmt(f"{YIDAI_1} (rounds)", figures[YIDAI_1]))
+            if ml is not None:
+                figures[MLFLOW] = combine([figures[f"{MLFLOW}, round {i}"] for i in rounds])
+                results.append(_fmt(f"{MLFLOW} (rounds)", figures[MLFLOW]))
         finally:
             _stop(proc)
-
-    def mlflow_serve() -> None:
-        proc, port = start_mlflow(home)
-        try:
-            sequential(port, mlflow_requests(columns, rows, 30), args.time_limit)
-            r = run_sequential(port, mlflow_requests(columns, rows, args.mlflow_requests))
-            results.append(_fmt("mlflow models serve (model only), sequential", r))
-            r = run_load(port, mlflow_requests(columns, rows, args.mlflow_requests))
-            results.append(_fmt(f"mlflow models serve, {args.clients} clients", r))
-        finally:
-            _stop(proc)
+            if ml is not None:
+                _stop(ml[0])
 
     def yidai_two() -> None:
         proc, port = start_yidai(home, 2)
         try:
             sequential(port, credit_requests(key, customers, 200), args.time_limit)
-            r = run_load(port, credit_requests(key, customers, args.concurrent))
-            results.append(_fmt(f"yidai 2 workers, {args.clients} clients", r))
+            many = credit_requests(key, customers, args.concurrent)
+            measured(YIDAI_2, proc.pid, lambda: run_load(port, many, args.clients))
         finally:
             _stop(proc)
 
-    phases.append(("yidai, one worker", yidai_one))
-    if not args.skip_mlflow:
-        phases.append(("mlflow models serve", mlflow_serve))
+    phases.append(("yidai one worker and mlflow models serve, side by side", side_by_side))
     if not args.skip_workers:
         phases.append(("yidai, two workers", yidai_two))
     for name, phase in phases:
@@ -437,6 +540,70 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(results[done:]), flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores: above 2 means queueing)")
     print("\n".join(["", "results:", *results]))
+    print("\n".join(["", "summary:", *summary(figures, YIDAI_1, MLFLOW, YIDAI_2, args.rounds)]))
+
+
+def combine(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """Rounds of one server: requests and CPU summed, latencies and loads as the median."""
+    n = sum(r["requests"] for r in rounds)
+    out = {
+        "requests": n,
+        "throughput_rps": n / sum(r["requests"] / r["throughput_rps"] for r in rounds),
+        "server_cpu_ms": sum(r["server_cpu_ms"] * r["requests"] for r in rounds) / n,
+    }
+    for key in ("p50_ms", "p99_ms", "server_cores", "client_cores", "machine_cores", "load"):
+        out[key] = float(np.median([r[key] for r in rounds]))
+    return out
+
+
+def summary(
+    figures: dict[str, dict[str, float]], one: str, mlflow: str, two: str, rounds: int
+) -> list[str]:
+    """Yidai vs mlflow (throughput, p99, CPU per request) and the 2-worker scale-out."""
+    out: list[str] = []
+    if one in figures and mlflow in figures:
+        y, m = figures[one], figures[mlflow]
+        ratios = [
+            figures[f"{one}, round {i}"]["throughput_rps"]
+            / figures[f"{mlflow}, round {i}"]["throughput_rps"]
+            for i in range(1, rounds + 1)
+        ]
+        out.append(
+            f"yidai / mlflow throughput at the same clients: "
+            f"{y['throughput_rps'] / m['throughput_rps']:.1f}x (target >= 10x; rounds "
+            f"{', '.join(f'{r:.1f}x' for r in ratios)}); "
+            f"p99 {y['p99_ms']:.1f} ms vs {m['p99_ms']:.1f} ms (median of rounds)"
+        )
+        best_name, best = max(
+            ((k, v) for k, v in figures.items() if k.startswith("mlflow") and "round" not in k),
+            key=lambda kv: kv[1]["throughput_rps"],
+        )
+        ratio = y["throughput_rps"] / best["throughput_rps"]
+        out.append(
+            f"yidai at {one.split(', ')[1]} vs mlflow at its best concurrency ({best_name}: "
+            f"{best['throughput_rps']:.0f} req/s): {ratio:.1f}x"
+        )
+        out.append(
+            f"server CPU per request: yidai {y['server_cpu_ms']:.3f} ms, mlflow "
+            f"{m['server_cpu_ms']:.3f} ms ({m['server_cpu_ms'] / y['server_cpu_ms']:.1f}x; "
+            "less sensitive than throughput to other load on the machine)"
+        )
+    if one in figures:
+        y = figures[one]
+        out.append(
+            f"one worker: {y['server_cores']:.2f} cores busy, i.e. "
+            f"{y['throughput_rps'] / max(y['server_cores'], 1e-9):.0f} req/s per core of server CPU"
+        )
+    if one in figures and two in figures:
+        y, t = figures[one], figures[two]
+        out.append(
+            f"two workers: {t['throughput_rps'] / y['throughput_rps']:.2f}x the throughput of "
+            f"one, using {t['server_cores']:.2f} server cores (one worker: "
+            f"{y['server_cores']:.2f}); CPU per request {t['server_cpu_ms']:.3f} vs "
+            f"{y['server_cpu_ms']:.3f} ms; wrk used {t['client_cores']:.2f} cores and the "
+            f"machine was busy {t['machine_cores']:.2f} of {os.cpu_count()} cores"
+        )
+    return out
 
 
 if __name__ == "__main__":

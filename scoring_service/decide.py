@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import math
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -90,12 +89,19 @@ def _score(slot: ModelSlot, X: np.ndarray) -> Scored:
     return Scored(pd_, score, grade, slot.label, X)
 
 
-def _finite(x: float) -> float | None:
-    return None if math.isnan(x) else x
+def _reasons(slot: ModelSlot, X: np.ndarray, top_k: int) -> tuple[Any, ...]:
+    """The model's top adverse reasons for the row ``X`` (``ModelLike.reason_codes``), from
+    the fast single-row contributions when the booster has them."""
+    coder = getattr(slot.model, "reason_coder", None)
+    if slot.margin is not None and coder is not None:
+        contrib = slot.margin.contributions(X[0])
+        return model_reasons(coder.reasons(contrib[None, :-1], top_k=top_k)[0])
+    return model_reasons(slot.model.reason_codes(X, top_k=top_k)[0])
 
 
 def _feature_record(names: list[str], X: np.ndarray) -> dict[str, float | None]:
-    return {n: _finite(float(v)) for n, v in zip(names, X[0], strict=True)}
+    """The model inputs by name, NaN (missing) as None."""
+    return {n: v if v == v else None for n, v in zip(names, X[0].tolist(), strict=True)}
 
 
 # ---------------------------------------------------------------------------- credit
@@ -154,8 +160,8 @@ def credit_decision(
     decision = decisions[acting]
     if decision.decision != "approve":
         assert isinstance(policy, CreditPolicy)
-        raw = slot.model.reason_codes(scored.inputs, top_k=policy.reason_codes_top_k)[0]
-        decision = replace(decision, reasons=decision.reasons + model_reasons(raw))
+        reasons = _reasons(slot, scored.inputs, policy.reason_codes_top_k)
+        decision = replace(decision, reasons=decision.reasons + reasons)
 
     decision_id = uuid.uuid4().hex
     now = utc_now()
@@ -268,8 +274,8 @@ def payment_decision(
         new_device=new_device,
     )
     if decision.action != "allow":
-        raw = slot.model.reason_codes(scored.inputs, top_k=policy.reason_codes_top_k)[0]
-        decision = replace(decision, reasons=decision.reasons + model_reasons(raw))
+        reasons = _reasons(slot, scored.inputs, policy.reason_codes_top_k)
+        decision = replace(decision, reasons=decision.reasons + reasons)
     decision_id = uuid.uuid4().hex
     response = {
         "decision_id": decision_id,

@@ -1,9 +1,10 @@
-"""Single-row LightGBM margins through the booster's fast single-row C API.
+"""Single-row LightGBM margins and contributions through the booster's fast single-row C API.
 
 ``Booster.predict`` re-creates a predictor (deep copies of its parameters, input checks) on
 every call: ~80 us for one row.  LightGBM's ``LGBM_BoosterPredictForMatSingleRowFast`` keeps
 one prepared configuration and scores a row in a few microseconds, with the same trees,
-iterations and ``num_threads=1``; a test asserts the margins equal ``Booster.predict``'s.
+iterations and ``num_threads=1``; tests assert the margins equal ``Booster.predict``'s and
+the contributions equal ``predict(pred_contrib=True)``'s.
 """
 
 from __future__ import annotations
@@ -15,22 +16,19 @@ from typing import Any
 import numpy as np
 
 
-class SingleRowMargin:
-    """Raw margin (``raw_score=True``) of one float64 row, for one booster."""
+class _PreparedRow:
+    """One prepared single-row prediction (``predict_type``) with its output buffer."""
 
-    def __init__(self, booster: Any, n_features: int) -> None:
+    def __init__(self, booster: Any, n_features: int, predict_type: int, n_out: int) -> None:
         from lightgbm import basic
 
         num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
-        self.n_features = n_features
         self._lib = basic._LIB
-        self._safe_call = basic._safe_call
-        self._booster = booster  # keeps the booster (and its handle) alive
         self._config = ctypes.c_void_p()
-        self._safe_call(
+        basic._safe_call(
             self._lib.LGBM_BoosterPredictForMatSingleRowFastInit(
                 booster._handle,
-                ctypes.c_int(basic._C_API_PREDICT_RAW_SCORE),
+                ctypes.c_int(predict_type),
                 ctypes.c_int(0),
                 ctypes.c_int(num_iteration),
                 ctypes.c_int(basic._C_API_DTYPE_FLOAT64),
@@ -39,30 +37,64 @@ class SingleRowMargin:
                 ctypes.byref(self._config),
             )
         )
-        self._out = np.zeros(1, dtype=np.float64)
+        self._predict = self._lib.LGBM_BoosterPredictForMatSingleRowFast
+        self._safe_call = basic._safe_call
+        self.out = np.zeros(n_out, dtype=np.float64)
+        self._out_ptr = ctypes.c_void_p(self.out.ctypes.data)
         self._out_len = ctypes.c_int64(0)
-        self._lock = threading.Lock()  # the prepared configuration holds one row buffer
+        self._out_len_ref = ctypes.byref(self._out_len)
+        self.lock = threading.Lock()  # the prepared configuration holds one row buffer
 
-    def __call__(self, row: np.ndarray) -> float:
-        """The margin of ``row`` (``n_features`` values, NaN for missing)."""
-        data = np.ascontiguousarray(row, dtype=np.float64).reshape(-1)
-        if data.shape[0] != self.n_features:
-            raise ValueError(f"expected {self.n_features} features, got {data.shape[0]}")
-        with self._lock:
-            self._safe_call(
-                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                    self._config,
-                    data.ctypes.data_as(ctypes.c_void_p),
-                    ctypes.byref(self._out_len),
-                    self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
-                )
+    def run(self, data: np.ndarray) -> None:
+        """Predict ``data`` (contiguous float64) into :attr:`out`; hold :attr:`lock`."""
+        self._safe_call(
+            self._predict(
+                self._config, ctypes.c_void_p(data.ctypes.data), self._out_len_ref, self._out_ptr
             )
-            return float(self._out[0])
+        )
 
     def __del__(self) -> None:
         config = getattr(self, "_config", None)
         if config is not None and config.value:
             self._lib.LGBM_FastConfigFree(config)
+
+
+class SingleRowMargin:
+    """Raw margin (``raw_score=True``) and feature contributions of one float64 row, for one
+    booster."""
+
+    def __init__(self, booster: Any, n_features: int) -> None:
+        from lightgbm import basic
+
+        self.n_features = n_features
+        self._booster = booster  # keeps the booster (and its handle) alive
+        self._margin = _PreparedRow(booster, n_features, basic._C_API_PREDICT_RAW_SCORE, 1)
+        self._contrib = _PreparedRow(
+            booster, n_features, basic._C_API_PREDICT_CONTRIB, n_features + 1
+        )
+
+    def _row(self, row: np.ndarray) -> np.ndarray:
+        data = np.ascontiguousarray(row, dtype=np.float64).reshape(-1)
+        if data.shape[0] != self.n_features:
+            raise ValueError(f"expected {self.n_features} features, got {data.shape[0]}")
+        return data
+
+    def __call__(self, row: np.ndarray) -> float:
+        """The margin of ``row`` (``n_features`` values, NaN for missing)."""
+        data = self._row(row)
+        prepared = self._margin
+        with prepared.lock:
+            prepared.run(data)
+            return float(prepared.out[0])
+
+    def contributions(self, row: np.ndarray) -> np.ndarray:
+        """Per-feature contributions of ``row`` to its margin, then the bias (SHAP values:
+        ``n_features + 1`` values, as ``Booster.predict(pred_contrib=True)`` gives)."""
+        data = self._row(row)
+        prepared = self._contrib
+        with prepared.lock:
+            prepared.run(data)
+            return prepared.out.copy()
 
 
 def single_row_margin(model: Any) -> SingleRowMargin | None:

@@ -42,11 +42,30 @@ class Metrics:
             "yidai_resource_reload_failures", "Artefacts that failed to load since start.",
             registry=self.registry,
         )  # fmt: skip
+        # Labelled children, looked up once per label set (``labels()`` takes a lock and
+        # builds the key on every call); the label sets are few: routes, statuses, outcomes.
+        self._decision_counters: dict[tuple[str, str, str], Any] = {}
+        self._route_metrics: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def count(self, product: str, answer: Any) -> None:
         """Count a fresh decision (idempotent replays are not counted again)."""
         if answer.outcome is not None:
-            self.decisions.labels(product, answer.outcome, answer.arm).inc()
+            key = (product, answer.outcome, answer.arm)
+            counter = self._decision_counters.get(key)
+            if counter is None:
+                counter = self._decision_counters[key] = self.decisions.labels(*key)
+            counter.inc()
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """One HTTP request: its count by route and status, and its latency by route."""
+        found = self._route_metrics.get((route, status))
+        if found is None:
+            found = self._route_metrics[(route, status)] = (
+                self.requests.labels(route, str(status)),
+                self.latency.labels(route),
+            )
+        found[0].inc()
+        found[1].observe(seconds)
 
     def render(self, resources: Any) -> bytes:
         """Prometheus text exposition, with the resource gauges refreshed."""
@@ -82,5 +101,4 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            self.metrics.requests.labels(path, str(status[0])).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+            self.metrics.observe(path, status[0], time.perf_counter() - start)

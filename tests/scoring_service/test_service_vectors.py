@@ -107,3 +107,8 @@ def test_fast_margin_equals_booster_predict(
     got = np.array([fast(row) for row in X])
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(model.calibrator.predict(got), model.predict_proba(X))
+    contributions = np.array([fast.contributions(row) for row in X])
+    np.testing.assert_array_equal(contributions, model.booster.predict(X, pred_contrib=True))
+    for row, contribution in zip(X, contributions, strict=True):  # one row, as served
+        fast_reasons = model.reason_coder.reasons(contribution[None, :-1])
+        assert fast_reasons == model.reason_codes(row[None, :])

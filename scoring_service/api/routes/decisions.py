@@ -6,7 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
+from scoring_service.api.deps import (
+    IDEMPOTENCY_HEADER,
+    Authorized,
+    JsonBodyRoute,
+    require_scope,
+)
 from scoring_service.decide import credit_decision
 from scoring_service.schemas import (
     CreditDecisionOut,
@@ -16,7 +21,7 @@ from scoring_service.schemas import (
     SmeCreditIn,
 )
 
-router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"])
+router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"], route_class=JsonBodyRoute)
 
 
 def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:

@@ -6,11 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
-from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
+from scoring_service.api.deps import (
+    IDEMPOTENCY_HEADER,
+    Authorized,
+    JsonBodyRoute,
+    require_scope,
+)
 from scoring_service.decide import payment_decision
 from scoring_service.schemas import PaymentRiskIn, PaymentRiskOut
 
-router = APIRouter(prefix="/v1/payments", tags=["payment risk"])
+router = APIRouter(prefix="/v1/payments", tags=["payment risk"], route_class=JsonBodyRoute)
 
 
 @router.post("/risk", response_model=PaymentRiskOut, openapi_extra=IDEMPOTENCY_HEADER)

@@ -1,0 +1,95 @@
+"""The direct JSON path of the decision routes answers exactly as FastAPI's generic one."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import HTTPException
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+
+from scoring_service.api.deps import JsonBodyRoute, ScopeCheck, _direct_call
+from scoring_service.sandbox import Sandbox
+from yidai.settings import Settings
+
+DIRECT = "application/json"  # the direct path
+GENERIC = "application/json; charset=utf-8"  # same meaning, FastAPI's own handler
+URL = "/v1/decisions/personal-credit"
+
+
+def _post(client: TestClient, body: bytes, content_type: str, **headers: str) -> Any:
+    return client.post(URL, content=body, headers={"Content-Type": content_type, **headers})
+
+
+def test_every_body_route_of_decisions_and_payments_takes_the_direct_path() -> None:
+    from scoring_service.main import create_app
+
+    routes = [r for r in create_app().routes if isinstance(r, JsonBodyRoute)]
+    direct = {r.path for r in routes if _direct_call(r) is not None}
+    assert direct == {
+        "/v1/decisions/personal-credit",
+        "/v1/decisions/merchant-credit",
+        "/v1/decisions/sme-credit",
+        "/v1/payments/risk",
+    }
+
+
+def test_direct_and_generic_paths_give_the_same_answers(
+    sandbox: Sandbox, service_settings: Settings, keys: Any, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client(service_settings)
+    customer = sandbox.entities["personal"][3]
+    good = json.dumps({"customer_id": customer, "requested_amount": 800.0}).encode()
+    bad_fields = json.dumps({"customer_id": "C 1", "requested_amount": -1}).encode()
+    extra = json.dumps({"customer_id": customer, "card_number": "6222"}).encode()
+    cases: list[tuple[bytes, dict[str, str], int]] = [
+        (good, {}, 401),  # no key
+        (good, {"X-API-Key": "yd_000000000000_" + "x" * 43}, 401),  # unknown key
+        (b'{"customer_id": ', {}, 422),  # malformed JSON is reported before the key check
+        (bad_fields, {}, 401),  # the key is checked before the fields
+        (bad_fields, {"X-API-Key": keys.all}, 422),
+        (extra, {"X-API-Key": keys.all}, 422),
+        (b"", {"X-API-Key": keys.all}, 422),
+        (good, {"X-API-Key": keys.all, "Idempotency-Key": "k" * 129}, 422),
+    ]
+    for body, headers, status in cases:
+        direct = _post(client, body, DIRECT, **headers)
+        generic = _post(client, body, GENERIC, **headers)
+        assert direct.status_code == generic.status_code == status, (body, direct.text)
+        assert direct.json() == generic.json()
+        assert direct.headers.get("www-authenticate") == generic.headers.get("www-authenticate")
+
+    answers = [
+        _post(client, good, content_type, **{"X-API-Key": keys.all}).json()
+        for content_type in (DIRECT, GENERIC)
+    ]
+    for answer in answers:
+        answer.pop("decision_id"), answer.pop("created_at")
+    assert answers[0] == answers[1] and answers[0]["applicant_id"] == customer
+
+    # a replay with the same Idempotency-Key over either path gets the stored response
+    first = _post(client, good, DIRECT, **{"X-API-Key": keys.all, "Idempotency-Key": "r-1"})
+    again = _post(client, good, GENERIC, **{"X-API-Key": keys.all, "Idempotency-Key": "r-1"})
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()
+
+
+def test_dependency_overrides_are_honoured_on_the_direct_path(
+    service_settings: Settings, keys: Any, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client(service_settings)
+    app: Any = client.app
+    route = next(r for r in app.routes if isinstance(r, APIRoute) and r.path == URL)
+    check = route.dependant.dependencies[0].call
+    assert isinstance(check, ScopeCheck)
+
+    def refuse() -> None:
+        raise HTTPException(418, "overridden")
+
+    app.dependency_overrides[check] = refuse
+    try:
+        r = _post(client, b'{"customer_id": "C1"}', DIRECT, **{"X-API-Key": keys.all})
+    finally:
+        app.dependency_overrides.clear()
+    assert r.status_code == 418 and r.json()["detail"] == "overridden"
