@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -90,15 +92,18 @@ def test_decisions_survive_a_killed_process_and_replay_by_key(
         url = request.getfixturevalue("postgres").new_database()
     else:
         url = f"{scheme}:///{tmp_path / 'audit.db'}"
-    ctx = multiprocessing.get_context("fork")
-
-    def write_then_die() -> None:
-        AuditStore(url).record_decision(_row("d1", key="k1"))
-        os._exit(1)  # no clean shutdown, no checkpoint
-
-    proc = ctx.Process(target=write_then_die)
-    proc.start()
-    proc.join(timeout=60)
+    # A fresh interpreter (not a fork of this threaded test process) writes, then dies
+    # without a clean shutdown or checkpoint.
+    child = (
+        "import os, sys; from scoring_service.audit import AuditStore, DecisionRow; "
+        "AuditStore(sys.argv[1]).record_decision(DecisionRow(decision_id='d1', module='m', "
+        "idempotency_key='k1', request_hash='hk1', product='sme', entity_id='S1', "
+        "outcome='approve', arm='champion', model_version='sme_pd:1', policy_version='p', "
+        "response={'decision_id': 'd1'}, record={'features': {'x': 1.0}}, open_line=None)); "
+        "os._exit(1)"
+    )
+    done = subprocess.run([sys.executable, "-c", child, url], capture_output=True, timeout=120)
+    assert done.returncode == 1, done.stderr.decode()[-2000:]
     store = AuditStore(url)
     assert store.get_decision("d1") is not None
     replay = store.record_decision(_row("d2", key="k1"))
