@@ -77,25 +77,31 @@ def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def reader_sql(files: Sequence[LandingFile]) -> str:
+def reader_sql(files: Sequence[LandingFile], indices: Sequence[int] | None = None) -> str:
     """A subquery reading ``files`` with ``_f`` (index in ``files``), 1-based ``_row``, ``_day``.
 
-    Parquet files are read by one multi-file scan (they must share their schema); a CSV
-    subquery reads exactly one file.
+    With ``indices``, ``_f`` of the ``i``-th file is ``indices[i]`` instead (to re-read a few
+    files of a batch under their batch positions).  Parquet files are read by one multi-file
+    scan (they must share their schema); a CSV subquery reads exactly one file.
     """
     days = "[" + ", ".join(f"DATE '{(f.day or date(1970, 1, 1)).isoformat()}'" for f in files) + "]"
     if files[0].fmt == "csv":
         if len(files) != 1:
             raise ValueError("a CSV reader reads exactly one file")
+        index = indices[0] if indices else 0
         return (
-            "(SELECT * EXCLUDE (ordinality), 0 AS _f, ordinality AS _row, "
+            f"(SELECT * EXCLUDE (ordinality), {int(index)} AS _f, ordinality AS _row, "
             f"{days}[1] AS _day FROM read_csv({sql_str(str(files[0].path))}, header=true, "
             "all_varchar=true, delim=',', quote='\"', escape='\"', auto_detect=true, "
             "null_padding=false, hive_partitioning=false) WITH ORDINALITY)"
         )
     paths = "[" + ", ".join(sql_str(str(f.path)) for f in files) + "]"
+    position = "CAST(file_index AS INTEGER)"
+    if indices is not None:
+        listed = ", ".join(str(int(i)) for i in indices)
+        position = f"[{listed}][CAST(file_index AS BIGINT) + 1]"
     return (
-        "(SELECT * EXCLUDE (file_row_number), CAST(file_index AS INTEGER) AS _f, "
+        f"(SELECT * EXCLUDE (file_row_number), {position} AS _f, "
         f"file_row_number + 1 AS _row, {days}[CAST(file_index AS BIGINT) + 1] AS _day "
         f"FROM read_parquet({paths}, file_row_number=true, hive_partitioning=false))"
     )

@@ -25,12 +25,13 @@ from yidai.ingest.discovery import LandingFile, discover
 from yidai.ingest.inspect import FileProblem, InspectedFile, inspect_file, sha256_of, sql_str
 from yidai.ingest.report import FileResult, IngestReport
 from yidai.ingest.validation import (
+    ADD_SEEN_SQL,
     BAD_ROWS_SQL,
-    add_duplicates_sql,
-    candidates_sql,
+    CANDIDATES_SQL,
     duplicates_sql,
     q,
     scan_sql,
+    seen_sql,
     typed_sql,
 )
 from yidai.warehouse import connect, ensure_tables
@@ -160,6 +161,7 @@ class _Loader:
         self.con = con
         self.report = report
         self.batch_rows = max(1, batch_rows)
+        self.seen_source: str | None = None
         self.loaded = {
             str(path): (str(checksum), finished)
             for path, checksum, finished in con.execute(
@@ -239,6 +241,9 @@ class _Loader:
             sum(f.rows for f in group),
             group[0].file.rel_path if len(group) == 1 else f"{group[0].file.rel_path} ...",
         )
+        if self.seen_source != contract.name:  # key hashes of the warehouse, once per source
+            self.con.execute(seen_sql(contract))
+            self.seen_source = contract.name
         self.con.begin()
         try:
             results = self._load_in_transaction(contract, group, started)
@@ -273,11 +278,20 @@ class _Loader:
         """Find bad rows and duplicates, insert the rest, quarantine the bad, write manifest."""
         con = self.con
         con.execute(scan_sql(contract, group))
-        con.execute(candidates_sql(contract))
+        con.execute(CANDIDATES_SQL)
         con.execute(BAD_ROWS_SQL)
-        if _scalar(con, "SELECT count(*) FROM _cand"):
-            con.execute(duplicates_sql(contract, group))
-            con.execute(add_duplicates_sql(contract, group))
+        candidate_files = con.execute(
+            "SELECT _f, bool_or(_seen) FROM _cand GROUP BY _f ORDER BY _f"
+        ).fetchall()
+        if candidate_files:  # re-read only the files with candidate rows, once
+            con.execute(
+                duplicates_sql(
+                    contract,
+                    group,
+                    [int(f) for f, _ in candidate_files],
+                    seen=any(seen for _, seen in candidate_files),
+                )
+            )
         paths = "[" + ", ".join(sql_str(f.file.rel_path) for f in group) + "]"
         batches = "[" + ", ".join(sql_str(f.batch_id) for f in group) + "]"
         ingested_at = _now()
@@ -295,6 +309,7 @@ class _Loader:
             f"_reason, record_json, {batches}[_f + 1], ? FROM _bad",
             [ingested_at],
         )
+        con.execute(ADD_SEEN_SQL)
         bad_by_file = dict(con.execute("SELECT _f, count(*) FROM _bad GROUP BY _f").fetchall())
         read_by_file = dict(con.execute("SELECT _f, count(*) FROM _scan GROUP BY _f").fetchall())
         late_by_file = dict(
@@ -354,7 +369,7 @@ class _Loader:
                 for r, f in zip(results, group, strict=True)
             ],
         )
-        for table in ("_scan", "_cand", "_bad", "_dup"):
+        for table in ("_scan", "_cand", "_bad"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return results
 
