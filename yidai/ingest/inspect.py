@@ -63,6 +63,32 @@ class InspectedFile:
         return f"{self.file.source}:{self.file.day}:{self.checksum[:16]}"
 
 
+ParquetFooter = tuple[dict[str, str], int]  # column name -> DuckDB type, row count
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """What is read of a file ahead of loading (in a worker thread): its checksum and, for
+    Parquet, its footer (or the problem reading it)."""
+
+    checksum: str | None  # None: not found or unreadable
+    footer: ParquetFooter | FileProblem | None = None
+
+
+def prepare_file(file: LandingFile) -> PreparedFile:
+    """Checksum and Parquet footer of ``file``; thread-safe, never raises for a bad file."""
+    try:
+        checksum = sha256_of(file.path)
+    except OSError:
+        return PreparedFile(None)
+    if file.fmt != "parquet" or file.path.stat().st_size == 0:
+        return PreparedFile(checksum)
+    try:
+        return PreparedFile(checksum, _parquet_footer(file.path))
+    except FileProblem as exc:
+        return PreparedFile(checksum, exc)
+
+
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -158,7 +184,7 @@ def _duckdb_type(arrow_type: Any) -> str:
     return str(t).upper()
 
 
-def _parquet_footer(path: Path) -> tuple[dict[str, str], int]:
+def _parquet_footer(path: Path) -> ParquetFooter:
     """Column types and row count from a Parquet footer (nothing else is read)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -189,9 +215,16 @@ def _csv_header(path: Path) -> list[str]:
 
 
 def inspect_file(
-    con: duckdb.DuckDBPyConnection, file: LandingFile, contract: Contract, checksum: str
+    con: duckdb.DuckDBPyConnection,
+    file: LandingFile,
+    contract: Contract,
+    checksum: str,
+    footer: ParquetFooter | FileProblem | None = None,
 ) -> InspectedFile:
-    """Check that ``file`` is readable, non-empty and has exactly the contract's columns."""
+    """Check that ``file`` is readable, non-empty and has exactly the contract's columns.
+
+    ``footer``: the Parquet footer already read by :func:`prepare_file` (read here if None).
+    """
     path = file.path
     if not path.exists():
         raise FileProblem("file not found")
@@ -214,7 +247,9 @@ def inspect_file(
             ) from None
         rows = int(row[0]) if row else 0
     else:
-        columns, rows = _parquet_footer(path)
+        if isinstance(footer, FileProblem):
+            raise footer
+        columns, rows = footer if footer is not None else _parquet_footer(path)
         _check_columns(columns, contract)
     if rows == 0:
         raise FileProblem("empty file (no rows)")

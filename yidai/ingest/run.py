@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,14 @@ import duckdb
 from yidai.contracts import Contract, get_contract
 from yidai.errors import YidaiError
 from yidai.ingest.discovery import LandingFile, discover
-from yidai.ingest.inspect import FileProblem, InspectedFile, inspect_file, sha256_of, sql_str
+from yidai.ingest.inspect import (
+    FileProblem,
+    InspectedFile,
+    PreparedFile,
+    inspect_file,
+    prepare_file,
+    sql_str,
+)
 from yidai.ingest.report import FileResult, IngestReport
 from yidai.ingest.validation import (
     ADD_SEEN_SQL,
@@ -73,18 +80,21 @@ def ingest_landing(
         log.warning("ignoring %s in the landing zone: not a known source", name)
     report = IngestReport(landing, Path(warehouse_path), ignored=found.ignored)
     con = connect(warehouse_path, memory_limit=memory_limit, threads=threads)
+    # checksums and Parquet footers are read by worker threads while earlier files load
+    pool = ThreadPoolExecutor(max_workers=max(1, threads or 2))
     try:
         con.execute("SET preserve_insertion_order = false")
         con.execute("SET enable_progress_bar = false")
         con.execute("SET TimeZone = 'UTC'")
         ensure_tables(con)
-        checksums = _checksums(found.files, threads or 2)
+        prepared = {f.path: pool.submit(prepare_file, f) for f in found.files if not f.problem}
         loader = _Loader(con, report, batch_rows)
         with _progress_bar(progress, len(found.files)) as advance:
             for source in dict.fromkeys(f.source for f in found.files):
                 files = [f for f in found.files if f.source == source]
-                loader.ingest_source(get_contract(source), files, checksums, advance)
+                loader.ingest_source(get_contract(source), files, prepared, advance)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         con.close()
     report.seconds = time.perf_counter() - started
     log.info(
@@ -99,20 +109,6 @@ def ingest_landing(
         report.seconds,
     )
     return report
-
-
-def _checksums(files: Sequence[LandingFile], workers: int) -> dict[Path, str | None]:
-    """SHA-256 of every ingestible file (None when it cannot be read)."""
-
-    def one(f: LandingFile) -> str | None:
-        try:
-            return sha256_of(f.path)
-        except OSError:
-            return None
-
-    todo = [f for f in files if f.problem is None]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return dict(zip((f.path for f in todo), pool.map(one, todo), strict=True))
 
 
 class _progress_bar:
@@ -174,14 +170,15 @@ class _Loader:
         self,
         contract: Contract,
         files: Sequence[LandingFile],
-        checksums: dict[Path, str | None],
+        prepared: dict[Path, Future[PreparedFile]],
         advance: Callable[[str, int], None],
     ) -> None:
         """Check, group and load the files of one source, in delivery order."""
         group: list[InspectedFile] = []
         group_rows = 0
         for file in files:
-            inspected = self._admit(contract, file, checksums.get(file.path))
+            ahead = prepared.get(file.path)
+            inspected = self._admit(contract, file, ahead.result() if ahead else None)
             if inspected is None:
                 advance(contract.name, 1)
                 continue
@@ -198,14 +195,15 @@ class _Loader:
             advance(contract.name, len(group))
 
     def _admit(
-        self, contract: Contract, file: LandingFile, checksum: str | None
+        self, contract: Contract, file: LandingFile, prepared: PreparedFile | None
     ) -> InspectedFile | None:
         """The inspected file if it must be loaded; records skips and failures otherwise."""
         started = _now()
         if file.problem is not None:
             self._fail(file, None, file.problem, started)
             return None
-        if checksum is None:
+        checksum = prepared.checksum if prepared else None
+        if prepared is None or checksum is None:
             self._fail(file, None, "file not found or unreadable", started)
             return None
         previous = self.loaded.get(file.rel_path)
@@ -226,7 +224,7 @@ class _Loader:
             )
             return None
         try:
-            return inspect_file(self.con, file, contract, checksum)
+            return inspect_file(self.con, file, contract, checksum, prepared.footer)
         except FileProblem as exc:
             self._fail(file, checksum, str(exc), started)
             return None
