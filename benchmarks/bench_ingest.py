@@ -67,7 +67,13 @@ t = time.perf_counter()
 r = ingest_landing(sys.argv[1], sys.argv[2], memory_limit=sys.argv[3])
 secs = time.perf_counter() - t
 usage = resource.getrusage(resource.RUSAGE_SELF)
+import duckdb
+with duckdb.connect(sys.argv[2], read_only=True) as con:
+    unbalanced, manifest = con.execute(
+        "SELECT (SELECT count(*) FROM ingest_reconciliation WHERE NOT balanced), "
+        "(SELECT count(*) FROM ingest_manifest)").fetchone()
 print(json.dumps({"seconds": secs, "landed": r.rows_landed, "loaded": r.rows_loaded,
+                  "unbalanced": unbalanced, "manifest_rows": manifest,
                   "quarantined": r.rows_quarantined, "files": len(r.files),
                   "failed": [f.describe_error() for f in r.failed],
                   "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}))
@@ -191,6 +197,7 @@ def main() -> None:
                 f"CPU {r['cpu_s']:.1f} s (CPU-bound {r['cpu_bound_rows_per_s'] / 1e6:.2f} M rows/s"
                 f" on {CORES} cores), peak RSS {r['peak_rss_mb']:.0f} MB, "
                 f"quarantined {r['quarantined']:,}, failed files {len(r['failed'])}, "
+                f"manifest rows {r['manifest_rows']}, unbalanced batches {r['unbalanced']}, "
                 f"load {r['load'][0]:.1f}->{r['load'][1]:.1f}  "
                 f"(data generated in {generate_s:.1f} s)",
                 flush=True,

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 2_000_000
 DEFAULT_MEMORY_LIMIT = "1GB"
+_MANIFEST_CHUNK = 500  # manifest rows per INSERT statement
 
 
 def _now() -> datetime:
@@ -346,27 +347,31 @@ class _Loader:
             "DELETE FROM ingest_manifest WHERE status = 'failed' AND list_contains(?, path)",
             [[f.file.rel_path for f in group]],
         )
-        con.executemany(
-            "INSERT INTO ingest_manifest "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, NULL)",
+        manifest_rows = [
             [
-                [
-                    r.path,
-                    r.source,
-                    r.day,
-                    f.checksum,
-                    f.size,
-                    r.rows_landed,
-                    r.rows_loaded,
-                    r.rows_quarantined,
-                    r.rows_late,
-                    r.batch_id,
-                    started,
-                    finished,
-                ]
-                for r, f in zip(results, group, strict=True)
-            ],
-        )
+                r.path,
+                r.source,
+                r.day,
+                f.checksum,
+                f.size,
+                r.rows_landed,
+                r.rows_loaded,
+                r.rows_quarantined,
+                r.rows_late,
+                r.batch_id,
+                started,
+                finished,
+            ]
+            for r, f in zip(results, group, strict=True)
+        ]
+        # one multi-row INSERT per chunk: executemany costs ~0.6 ms per row (4,403 small files)
+        one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, NULL)"
+        for i in range(0, len(manifest_rows), _MANIFEST_CHUNK):
+            chunk = manifest_rows[i : i + _MANIFEST_CHUNK]
+            con.execute(
+                "INSERT INTO ingest_manifest VALUES " + ", ".join([one] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
         for table in ("_scan", "_cand", "_bad"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return results
