@@ -3,16 +3,21 @@
 Generates its own landing zone (the simulator's, when ``simulator.simulate`` exists and
 ``--synthetic`` is not given; otherwise synthetic files honouring the contracts, written by
 DuckDB), then ingests it in a fresh child process so that its peak RSS is the ingest's own.
-Prints one line per size; the figures go to docs/benchmarks.md ("Ingestion").
+Prints one line per size and run, with wall, CPU seconds (user+sys), peak RSS, the load
+average around the run and the CPU-bound estimate rows / (CPU-s / cores) (what an otherwise
+idle machine would give if the ingest kept every core busy); the figures go to
+docs/benchmarks.md ("Ingestion").  Run it under ``flock /tmp/yidai-bench.lock``.
 
     uv run python benchmarks/bench_ingest.py --help
     uv run python benchmarks/bench_ingest.py --sizes demo,10m
+    uv run python benchmarks/bench_ingest.py --sizes 10m --keep --reuse --repeat 3
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 START = date(2025, 10, 1)
+CORES = os.cpu_count() or 1
 # rows per day of each event source, and master sizes, per benchmark size
 SIZES: dict[str, dict[str, object]] = {
     "demo": {
@@ -61,7 +67,13 @@ t = time.perf_counter()
 r = ingest_landing(sys.argv[1], sys.argv[2], memory_limit=sys.argv[3])
 secs = time.perf_counter() - t
 usage = resource.getrusage(resource.RUSAGE_SELF)
+import duckdb
+with duckdb.connect(sys.argv[2], read_only=True) as con:
+    unbalanced, manifest = con.execute(
+        "SELECT (SELECT count(*) FROM ingest_reconciliation WHERE NOT balanced), "
+        "(SELECT count(*) FROM ingest_manifest)").fetchone()
 print(json.dumps({"seconds": secs, "landed": r.rows_landed, "loaded": r.rows_loaded,
+                  "unbalanced": unbalanced, "manifest_rows": manifest,
                   "quarantined": r.rows_quarantined, "files": len(r.files),
                   "failed": [f.describe_error() for f in r.failed],
                   "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024}))
@@ -120,17 +132,28 @@ def write_simulated(landing: Path, truth: Path, size: str) -> bool:
     return True
 
 
-def run(size: str, workdir: Path, memory_limit: str, synthetic: bool) -> dict[str, Any]:
-    base = workdir / size
+def generate(size: str, base: Path, synthetic: bool, reuse: bool) -> tuple[str, float]:
+    """Write the landing zone of ``size`` under ``base`` (or reuse the one there)."""
+    landing, marker = base / "landing", base / "data.json"
+    if reuse and marker.exists() and landing.is_dir():
+        return str(json.loads(marker.read_text())["data"]), 0.0
     shutil.rmtree(base, ignore_errors=True)
-    landing, warehouse = base / "landing", base / "warehouse.duckdb"
     t = time.perf_counter()
     source = "synthetic"
     if synthetic or not write_simulated(landing, base / "truth", size):
         write_synthetic(landing, SIZES[size])
     else:
         source = "simulator"
-    generate_s = time.perf_counter() - t
+    marker.write_text(json.dumps({"data": source}))
+    return source, time.perf_counter() - t
+
+
+def run(size: str, base: Path, source: str, memory_limit: str) -> dict[str, Any]:
+    """Ingest ``base``/landing into a fresh warehouse in a child process."""
+    landing, warehouse = base / "landing", base / "warehouse.duckdb"
+    for path in (warehouse, Path(f"{warehouse}.wal")):
+        path.unlink(missing_ok=True)
+    load_before = os.getloadavg()[0]
     out = subprocess.run(
         [sys.executable, "-c", CHILD, str(landing), str(warehouse), memory_limit],
         check=True,
@@ -138,8 +161,9 @@ def run(size: str, workdir: Path, memory_limit: str, synthetic: bool) -> dict[st
         text=True,
     )
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    result.update(size=size, data=source, generate_s=generate_s)
+    result.update(size=size, data=source, load=(load_before, os.getloadavg()[0]))
     result["rows_per_s"] = result["landed"] / result["seconds"]
+    result["cpu_bound_rows_per_s"] = result["landed"] / (result["cpu_s"] / CORES)
     return result
 
 
@@ -154,21 +178,32 @@ def main() -> None:
         "--synthetic", action="store_true", help="Synthetic data even if the simulator exists."
     )
     parser.add_argument("--keep", action="store_true", help="Keep the generated files.")
+    parser.add_argument(
+        "--reuse", action="store_true", help="Reuse a landing zone kept by an earlier --keep run."
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="Ingest runs per size.")
     args = parser.parse_args()
+    print(f"machine: {CORES} cores; DuckDB memory_limit {args.memory_limit}", flush=True)
     for size in args.sizes.split(","):
         if size not in SIZES:
             parser.error(f"unknown size {size!r}; choose among {', '.join(SIZES)}")
-        r = run(size, args.workdir, args.memory_limit, args.synthetic)
-        print(
-            f"ingest {size:>4} ({r['data']}): {r['landed']:,} rows in {r['files']} files, "
-            f"{r['seconds']:.1f} s = {r['rows_per_s'] / 1e6:.2f} M rows/s, "
-            f"CPU {r['cpu_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
-            f"quarantined {r['quarantined']:,}, "
-            f"failed files {len(r['failed'])}  (data generated in {r['generate_s']:.1f} s)",
-            flush=True,
-        )
+        base = args.workdir / size
+        source, generate_s = generate(size, base, args.synthetic, args.reuse)
+        for _ in range(max(1, args.repeat)):
+            r = run(size, base, source, args.memory_limit)
+            print(
+                f"ingest {size:>4} ({r['data']}): {r['landed']:,} rows in {r['files']} files, "
+                f"{r['seconds']:.1f} s = {r['rows_per_s'] / 1e6:.2f} M rows/s, "
+                f"CPU {r['cpu_s']:.1f} s (CPU-bound {r['cpu_bound_rows_per_s'] / 1e6:.2f} M rows/s"
+                f" on {CORES} cores), peak RSS {r['peak_rss_mb']:.0f} MB, "
+                f"quarantined {r['quarantined']:,}, failed files {len(r['failed'])}, "
+                f"manifest rows {r['manifest_rows']}, unbalanced batches {r['unbalanced']}, "
+                f"load {r['load'][0]:.1f}->{r['load'][1]:.1f}  "
+                f"(data generated in {generate_s:.1f} s)",
+                flush=True,
+            )
         if not args.keep:
-            shutil.rmtree(args.workdir / size, ignore_errors=True)
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

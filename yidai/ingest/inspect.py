@@ -63,6 +63,32 @@ class InspectedFile:
         return f"{self.file.source}:{self.file.day}:{self.checksum[:16]}"
 
 
+ParquetFooter = tuple[dict[str, str], int]  # column name -> DuckDB type, row count
+
+
+@dataclass(frozen=True)
+class PreparedFile:
+    """What is read of a file ahead of loading (in a worker thread): its checksum and, for
+    Parquet, its footer (or the problem reading it)."""
+
+    checksum: str | None  # None: not found or unreadable
+    footer: ParquetFooter | FileProblem | None = None
+
+
+def prepare_file(file: LandingFile) -> PreparedFile:
+    """Checksum and Parquet footer of ``file``; thread-safe, never raises for a bad file."""
+    try:
+        checksum = sha256_of(file.path)
+    except OSError:
+        return PreparedFile(None)
+    if file.fmt != "parquet" or file.path.stat().st_size == 0:
+        return PreparedFile(checksum)
+    try:
+        return PreparedFile(checksum, _parquet_footer(file.path))
+    except FileProblem as exc:
+        return PreparedFile(checksum, exc)
+
+
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
@@ -77,25 +103,31 @@ def sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def reader_sql(files: Sequence[LandingFile]) -> str:
+def reader_sql(files: Sequence[LandingFile], indices: Sequence[int] | None = None) -> str:
     """A subquery reading ``files`` with ``_f`` (index in ``files``), 1-based ``_row``, ``_day``.
 
-    Parquet files are read by one multi-file scan (they must share their schema); a CSV
-    subquery reads exactly one file.
+    With ``indices``, ``_f`` of the ``i``-th file is ``indices[i]`` instead (to re-read a few
+    files of a batch under their batch positions).  Parquet files are read by one multi-file
+    scan (they must share their schema); a CSV subquery reads exactly one file.
     """
     days = "[" + ", ".join(f"DATE '{(f.day or date(1970, 1, 1)).isoformat()}'" for f in files) + "]"
     if files[0].fmt == "csv":
         if len(files) != 1:
             raise ValueError("a CSV reader reads exactly one file")
+        index = indices[0] if indices else 0
         return (
-            "(SELECT * EXCLUDE (ordinality), 0 AS _f, ordinality AS _row, "
+            f"(SELECT * EXCLUDE (ordinality), {int(index)} AS _f, ordinality AS _row, "
             f"{days}[1] AS _day FROM read_csv({sql_str(str(files[0].path))}, header=true, "
             "all_varchar=true, delim=',', quote='\"', escape='\"', auto_detect=true, "
             "null_padding=false, hive_partitioning=false) WITH ORDINALITY)"
         )
     paths = "[" + ", ".join(sql_str(str(f.path)) for f in files) + "]"
+    position = "CAST(file_index AS INTEGER)"
+    if indices is not None:
+        listed = ", ".join(str(int(i)) for i in indices)
+        position = f"[{listed}][CAST(file_index AS BIGINT) + 1]"
     return (
-        "(SELECT * EXCLUDE (file_row_number), CAST(file_index AS INTEGER) AS _f, "
+        f"(SELECT * EXCLUDE (file_row_number), {position} AS _f, "
         f"file_row_number + 1 AS _row, {days}[CAST(file_index AS BIGINT) + 1] AS _day "
         f"FROM read_parquet({paths}, file_row_number=true, hive_partitioning=false))"
     )
@@ -152,7 +184,7 @@ def _duckdb_type(arrow_type: Any) -> str:
     return str(t).upper()
 
 
-def _parquet_footer(path: Path) -> tuple[dict[str, str], int]:
+def _parquet_footer(path: Path) -> ParquetFooter:
     """Column types and row count from a Parquet footer (nothing else is read)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -183,9 +215,16 @@ def _csv_header(path: Path) -> list[str]:
 
 
 def inspect_file(
-    con: duckdb.DuckDBPyConnection, file: LandingFile, contract: Contract, checksum: str
+    con: duckdb.DuckDBPyConnection,
+    file: LandingFile,
+    contract: Contract,
+    checksum: str,
+    footer: ParquetFooter | FileProblem | None = None,
 ) -> InspectedFile:
-    """Check that ``file`` is readable, non-empty and has exactly the contract's columns."""
+    """Check that ``file`` is readable, non-empty and has exactly the contract's columns.
+
+    ``footer``: the Parquet footer already read by :func:`prepare_file` (read here if None).
+    """
     path = file.path
     if not path.exists():
         raise FileProblem("file not found")
@@ -208,7 +247,9 @@ def inspect_file(
             ) from None
         rows = int(row[0]) if row else 0
     else:
-        columns, rows = _parquet_footer(path)
+        if isinstance(footer, FileProblem):
+            raise footer
+        columns, rows = footer if footer is not None else _parquet_footer(path)
         _check_columns(columns, contract)
     if rows == 0:
         raise FileProblem("empty file (no rows)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,23 @@ import duckdb
 from yidai.contracts import Contract, get_contract
 from yidai.errors import YidaiError
 from yidai.ingest.discovery import LandingFile, discover
-from yidai.ingest.inspect import FileProblem, InspectedFile, inspect_file, sha256_of, sql_str
+from yidai.ingest.inspect import (
+    FileProblem,
+    InspectedFile,
+    PreparedFile,
+    inspect_file,
+    prepare_file,
+    sql_str,
+)
 from yidai.ingest.report import FileResult, IngestReport
 from yidai.ingest.validation import (
+    ADD_SEEN_SQL,
     BAD_ROWS_SQL,
-    add_duplicates_sql,
-    candidates_sql,
+    CANDIDATES_SQL,
     duplicates_sql,
     q,
     scan_sql,
+    seen_sql,
     typed_sql,
 )
 from yidai.warehouse import connect, ensure_tables
@@ -39,6 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 2_000_000
 DEFAULT_MEMORY_LIMIT = "1GB"
+_MANIFEST_CHUNK = 500  # manifest rows per INSERT statement
 
 
 def _now() -> datetime:
@@ -72,18 +81,21 @@ def ingest_landing(
         log.warning("ignoring %s in the landing zone: not a known source", name)
     report = IngestReport(landing, Path(warehouse_path), ignored=found.ignored)
     con = connect(warehouse_path, memory_limit=memory_limit, threads=threads)
+    # checksums and Parquet footers are read by worker threads while earlier files load
+    pool = ThreadPoolExecutor(max_workers=max(1, threads or 2))
     try:
         con.execute("SET preserve_insertion_order = false")
         con.execute("SET enable_progress_bar = false")
         con.execute("SET TimeZone = 'UTC'")
         ensure_tables(con)
-        checksums = _checksums(found.files, threads or 2)
+        prepared = {f.path: pool.submit(prepare_file, f) for f in found.files if not f.problem}
         loader = _Loader(con, report, batch_rows)
         with _progress_bar(progress, len(found.files)) as advance:
             for source in dict.fromkeys(f.source for f in found.files):
                 files = [f for f in found.files if f.source == source]
-                loader.ingest_source(get_contract(source), files, checksums, advance)
+                loader.ingest_source(get_contract(source), files, prepared, advance)
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         con.close()
     report.seconds = time.perf_counter() - started
     log.info(
@@ -98,20 +110,6 @@ def ingest_landing(
         report.seconds,
     )
     return report
-
-
-def _checksums(files: Sequence[LandingFile], workers: int) -> dict[Path, str | None]:
-    """SHA-256 of every ingestible file (None when it cannot be read)."""
-
-    def one(f: LandingFile) -> str | None:
-        try:
-            return sha256_of(f.path)
-        except OSError:
-            return None
-
-    todo = [f for f in files if f.problem is None]
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return dict(zip((f.path for f in todo), pool.map(one, todo), strict=True))
 
 
 class _progress_bar:
@@ -160,6 +158,7 @@ class _Loader:
         self.con = con
         self.report = report
         self.batch_rows = max(1, batch_rows)
+        self.seen_source: str | None = None
         self.loaded = {
             str(path): (str(checksum), finished)
             for path, checksum, finished in con.execute(
@@ -172,14 +171,15 @@ class _Loader:
         self,
         contract: Contract,
         files: Sequence[LandingFile],
-        checksums: dict[Path, str | None],
+        prepared: dict[Path, Future[PreparedFile]],
         advance: Callable[[str, int], None],
     ) -> None:
         """Check, group and load the files of one source, in delivery order."""
         group: list[InspectedFile] = []
         group_rows = 0
         for file in files:
-            inspected = self._admit(contract, file, checksums.get(file.path))
+            ahead = prepared.get(file.path)
+            inspected = self._admit(contract, file, ahead.result() if ahead else None)
             if inspected is None:
                 advance(contract.name, 1)
                 continue
@@ -196,14 +196,15 @@ class _Loader:
             advance(contract.name, len(group))
 
     def _admit(
-        self, contract: Contract, file: LandingFile, checksum: str | None
+        self, contract: Contract, file: LandingFile, prepared: PreparedFile | None
     ) -> InspectedFile | None:
         """The inspected file if it must be loaded; records skips and failures otherwise."""
         started = _now()
         if file.problem is not None:
             self._fail(file, None, file.problem, started)
             return None
-        if checksum is None:
+        checksum = prepared.checksum if prepared else None
+        if prepared is None or checksum is None:
             self._fail(file, None, "file not found or unreadable", started)
             return None
         previous = self.loaded.get(file.rel_path)
@@ -224,7 +225,7 @@ class _Loader:
             )
             return None
         try:
-            return inspect_file(self.con, file, contract, checksum)
+            return inspect_file(self.con, file, contract, checksum, prepared.footer)
         except FileProblem as exc:
             self._fail(file, checksum, str(exc), started)
             return None
@@ -239,6 +240,9 @@ class _Loader:
             sum(f.rows for f in group),
             group[0].file.rel_path if len(group) == 1 else f"{group[0].file.rel_path} ...",
         )
+        if self.seen_source != contract.name:  # key hashes of the warehouse, once per source
+            self.con.execute(seen_sql(contract))
+            self.seen_source = contract.name
         self.con.begin()
         try:
             results = self._load_in_transaction(contract, group, started)
@@ -273,11 +277,20 @@ class _Loader:
         """Find bad rows and duplicates, insert the rest, quarantine the bad, write manifest."""
         con = self.con
         con.execute(scan_sql(contract, group))
-        con.execute(candidates_sql(contract))
+        con.execute(CANDIDATES_SQL)
         con.execute(BAD_ROWS_SQL)
-        if _scalar(con, "SELECT count(*) FROM _cand"):
-            con.execute(duplicates_sql(contract, group))
-            con.execute(add_duplicates_sql(contract, group))
+        candidate_files = con.execute(
+            "SELECT _f, bool_or(_seen) FROM _cand GROUP BY _f ORDER BY _f"
+        ).fetchall()
+        if candidate_files:  # re-read only the files with candidate rows, once
+            con.execute(
+                duplicates_sql(
+                    contract,
+                    group,
+                    [int(f) for f, _ in candidate_files],
+                    seen=any(seen for _, seen in candidate_files),
+                )
+            )
         paths = "[" + ", ".join(sql_str(f.file.rel_path) for f in group) + "]"
         batches = "[" + ", ".join(sql_str(f.batch_id) for f in group) + "]"
         ingested_at = _now()
@@ -295,6 +308,7 @@ class _Loader:
             f"_reason, record_json, {batches}[_f + 1], ? FROM _bad",
             [ingested_at],
         )
+        con.execute(ADD_SEEN_SQL)
         bad_by_file = dict(con.execute("SELECT _f, count(*) FROM _bad GROUP BY _f").fetchall())
         read_by_file = dict(con.execute("SELECT _f, count(*) FROM _scan GROUP BY _f").fetchall())
         late_by_file = dict(
@@ -333,28 +347,32 @@ class _Loader:
             "DELETE FROM ingest_manifest WHERE status = 'failed' AND list_contains(?, path)",
             [[f.file.rel_path for f in group]],
         )
-        con.executemany(
-            "INSERT INTO ingest_manifest "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, NULL)",
+        manifest_rows = [
             [
-                [
-                    r.path,
-                    r.source,
-                    r.day,
-                    f.checksum,
-                    f.size,
-                    r.rows_landed,
-                    r.rows_loaded,
-                    r.rows_quarantined,
-                    r.rows_late,
-                    r.batch_id,
-                    started,
-                    finished,
-                ]
-                for r, f in zip(results, group, strict=True)
-            ],
-        )
-        for table in ("_scan", "_cand", "_bad", "_dup"):
+                r.path,
+                r.source,
+                r.day,
+                f.checksum,
+                f.size,
+                r.rows_landed,
+                r.rows_loaded,
+                r.rows_quarantined,
+                r.rows_late,
+                r.batch_id,
+                started,
+                finished,
+            ]
+            for r, f in zip(results, group, strict=True)
+        ]
+        # one multi-row INSERT per chunk: executemany costs ~0.6 ms per row (4,403 small files)
+        one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'loaded', ?, ?, ?, NULL)"
+        for i in range(0, len(manifest_rows), _MANIFEST_CHUNK):
+            chunk = manifest_rows[i : i + _MANIFEST_CHUNK]
+            con.execute(
+                "INSERT INTO ingest_manifest VALUES " + ", ".join([one] * len(chunk)),
+                [value for row in chunk for value in row],
+            )
+        for table in ("_scan", "_cand", "_bad"):
             con.execute(f"DROP TABLE IF EXISTS {table}")
         return results
 

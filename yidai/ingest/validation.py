@@ -68,13 +68,23 @@ def _typed(col: Column, actual_type: str) -> str:
     return f"TRY_CAST({q(col.name)} AS {col.dtype})"
 
 
-def typed_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
+def typed_sql(
+    contract: Contract, files: Sequence[InspectedFile], indices: Sequence[int] | None = None
+) -> str:
     """Subquery over ``files``: ``_f``, ``_row``, ``_day``, the typed contract columns, and
-    ``<col>__raw`` (the value as delivered) for every column that needs a cast (CSV text)."""
+    ``<col>__raw`` (the value as delivered) for every column that needs a cast (CSV text).
+
+    With ``indices``, only ``files[i]`` for ``i`` in ``indices`` are read (``_f`` unchanged)."""
     types = files[0].column_types
     cols = [f"{_typed(c, types[c.name])} AS {q(c.name)}" for c in contract.columns]
     cols += [f"{q(c.name)} AS {_raw(c)}" for c in contract.columns if _needs_cast(c, types[c.name])]
-    return f"(SELECT _f, _row, _day, {', '.join(cols)} FROM {reader_sql([f.file for f in files])})"
+    read = [f.file for f in files] if indices is None else [files[i].file for i in indices]
+    return f"(SELECT _f, _row, _day, {', '.join(cols)} FROM {reader_sql(read, indices)})"
+
+
+def key_hash_sql(contract: Contract, alias: str) -> str:
+    """The 64-bit hash of a row's key (the same for the typed batch and the warehouse table)."""
+    return "hash(" + ", ".join(f"{alias}.{q(k)}" for k in contract.key) + ")"
 
 
 def _reference_join(col: Column, alias: str) -> str:
@@ -149,7 +159,7 @@ def scan_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
     ]
     any_bad = " OR ".join(f"coalesce({cond}, false)" for cond, _ in conditions)
     reason = ", ".join(f"CASE WHEN {cond} THEN {sql_str(r)} END" for cond, r in conditions)
-    key_hash = "hash(" + ", ".join(f"t.{q(k)}" for k in contract.key) + ")"
+    key_hash = key_hash_sql(contract, "t")
     late = (
         f"coalesce(CAST(t.{q(contract.event_time)} AS DATE) < t._day, false)"
         if contract.event_time and contract.kind == "event"
@@ -165,55 +175,74 @@ def scan_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
     )
 
 
-def candidates_sql(contract: Contract) -> str:
-    """Create ``_cand(_f, _row)``: good rows whose key hash repeats in the batch or occurs in
-    the warehouse (a superset of the duplicates; usually empty, so exact keys are compared
-    only for these few rows)."""
-    key_hash = "hash(" + ", ".join(f"w.{q(k)}" for k in contract.key) + ")"
-    return f"""
+def seen_sql(contract: Contract) -> str:
+    """Create ``_seen(_h)``: the key hashes of the rows already in the warehouse table.
+
+    Built once per source and run, then kept current with :data:`ADD_SEEN_SQL` inside each
+    batch's transaction, so the warehouse keys are not re-read and re-hashed for every batch.
+    """
+    return (
+        "CREATE OR REPLACE TEMP TABLE _seen AS "
+        f"SELECT {key_hash_sql(contract, 'w')} AS _h FROM {q(contract.name)} w"
+    )
+
+
+# Every good row's key is in the warehouse after the batch (duplicates repeat a loaded key).
+ADD_SEEN_SQL = "INSERT INTO _seen SELECT _h FROM _scan WHERE _reason IS NULL"
+
+CANDIDATES_SQL = """
 CREATE OR REPLACE TEMP TABLE _cand AS
 WITH ok AS (SELECT _h, _f, _row FROM _scan WHERE _reason IS NULL),
 repeated AS (SELECT _h FROM ok GROUP BY _h HAVING count(*) > 1),
-in_warehouse AS (
-    SELECT DISTINCT {key_hash} AS _h FROM {q(contract.name)} w
-    WHERE {key_hash} IN (SELECT _h FROM ok)
-)
-SELECT _f, _row FROM ok
-WHERE _h IN (SELECT _h FROM repeated) OR _h IN (SELECT _h FROM in_warehouse)
+seen AS (SELECT DISTINCT _h FROM _seen WHERE _h IN (SELECT _h FROM ok))
+SELECT ok._f, ok._row, s._h IS NOT NULL AS _seen
+FROM ok LEFT JOIN seen s ON s._h = ok._h
+WHERE s._h IS NOT NULL OR ok._h IN (SELECT _h FROM repeated)
 """
+"""Create ``_cand(_f, _row, _seen)``: good rows whose key hash repeats in the batch or is in
+``_seen`` (then ``_seen`` is true).  A superset of the duplicates, usually empty, so exact keys
+are compared only for these few rows."""
 
 
-def duplicates_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
-    """Create ``_dup(_f, _row, _reason)``: candidate rows whose key really repeats in the batch
-    or exists in the warehouse.
+def duplicates_sql(
+    contract: Contract, files: Sequence[InspectedFile], indices: Sequence[int], *, seen: bool
+) -> str:
+    """Add to ``_bad`` the candidate rows whose key really repeats in the batch or exists in
+    the warehouse, with their records.
 
-    The first occurrence (in delivery order) of a key new to the warehouse is kept; every other
-    occurrence is a duplicate.  Only rows that pass every other check compete for a key.
+    Reads only the files ``indices`` (those with candidate rows), once.  The first occurrence
+    (in delivery order) of a key new to the warehouse is kept; every other occurrence is a
+    duplicate.  Only rows that pass every other check compete for a key.  Without ``seen``
+    (no candidate's hash is in the warehouse) the warehouse table is not read at all.
     """
     key = ", ".join(q(k) for k in contract.key)
-    on = " AND ".join(f"w.{q(k)} = ok.{q(k)}" for k in contract.key)
+    on = " AND ".join(f"w.{q(k)} = c.{q(k)}" for k in contract.key)
     first_key = q(contract.key[0])
+    in_warehouse = (
+        f"SELECT DISTINCT {', '.join(f'w.{q(k)}' for k in contract.key)} "
+        f"FROM {q(contract.name)} w SEMI JOIN (SELECT * FROM cand WHERE _seen) c ON {on}"
+        if seen
+        else f"SELECT {key} FROM cand WHERE false"
+    )
     return f"""
-CREATE OR REPLACE TEMP TABLE _dup AS
-WITH ok AS (
-    SELECT {key}, _f, _row, (CAST(_f AS BIGINT) << {_POS_SHIFT}) + _row AS _pos
-    FROM {typed_sql(contract, files)} t SEMI JOIN _cand USING (_f, _row)
+INSERT INTO _bad
+WITH cand AS MATERIALIZED (
+    SELECT t.*, c._seen, (CAST(t._f AS BIGINT) << {_POS_SHIFT}) + t._row AS _pos
+    FROM {typed_sql(contract, files, indices)} t JOIN _cand c USING (_f, _row)
 ),
-in_warehouse AS (
-    SELECT DISTINCT {", ".join(f"w.{q(k)}" for k in contract.key)}
-    FROM {q(contract.name)} w SEMI JOIN ok ON {on}
-),
+in_warehouse AS ({in_warehouse}),
 repeated AS (
-    SELECT {key}, min(_pos) AS _first FROM ok GROUP BY {key} HAVING count(*) > 1
+    SELECT {key}, min(_pos) AS _first FROM cand GROUP BY {key} HAVING count(*) > 1
 )
-SELECT ok._f, ok._row,
-    CASE WHEN w.{first_key} IS NULL AND (r._first >> {_POS_SHIFT}) = ok._f
+SELECT t._f, t._row,
+    CASE WHEN w.{first_key} IS NULL AND (r._first >> {_POS_SHIFT}) = t._f
          THEN {sql_str(reason_duplicate(contract, within_file=True))}
-         ELSE {sql_str(reason_duplicate(contract, within_file=False))} END AS _reason
-FROM ok
+         ELSE {sql_str(reason_duplicate(contract, within_file=False))} END AS _reason,
+    {record_json_sql(contract, files[0].column_types)} AS record_json
+FROM cand t
 LEFT JOIN in_warehouse w USING ({key})
 LEFT JOIN repeated r USING ({key})
-WHERE w.{first_key} IS NOT NULL OR (r._first IS NOT NULL AND ok._pos <> r._first)
+WHERE w.{first_key} IS NOT NULL OR (r._first IS NOT NULL AND t._pos <> r._first)
 """
 
 
@@ -221,12 +250,3 @@ BAD_ROWS_SQL = (
     "CREATE OR REPLACE TEMP TABLE _bad AS "
     "SELECT _f, _row, _reason, record_json FROM _scan WHERE _reason IS NOT NULL"
 )
-
-
-def add_duplicates_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
-    """Add the rows of ``_dup`` to ``_bad``, with their records."""
-    return (
-        "INSERT INTO _bad SELECT t._f, t._row, d._reason, "
-        f"{record_json_sql(contract, files[0].column_types)} "
-        f"FROM {typed_sql(contract, files)} t JOIN _dup d USING (_f, _row)"
-    )
