@@ -34,7 +34,10 @@ def fetch_one(
     return rows[0] if rows else None
 
 
-_AGG_CALL = re.compile(r"\b(sum|count|max|min)\s*\(", re.IGNORECASE)
+_AGG_CALL = re.compile(r"\b(sum|count|max|min|arg_max)\s*\(", re.IGNORECASE)
+# What a windowed expression over the daily layer may call (aggregates and the scalars
+# around them); anything else is computed by the declared query instead.
+_LAYER_CALLS = {"sum", "count", "max", "min", "arg_max", "sqrt", "greatest", "nullif", "filter"}
 _NOT_WINDOWABLE = re.compile(r"\bas_of\b|\barg_max\b|\bavg\b", re.IGNORECASE)
 
 
@@ -54,10 +57,13 @@ def _close(expr: str, open_at: int) -> int:
 _RECENT_FILTER = re.compile(r"\s*FILTER\s*\(WHERE day > as_of - (\d+)\)", re.IGNORECASE)
 
 
-def windowed_expr(expr: str, window: str = "w") -> str | None:
+def windowed_expr(expr: str, window: str = "w", *, as_of_outside: bool = False) -> str | None:
     """``expr`` with every aggregate turned into a window aggregate over ``window`` (and
     ``count(*)`` into ``count(__n)``), or None if it cannot be (uses as_of, DISTINCT...).
-    ``FILTER (WHERE day > as_of - N)`` becomes the window ``w<N>`` (the last N days)."""
+    ``FILTER (WHERE day > as_of - N)`` becomes the window ``w<N>`` (the last N days).
+
+    With ``as_of_outside`` (the daily layer: one row per entity-day), ``as_of`` may be used
+    outside the aggregates (the day the windows end at) and so may ``arg_max`` (no ties)."""
     out, pos = [], 0
     for m in _AGG_CALL.finditer(expr):
         if m.start() < pos:
@@ -73,11 +79,16 @@ def windowed_expr(expr: str, window: str = "w") -> str | None:
             if f:
                 end = _close(expr, end + f.end() - 1)
                 call = expr[m.start() : end]
+        if as_of_outside and re.search(r"\bas_of\b|\bDISTINCT\b", call, re.IGNORECASE):
+            return None
         call = call.replace("count(*)", "count(__n)")
         out.append(f"{expr[pos : m.start()]}{call} OVER {name}")
         pos = end
     out.append(expr[pos:])
     result = "".join(out)
+    if as_of_outside:
+        calls = {c.lower() for c in re.findall(r"\b(\w+)\s*\(", expr)}
+        return result if calls <= _LAYER_CALLS | {"date_diff"} else None
     return None if _NOT_WINDOWABLE.search(result) else result
 
 
@@ -117,12 +128,15 @@ def compute_profiles_sql(
     last_day: dt.date,
     *,
     all_entities: bool = False,
+    history: bool = False,
 ) -> str:
     """A SELECT of (entity_id, as_of, <profile columns>) for every row of table ``keys``.
 
     Materialises the needed daily sources as temporary tables on ``con`` first.  With
     ``all_entities`` (a daily build, ``first_day == last_day``) it first creates ``keys``
-    itself: every entity of the master table or with rows in any source window.
+    itself: every entity of the master table or with rows in any source window.  With
+    ``history`` the keys are every entity-day with rows in a (non-master) source in
+    ``[first_day, last_day]``; ``keys`` is then created only if a feature needs it.
     """
     feats = [f for f in fs.profile_features if f.entity == entity]
     if not feats:
@@ -150,9 +164,33 @@ def compute_profiles_sql(
             f"CREATE TEMP TABLE {keys} AS SELECT DISTINCT entity_id, {_lit(last_day)} AS as_of "
             f"FROM ({seen}) WHERE entity_id IS NOT NULL"
         )
+    if history or first_day != last_day:
+        return _layer_profiles_sql(
+            con, feats, src_tables, keys, first_day, last_day, history=history
+        )
+    ctes, joins, where_is = _declared_ctes(feats, src_tables, keys, first_day, last_day)
+    select = [_output_column(f, where_is[f.name]) for f in feats]
+    return (
+        f"WITH {', '.join(ctes)} SELECT k.entity_id, k.as_of, {', '.join(select)} "
+        f"FROM {keys} k {' '.join(joins)}"
+    )
 
+
+def _output_column(f: Feature, value: str) -> str:
+    fill = "NULL" if f.fill is None else repr(float(f.fill))
+    return f"CAST(coalesce({value}, {fill}) AS DOUBLE) AS {_q(f.name)}"
+
+
+def _declared_ctes(
+    feats: Sequence[Feature],
+    src_tables: dict[str, str],
+    keys: str,
+    first_day: dt.date,
+    last_day: dt.date,
+) -> tuple[list[str], list[str], dict[str, str]]:
+    """CTEs computing ``feats`` for the rows of ``keys`` (aliased ``k``) from their declared
+    queries, the LEFT JOINs that bring them to ``k``, and where each value is."""
     ctes: list[str] = []
-    select: list[str] = []
     joins: list[str] = []
     one_day = first_day == last_day
     groups: dict[tuple[str, int | str | None, bool], list[Feature]] = {}
@@ -177,17 +215,7 @@ def compute_profiles_sql(
             wcols = ", ".join(f"{e} AS {_q(name)}" for name, e in exprs.items())
             src = SOURCES[source_name]
             measures = ", ".join([*src.dims, *(name for name, _ in src.measures)])
-            order = "ORDER BY date_diff('day', DATE '1970-01-01', as_of)"
-            frames = {}
-            for e in exprs.values():
-                for n in re.findall(r"OVER w(\d+|life)", e or ""):
-                    frames[f"w{n}"] = (
-                        "UNBOUNDED PRECEDING" if n == "life" else f"{int(n) - 1} PRECEDING"
-                    )
-            window_sql = ", ".join(
-                f"{name} AS (PARTITION BY entity_id {order} RANGE BETWEEN {frame} AND CURRENT ROW)"
-                for name, frame in frames.items()
-            )
+            window_sql = _windows_sql(exprs.values())
             ctes.append(
                 f"g{i} AS (SELECT entity_id, as_of, {wcols} FROM ("
                 f"SELECT entity_id, day AS as_of, {measures}, 1 AS __n, false AS __key "
@@ -209,18 +237,170 @@ def compute_profiles_sql(
             where_is[f.name] = f"g{i}.{_q(f.name)}"
     for j, f in enumerate(x for x in feats if x.kind == "sql"):
         # one as-of day: the declared query (a small range join); many: its windowed twin
-        body = f.windowed if f.windowed and first_day != last_day else f.expr
+        body = f.windowed if f.windowed and not one_day else f.expr
         template = body.replace("{keys}", keys).replace("{source}", src_tables[f.source])
         ctes.append(f"s{j} AS ({template})")
         joins.append(f"LEFT JOIN s{j} ON s{j}.entity_id = k.entity_id AND s{j}.as_of = k.as_of")
         where_is[f.name] = f"s{j}.value"
-    for f in feats:
-        fill = "NULL" if f.fill is None else repr(float(f.fill))
-        select.append(f"CAST(coalesce({where_is[f.name]}, {fill}) AS DOUBLE) AS {_q(f.name)}")
-    return (
-        f"WITH {', '.join(ctes)} SELECT k.entity_id, k.as_of, {', '.join(select)} "
-        f"FROM {keys} k {' '.join(joins)}"
+    return ctes, joins, where_is
+
+
+def _windows_sql(exprs: Iterable[str | None]) -> str:
+    """The WINDOW clause of the named windows (``w<N>``, ``wlife``) that ``exprs`` use, over
+    the entity's rows ordered by day."""
+    order = "ORDER BY date_diff('day', DATE '1970-01-01', as_of)"
+    frames = {}
+    for e in exprs:
+        for n in re.findall(r"OVER w(\d+|life)", e or ""):
+            frames[f"w{n}"] = "UNBOUNDED PRECEDING" if n == "life" else f"{int(n) - 1} PRECEDING"
+    return ", ".join(
+        f"{name} AS (PARTITION BY entity_id {order} RANGE BETWEEN {frame} AND CURRENT ROW)"
+        for name, frame in frames.items()
     )
+
+
+_DISTINCT_COUNT = re.compile(r"\s*count\s*\(\s*DISTINCT\s+(\w+)\s*\)\s*", re.IGNORECASE)
+
+
+def _renamed(expr: str, columns: Iterable[str], alias: str) -> str:
+    """``expr`` with each of a source's ``columns`` named ``"<alias>.<column>"`` (outside
+    string literals), as in the daily layer."""
+    names = sorted(set(columns), key=len, reverse=True)
+    pattern = re.compile(r"(?<![\w\".])(" + "|".join(map(re.escape, names)) + r")(?![\w\"])")
+    parts = re.split(r"('[^']*')", expr)
+    return "".join(
+        p if i % 2 else pattern.sub(lambda m: _q(f"{alias}.{m.group(1)}"), p)
+        for i, p in enumerate(parts)
+    )
+
+
+def _is_master(source_name: str) -> bool:
+    return source_name.endswith("_master")
+
+
+def _layer_profiles_sql(
+    con: duckdb.DuckDBPyConnection,
+    feats: Sequence[Feature],
+    src_tables: dict[str, str],
+    keys: str,
+    first_day: dt.date,
+    last_day: dt.date,
+    *,
+    history: bool,
+) -> str:
+    """Many as-of days at once over one daily layer of the entity: a row per entity-day with
+    rows in any source (or a key), every source's measures side by side, so that one sorted
+    window pass computes every windowable ``agg`` feature without a join.
+
+    ``count(DISTINCT v)`` over W days is the number of (entity, v) coverage runs open on the
+    day: +1 where a run of occurrences starts, -1 W days after its last occurrence (runs
+    merge occurrences less than W days apart), summed over all days so far.  The rest (the
+    ``sql`` features' windowed twins, aggregates that cannot slide) joins the key rows.
+    ``tests/features/test_features_layer.py`` proves all of it equal to the declared queries.
+    """
+    first, last = _lit(first_day), _lit(last_day)
+    alias = {name: f"s{i}" for i, name in enumerate(src_tables)}
+    layer_exprs: dict[str, str] = {}
+    covers: list[tuple[str, str, int | None]] = []  # (source, distinct column, window days)
+    declared: list[Feature] = []
+    for f in feats:
+        src = SOURCES.get(f.source)
+        distinct = _DISTINCT_COUNT.fullmatch(f.expr) if f.kind == "agg" else None
+        if src is not None and distinct and distinct.group(1) in src.dims:
+            layer_exprs[f.name] = f'coalesce(sum("c{len(covers)}") OVER wlife, 0)'
+            covers.append((f.source, distinct.group(1), f.window_days))
+            continue
+        e = None
+        if f.kind == "agg" and src is not None and not src.dims:
+            e = windowed_expr(f.expr, _window_name(f.window_days), as_of_outside=True)
+        if e is None:
+            declared.append(f)
+        else:
+            columns = ["day", "__n", *(name for name, _ in src.measures)]  # type: ignore[union-attr]
+            layer_exprs[f.name] = _renamed(e, columns, alias[f.source])
+
+    # the layer: parts with one row per entity-day each, full-joined on (entity_id, as_of);
+    # a part's key column marks the rows whose profile is wanted
+    parts: list[str] = []
+    used = " ".join(layer_exprs.values())
+    in_layer: set[str] = set()
+
+    def key_col(expr: str) -> str:
+        return "" if expr == "false" else f', {expr} AS "k{len(parts)}"'
+
+    for name, table in src_tables.items():
+        src = SOURCES[name]
+        a = alias[name]
+        cols = [c for c in ("day", "__n", *(m for m, _ in src.measures)) if f'"{a}.{c}"' in used]
+        if src.dims or not cols:
+            continue
+        key = "false" if not history or _is_master(name) else f"day BETWEEN {first} AND {last}"
+        value = {"day": "day", "__n": "1"}
+        sel = ", ".join(f"{value.get(c, c)} AS {_q(f'{a}.{c}')}" for c in cols)
+        parts.append(f"SELECT entity_id, day AS as_of, {sel}{key_col(key)} FROM {table}")
+        in_layer.add(name)
+    for i, (name, col, days) in enumerate(covers):
+        occ = f"SELECT DISTINCT entity_id, day, {col} FROM {src_tables[name]}"
+        occ = src_tables[name] if SOURCES[name].dims == (col,) else f"({occ})"
+        gap = f" OR day - prv >= {days}" if days else ""
+        ends = f"(nxt IS NULL OR nxt - day >= {days})" if days else "false"
+        runs = f"{src_tables[name]}_runs{i}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {runs} AS SELECT entity_id, day, "
+            f"CASE WHEN {col} IS NOT NULL AND (prv IS NULL{gap}) THEN 1 ELSE 0 END AS start, "
+            f"{col} IS NOT NULL AND {ends} AS ends FROM (SELECT entity_id, day, {col}, "
+            f"lag(day) OVER r AS prv, lead(day) OVER r AS nxt FROM {occ} "
+            f"WINDOW r AS (PARTITION BY entity_id, {col} ORDER BY day))"
+        )
+        if history and name not in in_layer:  # every occurrence day is a key day
+            key, where = f"day BETWEEN {first} AND {last}", ""
+            in_layer.add(name)
+        else:
+            key, where = "false", " WHERE start = 1"
+        steps = f"SELECT entity_id, day AS as_of, start AS c, {key} AS k FROM {runs}{where}"
+        if days:
+            steps += (
+                f" UNION ALL SELECT entity_id, day + {days}, -1, false FROM {runs} "
+                f"WHERE ends AND day + {days} <= {last}"
+            )
+        parts.append(
+            f'SELECT entity_id, as_of, sum(c) AS "c{i}"{key_col("bool_or(k)")} '
+            f"FROM ({steps}) GROUP BY entity_id, as_of"
+        )
+    if history:
+        for name, table in src_tables.items():
+            if name not in in_layer and not _is_master(name):
+                parts.append(
+                    f"SELECT DISTINCT entity_id, day AS as_of{key_col('true')} FROM {table} "
+                    f"WHERE day BETWEEN {first} AND {last}"
+                )
+    else:
+        parts.append(f"SELECT DISTINCT entity_id, as_of{key_col('true')} FROM {keys}")
+    keys_in = [f'coalesce("k{j}", false)' for j, p in enumerate(parts) if f'"k{j}"' in p]
+    joined = f"({parts[0]})" + "".join(
+        f" FULL JOIN ({p}) USING (entity_id, as_of)" for p in parts[1:]
+    )
+    layer = f"SELECT *, {' OR '.join(keys_in)} AS __key FROM {joined}"
+    wsql = _windows_sql(layer_exprs.values())
+    window = f" WINDOW {wsql}" if wsql else ""
+    out = {f.name: _output_column(f, layer_exprs[f.name]) for f in feats if f.name in layer_exprs}
+    if not declared:
+        select = ", ".join(out[f.name] for f in feats)
+        return f"SELECT entity_id, as_of, {select} FROM ({layer}){window} QUALIFY __key"
+    if history:  # the declared queries read the keys
+        active = " UNION ".join(
+            f"SELECT entity_id, day AS as_of FROM {t} WHERE day BETWEEN {first} AND {last}"
+            for n, t in src_tables.items()
+            if not _is_master(n)
+        )
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} AS {active}")
+    ctes, joins, where_is = _declared_ctes(declared, src_tables, keys, first_day, last_day)
+    lcols = "".join(f", {v}" for v in out.values())
+    ctes.insert(0, f"k AS (SELECT entity_id, as_of{lcols} FROM ({layer}){window} QUALIFY __key)")
+    select = ", ".join(
+        f"k.{_q(f.name)}" if f.name in out else _output_column(f, where_is[f.name]) for f in feats
+    )
+    return f"WITH {', '.join(ctes)} SELECT k.entity_id, k.as_of, {select} FROM k {' '.join(joins)}"
 
 
 def _ensure_feature_tables(con: duckdb.DuckDBPyConnection, fs: FeatureSet) -> None:
@@ -264,10 +444,11 @@ def _write_profiles(
     last_day: dt.date,
     complete: bool,
     all_entities: bool = False,
+    history: bool = False,
 ) -> int:
     """Replace the rows of ``[first_day, last_day]`` with the profiles of ``keys``."""
     sql = compute_profiles_sql(
-        con, fs, entity, keys, first_day, last_day, all_entities=all_entities
+        con, fs, entity, keys, first_day, last_day, all_entities=all_entities, history=history
     )
     table = profile_table(fs, entity)
     con.execute("BEGIN TRANSACTION")
@@ -344,21 +525,12 @@ def build_features_history(
     sets = resolve_feature_sets(feature_sets)
     ensure_tables(con)
     written: dict[str, int] = {}
-    lo = f"CAST({_lit(start)} AS TIMESTAMP)"
-    hi = f"CAST({_lit(end + dt.timedelta(days=1))} AS TIMESTAMP)"
     for fs in sets:
         _ensure_feature_tables(con, fs)
         for entity in fs.profile_entities:
-            sources = dict.fromkeys(f.source for f in fs.profile_features if f.entity == entity)
-            activity = " UNION ".join(
-                f"SELECT entity_id, day AS as_of FROM ({SOURCES[s].daily_sql(lo, hi)})"
-                for s in sources
-                if not SOURCES[s].name.endswith("_master")
-            )
             keys = f"__keys_{uuid.uuid4().hex[:8]}"
-            con.execute(f"CREATE TEMP TABLE {keys} AS {activity}")
             written[f"{fs.name}/{entity}"] = _write_profiles(
-                con, fs, entity, keys, start, end, complete=False
+                con, fs, entity, keys, start, end, complete=False, history=True
             )
             _drop_temp(con)
         log.info("built %s history %s..%s", fs.name, start, end)
