@@ -251,10 +251,13 @@ def _windows_sql(exprs: Iterable[str | None]) -> str:
     order = "ORDER BY date_diff('day', DATE '1970-01-01', as_of)"
     frames = {}
     for e in exprs:
-        for n in re.findall(r"OVER w(\d+|life)", e or ""):
+        for n in re.findall(r"OVER w(\d+|life)\b", e or ""):
             frames[f"w{n}"] = "UNBOUNDED PRECEDING" if n == "life" else f"{int(n) - 1} PRECEDING"
+        for n in re.findall(r"OVER wend(\d+)\b", e or ""):  # up to n days before
+            frames[f"wend{n}"] = f"UNBOUNDED PRECEDING AND {n} PRECEDING"
     return ", ".join(
-        f"{name} AS (PARTITION BY entity_id {order} RANGE BETWEEN {frame} AND CURRENT ROW)"
+        f"{name} AS (PARTITION BY entity_id {order} RANGE BETWEEN {frame}"
+        f"{'' if name.startswith('wend') else ' AND CURRENT ROW'})"
         for name, frame in frames.items()
     )
 
@@ -292,9 +295,10 @@ def _layer_profiles_sql(
     rows in any source (or a key), every source's measures side by side, so that one sorted
     window pass computes every windowable ``agg`` feature without a join.
 
-    ``count(DISTINCT v)`` over W days is the number of (entity, v) coverage runs open on the
-    day: +1 where a run of occurrences starts, -1 W days after its last occurrence (runs
-    merge occurrences less than W days apart), summed over all days so far.  The rest (the
+    ``count(DISTINCT v)`` over W days is the number of (entity, v) runs open on the day (a run
+    merges occurrences less than W days apart and stays open W - 1 days after its last one):
+    the runs started so far minus those whose last occurrence is W or more days back, two
+    running sums, no extra rows and no DISTINCT window.  The rest (the
     ``sql`` features' windowed twins, aggregates that cannot slide) joins the key rows.
     ``tests/features/test_features_layer.py`` proves all of it equal to the declared queries.
     """
@@ -307,7 +311,9 @@ def _layer_profiles_sql(
         src = SOURCES.get(f.source)
         distinct = _DISTINCT_COUNT.fullmatch(f.expr) if f.kind == "agg" else None
         if src is not None and distinct and distinct.group(1) in src.dims:
-            layer_exprs[f.name] = f'coalesce(sum("c{len(covers)}") OVER wlife, 0)'
+            c, w = f'"c{len(covers)}"', f.window_days
+            ended = f' - coalesce(sum("e{len(covers)}") OVER wend{w}, 0)' if w else ""
+            layer_exprs[f.name] = f"coalesce(sum({c}) OVER wlife, 0){ended}"
             covers.append((f.source, distinct.group(1), f.window_days))
             continue
         e = None
@@ -356,16 +362,12 @@ def _layer_profiles_sql(
             key, where = f"day BETWEEN {first} AND {last}", ""
             in_layer.add(name)
         else:
-            key, where = "false", " WHERE start = 1"
-        steps = f"SELECT entity_id, day AS as_of, start AS c, {key} AS k FROM {runs}{where}"
-        if days:
-            steps += (
-                f" UNION ALL SELECT entity_id, day + {days}, -1, false FROM {runs} "
-                f"WHERE ends AND day + {days} <= {last}"
-            )
+            key, where = "false", " WHERE start = 1 OR ends"
+        any_key = "false" if key == "false" else f"bool_or({key})"
         parts.append(
-            f'SELECT entity_id, as_of, sum(c) AS "c{i}"{key_col("bool_or(k)")} '
-            f"FROM ({steps}) GROUP BY entity_id, as_of"
+            f'SELECT entity_id, day AS as_of, sum(start) AS "c{i}", '
+            f'sum(CASE WHEN ends THEN 1 ELSE 0 END) AS "e{i}"{key_col(any_key)} '
+            f"FROM {runs}{where} GROUP BY entity_id, day"
         )
     if history:
         for name, table in src_tables.items():
