@@ -277,6 +277,29 @@ def _renamed(expr: str, columns: Iterable[str], alias: str) -> str:
     )
 
 
+def _narrow_types(
+    con: duckdb.DuckDBPyConnection, table: str, cols: Sequence[str], used: str, alias: str
+) -> dict[str, str]:
+    """Columns of ``table`` that the layer can hold in 8 instead of 16 bytes: 128-bit
+    DECIMAL(38, s) / HUGEINT measures only ever summed (``sum(c)``, ``sum(c * c)``).  A sum
+    of DECIMAL(18, s) is DECIMAL(38, s) and one of BIGINT is HUGEINT, as before, with the
+    same exact value; a value that does not fit fails the cast instead of changing."""
+    narrow: dict[str, str] = {}
+    for name, dtype, *_ in con.execute(f"DESCRIBE {table}").fetchall():
+        if name not in cols:
+            continue
+        c = _q(f"{alias}.{name}")
+        rest = used.replace(f"sum({c} * {c})", "").replace(f"sum({c})", "")
+        if c in rest:
+            continue
+        decimal = re.fullmatch(r"DECIMAL\(38,\s*(\d+)\)", dtype)
+        if decimal:
+            narrow[name] = f"DECIMAL(18, {decimal.group(1)})"
+        elif dtype == "HUGEINT":
+            narrow[name] = "BIGINT"
+    return narrow
+
+
 def _is_master(source_name: str) -> bool:
     return source_name.endswith("_master")
 
@@ -342,6 +365,8 @@ def _layer_profiles_sql(
             continue
         key = "false" if not history or _is_master(name) else f"day BETWEEN {first} AND {last}"
         value = {"day": "day", "__n": "1"}
+        for c, narrow in _narrow_types(con, table, cols, used, a).items():
+            value[c] = f"CAST({c} AS {narrow})"
         sel = ", ".join(f"{value.get(c, c)} AS {_q(f'{a}.{c}')}" for c in cols)
         parts.append(f"SELECT entity_id, day AS as_of, {sel}{key_col(key)} FROM {table}")
         in_layer.add(name)
