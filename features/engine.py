@@ -300,6 +300,47 @@ def _narrow_types(
     return narrow
 
 
+def _sparse_sources(
+    con: duckdb.DuckDBPyConnection, src_tables: dict[str, str], alias: dict[str, str], used: str
+) -> set[str]:
+    """Sources of the layer with under a quarter of the rows of its largest one: their
+    windows run over their own rows instead of every layer row (DuckDB's window cost is
+    rows x aggregates) and are looked up for each key day."""
+    rows: dict[str, int] = {}
+    for name, table in src_tables.items():
+        if not SOURCES[name].dims and f'"{alias[name]}.' in used:
+            row = fetch_one(con, f"SELECT count(*) FROM {table}")
+            rows[name] = int(row[0]) if row else 0
+    largest = max(rows.values(), default=0)
+    return {name for name, n in rows.items() if 4 * n < largest}
+
+
+def _lifted_calls(expr: str, calls: dict[str, str]) -> str:
+    """``expr`` with each window aggregate ``agg(...) [FILTER (...)] OVER w`` replaced by a
+    column ``"__a<k>"`` (recorded in ``calls``: call -> column); counts stay 0 when absent."""
+    out, pos = [], 0
+    for m in _AGG_CALL.finditer(expr):
+        if m.start() < pos:
+            continue
+        end = _close(expr, m.end() - 1)
+        f = re.match(r"\s*FILTER\s*\(", expr[end:], re.IGNORECASE)
+        if f:
+            end = _close(expr, end + f.end() - 1)
+        over = re.match(r"\s*OVER\s+\w+", expr[end:])
+        if over is None:
+            raise YidaiError(f"not a window aggregate in {expr!r}")
+        end += over.end()
+        call = expr[m.start() : end]
+        col = calls.setdefault(call, f"__a{len(calls)}")
+        ref = _q(col)
+        if m.group(1).lower() == "count":
+            ref = f"coalesce({ref}, 0)"
+        out.append(f"{expr[pos : m.start()]}{ref}")
+        pos = end
+    out.append(expr[pos:])
+    return "".join(out)
+
+
 def _is_master(source_name: str) -> bool:
     return source_name.endswith("_master")
 
@@ -357,11 +398,26 @@ def _layer_profiles_sql(
     def key_col(expr: str) -> str:
         return "" if expr == "false" else f', {expr} AS "k{len(parts)}"'
 
+    sparse = _sparse_sources(con, src_tables, alias, used)
+    used_by = {a: [e for e in layer_exprs.values() if f'"{a}.' in e] for a in alias.values()}
+    sparse_parts: list[str] = []
     for name, table in src_tables.items():
         src = SOURCES[name]
         a = alias[name]
         cols = [c for c in ("day", "__n", *(m for m, _ in src.measures)) if f'"{a}.{c}"' in used]
         if src.dims or not cols:
+            continue
+        if name in sparse:
+            value = {"day": "day", "__n": "1"}
+            sel = ", ".join(f"{value.get(c, c)} AS {_q(f'{a}.{c}')}" for c in cols)
+            sparse_parts.append(f"SELECT entity_id, day AS as_of, {sel} FROM {table}")
+            # the windows' contents change on the source's days and W days later
+            ws = sorted({int(w) for e in used_by[a] for w in re.findall(r"OVER w(\d+)\b", e)})
+            if ws:
+                sparse_parts.append(
+                    f"SELECT DISTINCT entity_id, day + w AS as_of FROM {table}, "
+                    f"unnest({ws}) t(w) WHERE day + w <= {last}"
+                )
             continue
         key = "false" if not history or _is_master(name) else f"day BETWEEN {first} AND {last}"
         value = {"day": "day", "__n": "1"}
@@ -408,12 +464,41 @@ def _layer_profiles_sql(
         f" FULL JOIN ({p}) USING (entity_id, as_of)" for p in parts[1:]
     )
     layer = f"SELECT *, {' OR '.join(keys_in)} AS __key FROM {joined}"
-    wsql = _windows_sql(layer_exprs.values())
+    sparse_aliases = tuple(f'"{alias[n]}.' for n in sparse)
+    dense = {n: e for n, e in layer_exprs.items() if not any(a in e for a in sparse_aliases)}
+    wsql = _windows_sql(dense.values())
     window = f" WINDOW {wsql}" if wsql else ""
-    out = {f.name: _output_column(f, layer_exprs[f.name]) for f in feats if f.name in layer_exprs}
+    out = {n: _output_column(f, dense[n]) for f in feats if (n := f.name) in dense}
+    base = f"SELECT entity_id, as_of{''.join(f', {v}' for v in out.values())} FROM ({layer})"
+    base += f"{window} QUALIFY __key" if window else " WHERE __key"
+    if sparse_parts:
+        # the sparse sources' windows over their own rows (and the days their windows change
+        # on), looked up for each key day: the last such day at or before it
+        calls: dict[str, str] = {}
+        outer: dict[str, str] = {}
+        for n, e in layer_exprs.items():
+            if n not in dense:
+                outer[n] = _lifted_calls(e, calls)
+        joined = f"({sparse_parts[0]})" + "".join(
+            f" FULL JOIN ({p}) USING (entity_id, as_of)" for p in sparse_parts[1:]
+        )
+        values = ", ".join(f"{c} AS {_q(a)}" for c, a in calls.items())
+        lookup = (
+            f"SELECT entity_id AS __sp_entity, as_of AS __sp_day, {values} FROM {joined} "
+            f"WINDOW {_windows_sql(calls)}"
+        )
+        for f in feats:
+            if f.name in outer:
+                out[f.name] = _output_column(f, outer[f.name])
+        picked = ", ".join(
+            f"{_q(f.name)}" if f.name in dense else out[f.name] for f in feats if f.name in out
+        )
+        base = (
+            f"SELECT entity_id, as_of, {picked} FROM ({base}) ASOF LEFT JOIN ({lookup}) sp "
+            "ON sp.__sp_entity = entity_id AND sp.__sp_day <= as_of"
+        )
     if not declared:
-        select = ", ".join(out[f.name] for f in feats)
-        return f"SELECT entity_id, as_of, {select} FROM ({layer}){window} QUALIFY __key"
+        return base
     if history:  # the declared queries read the keys
         active = " UNION ".join(
             f"SELECT entity_id, day AS as_of FROM {t} WHERE day BETWEEN {first} AND {last}"
@@ -422,8 +507,7 @@ def _layer_profiles_sql(
         )
         con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} AS {active}")
     ctes, joins, where_is = _declared_ctes(declared, src_tables, keys, first_day, last_day)
-    lcols = "".join(f", {v}" for v in out.values())
-    ctes.insert(0, f"k AS (SELECT entity_id, as_of{lcols} FROM ({layer}){window} QUALIFY __key)")
+    ctes.insert(0, f"k AS ({base})")
     select = ", ".join(
         f"k.{_q(f.name)}" if f.name in out else _output_column(f, where_is[f.name]) for f in feats
     )
