@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import duckdb
@@ -24,6 +26,12 @@ from yidai.warehouse import ensure_tables
 
 log = logging.getLogger(__name__)
 SCHEMA = "feat"
+# DuckDB memory limit while a history is built (lowered, never raised): past it the window
+# passes spill.  10M POS, personal set: peak RSS 5.3 GB unlimited, 3.2 GB at 3 GB (same
+# time), 2.2 GB at 2 GB (+30% time).
+HISTORY_MEMORY_LIMIT_BYTES = 3 * 1024**3
+_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+_UNITS |= {"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4}
 
 
 def fetch_one(
@@ -620,6 +628,29 @@ def build_features(
     return written
 
 
+def _bytes(setting: str) -> float | None:
+    """``'18.8 GiB'`` -> bytes (None if not understood)."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", setting)
+    unit = _UNITS.get(m.group(2).upper()) if m else None
+    return float(m.group(1)) * unit if m and unit else None
+
+
+@contextmanager
+def _memory_limit(con: duckdb.DuckDBPyConnection, limit_bytes: int) -> Iterator[None]:
+    """Lower DuckDB's memory limit to ``limit_bytes`` for the block (if it is higher)."""
+    row = fetch_one(con, "SELECT current_setting('memory_limit')")
+    old = str(row[0]) if row else ""
+    current = _bytes(old)
+    if current is None or current <= limit_bytes:
+        yield
+        return
+    con.execute(f"SET memory_limit = '{limit_bytes // 1024**2}MiB'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{math.ceil(current / 1024**2)}MiB'")
+
+
 def build_features_history(
     con: duckdb.DuckDBPyConnection,
     start: dt.date,
@@ -636,15 +667,16 @@ def build_features_history(
     sets = resolve_feature_sets(feature_sets)
     ensure_tables(con)
     written: dict[str, int] = {}
-    for fs in sets:
-        _ensure_feature_tables(con, fs)
-        for entity in fs.profile_entities:
-            keys = f"__keys_{uuid.uuid4().hex[:8]}"
-            written[f"{fs.name}/{entity}"] = _write_profiles(
-                con, fs, entity, keys, start, end, complete=False, history=True
-            )
-            _drop_temp(con)
-        log.info("built %s history %s..%s", fs.name, start, end)
+    with _memory_limit(con, HISTORY_MEMORY_LIMIT_BYTES):
+        for fs in sets:
+            _ensure_feature_tables(con, fs)
+            for entity in fs.profile_entities:
+                keys = f"__keys_{uuid.uuid4().hex[:8]}"
+                written[f"{fs.name}/{entity}"] = _write_profiles(
+                    con, fs, entity, keys, start, end, complete=False, history=True
+                )
+                _drop_temp(con)
+            log.info("built %s history %s..%s", fs.name, start, end)
     return written
 
 

@@ -144,3 +144,22 @@ def test_distinct_counts_at_the_window_edges(
     day = start + dt.timedelta(days=179)  # 5812 at 89 and 179: one MCC; 5411 at 95: two
     assert counts.loc[pd.Timestamp(day)] == 2.0
     assert counts.loc[pd.Timestamp(start + dt.timedelta(days=185))] == 1.0
+
+
+def test_history_memory_limit_is_lowered_for_the_build_only(tmp_path: Any) -> None:
+    from features.engine import _memory_limit
+
+    con = duckdb.connect(str(tmp_path / "m.duckdb"))
+    con.execute("SET memory_limit = '8GB'")
+
+    def limit() -> str:
+        return str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
+
+    before = limit()
+    with _memory_limit(con, 3 * 1024**3):
+        assert limit() == "3.0 GiB"
+    assert limit() == before
+    con.execute("SET memory_limit = '1GB'")  # a lower limit is kept
+    with _memory_limit(con, 3 * 1024**3):
+        assert limit() == "953.6 MiB"
+    con.close()
