@@ -3,6 +3,8 @@
 One SQL generator serves the daily build (every entity, one day), the history build (every
 entity-day with activity) and training sets (the spine's entity and day before the decision),
 so the three can never disagree.  A profile as of day D uses events with ``ts < D + 1 day``.
+One day runs the declared queries; many days (history, training sets) run an implementation
+over one daily layer per entity (:func:`_layer_profiles_sql`) that the tests prove equal.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def fetch_one(
 _AGG_CALL = re.compile(r"\b(sum|count|max|min|arg_max)\s*\(", re.IGNORECASE)
 # What a windowed expression over the daily layer may call (aggregates and the scalars
 # around them); anything else is computed by the declared query instead.
-_LAYER_CALLS = {"sum", "count", "max", "min", "arg_max", "sqrt", "greatest", "nullif", "filter"}
+_LAYER_CALLS = {"sum", "count", "max", "min", "arg_max", "sqrt", "greatest", "nullif", "date_diff"}
+_LAYER_CALLS.add("filter")  # the FILTER clause of an aggregate
 _NOT_WINDOWABLE = re.compile(r"\bas_of\b|\barg_max\b|\bavg\b", re.IGNORECASE)
 
 
@@ -96,7 +99,7 @@ def windowed_expr(expr: str, window: str = "w", *, as_of_outside: bool = False) 
     result = "".join(out)
     if as_of_outside:
         calls = {c.lower() for c in re.findall(r"\b(\w+)\s*\(", expr)}
-        return result if calls <= _LAYER_CALLS | {"date_diff"} else None
+        return result if calls <= _LAYER_CALLS else None
     return None if _NOT_WINDOWABLE.search(result) else result
 
 
