@@ -209,22 +209,39 @@ FROM own JOIN market USING (as_of)
 def _top_share_windowed(dim: str, measure: str, days: int) -> str:
     """The largest ``dim``'s share of ``measure`` over ``days`` days, for every key at once.
 
-    Each (entity, dim) pair's window sum is a step function of the day that changes only on
-    its activity days and ``days`` later: one segment [s, e) per step.  The max over the
-    segments covering a day is found with dyadic blocks (each segment is covered by at most
-    two aligned blocks of each size 2^j; a day looks up its one block per size), so the cost
-    is rows x log(days), not rows x days.
+    A (entity, dim) pair with a single row (most cards at a merchant) contributes its amount
+    while that row is in the window: the sliding max of the per-day max of such amounts.
+    The other pairs' window sums are step functions of the day that change only on their
+    activity days and ``days`` later: one segment [s, e) per step.  The max over the segments
+    covering a day is found with dyadic blocks (each segment is covered by at most two
+    aligned blocks of each size 2^j; a day looks up its one block per size), so the cost is
+    rows x log(days), not rows x days.  The top share is the larger of the two maxima over
+    the window's total.
     """
     levels = days.bit_length()
     dn = _DAY_NUMBER.format(col="day")
+    window = f"RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW"
     return f"""
-WITH d AS (SELECT entity_id, {dim} AS dim, {dn} AS dn, {measure} AS a FROM {{source}}),
+WITH d AS (
+  SELECT entity_id, {dim} AS dim, {dn} AS dn, {measure} AS a,
+         count(*) OVER (PARTITION BY entity_id, {dim}) AS n
+  FROM {{source}}),
+daily AS (
+  SELECT entity_id, dn, max(a) FILTER (WHERE n = 1) AS single, sum(a) AS total
+  FROM d GROUP BY ALL),
+k AS (SELECT DISTINCT entity_id, as_of, {_DAY_NUMBER.format(col="as_of")} AS dn FROM {{keys}}),
+by_day AS (
+  SELECT entity_id, as_of, max(single) OVER w AS single, sum(total) OVER w AS total
+  FROM (SELECT entity_id, dn, single, total, false AS __key FROM daily UNION ALL BY NAME
+        SELECT entity_id, dn, as_of, true AS __key FROM k)
+  WINDOW w AS (PARTITION BY entity_id ORDER BY dn {window})
+  QUALIFY __key),
+r AS (SELECT entity_id, dim, dn, a FROM d WHERE n > 1),
 steps AS (
   SELECT DISTINCT entity_id, dim, dn, sum(a) OVER w AS a, count(a) OVER w AS n
-  FROM (SELECT entity_id, dim, dn, a FROM d
-        UNION ALL SELECT entity_id, dim, dn + {days}, NULL FROM d)
-  WINDOW w AS (PARTITION BY entity_id, dim ORDER BY dn
-               RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW)),
+  FROM (SELECT entity_id, dim, dn, a FROM r
+        UNION ALL SELECT entity_id, dim, dn + {days}, NULL FROM r)
+  WINDOW w AS (PARTITION BY entity_id, dim ORDER BY dn {window})),
 seg AS (
   SELECT entity_id, dn AS s, lead(dn) OVER (PARTITION BY entity_id, dim ORDER BY dn) AS e, a, n
   FROM steps),
@@ -234,20 +251,14 @@ blocks AS (
     FROM seg CROSS JOIN range({levels}) t(j)
     WHERE n > 0 AND (s + (1 << j) - 1) >> j <= (e >> j) - 1)
   GROUP BY ALL),
-k AS (SELECT DISTINCT entity_id, as_of, {_DAY_NUMBER.format(col="as_of")} AS dn FROM {{keys}}),
+kb AS (SELECT entity_id, as_of, j, dn >> j AS b FROM k CROSS JOIN range({levels}) t(j)),
 top AS (
-  SELECT k.entity_id, k.as_of, max(x.a) AS a
-  FROM k CROSS JOIN range({levels}) t(j)
-  JOIN blocks x ON x.entity_id = k.entity_id AND x.j = t.j AND x.b = k.dn >> t.j
-  GROUP BY ALL),
-total AS (
-  SELECT entity_id, as_of, sum(a) OVER (PARTITION BY entity_id ORDER BY dn
-         RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW) AS a, __key
-  FROM (SELECT entity_id, dn, a, false AS __key FROM d UNION ALL BY NAME
-        SELECT entity_id, dn, as_of, true AS __key FROM k)
-  QUALIFY __key)
-SELECT top.entity_id, top.as_of, top.a / nullif(total.a, 0) AS value
-FROM top JOIN total USING (entity_id, as_of)
+  SELECT kb.entity_id, kb.as_of, max(x.a) AS a
+  FROM kb JOIN blocks x ON x.entity_id = kb.entity_id AND x.j = kb.j AND x.b = kb.b
+  GROUP BY ALL)
+SELECT by_day.entity_id, by_day.as_of, greatest(by_day.single, top.a) / nullif(by_day.total, 0)
+       AS value
+FROM by_day LEFT JOIN top USING (entity_id, as_of)
 """
 
 
