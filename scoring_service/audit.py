@@ -205,6 +205,10 @@ _LEDGER_BY_IDEM = {
 
 _INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError)
 CHECKPOINT_SECONDS = 1.0
+# Connections per process to a server database (SQLAlchemy pool, no overflow).  Every store
+# call holds at most one connection at a time, so this many threads calling the store at
+# once never wait for the pool: the service runs at most this many calls concurrently.
+PG_POOL_SIZE = 10
 
 
 class IdempotencyConflict(YidaiError):
@@ -332,6 +336,9 @@ class AuditStore:
         self._synchronous = sqlite_synchronous
         self.engine: Engine | None = None
         self.dialect = "sqlite"
+        # How many calls may use the store at once (the connection pool's size); None: the
+        # thin SQLite adapter, whose calls take tens of microseconds and need no thread.
+        self.max_concurrent_calls: int | None = None if self.is_sqlite else PG_POOL_SIZE
         try:
             if self.is_sqlite:
                 path = url.split("sqlite:///", 1)[-1]
@@ -346,7 +353,9 @@ class AuditStore:
                         f"audit store {_redact(url)}: only sqlite:///path and "
                         "postgresql://... URLs are supported"
                     )
-                self.engine = create_engine(engine_url(url), pool_pre_ping=True)
+                self.engine = create_engine(
+                    engine_url(url), pool_pre_ping=True, pool_size=PG_POOL_SIZE, max_overflow=0
+                )
             # PostgreSQL locks the line row for a drawdown or repayment; SQLite's write
             # transaction (BEGIN IMMEDIATE) already excludes every other writer.
             self._for_update = " FOR UPDATE" if self.dialect == "postgresql" else ""

@@ -19,7 +19,9 @@ async def post_drawdown(
 ) -> Response:
     """Draw within limit minus outstanding; two concurrent drawdowns never exceed it."""
     state = auth.state
-    answer = drawdown(state.resources, state.audit, body.model_dump(mode="json"), auth.caller)
+    answer = await state.call(
+        drawdown, state.resources, state.audit, body.model_dump(mode="json"), auth.caller
+    )
     return Response(answer.json, media_type="application/json")
 
 
