@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
@@ -220,8 +221,32 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
+# orjson keeps what json.dumps(default=str) did with non-JSON values: datetimes and
+# dataclasses go through ``_json_default`` (str) instead of orjson's own formats.
+_ORJSON_OPTIONS = (
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, float):  # numpy.float64 (a float subclass): a number, as json wrote it
+        return float(obj)
+    return str(obj)
+
+
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Compact UTF-8 JSON of a response or audit record (orjson: ~5x faster than json).
+
+    Output equals ``json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)``
+    up to float spelling (``1e-05`` is written ``0.00001``, the same number), except that a
+    non-finite float is written ``null`` rather than json's non-standard ``NaN`` / ``Infinity``
+    (which PostgreSQL's json types and strict parsers reject).  What orjson cannot encode
+    (an integer beyond 64 bits) falls back to json.
+    """
+    try:
+        return orjson.dumps(obj, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def to_fen(amount: float) -> float:
