@@ -6,11 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
+from scoring_service.api.deps import (
+    IDEMPOTENCY_HEADER,
+    Authorized,
+    JsonBodyRoute,
+    require_scope,
+)
 from scoring_service.decide import drawdown
 from scoring_service.schemas import DrawdownIn, DrawdownOut, MerchantLimitOut
 
-router = APIRouter(prefix="/v1", tags=["revolving lines"])
+router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=JsonBodyRoute)
 
 
 @router.post("/drawdowns", response_model=DrawdownOut, openapi_extra=IDEMPOTENCY_HEADER)

@@ -6,11 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
+from scoring_service.api.deps import (
+    IDEMPOTENCY_HEADER,
+    Authorized,
+    JsonBodyRoute,
+    require_scope,
+)
 from scoring_service.ledger import line_view, repayment
 from scoring_service.schemas import LineOut, RepaymentIn, RepaymentOut, RepaymentRejectedOut
 
-router = APIRouter(prefix="/v1", tags=["revolving lines"])
+router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=JsonBodyRoute)
 
 
 @router.post(
