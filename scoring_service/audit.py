@@ -209,7 +209,11 @@ CHECKPOINT_SECONDS = 1.0
 # Connections per process to a server database (SQLAlchemy pool, no overflow).  Every store
 # call holds at most one connection at a time, so this many threads calling the store at
 # once never wait for the pool: the service runs at most this many calls concurrently.
-PG_POOL_SIZE = 10
+# 4: enough to overlap network round trips and lock waits (4 / ~3 ms of store time per
+# request on a LAN is more than a worker's CPU can serve), few enough that the worker
+# threads do not fight over the GIL (10 gave a p99 of ~160 ms at 16 clients on loopback,
+# 4 gave ~30 ms; docs/benchmarks.md).
+PG_POOL_SIZE = 4
 
 
 class IdempotencyConflict(YidaiError):
