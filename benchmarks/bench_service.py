@@ -19,6 +19,10 @@ what else runs, and it shows what scale-out can give (see ``docs/benchmarks.md``
     uv run python benchmarks/bench_service.py --help
     uv run python benchmarks/bench_service.py --seconds 10   # wrk (apt-get install wrk)
     uv run python benchmarks/bench_service.py --generator python --concurrent 4000
+    uv run python benchmarks/bench_service.py --audit postgres --skip-mlflow --skip-workers
+
+``--audit postgres`` puts the audit store on a throwaway local PostgreSQL cluster (fsync off,
+like the tests: a lower bound of a production server's commit cost) or on ``--audit-url``.
 
 Builds a sandbox (synthetic snapshots + small registered models, see
 ``scoring_service.sandbox``) under ``--home`` the first time.
@@ -283,9 +287,14 @@ def sequential(port: int, requests: list[Request], time_limit: float) -> dict[st
     return _summary(lat, time.perf_counter() - start)
 
 
+AUDIT_URL: str | None = None  # --audit postgres: the service's audit store (else SQLite)
+
+
 def _env(home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["YIDAI_HOME"] = str(home)
+    if AUDIT_URL is not None:
+        env["YIDAI_AUDIT_DB_URL"] = AUDIT_URL
     # `mlflow models serve` execs `uvicorn` from PATH: the venv's, also without `uv run`
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["YIDAI_MLFLOW_TRACKING_URI"] = f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
@@ -443,11 +452,42 @@ def main(argv: list[str] | None = None) -> None:
         default=3,
         help="alternating Yidai / mlflow rounds at --clients (each --seconds / 2)",
     )
+    parser.add_argument(
+        "--audit",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="audit store of the service: the SQLite file, or PostgreSQL (--audit-url, else "
+        "a throwaway local cluster)",
+    )
+    parser.add_argument("--audit-url", help="an existing PostgreSQL database for --audit postgres")
     parser.add_argument("--skip-mlflow", action="store_true", help="no mlflow models serve")
     parser.add_argument("--skip-workers", action="store_true", help="no 2-worker phase")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the sandbox")
     args = parser.parse_args(argv)
     home = args.home.resolve()
+    if args.audit == "postgres":
+        from scoring_service.pg_local import PostgresCluster
+
+        global AUDIT_URL
+        cluster = None
+        if args.audit_url:
+            AUDIT_URL = args.audit_url
+        else:
+            cluster = PostgresCluster().start()
+            AUDIT_URL = cluster.new_database()
+        print(f"audit store: PostgreSQL{' (throwaway cluster, fsync off)' if cluster else ''}")
+        try:
+            run(args, home)
+        finally:
+            if cluster is not None:
+                cluster.stop()
+        return
+    print("audit store: SQLite (WAL, synchronous=NORMAL)")
+    run(args, home)
+
+
+def run(args: argparse.Namespace, home: Path) -> None:
+    """Every phase, printed as it ends, then the results and the summary."""
     customers, columns, rows = prepare(home, args.rebuild)
     key = api_key(home)
     print(

@@ -1,4 +1,5 @@
-"""The direct JSON path of the decision routes answers exactly as FastAPI's generic one."""
+"""The direct JSON path of the body routes (decisions, payments, drawdowns, repayments)
+answers exactly as FastAPI's generic one."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ GENERIC = "application/json; charset=utf-8"  # same meaning, FastAPI's own handl
 URL = "/v1/decisions/personal-credit"
 
 
-def _post(client: TestClient, body: bytes, content_type: str, **headers: str) -> Any:
-    return client.post(URL, content=body, headers={"Content-Type": content_type, **headers})
+def _post(
+    client: TestClient, body: bytes, content_type: str, url: str = URL, **headers: str
+) -> Any:
+    return client.post(url, content=body, headers={"Content-Type": content_type, **headers})
 
 
-def test_every_body_route_of_decisions_and_payments_takes_the_direct_path() -> None:
+def test_every_body_route_takes_the_direct_path() -> None:
     from scoring_service.main import create_app
 
     routes = [r for r in create_app().routes if isinstance(r, JsonBodyRoute)]
@@ -33,6 +36,8 @@ def test_every_body_route_of_decisions_and_payments_takes_the_direct_path() -> N
         "/v1/decisions/merchant-credit",
         "/v1/decisions/sme-credit",
         "/v1/payments/risk",
+        "/v1/drawdowns",
+        "/v1/repayments",
     }
 
 
@@ -73,6 +78,35 @@ def test_direct_and_generic_paths_give_the_same_answers(
     first = _post(client, good, DIRECT, **{"X-API-Key": keys.all, "Idempotency-Key": "r-1"})
     again = _post(client, good, GENERIC, **{"X-API-Key": keys.all, "Idempotency-Key": "r-1"})
     assert first.status_code == again.status_code == 200 and first.json() == again.json()
+
+
+def test_ledger_routes_answer_the_same_on_both_paths(
+    service_settings: Settings, keys: Any, make_client: Callable[..., TestClient]
+) -> None:
+    client = make_client(service_settings)
+    auth = {"X-API-Key": keys.all}
+    drawdown = {"account_id": "no-such-account", "amount": 10.0, "term_months": 3}
+    repayment = {"account_id": "no-such-account", "amount": 10.0}
+    cases: list[tuple[str, dict[str, Any], dict[str, str], int]] = [
+        ("/v1/drawdowns", drawdown, {}, 401),
+        ("/v1/drawdowns", {**drawdown, "term_months": 0}, auth, 422),
+        ("/v1/drawdowns", {**drawdown, "amount": 1.005}, auth, 422),  # not whole fen
+        ("/v1/drawdowns", drawdown, auth, 200),  # recorded as rejected: unknown account
+        ("/v1/repayments", repayment, {}, 401),
+        ("/v1/repayments", {**repayment, "extra": 1}, auth, 422),
+        ("/v1/repayments", repayment, auth, 404),  # the ledger's own status code
+    ]
+    volatile = ("drawdown_id", "repayment_id", "created_at")
+    for url, body, headers, status in cases:
+        answers = []
+        for content_type in (DIRECT, GENERIC):
+            r = _post(client, json.dumps(body).encode(), content_type, url, **headers)
+            assert r.status_code == status, (url, body, r.text)
+            answers.append({k: v for k, v in r.json().items() if k not in volatile})
+        assert answers[0] == answers[1], (url, body)
+    drawn = _post(client, json.dumps(drawdown).encode(), DIRECT, "/v1/drawdowns", **auth).json()
+    assert drawn["status"] == "rejected"
+    assert drawn["reason_codes"][0]["code"] == "DD_UNKNOWN_ACCOUNT"
 
 
 def test_dependency_overrides_are_honoured_on_the_direct_path(

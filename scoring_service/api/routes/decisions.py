@@ -24,9 +24,11 @@ from scoring_service.schemas import (
 router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"], route_class=JsonBodyRoute)
 
 
-def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:
+async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:
     state = auth.state
-    answer = credit_decision(state.resources, state.audit, product, body, auth.caller)
+    answer = await state.call(
+        credit_decision, state.resources, state.audit, product, body, auth.caller
+    )
     state.metrics.count(product, answer)
     return Response(answer.json, media_type="application/json")
 
@@ -36,7 +38,7 @@ async def personal_credit(
     body: PersonalCreditIn, auth: Annotated[Authorized, Depends(require_scope("personal-credit"))]
 ) -> Response:
     """Instant consumer credit (逸贷), e.g. at mall checkout."""
-    return _decide(auth, "personal", body.model_dump(mode="json"))
+    return await _decide(auth, "personal", body.model_dump(mode="json"))
 
 
 @router.post("/merchant-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
@@ -44,7 +46,7 @@ async def merchant_credit(
     body: MerchantCreditIn, auth: Annotated[Authorized, Depends(require_scope("merchant-credit"))]
 ) -> Response:
     """A small merchant's revolving line, underwritten on POS turnover."""
-    return _decide(auth, "merchant", body.model_dump(mode="json"))
+    return await _decide(auth, "merchant", body.model_dump(mode="json"))
 
 
 @router.post("/sme-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
@@ -52,7 +54,7 @@ async def sme_credit(
     body: SmeCreditIn, auth: Annotated[Authorized, Depends(require_scope("sme-credit"))]
 ) -> Response:
     """SME revolving online loan (网贷通); an approval opens an account for drawdowns."""
-    return _decide(auth, "sme", body.model_dump(mode="json"))
+    return await _decide(auth, "sme", body.model_dump(mode="json"))
 
 
 @router.get("/{decision_id}", response_model=DecisionLookupOut)
@@ -60,7 +62,7 @@ async def get_decision(
     decision_id: str, auth: Annotated[Authorized, Depends(require_scope("decisions-read"))]
 ) -> dict[str, Any]:
     """A stored decision as it was sent, with the shadow challenger's outcome."""
-    found = auth.state.audit.get_decision(decision_id)
+    found = await auth.state.call(auth.state.audit.get_decision, decision_id)
     if found is None:
         raise HTTPException(404, f"no decision {decision_id!r}")
     return {

@@ -6,11 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
+from scoring_service.api.deps import (
+    IDEMPOTENCY_HEADER,
+    Authorized,
+    JsonBodyRoute,
+    require_scope,
+)
 from scoring_service.decide import drawdown
 from scoring_service.schemas import DrawdownIn, DrawdownOut, MerchantLimitOut
 
-router = APIRouter(prefix="/v1", tags=["revolving lines"])
+router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=JsonBodyRoute)
 
 
 @router.post("/drawdowns", response_model=DrawdownOut, openapi_extra=IDEMPOTENCY_HEADER)
@@ -19,7 +24,9 @@ async def post_drawdown(
 ) -> Response:
     """Draw within limit minus outstanding; two concurrent drawdowns never exceed it."""
     state = auth.state
-    answer = drawdown(state.resources, state.audit, body.model_dump(mode="json"), auth.caller)
+    answer = await state.call(
+        drawdown, state.resources, state.audit, body.model_dump(mode="json"), auth.caller
+    )
     return Response(answer.json, media_type="application/json")
 
 

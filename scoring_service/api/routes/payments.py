@@ -24,8 +24,8 @@ async def payment_risk(
 ) -> Response:
     """Small amounts favour convenience, large amounts favour security."""
     state = auth.state
-    answer = payment_decision(
-        state.resources, state.audit, body.model_dump(mode="json"), auth.caller
+    answer = await state.call(
+        payment_decision, state.resources, state.audit, body.model_dump(mode="json"), auth.caller
     )
     state.metrics.count("payment", answer)
     return Response(answer.json, media_type="application/json")

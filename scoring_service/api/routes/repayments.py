@@ -6,11 +6,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from scoring_service.api.deps import IDEMPOTENCY_HEADER, Authorized, require_scope
+from scoring_service.api.deps import (
+    IDEMPOTENCY_HEADER,
+    Authorized,
+    JsonBodyRoute,
+    require_scope,
+)
 from scoring_service.ledger import line_view, repayment
 from scoring_service.schemas import LineOut, RepaymentIn, RepaymentOut, RepaymentRejectedOut
 
-router = APIRouter(prefix="/v1", tags=["revolving lines"])
+router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=JsonBodyRoute)
 
 
 @router.post(
@@ -27,7 +32,9 @@ async def post_repayment(
 ) -> Response:
     """Lower a line's outstanding balance (never below zero: an overpayment gets 409)."""
     state = auth.state
-    answer = repayment(state.resources, state.audit, body.model_dump(mode="json"), auth.caller)
+    answer = await state.call(
+        repayment, state.resources, state.audit, body.model_dump(mode="json"), auth.caller
+    )
     return Response(answer.json, status_code=answer.status_code, media_type="application/json")
 
 
@@ -36,7 +43,8 @@ async def get_line(
     account_id: str, auth: Annotated[Authorized, Depends(require_scope("lines-read"))]
 ) -> dict[str, Any]:
     """A revolving line now: limit in force, outstanding balance, available amount."""
-    found = line_view(auth.state.resources, auth.state.audit, account_id)
+    state = auth.state
+    found = await state.call(line_view, state.resources, state.audit, account_id)
     if found is None:
         raise HTTPException(404, f"no revolving line with account id {account_id!r}")
     return found
