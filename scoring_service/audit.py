@@ -28,11 +28,13 @@ available amount, nor two repayments take the balance below zero.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import json
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -350,6 +352,42 @@ class _AlchemyTx:
         self.conn.exec_driver_sql(sql)  # no bind-parameter parsing (``::regclass``, ``$fn$``)
 
 
+@contextmanager
+def _file_lock(db_path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``<db>.init-lock`` (no-op without a path).
+
+    Workers that open a new SQLite store together create its schema and switch it to WAL
+    one at a time: SQLite refuses a journal-mode change at once while another connection
+    holds the file, without waiting.
+    """
+    if db_path is None:
+        yield
+        return
+    with open(db_path.with_name(db_path.name + ".init-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
+    """Switch ``conn``'s database to WAL, retrying while another process holds its lock.
+
+    SQLite answers "database is locked" at once, without its busy handler, when workers
+    that start together race to create the file and change its journal mode.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class AuditStore:
     """The decision audit store and ledger: ``sqlite:///path`` or ``postgresql://...``."""
 
@@ -389,7 +427,7 @@ class AuditStore:
             # transaction (BEGIN IMMEDIATE) already excludes every other writer.
             self._for_update = " FOR UPDATE" if self.dialect == "postgresql" else ""
             if self.dialect != "postgresql" or not self._pg_schema_complete():
-                with self._write() as tx:
+                with _file_lock(self._path if self.is_sqlite else None), self._write() as tx:
                     if self.dialect == "postgresql":
                         tx.ddl(_PG_SCHEMA_LOCK)
                     for ddl in (*SCHEMA, *_append_only_ddl(self.dialect)):
@@ -422,7 +460,7 @@ class AuditStore:
             conn = sqlite3.connect(
                 self._path, timeout=30, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
             # Checkpoints (the only fsyncs with synchronous=NORMAL) run in a background
