@@ -618,16 +618,30 @@ def build_features(
     """
     sets = resolve_feature_sets(feature_sets)
     ensure_tables(con)
+    return _write_sets(con, sets, as_of, as_of, complete=True, all_entities=True)
+
+
+def _write_sets(
+    con: duckdb.DuckDBPyConnection,
+    sets: Sequence[FeatureSet],
+    first_day: dt.date,
+    last_day: dt.date,
+    *,
+    complete: bool,
+    all_entities: bool = False,
+    history: bool = False,
+) -> dict[str, int]:
+    """:func:`_write_profiles` for every entity of every set; rows written per set/entity."""
     written: dict[str, int] = {}
     for fs in sets:
         _ensure_feature_tables(con, fs)
         for entity in fs.profile_entities:
             keys = f"__keys_{uuid.uuid4().hex[:8]}"
             written[f"{fs.name}/{entity}"] = _write_profiles(
-                con, fs, entity, keys, as_of, as_of, complete=True, all_entities=True
+                con, fs, entity, keys, first_day, last_day, complete, all_entities, history
             )
             _drop_temp(con)
-        log.info("built %s as of %s", fs.name, as_of)
+        log.info("built %s for %s..%s", fs.name, first_day, last_day)
     return written
 
 
@@ -669,18 +683,8 @@ def build_features_history(
         raise YidaiError(f"history end {end} is before its start {start}")
     sets = resolve_feature_sets(feature_sets)
     ensure_tables(con)
-    written: dict[str, int] = {}
     with _memory_limit(con, HISTORY_MEMORY_LIMIT_BYTES):
-        for fs in sets:
-            _ensure_feature_tables(con, fs)
-            for entity in fs.profile_entities:
-                keys = f"__keys_{uuid.uuid4().hex[:8]}"
-                written[f"{fs.name}/{entity}"] = _write_profiles(
-                    con, fs, entity, keys, start, end, complete=False, history=True
-                )
-                _drop_temp(con)
-            log.info("built %s history %s..%s", fs.name, start, end)
-    return written
+        return _write_sets(con, sets, start, end, complete=False, history=True)
 
 
 def compute_profiles_for_keys(
