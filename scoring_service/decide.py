@@ -1,6 +1,7 @@
 """The service side of a decision: features, champion and shadow challenger, policy, audit.
 
-Routes call these functions; the rules themselves live in :mod:`yidai.decisioning`.
+Routes call these functions; the rules themselves live in :mod:`yidai.decisioning`, and
+the revolving lines (drawdowns, repayments) in :mod:`scoring_service.ledger`.
 Every decision is appended to the audit store before its response is returned; a request
 with an ``Idempotency-Key`` already seen from the same module gets the stored response back.
 """
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from features.request import US_PER_DAY, to_us
-from scoring_service.audit import AuditStore, DecisionRow, Line, PaymentEvent, utc_now
+from scoring_service.audit import AuditStore, DecisionRow, PaymentEvent, utc_now
 from scoring_service.resources import ModelSlot, Resources
 from yidai.decisioning import (
     CreditDecision,
@@ -27,7 +28,6 @@ from yidai.decisioning import (
     decide_payment,
     model_reasons,
 )
-from yidai.decisioning.reasons import policy_reason
 
 CREDIT_ENTITY_FIELD = {"personal": "customer_id", "merchant": "merchant_id", "sme": "sme_id"}
 REVOLVING = ("merchant", "sme")
@@ -349,65 +349,3 @@ def payment_ts(raw: str | None) -> str:
     if stamp.tzinfo is not None:
         stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
     return stamp.isoformat(timespec="microseconds")
-
-
-# ---------------------------------------------------------------------------- drawdowns
-def drawdown(
-    resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
-) -> Answer:
-    """Draw on a revolving line: accepted only if it fits in limit minus outstanding.
-
-    A merchant line follows the nightly published limits (a frozen line accepts nothing).
-    """
-    amount = float(body["amount"])
-    term = int(body["term_months"])
-    drawdown_id = uuid.uuid4().hex
-
-    def effective_limit(line: Line) -> tuple[float, str | None]:
-        from scoring_service.ledger import line_limit  # ledger imports this module
-
-        return line_limit(resources, line)
-
-    def respond(
-        line: Line | None, limit: float, outstanding: float, reject: str | None
-    ) -> dict[str, Any]:
-        accepted = reject is None
-        after = outstanding + (amount if accepted else 0.0)
-        return {
-            "drawdown_id": drawdown_id,
-            "created_at": utc_now(),
-            "account_id": body["account_id"],
-            "product": line.product if line else None,
-            "status": "accepted" if accepted else "rejected",
-            "amount": amount,
-            "term_months": term,
-            "credit_limit": limit,
-            "outstanding_before": outstanding,
-            "available_after": max(limit - after, 0.0),
-            "reason_codes": [] if accepted else [policy_reason_dict(reject)],
-        }
-
-    sent = audit.drawdown(
-        drawdown_id=drawdown_id,
-        account_id=str(body["account_id"]),
-        amount=amount,
-        term_months=term,
-        module=caller.module,
-        idempotency_key=caller.idempotency_key,
-        request_hash=request_hash("drawdown", body),
-        effective_limit=effective_limit,
-        respond=respond,
-    )
-    return Answer(sent)
-
-
-DRAWDOWN_REASONS = {
-    "DD_INSUFFICIENT_LIMIT": ("Amount exceeds the available limit", "金额超过可用额度"),
-    "DD_LINE_FROZEN": ("The credit line is frozen", "额度已冻结"),
-    "DD_UNKNOWN_ACCOUNT": ("No approved credit line with this account id", "无此授信账户"),
-}
-
-
-def policy_reason_dict(code: str | None) -> dict[str, str]:
-    en, zh = DRAWDOWN_REASONS.get(code or "", (code or "", ""))
-    return policy_reason(code or "", en, zh).as_dict()

@@ -1,5 +1,5 @@
-"""The service side of revolving lines (merchant and SME): the limit in force, repayments and
-the live state of a line.
+"""The service side of revolving lines (merchant and SME): the limit in force, drawdowns,
+repayments and the live state of a line.
 
 A line's outstanding balance is its accepted drawdowns minus its accepted repayments, both
 booked atomically in the audit store (:mod:`scoring_service.audit`).  A repayment larger than
@@ -11,14 +11,16 @@ only lowers the bank's exposure); a frozen line's available amount stays zero.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from scoring_service.audit import AuditStore, Line, to_fen, utc_now
-from scoring_service.decide import Caller, request_hash
+from scoring_service.decide import Answer, Caller, request_hash
 from scoring_service.resources import Resources
+from yidai.decisioning.reasons import policy_reason
 
 # Rejected repayments: the HTTP status they are answered with (and replayed with).
 REPAYMENT_REJECTIONS: dict[str, int] = {
@@ -48,6 +50,64 @@ def line_limit(resources: Resources, line: Line) -> tuple[float, str | None]:
                 return 0.0, "DD_LINE_FROZEN"
             return published.credit_line, None
     return line.credit_limit, None
+
+
+def drawdown(
+    resources: Resources, audit: AuditStore, body: dict[str, Any], caller: Caller
+) -> Answer:
+    """Draw on a revolving line: accepted only if it fits in limit minus outstanding.
+
+    A merchant line follows the nightly published limits (a frozen line accepts nothing).
+    """
+    amount = float(body["amount"])
+    term = int(body["term_months"])
+    drawdown_id = uuid.uuid4().hex
+
+    def respond(
+        line: Line | None, limit: float, outstanding: float, reject: str | None
+    ) -> dict[str, Any]:
+        accepted = reject is None
+        after = outstanding + (amount if accepted else 0.0)
+        return {
+            "drawdown_id": drawdown_id,
+            "created_at": utc_now(),
+            "account_id": body["account_id"],
+            "product": line.product if line else None,
+            "status": "accepted" if accepted else "rejected",
+            "amount": amount,
+            "term_months": term,
+            "credit_limit": limit,
+            "outstanding_before": outstanding,
+            "available_after": max(limit - after, 0.0),
+            "reason_codes": [] if accepted else [policy_reason_dict(reject)],
+        }
+
+    sent = audit.drawdown(
+        drawdown_id=drawdown_id,
+        account_id=str(body["account_id"]),
+        amount=amount,
+        term_months=term,
+        module=caller.module,
+        idempotency_key=caller.idempotency_key,
+        request_hash=request_hash("drawdown", body),
+        effective_limit=functools.partial(line_limit, resources),
+        respond=respond,
+    )
+    return Answer(sent)
+
+
+# Rejected drawdowns: their reason texts (English, Chinese).
+DRAWDOWN_REASONS = {
+    "DD_INSUFFICIENT_LIMIT": ("Amount exceeds the available limit", "金额超过可用额度"),
+    "DD_LINE_FROZEN": ("The credit line is frozen", "额度已冻结"),
+    "DD_UNKNOWN_ACCOUNT": ("No approved credit line with this account id", "无此授信账户"),
+}
+
+
+def policy_reason_dict(code: str | None) -> dict[str, str]:
+    """A drawdown rejection as a reason-code dict (the decisions' reason shape)."""
+    en, zh = DRAWDOWN_REASONS.get(code or "", (code or "", ""))
+    return policy_reason(code or "", en, zh).as_dict()
 
 
 def repayment(

@@ -12,7 +12,7 @@ from scoring_service.api.deps import (
     JsonBodyRoute,
     require_scope,
 )
-from scoring_service.decide import drawdown
+from scoring_service.ledger import drawdown
 from scoring_service.schemas import DrawdownIn, DrawdownOut, MerchantLimitOut
 
 router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=JsonBodyRoute)
