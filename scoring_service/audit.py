@@ -624,10 +624,6 @@ class AuditStore:
             return int(tx.rows("SELECT COUNT(*) FROM decisions")[0][0])
 
     # ------------------------------------------------------------------ ledger
-    def get_line(self, account_id: str) -> Line | None:
-        with self._read() as tx:
-            return _line(tx, account_id)
-
     def line_state(self, account_id: str) -> tuple[Line, float] | None:
         """The line and its outstanding balance (read together), or None if no such line."""
         with self._read() as tx:
