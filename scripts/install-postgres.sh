@@ -5,11 +5,4 @@ set -euo pipefail
 if compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && id postgres >/dev/null 2>&1; then
   exit 0
 fi
-if [ "$(id -u)" != "0" ] && ! command -v sudo >/dev/null 2>&1; then
-  echo "install-postgres: need root (or sudo) to apt-get install postgresql" >&2
-  exit 1
-fi
-SUDO=""; [ "$(id -u)" != "0" ] && SUDO="sudo"
-echo "install-postgres: installing postgresql from the OS packages"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+exec bash "$(dirname "$0")/apt-install.sh" install-postgres postgresql
