@@ -68,9 +68,8 @@ def _draw(store: AuditStore, account: str, amount: float) -> str:
 
 
 def _repay(store: AuditStore, account: str, amount: float) -> Booked:
-    def respond(line: Line | None, outstanding: float) -> tuple[str, dict[str, Any]]:
-        ok = line is not None and amount <= outstanding
-        return ("accepted" if ok else "rejected"), {"outstanding": outstanding}
+    def respond(line: Line | None, outstanding: float, reject: str | None) -> dict[str, Any]:
+        return {"outstanding": outstanding, "reject": reject}
 
     return store.repay(
         repayment_id=uuid.uuid4().hex, account_id=account, amount=amount, module="bench",

@@ -676,19 +676,27 @@ class AuditStore:
         module: str,
         idempotency_key: str | None,
         request_hash: str,
-        respond: Callable[[Line | None, float], tuple[str, dict[str, Any]]],
+        respond: Callable[[Line | None, float, str | None], dict[str, Any]],
     ) -> Booked:
         """Check and book one repayment atomically against the line's outstanding balance.
 
-        ``respond(line, outstanding)`` (line None: no such account) returns the status
-        (``accepted`` or ``rejected``) and the response to store and send; it runs while the
-        line is locked.  Rejected repayments are recorded too, so a retry with the same
-        idempotency key gets the same answer.
+        Never below zero: a repayment above the outstanding balance is rejected
+        (``RP_EXCEEDS_OUTSTANDING``), one on no known line too (``RP_UNKNOWN_ACCOUNT``).
+        ``respond(line, outstanding, reject_code)`` builds the response (``reject_code``
+        None: accepted) while the line is locked.  Rejected repayments are recorded too, so a
+        retry with the same idempotency key gets the same answer.
         """
 
         def decide(line: Line | None, outstanding: float) -> tuple[dict[str, Any], dict[str, Any]]:
-            status, response = respond(line, outstanding)
-            return {**response, "status": status}, {"repayment_id": repayment_id}
+            reject = (
+                "RP_UNKNOWN_ACCOUNT" if line is None
+                else "RP_EXCEEDS_OUTSTANDING" if amount > outstanding
+                else None
+            )  # fmt: skip
+            status = "accepted" if reject is None else "rejected"
+            return {**respond(line, outstanding, reject), "status": status}, {
+                "repayment_id": repayment_id
+            }
 
         booked = self._book(
             "repayments", _INSERT_REPAYMENT, account_id, amount, module, idempotency_key,

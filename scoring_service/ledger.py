@@ -123,7 +123,7 @@ def repayment(
     amount = to_fen(body["amount"])
     repayment_id = uuid.uuid4().hex
 
-    def respond(line: Line | None, outstanding: float) -> tuple[str, dict[str, Any]]:
+    def respond(line: Line | None, outstanding: float, reject: str | None) -> dict[str, Any]:
         answer: dict[str, Any] = {
             "repayment_id": repayment_id,
             "created_at": utc_now(),
@@ -132,22 +132,22 @@ def repayment(
         }
         if line is None:
             detail = f"no revolving line with account id {account_id!r}"
-            return "rejected", {**answer, "reason_code": "RP_UNKNOWN_ACCOUNT", "detail": detail}
-        if amount > outstanding:
+            return {**answer, "reason_code": reject, "detail": detail}
+        if reject is not None:
             detail = (
                 f"repayment {amount:.2f} exceeds the outstanding balance {outstanding:.2f} "
                 f"of account {account_id!r}; repay at most {outstanding:.2f}"
             )
-            return "rejected", {
+            return {
                 **answer,
                 "product": line.product,
                 "outstanding": outstanding,
-                "reason_code": "RP_EXCEEDS_OUTSTANDING",
+                "reason_code": reject,
                 "detail": detail,
             }
         limit, _ = line_limit(resources, line)
         after = to_fen(outstanding - amount)
-        return "accepted", {
+        return {
             **answer,
             "product": line.product,
             "credit_limit": limit,

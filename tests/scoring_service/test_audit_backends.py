@@ -81,10 +81,10 @@ def _draw(store: AuditStore, amount: float, key: str | None = None) -> dict[str,
 def _repay(
     store: AuditStore, amount: float, key: str | None = None, account: str = "acct"
 ) -> Booked:
-    def respond(line: Line | None, outstanding: float) -> tuple[str, dict[str, Any]]:
-        if line is None or amount > outstanding:
-            return "rejected", {"outstanding": outstanding}
-        return "accepted", {"outstanding_after": round(outstanding - amount, 2)}
+    def respond(line: Line | None, outstanding: float, reject: str | None) -> dict[str, Any]:
+        if reject is not None:
+            return {"outstanding": outstanding, "reject": reject}
+        return {"outstanding_after": round(outstanding - amount, 2)}
 
     return store.repay(
         repayment_id=uuid.uuid4().hex, account_id=account, amount=amount, module="m",
