@@ -74,7 +74,7 @@ def _demo() -> None:
 
     home = Path("var/examples/mall_checkout").resolve()
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-    if not (settings.serving / "features" / "personal_credit_v1" / "CURRENT").exists():
+    if not (settings.serving / "features" / "personal_credit_v2" / "CURRENT").exists():
         print("building a small sandbox (synthetic snapshots + registered models) ...")
         build_sandbox(settings)
     key, _ = create_key(

@@ -426,6 +426,60 @@ PERSONAL = (
          reason="requested_amount", monotone=1),
 )  # fmt: skip
 
+
+def _log_sd(n: str, total: str, squares: str) -> str:
+    """Sample standard deviation of a log amount from its count, sum and sum of squares
+    (NULL below two amounts; ``greatest`` skips NULLs, so the count guards both ends)."""
+    m = f"nullif(nullif(sum({n}), 0), 1)"
+    return f"sqrt(greatest(sum({squares}) - sum({total}) * sum({total}) / {m}, 0) / ({m} - 1))"
+
+
+# v2: how the customer pays (days before the due date, online payment failures and hours),
+# how stable the income is, and the 180-day spending mix: recent behaviour that tracks the
+# customer's current state (docs/benchmarks.md, Models: feature-level limit of v1).
+_BILL_DAYS_EARLY = "sum(days_early) / nullif(sum(paid_n), 0)"
+PERSONAL_V2 = PERSONAL + (
+    _agg("customer_bill_days_early_30d", "customer_bill_timing", _BILL_DAYS_EARLY,
+         "Mean days before the due date that bills were paid over 30 days (negative: late).",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("customer_bill_days_early_90d", "customer_bill_timing", _BILL_DAYS_EARLY,
+         "Mean days before the due date that bills were paid over 90 days (negative: late).",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("customer_bill_days_early_180d", "customer_bill_timing", _BILL_DAYS_EARLY,
+         "Mean days before the due date that bills were paid over 180 days (negative: late).",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("customer_inflow_variability_90d", "customer_inflows",
+         _log_sd("inflow_n", "log_amount", "log_amount_sq"),
+         "Standard deviation of log incoming transfers (salary) over 90 days.",
+         reason="income_stability", monotone=1, fill=None),
+    _agg("customer_inflow_variability_180d", "customer_inflows",
+         _log_sd("inflow_n", "log_amount", "log_amount_sq"),
+         "Standard deviation of log incoming transfers (salary) over 180 days.",
+         reason="income_stability", monotone=1, fill=None),
+    _agg("customer_payment_failed_ratio_180d", "customer_payments",
+         "sum(failed_n) / nullif(sum(pay_n), 0)",
+         "Share of e-payments and transfers out that failed over 180 days.",
+         reason="online_payments", monotone=1, fill=None),
+    _agg("customer_payment_night_share_180d", "customer_payments",
+         "sum(night_n) / nullif(sum(pay_n), 0)",
+         "Share of e-payments and transfers out made between 00:00 and 06:00 over 180 days.",
+         reason="online_payments", monotone=1, fill=None),
+    _agg("customer_epay_log_amount_180d", "customer_payments",
+         "sum(epay_log_amount) / nullif(sum(epay_n), 0)",
+         "Mean log amount of e支付 e-payments over 180 days.", reason="online_payments",
+         fill=None),
+    _agg("customer_declined_ratio_180d", "customer_pos",
+         "sum(declined_n) / nullif(sum(spend_n) + sum(declined_n), 0)",
+         "Declined share of card transactions over 180 days.", reason="declines", monotone=1,
+         fill=None),
+    _agg("customer_risky_mcc_share_180d", "customer_pos", "sum(risky) / nullif(sum(spend), 0)",
+         "Share of spending at risky MCCs (gambling, quasi-cash, jewelry) over 180 days.",
+         reason="risky_spending", monotone=1, fill=None),
+    _agg("customer_night_share_180d", "customer_pos", "sum(night) / nullif(sum(spend), 0)",
+         "Share of spending between 00:00 and 06:00 over 180 days.",
+         reason="risky_spending", monotone=1, fill=None),
+)  # fmt: skip
+
 # ----------------------------------------------------------------- small-merchant credit
 MERCHANT = (
     _agg("merchant_net_turnover_30d", "merchant_pos", "sum(net)",
@@ -488,6 +542,16 @@ MERCHANT = (
          reason="requested_amount", monotone=1),
 )  # fmt: skip
 
+MERCHANT_V2 = MERCHANT + (
+    _agg("merchant_night_share_90d", "merchant_pos_hours", "sum(night_n) / nullif(sum(txn_n), 0)",
+         "Share of approved card payments between 00:00 and 06:00 over 90 days.",
+         reason="time", monotone=1, fill=None),
+    _agg("merchant_night_share_180d", "merchant_pos_hours",
+         "sum(night_n) / nullif(sum(txn_n), 0)",
+         "Share of approved card payments between 00:00 and 06:00 over 180 days.",
+         reason="time", monotone=1, fill=None),
+)  # fmt: skip
+
 # ----------------------------------------------------------------- SME revolving loans
 SME = (
     _agg("sme_inflow_amount_30d", "sme_payments", "sum(inflow)",
@@ -540,6 +604,24 @@ SME = (
     _req("sme_requested_to_inflow_now", _sme_requested_to_inflow,
          "Requested line over average monthly inflows (90 days, floor 100 CNY).",
          reason="requested_amount", monotone=1),
+)  # fmt: skip
+
+SME_V2 = SME + (
+    _agg("sme_payout_failed_ratio_90d", "sme_payouts", "sum(failed_n) / nullif(sum(out_n), 0)",
+         "Share of transfers out (suppliers, payroll) that failed over 90 days.",
+         reason="cash_flow_stability", monotone=1, fill=None),
+    _agg("sme_payout_failed_ratio_180d", "sme_payouts", "sum(failed_n) / nullif(sum(out_n), 0)",
+         "Share of transfers out (suppliers, payroll) that failed over 180 days.",
+         reason="cash_flow_stability", monotone=1, fill=None),
+    _agg("sme_payout_night_share_180d", "sme_payouts", "sum(night_n) / nullif(sum(out_n), 0)",
+         "Share of transfers out made between 00:00 and 06:00 over 180 days.",
+         reason="time", monotone=1, fill=None),
+    _agg("sme_bill_days_early_90d", "sme_bill_timing", _BILL_DAYS_EARLY,
+         "Mean days before the due date that bills were paid over 90 days (negative: late).",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("sme_bill_days_early_180d", "sme_bill_timing", _BILL_DAYS_EARLY,
+         "Mean days before the due date that bills were paid over 180 days (negative: late).",
+         reason="bill_payments", monotone=-1, fill=None),
 )  # fmt: skip
 
 # ----------------------------------------------------------------- payment fraud (per event)
@@ -625,9 +707,17 @@ FRAUD = (
 _SETS = (
     FeatureSet("personal_credit", 1, "customer",
                "Personal consumer credit (逸贷) on real spending.", PERSONAL),
+    FeatureSet("personal_credit", 2, "customer",
+               "Personal consumer credit (逸贷) on real spending, payment punctuality and "
+               "income stability.", PERSONAL_V2),
     FeatureSet("merchant_credit", 1, "merchant",
                "Small-merchant revolving credit on POS turnover.", MERCHANT),
+    FeatureSet("merchant_credit", 2, "merchant",
+               "Small-merchant revolving credit on POS turnover and its hours.", MERCHANT_V2),
     FeatureSet("sme_credit", 1, "sme", "SME revolving online loans (网贷通).", SME),
+    FeatureSet("sme_credit", 2, "sme",
+               "SME revolving online loans (网贷通), with payment failures and punctuality.",
+               SME_V2),
     FeatureSet("payment_fraud", 1, "payer",
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
 )  # fmt: skip

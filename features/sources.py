@@ -13,6 +13,7 @@ from yidai.contracts import RISKY_MCCS
 
 RISKY = ", ".join(f"'{m}'" for m in RISKY_MCCS)
 NIGHT = "hour(ts) < 6"
+LOG_AMOUNT = "CAST(ln(amount) AS DECIMAL(18, 6))"
 
 # The events scored by the payment fraud model, one row each: POS card transactions (the
 # payer is the card) and outgoing online payments (the payer is the account holder).
@@ -168,6 +169,50 @@ _SOURCE_LIST = [
         ),
     ),
     _credit("customer", "personal"),
+    # personal_credit_v2: payment punctuality, income stability and online payment behaviour
+    Source(
+        name="customer_bill_timing",
+        entity="customer",
+        relation="payments",
+        money=(),
+        entity_expr="payer_id",
+        where="payer_type = 'customer' AND payment_type = 'bill' AND status = 'success'"
+        " AND due_date IS NOT NULL",
+        measures=(
+            ("paid_n", "count(*)"),
+            ("days_early", "sum(date_diff('day', CAST(ts AS DATE), due_date))"),
+        ),
+    ),
+    Source(
+        name="customer_inflows",
+        entity="customer",
+        relation="payments",
+        entity_expr="payer_id",
+        where="payer_type = 'customer' AND payment_type = 'transfer_in' AND status = 'success'",
+        # logs rounded to 1e-6 and summed as DECIMAL: exact, like the money columns
+        measures=(
+            ("inflow_n", "count(*)"),
+            ("log_amount", f"sum({LOG_AMOUNT})"),
+            ("log_amount_sq", f"sum({LOG_AMOUNT} * {LOG_AMOUNT})"),
+        ),
+    ),
+    Source(
+        name="customer_payments",
+        entity="customer",
+        relation="payments",
+        entity_expr="payer_id",
+        where="payer_type = 'customer' AND payment_type IN ('e_payment', 'transfer_out')",
+        measures=(
+            ("pay_n", "count(*)"),
+            ("failed_n", "count_if(status = 'failed')"),
+            ("night_n", f"count_if({NIGHT})"),
+            ("epay_n", "count_if(payment_type = 'e_payment')"),
+            (
+                "epay_log_amount",
+                f"sum(CASE WHEN payment_type = 'e_payment' THEN {LOG_AMOUNT} ELSE 0 END)",
+            ),
+        ),
+    ),
     Source(
         name="customer_master",
         entity="customer",
@@ -206,6 +251,16 @@ _SOURCE_LIST = [
         where="status = 'approved'",
         dims=("card_token",),
         measures=(("amount", "sum(amount)"),),
+    ),
+    # merchant_credit_v2: the hours of the shop's card payments
+    Source(
+        name="merchant_pos_hours",
+        entity="merchant",
+        relation="pos_transactions",
+        money=(),
+        entity_expr="merchant_id",
+        where="status = 'approved'",
+        measures=(("txn_n", "count(*)"), ("night_n", f"count_if({NIGHT})")),
     ),
     _credit("merchant", "merchant"),
     Source(
@@ -276,6 +331,33 @@ _SOURCE_LIST = [
         measures=(
             ("amount", "sum(amount)"),
             ("refunded", "sum(CASE WHEN status = 'refunded' THEN amount ELSE 0 END)"),
+        ),
+    ),
+    # sme_credit_v2: payments out that fail for lack of funds, their hours, bill punctuality
+    Source(
+        name="sme_payouts",
+        entity="sme",
+        relation="payments",
+        money=(),
+        entity_expr="payer_id",
+        where="payer_type = 'sme' AND payment_type = 'transfer_out'",
+        measures=(
+            ("out_n", "count(*)"),
+            ("failed_n", "count_if(status = 'failed')"),
+            ("night_n", f"count_if({NIGHT})"),
+        ),
+    ),
+    Source(
+        name="sme_bill_timing",
+        entity="sme",
+        relation="payments",
+        money=(),
+        entity_expr="payer_id",
+        where="payer_type = 'sme' AND payment_type = 'bill' AND status = 'success'"
+        " AND due_date IS NOT NULL",
+        measures=(
+            ("paid_n", "count(*)"),
+            ("days_early", "sum(date_diff('day', CAST(ts AS DATE), due_date))"),
         ),
     ),
     _credit("sme", "sme"),

@@ -30,9 +30,9 @@ from yidai.warehouse import ensure_tables
 
 SPINE_COLUMNS = ("entity_id", "decision_ts", "label")
 CREDIT_FEATURE_SETS = {
-    "personal": "personal_credit_v1",
-    "merchant": "merchant_credit_v1",
-    "sme": "sme_credit_v1",
+    "personal": "personal_credit_v2",
+    "merchant": "merchant_credit_v2",
+    "sme": "sme_credit_v2",
 }
 FRAUD_FEATURE_SET = "payment_fraud_v1"
 

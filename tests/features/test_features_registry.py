@@ -18,8 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_four_sets_with_entities_and_hints() -> None:
     assert set(FEATURE_SETS) == {
         "personal_credit_v1",
+        "personal_credit_v2",
         "merchant_credit_v1",
+        "merchant_credit_v2",
         "sme_credit_v1",
+        "sme_credit_v2",
         "payment_fraud_v1",
     }
     for fs in FEATURE_SETS.values():
@@ -27,6 +30,19 @@ def test_four_sets_with_entities_and_hints() -> None:
         assert len(fs.monotone) == len(fs.columns)
         assert set(fs.monotone) <= {-1, 0, 1}
         assert all(fs.reason_groups[c] for c in fs.columns)
+
+
+def test_credit_v2_sets_extend_v1_so_a_v1_champion_scores_on_v2_data() -> None:
+    """The promotion gate scores the current champion on the new model's test rows: every v1
+    column must still be in v2, unchanged, and the models train on v2."""
+    from features import CREDIT_FEATURE_SETS
+
+    for base in ("personal_credit", "merchant_credit", "sme_credit"):
+        v1, v2 = FEATURE_SETS[f"{base}_v1"], FEATURE_SETS[f"{base}_v2"]
+        assert v2.columns[: len(v1.columns)] == v1.columns
+        assert v2.features[: len(v1.features)] == v1.features
+        assert len(v2.columns) > len(v1.columns)
+        assert f"{base}_v2" in CREDIT_FEATURE_SETS.values()
 
 
 def test_lock_file_matches_declarations() -> None:
@@ -47,7 +63,7 @@ def test_changed_definition_without_new_version_is_refused() -> None:
     dropped = dataclasses.replace(fs, features=fs.features[1:])
     with pytest.raises(YidaiError, match=first.name):
         check_locked(dropped)
-    bumped = dataclasses.replace(fs, version=2)
+    bumped = dataclasses.replace(fs, version=3)
     with pytest.raises(YidaiError, match=r"not in feature_sets.lock.json"):
         check_locked(bumped)
 

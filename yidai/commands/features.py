@@ -110,7 +110,7 @@ def lock() -> None:
 
 @features_app.command("training-set")
 def training_set(
-    feature_set: str = typer.Argument(..., help="e.g. personal_credit_v1, payment_fraud_v1."),
+    feature_set: str = typer.Argument(..., help="e.g. personal_credit_v2, payment_fraud_v1."),
     as_of: str = typer.Option(..., "--as-of", help="Labels as known at the end of this day."),
     out: Path = typer.Option(..., "--out", help="Parquet file to write."),
     include_declined: bool = typer.Option(False, help="Credit: keep unlabelled applications."),
@@ -125,7 +125,9 @@ def training_set(
     day = _parse_day(as_of, "--as-of")
     con = connect(get_settings().warehouse)
     try:
-        product = {v: k for k, v in CREDIT_FEATURE_SETS.items()}.get(fs.name)
+        # any version of a credit product's set (v1 stays buildable to compare versions)
+        bases = {get_feature_set(v).base_name: k for k, v in CREDIT_FEATURE_SETS.items()}
+        product = bases.get(fs.base_name)
         if product is None:
             spine = fraud_spine(con, day)
         else:
