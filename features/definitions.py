@@ -438,7 +438,8 @@ def _log_sd(n: str, total: str, squares: str) -> str:
 # how stable the income is, and the 180-day spending mix: recent behaviour that tracks the
 # customer's current state (docs/benchmarks.md, Models: feature-level limit of v1).
 _BILL_DAYS_EARLY = "sum(days_early) / nullif(sum(paid_n), 0)"
-PERSONAL_V2 = PERSONAL + (
+PERSONAL_V2 = (
+    *PERSONAL,
     _agg("customer_bill_days_early_30d", "customer_bill_timing", _BILL_DAYS_EARLY,
          "Mean days before the due date that bills were paid over 30 days (negative: late).",
          reason="bill_payments", monotone=-1, fill=None),
@@ -542,14 +543,28 @@ MERCHANT = (
          reason="requested_amount", monotone=1),
 )  # fmt: skip
 
-MERCHANT_V2 = MERCHANT + (
-    _agg("merchant_night_share_90d", "merchant_pos_hours", "sum(night_n) / nullif(sum(txn_n), 0)",
+MERCHANT_V2 = (
+    *MERCHANT,
+    _agg("merchant_night_share_90d", "merchant_pos_events",
+         "sum(night_n) / nullif(sum(txn_n), 0)",
          "Share of approved card payments between 00:00 and 06:00 over 90 days.",
          reason="time", monotone=1, fill=None),
-    _agg("merchant_night_share_180d", "merchant_pos_hours",
+    _agg("merchant_night_share_180d", "merchant_pos_events",
          "sum(night_n) / nullif(sum(txn_n), 0)",
          "Share of approved card payments between 00:00 and 06:00 over 180 days.",
          reason="time", monotone=1, fill=None),
+    _agg("merchant_refund_rate_90d", "merchant_pos_events",
+         "sum(refund_n) / nullif(sum(txn_n), 0)",
+         "Refunds per approved card payment over 90 days (by count).", reason="refunds",
+         monotone=1, fill=None),
+    _agg("merchant_refund_rate_180d", "merchant_pos_events",
+         "sum(refund_n) / nullif(sum(txn_n), 0)",
+         "Refunds per approved card payment over 180 days (by count).", reason="refunds",
+         monotone=1, fill=None),
+    _agg("merchant_chargeback_rate_180d", "merchant_pos_events",
+         "sum(chargeback_n) / nullif(sum(txn_n), 0)",
+         "Chargebacks per approved card payment over 180 days.", reason="chargebacks",
+         monotone=1, fill=None),
 )  # fmt: skip
 
 # ----------------------------------------------------------------- SME revolving loans
@@ -606,14 +621,18 @@ SME = (
          reason="requested_amount", monotone=1),
 )  # fmt: skip
 
-SME_V2 = SME + (
-    _agg("sme_payout_failed_ratio_90d", "sme_payouts", "sum(failed_n) / nullif(sum(out_n), 0)",
+SME_V2 = (
+    *SME,
+    _agg("sme_payout_failed_ratio_90d", "sme_payouts",
+         "sum(failed_n) / nullif(sum(out_n), 0)",
          "Share of transfers out (suppliers, payroll) that failed over 90 days.",
          reason="cash_flow_stability", monotone=1, fill=None),
-    _agg("sme_payout_failed_ratio_180d", "sme_payouts", "sum(failed_n) / nullif(sum(out_n), 0)",
+    _agg("sme_payout_failed_ratio_180d", "sme_payouts",
+         "sum(failed_n) / nullif(sum(out_n), 0)",
          "Share of transfers out (suppliers, payroll) that failed over 180 days.",
          reason="cash_flow_stability", monotone=1, fill=None),
-    _agg("sme_payout_night_share_180d", "sme_payouts", "sum(night_n) / nullif(sum(out_n), 0)",
+    _agg("sme_payout_night_share_180d", "sme_payouts",
+         "sum(night_n) / nullif(sum(out_n), 0)",
          "Share of transfers out made between 00:00 and 06:00 over 180 days.",
          reason="time", monotone=1, fill=None),
     _agg("sme_bill_days_early_90d", "sme_bill_timing", _BILL_DAYS_EARLY,
@@ -713,7 +732,8 @@ _SETS = (
     FeatureSet("merchant_credit", 1, "merchant",
                "Small-merchant revolving credit on POS turnover.", MERCHANT),
     FeatureSet("merchant_credit", 2, "merchant",
-               "Small-merchant revolving credit on POS turnover and its hours.", MERCHANT_V2),
+               "Small-merchant revolving credit on POS turnover, its hours, refunds and "
+               "chargebacks.", MERCHANT_V2),
     FeatureSet("sme_credit", 1, "sme", "SME revolving online loans (网贷通).", SME),
     FeatureSet("sme_credit", 2, "sme",
                "SME revolving online loans (网贷通), with payment failures and punctuality.",
@@ -722,3 +742,10 @@ _SETS = (
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
 )  # fmt: skip
 FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in _SETS}
+#: The set each model trains on: one version per product, built and published by default.
+CREDIT_FEATURE_SETS = {
+    "personal": "personal_credit_v2",
+    "merchant": "merchant_credit_v2",
+    "sme": "sme_credit_v2",
+}
+FRAUD_FEATURE_SET = "payment_fraud_v1"

@@ -20,10 +20,12 @@ from typing import Any
 
 import duckdb
 
+from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
 from features.registry import Feature, FeatureSet, check_locked
 from features.request import get_feature_set
 from features.sources import ENTITY_MASTERS, SOURCES
 from yidai.errors import YidaiError
+from yidai.settings import get_settings
 from yidai.warehouse import ensure_tables
 
 log = logging.getLogger(__name__)
@@ -112,11 +114,19 @@ def profile_table(fs: FeatureSet, entity: str) -> str:
     return f"{SCHEMA}.{fs.name}__{entity}"
 
 
-def resolve_feature_sets(names: Iterable[str] | None) -> list[FeatureSet]:
-    """Feature sets by name (all when None), checked against the lock file."""
-    from features.definitions import FEATURE_SETS
+def active_feature_sets() -> list[str]:
+    """The sets built and published by default: those the models train on (one version per
+    product) plus ``YIDAI_EXTRA_FEATURE_SETS``.  Older versions stay declared and locked, and
+    build on request."""
+    names = [*CREDIT_FEATURE_SETS.values(), FRAUD_FEATURE_SET]
+    extra = [n.strip() for n in get_settings().extra_feature_sets.split(",") if n.strip()]
+    return names + [n for n in extra if n not in names]
 
-    sets = list(FEATURE_SETS.values()) if names is None else [get_feature_set(n) for n in names]
+
+def resolve_feature_sets(names: Iterable[str] | None) -> list[FeatureSet]:
+    """Feature sets by name (the active ones when None), checked against the lock file."""
+    names = active_feature_sets() if names is None else list(names)
+    sets = [get_feature_set(n) for n in names]
     for fs in sets:
         check_locked(fs)
     return sets

@@ -252,15 +252,19 @@ _SOURCE_LIST = [
         dims=("card_token",),
         measures=(("amount", "sum(amount)"),),
     ),
-    # merchant_credit_v2: the hours of the shop's card payments
+    # merchant_credit_v2: counts of the shop's card payments, by hour and outcome
     Source(
-        name="merchant_pos_hours",
+        name="merchant_pos_events",
         entity="merchant",
         relation="pos_transactions",
         money=(),
         entity_expr="merchant_id",
-        where="status = 'approved'",
-        measures=(("txn_n", "count(*)"), ("night_n", f"count_if({NIGHT})")),
+        measures=(
+            ("txn_n", "count_if(status = 'approved')"),
+            ("night_n", f"count_if(status = 'approved' AND {NIGHT})"),
+            ("refund_n", "count_if(status = 'refund')"),
+            ("chargeback_n", "count_if(status = 'chargeback')"),
+        ),
     ),
     _credit("merchant", "merchant"),
     Source(

@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
 from features.engine import compute_profiles_for_keys, fetch_one, resolve_feature_sets
 from features.request import (
     FRAUD_REQUEST_FIELDS,
@@ -29,12 +30,6 @@ from yidai.errors import YidaiError
 from yidai.warehouse import ensure_tables
 
 SPINE_COLUMNS = ("entity_id", "decision_ts", "label")
-CREDIT_FEATURE_SETS = {
-    "personal": "personal_credit_v2",
-    "merchant": "merchant_credit_v2",
-    "sme": "sme_credit_v2",
-}
-FRAUD_FEATURE_SET = "payment_fraud_v1"
 
 
 def _settings_default(value: int | None, name: str) -> int:

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     fraud_label_delay_days: int = Field(
         30, description="Fraud reports are taken as complete this many days after a payment."
     )
+    extra_feature_sets: str = Field(
+        "",
+        description="Comma-separated feature sets to keep building and publishing besides "
+        "the ones the models train on (e.g. personal_credit_v1 while a champion trained on it "
+        "is still served during an upgrade).",
+    )
 
     def model_post_init(self, __context: object) -> None:
         home = self.home

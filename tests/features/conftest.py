@@ -20,11 +20,11 @@ AS_OF = dt.date(2026, 6, 30)
 
 @pytest.fixture(scope="session")
 def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A warehouse file with synthetic data, every feature set built as of AS_OF."""
+    """A warehouse file with synthetic data, every declared feature set built as of AS_OF."""
     path = tmp_path_factory.mktemp("feat_wh") / "wh.duckdb"
     con = duckdb.connect(str(path))
     synthetic_warehouse(con, n_pos=12_000, n_payments=4_000, n_orders=1_500, seed=11)
-    features.build_features(con, AS_OF)
+    features.build_features(con, AS_OF, list(features.FEATURE_SETS))
     con.close()
     return path
 

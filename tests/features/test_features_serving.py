@@ -62,9 +62,11 @@ def test_publish_from_the_warehouse_path_read_only(
     built_warehouse: Path, as_of: dt.date, tmp_path: Path
 ) -> None:
     out = features.publish_snapshot(built_warehouse, tmp_path, as_of)
-    assert set(out) == set(features.FEATURE_SETS)
-    for name in features.FEATURE_SETS:
+    active = {*features.CREDIT_FEATURE_SETS.values(), features.FRAUD_FEATURE_SET}
+    assert set(out) == active  # by default the sets the models use
+    for name in active:
         assert features.load_snapshot(tmp_path, name).feature_set == name
+    assert not (tmp_path / "features" / "personal_credit_v1").exists()
 
 
 @pytest.mark.parametrize(

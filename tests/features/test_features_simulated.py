@@ -32,21 +32,23 @@ def test_build_train_publish_and_parity_on_simulated_data(
     con = duckdb.connect(str(simulated_warehouse))
     try:
         as_of = dt.date(2026, 4, 30)
+        personal = features.CREDIT_FEATURE_SETS["personal"]  # the set the model trains on
         rows = features.build_features(con, as_of)
-        assert rows["personal_credit_v1/customer"] >= 250
+        assert rows[f"{personal}/customer"] >= 250
         features.publish_snapshot(con, tmp_path, as_of)
         spine = features.credit_spine(con, "personal", dt.date(2026, 5, 31), 1)
         assert len(spine) > 0 and set(spine["label"].unique()) <= {0, 1}
-        train = features.build_training_set(con, spine, "personal_credit_v1")
-        X = train[features.FEATURE_SETS["personal_credit_v1"].columns]
+        train = features.build_training_set(con, spine, personal)
+        X = train[features.FEATURE_SETS[personal].columns]
         assert np.isfinite(X["customer_spend_amount_90d"]).all()
         assert (X["customer_spend_amount_90d"] > 0).mean() > 0.5  # real spending shows up
+        assert X["customer_bill_days_early_180d"].notna().mean() > 0.5  # bills paid, with dues
         # parity for the applications decided the day after the snapshot's close
         next_day = as_of + dt.timedelta(days=1)
         everyone = features.credit_spine(con, "personal", next_day, 1, include_declined=True)
         today = everyone[everyone["decision_ts"].dt.date == next_day]
-        snap = features.load_snapshot(tmp_path, "personal_credit_v1")
-        offline = features.build_training_set(con, today, "personal_credit_v1")
+        snap = features.load_snapshot(tmp_path, personal)
+        offline = features.build_training_set(con, today, personal)
         for _, row in offline.iterrows():
             online = snap.vector(
                 {"entity_id": row["entity_id"], "requested_amount": row["requested_amount"]}

@@ -1,0 +1,150 @@
+"""The credit v2 features, recomputed independently in pandas from the warehouse rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import features
+from features.engine import profile_table
+from yidai.errors import YidaiError
+
+
+def _profiles(
+    con: duckdb.DuckDBPyConnection, fs_name: str, entity: str, day: dt.date
+) -> pd.DataFrame:
+    table = profile_table(features.FEATURE_SETS[fs_name], entity)
+    return con.execute(f"SELECT * FROM {table} WHERE as_of = ?", [day]).df().set_index("entity_id")
+
+
+def _window(frame: pd.DataFrame, day: dt.date, days: int) -> pd.DataFrame:
+    """Rows with ``ts`` in the ``days``-day window ending with ``day`` (whole days)."""
+    end = pd.Timestamp(day) + pd.Timedelta(days=1)
+    return frame[(frame["ts"] >= end - pd.Timedelta(days=days)) & (frame["ts"] < end)]
+
+
+def _payments(con: duckdb.DuckDBPyConnection, payer_type: str) -> pd.DataFrame:
+    return con.execute("SELECT * FROM payments WHERE payer_type = ?", [payer_type]).df()
+
+
+def _compare(expected: pd.Series, built: pd.DataFrame, column: str) -> None:
+    """Every entity with a value or NaN as expected; entities absent from ``expected`` NaN."""
+    assert expected.notna().sum() >= 5, f"too few entities to test {column}"
+    got = built[column].reindex(expected.index)
+    np.testing.assert_allclose(got.to_numpy(float), expected.to_numpy(float), rtol=1e-6, atol=1e-6)
+    others = built.index.difference(expected.index)
+    assert built.loc[others, column].isna().all(), f"{column} should be NaN without rows"
+
+
+def test_bill_days_early_is_the_mean_lead_over_the_due_date(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
+    bills = _payments(wh, "customer")
+    bills = bills[(bills["payment_type"] == "bill") & (bills["status"] == "success")]
+    bills = bills[bills["due_date"].notna()]
+    lead = (pd.to_datetime(bills["due_date"]) - bills["ts"].dt.normalize()).dt.days
+    bills = bills.assign(lead=lead)
+    assert (bills["lead"] < 0).any() and (bills["lead"] > 0).any()  # late and early payers
+    for days in (30, 90, 180):
+        expected = _window(bills, as_of, days).groupby("payer_id")["lead"].mean()
+        _compare(expected, built, f"customer_bill_days_early_{days}d")
+
+
+def test_inflow_variability_is_the_sample_sd_of_log_amounts(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
+    inflows = _payments(wh, "customer")
+    inflows = inflows[(inflows["payment_type"] == "transfer_in") & (inflows["status"] == "success")]
+    for days in (90, 180):
+        rows = _window(inflows, as_of, days)
+        # NaN below two inflows (pandas' std with ddof=1 says the same)
+        expected = np.log(rows["amount"].round(2)).groupby(rows["payer_id"]).std(ddof=1)
+        assert expected.isna().any() and expected.notna().any()
+        _compare(expected, built, f"customer_inflow_variability_{days}d")
+
+
+def test_merchant_refund_and_night_rates_count_card_payments(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    built = _profiles(wh, "merchant_credit_v2", "merchant", as_of)
+    pos = _window(wh.execute("SELECT * FROM pos_transactions").df(), as_of, 180)
+    approved = pos["status"] == "approved"
+    per = (
+        pd.DataFrame(
+            {
+                "txn": approved,
+                "night": approved & (pos["ts"].dt.hour < 6),
+                "refund": pos["status"] == "refund",
+            }
+        )
+        .groupby(pos["merchant_id"])
+        .sum()
+    )
+    assert per["refund"].sum() > 0 and per["night"].sum() > 0
+    txn = per["txn"].where(per["txn"] > 0)
+    _compare(per["refund"] / txn, built, "merchant_refund_rate_180d")
+    _compare(per["night"] / txn, built, "merchant_night_share_180d")
+
+
+def test_sme_payout_failures_and_customer_declines(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    built = _profiles(wh, "sme_credit_v2", "sme", as_of)
+    out = _window(_payments(wh, "sme"), as_of, 90)
+    out = out[out["payment_type"] == "transfer_out"]
+    failed = (out["status"] == "failed").groupby(out["payer_id"]).mean()
+    assert failed.gt(0).any()
+    _compare(failed, built, "sme_payout_failed_ratio_90d")
+
+    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
+    pos = _window(wh.execute("SELECT * FROM pos_transactions").df(), as_of, 180)
+    pos = pos[pos["status"].isin(["approved", "declined"])]
+    declined = (pos["status"] == "declined").groupby(pos["customer_id"]).mean()
+    assert declined.gt(0).any()
+    _compare(declined, built, "customer_declined_ratio_180d")
+
+
+@pytest.mark.parametrize("base", ["personal_credit", "merchant_credit", "sme_credit"])
+def test_v2_profiles_keep_the_v1_values(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date, base: str
+) -> None:
+    """v2 extends v1: the shared columns hold the same values in both profile tables."""
+    v1 = features.FEATURE_SETS[f"{base}_v1"]
+    entity = v1.entity
+    old = _profiles(wh, v1.name, entity, as_of)[v1.profile_columns(entity)]
+    new = _profiles(wh, f"{base}_v2", entity, as_of)[v1.profile_columns(entity)]
+    pd.testing.assert_frame_equal(old.sort_index(), new.sort_index())
+
+
+def test_default_builds_the_active_sets_and_the_extra_ones(
+    empty_wh: duckdb.DuckDBPyConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By default only the sets the models train on are built (v1 stays declared and builds
+    on request); ``YIDAI_EXTRA_FEATURE_SETS`` keeps an older version built during an upgrade."""
+    from yidai.settings import reset_settings_cache
+
+    day = dt.date(2026, 3, 1)
+    built = features.build_features(empty_wh, day)
+    assert {k.split("/")[0] for k in built} == {
+        *features.CREDIT_FEATURE_SETS.values(),
+        features.FRAUD_FEATURE_SET,
+    }
+    monkeypatch.setenv("YIDAI_EXTRA_FEATURE_SETS", "personal_credit_v1, sme_credit_v1")
+    reset_settings_cache()
+    try:
+        built = features.build_features(empty_wh, day)
+        assert "personal_credit_v1/customer" in built and "sme_credit_v1/sme" in built
+        assert "merchant_credit_v1/merchant" not in built
+        monkeypatch.setenv("YIDAI_EXTRA_FEATURE_SETS", "personal_credit_v9")
+        reset_settings_cache()
+        with pytest.raises(YidaiError, match="unknown feature set 'personal_credit_v9'"):
+            features.build_features(empty_wh, day)
+    finally:
+        monkeypatch.delenv("YIDAI_EXTRA_FEATURE_SETS")
+        reset_settings_cache()
