@@ -195,7 +195,7 @@ def synthetic_merchant_profiles(
     delinquent_share: float = 0.0,
     min_tenure_days: float = 200.0,
 ) -> pd.DataFrame:
-    """Seeded ``merchant_credit_v1`` profile columns plus a ``label`` drawn from a known
+    """Seeded ``merchant_credit_v2`` profile columns plus a ``label`` drawn from a known
     logistic PD (low turnover, high volatility and chargebacks raise it), for the limit
     refresh's tests and benchmark."""
     rng = np.random.default_rng(seed)
@@ -231,4 +231,14 @@ def synthetic_merchant_profiles(
     )
     logit = -6.0 - 1.2 * (np.log(t90) - 11.8) + 2.0 * cv + 150 * cb
     frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    # the v2 columns, drawn after the label so the v1 columns and labels stay as they were
+    night = rng.uniform(0, 0.08, n)
+    refunds = rng.uniform(0, 0.06, n)
+    frame = frame.assign(
+        merchant_night_share_90d=night * rng.uniform(0.8, 1.2, n),
+        merchant_night_share_180d=night,
+        merchant_refund_rate_90d=refunds * rng.uniform(0.8, 1.2, n),
+        merchant_refund_rate_180d=refunds,
+        merchant_chargeback_rate_180d=cb * rng.uniform(0.8, 1.2, n),
+    )
     return frame

@@ -18,14 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
 from yidai.settings import Settings
 
 AS_OF = dt.date(2026, 6, 30)
 MODELS = {
-    "personal": ("personal_pd", "personal_credit_v1"),
-    "merchant": ("merchant_pd", "merchant_credit_v1"),
-    "sme": ("sme_pd", "sme_credit_v1"),
-    "payment": ("payment_fraud", "payment_fraud_v1"),
+    "personal": ("personal_pd", CREDIT_FEATURE_SETS["personal"]),
+    "merchant": ("merchant_pd", CREDIT_FEATURE_SETS["merchant"]),
+    "sme": ("sme_pd", CREDIT_FEATURE_SETS["sme"]),
+    "payment": ("payment_fraud", FRAUD_FEATURE_SET),
 }
 FAST_PARAMS = {"n_estimators": 40, "learning_rate": 0.2, "early_stopping_rounds": 10}
 

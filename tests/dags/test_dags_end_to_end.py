@@ -110,13 +110,14 @@ def test_every_landing_file_is_ingested_once_across_history_and_daily_runs(
 
 
 def test_the_published_snapshot_and_limits_are_of_the_last_day(chain: ChainRun) -> None:
-    from features import FEATURE_SETS, current_pointer
+    from features import current_pointer
+    from features.engine import active_feature_sets
     from yidai.limits import load_published_limits
     from yidai.settings import get_settings
 
     serving = get_settings().serving
     last_day = chain.days[-1]
-    for name in FEATURE_SETS:
+    for name in active_feature_sets():
         pointer = current_pointer(serving, name)
         assert pointer is not None, name
         assert pointer["as_of"] == last_day.isoformat()

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from fastapi.testclient import TestClient
 
+from features.definitions import CREDIT_FEATURE_SETS
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
@@ -49,7 +50,7 @@ def test_starts_before_snapshots_exist_then_becomes_ready(
     )
     report = client.get("/readyz")
     assert report.status_code == 503
-    assert "no feature snapshot personal_credit_v1" in str(report.json())
+    assert f"no feature snapshot {CREDIT_FEATURE_SETS['personal']}" in str(report.json())
     refused = _post(client, keys.all, sandbox.entities["personal"][0])
     assert refused.status_code == 503
     assert "personal decisions are not available yet" in refused.json()["detail"]

@@ -25,6 +25,18 @@ def test_shipped_policies_load_with_version_and_hash(product: str) -> None:
     assert isinstance(policy, PaymentPolicy if product == "payment" else CreditPolicy)
 
 
+@pytest.mark.parametrize("product", PRODUCTS)
+def test_shipped_policies_read_the_feature_set_their_model_trains_on(product: str) -> None:
+    """A policy naming another version than its model's would serve vectors the champion was
+    not trained on (the service refuses that at load); catch it before shipping."""
+    from features.engine import active_feature_sets
+    from models.training import get_spec
+
+    policy = load_product_policy(product, POLICY_DIR)
+    assert policy.feature_set == get_spec(policy.model).feature_set
+    assert policy.feature_set in active_feature_sets()  # built and published by default
+
+
 def test_editing_a_policy_changes_its_hash(tmp_path: Path) -> None:
     src = (POLICY_DIR / "personal.yaml").read_text()
     (tmp_path / "personal.yaml").write_text(src)

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.definitions import CREDIT_FEATURE_SETS
 from features.request import get_feature_set
 from features.serving import FeatureSnapshot, load_snapshot
 from features.synthetic import synthetic_merchant_profiles
@@ -34,7 +35,7 @@ from yidai.limits.refresh import RefreshResult, committed_exposure, read_loan_bo
 from yidai.settings import Settings
 from yidai.warehouse import connect, ensure_tables
 
-FS = get_feature_set("merchant_credit_v1")
+FS = get_feature_set(CREDIT_FEATURE_SETS["merchant"])  # the set the merchant policy reads
 PROFILE_COLUMNS = FS.profile_columns("merchant")
 POLICY_DIR = Path(__file__).resolve().parents[2] / "yidai" / "policies"
 DAY1 = date(2026, 3, 31)
@@ -46,7 +47,7 @@ NO_FEATURES = [f"m{i:04d}" for i in range(600, 610)]
 
 
 def make_profiles(n: int, seed: int) -> pd.DataFrame:
-    """Seeded merchant profiles (merchant_credit_v1 columns) and their default label."""
+    """Seeded merchant profiles (the merchant set's columns) and their default label."""
     return synthetic_merchant_profiles(n, seed)
 
 
@@ -89,7 +90,7 @@ def credit_policy() -> CreditPolicy:
 
 
 def publish_snapshot_files(serving: Path, profiles: pd.DataFrame, as_of: date) -> FeatureSnapshot:
-    """Write a merchant_credit_v1 snapshot in the feature store's serving layout and load it
+    """Write a merchant snapshot in the feature store's serving layout and load it
     with the feature store's own loader."""
     set_dir = serving / "features" / FS.name
     snapshot_id = f"{as_of.isoformat()}_test"

@@ -1,9 +1,9 @@
 """The nightly merchant limit refresh: re-underwrite every merchant, version, publish.
 
-Steps (:func:`refresh_limits`): read the ``merchant_credit_v1`` serving snapshot, score it
-with the ``merchant_pd`` champion, take current lines from the previous limits version (or,
-the first time, from the warehouse loan book) and outstanding balances / days past due from
-the warehouse, underwrite with the online merchant policy
+Steps (:func:`refresh_limits`): read the serving snapshot of the merchant policy's feature set
+(``merchant_credit_v2``), score it with the ``merchant_pd`` champion, take current lines from
+the previous limits version (or, the first time, from the warehouse loan book) and
+outstanding balances / days past due from the warehouse, underwrite with the online merchant policy
 (:func:`yidai.decisioning.credit.decide_credit_batch`), bound the change with
 :func:`yidai.decisioning.merchant_limits.propose_line_changes`, write a version folder
 (limits, change log, summary) and swap the ``CURRENT`` pointer.
