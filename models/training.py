@@ -331,11 +331,42 @@ def fit_and_evaluate(
     return FittedModel(spec, estimator, evaluation, parts, p_test, p_train, logged_params)
 
 
+#: ``(feature_set, rows) -> rows`` with that feature set's columns for the same decisions:
+#: how the gate scores a champion trained on another version of the model's feature set.
+ChampionRows = Callable[[str, pd.DataFrame], pd.DataFrame]
+
+
+def warehouse_rows(settings: Settings) -> ChampionRows:
+    """Rebuild another feature-set version's columns for the given decisions from the
+    warehouse, point in time (the rows' ``ts`` is the decision time)."""
+
+    def build(feature_set: str, rows: pd.DataFrame) -> pd.DataFrame:
+        from features import build_training_set, get_feature_set
+        from yidai.warehouse import connect
+
+        columns = set(get_feature_set(feature_set).columns)
+        spine = rows.drop(columns=[c for c in rows.columns if c in columns])
+        spine = spine.rename(columns={"ts": "decision_ts"})
+        if not settings.warehouse.exists():
+            raise YidaiError(f"warehouse {settings.warehouse} does not exist")
+        con = connect(settings.warehouse)
+        try:
+            return build_training_set(con, spine, feature_set)
+        finally:
+            con.close()
+
+    return build
+
+
 def score_champion(
-    spec: ModelSpec, fitted: FittedModel, settings: Settings
+    spec: ModelSpec,
+    fitted: FittedModel,
+    settings: Settings,
+    champion_rows: ChampionRows | None = None,
 ) -> ChampionScore | None:
     """The current champion's primary metric on the new model's test window (None if there
-    is no champion yet)."""
+    is no champion yet).  A champion trained on another feature-set version (before the model
+    moved to a new one) is scored on its own version's features for the same decisions."""
     from models.registry import CHAMPION, load_model, version_by_alias
 
     client = tracking_client(settings)
@@ -350,7 +381,23 @@ def score_champion(
     test = fitted.split.test
     missing = [f for f in champion.feature_names if f not in test.columns]
     if missing:
-        return ChampionScore(version, None, f"features {missing[:5]} are not in this data")
+        rebuild = champion_rows or warehouse_rows(settings)
+        try:
+            test = rebuild(champion.feature_set, test)
+        except Exception as exc:  # any failure means "not comparable"; logged, never fatal
+            log.warning("champion v%s of %s not rebuilt: %s", version, spec.name, exc)
+            return ChampionScore(
+                version,
+                None,
+                f"features {missing[:5]} are not in this data and its feature set "
+                f"{champion.feature_set} could not be rebuilt ({exc})",
+            )
+        log.info(
+            "scoring champion v%s of %s on its own feature set %s",
+            version,
+            spec.name,
+            champion.feature_set,
+        )
     p = champion.predict_proba(test[champion.feature_names])
     return ChampionScore(version, spec.primary_value(test["label"].to_numpy(), p))
 
@@ -380,6 +427,7 @@ def train_and_register(
     gate: GateConfig | None = None,
     scorecard: Scorecard | None = None,
     estimator_params: dict[str, Any] | None = None,
+    champion_rows: ChampionRows | None = None,
 ) -> TrainResult:
     """Fit, evaluate, apply the gate against the champion, log the run and register."""
     settings = settings or get_settings()
@@ -391,7 +439,9 @@ def train_and_register(
         seed=settings.seed,
         estimator_params=estimator_params,
     )
-    return register_fitted(fitted, data, settings=settings, gate=gate, scorecard=scorecard)
+    return register_fitted(
+        fitted, data, settings=settings, gate=gate, scorecard=scorecard, champion_rows=champion_rows
+    )
 
 
 def register_fitted(
@@ -401,12 +451,14 @@ def register_fitted(
     settings: Settings | None = None,
     gate: GateConfig | None = None,
     scorecard: Scorecard | None = None,
+    champion_rows: ChampionRows | None = None,
 ) -> TrainResult:
-    """Apply the gate against the champion to a fitted model, log the run and register."""
+    """Apply the gate against the champion to a fitted model, log the run and register
+    (``champion_rows``: see :func:`score_champion`; the warehouse by default)."""
     settings = settings or get_settings()
     spec = fitted.spec
     metrics = fitted.evaluation.metrics
-    champion = score_champion(spec, fitted, settings)
+    champion = score_champion(spec, fitted, settings, champion_rows)
     decision: GateDecision = promotion_decision(
         metric=spec.primary_metric,
         new_value=metrics[spec.primary_metric],

@@ -170,6 +170,53 @@ def test_register_load_and_gate(
         model.predict_proba(X[:, :3])
 
 
+def test_a_champion_on_another_feature_set_version_is_scored_on_its_own_features(
+    mlflow_settings: Settings,
+    credit_frame: pd.DataFrame,
+    feature_names: list[str],
+    monotone: dict[str, int],
+) -> None:
+    """After a model moves to a new feature-set version, the gate rebuilds the champion's own
+    columns for the same test decisions; if they cannot be rebuilt the new model stays
+    challenger with the reason."""
+    spec = _spec()
+    v1 = _data(credit_frame, feature_names, monotone)
+    first = train_and_register(
+        spec, v1, settings=mlflow_settings, split=SPLIT, estimator_params=FAST
+    )
+    assert first.alias == CHAMPION
+    # v2: the same signal under new column names, plus a column v1 never had
+    renamed = {f: f"{f}_v2" for f in feature_names}
+    frame = v1.frame.rename(columns=renamed).assign(extra_v2=0.0)
+    v2_features = [*renamed.values(), "extra_v2"]
+    hints = {renamed[k]: s for k, s in monotone.items()}
+    groups = {f: "other" for f in v2_features}
+    v2 = TrainingData(frame, v2_features, "synthetic_v2", "fp-v2", hints, groups)
+    spec2 = ModelSpec(spec.name, "credit", "synthetic_v2", None, "test")
+
+    # no way to rebuild v1 (the synthetic set is not in the feature store): challenger, why
+    second = train_and_register(
+        spec2, v2, settings=mlflow_settings, split=SPLIT, estimator_params=FAST
+    )
+    assert second.alias == "challenger"
+    assert "could not be rebuilt" in second.gate_reason and "synthetic_v1" in second.gate_reason
+
+    rebuilt: list[str] = []
+
+    def v1_rows(feature_set: str, rows: pd.DataFrame) -> pd.DataFrame:
+        rebuilt.append(feature_set)
+        return rows.rename(columns={v: k for k, v in renamed.items()})
+
+    third = train_and_register(
+        spec2, v2, settings=mlflow_settings, split=SPLIT, estimator_params=FAST,
+        gate=GateConfig(margin=-1.0), champion_rows=v1_rows,
+    )  # fmt: skip
+    assert rebuilt == ["synthetic_v1"]
+    assert third.alias == CHAMPION and "beats champion v1" in third.gate_reason
+    # the champion was scored on exactly its own OOT AUC's rows and columns
+    assert third.metrics["champion_oot_auc"] == pytest.approx(first.metrics["oot_auc"])
+
+
 def _registered_names(settings: Settings) -> set[str]:
     return {r.name for r in _client(settings).search_registered_models()}
 

@@ -89,3 +89,25 @@ def test_too_little_credit_history_is_a_clear_error(settings: Settings) -> None:
     assert "personal_pd" not in {m.name for m in client.search_registered_models()}
     with pytest.raises(YidaiError, match="unknown model"):
         train_model("no_such_model", settings=settings)
+
+
+def test_the_gate_rebuilds_an_older_feature_set_from_the_warehouse(settings: Settings) -> None:
+    """``warehouse_rows``: the v1 columns of decisions that carry v2 columns, point in time,
+    equal to building v1 for them directly (how a v1 champion is scored against v2 models)."""
+    from features import FEATURE_SETS, build_training_set, credit_spine
+    from models.training import warehouse_rows
+    from yidai.warehouse import connect
+
+    con = connect(settings.warehouse)
+    try:
+        spine = credit_spine(con, "personal", AS_OF, 1, include_declined=True)
+        v2 = build_training_set(con, spine, "personal_credit_v2")
+        expected = build_training_set(con, spine, "personal_credit_v1")
+    finally:
+        con.close()
+    assert len(spine) >= 10 and spine["label"].notna().any()
+    got = warehouse_rows(settings)("personal_credit_v1", v2.rename(columns={"decision_ts": "ts"}))
+    v1_columns = FEATURE_SETS["personal_credit_v1"].columns
+    assert "customer_mcc_diversity_90d" in v1_columns and "customer_mcc_diversity_90d" not in v2
+    np.testing.assert_array_equal(got[v1_columns].to_numpy(), expected[v1_columns].to_numpy())
+    assert got["label"].equals(expected["label"])
