@@ -602,28 +602,6 @@ SME = (
          reason="requested_amount", monotone=1),
 )  # fmt: skip
 
-SME_V2 = (
-    *SME,
-    _agg("sme_payout_failed_ratio_90d", "sme_payouts",
-         "sum(failed_n) / nullif(sum(out_n), 0)",
-         "Share of transfers out (suppliers, payroll) that failed over 90 days.",
-         reason="cash_flow_stability", monotone=1, fill=None),
-    _agg("sme_payout_failed_ratio_180d", "sme_payouts",
-         "sum(failed_n) / nullif(sum(out_n), 0)",
-         "Share of transfers out (suppliers, payroll) that failed over 180 days.",
-         reason="cash_flow_stability", monotone=1, fill=None),
-    _agg("sme_payout_night_share_180d", "sme_payouts",
-         "sum(night_n) / nullif(sum(out_n), 0)",
-         "Share of transfers out made between 00:00 and 06:00 over 180 days.",
-         reason="time", monotone=1, fill=None),
-    _agg("sme_bill_days_early_90d", "sme_bill_timing", _BILL_DAYS_EARLY,
-         "Mean days before the due date that bills were paid over 90 days (negative: late).",
-         reason="bill_payments", monotone=-1, fill=None),
-    _agg("sme_bill_days_early_180d", "sme_bill_timing", _BILL_DAYS_EARLY,
-         "Mean days before the due date that bills were paid over 180 days (negative: late).",
-         reason="bill_payments", monotone=-1, fill=None),
-)  # fmt: skip
-
 # ----------------------------------------------------------------- payment fraud (per event)
 FRAUD = (
     _req("payer_txn_count_1h", _velocity_count_1h,
@@ -716,9 +694,6 @@ _SETS = (
                "Small-merchant revolving credit on POS turnover, its hours, refunds and "
                "chargebacks.", MERCHANT_V2),
     FeatureSet("sme_credit", 1, "sme", "SME revolving online loans (网贷通).", SME),
-    FeatureSet("sme_credit", 2, "sme",
-               "SME revolving online loans (网贷通), with payment failures and punctuality.",
-               SME_V2),
     FeatureSet("payment_fraud", 1, "payer",
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
 )  # fmt: skip
@@ -727,6 +702,6 @@ FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in _SETS}
 CREDIT_FEATURE_SETS = {
     "personal": "personal_credit_v2",
     "merchant": "merchant_credit_v2",
-    "sme": "sme_credit_v2",
+    "sme": "sme_credit_v1",
 }
 FRAUD_FEATURE_SET = "payment_fraud_v1"

@@ -337,33 +337,6 @@ _SOURCE_LIST = [
             ("refunded", "sum(CASE WHEN status = 'refunded' THEN amount ELSE 0 END)"),
         ),
     ),
-    # sme_credit_v2: payments out that fail for lack of funds, their hours, bill punctuality
-    Source(
-        name="sme_payouts",
-        entity="sme",
-        relation="payments",
-        money=(),
-        entity_expr="payer_id",
-        where="payer_type = 'sme' AND payment_type = 'transfer_out'",
-        measures=(
-            ("out_n", "count(*)"),
-            ("failed_n", "count_if(status = 'failed')"),
-            ("night_n", f"count_if({NIGHT})"),
-        ),
-    ),
-    Source(
-        name="sme_bill_timing",
-        entity="sme",
-        relation="payments",
-        money=(),
-        entity_expr="payer_id",
-        where="payer_type = 'sme' AND payment_type = 'bill' AND status = 'success'"
-        " AND due_date IS NOT NULL",
-        measures=(
-            ("paid_n", "count(*)"),
-            ("days_early", "sum(date_diff('day', CAST(ts AS DATE), due_date))"),
-        ),
-    ),
     _credit("sme", "sme"),
     Source(
         name="sme_repayments",

@@ -72,7 +72,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
                   "PD of personal consumer credit (逸贷) on real spending."),
         ModelSpec("merchant_pd", "credit", "merchant_credit_v2", "merchant",
                   "PD of small-merchant revolving credit on POS turnover."),
-        ModelSpec("sme_pd", "credit", "sme_credit_v2", "sme",
+        ModelSpec("sme_pd", "credit", "sme_credit_v1", "sme",
                   "PD of SME revolving online loans (网贷通)."),
         ModelSpec("payment_fraud", "fraud", "payment_fraud_v1", None,
                   "Fraud probability of POS card transactions and online payments."),

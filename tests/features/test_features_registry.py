@@ -22,7 +22,6 @@ def test_four_sets_with_entities_and_hints() -> None:
         "merchant_credit_v1",
         "merchant_credit_v2",
         "sme_credit_v1",
-        "sme_credit_v2",
         "payment_fraud_v1",
     }
     for fs in FEATURE_SETS.values():
@@ -34,12 +33,11 @@ def test_four_sets_with_entities_and_hints() -> None:
 
 def test_credit_v2_sets_reuse_the_v1_declarations() -> None:
     """v2 keeps v1's features unchanged (same declarations, same order) and adds its own;
-    merchant and SME keep all of them, so the promotion gate can score a v1 champion on v2
-    data; personal drops only the MCC diversity (docs/deployment.md, upgrading)."""
+    merchant keeps all of them, personal drops only the MCC diversity."""
     from features import CREDIT_FEATURE_SETS
 
     dropped = {"personal_credit": ["customer_mcc_diversity_90d"]}
-    for base in ("personal_credit", "merchant_credit", "sme_credit"):
+    for base in ("personal_credit", "merchant_credit"):
         v1, v2 = FEATURE_SETS[f"{base}_v1"], FEATURE_SETS[f"{base}_v2"]
         kept = [f for f in v1.features if f.name not in dropped.get(base, [])]
         assert list(v2.features[: len(kept)]) == kept

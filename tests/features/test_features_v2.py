@@ -90,16 +90,9 @@ def test_merchant_refund_and_night_rates_count_card_payments(
     _compare(per["night"] / txn, built, "merchant_night_share_180d")
 
 
-def test_payment_failure_ratios_of_smes_and_customers(
+def test_customer_payment_failure_and_night_shares(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
-    built = _profiles(wh, "sme_credit_v2", "sme", as_of)
-    out = _window(_payments(wh, "sme"), as_of, 90)
-    out = out[out["payment_type"] == "transfer_out"]
-    failed = (out["status"] == "failed").groupby(out["payer_id"]).mean()
-    assert failed.gt(0).any()
-    _compare(failed, built, "sme_payout_failed_ratio_90d")
-
     built = _profiles(wh, "personal_credit_v2", "customer", as_of)
     pay = _window(_payments(wh, "customer"), as_of, 180)
     pay = pay[pay["payment_type"].isin(["e_payment", "transfer_out"])]
@@ -110,7 +103,7 @@ def test_payment_failure_ratios_of_smes_and_customers(
     _compare(night, built, "customer_payment_night_share_180d")
 
 
-@pytest.mark.parametrize("base", ["personal_credit", "merchant_credit", "sme_credit"])
+@pytest.mark.parametrize("base", ["personal_credit", "merchant_credit"])
 def test_v2_profiles_keep_the_v1_values(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date, base: str
 ) -> None:
@@ -138,12 +131,11 @@ def test_default_builds_the_active_sets_and_the_extra_ones(
         *features.CREDIT_FEATURE_SETS.values(),
         features.FRAUD_FEATURE_SET,
     }
-    monkeypatch.setenv("YIDAI_EXTRA_FEATURE_SETS", "personal_credit_v1, sme_credit_v1")
+    monkeypatch.setenv("YIDAI_EXTRA_FEATURE_SETS", "personal_credit_v1, payment_fraud_v1")
     reset_settings_cache()
     try:
         built = features.build_features(empty_wh, day)
-        assert "personal_credit_v1/customer" in built and "sme_credit_v1/sme" in built
-        assert "merchant_credit_v1/merchant" not in built
+        assert "personal_credit_v1/customer" in built and "merchant_credit_v1/merchant" not in built
         monkeypatch.setenv("YIDAI_EXTRA_FEATURE_SETS", "personal_credit_v9")
         reset_settings_cache()
         with pytest.raises(YidaiError, match="unknown feature set 'personal_credit_v9'"):
