@@ -434,10 +434,10 @@ def _log_sd(n: str, total: str, squares: str) -> str:
     return f"sqrt(greatest(sum({squares}) - sum({total}) * sum({total}) / {m}, 0) / ({m} - 1))"
 
 
-# v2: how the customer pays (days before the due date; online payment failures, hours and
-# amounts) and how stable the income is, over 180 days: behaviour that tracks the customer's
-# current state (v1 reached a feature-level limit; docs/benchmarks.md, Models).  It drops
-# v1's MCC diversity: neutral for the model and half the cost of the history build.
+# v2: how punctually the customer pays bills and how stable the income is, over 180 days:
+# behaviour that tracks the customer's current state (v1 reached a feature-level limit;
+# docs/benchmarks.md, Models).  It drops v1's MCC diversity: neutral for the model and a third
+# of the cost of the history build.
 _BILL_DAYS_EARLY = "sum(days_early) / nullif(sum(paid_n), 0)"
 PERSONAL_V2 = (
     *(f for f in PERSONAL if f.name != "customer_mcc_diversity_90d"),
@@ -448,18 +448,6 @@ PERSONAL_V2 = (
          _log_sd("inflow_n", "log_amount", "log_amount_sq"),
          "Standard deviation of log incoming transfers (salary) over 180 days.",
          reason="income_stability", monotone=1, fill=None),
-    _agg("customer_payment_failed_ratio_180d", "customer_payments",
-         "sum(failed_n) / nullif(sum(pay_n), 0)",
-         "Share of e-payments and transfers out that failed over 180 days.",
-         reason="online_payments", monotone=1, fill=None),
-    _agg("customer_payment_night_share_180d", "customer_payments",
-         "sum(night_n) / nullif(sum(pay_n), 0)",
-         "Share of e-payments and transfers out made between 00:00 and 06:00 over 180 days.",
-         reason="online_payments", monotone=1, fill=None),
-    _agg("customer_epay_log_amount_180d", "customer_payments",
-         "sum(epay_log_amount) / nullif(sum(epay_n), 0)",
-         "Mean log amount of e支付 e-payments over 180 days.", reason="online_payments",
-         fill=None),
 )  # fmt: skip
 
 # ----------------------------------------------------------------- small-merchant credit

@@ -169,7 +169,7 @@ _SOURCE_LIST = [
         ),
     ),
     _credit("customer", "personal"),
-    # personal_credit_v2: payment punctuality, income stability and online payment behaviour
+    # personal_credit_v2: bill punctuality and income stability
     Source(
         name="customer_bill_timing",
         entity="customer",
@@ -194,23 +194,6 @@ _SOURCE_LIST = [
             ("inflow_n", "count(*)"),
             ("log_amount", f"sum({LOG_AMOUNT})"),
             ("log_amount_sq", f"sum({LOG_AMOUNT} * {LOG_AMOUNT})"),
-        ),
-    ),
-    Source(
-        name="customer_payments",
-        entity="customer",
-        relation="payments",
-        entity_expr="payer_id",
-        where="payer_type = 'customer' AND payment_type IN ('e_payment', 'transfer_out')",
-        measures=(
-            ("pay_n", "count(*)"),
-            ("failed_n", "count_if(status = 'failed')"),
-            ("night_n", f"count_if({NIGHT})"),
-            ("epay_n", "count_if(payment_type = 'e_payment')"),
-            (
-                "epay_log_amount",
-                f"sum(CASE WHEN payment_type = 'e_payment' THEN {LOG_AMOUNT} ELSE 0 END)",
-            ),
         ),
     ),
     Source(

@@ -90,19 +90,6 @@ def test_merchant_refund_and_night_rates_count_card_payments(
     _compare(per["night"] / txn, built, "merchant_night_share_180d")
 
 
-def test_customer_payment_failure_and_night_shares(
-    wh: duckdb.DuckDBPyConnection, as_of: dt.date
-) -> None:
-    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
-    pay = _window(_payments(wh, "customer"), as_of, 180)
-    pay = pay[pay["payment_type"].isin(["e_payment", "transfer_out"])]
-    failed = (pay["status"] == "failed").groupby(pay["payer_id"]).mean()
-    night = (pay["ts"].dt.hour < 6).groupby(pay["payer_id"]).mean()
-    assert failed.gt(0).any() and night.gt(0).any()
-    _compare(failed, built, "customer_payment_failed_ratio_180d")
-    _compare(night, built, "customer_payment_night_share_180d")
-
-
 @pytest.mark.parametrize("base", ["personal_credit", "merchant_credit"])
 def test_v2_profiles_keep_the_v1_values(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date, base: str
