@@ -434,10 +434,10 @@ def _log_sd(n: str, total: str, squares: str) -> str:
     return f"sqrt(greatest(sum({squares}) - sum({total}) * sum({total}) / {m}, 0) / ({m} - 1))"
 
 
-# v2: how punctually the customer pays bills and how stable the income is, over 180 days:
-# behaviour that tracks the customer's current state (v1 reached a feature-level limit;
-# docs/benchmarks.md, Models).  It drops v1's MCC diversity: neutral for the model and a third
-# of the cost of the history build.
+# v2: how punctually the customer pays bills, how stable the income is and how the customer
+# uses e支付, over 180 days: behaviour that tracks the customer's current state (v1 reached a
+# feature-level limit; docs/benchmarks.md, Models).  It drops v1's MCC diversity: neutral for
+# the model and a third of the cost of the history build.
 _BILL_DAYS_EARLY = "sum(days_early) / nullif(sum(paid_n), 0)"
 PERSONAL_V2 = (
     *(f for f in PERSONAL if f.name != "customer_mcc_diversity_90d"),
@@ -448,6 +448,14 @@ PERSONAL_V2 = (
          _log_sd("inflow_n", "log_amount", "log_amount_sq"),
          "Standard deviation of log incoming transfers (salary) over 180 days.",
          reason="income_stability", monotone=1, fill=None),
+    _agg("customer_epay_failed_ratio_180d", "customer_epayments",
+         "sum(failed_n) / nullif(sum(epay_n), 0)",
+         "Share of e支付 e-payments that failed over 180 days.", reason="online_payments",
+         monotone=1, fill=None),
+    _agg("customer_epay_log_amount_180d", "customer_epayments",
+         "sum(log_amount) / nullif(sum(epay_n), 0)",
+         "Mean log amount of e支付 e-payments over 180 days.", reason="online_payments",
+         fill=None),
 )  # fmt: skip
 
 # ----------------------------------------------------------------- small-merchant credit

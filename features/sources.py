@@ -169,7 +169,7 @@ _SOURCE_LIST = [
         ),
     ),
     _credit("customer", "personal"),
-    # personal_credit_v2: bill punctuality and income stability
+    # personal_credit_v2: bill punctuality, income stability, e支付 e-payments
     Source(
         name="customer_bill_timing",
         entity="customer",
@@ -194,6 +194,18 @@ _SOURCE_LIST = [
             ("inflow_n", "count(*)"),
             ("log_amount", f"sum({LOG_AMOUNT})"),
             ("log_amount_sq", f"sum({LOG_AMOUNT} * {LOG_AMOUNT})"),
+        ),
+    ),
+    Source(
+        name="customer_epayments",
+        entity="customer",
+        relation="payments",
+        entity_expr="payer_id",
+        where="payer_type = 'customer' AND payment_type = 'e_payment'",
+        measures=(
+            ("epay_n", "count(*)"),
+            ("failed_n", "count_if(status = 'failed')"),
+            ("log_amount", f"sum({LOG_AMOUNT})"),
         ),
     ),
     Source(

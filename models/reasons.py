@@ -104,6 +104,8 @@ REASON_GROUPS: tuple[ReasonGroup, ...] = (
            "Unusual compared with the payer's usual activity", "与付款人日常交易习惯不符"),
     _group("R34", "income_stability", ("inflow_variab", "salary"),
            "Irregular income (salary) inflows", "收入（工资）入账不稳定"),
+    _group("R35", "online_payments", ("epay", "payment_failed"),
+           "Failed or unusual online payments", "线上支付失败或异常较多"),
 )  # fmt: skip
 OTHER_GROUP = ReasonGroup("R99", "other", (), "Other risk factors", "其他风险因素")
 _GROUPS_BY_KEY = {k: g for g in (*REASON_GROUPS, OTHER_GROUP) for k in (g.code, g.name)}

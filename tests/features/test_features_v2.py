@@ -90,6 +90,20 @@ def test_merchant_refund_and_night_rates_count_card_payments(
     _compare(per["night"] / txn, built, "merchant_night_share_180d")
 
 
+def test_epayment_failure_share_and_mean_log_amount(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
+    epay = _window(_payments(wh, "customer"), as_of, 180)
+    epay = epay[epay["payment_type"] == "e_payment"]
+    failed = (epay["status"] == "failed").groupby(epay["payer_id"]).mean()
+    assert failed.gt(0).any()
+    _compare(failed, built, "customer_epay_failed_ratio_180d")
+    # logs are rounded to 1e-6 before they are summed (exact sums in any build order)
+    logs = np.round(np.log(epay["amount"].round(2)), 6).groupby(epay["payer_id"]).mean()
+    _compare(logs, built, "customer_epay_log_amount_180d")
+
+
 @pytest.mark.parametrize("base", ["personal_credit", "merchant_credit"])
 def test_v2_profiles_keep_the_v1_values(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date, base: str
