@@ -19,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
 from models import metrics as m
 from models.calibration import CalibrationMethod
 from models.estimator import GradientBoostedPD
@@ -65,16 +66,18 @@ class ModelSpec:
         return m.auc(y, p) if self.kind == "credit" else m.average_precision(y, p)
 
 
+#: The feature-set version each model trains on comes from ``features.definitions`` (the one
+#: place that moves a model to a new version; the policies name the same set, tested).
 MODEL_SPECS: dict[str, ModelSpec] = {
     s.name: s
     for s in (
-        ModelSpec("personal_pd", "credit", "personal_credit_v2", "personal",
+        ModelSpec("personal_pd", "credit", CREDIT_FEATURE_SETS["personal"], "personal",
                   "PD of personal consumer credit (逸贷) on real spending."),
-        ModelSpec("merchant_pd", "credit", "merchant_credit_v2", "merchant",
+        ModelSpec("merchant_pd", "credit", CREDIT_FEATURE_SETS["merchant"], "merchant",
                   "PD of small-merchant revolving credit on POS turnover."),
-        ModelSpec("sme_pd", "credit", "sme_credit_v1", "sme",
+        ModelSpec("sme_pd", "credit", CREDIT_FEATURE_SETS["sme"], "sme",
                   "PD of SME revolving online loans (网贷通)."),
-        ModelSpec("payment_fraud", "fraud", "payment_fraud_v1", None,
+        ModelSpec("payment_fraud", "fraud", FRAUD_FEATURE_SET, None,
                   "Fraud probability of POS card transactions and online payments."),
     )
 }  # fmt: skip
