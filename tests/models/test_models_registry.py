@@ -4,7 +4,6 @@ gate, the loader, and clean failures."""
 from __future__ import annotations
 
 import itertools
-import time
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +120,6 @@ def test_register_load_and_gate(
         pytest.approx(first.metrics["oot_auc"])
     )
     assert np.allclose(model.predict_proba(X[0]), pd_hat[:1])
-    start = time.perf_counter()
-    for row in X[:300]:
-        model.predict_proba(row)
-    assert (time.perf_counter() - start) / 300 < 0.002  # loose on a shared box; ~0.05 ms
     assert model.grade(pd_hat[:3]).shape == (3,)
     assert np.all(np.diff(model.score_points(np.array([0.01, 0.02, 0.2]))) < 0)
     reasons = model.reason_codes(X[:4], top_k=2)
