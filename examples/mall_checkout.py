@@ -20,6 +20,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def checkout(yidai: YidaiClient, order: Order) -> str:
 def _demo() -> None:
     import uvicorn
 
+    from features.definitions import CREDIT_FEATURE_SETS
     from scoring_service.main import create_app
     from scoring_service.sandbox import build_sandbox, entity_ids
     from scoring_service.security import create_key
@@ -74,7 +76,7 @@ def _demo() -> None:
 
     home = Path("var/examples/mall_checkout").resolve()
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-    if not (settings.serving / "features" / "personal_credit_v2" / "CURRENT").exists():
+    if not (settings.serving / "features" / CREDIT_FEATURE_SETS["personal"] / "CURRENT").exists():
         print("building a small sandbox (synthetic snapshots + registered models) ...")
         build_sandbox(settings)
     key, _ = create_key(
@@ -103,6 +105,10 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--customer", default="C1")
     parser.add_argument("--amount", type=float, default=2599.0)
+    parser.add_argument(
+        "--order-id", help="the mall's order id (default: a new unique one; the idempotency "
+        "keys derive from it, so a retry of the same order must pass the same id)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.demo:
         _demo()
@@ -111,7 +117,8 @@ def main() -> None:
     if not key:
         sys.exit("set YIDAI_API_KEY (yidai keys create --module mall_checkout --scopes ...)")
     with YidaiClient(args.url, key) as yidai:
-        order = Order(f"O{int(time.time())}", args.customer, "S001", args.amount, "D-1")
+        order_id = args.order_id or f"O{uuid.uuid4().hex[:16].upper()}"
+        order = Order(order_id, args.customer, "S001", args.amount, "D-1")
         print(checkout(yidai, order))
 
 

@@ -108,7 +108,16 @@ REASON_GROUPS: tuple[ReasonGroup, ...] = (
            "Failed or unusual online payments", "线上支付失败或异常较多"),
 )  # fmt: skip
 OTHER_GROUP = ReasonGroup("R99", "other", (), "Other risk factors", "其他风险因素")
-_GROUPS_BY_KEY = {k: g for g in (*REASON_GROUPS, OTHER_GROUP) for k in (g.code, g.name)}
+#: Where a missing input's contribution goes: a missing value (no bills, a payee never seen)
+#: is no evidence of its group's fact ("late bills", "fraud reports"), only of thin history.
+NO_HISTORY_GROUP = ReasonGroup(
+    "R36", "no_history", (),
+    "Little or no history to assess (new payee, account or customer)",
+    "可参考的历史记录不足（新收款方、新账户或新客户）",
+)  # fmt: skip
+_GROUPS_BY_KEY = {
+    k: g for g in (*REASON_GROUPS, OTHER_GROUP, NO_HISTORY_GROUP) for k in (g.code, g.name)
+}
 #: Other spellings of group names that feature declarations may use.
 GROUP_ALIASES: dict[str, str] = {
     "repayment": "delinquency",
@@ -160,7 +169,11 @@ def reason_group_of(feature: str, declared: str | None = None) -> ReasonGroup:
 
 
 class ReasonCoder:
-    """Turns a contribution matrix ``(n, n_features)`` into the top adverse reasons per row."""
+    """Turns a contribution matrix ``(n, n_features)`` into the top adverse reasons per row.
+
+    Given the rows' inputs too, the contributions of missing (NaN) inputs count towards
+    :data:`NO_HISTORY_GROUP` instead of their own group.
+    """
 
     def __init__(
         self, feature_names: Sequence[str], declared: Mapping[str, str] | None = None
@@ -168,23 +181,34 @@ class ReasonCoder:
         declared = declared or {}
         self.feature_names = list(feature_names)
         groups = [reason_group_of(f, declared.get(f)) for f in self.feature_names]
-        self.codes = sorted({g.code for g in groups})
+        self.codes = sorted({g.code for g in groups} | {NO_HISTORY_GROUP.code})
+        self._no_history = self.codes.index(NO_HISTORY_GROUP.code)
         self.group_of_feature = {f: g.code for f, g in zip(self.feature_names, groups, strict=True)}
         column = {code: i for i, code in enumerate(self.codes)}
         self._membership = np.zeros((len(self.feature_names), len(self.codes)))
         for i, g in enumerate(groups):
             self._membership[i, column[g.code]] = 1.0
 
-    def reasons(self, contributions: np.ndarray, top_k: int = 3) -> list[list[Reason]]:
+    def reasons(
+        self, contributions: np.ndarray, top_k: int = 3, values: np.ndarray | None = None
+    ) -> list[list[Reason]]:
         """Top ``top_k`` reason groups with a positive (risk-raising) summed contribution per
-        row, largest first; each names its largest contributing feature."""
+        row, largest first; each names its largest contributing feature.  ``values`` (the
+        rows' inputs, same shape): missing inputs count towards the no-history reason."""
         contrib = np.atleast_2d(np.asarray(contributions, dtype=np.float64))
         if contrib.shape[1] != len(self.feature_names):
             raise YidaiError(
                 f"contributions have {contrib.shape[1]} columns, "
                 f"expected {len(self.feature_names)} features"
             )
-        per_group = contrib @ self._membership
+        if values is None:
+            missing = np.zeros(contrib.shape, dtype=bool)
+        else:
+            missing = np.isnan(np.atleast_2d(np.asarray(values, dtype=np.float64)))
+            if missing.shape != contrib.shape:
+                raise YidaiError(f"values have shape {missing.shape}, expected {contrib.shape}")
+        per_group = np.where(missing, 0.0, contrib) @ self._membership
+        per_group[:, self._no_history] += np.where(missing, contrib, 0.0).sum(axis=1)
         k = min(top_k, len(self.codes))
         order = np.argsort(-per_group, axis=1, kind="stable")[:, :k]
         result: list[list[Reason]] = []
@@ -194,7 +218,10 @@ class ReasonCoder:
                 value = float(per_group[row, col])
                 if value <= 0:
                     break
-                members = np.flatnonzero(self._membership[:, col])
+                if col == self._no_history:
+                    members = np.flatnonzero(missing[row])
+                else:
+                    members = np.flatnonzero(self._membership[:, col] * ~missing[row])
                 top_feature = self.feature_names[members[np.argmax(contrib[row, members])]]
                 group = _GROUPS_BY_KEY[self.codes[col]]
                 row_reasons.append(

@@ -13,7 +13,7 @@ import math
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -330,7 +330,17 @@ def _undo_registration(
 
 def promote(name: str, version: str, *, reason: str, settings: Settings | None = None) -> None:
     """Manually make ``version`` the champion (the previous champion becomes challenger)."""
+    from mlflow.exceptions import MlflowException
+
+    if not reason.strip():
+        raise YidaiError("a manual promotion needs a reason")
     client = tracking_client(settings)
+    try:
+        client.get_model_version(name, str(version))
+    except MlflowException:
+        raise YidaiError(
+            f"{name} has no version {version!r} (see: yidai models list --model {name})"
+        ) from None
     previous = version_by_alias(client, name, CHAMPION, missing_ok=True)
     client.set_registered_model_alias(name, CHAMPION, version)
     client.set_model_version_tag(name, version, "gate_reason", f"manual: {reason}")
@@ -352,6 +362,61 @@ def version_by_alias(
             f"no registered model {name!r} with alias {alias!r}; train it first "
             f"(yidai train --model {name})"
         ) from exc
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One registered version, as ``yidai models list`` shows it."""
+
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    created: pd.Timestamp
+    kind: str
+    feature_set: str
+    metrics: dict[str, float]
+    gate_reason: str
+
+    @property
+    def primary_metric(self) -> str:
+        return "oot_average_precision" if self.kind == "fraud" else "oot_auc"
+
+
+def list_versions(
+    names: Sequence[str], *, latest: int = 3, settings: Settings | None = None
+) -> list[VersionSummary]:
+    """The ``latest`` versions of each registered model (newest first) with their aliases,
+    the run's metrics and the gate's reason; a model never registered is left out."""
+    from mlflow.exceptions import MlflowException
+
+    if latest < 1:
+        raise YidaiError(f"latest must be >= 1, got {latest}")
+    client = tracking_client(settings)
+    out: list[VersionSummary] = []
+    for name in names:
+        try:
+            aliases = client.get_registered_model(name).aliases or {}
+        except MlflowException:
+            continue
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
+        versions = client.search_model_versions(f"name = '{name}'")
+        for mv in sorted(versions, key=lambda v: int(v.version), reverse=True)[:latest]:
+            run = client.get_run(mv.run_id) if mv.run_id else None
+            out.append(
+                VersionSummary(
+                    name=name,
+                    version=str(mv.version),
+                    aliases=tuple(sorted(by_version.get(str(mv.version), []))),
+                    created=pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
+                    kind=run.data.tags.get("yidai.kind", "credit") if run else "credit",
+                    feature_set=str((mv.tags or {}).get("feature_set", "")),
+                    metrics=dict(run.data.metrics) if run else {},
+                    gate_reason=str((mv.tags or {}).get("gate_reason", "")),
+                )
+            )
+    return out
 
 
 # ---------------------------------------------------------------------------- loading
@@ -424,10 +489,9 @@ class LoadedModel:
 
     def reason_codes(self, X: np.ndarray | pd.DataFrame, top_k: int = 3) -> list[list[Reason]]:
         """Top adverse reasons per row from the booster's feature contributions."""
-        contrib = np.asarray(
-            self.booster.predict(self._matrix(X), pred_contrib=True, num_threads=1)
-        )
-        return self.reason_coder.reasons(contrib[:, :-1], top_k=top_k)
+        matrix = self._matrix(X)
+        contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=1))
+        return self.reason_coder.reasons(contrib[:, :-1], top_k=top_k, values=matrix)
 
 
 def load_model(

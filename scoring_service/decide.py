@@ -95,7 +95,7 @@ def _reasons(slot: ModelSlot, X: np.ndarray, top_k: int) -> tuple[Any, ...]:
     coder = getattr(slot.model, "reason_coder", None)
     if slot.margin is not None and coder is not None:
         contrib = slot.margin.contributions(X[0])
-        return model_reasons(coder.reasons(contrib[None, :-1], top_k=top_k)[0])
+        return model_reasons(coder.reasons(contrib[None, :-1], top_k=top_k, values=X[:1])[0])
     return model_reasons(slot.model.reason_codes(X, top_k=top_k)[0])
 
 

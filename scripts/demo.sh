@@ -55,6 +55,9 @@ elapsed=$(($(date +%s) - started))
 echo "pipeline part of the demo: ${elapsed} s"
 echo "$elapsed" >"$DEMO_DIR/pipeline_seconds"
 
+step "The models train_weekly registered (oracle gap: AUC of the simulator's true PD minus the model's, same test rows)"
+COLUMNS=${COLUMNS:-160} yidai models list --latest 1
+
 if [[ $DEMO_SERVE == 0 ]]; then
   echo "DEMO_SERVE=0: stopping after the pipeline."
   exit 0
@@ -65,12 +68,9 @@ KEY_FILE=$DEMO_DIR/mall_checkout.key
 (umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
 # A real customer of the published snapshot, for the example calls below.
 CUSTOMER=$("$UV" run --frozen python -c '
-import json, sys, pyarrow.parquet as pq
-from pathlib import Path
+from scoring_service.sandbox import entity_ids
 from yidai.settings import get_settings
-root = get_settings().serving / "features" / "personal_credit_v1"
-current = json.loads((root / "CURRENT").read_text())["snapshot_id"]
-ids = pq.read_table(root / current / "customer.parquet", columns=["entity_id"])[0]
+ids = entity_ids(get_settings(), ["personal"])["personal"]
 print(" ".join(str(ids[i]) for i in range(0, len(ids), max(1, len(ids) // 8))[:8]))
 ')
 CUSTOMERS=$CUSTOMER

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "ingest",
     "features",
     "train",
+    "models",
     "serve",
     "limits",
     "monitor",

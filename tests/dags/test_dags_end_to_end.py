@@ -140,6 +140,24 @@ def test_each_model_is_champion_or_named_in_the_training_alert(chain: ChainRun) 
     assert {"merchant_pd", "payment_fraud"} <= set(champions)
 
 
+def test_models_list_shows_the_chain_champions(chain: ChainRun) -> None:
+    from typer.testing import CliRunner
+
+    from yidai.cli import app
+
+    result = CliRunner().invoke(app, ["models", "list", "--latest", "1"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    rows = {}
+    for line in result.output.splitlines():
+        cells = [c.strip() for c in line.split("│")]
+        if len(cells) > 8 and cells[1] in pipeline.MODEL_NAMES:
+            rows[cells[1]] = cells
+    assert {"merchant_pd", "payment_fraud"} <= set(rows)
+    assert rows["merchant_pd"][3] == "champion" and rows["merchant_pd"][6].startswith("auc 0.")
+    assert rows["payment_fraud"][6].startswith("average_precision 0.")
+    assert rows["payment_fraud"][5].endswith("%)")  # OOT rows (fraud share)
+
+
 def test_the_features_asset_event_carries_the_day_for_the_limits_dag(chain: ChainRun) -> None:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session

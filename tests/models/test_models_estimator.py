@@ -148,3 +148,26 @@ def test_reason_codes_name_the_risk_raising_groups(
     assert coder.reasons(fitted.contributions(safe))[0] == [] or all(
         r.contribution < 0.05 for r in coder.reasons(fitted.contributions(safe))[0]
     )
+
+
+def test_a_missing_input_is_a_no_history_reason_not_its_groups_fact() -> None:
+    """A payee never seen has no fraud rate (NaN): its push towards fraud reads as thin
+    history (R36), not as "recent fraud reports" (R11), which only real reports may raise."""
+    names = ["counterpart_fraud_rate_30d", "payer_new_device_now", "counterpart_fraud_reports_7d"]
+    groups = dict(zip(names, ["counterpart_risk", "new_device", "counterpart_risk"], strict=True))
+    coder = ReasonCoder(names, groups)
+    contrib = np.array([[1.0, 0.8, 0.3], [1.0, 0.8, 0.3]])
+    blind = coder.reasons(contrib)
+    assert [(r.code, r.feature) for r in blind[0]] == [
+        ("R11", "counterpart_fraud_rate_30d"), ("R09", "payer_new_device_now")]  # fmt: skip
+    values = np.array([[np.nan, 1.0, 0.0], [0.2, 1.0, 0.0]])
+    seen = coder.reasons(contrib, values=values)
+    assert [(r.code, r.feature, r.contribution) for r in seen[0]] == [
+        ("R36", "counterpart_fraud_rate_30d", 1.0),
+        ("R09", "payer_new_device_now", 0.8),
+        ("R11", "counterpart_fraud_reports_7d", 0.3),
+    ]
+    assert "history" in seen[0][0].text_en and "历史" in seen[0][0].text_zh
+    assert seen[1] == blind[1]  # nothing missing: unchanged
+    with pytest.raises(YidaiError, match="values have shape"):
+        coder.reasons(contrib, values=values[:, :2])

@@ -17,8 +17,10 @@ from models.registry import (
     ChampionScore,
     GateConfig,
     GateDecision,
+    list_versions,
     load_model,
     log_and_register,
+    promote,
     promotion_decision,
 )
 from models.training import (
@@ -155,6 +157,29 @@ def test_register_load_and_gate(
     )
     assert third.alias == CHAMPION
     assert load_model(spec.name, settings=mlflow_settings).version == third.version
+
+    # The registry listing (newest first, aliases, run metrics, the gate's reason).
+    listed = list_versions([spec.name, "never_registered"], latest=2, settings=mlflow_settings)
+    assert [(v.version, v.aliases) for v in listed] == [
+        (third.version, (CHAMPION,)),
+        (second.version, ("challenger",)),
+    ]
+    assert listed[0].metrics["oot_auc"] == pytest.approx(third.metrics["oot_auc"])
+    assert listed[0].metrics["oracle_gap"] == pytest.approx(third.metrics["oracle_gap"])
+    assert listed[1].gate_reason == second.gate_reason and listed[1].feature_set == "synthetic_v1"
+
+    # A manual rollback to v1: the displaced champion becomes challenger, the reason is kept.
+    promote(spec.name, "1", reason="rollback after review", settings=mlflow_settings)
+    assert load_model(spec.name, settings=mlflow_settings).version == "1"
+    assert load_model(spec.name, "challenger", settings=mlflow_settings).version == third.version
+    assert client.get_model_version(spec.name, "1").tags["gate_reason"] == (
+        "manual: rollback after review"
+    )
+    with pytest.raises(YidaiError, match="has no version '99'"):
+        promote(spec.name, "99", reason="typo", settings=mlflow_settings)
+    with pytest.raises(YidaiError, match="needs a reason"):
+        promote(spec.name, "2", reason=" ", settings=mlflow_settings)
+    assert load_model(spec.name, settings=mlflow_settings).version == "1"
 
     # Loader refusals.
     with pytest.raises(YidaiError, match="online snapshot has version other"):

@@ -62,3 +62,35 @@ def test_storefront_calls_through_the_client(
     with YidaiClient(server, keys.personal_only) as narrow, pytest.raises(YidaiAPIError) as info:
         narrow.payment_risk("P1", 10.0, "app")
     assert info.value.status_code == 403
+
+
+def test_the_example_checkout_integration_over_http(
+    sandbox: Sandbox, keys: Any, server: str
+) -> None:
+    """examples/mall_checkout.py as a storefront runs it: one process per checkout, back to
+    back (each order its own id, so its own idempotency keys); a retry of one order id
+    replays the same answer."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "mall_checkout.py"
+    env = {**os.environ, "YIDAI_API_KEY": keys.all}
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, str(script), "--url", server, *args],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    first, second = (
+        run("--customer", c, "--amount", "899") for c in sandbox.entities["personal"][:2]
+    )
+    assert first.split(":")[0] != second.split(":")[0]  # distinct order ids
+    customer = sandbox.entities["personal"][2]
+    once = run("--customer", customer, "--amount", "1299", "--order-id", "O-RETRY-1")
+    assert once.startswith("O-RETRY-1: ")
+    assert run("--customer", customer, "--amount", "1299", "--order-id", "O-RETRY-1") == once

@@ -110,5 +110,5 @@ def test_fast_margin_equals_booster_predict(
     contributions = np.array([fast.contributions(row) for row in X])
     np.testing.assert_array_equal(contributions, model.booster.predict(X, pred_contrib=True))
     for row, contribution in zip(X, contributions, strict=True):  # one row, as served
-        fast_reasons = model.reason_coder.reasons(contribution[None, :-1])
+        fast_reasons = model.reason_coder.reasons(contribution[None, :-1], values=row[None, :])
         assert fast_reasons == model.reason_codes(row[None, :])

@@ -6,7 +6,7 @@ import datetime as dt
 
 import typer
 
-MODEL_NAMES = ("personal_pd", "merchant_pd", "sme_pd", "payment_fraud")
+from yidai.pipeline import MODEL_NAMES
 
 
 def register(app: typer.Typer) -> None:
