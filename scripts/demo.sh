@@ -4,7 +4,7 @@
 # dashboards in the background.
 #
 #   DEMO_SERVE=0        stop after the pipeline (for scripts and the benchmark)
-#   DEMO_PRESET=demo    simulation preset (tiny | demo | large)
+#   DEMO_PRESET=demo    simulation preset (demo | large; tiny is the tests' and too small here)
 #   DEMO_DAILY_RUNS=3   incremental daily runs after the history run
 #   DEMO_SERVE_PORT=8000, DEMO_DASHBOARD_PORT=8501
 #   YIDAI_HOME=var      all local state; AIRFLOW_HOME defaults to $YIDAI_HOME/airflow
@@ -22,6 +22,11 @@ DEMO_PRESET=${DEMO_PRESET:-demo}
 DEMO_DAILY_RUNS=${DEMO_DAILY_RUNS:-3}
 SERVE_PORT=${DEMO_SERVE_PORT:-8000}
 DASHBOARD_PORT=${DEMO_DASHBOARD_PORT:-8501}
+if [[ $DEMO_PRESET == tiny ]]; then
+  echo "DEMO_PRESET=tiny is the tests' preset: too few loans mature with a default to train the" \
+    "credit models (and the merchant limit refresh needs merchant_pd); use demo or large" >&2
+  exit 2
+fi
 DEMO_DIR=$YIDAI_HOME/demo
 mkdir -p "$DEMO_DIR"
 yidai() { "$UV" run --frozen yidai "$@"; }
