@@ -34,12 +34,13 @@ class Order:
     seller_id: str
     amount: float
     device_id: str
+    channel: str = "app"
 
 
 def checkout(yidai: YidaiClient, order: Order) -> str:
     """What the checkout page shows: payment risk first, then the instant credit offer."""
     risk = yidai.payment_risk(
-        order.customer_id, order.amount, "app",
+        order.customer_id, order.amount, order.channel,
         counterpart_id=order.seller_id, device_id=order.device_id,
         idempotency_key=f"pay-{order.order_id}",
     )  # fmt: skip
@@ -105,6 +106,9 @@ def main() -> None:
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--customer", default="C1")
     parser.add_argument("--amount", type=float, default=2599.0)
+    parser.add_argument("--seller", default="S001", help="the mall seller (the payee)")
+    parser.add_argument("--device", default="D-1", help="the customer's device id")
+    parser.add_argument("--channel", default="app", help="payment channel (app, ...)")
     parser.add_argument(
         "--order-id", help="the mall's order id (default: a new unique one; the idempotency "
         "keys derive from it, so a retry of the same order must pass the same id)",
@@ -118,7 +122,7 @@ def main() -> None:
         sys.exit("set YIDAI_API_KEY (yidai keys create --module mall_checkout --scopes ...)")
     with YidaiClient(args.url, key) as yidai:
         order_id = args.order_id or f"O{uuid.uuid4().hex[:16].upper()}"
-        order = Order(order_id, args.customer, "S001", args.amount, "D-1")
+        order = Order(order_id, args.customer, args.seller, args.amount, args.device, args.channel)
         print(checkout(yidai, order))
 
 

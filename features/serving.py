@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +195,17 @@ class FeatureSnapshot:
         if value is None:
             return False
         return f"{payer_id}\x1f{value}" in self.pairs.get(field_name, set())
+
+    def seen_values(self, payer_ids: Collection[str], field_name: str) -> dict[str, list[str]]:
+        """The counterparts/devices/channels each payer used before the snapshot's end,
+        sorted (one pass over the pairs; payers with none are left out)."""
+        wanted = set(payer_ids)
+        out: dict[str, list[str]] = {}
+        for pair in self.pairs.get(field_name, set()):
+            payer, value = pair.split("\x1f", 1)
+            if payer in wanted:
+                out.setdefault(payer, []).append(value)
+        return {payer: sorted(values) for payer, values in out.items()}
 
     def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray:
         """The full online feature vector of one request (same order as training).

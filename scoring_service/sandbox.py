@@ -131,3 +131,19 @@ def entity_ids(settings: Settings, products: Sequence[str] = tuple(MODELS)) -> d
         snap = load_snapshot(settings.serving, MODELS[product][1])
         out[product] = sorted(snap.profiles[snap.entity].index)
     return out
+
+
+def usual_payment_context(
+    settings: Settings, payer_ids: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """A device, a payee and a channel each payer used before (the published payment
+    snapshot's seen-before pairs; ``app`` when the payer used it), for example calls that look
+    like the payer's everyday payments.  A payer without history gets an empty dict."""
+    from features import load_snapshot
+
+    snap = load_snapshot(settings.serving, FRAUD_FEATURE_SET)
+    out: dict[str, dict[str, str]] = {payer: {} for payer in payer_ids}
+    for field in ("device_id", "counterpart_id", "channel"):
+        for payer, values in snap.seen_values(payer_ids, field).items():
+            out[payer][field] = "app" if field == "channel" and "app" in values else values[0]
+    return out

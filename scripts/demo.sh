@@ -71,15 +71,21 @@ fi
 step "API key for the example integration (mall checkout)"
 KEY_FILE=$DEMO_DIR/mall_checkout.key
 (umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
-# A real customer of the published snapshot, for the example calls below.
-CUSTOMER=$("$UV" run --frozen python -c '
-from scoring_service.sandbox import entity_ids
+# Real customers of the published snapshot, each with a device, payee and channel they used
+# before (an everyday checkout), then the first one on a new phone at a new seller, for the
+# example calls below: "customer device seller channel".
+"$UV" run --frozen python -c '
+from scoring_service.sandbox import entity_ids, usual_payment_context
 from yidai.settings import get_settings
 ids = entity_ids(get_settings(), ["personal"])["personal"]
-print(" ".join(str(ids[i]) for i in range(0, len(ids), max(1, len(ids) // 8))[:8]))
-')
-CUSTOMERS=$CUSTOMER
-CUSTOMER=${CUSTOMERS%% *}
+picked = [str(ids[i]) for i in range(0, len(ids), max(1, len(ids) // 8))[:8]]
+context = usual_payment_context(get_settings(), picked)
+for c in picked:
+    u = context[c]
+    print(c, u.get("device_id", "D-1"), u.get("counterpart_id", "S001"), u.get("channel", "app"))
+print(picked[0], "D-NEW-PHONE", "S-NEW-SELLER", "app")  # the same customer, new device and payee
+' >"$DEMO_DIR/checkouts.txt"
+CUSTOMER=$(head -1 "$DEMO_DIR/checkouts.txt" | cut -d' ' -f1)
 
 step "Start the scoring service and the dashboards in the background"
 setsid "$UV" run --frozen yidai serve --port "$SERVE_PORT" >"$DEMO_DIR/serve.log" 2>&1 &
@@ -114,14 +120,15 @@ for product, state in sorted(ready.get("products", {}).items()):
     print(f"  {product:<9} {'ready' if state.get('ready') else 'NOT READY'}  {problems}")
 PY
 
-step "A few mall checkouts through the example integration (examples/mall_checkout.py)"
+step "A few mall checkouts through the example integration (examples/mall_checkout.py): everyday checkouts, then one on a new phone at a new seller"
 i=0
-for customer in $CUSTOMERS; do
+while read -r customer device seller channel; do
   i=$((i + 1))
   YIDAI_API_KEY=$(<"$KEY_FILE") "$UV" run --frozen python examples/mall_checkout.py \
-    --url "http://127.0.0.1:$SERVE_PORT" --customer "$customer" --amount $((i * 700 + 99)) ||
+    --url "http://127.0.0.1:$SERVE_PORT" --customer "$customer" --amount $((i * 150 + 199)) \
+    --device "$device" --seller "$seller" --channel "$channel" </dev/null ||
     echo "  (checkout for one customer failed; see $DEMO_DIR/serve.log)"
-done
+done <"$DEMO_DIR/checkouts.txt"
 
 cat <<EOF
 

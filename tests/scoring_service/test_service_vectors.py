@@ -112,3 +112,24 @@ def test_fast_margin_equals_booster_predict(
     for row, contribution in zip(X, contributions, strict=True):  # one row, as served
         fast_reasons = model.reason_coder.reasons(contribution[None, :-1], values=row[None, :])
         assert fast_reasons == model.reason_codes(row[None, :])
+
+
+def test_usual_payment_context_is_what_each_payer_used_before(
+    sandbox: Sandbox, service_settings: Settings
+) -> None:
+    """The demo's everyday checkouts: a device, payee and channel the payer really used."""
+    from scoring_service.sandbox import usual_payment_context
+
+    snapshot = load_snapshot(sandbox.serving, MODELS["payment"][1])
+    payers = [*sandbox.entities["payment"][:20], "unknown-payer"]
+    context = usual_payment_context(service_settings, payers)
+    assert context["unknown-payer"] == {}
+    assert sum(len(c) == 3 for c in context.values()) >= 10
+    for payer in payers[:-1]:
+        for field, value in context[payer].items():
+            assert snapshot.seen_before(payer, field, value), (payer, field, value)
+    # seen_values: one pass, the same as the pairs of that payer
+    payer = next(p for p in payers if "device_id" in context[p])
+    brute = sorted(p.split("\x1f", 1)[1] for p in snapshot.pairs["device_id"]
+                   if p.startswith(payer + "\x1f"))  # fmt: skip
+    assert brute and snapshot.seen_values([payer], "device_id")[payer] == brute
