@@ -158,6 +158,38 @@ def test_models_list_shows_the_chain_champions(chain: ChainRun) -> None:
     assert rows["payment_fraud"][5].endswith("%)")  # OOT rows (fraud share)
 
 
+def test_the_demo_serving_part_runs_on_the_chain(chain: ChainRun) -> None:
+    """scripts/demo-serve.sh (the second half of ``make demo``) on the chain's home: the
+    service and dashboards start, every example checkout is answered; then both are stopped."""
+    import contextlib
+    import os
+    import re
+    import signal
+    import socket
+    import subprocess
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "YIDAI_HOME": str(chain.home), "DEMO_SERVE_PORT": str(free_port()),
+           "DEMO_DASHBOARD_PORT": str(free_port()), "DEMO_READY_SECONDS": "5"}  # fmt: skip
+    try:
+        done = subprocess.run(["bash", "scripts/demo-serve.sh"], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    finally:
+        for pidfile in (chain.home / "demo").glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    orders = re.findall(r"^O[0-9A-F]{16}: .+$", done.stdout, flags=re.MULTILINE)
+    assert len(orders) == 9 and "checkout for one customer failed" not in done.stdout, orders
+    assert re.search(r"^  payment +ready", done.stdout, flags=re.MULTILINE), done.stdout
+    assert "Yidai is running" in done.stdout
+
+
 def test_the_features_asset_event_carries_the_day_for_the_limits_dag(chain: ChainRun) -> None:
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session

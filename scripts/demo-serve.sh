@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The serving part of the demo (run by scripts/demo.sh after the pipeline, or alone on a
+# YIDAI_HOME the pipeline has filled): an API key for the example integration, the scoring
+# service and the dashboards in the background, a few mall checkouts through the example.
+#
+#   DEMO_SERVE_PORT=8000, DEMO_DASHBOARD_PORT=8501, YIDAI_HOME=var
+#   DEMO_READY_SECONDS=30  how long to wait for every product to be ready
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/demo-common.sh
+stop_previous
+
+step "API key for the example integration (mall checkout)"
+KEY_FILE=$DEMO_DIR/mall_checkout.key
+(umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
+# Real customers of the published snapshot, each with a device, payee and channel they used
+# before (an everyday checkout), then the first one on a new phone at a new seller, for the
+# example calls below: "customer device seller channel".
+"$UV" run --frozen python -c '
+from scoring_service.sandbox import entity_ids, usual_payment_context
+from yidai.settings import get_settings
+ids = entity_ids(get_settings(), ["personal"])["personal"]
+picked = [str(ids[i]) for i in range(0, len(ids), max(1, len(ids) // 8))[:8]]
+context = usual_payment_context(get_settings(), picked)
+for c in picked:
+    u = context[c]
+    print(c, u.get("device_id", "D-1"), u.get("counterpart_id", "S001"), u.get("channel", "app"))
+print(picked[0], "D-NEW-PHONE", "S-NEW-SELLER", "app")  # the same customer, new device and payee
+' >"$DEMO_DIR/checkouts.txt"
+CUSTOMER=$(head -1 "$DEMO_DIR/checkouts.txt" | cut -d' ' -f1)
+
+step "Start the scoring service and the dashboards in the background"
+setsid "$UV" run --frozen yidai serve --port "$SERVE_PORT" >"$DEMO_DIR/serve.log" 2>&1 &
+echo $! >"$DEMO_DIR/serve.pid"
+setsid "$UV" run --frozen yidai dashboard --port "$DASHBOARD_PORT" >"$DEMO_DIR/dashboard.log" 2>&1 &
+echo $! >"$DEMO_DIR/dashboard.pid"
+trap 'echo "stopping the services after the failure" >&2; stop_previous' ERR
+
+wait_for() {  # URL, name, log file
+  for _ in $(seq 1 60); do
+    if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    sleep 1
+  done
+  echo "$2 did not answer on $1 within 60 s; see $3" >&2
+  return 1
+}
+wait_for "http://127.0.0.1:$SERVE_PORT/healthz" "the scoring service" "$DEMO_DIR/serve.log"
+wait_for "http://127.0.0.1:$DASHBOARD_PORT/" "the dashboards" "$DEMO_DIR/dashboard.log"
+# Readiness per product: wait up to DEMO_READY_SECONDS (30) for every product (a product
+# whose model could not be trained stays not ready and answers 503 with the reason).
+for _ in $(seq 1 "${DEMO_READY_SECONDS:-30}"); do
+  code=$(curl -s -o "$DEMO_DIR/readyz.json" -w '%{http_code}' "http://127.0.0.1:$SERVE_PORT/readyz" || true)
+  [[ $code == 200 ]] && break
+  sleep 1
+done
+echo "scoring service readiness:"
+"$UV" run --frozen python - "$DEMO_DIR/readyz.json" <<'PY'
+import json, sys
+ready = json.load(open(sys.argv[1]))
+for product, state in sorted(ready.get("products", {}).items()):
+    problems = "; ".join(f"{k}: {v}" for k, v in (state.get("problems") or {}).items())
+    print(f"  {product:<9} {'ready' if state.get('ready') else 'NOT READY'}  {problems}")
+PY
+
+step "A few mall checkouts through the example integration (examples/mall_checkout.py): everyday checkouts, then one on a new phone at a new seller"
+i=0
+while read -r customer device seller channel; do
+  i=$((i + 1))
+  YIDAI_API_KEY=$(<"$KEY_FILE") "$UV" run --frozen python examples/mall_checkout.py \
+    --url "http://127.0.0.1:$SERVE_PORT" --customer "$customer" --amount $((i * 150 + 199)) \
+    --device "$device" --seller "$seller" --channel "$channel" </dev/null ||
+    echo "  (checkout for one customer failed; see $DEMO_DIR/serve.log)"
+done <"$DEMO_DIR/checkouts.txt"
+
+cat <<EOF
+
+Yidai is running (state under $YIDAI_HOME):
+  scoring service  http://127.0.0.1:$SERVE_PORT   (OpenAPI: http://127.0.0.1:$SERVE_PORT/docs)
+  dashboards       http://127.0.0.1:$DASHBOARD_PORT
+
+Call the service with the example integration's key (in $KEY_FILE):
+  curl -s -X POST http://127.0.0.1:$SERVE_PORT/v1/decisions/personal-credit \\
+       -H "X-API-Key: \$(cat $KEY_FILE)" -H 'Content-Type: application/json' \\
+       -d '{"customer_id": "$CUSTOMER", "requested_amount": 2599}'
+  curl -s -X POST http://127.0.0.1:$SERVE_PORT/v1/payments/risk \\
+       -H "X-API-Key: \$(cat $KEY_FILE)" -H 'Content-Type: application/json' \\
+       -d '{"payer_id": "$CUSTOMER", "amount": 88.0, "channel": "app"}'
+  or from Python: scoring_service.client.YidaiClient("http://127.0.0.1:$SERVE_PORT", key)
+
+The Airflow UI on the same runs (same AIRFLOW_HOME, SQLite metadata DB):
+  AIRFLOW_HOME=$AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER=$AIRFLOW__CORE__DAGS_FOLDER \\
+    AIRFLOW__CORE__LOAD_EXAMPLES=False $UV run airflow standalone
+  then open http://localhost:8080 (the admin password is printed, and stored in
+  $AIRFLOW_HOME/simple_auth_manager_passwords.json.generated).
+
+Stop the demo services:
+  kill -- -\$(cat $DEMO_DIR/serve.pid) -\$(cat $DEMO_DIR/dashboard.pid)
+EOF
+trap - ERR
