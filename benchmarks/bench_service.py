@@ -339,7 +339,7 @@ def start_mlflow(home: Path) -> tuple[subprocess.Popen[bytes], int]:
 def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray]:
     """Sandbox under ``home``; returns customer ids, feature names and their model rows."""
     from features import load_snapshot
-    from scoring_service.sandbox import build_sandbox, entity_ids
+    from scoring_service.sandbox import MODELS, build_sandbox, entity_ids
     from scoring_service.vectors import RequestVectorizer
     from yidai.settings import Settings
 
@@ -347,7 +347,7 @@ def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray
     from yidai.errors import YidaiError
 
     try:
-        load_snapshot(settings.serving, "personal_credit_v1")
+        load_snapshot(settings.serving, MODELS["personal"][1])
     except YidaiError:  # nothing published yet, or published from older feature definitions
         rebuild = True
     if rebuild:
@@ -358,7 +358,7 @@ def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray
     for stale in (home / "audit").glob("decisions.db*"):
         stale.unlink()
     customers = entity_ids(settings, ["personal"])["personal"]
-    snapshot = load_snapshot(settings.serving, "personal_credit_v1")
+    snapshot = load_snapshot(settings.serving, MODELS["personal"][1])
     vec = RequestVectorizer(snapshot)
     rows = np.array(
         [vec.vector(snapshot.get(c), {"requested_amount": 1500.0}, c) for c in customers]

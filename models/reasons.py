@@ -185,9 +185,7 @@ class ReasonCoder:
         self._no_history = self.codes.index(NO_HISTORY_GROUP.code)
         self.group_of_feature = {f: g.code for f, g in zip(self.feature_names, groups, strict=True)}
         column = {code: i for i, code in enumerate(self.codes)}
-        self._membership = np.zeros((len(self.feature_names), len(self.codes)))
-        for i, g in enumerate(groups):
-            self._membership[i, column[g.code]] = 1.0
+        self._group_index = np.array([column[g.code] for g in groups], dtype=np.intp)
 
     def reasons(
         self, contributions: np.ndarray, top_k: int = 3, values: np.ndarray | None = None
@@ -201,15 +199,17 @@ class ReasonCoder:
                 f"contributions have {contrib.shape[1]} columns, "
                 f"expected {len(self.feature_names)} features"
             )
-        if values is None:
-            missing = np.zeros(contrib.shape, dtype=bool)
-        else:
+        # each input's group in each row: its own, or no-history where the input is missing
+        group_index = np.broadcast_to(self._group_index, contrib.shape)
+        if values is not None:
             missing = np.isnan(np.atleast_2d(np.asarray(values, dtype=np.float64)))
             if missing.shape != contrib.shape:
                 raise YidaiError(f"values have shape {missing.shape}, expected {contrib.shape}")
-        per_group = np.where(missing, 0.0, contrib) @ self._membership
-        per_group[:, self._no_history] += np.where(missing, contrib, 0.0).sum(axis=1)
-        k = min(top_k, len(self.codes))
+            group_index = np.where(missing, self._no_history, group_index)
+        n, n_groups = contrib.shape[0], len(self.codes)
+        offsets = (group_index + n_groups * np.arange(n)[:, None]).ravel()
+        per_group = np.bincount(offsets, contrib.ravel(), n * n_groups).reshape(n, n_groups)
+        k = min(top_k, n_groups)
         order = np.argsort(-per_group, axis=1, kind="stable")[:, :k]
         result: list[list[Reason]] = []
         for row, group_columns in enumerate(order):
@@ -218,11 +218,8 @@ class ReasonCoder:
                 value = float(per_group[row, col])
                 if value <= 0:
                     break
-                if col == self._no_history:
-                    members = np.flatnonzero(missing[row])
-                else:
-                    members = np.flatnonzero(self._membership[:, col] * ~missing[row])
-                top_feature = self.feature_names[members[np.argmax(contrib[row, members])]]
+                in_group = np.where(group_index[row] == col, contrib[row], -np.inf)
+                top_feature = self.feature_names[int(np.argmax(in_group))]
                 group = _GROUPS_BY_KEY[self.codes[col]]
                 row_reasons.append(
                     Reason(group.code, group.text_en, group.text_zh, top_feature, value)

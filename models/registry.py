@@ -372,14 +372,9 @@ class VersionSummary:
     version: str
     aliases: tuple[str, ...]
     created: pd.Timestamp
-    kind: str
     feature_set: str
     metrics: dict[str, float]
     gate_reason: str
-
-    @property
-    def primary_metric(self) -> str:
-        return "oot_average_precision" if self.kind == "fraud" else "oot_auc"
 
 
 def list_versions(
@@ -410,7 +405,6 @@ def list_versions(
                     version=str(mv.version),
                     aliases=tuple(sorted(by_version.get(str(mv.version), []))),
                     created=pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
-                    kind=run.data.tags.get("yidai.kind", "credit") if run else "credit",
                     feature_set=str((mv.tags or {}).get("feature_set", "")),
                     metrics=dict(run.data.metrics) if run else {},
                     gate_reason=str((mv.tags or {}).get("gate_reason", "")),

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
+from yidai.errors import YidaiError
 from yidai.settings import Settings
 
 AS_OF = dt.date(2026, 6, 30)
@@ -147,3 +148,20 @@ def usual_payment_context(
         for payer, values in snap.seen_values(payer_ids, field).items():
             out[payer][field] = "app" if field == "channel" and "app" in values else values[0]
     return out
+
+
+def demo_checkouts(settings: Settings, n: int = 8) -> list[tuple[str, str, str, str]]:
+    """``(customer, device, seller, channel)`` of the demo's example checkouts: ``n`` customers
+    spread over the personal snapshot, each on their usual device and channel paying a payee
+    they paid before, then the first one again on a new phone at a new seller."""
+    ids = entity_ids(settings, ["personal"])["personal"]
+    picked = ids[:: max(1, len(ids) // n)][:n]
+    if not picked:
+        raise YidaiError("the published personal snapshot has no customers to check out")
+    usual = usual_payment_context(settings, picked)
+    rows = [
+        (c, usual[c].get("device_id", "D-1"), usual[c].get("counterpart_id", "S001"),
+         usual[c].get("channel", "app"))
+        for c in picked
+    ]  # fmt: skip
+    return [*rows, (picked[0], "D-NEW-PHONE", "S-NEW-SELLER", "app")]

@@ -13,19 +13,12 @@ stop_previous
 step "API key for the example integration (mall checkout)"
 KEY_FILE=$DEMO_DIR/mall_checkout.key
 (umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
-# Real customers of the published snapshot, each with a device, payee and channel they used
-# before (an everyday checkout), then the first one on a new phone at a new seller, for the
-# example calls below: "customer device seller channel".
+# The example checkouts, "customer device seller channel" (scoring_service.sandbox.demo_checkouts).
 "$UV" run --frozen python -c '
-from scoring_service.sandbox import entity_ids, usual_payment_context
+from scoring_service.sandbox import demo_checkouts
 from yidai.settings import get_settings
-ids = entity_ids(get_settings(), ["personal"])["personal"]
-picked = [str(ids[i]) for i in range(0, len(ids), max(1, len(ids) // 8))[:8]]
-context = usual_payment_context(get_settings(), picked)
-for c in picked:
-    u = context[c]
-    print(c, u.get("device_id", "D-1"), u.get("counterpart_id", "S001"), u.get("channel", "app"))
-print(picked[0], "D-NEW-PHONE", "S-NEW-SELLER", "app")  # the same customer, new device and payee
+for row in demo_checkouts(get_settings()):
+    print(*row)
 ' >"$DEMO_DIR/checkouts.txt"
 CUSTOMER=$(head -1 "$DEMO_DIR/checkouts.txt" | cut -d' ' -f1)
 

@@ -133,3 +133,15 @@ def test_usual_payment_context_is_what_each_payer_used_before(
     brute = sorted(p.split("\x1f", 1)[1] for p in snapshot.pairs["device_id"]
                    if p.startswith(payer + "\x1f"))  # fmt: skip
     assert brute and snapshot.seen_values([payer], "device_id")[payer] == brute
+
+    # the demo's checkouts: 8 customers in their usual context, then the first on a new phone
+    from scoring_service.sandbox import demo_checkouts
+
+    rows = demo_checkouts(service_settings)
+    customers = [r[0] for r in rows]
+    assert len(rows) == 9 and len(set(customers[:8])) == 8
+    assert set(customers) <= set(sandbox.entities["personal"])
+    assert rows[-1] == (customers[0], "D-NEW-PHONE", "S-NEW-SELLER", "app")
+    first = usual_payment_context(service_settings, customers[:1])[customers[0]]
+    assert rows[0][1:] == (first.get("device_id", "D-1"), first.get("counterpart_id", "S001"),
+                           first.get("channel", "app"))  # fmt: skip

@@ -33,15 +33,15 @@ def list_models(
     table = Table("model", "version", "alias", "registered (UTC)", "OOT rows (event rate)",
                   "OOT metric", "oracle gap", "gate reason", title="Registered models")  # fmt: skip
     for row in rows:
-        m = row.metrics
-        value, gap = m.get(row.primary_metric), m.get("oracle_gap")
+        m, primary = row.metrics, get_spec(row.name).primary_metric
+        value, gap = m.get(primary), m.get("oracle_gap")
         table.add_row(
             row.name,
             row.version,
             ", ".join(row.aliases) or "-",
             row.created.strftime("%Y-%m-%d %H:%M"),
             f"{m['oot_rows']:,.0f} ({m['oot_event_rate']:.2%})" if "oot_rows" in m else "-",
-            "-" if value is None else f"{row.primary_metric.removeprefix('oot_')} {value:.4f}",
+            "-" if value is None else f"{primary.removeprefix('oot_')} {value:.4f}",
             "-" if gap is None else f"{gap:+.4f}",
             row.gate_reason,
         )

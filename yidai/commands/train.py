@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from models.registry import GateConfig
-        from models.training import train_model
+        from models.training import get_spec, train_model
         from yidai.errors import YidaiError
 
         names = list(MODEL_NAMES) if all_models else list(dict.fromkeys(model))
@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
                     continue
                 finally:
                     progress.remove_task(task)
-                primary = "oot_auc" if name.endswith("_pd") else "oot_average_precision"
+                primary = get_spec(name).primary_metric
                 gap = result.metrics.get("oracle_gap")
                 table.add_row(
                     name,
