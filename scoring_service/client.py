@@ -11,6 +11,7 @@ decides or books twice.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, TypeVar
 
@@ -194,3 +195,35 @@ class YidaiClient:
         response = self._http.get("/readyz")
         report: dict[str, Any] = response.json()
         return response.status_code == 200, report
+
+    def wait_until_loaded(self, timeout: float = 120.0) -> tuple[bool, dict[str, Any]]:
+        """(ready, report) once the service has tried to load everything once.
+
+        A product that cannot be served (no model, no snapshot) is reported, not waited for:
+        the wait ends when the report stops saying ``loading``, however fast the machine.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ready, report = self.readiness()
+                if not report.get("loading", False):
+                    return ready, report
+            except (httpx.TransportError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the service did not finish loading within {timeout:.0f} s")
+            time.sleep(0.25)
+
+
+def readiness_lines(report: dict[str, Any]) -> list[str]:
+    """A readiness report as lines: each product (and the merchant limits), why not ready."""
+    lines = []
+    for product, state in sorted(report.get("products", {}).items()):
+        problems = "; ".join(f"{k}: {v}" for k, v in (state.get("problems") or {}).items())
+        lines.append(f"  {product:<9} {'ready' if state.get('ready') else 'NOT READY'}  {problems}")
+    limits = report.get("merchant_limits") or {}
+    if limits:
+        state = "ready" if limits.get("ready") else "NOT READY"
+        detail = limits.get("version") or limits.get("problem") or ""
+        lines.append(f"  {'limits':<9} {state}  {detail}")
+    return lines

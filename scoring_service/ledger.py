@@ -40,11 +40,13 @@ class LedgerAnswer:
 def line_limit(resources: Resources, line: Line) -> tuple[float, str | None]:
     """The limit in force on a line and the reason it blocks drawdowns (None: it does not).
 
-    A merchant line follows the nightly published limits (a frozen line has no limit in
-    force); an SME line keeps the limit of its approval.
+    A merchant line follows the live nightly published limits (a frozen line has no limit
+    in force); until they are loaded the call raises ``NotReady`` (HTTP 503), so no merchant
+    answer rests on a guessed limit.  A merchant line that is not in them yet (approved
+    since the last refresh) keeps the limit of its approval, as an SME line does.
     """
     if line.product == "merchant":
-        published = resources.merchant_limit(line.borrower_id)
+        published = resources.limits_in_force().get(line.borrower_id)
         if published is not None:
             if published.status != "active":
                 return 0.0, "DD_LINE_FROZEN"

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from scoring_service.api.deps import ServiceState
 from scoring_service.api.routes import decisions, health, lines, payments, repayments
 from scoring_service.audit import AuditStore, IdempotencyConflict
+from scoring_service.guard import RequestGuard
 from scoring_service.metrics import Metrics, MetricsMiddleware
 from scoring_service.resources import Loaders, NotReady, Resources
 from yidai.errors import YidaiError
@@ -64,6 +65,7 @@ def create_app(
     )
     for module in (decisions, payments, lines, repayments, health):
         app.include_router(module.router)
+    app.add_middleware(RequestGuard)  # key before body, body size and deadline
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     @app.exception_handler(NotReady)

@@ -193,8 +193,12 @@ class Resources:
         self._thread: threading.Thread | None = None
         self.reloads = 0
         self.reload_failures = 0
-        self.limits: Any = None  # yidai.limits.serving.PublishedLimits of the live version
+        # yidai.limits.serving.PublishedLimits of the live version; None until it is loaded,
+        # or when the live version cannot be (merchant drawdowns then get 503, never a guess)
+        self.limits: Any = None
+        self.limits_problem: str | None = "merchant limits are still loading"
         self.keys = KeyRing({})
+        self.first_load_done = threading.Event()
 
     @property
     def loaders(self) -> Loaders:
@@ -211,8 +215,20 @@ class Resources:
             raise NotReady(f"{product} decisions are not available yet: {missing}")
         return found
 
+    def limits_in_force(self) -> Any:
+        """The live published merchant limits, or a :class:`NotReady` saying why there are
+        none: a merchant line's limit is never guessed from its original approval."""
+        limits = self.limits
+        if limits is None:
+            raise NotReady(f"merchant lines are not available yet: {self.limits_problem}")
+        return limits
+
     def status(self) -> dict[str, Any]:
-        """Per product: serving versions and problems (failed or missing artefacts)."""
+        """Per product: serving versions and problems (failed or missing artefacts).
+
+        ``loading`` is true until the first load of every artefact has been tried, so a
+        caller waiting for start-up can tell "still loading" from "failed" or "missing".
+        """
         products: dict[str, Any] = {}
         for product in self.products:
             b = self.bundles.get(product)
@@ -224,11 +240,19 @@ class Resources:
                 "challenger": b.challenger.label if b and b.challenger else None,
                 "problems": dict(self.problems.get(product, {})),
             }
+        limits = {
+            "ready": self.limits is not None,
+            "version": getattr(self.limits, "version", None),
+            "as_of": str(self.limits.as_of) if self.limits is not None else None,
+            "problem": self.limits_problem,
+        }
         return {
-            "ready": all(p["ready"] for p in products.values()),
+            "ready": all(p["ready"] for p in products.values()) and limits["ready"],
+            "loading": not self.first_load_done.is_set(),
             "pid": os.getpid(),
             "products": products,
-            "merchant_limits_version": getattr(self.limits, "version", None),
+            "merchant_limits": limits,
+            "merchant_limits_version": limits["version"],
             "problems": dict(self.problems.get("service", {})),
         }
 
@@ -255,14 +279,10 @@ class Resources:
         """Look for changed artefacts of every product and swap in what loads and fits."""
         with self._lock:
             self._refresh_keys()
+            self._refresh_limits()
             for product in self.products:
                 self._refresh_product(product)
-            self._refresh_limits()
-
-    def merchant_limit(self, merchant_id: str) -> Any:
-        """The merchant's line in the live published limits (None if not published)."""
-        limits = self.limits
-        return None if limits is None else limits.get(merchant_id)
+        self.first_load_done.set()
 
     def _refresh_keys(self) -> None:
         path = self.settings.api_keys_file
@@ -277,22 +297,31 @@ class Resources:
             self.problems.setdefault("service", {})["api_keys"] = keys.message
 
     def _refresh_limits(self) -> None:
+        """Serve exactly the live version named by the limits pointer, or none at all.
+
+        Until it is loaded, and whenever it cannot be (no version published, a file that
+        fails to load), :attr:`limits` is None and :attr:`limits_problem` says why.
+        """
         from yidai.limits.serving import current_limits_pointer, load_published_limits
 
         serving = self.settings.serving
         try:
             marker = current_limits_pointer(serving)
         except Exception as exc:
-            marker = None
-            self.problems.setdefault("service", {})["merchant_limits"] = str(exc)
+            self.limits, self.limits_problem = None, f"merchant limits pointer unreadable: {exc}"
+            return
         limits = self._cached(
             "service", "merchant limits", marker, lambda: load_published_limits(serving, marker)
         )
-        if isinstance(limits, LoadFailure):
-            self.problems.setdefault("service", {})["merchant_limits"] = limits.message
-        elif limits is not None:
-            self.limits = limits
-            self.problems.setdefault("service", {}).pop("merchant_limits", None)
+        if limits is None:
+            self.limits = None
+            self.limits_problem = (
+                f"no merchant limits published under {serving} (yidai limits refresh)"
+            )
+        elif isinstance(limits, LoadFailure):
+            self.limits, self.limits_problem = None, limits.message
+        else:
+            self.limits, self.limits_problem = limits, None
 
     def _cached(self, product: str, what: str, marker: str | None, load: Callable[[], Any]) -> Any:
         """The artefact for ``marker``, loaded once per marker.

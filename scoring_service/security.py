@@ -30,6 +30,7 @@ SCOPES: dict[str, str] = {
     "payment-risk": "POST /v1/payments/risk",
     "decisions-read": "GET /v1/decisions/{id}",
     "limits-read": "GET /v1/merchants/{id}/limit",
+    "ops": "GET /metrics and the detailed GET /readyz (when YIDAI_OPS_ENDPOINTS_REQUIRE_KEY)",
 }
 _MODULE_RE = re.compile(r"^[a-z][a-z0-9_\-]{1,63}$")
 _KEY_RE = re.compile(r"^yd_([a-f0-9]{12})_([A-Za-z0-9_\-]{20,100})$")

@@ -6,11 +6,19 @@ embedded default under the project-local ``var/`` folder so that the demo needs 
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_FILE_VARIABLE = "YIDAI_ENV_FILE"
 
 
 def _default_home() -> Path:
@@ -52,6 +60,34 @@ class Settings(BaseSettings):
         description="SQLite audit store: NORMAL (WAL; durable against process crashes) or FULL "
         "(also against power loss, one fsync per decision).",
     )
+    ops_endpoints_require_key: bool = Field(
+        True,
+        description="Scoring service: /metrics and the detailed /readyz report (versions, "
+        "process id, problems) need a key with the `ops` scope; without one /readyz answers "
+        "only ready or not (status 200 / 503). /healthz is always open.",
+    )
+    max_body_bytes: int = Field(
+        65_536,
+        gt=0,
+        description="Scoring service: largest request body accepted (larger: 413, unread).",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Scoring service: a connection must send a request's headers within this "
+        "time (slow or idle partial requests are closed).",
+    )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Scoring service: a request's body must arrive within this time (408).",
+    )
+    max_connections: int = Field(
+        1024,
+        gt=0,
+        description="Scoring service: open connections per worker; beyond it, new requests "
+        "get 503 at once.",
+    )
     seed: int = 42
     performance_months: int = Field(
         6,
@@ -68,6 +104,21 @@ class Settings(BaseSettings):
         "is still served during an upgrade).",
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the env file: ``$YIDAI_ENV_FILE`` if set
+        (empty: none, as the test suite sets it), else ``.env`` in the working directory."""
+        env_file = os.environ.get(ENV_FILE_VARIABLE, ".env") or None
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=env_file)
+        return init_settings, env_settings, dotenv, file_secret_settings
+
     def model_post_init(self, __context: object) -> None:
         home = self.home
         if self.landing_dir is None:
@@ -81,8 +132,6 @@ class Settings(BaseSettings):
         if self.mlflow_artifact_dir is None:
             self.mlflow_artifact_dir = home / "mlflow" / "artifacts"
         if self.mlflow_tracking_uri is None:
-            import os
-
             self.mlflow_tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or (
                 f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
             )

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from scoring_service.audit import AuditStore
 from scoring_service.decide import Caller
+from scoring_service.guard import SCOPE_KEY
 from scoring_service.metrics import Metrics
 from scoring_service.resources import Resources
 from yidai.settings import Settings
@@ -137,7 +138,7 @@ class ScopeCheck:
                 "missing API key (header X-API-Key)",
                 headers={"WWW-Authenticate": "ApiKey"},
             )
-        key = state.resources.keys.verify(api_key)
+        key = request.scope.get(SCOPE_KEY) or state.resources.keys.verify(api_key)
         if key is None:
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
@@ -150,6 +151,37 @@ class ScopeCheck:
                 f"module {key.module!r} has no scope {self.scope!r}",
             )
         return Authorized(state, Caller(key.module, idempotency_key))
+
+
+class OpsCheck:
+    """The operators' endpoints (``/metrics``, the detailed ``/readyz``): a key with the
+    ``ops`` scope when ``settings.ops_endpoints_require_key`` (the default), else open.
+
+    ``strict``: answer 401 / 403 without one; otherwise tell the route (False) so that it
+    can answer a reduced report.
+    """
+
+    def __init__(self, strict: bool) -> None:
+        self.strict = strict
+        self._scope = ScopeCheck("ops")
+
+    async def __call__(
+        self, request: Request, api_key: Annotated[str | None, Security(api_key_header)]
+    ) -> bool:
+        state: ServiceState = request.app.state.yidai
+        if not state.settings.ops_endpoints_require_key:
+            return True
+        try:
+            await self._scope(request, api_key)
+        except HTTPException:
+            if self.strict:
+                raise
+            return False
+        return True
+
+
+OpsDetailsDep = Annotated[bool, Depends(OpsCheck(strict=False))]
+OpsRequiredDep = Annotated[bool, Depends(OpsCheck(strict=True))]
 
 
 def require_scope(scope: str) -> ScopeCheck:

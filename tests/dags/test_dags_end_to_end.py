@@ -175,7 +175,7 @@ def test_the_demo_serving_part_runs_on_the_chain(chain: ChainRun) -> None:
 
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "YIDAI_HOME": str(chain.home), "DEMO_SERVE_PORT": str(free_port()),
-           "DEMO_DASHBOARD_PORT": str(free_port()), "DEMO_READY_SECONDS": "5"}  # fmt: skip
+           "DEMO_DASHBOARD_PORT": str(free_port())}  # fmt: skip
     try:
         done = subprocess.run(["bash", "scripts/demo-serve.sh"], cwd=root, env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -26,7 +26,9 @@ POLICIES = Path(__file__).resolve().parents[2] / "yidai" / "policies"
 
 
 def settings_at(home: Path, tmp: Path, **overrides: object) -> Settings:
-    """Settings on the shared sandbox ``home`` with per-test audit, keys and policies."""
+    """Settings on the shared sandbox ``home`` with per-test audit, keys, policies and
+    serving folder: the sandbox's feature snapshots (linked, read-only) and the test's own
+    merchant limits, published empty at first (no merchant has a refreshed line yet)."""
     values: dict[str, object] = {
         "home": home,
         "mlflow_tracking_uri": f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
@@ -35,8 +37,19 @@ def settings_at(home: Path, tmp: Path, **overrides: object) -> Settings:
         "policy_dir": tmp / "policies",
         "service_reload_seconds": 0.2,
     }
+    if "serving_dir" not in overrides:
+        values["serving_dir"] = own_serving(home / "serving", tmp / "serving")
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def own_serving(shared: Path, own: Path) -> Path:
+    """``own`` with a link to the shared feature snapshots and an empty limits version."""
+    if not own.exists():
+        own.mkdir(parents=True)
+        (own / "features").symlink_to(shared / "features", target_is_directory=True)
+        publish_limits(own, [], "v-empty")
+    return own
 
 
 @pytest.fixture(scope="session")
@@ -150,7 +163,7 @@ def publish_limits(
     import pandas as pd
 
     from yidai.limits import publishing
-    from yidai.limits.serving import LIMITS_FILE, limits_root
+    from yidai.limits.serving import LIMITS_FILE, READ_COLUMNS, limits_root
 
     rows = []
     for merchant, account, line, status in lines:
@@ -164,7 +177,7 @@ def publish_limits(
                 "grade": "B" if ok else "E",
             }
         )  # fmt: skip
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=list(READ_COLUMNS))
     root = limits_root(serving_dir)
     meta = {"version": version, "as_of": "2026-06-30"}
     publishing.write_version(root, version, meta, lambda tmp: table.to_parquet(tmp / LIMITS_FILE))

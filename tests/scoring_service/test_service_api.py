@@ -169,9 +169,9 @@ def test_revolving_lines_and_payments(
     ).json()
     assert stored["product"] == "payment"
 
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=_h(keys.all)).text
     assert 'yidai_decisions_total{arm="champion",outcome="approve",product="sme"}' in metrics
     assert "yidai_http_request_seconds_bucket" in metrics
-    assert client.get("/v1/merchants/M1/limit", headers=_h(keys.all)).status_code == 503
+    assert client.get("/v1/merchants/M1/limit", headers=_h(keys.all)).status_code == 404
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/decisions/personal-credit", "/v1/drawdowns", "/v1/payments/risk"} <= set(paths)

@@ -16,7 +16,7 @@ from features.definitions import CREDIT_FEATURE_SETS
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
-from .conftest import settings_at, wait_until
+from .conftest import publish_limits, settings_at, wait_until
 
 
 def _post(client: TestClient, key: str, customer: str) -> Any:
@@ -35,7 +35,7 @@ def test_starts_before_snapshots_exist_then_becomes_ready(
     service_settings: Settings,
     make_client: Callable[..., TestClient],
 ) -> None:
-    empty_serving = tmp_path / "serving"
+    empty_serving = tmp_path / "empty-serving"
     settings = settings_at(
         sandbox_home,
         tmp_path,
@@ -43,6 +43,7 @@ def test_starts_before_snapshots_exist_then_becomes_ready(
         api_keys_file=service_settings.api_keys_file,
     )
     client = make_client(settings, wait_ready=False)
+    client.headers["X-API-Key"] = keys.all  # the detailed /readyz (ops scope)
     assert client.get("/healthz").status_code == 200
     wait_until(
         lambda: "snapshot" in client.get("/readyz").json()["products"]["personal"]["problems"],
@@ -56,8 +57,23 @@ def test_starts_before_snapshots_exist_then_becomes_ready(
     assert "personal decisions are not available yet" in refused.json()["detail"]
 
     shutil.copytree(sandbox.serving / "features", empty_serving / "features")
-    wait_until(lambda: client.get("/readyz").status_code == 200, what="pick-up of snapshots")
+    wait_until(
+        lambda: client.get("/readyz").json()["products"]["personal"]["ready"],
+        what="pick-up of snapshots",
+    )
     assert _post(client, keys.all, sandbox.entities["personal"][0]).status_code == 200
+    # Every product decides, but without the nightly limits merchant lines cannot be drawn.
+    report = client.get("/readyz")
+    assert report.status_code == 503 and report.json()["loading"] is False
+    assert "no merchant limits published" in report.json()["merchant_limits"]["problem"]
+    draw = client.post(
+        "/v1/drawdowns",
+        json={"account_id": "A-unknown", "amount": 10.0, "term_months": 3},
+        headers={"X-API-Key": keys.all},
+    )
+    assert draw.status_code == 200  # no line at all: rejected, the limits are not needed
+    publish_limits(empty_serving, [], "v1")
+    wait_until(lambda: client.get("/readyz").status_code == 200, what="pick-up of limits")
 
 
 def test_missing_model_is_reported(
@@ -66,6 +82,7 @@ def test_missing_model_is_reported(
     path = service_settings.policies / "merchant.yaml"
     path.write_text(path.read_text().replace("model: merchant_pd", "model: nonexistent_pd"))
     client = make_client(service_settings, wait_ready=False)
+    client.headers["X-API-Key"] = keys.all  # the detailed /readyz (ops scope)
     wait_until(
         lambda: client.get("/readyz").json()["products"]["merchant"]["problems"] != {},
         what="problem report",
@@ -82,6 +99,7 @@ def test_policy_and_model_changes_are_picked_up_without_a_failed_request(
     sandbox: Sandbox, service_settings: Settings, keys: Any, make_client: Callable[..., TestClient]
 ) -> None:
     client = make_client(service_settings)
+    client.headers["X-API-Key"] = keys.all  # the detailed /readyz (ops scope)
     customers = sandbox.entities["personal"][:20]
     statuses: list[int] = []
     seen_policies: set[str] = set()

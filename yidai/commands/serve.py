@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
         """Run the scoring service (FastAPI + uvicorn); state lives in the audit store."""
         import uvicorn
 
+        from scoring_service.protocol import PROTOCOL
         from yidai.settings import get_settings
 
         settings = get_settings()
@@ -33,6 +34,9 @@ def register(app: typer.Typer) -> None:
             workers=workers,
             access_log=access_log,
             log_level="info",
+            http=PROTOCOL,  # closes connections whose request headers come too slowly
+            timeout_keep_alive=5,
+            limit_concurrency=settings.max_connections,
         )
 
     keys = typer.Typer(

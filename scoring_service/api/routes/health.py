@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from scoring_service.api.deps import StateDep
+from scoring_service.api.deps import OpsDetailsDep, OpsRequiredDep, StateDep
 
 router = APIRouter(tags=["operations"])
 
@@ -17,13 +17,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(state: StateDep) -> JSONResponse:
-    """200 when every product can be decided; else 503 with what is missing or failed."""
+async def readyz(state: StateDep, details: OpsDetailsDep) -> JSONResponse:
+    """200 when every product can be decided; else 503.  With an ``ops`` key (or when
+    keys are not required here), the report says what is loaded, missing or failed."""
     report = state.resources.status()
+    if not details:
+        report = {"ready": report["ready"], "loading": report["loading"]}
     return JSONResponse(report, status_code=200 if report["ready"] else 503)
 
 
 @router.get("/metrics")
-async def metrics(state: StateDep) -> Response:
-    """Prometheus text format."""
+async def metrics(state: StateDep, _: OpsRequiredDep) -> Response:
+    """Prometheus text format (a key with the ``ops`` scope, unless configured open)."""
     return Response(state.metrics.render(state.resources), media_type="text/plain; version=0.0.4")

@@ -35,9 +35,7 @@ async def merchant_limit(
     merchant_id: str, auth: Annotated[Authorized, Depends(require_scope("limits-read"))]
 ) -> dict[str, Any]:
     """The merchant's line in the live version of the nightly limit refresh."""
-    limits = auth.state.resources.limits
-    if limits is None:
-        raise HTTPException(503, "no merchant limits published yet (yidai limits refresh)")
+    limits = auth.state.resources.limits_in_force()
     found = limits.get(merchant_id)
     if found is None:
         raise HTTPException(404, f"merchant {merchant_id!r} has no published limit")
