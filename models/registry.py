@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -90,8 +91,16 @@ def tracking_client(settings: Settings | None = None) -> MlflowClient:
     settings = settings or get_settings()
     uri = settings.tracking_uri
     check_tracking_uri(uri)
+    # MLflow 3 also exports the URIs as MLFLOW_* variables: keep the process environment
+    # as it was, so a later Settings() (another home, another test) does not inherit them.
+    exported = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in exported.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
