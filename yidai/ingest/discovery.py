@@ -1,5 +1,9 @@
 """Find the files of a landing zone, in the order ingestion must load them.
 
+Nothing outside the landing directory is ever read: symbolic links (to files or folders)
+and entries that are not regular files or folders are refused, and names starting with
+``.`` or ``_`` (hidden, marker and temporary files) are skipped and listed with the reason.
+
 Layout: ``<landing>/<source>/dt=YYYY-MM-DD/<name>.parquet`` (or ``.csv``).  Master sources come
 first (in contract order, so referenced masters precede the ones that refer to them), then the
 event sources; within a source, delivery days in order, then file names.
@@ -163,11 +167,9 @@ def discover(
                     continue
                 fmt = SUFFIXES.get(path.suffix.lower())
                 problem = refusal(path, root, folder=False)
-                if problem is not None:
-                    pass
-                elif path.is_dir():
+                if problem is None and path.is_dir():
                     problem = "unexpected folder inside a delivery folder"
-                elif fmt is None:
+                elif problem is None and fmt is None:
                     problem = "unsupported file type (expected .parquet or .csv)"
                 files.append(LandingFile(path, rel(path), source, day, fmt, problem))
     return Discovery(files, ignored, skipped)
