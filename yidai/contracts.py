@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 DType = Literal["VARCHAR", "TIMESTAMP", "DATE", "DOUBLE", "BIGINT", "INTEGER", "BOOLEAN"]
+NUMERIC_DTYPES: tuple[DType, ...] = ("DOUBLE", "BIGINT", "INTEGER")
+EARLIEST_EVENT_TIME = "1950-01-01"
+"""No event time of any source is before this day (1900-01-01 and 0001-01-01 are placeholders)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,14 @@ class Contract:
     future_event_time: bool = False
     # True when the event time may lie after the delivery day (e.g. a schedule's due date);
     # otherwise ingestion quarantines rows whose event time is after the delivery day + 1.
+
+    @property
+    def bounded_lateness(self) -> bool:
+        """Whether a row's event time may lag its delivery day by at most the maximum
+        lateness (setting ``ingest_max_lateness_days``): event sources whose event time is
+        bounded in the future too; master data and schedules keep old times, bounded only
+        by :data:`EARLIEST_EVENT_TIME`."""
+        return self.kind == "event" and self.event_time is not None and not self.future_event_time
 
     @property
     def column_names(self) -> list[str]:

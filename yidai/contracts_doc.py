@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from yidai.contracts import CONTRACTS, MCC_CODES, Column
+from yidai.contracts import CONTRACTS, EARLIEST_EVENT_TIME, MCC_CODES, Column
 
 
 def _constraint(col: Column) -> str:
@@ -16,8 +16,16 @@ def _constraint(col: Column) -> str:
     return "; ".join(parts)
 
 
+def _default_max_lateness_days() -> int:
+    """The setting's default (the environment is not read: the doc is the same everywhere)."""
+    from yidai.settings import Settings
+
+    return int(Settings.model_fields["ingest_max_lateness_days"].default)
+
+
 def render_contracts_markdown() -> str:
     """The whole catalog, generated from :mod:`yidai.contracts`."""
+    lateness = _default_max_lateness_days()
     lines = [
         "# Data contracts",
         "",
@@ -34,8 +42,18 @@ def render_contracts_markdown() -> str:
         " still load): the file exists and is not empty, Parquet is readable (not truncated),"
         " the columns are exactly the contract's (no missing, no unexpected column), and each"
         " Parquet column has a type castable to the contract's (any number for `DOUBLE`, any"
-        " integer for `INTEGER`/`BIGINT`, any timestamp or date for `TIMESTAMP`/`DATE`). CSV"
-        " values are text and are cast value by value.",
+        " integer for `INTEGER`/`BIGINT`, any timestamp or date for `TIMESTAMP`/`DATE`; a"
+        " string or boolean column where a number is contracted fails the file). CSV values"
+        " are text and are cast value by value; a number must be a plain literal (`12`,"
+        " `-3.5`, `1e3`; no spaces, `_`, hex, `inf`/`nan` or `true`). A CSV file must be"
+        " UTF-8 with lines of at most 1 MiB and as many fields on every row as in its header;"
+        " otherwise the error names the line (and byte) at fault.",
+        "",
+        "Refused entries (recorded as failed, never read): symbolic links (files or folders),"
+        " anything resolving outside the landing directory, and entries that are not regular"
+        " files or folders (FIFOs, sockets, devices). Entries whose names begin with `.` or"
+        " `_` (hidden, `_SUCCESS` markers, temporary uploads) are skipped and listed, with the"
+        " reason, in the run's log, report and CLI output.",
         "",
         "Row checks (a bad row goes to `quarantine` with every reason it breaks, `; `-separated):",
         "",
@@ -49,6 +67,11 @@ def render_contracts_markdown() -> str:
         "| id not in the referenced master table | `<column>: unknown id (not in <table>)` |",
         "| event time after the delivery day + 1 (unless the contract allows future times)"
         " | `<event time>: later than the day after the delivery day` |",
+        f"| event time more than {lateness} days before the delivery day (event sources"
+        " without future times; setting `ingest_max_lateness_days`, CLI `--max-lateness-days`)"
+        f" | `<event time>: more than <N> days before the delivery day` |",
+        f"| event time before {EARLIEST_EVENT_TIME} (every source)"
+        f" | `<event time>: before {EARLIEST_EVENT_TIME}` |",
         "| key repeated in the same file (the first good row is kept)"
         " | `duplicate key (<key>): repeated within the file` |",
         "| key already loaded (earlier file or earlier run)"

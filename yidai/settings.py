@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     fraud_label_delay_days: int = Field(
         30, description="Fraud reports are taken as complete this many days after a payment."
     )
+    ingest_max_lateness_days: int = Field(
+        365,
+        ge=0,
+        description="Ingestion quarantines event rows whose event time is more than this many "
+        "days before their delivery day (e.g. a 1900-01-01 placeholder).",
+    )
     extra_feature_sets: str = Field(
         "",
         description="Comma-separated feature sets to keep building and publishing besides "

@@ -49,6 +49,13 @@ def register(app: typer.Typer) -> None:
             help="Commit consecutive files of a source together up to this many rows.",
         ),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar."),
+        max_lateness_days: int | None = typer.Option(
+            None,
+            "--max-lateness-days",
+            min=0,
+            help="Quarantine event rows more than this many days older than their delivery "
+            "day (default: settings ingest_max_lateness_days, 365).",
+        ),
     ) -> None:
         """Load new landing files into the warehouse, enforcing the data contracts.
 
@@ -68,6 +75,7 @@ def register(app: typer.Typer) -> None:
             progress=progress,
             memory_limit=memory_limit,
             batch_rows=batch_rows,
+            max_lateness_days=max_lateness_days,
         )
         _print_summary(report)
         report.raise_for_failures()
@@ -76,6 +84,7 @@ def register(app: typer.Typer) -> None:
 def _print_summary(report: object) -> None:
     """A table per source of files and rows, then every failed file on its own line."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from yidai.ingest import IngestReport
@@ -112,5 +121,17 @@ def _print_summary(report: object) -> None:
     console = Console(stderr=False)
     console.print(table)
     err = Console(stderr=True)
+    if report.skipped_entries:
+        err.print(
+            f"{len(report.skipped_entries)} landing entr"
+            f"{'y' if len(report.skipped_entries) == 1 else 'ies'} skipped for their names:",
+            highlight=False,
+        )
+    for entry in report.skipped_entries:
+        err.print(
+            f"[yellow]skipped[/] {escape(entry.path)}: {escape(entry.reason)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for failed in report.failed:
         err.print(f"[red]failed[/] {failed.describe_error()}", highlight=False, soft_wrap=True)

@@ -6,9 +6,11 @@ the row-level checks.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -41,6 +43,10 @@ _TIME_TYPES = {
     "DATE",
 }
 _NULL_TYPE = '"NULL"'
+CSV_ENCODING = "UTF-8"
+MAX_CSV_LINE_BYTES = 1 << 20
+"""Longest CSV line (and so field) accepted: 1 MiB (contract rows are a few hundred bytes)."""
+_LIMIT_TEXT = "1 MiB"
 
 
 class FileProblem(Exception):
@@ -92,7 +98,9 @@ def prepare_file(file: LandingFile) -> PreparedFile:
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    # O_NOFOLLOW: a file swapped for a symbolic link after discovery is not followed
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as handle:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
@@ -119,7 +127,8 @@ def reader_sql(files: Sequence[LandingFile], indices: Sequence[int] | None = Non
             f"(SELECT * EXCLUDE (ordinality), {int(index)} AS _f, ordinality AS _row, "
             f"{days}[1] AS _day FROM read_csv({sql_str(str(files[0].path))}, header=true, "
             "all_varchar=true, delim=',', quote='\"', escape='\"', auto_detect=true, "
-            "null_padding=false, hive_partitioning=false) WITH ORDINALITY)"
+            f"null_padding=false, hive_partitioning=false, max_line_size={MAX_CSV_LINE_BYTES}) "
+            "WITH ORDINALITY)"
         )
     paths = "[" + ", ".join(sql_str(str(f.path)) for f in files) + "]"
     position = "CAST(file_index AS INTEGER)"
@@ -201,17 +210,100 @@ def _parquet_footer(path: Path) -> ParquetFooter:
     return {f.name: _duckdb_type(f.type) for f in schema}, int(metadata.num_rows)
 
 
+def _measure_long_line(handle: Any, start: bytes) -> tuple[int, int]:
+    """Length in bytes of a too-long line (``start`` already read) and of its longest
+    comma-free run (its biggest field), reading the rest in chunks without keeping it."""
+    size, longest, run = 0, 0, 0
+    chunk = start
+    while chunk:
+        body = chunk.rstrip(b"\r\n")
+        pieces = body.split(b",")
+        run += len(pieces[0])
+        if len(pieces) > 1:
+            longest = max(longest, run, *(len(p) for p in pieces[1:-1]))
+            run = len(pieces[-1])
+        size += len(body)
+        if chunk.endswith(b"\n"):
+            break
+        chunk = handle.readline(MAX_CSV_LINE_BYTES)
+    return size, max(longest, run)
+
+
+def _csv_lines(handle: Any) -> Iterator[str]:
+    """The physical lines of a CSV file, decoded; a :class:`FileProblem` naming the line for
+    a line over :data:`MAX_CSV_LINE_BYTES` or bytes that are not :data:`CSV_ENCODING`."""
+    line_no = 0
+    while chunk := handle.readline(MAX_CSV_LINE_BYTES + 1):
+        line_no += 1
+        if len(chunk) > MAX_CSV_LINE_BYTES and not chunk.endswith(b"\n"):
+            size, field = _measure_long_line(handle, chunk)
+            if field > MAX_CSV_LINE_BYTES:
+                raise FileProblem(
+                    f"field of {field:,} bytes on line {line_no} exceeds the {_LIMIT_TEXT} limit"
+                )
+            raise FileProblem(
+                f"line {line_no} is {size:,} bytes long, over the {_LIMIT_TEXT} line limit"
+            )
+        try:
+            yield chunk.decode(CSV_ENCODING)
+        except UnicodeDecodeError as exc:
+            raise FileProblem(
+                f"line {line_no} is not valid {CSV_ENCODING}: byte 0x{chunk[exc.start]:02x} "
+                f"at position {exc.start + 1}"
+            ) from None
+
+
+class _CsvRecords:
+    """Records of a CSV file with the physical line each one ends on; a
+    :class:`FileProblem` naming the line for malformed CSV (see :func:`_csv_lines`)."""
+
+    def __init__(self, handle: Any) -> None:
+        self._reader = csv.reader(_csv_lines(handle), delimiter=",", quotechar='"', strict=True)
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        limit = csv.field_size_limit()
+        csv.field_size_limit(MAX_CSV_LINE_BYTES)
+        try:
+            while True:
+                try:
+                    record = next(self._reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    line = self._reader.line_num
+                    if "field limit" in str(exc):
+                        raise FileProblem(
+                            f"a field ending on line {line} exceeds the {_LIMIT_TEXT} limit"
+                        ) from None
+                    raise FileProblem(f"line {line} is not well-formed CSV ({exc})") from None
+                yield self._reader.line_num, record
+        finally:
+            csv.field_size_limit(limit)
+
+
 def _csv_header(path: Path) -> list[str]:
     """Column names of a CSV header (DuckDB's sniffer would invent names for odd headers)."""
-    import csv
+    with path.open("rb") as handle:
+        for _, header in _CsvRecords(handle):
+            return header
+    return []
 
-    with path.open(newline="", encoding="utf-8") as handle:
-        try:
-            return next(csv.reader(handle))
-        except StopIteration:
-            return []
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise FileProblem(f"unreadable CSV header ({exc})") from None
+
+def diagnose_csv(path: Path) -> str | None:
+    """The first problem of a CSV file that DuckDB could not read, named by line: a line or
+    field over the size limit, bytes that are not UTF-8, malformed quoting, or a row whose
+    field count differs from the header's.  None if none is found.  Reads the file once,
+    streaming (only called after DuckDB failed, so loading good files costs nothing)."""
+    try:
+        with path.open("rb") as handle:
+            records = iter(_CsvRecords(handle))
+            header = next(records, (0, []))[1]
+            for line, record in records:
+                if record and len(record) != len(header):
+                    return f"line {line} has {len(record)} fields, the header has {len(header)}"
+    except FileProblem as exc:
+        return str(exc)
+    return None
 
 
 def inspect_file(
@@ -226,6 +318,8 @@ def inspect_file(
     ``footer``: the Parquet footer already read by :func:`prepare_file` (read here if None).
     """
     path = file.path
+    if path.is_symlink():  # replaced by a link since discovery
+        raise FileProblem("refused: symbolic link (links are never followed)")
     if not path.exists():
         raise FileProblem("file not found")
     size = path.stat().st_size
@@ -242,9 +336,8 @@ def inspect_file(
         try:
             row = con.execute(f"SELECT count(*) FROM {reader_sql([file])}").fetchone()
         except duckdb.Error as exc:
-            raise FileProblem(
-                f"corrupt or unreadable CSV file ({_clean_duckdb_message(exc, path)})"
-            ) from None
+            cause = diagnose_csv(path) or _clean_duckdb_message(exc, path)
+            raise FileProblem(f"corrupt or unreadable CSV file ({cause})") from None
         rows = int(row[0]) if row else 0
     else:
         if isinstance(footer, FileProblem):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from yidai.errors import YidaiError
+from yidai.ingest.discovery import SkippedEntry
 
 FileStatus = Literal["loaded", "skipped", "failed"]
 
@@ -40,6 +41,8 @@ class IngestReport:
     warehouse_path: Path
     files: list[FileResult] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    skipped_entries: list[SkippedEntry] = field(default_factory=list)
+    """Landing entries passed over for their names (hidden or temporary), with the reason."""
     seconds: float = 0.0
 
     def with_status(self, status: FileStatus) -> list[FileResult]:

@@ -64,6 +64,7 @@ def ingest_landing(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     threads: int | None = None,
+    max_lateness_days: int | None = None,
 ) -> IngestReport:
     """Ingest every new landing file of ``sources`` on ``days`` into the warehouse.
 
@@ -71,7 +72,17 @@ def ingest_landing(
     the report (call :meth:`IngestReport.raise_for_failures` to turn them into an error).
     Raises :class:`YidaiError` only when nothing can be ingested at all (missing landing
     directory, unknown source, nothing to ingest, warehouse locked).
+
+    ``max_lateness_days``: rows of event sources whose event time is more than this many
+    days before their delivery day are quarantined (default: the ``ingest_max_lateness_days``
+    setting).
     """
+    if max_lateness_days is None:
+        from yidai.settings import get_settings
+
+        max_lateness_days = get_settings().ingest_max_lateness_days
+    if max_lateness_days < 0:
+        raise YidaiError(f"max lateness must be 0 days or more, not {max_lateness_days}")
     started = time.perf_counter()
     landing = Path(landing_dir)
     found = discover(landing, sources, days)
@@ -79,7 +90,11 @@ def ingest_landing(
         raise YidaiError(f"no landing files to ingest under {landing} (for the given filters)")
     for name in found.ignored:
         log.warning("ignoring %s in the landing zone: not a known source", name)
-    report = IngestReport(landing, Path(warehouse_path), ignored=found.ignored)
+    for entry in found.skipped:
+        log.warning("skipping %s: %s", entry.path, entry.reason)
+    report = IngestReport(
+        landing, Path(warehouse_path), ignored=found.ignored, skipped_entries=found.skipped
+    )
     con = connect(warehouse_path, memory_limit=memory_limit, threads=threads)
     # checksums and Parquet footers are read by worker threads while earlier files load
     pool = ThreadPoolExecutor(max_workers=max(1, threads or 2))
@@ -89,7 +104,7 @@ def ingest_landing(
         con.execute("SET TimeZone = 'UTC'")
         ensure_tables(con)
         prepared = {f.path: pool.submit(prepare_file, f) for f in found.files if not f.problem}
-        loader = _Loader(con, report, batch_rows)
+        loader = _Loader(con, report, batch_rows, max_lateness_days)
         with _progress_bar(progress, len(found.files)) as advance:
             for source in dict.fromkeys(f.source for f in found.files):
                 files = [f for f in found.files if f.source == source]
@@ -99,10 +114,11 @@ def ingest_landing(
         con.close()
     report.seconds = time.perf_counter() - started
     log.info(
-        "ingested %d file(s) (%d skipped, %d failed): %d rows landed, %d loaded, "
-        "%d quarantined in %.1f s",
+        "ingested %d file(s) (%d skipped as already ingested, %d hidden or temporary entries "
+        "skipped, %d failed): %d rows landed, %d loaded, %d quarantined in %.1f s",
         len(report.with_status("loaded")),
         len(report.with_status("skipped")),
+        len(report.skipped_entries),
         len(report.failed),
         report.rows_landed,
         report.rows_loaded,
@@ -154,10 +170,17 @@ class _progress_bar:
 class _Loader:
     """Loads the files of one source at a time into an open warehouse connection."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, report: IngestReport, batch_rows: int):
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        report: IngestReport,
+        batch_rows: int,
+        max_lateness_days: int,
+    ):
         self.con = con
         self.report = report
         self.batch_rows = max(1, batch_rows)
+        self.max_lateness_days = max_lateness_days
         self.seen_source: str | None = None
         self.loaded = {
             str(path): (str(checksum), finished)
@@ -276,7 +299,7 @@ class _Loader:
     ) -> list[FileResult]:
         """Find bad rows and duplicates, insert the rest, quarantine the bad, write manifest."""
         con = self.con
-        con.execute(scan_sql(contract, group))
+        con.execute(scan_sql(contract, group, self.max_lateness_days))
         con.execute(CANDIDATES_SQL)
         con.execute(BAD_ROWS_SQL)
         candidate_files = con.execute(

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from yidai.contracts import Column, Contract
+from yidai.contracts import EARLIEST_EVENT_TIME, NUMERIC_DTYPES, Column, Contract
 from yidai.ingest.inspect import InspectedFile, reader_sql, sql_str
 
-INTEGER_DTYPES = ("BIGINT", "INTEGER")
+# The only number literals accepted in CSV text (no spaces, ``_``, hex, ``inf`` or booleans).
+NUMBER_LITERALS = {
+    "DOUBLE": r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?",
+    "BIGINT": r"[+-]?[0-9]+",
+    "INTEGER": r"[+-]?[0-9]+",
+}
 _POS_SHIFT = 40  # position of a row within a batch: (file index << 40) + row number
 
 
@@ -45,6 +50,14 @@ def reason_reference(col: Column) -> str:
 
 def reason_future(contract: Contract) -> str:
     return f"{contract.event_time}: later than the day after the delivery day"
+
+
+def reason_too_late(contract: Contract, max_lateness_days: int) -> str:
+    return f"{contract.event_time}: more than {max_lateness_days} days before the delivery day"
+
+
+def reason_too_early(contract: Contract) -> str:
+    return f"{contract.event_time}: before {EARLIEST_EVENT_TIME}"
 
 
 def reason_duplicate(contract: Contract, *, within_file: bool) -> str:
@@ -96,9 +109,14 @@ def _reference_join(col: Column, alias: str) -> str:
     )
 
 
-def checks(contract: Contract, column_types: dict[str, str]) -> list[tuple[str, str]]:
+def checks(
+    contract: Contract, column_types: dict[str, str], max_lateness_days: int
+) -> list[tuple[str, str]]:
     """Every row check as ``(SQL condition true for a bad row, reason)``, over ``typed_sql``
-    aliased ``t`` and the reference joins aliased ``ref<i>``."""
+    aliased ``t`` and the reference joins aliased ``ref<i>``.
+
+    Text (CSV) is strict for numbers: only a plain number literal casts (``true``, `` 100``,
+    ``1_000`` or ``0x10`` do not), so a DuckDB cast never decides alone what a number is."""
     out: list[tuple[str, str]] = []
     ref_index = 0
     for col in contract.columns:
@@ -109,10 +127,11 @@ def checks(contract: Contract, column_types: dict[str, str]) -> list[tuple[str, 
             out.append((f"{delivered} IS NULL", reason_missing(col)))
         if cast:
             bad = f"{delivered} IS NOT NULL AND {name} IS NULL"
-            if col.dtype in INTEGER_DTYPES:
+            if col.dtype in NUMERIC_DTYPES:
+                literal = sql_str(NUMBER_LITERALS[col.dtype])
                 bad = (
                     f"{delivered} IS NOT NULL AND ({name} IS NULL "
-                    f"OR TRY_CAST({delivered} AS DOUBLE) <> {name})"
+                    f"OR NOT regexp_full_match({delivered}, {literal}))"
                 )
             out.append((bad, reason_cast(col)))
         if col.dtype == "DOUBLE":
@@ -130,6 +149,13 @@ def checks(contract: Contract, column_types: dict[str, str]) -> list[tuple[str, 
     if contract.event_time and not contract.future_event_time:
         limit = "CAST(t._day AS TIMESTAMP) + INTERVAL 2 DAY"
         out.append((f"t.{q(contract.event_time)} >= {limit}", reason_future(contract)))
+    if contract.event_time:
+        event_time = f"t.{q(contract.event_time)}"
+        floor = f"TIMESTAMP '{EARLIEST_EVENT_TIME}'"
+        out.append((f"{event_time} < {floor}", reason_too_early(contract)))
+        if contract.bounded_lateness:
+            oldest = f"CAST(t._day AS TIMESTAMP) - INTERVAL {int(max_lateness_days)} DAY"
+            out.append((f"{event_time} < {oldest}", reason_too_late(contract, max_lateness_days)))
     for reason, expression in contract.extra_checks:
         out.append((f"({expression})", reason))
     return out
@@ -144,7 +170,7 @@ def record_json_sql(contract: Contract, column_types: dict[str, str]) -> str:
     return "CAST(to_json({" + ", ".join(parts) + "}) AS VARCHAR)"
 
 
-def scan_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
+def scan_sql(contract: Contract, files: Sequence[InspectedFile], max_lateness_days: int) -> str:
     """Create ``_scan``: one small row per delivered row, from a single pass over the files.
 
     Columns: ``_f``, ``_row``, ``_h`` (hash of the key, for duplicate detection), ``_reason``
@@ -152,7 +178,7 @@ def scan_sql(contract: Contract, files: Sequence[InspectedFile]) -> str:
     (event day before the delivery day).  Reasons are only built for bad rows.
     """
     types = files[0].column_types
-    conditions = checks(contract, types)
+    conditions = checks(contract, types, max_lateness_days)
     joins = [
         _reference_join(col, f"ref{i}")
         for i, col in enumerate(c for c in contract.columns if c.references)
