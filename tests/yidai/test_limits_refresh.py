@@ -121,6 +121,23 @@ def day_profiles(day: int) -> pd.DataFrame:
     return profiles
 
 
+def delivered_payment(day: date) -> pd.DataFrame:
+    """One payment on ``day``: the warehouse holds that day's delivery (jobs refuse a day
+    without ingested rows)."""
+    return pd.DataFrame(
+        {
+            "payment_id": [f"P{day:%Y%m%d}"],
+            "ts": [datetime.combine(day, datetime.min.time()) + timedelta(hours=9)],
+            "payer_type": "customer",
+            "payer_id": "c0001",
+            "payment_type": "e_payment",
+            "amount": 100.0,
+            "channel": "app",
+            "status": "success",
+        }
+    )
+
+
 def write_warehouse(path: Path, as_of: date) -> None:
     """A loan book: 310 merchants with lines (10 without features), 10 of them 40 days past
     due."""
@@ -169,6 +186,7 @@ def write_warehouse(path: Path, as_of: date) -> None:
             ("loan_applications", apps),
             ("loan_performance", perf),
             ("loan_repayments", overdue),
+            ("payments", delivered_payment(as_of)),
         ):
             con.register("frame", frame)
             cols = ", ".join(frame.columns)
