@@ -241,10 +241,7 @@ def refresh_limits(
     credit_policy = load_credit_policy(policy.underwriting_product, settings.policies)
     require_warehouse_day(settings.warehouse, as_of)
     snapshot = load_snapshot(settings.serving, credit_policy.feature_set)
-    if len(snapshot.frame) == 0:
-        raise YidaiError(
-            f"feature snapshot {credit_policy.feature_set} is empty; no limits published"
-        )
+    _check_snapshot(snapshot, as_of)
     model = load_model(
         credit_policy.model,
         "champion",
@@ -264,6 +261,24 @@ def refresh_limits(
         max_change_share=settings.limits_max_change_share,
         force_reason=force_reason,
     )
+
+
+def _check_snapshot(snapshot: SnapshotLike, as_of: date) -> None:
+    """Refuse an empty snapshot, or one of another day than the refresh (no feature rows
+    for ``as_of``: stale profiles would move lines as if nothing had happened since)."""
+    if len(snapshot.frame) == 0:
+        raise YidaiError(f"feature snapshot {snapshot.feature_set} is empty; no limits published")
+    if snapshot.as_of > as_of:
+        raise YidaiError(
+            f"feature snapshot {snapshot.feature_set} is as of {snapshot.as_of}, after the "
+            f"refresh date {as_of}; refusing to use future data"
+        )
+    if snapshot.as_of != as_of:
+        raise YidaiError(
+            f"no feature rows for {as_of}: the published snapshot of {snapshot.feature_set} is "
+            f"as of {snapshot.as_of}; run `yidai features build --as-of {as_of}` and "
+            f"`yidai features publish --as-of {as_of}` first; no limits published"
+        )
 
 
 def _check_force_reason(force_reason: str | None) -> None:
@@ -304,20 +319,8 @@ def run_refresh(
     from yidai.decisioning.credit import decide_credit_batch
 
     _check_force_reason(force_reason)
+    _check_snapshot(snapshot, as_of)
     features = snapshot.frame
-    if len(features) == 0:
-        raise YidaiError(f"feature snapshot {snapshot.feature_set} is empty; no limits published")
-    if snapshot.as_of > as_of:
-        raise YidaiError(
-            f"feature snapshot {snapshot.feature_set} is as of {snapshot.as_of}, after the "
-            f"refresh date {as_of}; refusing to use future data"
-        )
-    if snapshot.as_of != as_of:
-        raise YidaiError(
-            f"no feature rows for {as_of}: the published snapshot of {snapshot.feature_set} is "
-            f"as of {snapshot.as_of}; run `yidai features build --as-of {as_of}` and "
-            f"`yidai features publish --as-of {as_of}` first; no limits published"
-        )
     if len(book) == 0:
         raise YidaiError(
             f"the loan book as of {as_of} is empty (no approved merchant line in the "
