@@ -15,7 +15,7 @@ import pytest
 
 from yidai.errors import YidaiError
 from yidai.settings import reset_settings_cache
-from yidai.warehouse import connect_existing, ensure_tables
+from yidai.warehouse import ensure_tables
 
 DAY = date(2026, 3, 31)
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +73,8 @@ def test_the_cli_exits_2_with_one_line_and_creates_no_warehouse(home: Path) -> N
 
 
 def test_connect_existing_never_creates_the_file(tmp_path: Path) -> None:
+    from yidai.warehouse import connect_existing
+
     path = tmp_path / "warehouse" / "yidai.duckdb"
     for read_only in (False, True):
         with pytest.raises(YidaiError, match="does not exist; run `yidai ingest` first"):
