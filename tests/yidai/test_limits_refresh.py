@@ -752,7 +752,8 @@ def test_cli_refresh_force_needs_a_reason_and_the_breaker_reads_the_setting(
     settings = cli_home
     write_warehouse(settings.warehouse, DAY1)
     day2 = DAY1 + timedelta(days=1)
-    insert_rows(settings.warehouse, "payments", delivered_payment(day2).to_dict("records"))
+    payment = {str(k): v for k, v in delivered_payment(day2).iloc[0].items()}
+    insert_rows(settings.warehouse, "payments", [payment])
     register_champion(estimator, settings)
     publish_snapshot_files(settings.serving, day_profiles(0), DAY1)
     first = invoke("limits", "refresh", "--as-of", str(DAY1), "--no-progress")
