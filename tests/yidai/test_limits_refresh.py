@@ -699,7 +699,7 @@ def test_breaker_refuses_a_night_moving_too_much_of_the_book_unless_forced(
     # a first publication (no previous version) is not held back, however much it moves
     first = run_refresh(DAY1, **inputs(world, DAY1, model, credit_policy), max_change_share=0.2)  # type: ignore[arg-type]
     assert first.published and first.summary["book_change_share"] > 0.2
-    assert first.summary["forced_reason"] is None
+    assert first.summary["forced_reason"] is None and not first.summary["breaker_applied"]
 
     day2 = DAY1 + timedelta(days=1)
     prepared = inputs(world, day2, model, credit_policy)
@@ -742,6 +742,7 @@ def test_breaker_lets_a_night_under_the_limit_through(
     moved = run_refresh(day2, **prepared, max_change_share=1.0)  # type: ignore[arg-type]
     share = moved.summary["book_change_share"]
     assert 0 < share < 1 and moved.summary["book_change_limit"] == 1.0
+    assert moved.summary["breaker_applied"]
     assert moved.summary["forced_reason"] is None
     assert publishing.read_manifest(moved.path.parents[1], moved.version)["forced_reason"] is None
 

@@ -65,6 +65,7 @@ def refresh(
     typer.echo(
         f"book moved {s['book_moved']:,} lines ({100 * s['book_change_share']:.1f}%, breaker at "
         f"{100 * s['book_change_limit']:.1f}%)"
+        + ("" if s["breaker_applied"] else " - not applied: first publication or reused version")
         + (f"; FORCED past the breaker: {s['forced_reason']}" if s["forced_reason"] else "")
     )
 

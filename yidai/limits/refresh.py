@@ -393,7 +393,8 @@ def run_refresh(
         reused = publishing.is_complete(root, version)
         move = book_move(limits, _previous_limits(root, previous))
         forced = None
-        if previous is not None and not reused:  # a first publication starts from the book
+        breaker_applied = previous is not None and not reused  # a first one starts from the book
+        if breaker_applied:
             pointer = publishing.read_pointer(root)
             forced = check_breaker(
                 move,
@@ -406,6 +407,7 @@ def run_refresh(
             book_moved=move.moved,
             book_change_share=round(move.share, 6),
             book_change_limit=max_change_share,
+            breaker_applied=breaker_applied,
             forced_reason=forced,
         )
 
