@@ -2,6 +2,8 @@
 
 Scheduled on the features asset: it runs once ``ingest_daily`` has published the features
 of a day, and refreshes the limits as of that day (the ``day`` param overrides it).
+Missing inputs fail the task; so does the circuit breaker (without retries: the same inputs
+trip it again), unless a manual run passes ``force_reason`` to override it.
 """
 
 from __future__ import annotations
@@ -24,14 +26,33 @@ FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_
     catchup=False,
     max_active_runs=1,
     default_args=pipeline.DEFAULT_TASK_ARGS,
-    params={"day": Param(None, type=["null", "string"], description="As-of day (YYYY-MM-DD)")},
+    params={
+        "day": Param(None, type=["null", "string"], description="As-of day (YYYY-MM-DD)"),
+        "force_reason": Param(
+            None,
+            type=["null", "string"],
+            description="Publish past the limits circuit breaker, for this reason (recorded)",
+        ),
+    },
     tags=["yidai", "limits", "merchant-credit"],
 )
 def merchant_limits_daily() -> None:
     @task(pool=pipeline.WAREHOUSE_POOL)
     def refresh_limits(**context: Any) -> dict[str, Any]:
         """Score, apply the policy, version the limits and publish them atomically."""
-        return pipeline.run_limits_refresh(pipeline.resolve_day(context))
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from yidai.limits.breaker import LimitsBreakerError
+
+        force_reason = (context.get("params") or {}).get("force_reason")
+        try:
+            return pipeline.run_limits_refresh(
+                pipeline.resolve_day(context), force_reason=force_reason
+            )
+        except LimitsBreakerError as exc:  # deterministic: a retry would trip again
+            raise AirflowFailException(
+                f"{exc} (or trigger this DAG with the param force_reason)"
+            ) from exc
 
     refresh_limits()
 

@@ -55,21 +55,23 @@ def publish_snapshot(
         con, own = connect(con_or_warehouse_path, read_only=True), True
     try:
         sets = resolve_feature_sets(feature_sets)
+        for fs in sets:  # every set is checked before any is published
+            _check_build(con, fs, as_of)
         return {fs.name: _publish_one(con, fs, Path(serving_dir), as_of, keep) for fs in sets}
     finally:
         if own:
             con.close()
 
 
-def _publish_one(
-    con: duckdb.DuckDBPyConnection, fs: FeatureSet, serving_dir: Path, as_of: dt.date, keep: int
-) -> Path:
+def _check_build(con: duckdb.DuckDBPyConnection, fs: FeatureSet, as_of: dt.date) -> None:
+    """Refuse a set whose profiles of ``as_of`` are not built, built from another
+    definition, or empty (an empty snapshot would serve every entity as unknown)."""
     for entity in fs.profile_entities:
         try:
             row = fetch_one(
                 con,
-                f"SELECT fingerprint FROM {SCHEMA}.builds WHERE feature_set = ? AND entity = ? "
-                "AND as_of = ? AND complete",
+                f"SELECT fingerprint, n_rows FROM {SCHEMA}.builds WHERE feature_set = ? "
+                "AND entity = ? AND as_of = ? AND complete",
                 [fs.name, entity, as_of],
             )
         except duckdb.CatalogException:
@@ -81,6 +83,15 @@ def _publish_one(
             )
         if row[0] != fs.fingerprint:
             raise YidaiError(f"{fs.name} as of {as_of} was built from another definition")
+        if not row[1]:
+            raise YidaiError(
+                f"{fs.name} ({entity}) was built as of {as_of} with no rows; nothing published"
+            )
+
+
+def _publish_one(
+    con: duckdb.DuckDBPyConnection, fs: FeatureSet, serving_dir: Path, as_of: dt.date, keep: int
+) -> Path:
     set_dir = _set_dir(serving_dir, fs.name)
     snapshot_id = f"{as_of.isoformat()}_{dt.datetime.now():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     target = set_dir / snapshot_id

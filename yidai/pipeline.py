@@ -199,11 +199,14 @@ def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
     sets compute their features as of each decision from the raw tables).
     """
     from features.engine import build_features, build_features_history
+    from features.inputs import require_ingested_day
     from yidai.settings import get_settings
-    from yidai.warehouse import connect
+    from yidai.warehouse import connect_existing
 
-    con = connect(get_settings().warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
+    warehouse = get_settings().warehouse
+    con = connect_existing(warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
     try:
+        require_ingested_day(con, day, warehouse)
         written: dict[str, int] = {}
         if backfill:
             first = landing_days()[0]
@@ -237,11 +240,12 @@ def publish_portfolio_tables(day: date) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------- merchant_limits_daily
-def run_limits_refresh(day: date) -> dict[str, Any]:
-    """Re-underwrite every merchant's line as of ``day`` and publish the new limits."""
+def run_limits_refresh(day: date, *, force_reason: str | None = None) -> dict[str, Any]:
+    """Re-underwrite every merchant's line as of ``day`` and publish the new limits
+    (``force_reason``: override the circuit breaker, see :mod:`yidai.limits.breaker`)."""
     from yidai.limits.refresh import refresh_limits
 
-    result = refresh_limits(day)
+    result = refresh_limits(day, force_reason=force_reason)
     return {
         "day": day.isoformat(),
         "version": result.version,
@@ -301,8 +305,11 @@ def publish_scored(day: date) -> dict[str, Any]:
 
 def run_monitoring(day: date) -> dict[str, Any]:
     """Compute and publish drift, performance and decision rates as of ``day``."""
+    from features.inputs import require_warehouse_day
     from yidai.monitoring import run_monitoring as monitor
+    from yidai.settings import get_settings
 
+    require_warehouse_day(get_settings().warehouse, day)
     return monitor(day).summary()
 
 

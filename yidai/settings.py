@@ -109,6 +109,15 @@ class Settings(BaseSettings):
         "the ones the models train on (e.g. personal_credit_v1 while a champion trained on it "
         "is still served during an upgrade).",
     )
+    limits_max_change_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Limit refresh circuit breaker: the largest share of the merchant book "
+        "(lines in force before the run) one refresh may cut, raise, freeze, unfreeze or close; "
+        "past it nothing is published unless `yidai limits refresh --force --reason` "
+        "(see yidai.limits.breaker).",
+    )
 
     @classmethod
     def settings_customise_sources(

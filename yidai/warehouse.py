@@ -75,6 +75,24 @@ def connect(
         raise YidaiError(f"cannot open warehouse {path}: {exc}") from exc
 
 
+def connect_existing(
+    path: Path | str,
+    *,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open a warehouse that a job reads from: it must exist, it is never created.
+
+    Batch jobs (feature builds, training sets, the limit refresh, monitoring) use this, so a
+    missing warehouse is a clear error instead of a new empty file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise YidaiError(f"warehouse {path} does not exist; run `yidai ingest` first")
+    return connect(path, read_only=read_only, memory_limit=memory_limit, threads=threads)
+
+
 def table_ddl(contract: Contract) -> str:
     """``CREATE TABLE IF NOT EXISTS`` for a contract's warehouse table."""
     cols = [f'"{c.name}" {c.dtype}' for c in contract.columns]

@@ -225,3 +225,53 @@ def test_the_dashboards_tables_are_published_by_the_chain(chain: ChainRun) -> No
     assert merchant is not None and merchant["pd"].between(0, 1).all()
     monitoring = read_table(serving / "monitoring", "drift")
     assert monitoring is not None and set(monitoring["model"]) >= {"merchant_pd"}
+
+
+def test_the_limits_dag_fails_on_the_breaker_and_publishes_when_forced(
+    chain: ChainRun,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The last night again, with the breaker at 1 % (the chain's second night moves more):
+    the refresh task fails naming the breaker and the previous limits stay live; the
+    ``force_reason`` param publishes the night with the override recorded.  Runs last: it
+    leaves the last day's limits published, as the chain did."""
+    import shutil
+
+    from yidai.airflow_env import run_dag
+    from yidai.errors import YidaiError
+    from yidai.limits import current_limits_pointer, publishing, read_limits_summary
+    from yidai.settings import get_settings, reset_settings_cache
+
+    serving = get_settings().serving
+    root = serving / "limits"
+    last = current_limits_pointer(serving)
+    assert last is not None
+    previous = read_limits_summary(serving)["previous_version"]
+    assert previous is not None
+    # undo the last night: its version folder moved away, the pointer back on the previous
+    shutil.move(str(publishing.version_dir(root, last)), str(tmp_path / last))
+    publishing.publish(root, previous, {"as_of": chain.days[-2].isoformat()})
+    monkeypatch.setenv("YIDAI_LIMITS_MAX_CHANGE_SHARE", "0.01")
+    reset_settings_cache()
+    try:
+        day = chain.days[-1].isoformat()
+        with pytest.raises(YidaiError, match="failed in refresh_limits"):
+            run_dag("merchant_limits_daily", None, {"day": day})
+        captured = capfd.readouterr()
+        task_log = captured.out + captured.err + caplog.text
+        assert "circuit breaker" in task_log and "over the limit of 1.0%" in task_log
+        assert "force_reason" in task_log
+        assert current_limits_pointer(serving) == previous
+        assert [m["version"] for m in publishing.list_versions(root)] == [previous]
+        reason = "chain test: override the breaker"
+        run_dag("merchant_limits_daily", None, {"day": day, "force_reason": reason})
+        forced = current_limits_pointer(serving)
+        assert forced is not None and forced != previous
+        assert publishing.read_manifest(root, forced)["forced_reason"] == reason
+        assert read_limits_summary(serving)["as_of"] == day
+    finally:
+        monkeypatch.delenv("YIDAI_LIMITS_MAX_CHANGE_SHARE")
+        reset_settings_cache()

@@ -4,6 +4,7 @@ a real DuckDB warehouse, real version folders and pointer swaps (yidai.limits)."
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import threading
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from yidai.errors import YidaiError
 from yidai.limits import (
     current_limits_pointer,
     load_published_limits,
+    publishing,
     read_limit_runs,
     read_limits_summary,
     read_limits_table,
@@ -121,6 +123,23 @@ def day_profiles(day: int) -> pd.DataFrame:
     return profiles
 
 
+def delivered_payment(day: date) -> pd.DataFrame:
+    """One payment on ``day``: the warehouse holds that day's delivery (jobs refuse a day
+    without ingested rows)."""
+    return pd.DataFrame(
+        {
+            "payment_id": [f"P{day:%Y%m%d}"],
+            "ts": [datetime.combine(day, datetime.min.time()) + timedelta(hours=9)],
+            "payer_type": "customer",
+            "payer_id": "c0001",
+            "payment_type": "e_payment",
+            "amount": 100.0,
+            "channel": "app",
+            "status": "success",
+        }
+    )
+
+
 def write_warehouse(path: Path, as_of: date) -> None:
     """A loan book: 310 merchants with lines (10 without features), 10 of them 40 days past
     due."""
@@ -169,6 +188,7 @@ def write_warehouse(path: Path, as_of: date) -> None:
             ("loan_applications", apps),
             ("loan_performance", perf),
             ("loan_repayments", overdue),
+            ("payments", delivered_payment(as_of)),
         ):
             con.register("frame", frame)
             cols = ", ".join(frame.columns)
@@ -531,7 +551,6 @@ def test_cli_refresh_with_the_real_loaders_and_clear_errors(
     is registered in MLflow, `yidai limits refresh` publishes and `show` reads it back."""
     from typer.testing import CliRunner
 
-    from models.registry import GateDecision, ModelPackage, log_and_register
     from yidai.cli import app
     from yidai.settings import reset_settings_cache
 
@@ -560,6 +579,23 @@ def test_cli_refresh_with_the_real_loaders_and_clear_errors(
     assert current_limits_pointer(settings.serving) is None
     assert not (settings.serving / "limits").exists()
 
+    register_champion(estimator, settings)
+    out = runner.invoke(app, ["limits", "refresh", "--as-of", str(DAY1), "--no-progress"])
+    assert out.exit_code == 0, out.output
+    assert "published" in out.output and "committed exposure" in out.output
+    version = current_limits_pointer(settings.serving)
+    assert version is not None and version in out.output
+    out = runner.invoke(app, ["limits", "show", "--merchant", DELINQUENT[0]])
+    assert out.exit_code == 0 and "FREEZE_DELINQUENT" in out.output
+    out = runner.invoke(app, ["limits", "show", "--changes", "5"])
+    assert out.exit_code == 0 and "exposure" in out.output
+    reset_settings_cache()
+
+
+def register_champion(estimator: GradientBoostedPD, settings: Settings) -> None:
+    """Register the estimator as the merchant_pd champion in the home's MLflow store."""
+    from models.registry import GateDecision, ModelPackage, log_and_register
+
     package = ModelPackage(
         name="merchant_pd",
         estimator=estimator,
@@ -572,13 +608,171 @@ def test_cli_refresh_with_the_real_loaders_and_clear_errors(
         primary_metric="oot_auc",
     )
     log_and_register(package, GateDecision(True, "first registered version"), settings=settings)
-    out = runner.invoke(app, ["limits", "refresh", "--as-of", str(DAY1), "--no-progress"])
-    assert out.exit_code == 0, out.output
-    assert "published" in out.output and "committed exposure" in out.output
-    version = current_limits_pointer(settings.serving)
-    assert version is not None and version in out.output
-    out = runner.invoke(app, ["limits", "show", "--merchant", DELINQUENT[0]])
-    assert out.exit_code == 0 and "FREEZE_DELINQUENT" in out.output
-    out = runner.invoke(app, ["limits", "show", "--changes", "5"])
-    assert out.exit_code == 0 and "exposure" in out.output
+
+
+@pytest.fixture()
+def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """A home read by the CLI through YIDAI_HOME (no caller environment), breaker at 20 %."""
+    from yidai.settings import get_settings, reset_settings_cache
+
+    for name in ("MLFLOW_TRACKING_URI", "YIDAI_WAREHOUSE_PATH", "YIDAI_SERVING_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("YIDAI_HOME", str(tmp_path))
+    monkeypatch.setenv("YIDAI_LIMITS_MAX_CHANGE_SHARE", "0.2")
     reset_settings_cache()
+    yield get_settings()
+    reset_settings_cache()
+
+
+def invoke(*args: str) -> object:
+    from typer.testing import CliRunner
+
+    from yidai.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def error_of(result: object) -> str:
+    exc = getattr(result, "exception", None)
+    assert isinstance(exc, YidaiError), getattr(result, "output", result)
+    return str(exc)
+
+
+def test_refresh_refuses_each_missing_input_and_publishes_nothing(
+    cli_home: Settings, estimator: GradientBoostedPD, credit_policy: CreditPolicy
+) -> None:
+    settings = cli_home
+    refresh_day = ("limits", "refresh", "--as-of", str(DAY1), "--no-progress")
+    limits_dir = settings.serving / "limits"
+    # no warehouse: named, and not created
+    assert "does not exist" in error_of(invoke(*refresh_day))
+    assert not settings.warehouse.exists() and not settings.warehouse.parent.exists()
+    # a warehouse whose data stops before the day
+    write_warehouse(settings.warehouse, DAY1)
+    later = DAY1 + timedelta(days=3)
+    message = error_of(invoke("limits", "refresh", "--as-of", str(later), "--no-progress"))
+    assert f"no ingested rows for {later}" in message and f"latest event is on {DAY1}" in message
+    # no published snapshot of the merchant set
+    message = error_of(invoke(*refresh_day))
+    assert f"no published snapshot of {FS.name}" in message
+    # a snapshot of an earlier day: no feature rows for the refresh day
+    publish_snapshot_files(settings.serving, day_profiles(0), DAY1 - timedelta(days=1))
+    message = error_of(invoke(*refresh_day))
+    assert f"no feature rows for {DAY1}" in message and str(DAY1 - timedelta(days=1)) in message
+    # the day's snapshot but no champion
+    publish_snapshot_files(settings.serving, day_profiles(0), DAY1)
+    assert "merchant_pd" in error_of(invoke(*refresh_day))
+    assert not limits_dir.exists()
+    # an empty loan book (the loaded inputs path)
+    register_champion(estimator, settings)
+    from features.serving import load_snapshot as load
+    from models.registry import load_model
+
+    with pytest.raises(YidaiError, match="loan book as of 2026-03-31 is empty"):
+        run_refresh(
+            DAY1,
+            snapshot=load(settings.serving, FS.name),
+            model=load_model("merchant_pd", "champion", settings=settings),
+            book=read_loan_book(settings.warehouse, DAY1).iloc[:0],
+            policy=load_merchant_limit_policy(POLICY_DIR / "merchant_limits.yaml"),
+            credit_policy=credit_policy,
+            serving_dir=settings.serving,
+        )
+    assert current_limits_pointer(settings.serving) is None
+    assert not limits_dir.exists()
+    # every input present: published
+    assert invoke(*refresh_day).exit_code == 0  # type: ignore[attr-defined]
+    assert current_limits_pointer(settings.serving) is not None
+
+
+def test_breaker_refuses_a_night_moving_too_much_of_the_book_unless_forced(
+    world: dict[str, object],
+    model: LoadedModel,
+    credit_policy: CreditPolicy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from yidai.limits.breaker import LimitsBreakerError
+
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    root = serving / "limits"
+    # a first publication (no previous version) is not held back, however much it moves
+    first = run_refresh(DAY1, **inputs(world, DAY1, model, credit_policy), max_change_share=0.2)  # type: ignore[arg-type]
+    assert first.published and first.summary["book_change_share"] > 0.2
+    assert first.summary["forced_reason"] is None and not first.summary["breaker_applied"]
+
+    day2 = DAY1 + timedelta(days=1)
+    prepared = inputs(world, day2, model, credit_policy)
+    with pytest.raises(LimitsBreakerError) as tripped:
+        run_refresh(day2, **prepared, max_change_share=0.2)  # type: ignore[arg-type]
+    message = str(tripped.value)
+    assert "of the book" in message and "over the limit of 20.0%" in message
+    assert (
+        "YIDAI_LIMITS_MAX_CHANGE_SHARE" in message
+        and f"limits {first.version} stay live" in message
+    )
+    assert f'--as-of {day2} --force --reason "why"' in message
+    assert current_limits_pointer(serving) == first.version
+    assert [p.name for p in (root / "versions").iterdir()] == [first.version]
+    assert list(read_limit_runs(serving)["version"]) == [first.version]
+
+    with pytest.raises(YidaiError, match="needs a reason"):
+        run_refresh(day2, **prepared, max_change_share=0.2, force_reason="  ")  # type: ignore[arg-type]
+    reason = "policy recalibration approved by the credit committee"
+    with caplog.at_level(logging.WARNING, logger="yidai.limits.breaker"):
+        forced = run_refresh(day2, **prepared, max_change_share=0.2, force_reason=reason)  # type: ignore[arg-type]
+    share = forced.summary["book_change_share"]
+    assert forced.published and current_limits_pointer(serving) == forced.version
+    assert share > 0.2 and f"{100 * share:.1f}%" in message
+    warnings = [r.getMessage() for r in caplog.records if "FORCED" in r.getMessage()]
+    assert len(warnings) == 1 and reason in warnings[0] and f"{100 * share:.1f}%" in warnings[0]
+    assert publishing.read_manifest(root, forced.version)["forced_reason"] == reason
+    assert read_limits_summary(serving)["forced_reason"] == reason
+    # a re-run of the forced night (same inputs: same version) is not tripped again
+    again = run_refresh(day2, **prepared, max_change_share=0.2)  # type: ignore[arg-type]
+    assert again.reused and again.version == forced.version and again.published
+
+
+def test_breaker_lets_a_night_under_the_limit_through(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    refresh(world, DAY1, model, credit_policy)
+    day2 = DAY1 + timedelta(days=1)
+    prepared = inputs(world, day2, model, credit_policy)
+    moved = run_refresh(day2, **prepared, max_change_share=1.0)  # type: ignore[arg-type]
+    share = moved.summary["book_change_share"]
+    assert 0 < share < 1 and moved.summary["book_change_limit"] == 1.0
+    assert moved.summary["breaker_applied"]
+    assert moved.summary["forced_reason"] is None
+    assert publishing.read_manifest(moved.path.parents[1], moved.version)["forced_reason"] is None
+
+
+def test_cli_refresh_force_needs_a_reason_and_the_breaker_reads_the_setting(
+    cli_home: Settings, estimator: GradientBoostedPD
+) -> None:
+    settings = cli_home
+    write_warehouse(settings.warehouse, DAY1)
+    day2 = DAY1 + timedelta(days=1)
+    payment = {str(k): v for k, v in delivered_payment(day2).iloc[0].items()}
+    insert_rows(settings.warehouse, "payments", [payment])
+    register_champion(estimator, settings)
+    publish_snapshot_files(settings.serving, day_profiles(0), DAY1)
+    first = invoke("limits", "refresh", "--as-of", str(DAY1), "--no-progress")
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    live = current_limits_pointer(settings.serving)
+    publish_snapshot_files(settings.serving, day_profiles(1), day2)
+    night = ("limits", "refresh", "--as-of", str(day2), "--no-progress")
+
+    assert "--force needs --reason" in error_of(invoke(*night, "--force"))
+    assert "--force needs --reason" in error_of(invoke(*night, "--force", "--reason", " "))
+    assert "--reason only goes with --force" in error_of(invoke(*night, "--reason", "x"))
+    tripped = error_of(invoke(*night))
+    assert "circuit breaker" in tripped and "over the limit of 20.0%" in tripped
+    assert current_limits_pointer(settings.serving) == live
+    forced = invoke(*night, "--force", "--reason", "new underwriting policy, signed off")
+    assert forced.exit_code == 0, forced.output  # type: ignore[attr-defined]
+    assert "FORCED past the breaker: new underwriting policy, signed off" in forced.output  # type: ignore[attr-defined]
+    assert current_limits_pointer(settings.serving) not in (None, live)
+    assert read_limits_summary(settings.serving)["forced_reason"] == (
+        "new underwriting policy, signed off"
+    )

@@ -44,13 +44,16 @@ def build(
     from rich.progress import Progress
 
     from features.engine import build_features, build_features_history
+    from features.inputs import require_ingested_day
     from yidai.settings import get_settings
-    from yidai.warehouse import connect
+    from yidai.warehouse import connect_existing
 
     day = _parse_day(as_of, "--as-of")
     sets = _sets(feature_set)
-    con = connect(get_settings().warehouse)
+    warehouse = get_settings().warehouse
+    con = connect_existing(warehouse)
     try:
+        require_ingested_day(con, day, warehouse)
         with Progress(transient=True) as progress:
             task = progress.add_task("building features", total=2 if from_day else 1)
             if from_day:
@@ -116,15 +119,19 @@ def training_set(
     include_declined: bool = typer.Option(False, help="Credit: keep unlabelled applications."),
 ) -> None:
     """Write a point-in-time training set (spine + features) to Parquet."""
+    from features.inputs import require_ingested_day
     from features.request import get_feature_set
     from features.training import CREDIT_FEATURE_SETS, build_training_set, credit_spine, fraud_spine
+    from yidai.errors import YidaiError
     from yidai.settings import get_settings
-    from yidai.warehouse import connect
+    from yidai.warehouse import connect_existing
 
     fs = get_feature_set(feature_set)
     day = _parse_day(as_of, "--as-of")
-    con = connect(get_settings().warehouse)
+    warehouse = get_settings().warehouse
+    con = connect_existing(warehouse)
     try:
+        require_ingested_day(con, day, warehouse)
         # any version of a credit product's set (v1 stays buildable to compare versions)
         bases = {get_feature_set(v).base_name: k for k, v in CREDIT_FEATURE_SETS.items()}
         product = bases.get(fs.base_name)
@@ -132,6 +139,11 @@ def training_set(
             spine = fraud_spine(con, day)
         else:
             spine = credit_spine(con, product, day, include_declined=include_declined)
+        if spine.empty:
+            raise YidaiError(
+                f"no {fs.name} training rows as of {day} in {warehouse} (no "
+                f"{'applications' if product else 'events'} to label yet); {out} not written"
+            )
         df = build_training_set(con, spine, fs.name)
     finally:
         con.close()

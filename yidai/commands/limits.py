@@ -25,11 +25,29 @@ def _day(value: str) -> dt.date:
 def refresh(
     as_of: str = typer.Option(..., "--as-of", help="Day (YYYY-MM-DD) to re-underwrite as of."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Publish even past the circuit breaker (YIDAI_LIMITS_MAX_CHANGE_SHARE); "
+        "needs --reason.",
+    ),
+    reason: str | None = typer.Option(
+        None, "--reason", help="Why the breaker is overridden (logged, recorded with the version)."
+    ),
 ) -> None:
-    """Re-underwrite every merchant's line, write a new limits version and publish it."""
+    """Re-underwrite every merchant's line, write a new limits version and publish it.
+
+    Refuses (nothing published) on missing inputs and when the change set would move more of
+    the book than the circuit breaker allows, unless --force --reason "...".
+    """
+    from yidai.errors import YidaiError
     from yidai.limits.refresh import refresh_limits
 
-    result = refresh_limits(_day(as_of), progress=progress)
+    if force and not (reason and reason.strip()):
+        raise YidaiError('--force needs --reason "why" (it is logged and recorded)')
+    if reason is not None and not force:
+        raise YidaiError("--reason only goes with --force")
+    result = refresh_limits(_day(as_of), progress=progress, force_reason=reason if force else None)
     s = result.summary
     state = "published" if result.published else "written, NOT published (a newer one is live)"
     if result.reused:
@@ -43,6 +61,12 @@ def refresh(
     typer.echo(
         f"committed exposure {s['exposure_before']:,.0f} -> {s['exposure_after']:,.0f} CNY "
         f"({s['exposure_change']:+,.0f})"
+    )
+    typer.echo(
+        f"book moved {s['book_moved']:,} lines ({100 * s['book_change_share']:.1f}%, breaker at "
+        f"{100 * s['book_change_limit']:.1f}%)"
+        + ("" if s["breaker_applied"] else " - not applied: first publication or reused version")
+        + (f"; FORCED past the breaker: {s['forced_reason']}" if s["forced_reason"] else "")
     )
 
 

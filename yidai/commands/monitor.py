@@ -21,16 +21,22 @@ def run(
         True, "--fail-on-drift/--no-fail-on-drift", help="Exit 2 when a PSI passes the level."
     ),
 ) -> None:
-    """Compute drift, performance and decision rates, publish them, and check drift."""
+    """Compute drift, performance and decision rates, publish them, and check drift.
+
+    Refuses (nothing published) a missing warehouse or one without ingested rows for the day.
+    """
     from rich.console import Console
 
+    from features.inputs import require_warehouse_day
     from yidai.errors import YidaiError
     from yidai.monitoring import check_drift, run_monitoring
+    from yidai.settings import get_settings
 
     try:
         day = dt.date.fromisoformat(as_of)
     except ValueError:
         raise YidaiError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)") from None
+    require_warehouse_day(get_settings().warehouse, day)
     console = Console()
     with console.status("computing monitoring tables"):
         report = run_monitoring(day, recent_days=recent_days, threshold=threshold)

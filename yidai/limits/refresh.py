@@ -11,6 +11,13 @@ outstanding balances / days past due from the warehouse, underwrite with the onl
 The version id is ``<as-of>-<hash of the inputs>``: re-running a date with the same inputs
 gives the same version (nothing rewritten).  A failure before the pointer swap publishes
 nothing.  An older as-of than the published one is written but not published.
+
+Missing inputs stop the run before anything is written: no warehouse or no ingested rows
+for the as-of day, no published snapshot of that day (or an empty one), no ``merchant_pd``
+champion, an empty loan book.  So does the circuit breaker (:mod:`yidai.limits.breaker`):
+a change set moving more than ``YIDAI_LIMITS_MAX_CHANGE_SHARE`` of the book is refused
+unless forced with a reason, which is logged and recorded in the version's manifest and
+summary (``forced_reason``).
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from yidai.decisioning.merchant_limits import (
 )
 from yidai.errors import YidaiError
 from yidai.limits import publishing
+from yidai.limits.breaker import book_move, check_breaker
 from yidai.limits.serving import (
     CHANGES_FILE,
     LIMITS_FILE,
@@ -205,27 +213,35 @@ def _steps(enabled: bool, total: int) -> Iterator[Any]:
         yield _Bar()
 
 
-def refresh_limits(as_of: date, *, settings: Any = None, progress: bool = False) -> RefreshResult:
+def refresh_limits(
+    as_of: date,
+    *,
+    settings: Any = None,
+    progress: bool = False,
+    force_reason: str | None = None,
+) -> RefreshResult:
     """Run the nightly refresh for ``as_of`` with the real loaders and publish it.
 
-    Reads the policy files, the merchant feature snapshot (``features.load_snapshot``), the
-    ``merchant_pd`` champion (``models.registry.load_model``) and the warehouse loan book.
-    Raises :class:`YidaiError` (nothing published) on a missing model, an empty snapshot or
-    a failed write.
+    Reads the policy files, the warehouse (it must hold ingested rows for ``as_of``), the
+    merchant feature snapshot of ``as_of`` (``features.load_snapshot``), the ``merchant_pd``
+    champion (``models.registry.load_model``) and the warehouse loan book.  Raises
+    :class:`YidaiError` (nothing published) on any missing or empty input, a failed write,
+    or (:class:`~yidai.limits.breaker.LimitsBreakerError`) when the circuit breaker trips
+    and ``force_reason`` is not given.
     """
     from features import load_snapshot
+    from features.inputs import require_warehouse_day
     from models.registry import load_model
     from yidai.decisioning.policy import load_credit_policy
     from yidai.settings import get_settings
 
     settings = settings or get_settings()
+    _check_force_reason(force_reason)
     policy = load_merchant_limit_policy(settings.policies / POLICY_FILE)
     credit_policy = load_credit_policy(policy.underwriting_product, settings.policies)
+    require_warehouse_day(settings.warehouse, as_of)
     snapshot = load_snapshot(settings.serving, credit_policy.feature_set)
-    if len(snapshot.frame) == 0:
-        raise YidaiError(
-            f"feature snapshot {credit_policy.feature_set} is empty; no limits published"
-        )
+    _check_snapshot(snapshot, as_of)
     model = load_model(
         credit_policy.model,
         "champion",
@@ -242,6 +258,41 @@ def refresh_limits(as_of: date, *, settings: Any = None, progress: bool = False)
         credit_policy=credit_policy,
         serving_dir=settings.serving,
         progress=progress,
+        max_change_share=settings.limits_max_change_share,
+        force_reason=force_reason,
+    )
+
+
+def _check_snapshot(snapshot: SnapshotLike, as_of: date) -> None:
+    """Refuse an empty snapshot, or one of another day than the refresh (no feature rows
+    for ``as_of``: stale profiles would move lines as if nothing had happened since)."""
+    if len(snapshot.frame) == 0:
+        raise YidaiError(f"feature snapshot {snapshot.feature_set} is empty; no limits published")
+    if snapshot.as_of > as_of:
+        raise YidaiError(
+            f"feature snapshot {snapshot.feature_set} is as of {snapshot.as_of}, after the "
+            f"refresh date {as_of}; refusing to use future data"
+        )
+    if snapshot.as_of != as_of:
+        raise YidaiError(
+            f"no feature rows for {as_of}: the published snapshot of {snapshot.feature_set} is "
+            f"as of {snapshot.as_of}; run `yidai features build --as-of {as_of}` and "
+            f"`yidai features publish --as-of {as_of}` first; no limits published"
+        )
+
+
+def _check_force_reason(force_reason: str | None) -> None:
+    if force_reason is not None and not force_reason.strip():
+        raise YidaiError("a forced limit refresh needs a reason (it is logged and recorded)")
+
+
+def _previous_limits(root: Path, previous: dict[str, Any] | None) -> pd.DataFrame | None:
+    """The previous version's decisions (for the breaker: continued capped steps)."""
+    if previous is None:
+        return None
+    return pd.read_parquet(
+        publishing.version_dir(root, str(previous["version"])) / LIMITS_FILE,
+        columns=["merchant_id", "decision", "change_capped"],
     )
 
 
@@ -255,17 +306,25 @@ def run_refresh(
     credit_policy: Any,
     serving_dir: Path,
     progress: bool = False,
+    max_change_share: float = 1.0,
+    force_reason: str | None = None,
 ) -> RefreshResult:
-    """The refresh on already loaded inputs (see :func:`refresh_limits`)."""
+    """The refresh on already loaded inputs (see :func:`refresh_limits`).
+
+    ``max_change_share`` is the circuit breaker's limit (1.0: never trips; the real loaders
+    pass ``YIDAI_LIMITS_MAX_CHANGE_SHARE``); ``force_reason`` overrides a trip.  The breaker
+    is not applied to a first publication (no previous version) nor to a version already
+    written by an earlier run with the same inputs.
+    """
     from yidai.decisioning.credit import decide_credit_batch
 
+    _check_force_reason(force_reason)
+    _check_snapshot(snapshot, as_of)
     features = snapshot.frame
-    if len(features) == 0:
-        raise YidaiError(f"feature snapshot {snapshot.feature_set} is empty; no limits published")
-    if snapshot.as_of > as_of:
+    if len(book) == 0:
         raise YidaiError(
-            f"feature snapshot {snapshot.feature_set} is as of {snapshot.as_of}, after the "
-            f"refresh date {as_of}; refusing to use future data"
+            f"the loan book as of {as_of} is empty (no approved merchant line in the "
+            "warehouse); no limits published"
         )
     snapshot_version = f"{snapshot.feature_set}@{snapshot.fingerprint}:{snapshot.as_of}"
     root = limits_root(serving_dir)
@@ -332,6 +391,25 @@ def run_refresh(
         steps.step("tables built")
 
         reused = publishing.is_complete(root, version)
+        move = book_move(limits, _previous_limits(root, previous))
+        forced = None
+        breaker_applied = previous is not None and not reused  # a first one starts from the book
+        if breaker_applied:
+            pointer = publishing.read_pointer(root)
+            forced = check_breaker(
+                move,
+                max_change_share,
+                as_of=as_of,
+                live_version=str(pointer["version"]) if pointer else None,
+                force_reason=force_reason,
+            )
+        summary.update(
+            book_moved=move.moved,
+            book_change_share=round(move.share, 6),
+            book_change_limit=max_change_share,
+            breaker_applied=breaker_applied,
+            forced_reason=forced,
+        )
 
         def fill(folder: Path) -> None:
             limits.to_parquet(folder / LIMITS_FILE, index=False)
@@ -345,6 +423,8 @@ def run_refresh(
             "previous_version": summary["previous_version"],
             "rows": len(limits),
             "changes": len(change_log),
+            "book_change_share": summary["book_change_share"],
+            "forced_reason": forced,
         }
         path = publishing.write_version(root, version, manifest, fill)
         steps.step("version written")
