@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from scoring_service.api.deps import ServiceState
 from scoring_service.api.routes import decisions, health, lines, payments, repayments
-from scoring_service.audit import AuditStore, IdempotencyConflict
+from scoring_service.audit import AuditStore, IdempotencyConflict, load_hash_key
 from scoring_service.metrics import Metrics, MetricsMiddleware
 from scoring_service.resources import Loaders, NotReady, Resources
 from yidai.errors import YidaiError
@@ -42,7 +42,12 @@ def create_app(
             logging.basicConfig(
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
-        audit = AuditStore(cfg.audit_url, sqlite_synchronous=cfg.audit_sqlite_synchronous)
+        audit = AuditStore(
+            cfg.audit_url,
+            sqlite_synchronous=cfg.audit_sqlite_synchronous,
+            hash_key=load_hash_key(cfg),
+            wal_limit_bytes=int(cfg.audit_sqlite_wal_limit_mb * 2**20),
+        )
         resources = Resources(cfg, loaders)
         app.state.yidai = ServiceState(cfg, resources, audit, metrics)
         if background_reload:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -52,6 +52,30 @@ class Settings(BaseSettings):
         description="SQLite audit store: NORMAL (WAL; durable against process crashes) or FULL "
         "(also against power loss, one fsync per decision).",
     )
+    audit_hash_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Secret key of the audit store's request hashes (HMAC-SHA256): set it in "
+        "production from a secret store, the same on every replica; unset, a random key is "
+        "created once in audit_hash_key_file.",
+    )
+    audit_hash_key_file: Path | None = Field(
+        None,
+        description="Where the generated audit hash key is kept when audit_hash_key is unset "
+        "(0600; default <home>/service/audit_hash.key).",
+    )
+    audit_sqlite_wal_limit_mb: float = Field(
+        64.0,
+        gt=0,
+        description="SQLite audit store: once its write-ahead log exceeds this size it is "
+        "checkpointed and truncated (waiting for readers), so it stays bounded under load.",
+    )
+    api_key_default_expiry_days: int = Field(
+        365,
+        ge=1,
+        description="yidai keys create: days until a new API key expires unless "
+        "--expires-in-days or --no-expiry is given.",
+    )
     seed: int = 42
     performance_months: int = Field(
         6,
@@ -92,6 +116,8 @@ class Settings(BaseSettings):
             self.policy_dir = Path(__file__).resolve().parent / "policies"
         if self.api_keys_file is None:
             self.api_keys_file = home / "service" / "api_keys.json"
+        if self.audit_hash_key_file is None:
+            self.audit_hash_key_file = home / "service" / "audit_hash.key"
 
     # Typed accessors so callers need no ``assert x is not None``.
     @property
