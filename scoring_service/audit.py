@@ -229,6 +229,11 @@ CHECKPOINT_SECONDS = 1.0
 # SQLite: the writer looks at the WAL's size every this many commits (one stat call).
 WAL_CHECK_EVERY = 16
 WAL_LIMIT_BYTES = 64 << 20
+# How long a truncating checkpoint waits for readers: writers wait while it is pending, so
+# briefly; a reader still busy after that delays the truncation (the writer tries again once
+# the WAL has grown by another quarter of the limit, the checkpointer every second).
+WAL_TRUNCATE_WAIT_MS = 200
+BUSY_TIMEOUT_MS = 30_000
 HASH_KEY_BYTES = 32
 # Connections per process to a server database (SQLAlchemy pool, no overflow).  Every store
 # call holds at most one connection at a time, so this many threads calling the store at
@@ -455,12 +460,15 @@ class AuditStore:
         sqlite_synchronous: str = "NORMAL",
         hash_key: bytes | None = None,
         wal_limit_bytes: int = WAL_LIMIT_BYTES,
+        wal_truncate_wait_ms: int = WAL_TRUNCATE_WAIT_MS,
     ) -> None:
         """``hash_key``: the secret of stored request hashes (:func:`load_hash_key`); without
         one, a random key of this process (conflicts are then detected only within it)."""
         self.url = url
         self._hasher = hmac.new(hash_key or _PROCESS_HASH_KEY, digestmod=hashlib.sha256)
         self._wal_limit = int(wal_limit_bytes)
+        self._wal_wait_ms = int(wal_truncate_wait_ms)
+        self._wal_retry_at = 0  # WAL size of the writer's next attempt after a failed one
         self._commits = 0
         # sqlite:///path uses the thin sqlite3 adapter; any other URL (postgresql://...,
         # or sqlite+pysqlite:///path to exercise the same path locally) uses SQLAlchemy.
@@ -531,7 +539,7 @@ class AuditStore:
             )
             _enable_wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Checkpoints (the only fsyncs with synchronous=NORMAL) run in a background
             # thread, not inside a request's commit.
             conn.execute("PRAGMA wal_autocheckpoint=0")
@@ -551,7 +559,7 @@ class AuditStore:
                 while not self._stopping.wait(CHECKPOINT_SECONDS):
                     try:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        self._bound_wal(conn)
+                        self._bound_wal(conn, background=True)
                     except sqlite3.Error as exc:
                         log.warning("audit WAL checkpoint failed: %s", exc)
             finally:
@@ -560,21 +568,27 @@ class AuditStore:
         self._checkpointer = threading.Thread(target=run, name="audit-checkpoint", daemon=True)
         self._checkpointer.start()
 
-    def _bound_wal(self, conn: sqlite3.Connection) -> None:
+    def _bound_wal(self, conn: sqlite3.Connection, background: bool = False) -> None:
         """Checkpoint and truncate the WAL once it exceeds the limit.
 
-        ``TRUNCATE`` waits (busy timeout) for readers still on older WAL frames, then resets
-        the log to zero bytes; a passive checkpoint alone never resets it while writes and
-        reads keep overlapping.
+        ``TRUNCATE`` waits (up to ``wal_truncate_wait_ms``, writers waiting too) for readers
+        still on older WAL frames, then resets the log to zero bytes; a passive checkpoint
+        alone never resets it while writes and reads keep overlapping.
         """
         try:
             size = os.stat(f"{self._path}-wal").st_size
         except FileNotFoundError:
             return
-        if size > self._wal_limit:
+        if size <= self._wal_limit or (not background and size < self._wal_retry_at):
+            return
+        conn.execute(f"PRAGMA busy_timeout={self._wal_wait_ms}")
+        try:
             busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            if busy:
-                log.warning("audit WAL (%d bytes) not truncated: readers still active", size)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._wal_retry_at = size + self._wal_limit // 4 if busy else 0
+        if busy and background:
+            log.warning("audit WAL (%d bytes) not truncated yet: a reader is still active", size)
 
     def _committed(self, conn: sqlite3.Connection) -> None:
         """After a SQLite commit: every ``WAL_CHECK_EVERY`` commits, bound the WAL here (the
@@ -629,7 +643,8 @@ class AuditStore:
         """The stored response (JSON) of an earlier request with this key, or None."""
         with self._read() as tx:
             found = tx.rows(_BY_IDEM, {"module": module, "key": key})
-        return _replay(found[0] if found else None, self.request_digest(request_hash), key)
+        row = found[0] if found else None
+        return _replay(row, self.request_digest(request_hash), key, request_hash)
 
     def record_decision(self, row: DecisionRow) -> str:
         """Append a decision (and open its line); returns the response JSON to send.
@@ -864,7 +879,7 @@ class AuditStore:
         if not found:
             return None
         digest = self.request_digest(request_hash)
-        return Booked(str(found[0][2]), str(_replay(found[0], digest, key)))
+        return Booked(str(found[0][2]), str(_replay(found[0], digest, key, request_hash)))
 
     def outstanding(self, account_id: str) -> float:
         """Accepted drawdowns minus accepted repayments of an account (to the fen)."""
@@ -884,11 +899,13 @@ def _outstanding(tx: _Tx, account_id: str) -> float:
     return to_fen(tx.rows(_OUTSTANDING, {"a": account_id})[0][0])
 
 
-def _replay(row: Any, digest: str, key: str) -> str | None:
-    """The stored response if the stored request digest is ``digest``; a conflict if not."""
+def _replay(row: Any, digest: str, key: str, unkeyed: str) -> str | None:
+    """The stored response if the stored request digest is ``digest`` (or, in a row written
+    before digests were keyed, the plain fingerprint ``unkeyed``); a conflict if not."""
     if row is None:
         return None
-    if not hmac.compare_digest(str(row[1]), digest):
+    stored = str(row[1])
+    if not (hmac.compare_digest(stored, digest) or hmac.compare_digest(stored, unkeyed)):
         raise IdempotencyConflict(
             f"Idempotency-Key {key!r} was already used for a different request"
         )

@@ -115,3 +115,26 @@ def test_the_generated_key_is_private_stable_and_detects_conflicts_after_a_resta
         restarted.close()
     configured = Settings(home=tmp_path, audit_hash_key=SecretStr(HASH_KEY))
     assert load_hash_key(configured) == HASH_KEY.encode()  # the configured secret wins
+
+
+def test_a_retry_of_a_row_stored_before_keying_still_replays(tmp_path: Path) -> None:
+    """Rows are append-only, so rows written with the old plain fingerprint stay: a retry of
+    one (same key, same request) across the upgrade replays it, another request conflicts."""
+    from scoring_service.audit import _INSERT_DECISION
+
+    store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}", hash_key=b"k" * 32)
+    try:
+        with store._write() as tx:
+            tx.rows(
+                _INSERT_DECISION,
+                {"decision_id": "old", "created_at": "2026-07-01T00:00:00+00:00", "module": "m",
+                 "idempotency_key": "k1", "request_hash": "plain-fingerprint", "product": "sme",
+                 "entity_id": "S1", "outcome": "approve", "arm": "champion",
+                 "model_version": None, "policy_version": None,
+                 "response": '{"decision_id":"old"}', "record": "{}"},
+            )  # fmt: skip
+        assert store.find_idempotent("m", "k1", "plain-fingerprint") == '{"decision_id":"old"}'
+        with pytest.raises(IdempotencyConflict):
+            store.find_idempotent("m", "k1", "another-fingerprint")
+    finally:
+        store.close()
