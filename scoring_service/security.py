@@ -67,7 +67,11 @@ class ApiKey:
 
 
 def _timestamp(iso: str | None) -> float:
-    return float("inf") if iso is None else datetime.fromisoformat(iso).timestamp()
+    """Seconds since the epoch of an ISO time (UTC if it names no zone); inf for None."""
+    if iso is None:
+        return float("inf")
+    stamp = datetime.fromisoformat(iso)
+    return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()
 
 
 def _digest(salt: str, secret: str) -> str:
