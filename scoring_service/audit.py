@@ -50,7 +50,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -280,6 +280,12 @@ def load_hash_key(settings: Settings) -> bytes:
     return key
 
 
+def load_previous_hash_keys(settings: Settings) -> tuple[bytes, ...]:
+    """The audit hash key of before the last rotation (``audit_hash_key_previous``), if any."""
+    previous = settings.audit_hash_key_previous
+    return () if previous is None else (previous.get_secret_value().encode(),)
+
+
 # Stores opened without a key (tools, tests) share one random key per process.
 _PROCESS_HASH_KEY = secrets.token_bytes(HASH_KEY_BYTES)
 
@@ -459,13 +465,16 @@ class AuditStore:
         *,
         sqlite_synchronous: str = "NORMAL",
         hash_key: bytes | None = None,
+        previous_hash_keys: Sequence[bytes] = (),
         wal_limit_bytes: int = WAL_LIMIT_BYTES,
         wal_truncate_wait_ms: int = WAL_TRUNCATE_WAIT_MS,
     ) -> None:
         """``hash_key``: the secret of stored request hashes (:func:`load_hash_key`); without
-        one, a random key of this process (conflicts are then detected only within it)."""
+        one, a random key of this process (conflicts are then detected only within it).
+        ``previous_hash_keys``: keys of before a rotation, whose stored hashes still match."""
         self.url = url
         self._hasher = hmac.new(hash_key or _PROCESS_HASH_KEY, digestmod=hashlib.sha256)
+        self._previous = [hmac.new(k, digestmod=hashlib.sha256) for k in previous_hash_keys]
         self._wal_limit = int(wal_limit_bytes)
         self._wal_wait_ms = int(wal_truncate_wait_ms)
         self._wal_retry_at = 0  # WAL size of the writer's next attempt after a failed one
@@ -644,7 +653,7 @@ class AuditStore:
         with self._read() as tx:
             found = tx.rows(_BY_IDEM, {"module": module, "key": key})
         row = found[0] if found else None
-        return _replay(row, self.request_digest(request_hash), key, request_hash)
+        return self._replay(row, request_hash, key)
 
     def record_decision(self, row: DecisionRow) -> str:
         """Append a decision (and open its line); returns the response JSON to send.
@@ -878,8 +887,26 @@ class AuditStore:
             found = tx.rows(_LEDGER_BY_IDEM[table], {"module": module, "key": key})
         if not found:
             return None
-        digest = self.request_digest(request_hash)
-        return Booked(str(found[0][2]), str(_replay(found[0], digest, key, request_hash)))
+        return Booked(str(found[0][2]), str(self._replay(found[0], request_hash, key)))
+
+    def _replay(self, row: Any, request_hash: str, key: str) -> str | None:
+        """The stored response of ``row`` if it was stored for this request; a conflict if
+        not.  Its stored digest may be under the current key, a previous key (a rotation) or
+        the plain fingerprint (a row written before digests were keyed)."""
+        if row is None:
+            return None
+        stored = str(row[1])
+        accepted = [self.request_digest(request_hash)]
+        for previous in self._previous:
+            hasher = previous.copy()
+            hasher.update(request_hash.encode())
+            accepted.append(hasher.hexdigest())
+        accepted.append(request_hash)
+        if not any(hmac.compare_digest(stored, digest) for digest in accepted):
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different request"
+            )
+        return str(row[0])
 
     def outstanding(self, account_id: str) -> float:
         """Accepted drawdowns minus accepted repayments of an account (to the fen)."""
@@ -897,19 +924,6 @@ def _line(tx: _Tx, account_id: str, suffix: str = "") -> Line | None:
 
 def _outstanding(tx: _Tx, account_id: str) -> float:
     return to_fen(tx.rows(_OUTSTANDING, {"a": account_id})[0][0])
-
-
-def _replay(row: Any, digest: str, key: str, unkeyed: str) -> str | None:
-    """The stored response if the stored request digest is ``digest`` (or, in a row written
-    before digests were keyed, the plain fingerprint ``unkeyed``); a conflict if not."""
-    if row is None:
-        return None
-    stored = str(row[1])
-    if not (hmac.compare_digest(stored, digest) or hmac.compare_digest(stored, unkeyed)):
-        raise IdempotencyConflict(
-            f"Idempotency-Key {key!r} was already used for a different request"
-        )
-    return str(row[0])
 
 
 def _redact(url: str) -> str:

@@ -59,6 +59,13 @@ class Settings(BaseSettings):
         "production from a secret store, the same on every replica; unset, a random key is "
         "created once in audit_hash_key_file.",
     )
+    audit_hash_key_previous: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="The audit hash key before the last rotation: hashes stored under it "
+        "still match, so retries across the rotation replay; unset it once the callers' "
+        "retry window has passed.",
+    )
     audit_hash_key_file: Path | None = Field(
         None,
         description="Where the generated audit hash key is kept when audit_hash_key is unset "

@@ -138,3 +138,41 @@ def test_a_retry_of_a_row_stored_before_keying_still_replays(tmp_path: Path) -> 
             store.find_idempotent("m", "k1", "another-fingerprint")
     finally:
         store.close()
+
+
+def test_a_rotated_key_still_matches_as_the_previous_key(tmp_path: Path) -> None:
+    """Rotation: the old key moves to ``audit_hash_key_previous``; a retry of a request
+    stored under it replays, a different request still conflicts, new rows use the new key."""
+    from scoring_service.audit import load_previous_hash_keys
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    old, new = "old-audit-hash-key-0123456789", "new-audit-hash-key-9876543210"
+    before = AuditStore(url, hash_key=old.encode())
+    before.record_decision(_row("d1", "fingerprint-a"))
+    before.close()
+    rotated = Settings(
+        home=tmp_path, audit_hash_key=SecretStr(new), audit_hash_key_previous=SecretStr(old)
+    )
+    after = AuditStore(
+        url,
+        hash_key=load_hash_key(rotated),
+        previous_hash_keys=load_previous_hash_keys(rotated),
+    )
+    try:
+        assert after.find_idempotent("m", "k1", "fingerprint-a") == '{"decision_id":"d1"}'
+        with pytest.raises(IdempotencyConflict):
+            after.find_idempotent("m", "k1", "fingerprint-b")
+        after.record_decision(
+            DecisionRow(**{**_row("d2", "fingerprint-c").__dict__, "idempotency_key": "k2"})
+        )
+        with after._read() as tx:
+            (stored,) = tx.rows("SELECT request_hash FROM decisions WHERE decision_id = 'd2'")[0]
+        assert stored == hmac.new(new.encode(), b"fingerprint-c", hashlib.sha256).hexdigest()
+    finally:
+        after.close()
+    without_previous = AuditStore(url, hash_key=new.encode())
+    try:
+        with pytest.raises(IdempotencyConflict):  # what the previous key is there for
+            without_previous.find_idempotent("m", "k1", "fingerprint-a")
+    finally:
+        without_previous.close()
