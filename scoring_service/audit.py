@@ -9,10 +9,21 @@ a committed decision survives a crash of the service process (the WAL is written
 response returns); ``synchronous=FULL`` (setting ``audit_sqlite_synchronous``) adds an fsync
 per commit for power-loss durability.
 
-Rows of ``decisions``, ``credit_lines``, ``drawdowns`` and ``repayments`` are only ever
-inserted: triggers in both databases reject UPDATE and DELETE (and TRUNCATE on PostgreSQL).
-An idempotency key is unique per calling module (unique index), so a retry gets the stored
-response back and a concurrent duplicate loses the race to the first insert.
+Rows of ``decisions``, ``credit_lines``, ``drawdowns``, ``repayments`` and ``payment_events``
+are only ever inserted: triggers in both databases reject UPDATE and DELETE (and TRUNCATE on
+PostgreSQL).  An idempotency key is unique per calling module (unique index), so a retry gets
+the stored response back and a concurrent duplicate loses the race to the first insert.
+
+A request's fingerprint (``request_hash``, used to refuse an idempotency key reused for a
+different request) is stored keyed: HMAC-SHA256 under a secret key (:func:`load_hash_key`:
+``YIDAI_AUDIT_HASH_KEY``, else a random key created once in a 0600 file), so identifiers in
+the request (a card token is never stored) cannot be recovered from the store by hashing
+candidate requests.
+
+The SQLite write-ahead log is checkpointed in the background and, once it exceeds
+``wal_limit_bytes``, checkpointed with ``TRUNCATE`` (waiting for readers to move on): under a
+steady write load with readers always present a passive checkpoint never lets the log
+restart, and it would grow without bound.
 
 Every scored payment also appends a ``payment_events`` row (payer, time, amount, payee or
 terminal, merchant, device, channel; never a card token) in the decision's transaction; the
@@ -30,17 +41,21 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import hashlib
+import hmac
 import json
 import logging
+import os
+import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import orjson
@@ -49,6 +64,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from yidai.errors import YidaiError
+
+if TYPE_CHECKING:
+    from yidai.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +132,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS payment_events_payer_ts ON payment_events (payer_id, ts_us)",
 )
 # The audit trail proper: rows are inserted once and never changed or removed.
-APPEND_ONLY_TABLES = ("decisions", "credit_lines", "drawdowns", "repayments")
+APPEND_ONLY_TABLES = ("decisions", "credit_lines", "drawdowns", "repayments", "payment_events")
 
 
 def _append_only_ddl(dialect: str) -> list[str]:
@@ -208,6 +226,15 @@ _LEDGER_BY_IDEM = {
 
 _INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError)
 CHECKPOINT_SECONDS = 1.0
+# SQLite: the writer looks at the WAL's size every this many commits (one stat call).
+WAL_CHECK_EVERY = 16
+WAL_LIMIT_BYTES = 64 << 20
+# How long a truncating checkpoint waits for readers: writers wait while it is pending, so
+# briefly; a reader still busy after that delays the truncation (the writer tries again once
+# the WAL has grown by another quarter of the limit, the checkpointer every second).
+WAL_TRUNCATE_WAIT_MS = 200
+BUSY_TIMEOUT_MS = 30_000
+HASH_KEY_BYTES = 32
 # Connections per process to a server database (SQLAlchemy pool, no overflow).  Every store
 # call holds at most one connection at a time, so this many threads calling the store at
 # once never wait for the pool: the service runs at most this many calls concurrently.
@@ -220,6 +247,47 @@ PG_POOL_SIZE = 4
 
 class IdempotencyConflict(YidaiError):
     """The idempotency key was already used for a different request."""
+
+
+def load_hash_key(settings: Settings) -> bytes:
+    """The secret key of stored request hashes: ``settings.audit_hash_key`` if set, else the
+    key in ``settings.audit_hash_key_file``, created (32 random bytes, hex, mode 0600) the first
+    time.  Stable across restarts, so idempotency conflicts are still detected after one."""
+    if settings.audit_hash_key is not None:
+        return settings.audit_hash_key.get_secret_value().encode()
+    path = settings.audit_hash_key_file
+    assert path is not None
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(HASH_KEY_BYTES) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)  # never replaces a key another worker created first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    try:
+        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError) as exc:
+        raise YidaiError(f"audit hash key file {path} is unreadable or malformed: {exc}") from exc
+    if len(key) < 16:
+        raise YidaiError(f"audit hash key file {path} holds fewer than 16 bytes")
+    return key
+
+
+def load_previous_hash_keys(settings: Settings) -> tuple[bytes, ...]:
+    """The audit hash key of before the last rotation (``audit_hash_key_previous``), if any."""
+    previous = settings.audit_hash_key_previous
+    return () if previous is None else (previous.get_secret_value().encode(),)
+
+
+# Stores opened without a key (tools, tests) share one random key per process.
+_PROCESS_HASH_KEY = secrets.token_bytes(HASH_KEY_BYTES)
 
 
 def utc_now() -> str:
@@ -391,8 +459,26 @@ def _enable_wal(conn: sqlite3.Connection, timeout_s: float = 30.0) -> None:
 class AuditStore:
     """The decision audit store and ledger: ``sqlite:///path`` or ``postgresql://...``."""
 
-    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        hash_key: bytes | None = None,
+        previous_hash_keys: Sequence[bytes] = (),
+        wal_limit_bytes: int = WAL_LIMIT_BYTES,
+        wal_truncate_wait_ms: int = WAL_TRUNCATE_WAIT_MS,
+    ) -> None:
+        """``hash_key``: the secret of stored request hashes (:func:`load_hash_key`); without
+        one, a random key of this process (conflicts are then detected only within it).
+        ``previous_hash_keys``: keys of before a rotation, whose stored hashes still match."""
         self.url = url
+        self._hasher = hmac.new(hash_key or _PROCESS_HASH_KEY, digestmod=hashlib.sha256)
+        self._previous = [hmac.new(k, digestmod=hashlib.sha256) for k in previous_hash_keys]
+        self._wal_limit = int(wal_limit_bytes)
+        self._wal_wait_ms = int(wal_truncate_wait_ms)
+        self._wal_retry_at = 0  # WAL size of the writer's next attempt after a failed one
+        self._commits = 0
         # sqlite:///path uses the thin sqlite3 adapter; any other URL (postgresql://...,
         # or sqlite+pysqlite:///path to exercise the same path locally) uses SQLAlchemy.
         self.is_sqlite = url.startswith("sqlite:///")
@@ -462,10 +548,11 @@ class AuditStore:
             )
             _enable_wal(conn)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             # Checkpoints (the only fsyncs with synchronous=NORMAL) run in a background
             # thread, not inside a request's commit.
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            conn.execute(f"PRAGMA journal_size_limit={self._wal_limit}")
             self._local.conn = conn
             self._sqlite_conns.append(conn)
             self._start_checkpointer()
@@ -481,6 +568,7 @@ class AuditStore:
                 while not self._stopping.wait(CHECKPOINT_SECONDS):
                     try:
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        self._bound_wal(conn, background=True)
                     except sqlite3.Error as exc:
                         log.warning("audit WAL checkpoint failed: %s", exc)
             finally:
@@ -488,6 +576,44 @@ class AuditStore:
 
         self._checkpointer = threading.Thread(target=run, name="audit-checkpoint", daemon=True)
         self._checkpointer.start()
+
+    def _bound_wal(self, conn: sqlite3.Connection, background: bool = False) -> None:
+        """Checkpoint and truncate the WAL once it exceeds the limit.
+
+        ``TRUNCATE`` waits (up to ``wal_truncate_wait_ms``, writers waiting too) for readers
+        still on older WAL frames, then resets the log to zero bytes; a passive checkpoint
+        alone never resets it while writes and reads keep overlapping.
+        """
+        try:
+            size = os.stat(f"{self._path}-wal").st_size
+        except FileNotFoundError:
+            return
+        if size <= self._wal_limit or (not background and size < self._wal_retry_at):
+            return
+        conn.execute(f"PRAGMA busy_timeout={self._wal_wait_ms}")
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        self._wal_retry_at = size + self._wal_limit // 4 if busy else 0
+        if busy and background:
+            log.warning("audit WAL (%d bytes) not truncated yet: a reader is still active", size)
+
+    def _committed(self, conn: sqlite3.Connection) -> None:
+        """After a SQLite commit: every ``WAL_CHECK_EVERY`` commits, bound the WAL here (the
+        background checkpointer may fall behind a fast writer)."""
+        self._commits += 1
+        if self._commits % WAL_CHECK_EVERY == 0:
+            try:
+                self._bound_wal(conn)
+            except sqlite3.Error as exc:
+                log.warning("audit WAL checkpoint failed: %s", exc)
+
+    def request_digest(self, request_hash: str) -> str:
+        """What is stored for a request fingerprint: its HMAC-SHA256 under the store's key."""
+        hasher = self._hasher.copy()
+        hasher.update(request_hash.encode())
+        return hasher.hexdigest()
 
     @contextmanager
     def _write(self, single: bool = False) -> Iterator[_Tx]:
@@ -499,6 +625,7 @@ class AuditStore:
             conn = self._sqlite()
             if single:
                 yield _SqliteTx(conn)
+                self._committed(conn)
                 return
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -507,6 +634,7 @@ class AuditStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self._committed(conn)
         else:
             with self.engine.begin() as alchemy:
                 yield _AlchemyTx(alchemy)
@@ -524,7 +652,8 @@ class AuditStore:
         """The stored response (JSON) of an earlier request with this key, or None."""
         with self._read() as tx:
             found = tx.rows(_BY_IDEM, {"module": module, "key": key})
-        return _replay(found[0] if found else None, request_hash, key)
+        row = found[0] if found else None
+        return self._replay(row, request_hash, key)
 
     def record_decision(self, row: DecisionRow) -> str:
         """Append a decision (and open its line); returns the response JSON to send.
@@ -539,7 +668,7 @@ class AuditStore:
             "created_at": now,
             "module": row.module,
             "idempotency_key": row.idempotency_key,
-            "request_hash": row.request_hash,
+            "request_hash": self.request_digest(row.request_hash),
             "product": row.product,
             "entity_id": row.entity_id,
             "outcome": row.outcome,
@@ -738,7 +867,7 @@ class AuditStore:
                         "created_at": response.get("created_at") or utc_now(),
                         "module": module,
                         "idempotency_key": idempotency_key,
-                        "request_hash": request_hash,
+                        "request_hash": self.request_digest(request_hash),
                         "amount": amount,
                         "status": booked.status,
                         "response": booked.json,
@@ -758,7 +887,26 @@ class AuditStore:
             found = tx.rows(_LEDGER_BY_IDEM[table], {"module": module, "key": key})
         if not found:
             return None
-        return Booked(str(found[0][2]), str(_replay(found[0], request_hash, key)))
+        return Booked(str(found[0][2]), str(self._replay(found[0], request_hash, key)))
+
+    def _replay(self, row: Any, request_hash: str, key: str) -> str | None:
+        """The stored response of ``row`` if it was stored for this request; a conflict if
+        not.  Its stored digest may be under the current key, a previous key (a rotation) or
+        the plain fingerprint (a row written before digests were keyed)."""
+        if row is None:
+            return None
+        stored = str(row[1])
+        accepted = [self.request_digest(request_hash)]
+        for previous in self._previous:
+            hasher = previous.copy()
+            hasher.update(request_hash.encode())
+            accepted.append(hasher.hexdigest())
+        accepted.append(request_hash)
+        if not any(hmac.compare_digest(stored, digest) for digest in accepted):
+            raise IdempotencyConflict(
+                f"Idempotency-Key {key!r} was already used for a different request"
+            )
+        return str(row[0])
 
     def outstanding(self, account_id: str) -> float:
         """Accepted drawdowns minus accepted repayments of an account (to the fen)."""
@@ -776,16 +924,6 @@ def _line(tx: _Tx, account_id: str, suffix: str = "") -> Line | None:
 
 def _outstanding(tx: _Tx, account_id: str) -> float:
     return to_fen(tx.rows(_OUTSTANDING, {"a": account_id})[0][0])
-
-
-def _replay(row: Any, request_hash: str, key: str) -> str | None:
-    if row is None:
-        return None
-    if row[1] != request_hash:
-        raise IdempotencyConflict(
-            f"Idempotency-Key {key!r} was already used for a different request"
-        )
-    return str(row[0])
 
 
 def _redact(url: str) -> str:

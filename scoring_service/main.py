@@ -17,7 +17,12 @@ from fastapi.responses import JSONResponse
 
 from scoring_service.api.deps import ServiceState
 from scoring_service.api.routes import decisions, health, lines, payments, repayments
-from scoring_service.audit import AuditStore, IdempotencyConflict
+from scoring_service.audit import (
+    AuditStore,
+    IdempotencyConflict,
+    load_hash_key,
+    load_previous_hash_keys,
+)
 from scoring_service.guard import RequestGuard
 from scoring_service.metrics import Metrics, MetricsMiddleware
 from scoring_service.resources import Loaders, NotReady, Resources
@@ -43,7 +48,13 @@ def create_app(
             logging.basicConfig(
                 level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
             )
-        audit = AuditStore(cfg.audit_url, sqlite_synchronous=cfg.audit_sqlite_synchronous)
+        audit = AuditStore(
+            cfg.audit_url,
+            sqlite_synchronous=cfg.audit_sqlite_synchronous,
+            hash_key=load_hash_key(cfg),
+            previous_hash_keys=load_previous_hash_keys(cfg),
+            wal_limit_bytes=int(cfg.audit_sqlite_wal_limit_mb * 2**20),
+        )
         resources = Resources(cfg, loaders)
         app.state.yidai = ServiceState(cfg, resources, audit, metrics)
         if background_reload:

@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -88,6 +88,37 @@ class Settings(BaseSettings):
         description="Scoring service: open connections per worker; beyond it, new requests "
         "get 503 at once.",
     )
+    audit_hash_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Secret key of the audit store's request hashes (HMAC-SHA256): set it in "
+        "production from a secret store, the same on every replica; unset, a random key is "
+        "created once in audit_hash_key_file.",
+    )
+    audit_hash_key_previous: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="The audit hash key before the last rotation: hashes stored under it "
+        "still match, so retries across the rotation replay; unset it once the callers' "
+        "retry window has passed.",
+    )
+    audit_hash_key_file: Path | None = Field(
+        None,
+        description="Where the generated audit hash key is kept when audit_hash_key is unset "
+        "(0600; default <home>/service/audit_hash.key).",
+    )
+    audit_sqlite_wal_limit_mb: float = Field(
+        64.0,
+        gt=0,
+        description="SQLite audit store: once its write-ahead log exceeds this size it is "
+        "checkpointed and truncated (waiting for readers), so it stays bounded under load.",
+    )
+    api_key_default_expiry_days: int = Field(
+        365,
+        ge=1,
+        description="yidai keys create: days until a new API key expires unless "
+        "--expires-in-days or --no-expiry is given.",
+    )
     seed: int = 42
     performance_months: int = Field(
         6,
@@ -156,6 +187,8 @@ class Settings(BaseSettings):
             self.policy_dir = Path(__file__).resolve().parent / "policies"
         if self.api_keys_file is None:
             self.api_keys_file = home / "service" / "api_keys.json"
+        if self.audit_hash_key_file is None:
+            self.audit_hash_key_file = home / "service" / "audit_hash.key"
 
     # Typed accessors so callers need no ``assert x is not None``.
     @property

@@ -96,7 +96,8 @@ def test_decisions_survive_a_killed_process_and_replay_by_key(
     # without a clean shutdown or checkpoint.
     child = (
         "import os, sys; from scoring_service.audit import AuditStore, DecisionRow; "
-        "AuditStore(sys.argv[1]).record_decision(DecisionRow(decision_id='d1', module='m', "
+        "AuditStore(sys.argv[1], hash_key=b'k' * 32).record_decision(DecisionRow("
+        "decision_id='d1', module='m', "
         "idempotency_key='k1', request_hash='hk1', product='sme', entity_id='S1', "
         "outcome='approve', arm='champion', model_version='sme_pd:1', policy_version='p', "
         "response={'decision_id': 'd1'}, record={'features': {'x': 1.0}}, open_line=None)); "
@@ -104,7 +105,7 @@ def test_decisions_survive_a_killed_process_and_replay_by_key(
     )
     done = subprocess.run([sys.executable, "-c", child, url], capture_output=True, timeout=120)
     assert done.returncode == 1, done.stderr.decode()[-2000:]
-    store = AuditStore(url)
+    store = AuditStore(url, hash_key=b"k" * 32)  # the key of the killed process
     assert store.get_decision("d1") is not None
     replay = store.record_decision(_row("d2", key="k1"))
     assert json.loads(replay) == {"decision_id": "d1"}  # same key: the original decision

@@ -50,25 +50,55 @@ def register(app: typer.Typer) -> None:
         scopes: str = typer.Option(
             ..., help="Comma-separated scopes, e.g. personal-credit,payment-risk."
         ),
+        expires_in_days: int | None = typer.Option(
+            None,
+            min=1,
+            help="Days until the key expires [default: setting api_key_default_expiry_days, 365].",
+        ),
+        no_expiry: bool = typer.Option(
+            False, "--no-expiry", help="The key never expires (revoke it to retire it)."
+        ),
     ) -> None:
         """Create a key; it is printed once and only its salted hash is stored."""
         from scoring_service.security import create_key
         from yidai.settings import get_settings
 
-        path = get_settings().api_keys_file
+        if no_expiry and expires_in_days is not None:
+            raise typer.BadParameter("give --expires-in-days or --no-expiry, not both")
+        settings = get_settings()
+        path = settings.api_keys_file
         assert path is not None
         wanted = [s.strip() for s in scopes.split(",") if s.strip()]
-        key, record = create_key(path, module, wanted)
+        days = None if no_expiry else (expires_in_days or settings.api_key_default_expiry_days)
+        key, record = create_key(path, module, wanted, expires_in_days=days)
         typer.echo(key)
         typer.secho(
             f"key {record.key_id} for {module} ({', '.join(sorted(record.scopes))}) stored "
-            f"hashed in {path}; copy it now, it cannot be shown again",
+            f"hashed in {path}, expires {record.expires_at or 'never'}; copy it now, it "
+            "cannot be shown again",
             err=True,
+        )
+
+    @keys.command("revoke")
+    def revoke(
+        key_id: str = typer.Argument(..., help="Key id, as `yidai keys list` shows."),
+    ) -> None:
+        """Revoke a key: the service refuses it (401) from its next key-file reload."""
+        from scoring_service.security import revoke_key
+        from yidai.settings import get_settings
+
+        settings = get_settings()
+        path = settings.api_keys_file
+        assert path is not None
+        when = revoke_key(path, key_id)
+        typer.echo(
+            f"key {key_id} revoked at {when}; the service refuses it within "
+            f"{settings.service_reload_seconds:g} s (its key-file reload)"
         )
 
     @keys.command("list")
     def list_keys() -> None:
-        """List key ids, modules and scopes (never the keys)."""
+        """List key ids, modules, scopes, expiry and state (never the keys)."""
         from scoring_service.security import SCOPES, KeyRing
         from yidai.settings import get_settings
 
@@ -78,4 +108,7 @@ def register(app: typer.Typer) -> None:
         if not ring.keys:
             typer.echo(f"no keys in {path}; scopes: {', '.join(SCOPES)}")
         for key in ring.keys.values():
-            typer.echo(f"{key.key_id}  {key.module:<20} {','.join(sorted(key.scopes))}")
+            typer.echo(
+                f"{key.key_id}  {key.module:<20} {key.state():<8} "
+                f"expires {key.expires_at or 'never':<25} {','.join(sorted(key.scopes))}"
+            )
