@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from scoring_service.sandbox import Sandbox
 from yidai.settings import Settings
 
-from .conftest import loosen_policy
+from .conftest import loosen_policy, wait_until
 
 
 def _h(key: str, idem: str | None = None) -> dict[str, str]:
@@ -311,3 +311,21 @@ def test_the_document_describes_the_service() -> None:
     ready = doc["paths"]["/readyz"]["get"]["responses"]
     assert ready["200"]["content"]["application/json"]["schema"]["$ref"].endswith("ReadinessOut")
     assert ready["503"]["content"]["application/json"]["schema"]["$ref"].endswith("ReadinessOut")
+
+
+def test_the_client_raises_with_the_reason_code(keys: Any, server: str) -> None:
+    """Over HTTP (uvicorn): the typed client's error carries the body's reason_code."""
+    import pytest
+
+    from scoring_service.client import YidaiAPIError, YidaiClient
+
+    with YidaiClient(server, keys.all) as yidai:
+        wait_until(lambda: yidai.readiness()[0], what="ready over HTTP")
+        with pytest.raises(YidaiAPIError) as missing:
+            yidai.decision("nope")
+        assert (missing.value.status_code, missing.value.reason_code) == (404, "UNKNOWN_DECISION")
+        with pytest.raises(YidaiAPIError) as reused:
+            yidai.payment_risk("P1", 10.0, "app", idempotency_key="k-1")
+            yidai.payment_risk("P1", 11.0, "app", idempotency_key="k-1")
+        assert reused.value.reason_code == "IDEMPOTENCY_KEY_REUSED"
+        assert reused.value.status_code == 409
