@@ -38,6 +38,11 @@ log = logging.getLogger("scoring_service")
 # Swagger UI and ReDoc assets shipped in the fastapi-offline wheel, served at DOCS_STATIC.
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
 DOCS_STATIC = "/static-docs"
+# The docs pages may load from this server only (ReDoc's footer logo is on cdn.redoc.ly).
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
 
 
 def create_app(
@@ -118,7 +123,7 @@ def _offline_docs(app: FastAPI) -> None:
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url=f"{root}{app.openapi_url}",
             title=title,
             swagger_js_url=f"{root}{DOCS_STATIC}/swagger-ui-bundle.js",
@@ -126,14 +131,18 @@ def _offline_docs(app: FastAPI) -> None:
             swagger_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
             swagger_ui_parameters={"validatorUrl": None},  # no call to validator.swagger.io
         )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
 
     @app.get("/redoc", include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "").rstrip("/")
-        return get_redoc_html(
+        page = get_redoc_html(
             openapi_url=f"{root}{app.openapi_url}",
             title=title,
             redoc_js_url=f"{root}{DOCS_STATIC}/redoc.standalone.js",
             redoc_favicon_url=f"{root}{DOCS_STATIC}/favicon.png",
             with_google_fonts=False,
         )
+        page.headers["Content-Security-Policy"] = DOCS_CSP
+        return page
