@@ -54,7 +54,7 @@ Timestamp = Annotated[
     Field(
         description=f"ISO 8601 date and time, years {FIRST_YEAR}-{LAST_YEAR}; "
         "without a UTC offset it is taken as UTC.",
-        json_schema_extra={"pattern": f"^{str(FIRST_YEAR)[:2]}[0-9]{{2}}-"},
+        json_schema_extra={"pattern": r"^20[0-9]{2}-"},  # FIRST_YEAR..LAST_YEAR
     ),
 ]
 
@@ -583,8 +583,10 @@ ERROR_STATUS: dict[int, str] = {
     400: "The body cannot be read as JSON text (reason_code MALFORMED_BODY)",
     401: "Missing or invalid API key (reason_code UNAUTHENTICATED)",
     403: "The key lacks the operation's scope (reason_code FORBIDDEN)",
-    404: "Not found",
+    404: "Not found (reason_code UNKNOWN_DECISION, UNKNOWN_ACCOUNT or NO_PUBLISHED_LIMIT)",
     409: "Idempotency-Key reused for a different request (reason_code IDEMPOTENCY_KEY_REUSED)",
-    422: "Invalid request (reason_code INVALID_REQUEST, one line per problem in errors)",
-    503: "Not ready: a model, snapshot or policy is not loaded yet (see Retry-After)",
+    422: "Invalid request (reason_code INVALID_REQUEST, one line per problem in errors), or "
+    "one the service cannot act on (REQUEST_REJECTED)",
+    503: "Not ready: a model, snapshot, policy (NOT_READY, see Retry-After) or the merchant "
+    "limits (LIMITS_NOT_PUBLISHED) are not loaded yet",
 }
