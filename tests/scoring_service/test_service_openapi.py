@@ -8,6 +8,7 @@ any response the document does not describe fails the test.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import httpx
 import hypothesis
+import hypothesis.configuration
 import pytest
 import schemathesis
 from schemathesis import Case
@@ -27,7 +29,11 @@ from scoring_service.security import SCOPES, create_key
 from .conftest import POLICIES, publish_limits, serving, settings_at, wait_until
 
 # Bounded so the whole test stays around a minute on a loaded 2-core machine.
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 50
+
+# Hypothesis caches what it scans at collection in .hypothesis/ of the working directory:
+# keep it out of the checkout (no example database is kept: database=None below).
+hypothesis.configuration.set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "yidai-hypothesis")
 
 load_all_checks()
 # Every check schemathesis has (named here so none is left out by a default).
