@@ -526,7 +526,8 @@ class ErrorOut(BaseModel):
 
     model_config = _examples(
         {
-            "detail": "the Idempotency-Key was already used for a different request",
+            "detail": "Idempotency-Key 'o-20260701-000187' was already used for a different "
+            "request",
             "reason_code": "IDEMPOTENCY_KEY_REUSED",
             "errors": None,
         },

@@ -329,3 +329,26 @@ def test_the_client_raises_with_the_reason_code(keys: Any, server: str) -> None:
             yidai.payment_risk("P1", 11.0, "app", idempotency_key="k-1")
         assert reused.value.reason_code == "IDEMPOTENCY_KEY_REUSED"
         assert reused.value.status_code == 409
+
+
+def test_not_ready_is_an_error_body_and_readiness_is_as_documented(
+    service_settings: Settings, keys: Any, make_client: Callable[..., TestClient]
+) -> None:
+    from scoring_service.schemas import ReadinessOut
+
+    path = service_settings.policies / "merchant.yaml"
+    path.write_text(path.read_text().replace("model: merchant_pd", "model: nonexistent_pd"))
+    client = make_client(service_settings, wait_ready=False)
+    wait_until(
+        lambda: client.get("/readyz").json()["products"]["merchant"]["problems"] != {},
+        what="problem report",
+    )
+    report = client.get("/readyz")
+    assert report.status_code == 503
+    assert not ReadinessOut.model_validate(report.json()).products["merchant"].ready
+    refused = client.post(
+        "/v1/decisions/merchant-credit", json={"merchant_id": "M1"}, headers=_h(keys.all)
+    )
+    assert "nonexistent_pd" in _error(refused, 503, "NOT_READY")["detail"]
+    assert refused.headers["retry-after"] == "5"
+    assert client.get("/healthz").json() == {"status": "ok"}
