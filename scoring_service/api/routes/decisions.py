@@ -24,8 +24,7 @@ from scoring_service.schemas import (
 )
 
 router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"], route_class=JsonBodyRoute)
-DECIDE = {"response_model": CreditDecisionOut, "openapi_extra": IDEMPOTENCY_HEADER,
-          "responses": error_responses(400, 401, 403, 409, 422, 503)}  # fmt: skip
+DECIDE_ERRORS = error_responses(400, 401, 403, 409, 422, 503)
 
 
 async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:
@@ -37,7 +36,12 @@ async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Respo
     return Response(answer.json, media_type="application/json")
 
 
-@router.post("/personal-credit", **DECIDE)  # type: ignore[arg-type]
+@router.post(
+    "/personal-credit",
+    response_model=CreditDecisionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=DECIDE_ERRORS,
+)
 async def personal_credit(
     body: PersonalCreditIn, auth: Annotated[Authorized, Depends(require_scope("personal-credit"))]
 ) -> Response:
@@ -45,7 +49,12 @@ async def personal_credit(
     return await _decide(auth, "personal", body.model_dump(mode="json"))
 
 
-@router.post("/merchant-credit", **DECIDE)  # type: ignore[arg-type]
+@router.post(
+    "/merchant-credit",
+    response_model=CreditDecisionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=DECIDE_ERRORS,
+)
 async def merchant_credit(
     body: MerchantCreditIn, auth: Annotated[Authorized, Depends(require_scope("merchant-credit"))]
 ) -> Response:
@@ -53,7 +62,12 @@ async def merchant_credit(
     return await _decide(auth, "merchant", body.model_dump(mode="json"))
 
 
-@router.post("/sme-credit", **DECIDE)  # type: ignore[arg-type]
+@router.post(
+    "/sme-credit",
+    response_model=CreditDecisionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=DECIDE_ERRORS,
+)
 async def sme_credit(
     body: SmeCreditIn, auth: Annotated[Authorized, Depends(require_scope("sme-credit"))]
 ) -> Response:
