@@ -32,12 +32,13 @@ T = TypeVar("T", bound=BaseModel)
 
 
 class YidaiAPIError(Exception):
-    """The service answered with an error status."""
+    """The service answered with an error status; branch on ``reason_code`` (ErrorOut)."""
 
-    def __init__(self, status_code: int, detail: Any) -> None:
-        super().__init__(f"HTTP {status_code}: {detail}")
+    def __init__(self, status_code: int, detail: Any, reason_code: str | None = None) -> None:
+        super().__init__(f"HTTP {status_code} {reason_code or ''}: {detail}")
         self.status_code = status_code
         self.detail = detail
+        self.reason_code = reason_code
 
 
 class YidaiClient:
@@ -89,10 +90,12 @@ class YidaiClient:
                     raise
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail")
+                error = response.json()
             except ValueError:
-                detail = response.text
-            raise YidaiAPIError(response.status_code, detail)
+                error = None
+            if not isinstance(error, dict):
+                error = {"detail": response.text}
+            raise YidaiAPIError(response.status_code, error.get("detail"), error.get("reason_code"))
         return out.model_validate_json(response.content)
 
     # ------------------------------------------------------------------ endpoints

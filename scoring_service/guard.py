@@ -47,11 +47,11 @@ class RequestGuard:
         if scope["path"].startswith(API_PREFIX):
             raw = headers.get(b"x-api-key")
             if not raw:
-                await _refuse(send, 401, "missing_api_key", "missing API key (header X-API-Key)")
+                await _refuse(send, 401, "UNAUTHENTICATED", "missing API key (header X-API-Key)")
                 return
             key = state.resources.keys.verify(raw.decode("latin-1"))
             if key is None:
-                await _refuse(send, 401, "invalid_api_key", "invalid API key")
+                await _refuse(send, 401, "UNAUTHENTICATED", "invalid API key")
                 return
             scope[SCOPE_KEY] = key
         if scope["method"] not in _BODY_METHODS:
@@ -61,20 +61,20 @@ class RequestGuard:
         declared = headers.get(b"content-length")
         if declared is not None:
             if not declared.isdigit():
-                await _refuse(send, 400, "bad_content_length", "Content-Length is not a number")
+                await _refuse(send, 400, "MALFORMED_BODY", "Content-Length is not a number")
                 return
             if int(declared) > limit:
-                await _refuse(send, 413, "body_too_large", _too_large(limit))
+                await _refuse(send, 413, "BODY_TOO_LARGE", _too_large(limit))
                 return
         try:
             async with asyncio.timeout(settings.body_timeout_seconds):
                 body = await _read_body(receive, limit)
         except TimeoutError:
             detail = f"the request body did not arrive within {settings.body_timeout_seconds:g} s"
-            await _refuse(send, 408, "body_timeout", detail)
+            await _refuse(send, 408, "BODY_TIMEOUT", detail)
             return
         if body is None:
-            await _refuse(send, 413, "body_too_large", _too_large(limit))
+            await _refuse(send, 413, "BODY_TOO_LARGE", _too_large(limit))
             return
         await self.app(scope, _replay(body, receive), send)
 
@@ -116,7 +116,8 @@ def _too_large(limit: int) -> str:
 
 
 async def _refuse(send: Send, status: int, reason_code: str, detail: str) -> None:
-    body = json.dumps({"detail": detail, "reason_code": reason_code}).encode()
+    """An ``ErrorOut`` response (``scoring_service.schemas``), sent without reading the body."""
+    body = json.dumps({"detail": detail, "reason_code": reason_code, "errors": None}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
     if status == 401:
         headers.append((b"www-authenticate", b"ApiKey"))

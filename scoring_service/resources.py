@@ -220,7 +220,7 @@ class Resources:
         none: a merchant line's limit is never guessed from its original approval."""
         limits = self.limits
         if limits is None:
-            raise NotReady(f"merchant lines are not available yet: {self.limits_problem}")
+            raise LimitsNotLoaded(f"merchant lines are not available yet: {self.limits_problem}")
         return limits
 
     def status(self) -> dict[str, Any]:
@@ -488,3 +488,11 @@ class LoadFailure:
 
 class NotReady(YidaiError):
     """A product cannot be decided yet (HTTP 503)."""
+
+    reason_code = "NOT_READY"
+
+
+class LimitsNotLoaded(NotReady):
+    """The live merchant limits are not loaded: merchant lines wait (HTTP 503)."""
+
+    reason_code = "LIMITS_NOT_LOADED"

@@ -136,7 +136,7 @@ def test_bodies_over_the_limit_are_refused(served: Served) -> None:
         content=b"{" + b" " * 70_000 + b"}",
         headers={"X-API-Key": served.key, "Content-Type": "application/json"},
     )
-    assert big.status_code == 413 and big.json()["reason_code"] == "body_too_large"
+    assert big.status_code == 413 and big.json()["reason_code"] == "BODY_TOO_LARGE"
 
 
 def test_a_body_that_does_not_arrive_times_out(served: Served) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, Response
 
 from scoring_service.api.deps import (
     IDEMPOTENCY_HEADER,
@@ -12,6 +12,7 @@ from scoring_service.api.deps import (
     JsonBodyRoute,
     require_scope,
 )
+from scoring_service.api.errors import ApiError
 from scoring_service.decide import credit_decision
 from scoring_service.schemas import (
     CreditDecisionOut,
@@ -19,9 +20,11 @@ from scoring_service.schemas import (
     MerchantCreditIn,
     PersonalCreditIn,
     SmeCreditIn,
+    error_responses,
 )
 
 router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"], route_class=JsonBodyRoute)
+DECIDE_ERRORS = error_responses(400, 401, 403, 408, 409, 413, 422, 503)
 
 
 async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:
@@ -33,7 +36,12 @@ async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Respo
     return Response(answer.json, media_type="application/json")
 
 
-@router.post("/personal-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
+@router.post(
+    "/personal-credit",
+    response_model=CreditDecisionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=DECIDE_ERRORS,
+)
 async def personal_credit(
     body: PersonalCreditIn, auth: Annotated[Authorized, Depends(require_scope("personal-credit"))]
 ) -> Response:
@@ -41,7 +49,12 @@ async def personal_credit(
     return await _decide(auth, "personal", body.model_dump(mode="json"))
 
 
-@router.post("/merchant-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
+@router.post(
+    "/merchant-credit",
+    response_model=CreditDecisionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=DECIDE_ERRORS,
+)
 async def merchant_credit(
     body: MerchantCreditIn, auth: Annotated[Authorized, Depends(require_scope("merchant-credit"))]
 ) -> Response:
@@ -49,7 +62,12 @@ async def merchant_credit(
     return await _decide(auth, "merchant", body.model_dump(mode="json"))
 
 
-@router.post("/sme-credit", response_model=CreditDecisionOut, openapi_extra=IDEMPOTENCY_HEADER)
+@router.post(
+    "/sme-credit",
+    response_model=CreditDecisionOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=DECIDE_ERRORS,
+)
 async def sme_credit(
     body: SmeCreditIn, auth: Annotated[Authorized, Depends(require_scope("sme-credit"))]
 ) -> Response:
@@ -57,14 +75,18 @@ async def sme_credit(
     return await _decide(auth, "sme", body.model_dump(mode="json"))
 
 
-@router.get("/{decision_id}", response_model=DecisionLookupOut)
+@router.get(
+    "/{decision_id}",
+    response_model=DecisionLookupOut,
+    responses=error_responses(401, 403, 404, 422),
+)
 async def get_decision(
     decision_id: str, auth: Annotated[Authorized, Depends(require_scope("decisions-read"))]
 ) -> dict[str, Any]:
     """A stored decision as it was sent, with the shadow challenger's outcome."""
     found = await auth.state.call(auth.state.audit.get_decision, decision_id)
     if found is None:
-        raise HTTPException(404, f"no decision {decision_id!r}")
+        raise ApiError(404, f"no decision {decision_id!r}", "UNKNOWN_DECISION")
     return {
         "decision_id": decision_id,
         "product": found["product"],

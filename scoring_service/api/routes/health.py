@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from scoring_service.api.deps import OpsDetailsDep, OpsRequiredDep, StateDep
+from scoring_service.schemas import HealthOut, ReadinessOut, error_responses
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=HealthOut)
 async def healthz() -> dict[str, str]:
     """The process is up (even before any model or snapshot exists)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get(
+    "/readyz",
+    response_model=ReadinessOut,
+    responses={503: {"model": ReadinessOut, "description": "Not ready: what is missing"}},
+)
 async def readyz(state: StateDep, details: OpsDetailsDep) -> JSONResponse:
     """200 when every product can be decided; else 503.  With an ``ops`` key (or when
     keys are not required here), the report says what is loaded, missing or failed."""
@@ -26,7 +31,14 @@ async def readyz(state: StateDep, details: OpsDetailsDep) -> JSONResponse:
     return JSONResponse(report, status_code=200 if report["ready"] else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"description": "Prometheus text exposition format 0.0.4"},
+        **error_responses(401, 403),
+    },
+)
 async def metrics(state: StateDep, _: OpsRequiredDep) -> Response:
     """Prometheus text format (a key with the ``ops`` scope, unless configured open)."""
     return Response(state.metrics.render(state.resources), media_type="text/plain; version=0.0.4")

@@ -13,12 +13,17 @@ from scoring_service.api.deps import (
     require_scope,
 )
 from scoring_service.decide import payment_decision
-from scoring_service.schemas import PaymentRiskIn, PaymentRiskOut
+from scoring_service.schemas import PaymentRiskIn, PaymentRiskOut, error_responses
 
 router = APIRouter(prefix="/v1/payments", tags=["payment risk"], route_class=JsonBodyRoute)
 
 
-@router.post("/risk", response_model=PaymentRiskOut, openapi_extra=IDEMPOTENCY_HEADER)
+@router.post(
+    "/risk",
+    response_model=PaymentRiskOut,
+    openapi_extra=IDEMPOTENCY_HEADER,
+    responses=error_responses(400, 401, 403, 408, 409, 413, 422, 503),
+)
 async def payment_risk(
     body: PaymentRiskIn, auth: Annotated[Authorized, Depends(require_scope("payment-risk"))]
 ) -> Response:
