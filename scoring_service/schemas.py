@@ -476,6 +476,14 @@ class ProductReadinessOut(BaseModel):
 class MerchantLimitsReadinessOut(BaseModel):
     """The live nightly merchant limits: merchant lines are drawn only once they are loaded."""
 
+    model_config = _examples(
+        {"ready": True, "version": "20260630-021500", "as_of": "2026-06-30", "problem": None},
+        {
+            "ready": False, "version": None, "as_of": None,
+            "problem": "merchant limits 20260701-021500 failed to load: ...",
+        },
+    )  # fmt: skip
+
     ready: bool
     version: str | None
     as_of: str | None

@@ -223,7 +223,7 @@ def test_every_error_has_one_shape_with_a_reason_code(
     _error(client.get("/v1/decisions/nope", headers=_h(keys.all)), 404, "UNKNOWN_DECISION")
     _error(client.get("/v1/lines/nope", headers=_h(keys.all)), 404, "UNKNOWN_ACCOUNT")
     limits = client.get("/v1/merchants/M1/limit", headers=_h(keys.all))
-    _error(limits, 503, "LIMITS_NOT_PUBLISHED")
+    _error(limits, 404, "NO_PUBLISHED_LIMIT")  # the test's limits version has none
     bad = _error(
         client.post(url, json={**body, "x": 1}, headers=_h(keys.all)), 422, "INVALID_REQUEST"
     )
@@ -339,13 +339,17 @@ def test_not_ready_is_an_error_body_and_readiness_is_as_documented(
     path = service_settings.policies / "merchant.yaml"
     path.write_text(path.read_text().replace("model: merchant_pd", "model: nonexistent_pd"))
     client = make_client(service_settings, wait_ready=False)
+    client.headers["X-API-Key"] = keys.all  # the detailed report needs the ops scope
     wait_until(
         lambda: client.get("/readyz").json()["products"]["merchant"]["problems"] != {},
         what="problem report",
     )
     report = client.get("/readyz")
     assert report.status_code == 503
-    assert not ReadinessOut.model_validate(report.json()).products["merchant"].ready
+    products = ReadinessOut.model_validate(report.json()).products
+    assert products is not None and not products["merchant"].ready
+    bare = client.get("/readyz", headers={"X-API-Key": ""})
+    assert bare.status_code == 503 and ReadinessOut.model_validate(bare.json()).products is None
     refused = client.post(
         "/v1/decisions/merchant-credit", json={"merchant_id": "M1"}, headers=_h(keys.all)
     )

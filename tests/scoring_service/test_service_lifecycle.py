@@ -72,6 +72,8 @@ def test_starts_before_snapshots_exist_then_becomes_ready(
         headers={"X-API-Key": keys.all},
     )
     assert draw.status_code == 200  # no line at all: rejected, the limits are not needed
+    limit = client.get("/v1/merchants/M1/limit", headers={"X-API-Key": keys.all})
+    assert limit.status_code == 503 and limit.json()["reason_code"] == "LIMITS_NOT_LOADED"
     publish_limits(empty_serving, [], "v1")
     wait_until(lambda: client.get("/readyz").status_code == 200, what="pick-up of limits")
 

@@ -82,6 +82,8 @@ def _yidai_serve(
         YIDAI_AUDIT_DB_URL=settings.audit_url,
         YIDAI_API_KEYS_FILE=str(settings.api_keys_file),
         YIDAI_POLICY_DIR=str(settings.policies),
+        YIDAI_SERVING_DIR=str(settings.serving),
+        YIDAI_ENV_FILE="",
         YIDAI_AUDIT_HASH_KEY_FILE=str(tmp_path / "audit_hash.key"),  # generated, then reused
     )
     log = open(tmp_path / "serve.log", "ab")  # noqa: SIM115 - closed below

@@ -52,7 +52,8 @@ def test_direct_and_generic_paths_give_the_same_answers(
     cases: list[tuple[bytes, dict[str, str], int]] = [
         (good, {}, 401),  # no key
         (good, {"X-API-Key": "yd_000000000000_" + "x" * 43}, 401),  # unknown key
-        (b'{"customer_id": ', {}, 422),  # malformed JSON is reported before the key check
+        (b'{"customer_id": ', {}, 401),  # the key is checked before the body is read
+        (b'{"customer_id": ', {"X-API-Key": keys.all}, 422),  # malformed JSON
         (bad_fields, {}, 401),  # the key is checked before the fields
         (bad_fields, {"X-API-Key": keys.all}, 422),
         (extra, {"X-API-Key": keys.all}, 422),

@@ -8,6 +8,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from scoring_service.api.deps import OpsDetailsDep, OpsRequiredDep, StateDep
 from scoring_service.schemas import HealthOut, ReadinessOut, error_responses
 
+ERROR_OUT_REF = "#/components/schemas/ErrorOut"
+
 router = APIRouter(tags=["operations"])
 
 
@@ -21,6 +23,8 @@ async def healthz() -> dict[str, str]:
     "/readyz",
     response_model=ReadinessOut,
     responses={503: {"model": ReadinessOut, "description": "Not ready: what is missing"}},
+    # the key is optional: without one (or without the ops scope) the report is reduced
+    openapi_extra={"security": [{}, {"APIKeyHeader": []}]},
 )
 async def readyz(state: StateDep, details: OpsDetailsDep) -> JSONResponse:
     """200 when every product can be decided; else 503.  With an ``ops`` key (or when
@@ -36,7 +40,13 @@ async def readyz(state: StateDep, details: OpsDetailsDep) -> JSONResponse:
     response_class=PlainTextResponse,
     responses={
         200: {"description": "Prometheus text exposition format 0.0.4"},
-        **error_responses(401, 403),
+        **{  # JSON error bodies beside the text/plain exposition
+            status: {
+                "description": doc["description"],
+                "content": {"application/json": {"schema": {"$ref": ERROR_OUT_REF}}},
+            }
+            for status, doc in error_responses(401, 403).items()
+        },
     },
 )
 async def metrics(state: StateDep, _: OpsRequiredDep) -> Response:
