@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import psutil
 
-from scoring_service.audit import AuditStore, Booked, DecisionRow, Line, PaymentEvent, utc_now
+from yidai.audit import AuditStore, Booked, DecisionRow, Line, PaymentEvent, utc_now
 
 START_US = 1_782_864_000_000_000  # 2026-07-01 00:00 UTC
 ACCOUNTS = 200

@@ -29,7 +29,7 @@ DAY1 = dt.date(2026, 9, 29)
 
 
 def _profiles(n: int, seed: int):  # type: ignore[no-untyped-def]
-    from features.request import get_feature_set
+    from features.definitions import get_feature_set
     from features.synthetic import synthetic_merchant_profiles
 
     fs = get_feature_set("merchant_credit_v1")
@@ -47,8 +47,8 @@ def setup(home: Path, n: int, seed: int) -> None:
 
     from models.estimator import GradientBoostedPD
     from models.scorecard import Scorecard
-    from yidai.settings import Settings
-    from yidai.warehouse import connect, ensure_tables
+    from yidai.core.settings import Settings
+    from yidai.core.warehouse import connect, ensure_tables
 
     settings = Settings(home=home)
     fs, frame, _ = _profiles(n, seed)
@@ -149,10 +149,10 @@ def timed_run(home: Path, as_of: dt.date) -> dict[str, float | str | int]:
 
     from features import load_snapshot
     from models.registry import LoadedModel
+    from yidai.core.settings import Settings
     from yidai.decisioning.merchant_limits import load_merchant_limit_policy
     from yidai.decisioning.policy import load_credit_policy
-    from yidai.limits.refresh import read_loan_book, run_refresh
-    from yidai.settings import Settings
+    from yidai.jobs.limits.refresh import read_loan_book, run_refresh
 
     settings = Settings(home=home)
     metadata = json.loads((home / "merchant_pd.json").read_text(encoding="utf-8"))

@@ -122,8 +122,8 @@ def run_seed(
         register_fitted,
     )
     from simulator import simulate
+    from yidai.core.settings import get_settings, reset_settings_cache
     from yidai.ingest import ingest_landing
-    from yidai.settings import get_settings, reset_settings_cache
 
     reset_settings_cache()
     settings = get_settings()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from features.request import US_PER_DAY
-from scoring_service.audit import AuditStore, DecisionRow, PaymentEvent, utc_now
+from yidai.audit import AuditStore, DecisionRow, PaymentEvent, utc_now
 
 START_US = 1_782_864_000_000_000  # 2026-07-01 00:00 UTC
 

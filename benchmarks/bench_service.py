@@ -343,10 +343,10 @@ def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray
     from features import load_snapshot
     from scoring_service.sandbox import MODELS, build_sandbox, entity_ids
     from scoring_service.vectors import RequestVectorizer
-    from yidai.settings import Settings
+    from yidai.core.settings import Settings
 
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-    from yidai.errors import YidaiError
+    from yidai.core.errors import YidaiError
 
     try:
         load_snapshot(settings.serving, MODELS["personal"][1])

@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from yidai import pipeline
+from yidai.jobs import pipeline
 
 FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_URI)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
 
-from yidai import pipeline
+from yidai.jobs import pipeline
 
 FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_URI)
 
@@ -42,7 +42,7 @@ def merchant_limits_daily() -> None:
         """Score, apply the policy, version the limits and publish them atomically."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from yidai.limits.breaker import LimitsBreakerError
+        from yidai.jobs.limits.breaker import LimitsBreakerError
 
         force_reason = (context.get("params") or {}).get("force_reason")
         try:

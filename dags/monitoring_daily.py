@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from yidai import pipeline
+from yidai.jobs import pipeline
 
 
 @dag(

@@ -16,7 +16,7 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from yidai import pipeline
+from yidai.jobs import pipeline
 
 MODELS = Asset(name=pipeline.MODELS_ASSET_NAME, uri=pipeline.MODELS_ASSET_URI)
 

@@ -73,7 +73,7 @@ def _demo() -> None:
     from scoring_service.main import create_app
     from scoring_service.sandbox import build_sandbox, entity_ids
     from scoring_service.security import create_key
-    from yidai.settings import Settings
+    from yidai.core.settings import Settings
 
     home = Path("var/examples/mall_checkout").resolve()
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")

@@ -13,13 +13,13 @@ Public API (stable):
 * Online: ``publish_snapshot(con_or_path, serving_dir, as_of)``,
   ``load_snapshot(serving_dir, feature_set) -> FeatureSnapshot`` (``.get(entity_id)``,
   ``.vector(request)``), ``current_pointer(serving_dir, feature_set)``,
-  ``request_features(feature_set, profile_vector, request)``.
+  ``request_features(get_feature_set(name), profile_vector, request)``.
 """
 
-from features.definitions import FEATURE_SETS
+from features.definitions import FEATURE_SETS, get_feature_set
 from features.engine import build_features, build_features_history
 from features.registry import Feature, FeatureSet
-from features.request import get_feature_set, request_features
+from features.request import request_features
 from features.serving import FeatureSnapshot, current_pointer, load_snapshot, publish_snapshot
 from features.training import (
     CREDIT_FEATURE_SETS,

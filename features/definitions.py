@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from features.registry import Feature, FeatureSet
+from yidai.core.errors import YidaiError
 
 if TYPE_CHECKING:
     from features.request import RequestBatch
@@ -338,7 +339,7 @@ def _is_pos(b: RequestBatch) -> np.ndarray:
 
 
 def _risky_mcc(b: RequestBatch) -> np.ndarray:
-    from yidai.contracts import RISKY_MCCS
+    from yidai.core.contracts import RISKY_MCCS
 
     return b.equals("mcc", RISKY_MCCS)
 
@@ -702,3 +703,13 @@ CREDIT_FEATURE_SETS = {
     "sme": "sme_credit_v1",
 }
 FRAUD_FEATURE_SET = "payment_fraud_v1"
+
+
+def get_feature_set(name: str) -> FeatureSet:
+    """The declared feature set ``name``; a clear error listing the known ones otherwise."""
+    try:
+        return FEATURE_SETS[name]
+    except KeyError:
+        raise YidaiError(
+            f"unknown feature set {name!r}; known: {', '.join(FEATURE_SETS)}"
+        ) from None

@@ -20,13 +20,12 @@ from typing import Any
 
 import duckdb
 
-from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
+from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET, get_feature_set
 from features.registry import Feature, FeatureSet, check_locked
-from features.request import get_feature_set
 from features.sources import ENTITY_MASTERS, SOURCES
-from yidai.errors import YidaiError
-from yidai.settings import get_settings
-from yidai.warehouse import ensure_tables
+from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
+from yidai.core.warehouse import ensure_tables
 
 log = logging.getLogger(__name__)
 SCHEMA = "feat"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 Kind = Literal["agg", "sql", "request"]
 WINDOWS: dict[str, int | None] = {
@@ -92,7 +92,7 @@ class Feature:
         if self.source in SOURCES:  # the daily source's SQL changes the values too
             body += "\n" + SOURCES[self.source].daily_sql("{lo}", "{hi}")
         if self.compute is not None:
-            body += "\n" + inspect.getsource(self.compute)
+            body += "\n" + _canonical_source(inspect.getsource(self.compute))
         return {
             "name": self.name,
             "entity": self.entity,
@@ -102,6 +102,18 @@ class Feature:
             "fill": self.fill,
             "body": " ".join(body.split()),
         }
+
+
+# Modules moved without a change of behaviour: a compute function's source is hashed with
+# their earlier names, so moving a module (the 2026-12 re-layering: yidai.contracts to
+# yidai.core.contracts) does not change a fingerprint and strand the models trained on it.
+MOVED_MODULES = {"yidai.core.contracts": "yidai.contracts"}
+
+
+def _canonical_source(source: str) -> str:
+    for now, before in MOVED_MODULES.items():
+        source = source.replace(now, before)
+    return source
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.registry import FeatureSet
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
@@ -422,7 +422,7 @@ def _plan(fs: FeatureSet) -> _Plan:
 
 
 def request_features(
-    feature_set: str | FeatureSet,
+    fs: FeatureSet,
     profile_vector: np.ndarray | Mapping[str, np.ndarray | None] | None,
     request: Mapping[str, Any],
 ) -> np.ndarray:
@@ -433,7 +433,6 @@ def request_features(
     None (unknown entity) means "no activity" and gives the same values as offline.
     The declared compute functions run on a :class:`SingleRequest` (the online fast path).
     """
-    fs = feature_set if isinstance(feature_set, FeatureSet) else get_feature_set(feature_set)
     plan = _plan(fs)
     if isinstance(profile_vector, Mapping):
         vectors = dict(profile_vector)
@@ -469,15 +468,3 @@ def request_features(
             assert column is not None
             out[j] = one.profile(column)[0]
     return out
-
-
-def get_feature_set(name: str) -> FeatureSet:
-    """The declared feature set ``name``; a clear error listing the known ones otherwise."""
-    from features.definitions import FEATURE_SETS
-
-    try:
-        return FEATURE_SETS[name]
-    except KeyError:
-        raise YidaiError(
-            f"unknown feature set {name!r}; known: {', '.join(FEATURE_SETS)}"
-        ) from None

@@ -22,11 +22,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.definitions import get_feature_set
 from features.engine import SCHEMA, fetch_one, profile_table, resolve_feature_sets
 from features.registry import FeatureSet
-from features.request import PAIR_FIELDS, get_feature_set, request_features
+from features.request import PAIR_FIELDS, request_features
 from features.sources import FRAUD_EVENTS_SQL
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 POINTER = "CURRENT"
 
@@ -50,7 +51,7 @@ def publish_snapshot(
     if isinstance(con_or_warehouse_path, duckdb.DuckDBPyConnection):
         con, own = con_or_warehouse_path, False
     else:
-        from yidai.warehouse import connect
+        from yidai.core.warehouse import connect
 
         con, own = connect(con_or_warehouse_path, read_only=True), True
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from yidai.contracts import RISKY_MCCS
+from yidai.core.contracts import RISKY_MCCS
 
 RISKY = ", ".join(f"'{m}'" for m in RISKY_MCCS)
 NIGHT = "hour(ts) < 6"

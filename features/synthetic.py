@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from features.engine import fetch_one
-from yidai.contracts import MCC_CODES
-from yidai.warehouse import ensure_tables
+from yidai.core.contracts import MCC_CODES
+from yidai.core.warehouse import ensure_tables
 
 _MCCS = "[" + ", ".join(f"'{m}'" for m in MCC_CODES) + "]"
 

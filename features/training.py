@@ -8,7 +8,9 @@ what the online snapshot holds when t happens) plus request-time features of t c
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -25,17 +27,24 @@ from features.request import (
     to_us,
 )
 from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE
-from yidai.contracts import PRODUCTS
-from yidai.errors import YidaiError
-from yidai.warehouse import ensure_tables
+from yidai.core.contracts import PRODUCTS
+from yidai.core.errors import YidaiError
+from yidai.core.warehouse import ensure_tables
 
 SPINE_COLUMNS = ("entity_id", "decision_ts", "label")
+
+log = logging.getLogger(__name__)
+
+#: Fraud: how much labelled history to train on, and the share of legitimate events kept in
+#: the training window (all frauds are kept; calibration and test windows are complete).
+FRAUD_HISTORY_DAYS = 240
+FRAUD_TRAIN_NEGATIVE_SHARE = 0.25
 
 
 def _settings_default(value: int | None, name: str) -> int:
     if value is not None:
         return value
-    from yidai.settings import get_settings
+    from yidai.core.settings import get_settings
 
     result: int = getattr(get_settings(), name)
     return result
@@ -288,3 +297,89 @@ __all__ = [
     "fraud_spine",
     "to_us",
 ]
+
+
+# ------------------------------------------------------------------ whole training frames
+def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.date:
+    """The last day with POS transactions or payments in the warehouse."""
+    row = con.execute(
+        "SELECT max(d) FROM (SELECT max(ts) AS d FROM pos_transactions "
+        "UNION ALL SELECT max(ts) FROM payments)"
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise YidaiError("the warehouse holds no transactions; run `yidai ingest` first")
+    value = row[0]
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def credit_training_frame(
+    con: duckdb.DuckDBPyConnection,
+    product: str,
+    feature_set: str,
+    as_of: dt.date,
+    performance_months: int,
+    truth_dir: Path,
+) -> pd.DataFrame:
+    """Every matured application of ``product``: point-in-time features, ``id``, ``ts``,
+    ``label``, and the simulator's ``true_pd`` when its truth exists (oracle only)."""
+    spine = credit_spine(con, product, as_of, performance_months)
+    frame = build_training_set(con, spine, feature_set)
+    frame = frame.rename(columns={"decision_ts": "ts"}).assign(
+        id=frame["application_id"], label=frame["label"].astype(int)
+    )
+    truth = _read_truth(truth_dir, "applications.parquet", ["application_id", "true_pd"])
+    if truth is not None:
+        frame = frame.merge(truth, on="application_id", how="left", validate="one_to_one")
+    return frame
+
+
+def fraud_training_frame(
+    con: duckdb.DuckDBPyConnection,
+    feature_set: str,
+    as_of: dt.date,
+    label_delay_days: int,
+    truth_dir: Path,
+    *,
+    complete_days: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Labelled payment events of the last ``FRAUD_HISTORY_DAYS``: every fraud, and a
+    ``FRAUD_TRAIN_NEGATIVE_SHARE`` of the legitimate events before the last
+    ``complete_days`` (the calibration and test windows stay complete), sampled before the
+    costly point-in-time build; ``true_fraud`` from the simulator's truth when it exists."""
+    start = as_of - dt.timedelta(days=label_delay_days + FRAUD_HISTORY_DAYS)
+    spine = fraud_spine(con, as_of, label_delay_days, start=start)
+    if spine.empty:
+        raise YidaiError(
+            f"no labelled payment events between {start} and {as_of} - {label_delay_days}d"
+        )
+    ts = pd.to_datetime(spine["decision_ts"])
+    complete_from = ts.max().normalize() - pd.Timedelta(days=complete_days)
+    rng = np.random.default_rng(seed)
+    keep = (
+        (ts >= complete_from).to_numpy()
+        | (spine["label"] == 1).to_numpy()
+        | (rng.uniform(size=len(spine)) < FRAUD_TRAIN_NEGATIVE_SHARE)
+    )
+    frame = build_training_set(con, spine[keep].reset_index(drop=True), feature_set)
+    frame = frame.drop(columns=["ts"]).rename(columns={"decision_ts": "ts"})
+    frame = frame.assign(
+        id=frame["event_id"], label=frame["label"].astype(int), card=frame["payer_id"]
+    )
+    truth = _read_truth(truth_dir, "fraud.parquet", ["ref_type", "ref_id"])
+    if truth is not None:
+        known = set(zip(truth["ref_type"], truth["ref_id"], strict=True))
+        frame["true_fraud"] = [
+            int((t, i) in known)
+            for t, i in zip(frame["event_type"], frame["event_id"], strict=True)
+        ]
+    return frame
+
+
+def _read_truth(folder: Path, name: str, columns: list[str]) -> pd.DataFrame | None:
+    """A simulator truth table, or None when there is none (real bank data)."""
+    path = folder / name
+    if not path.exists():
+        log.info("no simulator truth at %s: the oracle is skipped", path)
+        return None
+    return pd.read_parquet(path, columns=columns)

@@ -10,7 +10,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 CalibrationMethod = Literal["platt", "isotonic"]
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from models._runtime import import_lightgbm
 from models.calibration import CalibrationMethod, Calibrator, fit_calibrator
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
 

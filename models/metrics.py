@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 @dataclass(frozen=True)

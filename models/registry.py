@@ -26,8 +26,8 @@ from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
 from models.reasons import Reason, ReasonCoder
 from models.scorecard import Scorecard
-from yidai.errors import YidaiError
-from yidai.settings import Settings, get_settings
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 #: Grade upper PD bounds (inclusive): A <= 0.5%, B <= 1%, ... F <= 16%, G above.
 DEFAULT_GRADE_BOUNDS: tuple[tuple[str, float], ...] = (

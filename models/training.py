@@ -34,8 +34,8 @@ from models.registry import (
     tracking_client,
 )
 from models.scorecard import Scorecard
-from yidai.errors import YidaiError
-from yidai.settings import Settings, get_settings
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ def warehouse_rows(settings: Settings) -> ChampionRows:
 
     def build(feature_set: str, rows: pd.DataFrame) -> pd.DataFrame:
         from features import build_training_set, get_feature_set
-        from yidai.warehouse import connect
+        from yidai.core.warehouse import connect
 
         columns = set(get_feature_set(feature_set).columns)
         spine = rows.drop(columns=[c for c in rows.columns if c in columns])
@@ -532,15 +532,57 @@ def register_fitted(
 
 
 # ---------------------------------------------------------------------------- data loading
-TrainingDataLoader = Callable[[ModelSpec, Settings, dt.date | None], TrainingData]
 
 
 def load_training_data(spec: ModelSpec, settings: Settings, as_of: dt.date | None) -> TrainingData:
-    """The training set of ``spec`` from the feature store, joined with the simulator's truth
-    when it exists (oracle only; never a feature)."""
-    from models.feature_store import training_data_from_feature_store
+    """The training set of ``spec`` from the feature store (``features.training``), joined
+    with the simulator's truth when it exists (oracle only; never a feature)."""
+    from features.definitions import FEATURE_SETS
+    from features.training import credit_training_frame, default_as_of, fraud_training_frame
+    from yidai.core.warehouse import connect
 
-    return training_data_from_feature_store(spec, settings, as_of)
+    if spec.feature_set not in FEATURE_SETS:
+        raise YidaiError(
+            f"feature set {spec.feature_set} of {spec.name} is not declared in features/"
+        )
+    fs = FEATURE_SETS[spec.feature_set]
+    if not settings.warehouse.exists():
+        raise YidaiError(f"warehouse {settings.warehouse} does not exist; run `yidai ingest`")
+    # The spine functions create missing tables, so they need a read-write connection
+    # (training runs in the warehouse pool of the pipeline).
+    con = connect(settings.warehouse)
+    try:
+        as_of = as_of or default_as_of(con)
+        if spec.kind == "credit":
+            assert spec.product is not None
+            frame = credit_training_frame(
+                con, spec.product, spec.feature_set, as_of, settings.performance_months,
+                settings.truth,
+            )  # fmt: skip
+        else:
+            split = SplitConfig.for_kind("fraud", settings)
+            frame = fraud_training_frame(
+                con, spec.feature_set, as_of, settings.fraud_label_delay_days, settings.truth,
+                complete_days=split.test_days - 1 + split.gap_days + split.calibration_days,
+                seed=settings.seed,
+            )  # fmt: skip
+    finally:
+        con.close()
+    missing = [c for c in fs.columns if c not in frame.columns]
+    if missing:
+        raise YidaiError(f"the training set of {fs.name} lacks feature columns {missing}")
+    log.info(
+        "%s: %d rows, %d positives as of %s", spec.name, len(frame), frame["label"].sum(), as_of
+    )
+    return TrainingData(
+        frame=frame,
+        feature_names=list(fs.columns),
+        feature_set=fs.name,
+        feature_set_version=fs.fingerprint,
+        monotone={f.name: f.monotone for f in fs.features if f.monotone},
+        reason_groups=dict(fs.reason_groups),
+        id_column="id",
+    )
 
 
 def train_model(

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from features.request import US_PER_DAY, to_us
-from scoring_service.audit import AuditStore, DecisionRow, PaymentEvent, utc_now
 from scoring_service.resources import ModelSlot, Resources
+from yidai.audit import AuditStore, DecisionRow, PaymentEvent, utc_now
 from yidai.decisioning import (
     CreditDecision,
     CreditPolicy,

@@ -2,7 +2,7 @@
 repayments and the live state of a line.
 
 A line's outstanding balance is its accepted drawdowns minus its accepted repayments, both
-booked atomically in the audit store (:mod:`scoring_service.audit`).  A repayment larger than
+booked atomically in the audit store (:mod:`yidai.audit`).  A repayment larger than
 the outstanding balance is rejected (HTTP 409, reason ``RP_EXCEEDS_OUTSTANDING``), not capped:
 the bank does not take money it is not owed, and taking part of a payment would leave the
 caller's books and the bank's disagreeing.  A repayment is accepted on a frozen line too (it
@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from scoring_service.audit import AuditStore, Line, to_fen, utc_now
 from scoring_service.decide import Answer, Caller, request_hash
 from scoring_service.resources import Resources
+from yidai.audit import AuditStore, Line, to_fen, utc_now
 from yidai.decisioning.reasons import policy_reason
 
 # Rejected repayments: the HTTP status they are answered with (and replayed with).

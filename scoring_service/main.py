@@ -27,17 +27,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from scoring_service.api.deps import ServiceState
 from scoring_service.api.errors import error_response
 from scoring_service.api.routes import decisions, health, lines, payments, repayments
-from scoring_service.audit import (
+from scoring_service.guard import RequestGuard
+from scoring_service.metrics import Metrics, MetricsMiddleware
+from scoring_service.resources import Loaders, NotReady, Resources
+from yidai.audit import (
     AuditStore,
     IdempotencyConflict,
     load_hash_key,
     load_previous_hash_keys,
 )
-from scoring_service.guard import RequestGuard
-from scoring_service.metrics import Metrics, MetricsMiddleware
-from scoring_service.resources import Loaders, NotReady, Resources
-from yidai.errors import YidaiError
-from yidai.settings import Settings, get_settings
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings, get_settings
 
 log = logging.getLogger("scoring_service")
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from yidai.settings import get_settings
+from yidai.core.settings import get_settings
 
 log = logging.getLogger("scoring_service")
 

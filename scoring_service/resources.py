@@ -27,6 +27,8 @@ import numpy as np
 from scoring_service.fastpredict import SingleRowMargin, single_row_margin
 from scoring_service.security import KeyRing
 from scoring_service.vectors import RequestVectorizer
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings
 from yidai.decisioning.policy import (
     PRODUCTS,
     CreditPolicy,
@@ -35,8 +37,6 @@ from yidai.decisioning.policy import (
     load_policy,
     policy_path,
 )
-from yidai.errors import YidaiError
-from yidai.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class Resources:
         self._thread: threading.Thread | None = None
         self.reloads = 0
         self.reload_failures = 0
-        # yidai.limits.serving.PublishedLimits of the live version; None until it is loaded,
+        # yidai.jobs.limits.serving.PublishedLimits of the live version; None until it is loaded,
         # or when the live version cannot be (merchant drawdowns then get 503, never a guess)
         self.limits: Any = None
         self.limits_problem: str | None = "merchant limits are still loading"
@@ -302,7 +302,7 @@ class Resources:
         Until it is loaded, and whenever it cannot be (no version published, a file that
         fails to load), :attr:`limits` is None and :attr:`limits_problem` says why.
         """
-        from yidai.limits.serving import current_limits_pointer, load_published_limits
+        from yidai.jobs.limits.serving import current_limits_pointer, load_published_limits
 
         serving = self.settings.serving
         try:

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
-from yidai.errors import YidaiError
-from yidai.settings import Settings
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings
 
 AS_OF = dt.date(2026, 6, 30)
 MODELS = {

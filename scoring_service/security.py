@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 SCOPES: dict[str, str] = {
     "personal-credit": "POST /v1/decisions/personal-credit",
@@ -157,7 +157,7 @@ def create_key(
             f"unknown scope(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(SCOPES)}"
         )
-    from scoring_service.audit import utc_now
+    from yidai.audit import utc_now
 
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)

@@ -19,7 +19,7 @@ class RequestVectorizer:
     """Full feature vectors (feature-set column order) of single requests for one snapshot."""
 
     def __init__(self, snapshot: Any) -> None:
-        from features.request import get_feature_set
+        from features.definitions import get_feature_set
 
         self.snapshot = snapshot
         self.fs = get_feature_set(snapshot.feature_set)

@@ -18,7 +18,7 @@ KEY_FILE=$DEMO_DIR/mall_checkout.key
 # The example checkouts, "customer device seller channel" (scoring_service.sandbox.demo_checkouts).
 "$UV" run --frozen python -c '
 from scoring_service.sandbox import demo_checkouts
-from yidai.settings import get_settings
+from yidai.core.settings import get_settings
 for row in demo_checkouts(get_settings()):
     print(*row)
 ' >"$DEMO_DIR/checkouts.txt"

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import date
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 @dataclass(frozen=True)

@@ -34,8 +34,8 @@ from simulator.landing import (
 from simulator.loans import Applications, draw_applications, loan_batches
 from simulator.people import customer_month
 from simulator.world import DEFECTS, MISC, World, build_world, master_batches, rng_for
-from yidai.contracts import CONTRACTS, FRAUD_TYPES, PRODUCTS
-from yidai.errors import YidaiError
+from yidai.core.contracts import CONTRACTS, FRAUD_TYPES, PRODUCTS
+from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from simulator.calendar import US_PER_DAY, Calendar
 from simulator.landing import Batch
-from yidai.contracts import CHANNELS, FRAUD_TYPES
+from yidai.core.contracts import CHANNELS, FRAUD_TYPES
 
 SEQ_SPACE = 10_000_000
 STATUS_APPROVED, STATUS_DECLINED, STATUS_REFUND, STATUS_CHARGEBACK = range(4)

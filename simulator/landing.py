@@ -24,7 +24,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from simulator.calendar import Calendar
-from yidai.contracts import CONTRACTS, Contract
+from yidai.core.contracts import CONTRACTS, Contract
 
 ENTITY_WIDTH = 8
 EVENT_WIDTH = 13

@@ -18,7 +18,7 @@ from simulator.calendar import US_PER_DAY
 from simulator.landing import Batch
 from simulator.world import LOANS, SME_BILLS, World, rng_for, sigmoid
 
-PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.contracts.PRODUCTS)
+PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.core.contracts.PRODUCTS)
 TARGET_BAD_RATE = {PERSONAL: 0.05, MERCHANT: 0.065, SME: 0.065}
 SLOPE = {PERSONAL: 1.35, MERCHANT: 1.4, SME: 1.4}
 APPROVE_SHARE = {PERSONAL: 0.7, MERCHANT: 0.65, SME: 0.65}

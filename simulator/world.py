@@ -16,7 +16,7 @@ import numpy as np
 from simulator.calendar import Calendar
 from simulator.config import SimConfig
 from simulator.landing import INDUSTRIES, Batch
-from yidai.contracts import MALL_CATEGORIES, MCC_CODES, MERCHANT_TYPES, RISKY_MCCS
+from yidai.core.contracts import MALL_CATEGORIES, MCC_CODES, MERCHANT_TYPES, RISKY_MCCS
 
 MCC_LIST = tuple(MCC_CODES)
 MCC_LOG_TICKET = {

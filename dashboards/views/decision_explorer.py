@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards import data, ui
-from yidai.analytics.decisions import decision_detail
+from yidai.jobs.analytics.decisions import decision_detail
 
 
 def _show(row: pd.Series) -> None:

@@ -8,7 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboards import data, ui
-from yidai.analytics import fraud as fr
+from yidai.jobs.analytics import fraud as fr
 
 AREA = "portfolio"
 

@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboards import data, ui
-from yidai.analytics import merchant_lines as ml
+from yidai.jobs.analytics import merchant_lines as ml
 
 
 def render() -> None:

@@ -8,8 +8,8 @@ import plotly.express as px
 import streamlit as st
 
 from dashboards import data, ui
-from yidai.analytics import model_monitoring as mm
-from yidai.analytics.portfolio import filter_rows
+from yidai.jobs.analytics import model_monitoring as mm
+from yidai.jobs.analytics.portfolio import filter_rows
 
 AREA = "applications"
 

@@ -8,9 +8,9 @@ import plotly.express as px
 import streamlit as st
 
 from dashboards import data, ui
-from yidai.analytics import policy_sim as ps
+from yidai.core.errors import YidaiError
 from yidai.decisioning import load_credit_policy
-from yidai.errors import YidaiError
+from yidai.jobs.analytics import policy_sim as ps
 
 AREA = "applications"
 LABELS = {

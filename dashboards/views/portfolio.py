@@ -6,7 +6,7 @@ import plotly.express as px
 import streamlit as st
 
 from dashboards import data, ui
-from yidai.analytics import portfolio as pf
+from yidai.jobs.analytics import portfolio as pf
 
 AREA = "portfolio"
 

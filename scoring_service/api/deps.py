@@ -25,12 +25,12 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ValidationError
 
-from scoring_service.audit import AuditStore
 from scoring_service.decide import Caller
 from scoring_service.guard import SCOPE_KEY
 from scoring_service.metrics import Metrics
 from scoring_service.resources import Resources
-from yidai.settings import Settings
+from yidai.audit import AuditStore
+from yidai.core.settings import Settings
 
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="Key of the calling module."

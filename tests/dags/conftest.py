@@ -37,7 +37,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def airflow_db() -> Iterator[Path]:
     """Migrate the session's Airflow metadata DB and create the pools (about 10 s)."""
-    from yidai.airflow_env import setup_airflow
+    from yidai.cli.airflow_local import setup_airflow
 
     started = time.monotonic()
     home = setup_airflow()

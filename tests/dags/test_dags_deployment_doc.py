@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "deployment.md"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from yidai import pipeline
+from yidai.jobs import pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -33,8 +33,8 @@ class ChainRun:
 @pytest.fixture(scope="module")
 def chain(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainRun]:
     from simulator import SimConfig, simulate
-    from yidai.airflow_env import demo_plan, run_dag
-    from yidai.settings import get_settings, reset_settings_cache
+    from yidai.cli.airflow_local import demo_plan, run_dag
+    from yidai.core.settings import get_settings, reset_settings_cache
 
     home = tmp_path_factory.mktemp("yidai-home")
     patch = pytest.MonkeyPatch()
@@ -88,8 +88,8 @@ def test_every_dag_run_of_the_chain_succeeds_in_the_metadata_db(chain: ChainRun)
 def test_every_landing_file_is_ingested_once_across_history_and_daily_runs(
     chain: ChainRun,
 ) -> None:
-    from yidai.settings import get_settings
-    from yidai.warehouse import connect
+    from yidai.core.settings import get_settings
+    from yidai.core.warehouse import connect
 
     con = connect(get_settings().warehouse, read_only=True)
     try:
@@ -112,8 +112,8 @@ def test_every_landing_file_is_ingested_once_across_history_and_daily_runs(
 def test_the_published_snapshot_and_limits_are_of_the_last_day(chain: ChainRun) -> None:
     from features import current_pointer
     from features.engine import active_feature_sets
-    from yidai.limits import load_published_limits
-    from yidai.settings import get_settings
+    from yidai.core.settings import get_settings
+    from yidai.jobs.limits import load_published_limits
 
     serving = get_settings().serving
     last_day = chain.days[-1]
@@ -126,7 +126,7 @@ def test_the_published_snapshot_and_limits_are_of_the_last_day(chain: ChainRun) 
 
 def test_each_model_is_champion_or_named_in_the_training_alert(chain: ChainRun) -> None:
     from models.registry import load_model
-    from yidai.errors import YidaiError
+    from yidai.core.errors import YidaiError
 
     train = next(o for o in chain.outcomes if o.dag_id == "train_weekly")
     champions = []
@@ -208,8 +208,8 @@ def test_the_features_asset_event_carries_the_day_for_the_limits_dag(chain: Chai
 
 
 def test_the_dashboards_tables_are_published_by_the_chain(chain: ChainRun) -> None:
-    from yidai.analytics.published import read_meta, read_table
-    from yidai.settings import get_settings
+    from yidai.core.settings import get_settings
+    from yidai.jobs.analytics.published import read_meta, read_table
 
     serving = get_settings().serving
     last_day = chain.days[-1].isoformat()
@@ -240,10 +240,10 @@ def test_the_limits_dag_fails_on_the_breaker_and_publishes_when_forced(
     leaves the last day's limits published, as the chain did."""
     import shutil
 
-    from yidai.airflow_env import run_dag
-    from yidai.errors import YidaiError
-    from yidai.limits import current_limits_pointer, publishing, read_limits_summary
-    from yidai.settings import get_settings, reset_settings_cache
+    from yidai.cli.airflow_local import run_dag
+    from yidai.core.errors import YidaiError
+    from yidai.core.settings import get_settings, reset_settings_cache
+    from yidai.jobs.limits import current_limits_pointer, publishing, read_limits_summary
 
     serving = get_settings().serving
     root = serving / "limits"

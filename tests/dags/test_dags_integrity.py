@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from yidai import pipeline
+from yidai.jobs import pipeline
 
 DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
 EXPECTED_DAGS = {"ingest_daily", "merchant_limits_daily", "train_weekly", "monitoring_daily"}
@@ -104,7 +104,7 @@ def test_the_dashboards_tables_are_published_after_their_inputs(dagbag: Any) -> 
 def test_parsing_the_dags_reads_no_settings_and_touches_no_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from yidai.settings import get_settings, reset_settings_cache
+    from yidai.core.settings import get_settings, reset_settings_cache
 
     home = tmp_path / "never-created"
     monkeypatch.setenv("YIDAI_HOME", str(home))
@@ -131,7 +131,7 @@ def test_the_day_comes_from_param_then_asset_event_then_logical_date() -> None:
         {"params": {"day": None}, "triggering_asset_events": events, "logical_date": None}
     ) == date(2026, 2, 3)
     assert pipeline.resolve_day({"params": {}, "logical_date": logical}) == date(2026, 3, 2)
-    from yidai.errors import YidaiError
+    from yidai.core.errors import YidaiError
 
     with pytest.raises(YidaiError, match="no day"):
         pipeline.resolve_day({"params": {}, "logical_date": None})

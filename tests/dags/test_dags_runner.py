@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from yidai.airflow_env import demo_plan
-from yidai.errors import YidaiError
+from yidai.cli.airflow_local import demo_plan
+from yidai.core.errors import YidaiError
 
 DAYS = [date(2026, 9, 1) + timedelta(days=i) for i in range(10)]
 
@@ -46,7 +46,7 @@ def test_airflow_output_goes_to_the_log_file_and_progress_to_the_terminal(
     script = f"""
 import os, subprocess
 from pathlib import Path
-from yidai.airflow_env import output_redirected
+from yidai.cli.airflow_local import output_redirected
 with output_redirected(Path({str(log_file)!r})) as terminal:
     print("task output")
     os.write(2, b"native stderr\\n")

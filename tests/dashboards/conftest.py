@@ -9,7 +9,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from yidai.warehouse import ensure_tables
+from yidai.core.warehouse import ensure_tables
 
 
 def _ts(values: list[str]) -> pd.Series:
@@ -185,7 +185,7 @@ def metric_values():
 @pytest.fixture
 def empty_home(tmp_path, monkeypatch):
     """A fresh YIDAI_HOME with nothing published."""
-    from yidai.settings import reset_settings_cache
+    from yidai.core.settings import reset_settings_cache
 
     monkeypatch.setenv("YIDAI_HOME", str(tmp_path / "home"))
     reset_settings_cache()
@@ -207,7 +207,7 @@ SIM_SOURCES = (
 def _landing_con(landing: Path) -> duckdb.DuckDBPyConnection:
     """DuckDB views over the simulator's clean landing zone (it honours the contracts when
     the defect rate is 0), named like the warehouse tables."""
-    from yidai.analytics.explore import landing_views
+    from yidai.jobs.analytics.explore import landing_views
 
     return landing_views(landing, SIM_SOURCES)
 
@@ -215,7 +215,7 @@ def _landing_con(landing: Path) -> duckdb.DuckDBPyConnection:
 def _scored_from_truth(
     con: duckdb.DuckDBPyConnection, truth: Path, as_of
 ) -> dict[str, pd.DataFrame]:
-    """Scored applications shaped like ``yidai.analytics.scored``'s, with a noisy model PD
+    """Scored applications shaped like ``yidai.jobs.analytics.scored``'s, with a noisy model PD
     (true PD with seeded noise), the project's scorecard, and the policy's input features."""
     import numpy as np
 
@@ -264,8 +264,8 @@ def _scored_from_truth(
 def simulated_home(tmp_path_factory):
     """A YIDAI_HOME with a small seeded simulation and every dashboard table published."""
     from simulator import SimConfig, simulate
-    from yidai.analytics.publish import portfolio_tables, warehouse_as_of
-    from yidai.analytics.published import publish_tables
+    from yidai.jobs.analytics.publish import portfolio_tables, warehouse_as_of
+    from yidai.jobs.analytics.published import publish_tables
 
     home = tmp_path_factory.mktemp("dash_sim_home")
     config = SimConfig.preset(
@@ -292,11 +292,11 @@ def simulated_home(tmp_path_factory):
 
 
 def publish_limits_fixture(serving: Path) -> None:
-    """A published merchant-limits version in yidai.limits' layout (summary by its summarise())."""
+    """A published merchant-limits version in the limits layout (summary by summarise())."""
     import json
 
-    from yidai.limits import publishing
-    from yidai.limits.refresh import summarise
+    from yidai.core import publishing
+    from yidai.jobs.limits.refresh import summarise
 
     limits = pd.DataFrame(
         {
@@ -332,7 +332,7 @@ def publish_limits_fixture(serving: Path) -> None:
 
 def record_decisions_fixture(audit_url: str) -> list[str]:
     """Two audited decisions written by the scoring service's own audit store."""
-    from scoring_service.audit import AuditStore, DecisionRow
+    from yidai.audit import AuditStore, DecisionRow
 
     store = AuditStore(audit_url)
     credit = DecisionRow(
@@ -409,7 +409,7 @@ def published_home(simulated_home):
 @pytest.fixture
 def full_home(published_home, monkeypatch):
     """:func:`published_home` as the YIDAI_HOME of this process."""
-    from yidai.settings import reset_settings_cache
+    from yidai.core.settings import reset_settings_cache
 
     simulated_home = published_home
     monkeypatch.setenv("YIDAI_HOME", str(simulated_home))

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yidai.analytics import fraud as fr
-from yidai.analytics import portfolio as pf
-from yidai.analytics import publish
-from yidai.analytics.tiers import DEFAULT_TIERS, amount_tier
+from yidai.jobs.analytics import fraud as fr
+from yidai.jobs.analytics import portfolio as pf
+from yidai.jobs.analytics import publish
+from yidai.jobs.analytics.tiers import DEFAULT_TIERS, amount_tier
 
 
 @pytest.fixture

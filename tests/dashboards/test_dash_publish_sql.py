@@ -8,10 +8,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from yidai.analytics import publish
-from yidai.analytics.published import current_version, read_meta, read_table
-from yidai.errors import YidaiError
-from yidai.settings import reset_settings_cache
+from yidai.core.errors import YidaiError
+from yidai.core.settings import reset_settings_cache
+from yidai.jobs.analytics import publish
+from yidai.jobs.analytics.published import current_version, read_meta, read_table
 
 AS_OF = date(2025, 12, 31)
 

@@ -13,7 +13,7 @@ import pytest
 
 import features
 from features.synthetic import synthetic_warehouse
-from yidai.warehouse import ensure_tables
+from yidai.core.warehouse import ensure_tables
 
 AS_OF = dt.date(2026, 6, 30)
 

@@ -11,7 +11,7 @@ import pytest
 
 import features
 from features.engine import profile_table
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 def _rows(con: duckdb.DuckDBPyConnection, table: str, day: dt.date) -> pd.DataFrame:

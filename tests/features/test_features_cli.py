@@ -12,8 +12,8 @@ from typer.testing import CliRunner, Result
 
 from features.synthetic import synthetic_warehouse
 from yidai.cli import app
-from yidai.errors import YidaiError
-from yidai.settings import reset_settings_cache
+from yidai.core.errors import YidaiError
+from yidai.core.settings import reset_settings_cache
 
 
 @pytest.fixture()
@@ -137,7 +137,7 @@ def test_publish_checks_every_set_before_publishing_any(home: Path) -> None:
 def test_an_empty_build_is_not_published(tmp_path: Path) -> None:
     """A day with a delivery but no entity at all builds empty profiles: never published."""
     from features import build_features, publish_snapshot
-    from yidai.warehouse import ensure_tables
+    from yidai.core.warehouse import ensure_tables
 
     path = tmp_path / "wh.duckdb"
     con = duckdb.connect(str(path))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import features
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 T = dt.datetime
 

@@ -13,7 +13,7 @@ import pytest
 
 import features
 from features.sources import FRAUD_EVENTS_SQL
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 def test_publish_swaps_the_pointer_and_prunes(
@@ -131,10 +131,14 @@ def test_fraud_parity_online_equals_offline(
 
 def test_request_features_errors_are_clear() -> None:
     with pytest.raises(YidaiError, match="request has no field 'requested_amount'"):
-        features.request_features("merchant_credit_v1", None, {})
+        features.request_features(features.get_feature_set("merchant_credit_v1"), None, {})
     with pytest.raises(YidaiError, match="profile has"):
-        features.request_features("merchant_credit_v1", np.zeros(3), {"requested_amount": 1})
-    vec = features.request_features("merchant_credit_v1", None, {"requested_amount": 500.0})
+        features.request_features(
+            features.get_feature_set("merchant_credit_v1"), np.zeros(3), {"requested_amount": 1}
+        )
+    vec = features.request_features(
+        features.get_feature_set("merchant_credit_v1"), None, {"requested_amount": 500.0}
+    )
     fs = features.FEATURE_SETS["merchant_credit_v1"]
     assert vec.shape == (len(fs.columns),)
     assert vec[fs.columns.index("merchant_net_turnover_30d")] == 0.0

@@ -11,7 +11,7 @@ import pytest
 
 import features
 from features.engine import profile_table
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 def _profiles(
@@ -124,7 +124,7 @@ def test_default_builds_the_active_sets_and_the_extra_ones(
 ) -> None:
     """By default only the sets the models train on are built (v1 stays declared and builds
     on request); ``YIDAI_EXTRA_FEATURE_SETS`` keeps an older version built during an upgrade."""
-    from yidai.settings import reset_settings_cache
+    from yidai.core.settings import reset_settings_cache
 
     day = dt.date(2026, 3, 1)
     built = features.build_features(empty_wh, day)

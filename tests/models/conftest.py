@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 #: Feature -> (monotone sign, coefficient in the true logit).
 SYNTHETIC_FEATURES: dict[str, tuple[int, float]] = {

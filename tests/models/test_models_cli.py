@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from yidai.cli import app
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 def test_train_help_and_bad_arguments() -> None:
@@ -29,8 +29,8 @@ def test_models_list_and_promote_on_an_empty_registry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from models.training import MODEL_SPECS
-    from yidai.pipeline import MODEL_NAMES
-    from yidai.settings import reset_settings_cache
+    from yidai.core.settings import reset_settings_cache
+    from yidai.jobs.pipeline import MODEL_NAMES
 
     assert tuple(MODEL_SPECS) == MODEL_NAMES  # the DAGs and the CLI train every spec
     monkeypatch.setenv("YIDAI_HOME", str(tmp_path))

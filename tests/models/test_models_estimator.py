@@ -11,7 +11,7 @@ from models.estimator import GradientBoostedPD
 from models.metrics import auc
 from models.reasons import ReasonCoder, reason_group_of
 from models.scorecard import Scorecard
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from models import metrics as m
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 Y = np.array([0, 0, 1, 1, 0, 1, 0, 0])
 S = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9, 0.4, 0.05])

@@ -30,8 +30,8 @@ from models.training import (
     fit_and_evaluate,
     train_and_register,
 )
-from yidai.errors import YidaiError
-from yidai.settings import Settings
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings
 
 FAST = {"n_estimators": 60, "learning_rate": 0.15, "early_stopping_rounds": 15}
 SPLIT = SplitConfig(test_days=60, calibration_days=45)

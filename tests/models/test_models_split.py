@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from models.training import MIN_TEST_POSITIVES, SplitConfig, split_out_of_time
-from yidai.errors import YidaiError
-from yidai.settings import Settings
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings
 
 
 def test_credit_split_tests_the_last_two_months_calibrates_on_the_two_before(

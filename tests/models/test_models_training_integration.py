@@ -16,8 +16,8 @@ from mlflow import MlflowClient
 
 from models.registry import load_model
 from models.training import train_model
-from yidai.errors import YidaiError
-from yidai.settings import Settings
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings
 
 AS_OF = dt.date(2026, 9, 30)
 FAST = {"n_estimators": 40, "learning_rate": 0.2, "early_stopping_rounds": 10}
@@ -28,7 +28,7 @@ def warehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse with a year of synthetic rows, feature history and today's snapshot."""
     from features import build_features, build_features_history, publish_snapshot
     from features.synthetic import synthetic_warehouse
-    from yidai.warehouse import connect
+    from yidai.core.warehouse import connect
 
     home = tmp_path_factory.mktemp("models_integration")
     con = connect(home / "warehouse" / "yidai.duckdb")
@@ -49,7 +49,7 @@ def settings(warehouse_home: Path, mlflow_settings: Settings) -> Settings:
 
 def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
     from features import FEATURE_SETS, build_training_set, fraud_spine, load_snapshot
-    from yidai.warehouse import connect
+    from yidai.core.warehouse import connect
 
     result = train_model("payment_fraud", settings=settings, estimator_params=FAST)
     fs = FEATURE_SETS["payment_fraud_v1"]
@@ -96,7 +96,7 @@ def test_the_gate_rebuilds_an_older_feature_set_from_the_warehouse(settings: Set
     equal to building v1 for them directly (how a v1 champion is scored against v2 models)."""
     from features import FEATURE_SETS, build_training_set, credit_spine
     from models.training import warehouse_rows
-    from yidai.warehouse import connect
+    from yidai.core.warehouse import connect
 
     con = connect(settings.warehouse)
     try:

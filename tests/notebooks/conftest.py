@@ -16,7 +16,7 @@ def notebook_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     from simulator import SimConfig, simulate
     from yidai.ingest import ingest_landing
-    from yidai.settings import Settings
+    from yidai.core.settings import Settings
 
     home = tmp_path_factory.mktemp("notebook-home")
     settings = Settings(home=home)

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from scoring_service.pg_local import PostgresCluster
 from scoring_service.sandbox import Sandbox, build_sandbox
 from scoring_service.security import SCOPES, create_key
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 POLICIES = Path(__file__).resolve().parents[2] / "yidai" / "policies"
 
@@ -162,8 +162,8 @@ def publish_limits(
     """Publish a nightly merchant limits version: (merchant, account, line, status) rows."""
     import pandas as pd
 
-    from yidai.limits import publishing
-    from yidai.limits.serving import LIMITS_FILE, READ_COLUMNS, limits_root
+    from yidai.core import publishing
+    from yidai.jobs.limits.serving import LIMITS_FILE, READ_COLUMNS, limits_root
 
     rows = []
     for merchant, account, line, status in lines:

@@ -13,7 +13,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from scoring_service.audit import (
+from scoring_service.pg_local import PostgresCluster, server_bin
+from yidai.audit import (
     AuditStore,
     Booked,
     DecisionRow,
@@ -21,9 +22,8 @@ from scoring_service.audit import (
     Line,
     PaymentEvent,
 )
-from scoring_service.pg_local import PostgresCluster, server_bin
-from yidai.analytics.decisions import find_decisions
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
+from yidai.jobs.analytics.decisions import find_decisions
 
 LIMIT = 1_000.0
 T = TypeVar("T")

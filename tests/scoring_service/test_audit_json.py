@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from scoring_service.audit import AuditStore, DecisionRow
+from yidai.audit import AuditStore, DecisionRow
 
 
 def _old(obj: Any) -> str:

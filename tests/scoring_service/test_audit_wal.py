@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scoring_service.audit import AuditStore, DecisionRow, PaymentEvent
-from yidai.analytics.decisions import find_decisions
+from yidai.audit import AuditStore, DecisionRow, PaymentEvent
+from yidai.jobs.analytics.decisions import find_decisions
 
 
 def _payment(decision_id: str, payload: str = "") -> DecisionRow:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from scoring_service.sandbox import Sandbox
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 from .conftest import loosen_policy, wait_until
 
@@ -79,7 +79,7 @@ def test_idempotency_key_returns_the_original_decision(
     assert other.status_code == 409 and "Idempotency-Key" in other.json()["detail"]
     fresh = client.post("/v1/decisions/personal-credit", json=body, headers=_h(keys.all, "k-2"))
     assert fresh.json()["decision_id"] != first.json()["decision_id"]
-    from scoring_service.audit import AuditStore
+    from yidai.audit import AuditStore
 
     audit = AuditStore(service_settings.audit_url)
     assert audit.count_decisions() == 2  # the replay was not decided twice

@@ -14,7 +14,7 @@ import psycopg
 from scoring_service.client import YidaiClient
 from scoring_service.pg_local import PostgresCluster
 from scoring_service.sandbox import Sandbox
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 from .conftest import loosen_policy, serving, wait_until
 

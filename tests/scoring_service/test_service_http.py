@@ -11,7 +11,7 @@ import pytest
 
 from scoring_service.client import YidaiAPIError, YidaiClient
 from scoring_service.sandbox import Sandbox
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 from .conftest import loosen_policy, publish_limits, wait_until
 

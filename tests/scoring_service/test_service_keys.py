@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from scoring_service.security import KeyRing, create_key
 from yidai.cli import app
-from yidai.settings import Settings, reset_settings_cache
+from yidai.core.settings import Settings, reset_settings_cache
 
 from .conftest import wait_until
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scoring_service.audit import AuditStore, DecisionRow, IdempotencyConflict, Line
+from yidai.audit import AuditStore, DecisionRow, IdempotencyConflict, Line
 
 LIMIT = 1_000.0
 
@@ -95,7 +95,7 @@ def test_decisions_survive_a_killed_process_and_replay_by_key(
     # A fresh interpreter (not a fork of this threaded test process) writes, then dies
     # without a clean shutdown or checkpoint.
     child = (
-        "import os, sys; from scoring_service.audit import AuditStore, DecisionRow; "
+        "import os, sys; from yidai.audit import AuditStore, DecisionRow; "
         "AuditStore(sys.argv[1], hash_key=b'k' * 32).record_decision(DecisionRow("
         "decision_id='d1', module='m', "
         "idempotency_key='k1', request_hash='hk1', product='sme', entity_id='S1', "

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from features.definitions import CREDIT_FEATURE_SETS
 from scoring_service.sandbox import Sandbox
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 from .conftest import publish_limits, settings_at, wait_until
 

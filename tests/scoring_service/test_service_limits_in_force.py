@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from scoring_service.audit import AuditStore, DecisionRow
 from scoring_service.decide import Caller
 from scoring_service.ledger import drawdown, line_view
 from scoring_service.resources import NotReady, Resources
-from yidai.limits import publishing
-from yidai.limits.serving import LIMITS_FILE, limits_root
-from yidai.settings import Settings
+from yidai.audit import AuditStore, DecisionRow
+from yidai.core import publishing
+from yidai.core.settings import Settings
+from yidai.jobs.limits.serving import LIMITS_FILE, limits_root
 
 from .conftest import publish_limits
 

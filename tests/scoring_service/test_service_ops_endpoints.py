@@ -8,7 +8,7 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from scoring_service.security import create_key
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 from .conftest import Keys
 

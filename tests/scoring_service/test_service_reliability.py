@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
-from scoring_service.audit import AuditStore
 from scoring_service.sandbox import Sandbox
 from scoring_service.security import create_key
-from yidai.settings import Settings
+from yidai.audit import AuditStore
+from yidai.core.settings import Settings
 
 from .conftest import _free_port, wait_until
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from scoring_service.audit import AuditStore, to_fen
 from scoring_service.client import YidaiAPIError, YidaiClient
 from scoring_service.sandbox import Sandbox
-from yidai.settings import Settings
+from yidai.audit import AuditStore, to_fen
+from yidai.core.settings import Settings
 
 from .conftest import loosen_policy, publish_limits, serving, wait_until
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from scoring_service.api.deps import JsonBodyRoute, ScopeCheck, _direct_call
 from scoring_service.sandbox import Sandbox
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 DIRECT = "application/json"  # the direct path
 GENERIC = "application/json; charset=utf-8"  # same meaning, FastAPI's own handler

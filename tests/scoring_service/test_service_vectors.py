@@ -12,12 +12,13 @@ from features import load_snapshot
 from features.request import PAIR_FIELDS, _recent_history, request_features_batch
 from scoring_service.sandbox import MODELS, Sandbox
 from scoring_service.vectors import RequestVectorizer
-from yidai.settings import Settings
+from yidai.core.settings import Settings
 
 
 def _batch_of_one(snapshot, profiles: dict, fields: dict, history=None, seen=None) -> np.ndarray:  # type: ignore[no-untyped-def]
     fs = snapshot.feature_set
-    from features.request import get_feature_set, profile_defaults
+    from features.definitions import get_feature_set
+    from features.request import profile_defaults
 
     fset = get_feature_set(fs)
     prof: dict[str, np.ndarray] = {}

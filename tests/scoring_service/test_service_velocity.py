@@ -14,10 +14,11 @@ import pandas as pd
 from fastapi.testclient import TestClient
 
 from features import load_snapshot
-from features.request import PAIR_FIELDS, get_feature_set, prepare_history, request_features_batch
-from scoring_service.audit import AuditStore
+from features.definitions import get_feature_set
+from features.request import PAIR_FIELDS, prepare_history, request_features_batch
 from scoring_service.sandbox import MODELS, Sandbox
-from yidai.settings import Settings
+from yidai.audit import AuditStore
+from yidai.core.settings import Settings
 
 from .conftest import wait_until
 

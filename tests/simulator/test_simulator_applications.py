@@ -11,7 +11,7 @@ from simulator import SimConfig
 from simulator.calendar import Calendar
 from simulator.loans import MERCHANT, PERSONAL, SME, Applications, draw_applications
 from simulator.world import build_world
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 
 def _applications(config: SimConfig) -> tuple[Applications, Calendar]:

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.signal import signal_report
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 if TYPE_CHECKING:
     from conftest import SimRun

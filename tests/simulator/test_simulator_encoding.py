@@ -18,7 +18,7 @@ from simulator.landing import (
     format_ids,
     parquet_options,
 )
-from yidai.contracts import CONTRACTS
+from yidai.core.contracts import CONTRACTS
 
 
 def _plain(codes: np.ndarray, prefix: str, width: int) -> list[str]:

@@ -12,7 +12,7 @@ import pytest
 
 from simulator import SimConfig, simulate
 from simulator.landing import arrow_schema
-from yidai.contracts import CONTRACTS, EVENT_SOURCES, MASTER_SOURCES
+from yidai.core.contracts import CONTRACTS, EVENT_SOURCES, MASTER_SOURCES
 
 if TYPE_CHECKING:
     from conftest import SimRun
@@ -172,7 +172,7 @@ def test_same_seed_same_bytes_other_seed_differs(clean_short_run: SimRun, tmp_pa
 
 
 def test_bad_config_is_a_clear_error() -> None:
-    from yidai.errors import YidaiError
+    from yidai.core.errors import YidaiError
 
     with pytest.raises(YidaiError, match="unknown preset"):
         SimConfig.preset("huge")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from yidai.contracts import CONTRACTS
-from yidai.contracts_doc import render_contracts_markdown
+from yidai.core.contracts import CONTRACTS
+from yidai.core.contracts_doc import render_contracts_markdown
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "data-contracts.md"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from yidai.core.errors import YidaiError
 from yidai.decisioning import PRODUCTS, CreditPolicy, PaymentPolicy, load_policy
 from yidai.decisioning.policy import load_product_policy
-from yidai.errors import YidaiError
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "yidai" / "policies"
 

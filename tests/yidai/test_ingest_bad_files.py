@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yidai.contracts import CONTRACTS
-from yidai.errors import YidaiError
+from yidai.core.contracts import CONTRACTS
+from yidai.core.errors import YidaiError
 from yidai.ingest import ingest_landing
 from yidai.ingest.samples import landing_file, sample_rows, write_rows, write_sample_file
 

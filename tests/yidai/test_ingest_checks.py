@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from yidai.contracts import CONTRACTS, MASTER_SOURCES
+from yidai.core.contracts import CONTRACTS, MASTER_SOURCES
 from yidai.ingest import IngestReport, ingest_landing
 from yidai.ingest.samples import landing_file, sample_rows, write_rows, write_sample_file
 

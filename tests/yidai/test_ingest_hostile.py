@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from yidai.contracts import CONTRACTS
+from yidai.core.contracts import CONTRACTS
 from yidai.ingest import IngestReport, ingest_landing
 from yidai.ingest.samples import landing_file, sample_rows, write_rows, write_sample_file
 

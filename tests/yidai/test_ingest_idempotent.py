@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from yidai.contracts import CONTRACTS
+from yidai.core.contracts import CONTRACTS
 from yidai.ingest import ingest_landing
 from yidai.ingest.samples import landing_file, sample_rows, write_rows, write_sample_file
 

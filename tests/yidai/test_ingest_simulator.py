@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 import simulator
-from yidai.contracts import CONTRACTS
+from yidai.core.contracts import CONTRACTS
 from yidai.ingest import IngestReport, ingest_landing
 
 REASON_OF_DEFECT = {

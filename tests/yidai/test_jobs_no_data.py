@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from yidai.errors import YidaiError
-from yidai.settings import reset_settings_cache
-from yidai.warehouse import ensure_tables
+from yidai.core.errors import YidaiError
+from yidai.core.settings import reset_settings_cache
+from yidai.core.warehouse import ensure_tables
 
 DAY = date(2026, 3, 31)
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,7 +73,7 @@ def test_the_cli_exits_2_with_one_line_and_creates_no_warehouse(home: Path) -> N
 
 
 def test_connect_existing_never_creates_the_file(tmp_path: Path) -> None:
-    from yidai.warehouse import connect_existing
+    from yidai.core.warehouse import connect_existing
 
     path = tmp_path / "warehouse" / "yidai.duckdb"
     for read_only in (False, True):
@@ -97,7 +97,7 @@ def test_monitor_run_refuses_a_day_without_ingested_rows(home: Path) -> None:
 
 
 def test_pipeline_steps_refuse_no_data_and_create_nothing(home: Path) -> None:
-    from yidai import pipeline
+    from yidai.jobs import pipeline
 
     for step in (pipeline.run_feature_build, pipeline.run_monitoring, pipeline.run_limits_refresh):
         with pytest.raises(YidaiError, match="does not exist"):

@@ -7,9 +7,9 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from yidai.core.errors import YidaiError
 from yidai.decisioning.merchant_limits import STATUSES
-from yidai.errors import YidaiError
-from yidai.limits.breaker import BookMove, LimitsBreakerError, book_move, check_breaker
+from yidai.jobs.limits.breaker import BookMove, LimitsBreakerError, book_move, check_breaker
 
 DAY = date(2026, 4, 1)
 
@@ -73,7 +73,7 @@ def test_breaker_trips_over_the_limit_only_and_says_how_to_force() -> None:
 def test_the_breaker_setting_is_read_and_validated(monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from yidai.settings import Settings, get_settings, reset_settings_cache
+    from yidai.core.settings import Settings, get_settings, reset_settings_cache
 
     monkeypatch.delenv("YIDAI_LIMITS_MAX_CHANGE_SHARE", raising=False)
     reset_settings_cache()

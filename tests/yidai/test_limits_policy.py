@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from yidai.core.errors import YidaiError
 from yidai.decisioning.merchant_limits import (
     DECISIONS,
     REASONS,
@@ -17,7 +18,6 @@ from yidai.decisioning.merchant_limits import (
     propose_line_changes,
     reason_text,
 )
-from yidai.errors import YidaiError
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "yidai" / "policies" / "merchant_limits.yaml"
 

@@ -1,5 +1,5 @@
 """The nightly merchant limit refresh end to end: real snapshot files, a real LightGBM model,
-a real DuckDB warehouse, real version folders and pointer swaps (yidai.limits)."""
+a real DuckDB warehouse, real version folders and pointer swaps (yidai.jobs.limits)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.definitions import CREDIT_FEATURE_SETS
-from features.request import get_feature_set
+from features.definitions import CREDIT_FEATURE_SETS, get_feature_set
 from features.serving import FeatureSnapshot, load_snapshot
 from features.synthetic import synthetic_merchant_profiles
 from models.estimator import GradientBoostedPD
 from models.registry import LoadedModel
 from models.scorecard import Scorecard
+from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings
+from yidai.core.warehouse import connect, ensure_tables
 from yidai.decisioning.merchant_limits import REASONS, load_merchant_limit_policy
 from yidai.decisioning.policy import CreditPolicy, load_credit_policy
-from yidai.errors import YidaiError
-from yidai.limits import (
+from yidai.jobs.limits import (
     current_limits_pointer,
     load_published_limits,
     publishing,
@@ -33,9 +34,7 @@ from yidai.limits import (
     read_limits_summary,
     read_limits_table,
 )
-from yidai.limits.refresh import RefreshResult, committed_exposure, read_loan_book, run_refresh
-from yidai.settings import Settings
-from yidai.warehouse import connect, ensure_tables
+from yidai.jobs.limits.refresh import RefreshResult, committed_exposure, read_loan_book, run_refresh
 
 FS = get_feature_set(CREDIT_FEATURE_SETS["merchant"])  # the set the merchant policy reads
 PROFILE_COLUMNS = FS.profile_columns("merchant")
@@ -552,7 +551,7 @@ def test_cli_refresh_with_the_real_loaders_and_clear_errors(
     from typer.testing import CliRunner
 
     from yidai.cli import app
-    from yidai.settings import reset_settings_cache
+    from yidai.core.settings import reset_settings_cache
 
     monkeypatch.setenv("YIDAI_HOME", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -613,7 +612,7 @@ def register_champion(estimator: GradientBoostedPD, settings: Settings) -> None:
 @pytest.fixture()
 def cli_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """A home read by the CLI through YIDAI_HOME (no caller environment), breaker at 20 %."""
-    from yidai.settings import get_settings, reset_settings_cache
+    from yidai.core.settings import get_settings, reset_settings_cache
 
     for name in ("MLFLOW_TRACKING_URI", "YIDAI_WAREHOUSE_PATH", "YIDAI_SERVING_DIR"):
         monkeypatch.delenv(name, raising=False)
@@ -691,7 +690,7 @@ def test_breaker_refuses_a_night_moving_too_much_of_the_book_unless_forced(
     credit_policy: CreditPolicy,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from yidai.limits.breaker import LimitsBreakerError
+    from yidai.jobs.limits.breaker import LimitsBreakerError
 
     serving = world["serving"]
     assert isinstance(serving, Path)
@@ -719,7 +718,7 @@ def test_breaker_refuses_a_night_moving_too_much_of_the_book_unless_forced(
     with pytest.raises(YidaiError, match="needs a reason"):
         run_refresh(day2, **prepared, max_change_share=0.2, force_reason="  ")  # type: ignore[arg-type]
     reason = "policy recalibration approved by the credit committee"
-    with caplog.at_level(logging.WARNING, logger="yidai.limits.breaker"):
+    with caplog.at_level(logging.WARNING, logger="yidai.jobs.limits.breaker"):
         forced = run_refresh(day2, **prepared, max_change_share=0.2, force_reason=reason)  # type: ignore[arg-type]
     share = forced.summary["book_change_share"]
     assert forced.published and current_limits_pointer(serving) == forced.version

@@ -1,5 +1,5 @@
 """Monitoring: drift (PSI) and the drift alarm, cohort performance, decision rates, the audit
-reader and the published tables (yidai.monitoring)."""
+reader and the published tables (yidai.jobs.monitoring)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yidai.analytics.published import current_version, read_table
-from yidai.monitoring import (
+from yidai.jobs.analytics.published import current_version, read_table
+from yidai.jobs.monitoring import (
     SCORE,
     DriftError,
     MonitoringReport,
@@ -148,7 +148,7 @@ def test_decision_rates_by_product_and_amount_tier_sum_to_one() -> None:
 
 
 def test_audit_decisions_are_read_from_the_real_audit_store(tmp_path: Path) -> None:
-    from scoring_service.audit import AuditStore, DecisionRow
+    from yidai.audit import AuditStore, DecisionRow
 
     url = f"sqlite:///{tmp_path / 'audit' / 'decisions.db'}"
     store = AuditStore(url)

@@ -1,5 +1,5 @@
 """Monitoring compares like with like: no truncated-history reference, no tiny current side
-(yidai.monitoring.reference_window, current_start, psi_bins, monitor_model)."""
+(yidai.jobs.monitoring.reference_window, current_start, psi_bins, monitor_model)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yidai.monitoring import (
+from yidai.jobs.monitoring import (
     SCORE,
     current_start,
     drift_table,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from yidai.settings import Settings, get_settings, reset_settings_cache
+from yidai.core.settings import Settings, get_settings, reset_settings_cache
 
 
 def test_the_suite_runs_without_the_callers_variables() -> None:

@@ -42,7 +42,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 POLICY_FILE = "merchant_limits.yaml"
 Inputs = Mapping[str, Any] | pd.DataFrame
@@ -168,7 +168,7 @@ def load_merchant_limit_policy(path: Path | None = None) -> MerchantLimitPolicy:
     The parameters sit under a ``merchant_limits:`` key (or at the top level).
     """
     if path is None:
-        from yidai.settings import get_settings
+        from yidai.core.settings import get_settings
 
         path = get_settings().policies / POLICY_FILE
     try:

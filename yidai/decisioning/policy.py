@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 
 CREDIT_PRODUCTS = ("personal", "merchant", "sme")
 PRODUCTS = (*CREDIT_PRODUCTS, "payment")
@@ -278,7 +278,7 @@ def policy_path(product: str, policy_dir: Path | None = None) -> Path:
     if product not in PRODUCTS:
         raise YidaiError(f"unknown product {product!r}; expected one of {', '.join(PRODUCTS)}")
     if policy_dir is None:
-        from yidai.settings import get_settings
+        from yidai.core.settings import get_settings
 
         policy_dir = get_settings().policies
     return policy_dir / f"{product}.yaml"

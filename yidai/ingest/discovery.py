@@ -19,8 +19,8 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from yidai.contracts import EVENT_SOURCES, MASTER_SOURCES, get_contract
-from yidai.errors import YidaiError
+from yidai.core.contracts import EVENT_SOURCES, MASTER_SOURCES, get_contract
+from yidai.core.errors import YidaiError
 
 FileFormat = Literal["parquet", "csv"]
 SUFFIXES: dict[str, FileFormat] = {".parquet": "parquet", ".csv": "csv"}

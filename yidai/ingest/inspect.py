@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from yidai.contracts import Contract, DType
+from yidai.core.contracts import Contract, DType
 from yidai.ingest.discovery import LandingFile
 
 _INTEGER_TYPES = {

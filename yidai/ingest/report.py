@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-from yidai.errors import YidaiError
+from yidai.core.errors import YidaiError
 from yidai.ingest.discovery import SkippedEntry
 
 FileStatus = Literal["loaded", "skipped", "failed"]

@@ -19,8 +19,9 @@ from typing import Any
 
 import duckdb
 
-from yidai.contracts import Contract, get_contract
-from yidai.errors import YidaiError
+from yidai.core.contracts import Contract, get_contract
+from yidai.core.errors import YidaiError
+from yidai.core.warehouse import connect, ensure_tables
 from yidai.ingest.discovery import LandingFile, discover
 from yidai.ingest.inspect import (
     FileProblem,
@@ -41,7 +42,6 @@ from yidai.ingest.validation import (
     seen_sql,
     typed_sql,
 )
-from yidai.warehouse import connect, ensure_tables
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def ingest_landing(
     setting).
     """
     if max_lateness_days is None:
-        from yidai.settings import get_settings
+        from yidai.core.settings import get_settings
 
         max_lateness_days = get_settings().ingest_max_lateness_days
     if max_lateness_days < 0:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from yidai.contracts import CONTRACTS, Column, Contract
+from yidai.core.contracts import CONTRACTS, Column, Contract
 from yidai.ingest.inspect import sql_str
 from yidai.ingest.validation import q
 

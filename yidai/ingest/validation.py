@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from yidai.contracts import EARLIEST_EVENT_TIME, NUMERIC_DTYPES, Column, Contract
+from yidai.core.contracts import EARLIEST_EVENT_TIME, NUMERIC_DTYPES, Column, Contract
 from yidai.ingest.inspect import InspectedFile, reader_sql, sql_str
 
 # The only number literals accepted in CSV text (no spaces, ``_``, hex, ``inf`` or booleans).

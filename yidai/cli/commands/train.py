@@ -1,0 +1,90 @@
+"""CLI commands: train (registered by yidai.cli)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import typer
+
+from yidai.jobs.pipeline import MODEL_NAMES
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` to the root app."""
+
+    @app.command("train")
+    def train(
+        model: list[str] = typer.Option(
+            [], "--model", "-m", help=f"Model to train (repeatable): {', '.join(MODEL_NAMES)}."
+        ),
+        all_models: bool = typer.Option(False, "--all", help="Train all four models."),
+        as_of: str | None = typer.Option(
+            None, "--as-of", help="Training date YYYY-MM-DD (default: last day in the warehouse)."
+        ),
+        margin: float = typer.Option(
+            0.002, help="Promotion gate: the primary OOT metric must beat the champion by this."
+        ),
+        max_score_psi: float = typer.Option(
+            0.25, help="Promotion gate: the score PSI (train vs OOT) must stay below this."
+        ),
+    ) -> None:
+        """Train, validate out of time, log to MLflow and register (champion/challenger).
+
+        Credit models report AUC, Gini, KS, Brier, calibration by decile, lift, PSI and, on
+        simulated data, the oracle AUC of the true PD; the fraud model adds average precision,
+        card precision@k and amount-weighted recall.
+        """
+        from rich.console import Console
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.table import Table
+
+        from models.registry import GateConfig
+        from models.training import get_spec, train_model
+        from yidai.core.errors import YidaiError
+
+        names = list(MODEL_NAMES) if all_models else list(dict.fromkeys(model))
+        if not names:
+            raise YidaiError("name a model with --model NAME (repeatable) or use --all")
+        unknown = [n for n in names if n not in MODEL_NAMES]
+        if unknown:
+            raise YidaiError(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+        try:
+            day = dt.date.fromisoformat(as_of) if as_of else None
+        except ValueError as exc:
+            raise YidaiError(f"--as-of {as_of!r} is not a date YYYY-MM-DD") from exc
+        gate = GateConfig(margin=margin, max_score_psi=max_score_psi)
+
+        console = Console()
+        table = Table("model", "version", "alias", "primary", "oracle gap", "reason")
+        failures: list[str] = []
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            for name in names:
+                task = progress.add_task(f"training {name}", total=None)
+                try:
+                    result = train_model(name, as_of=day, gate=gate)
+                except YidaiError as exc:
+                    # One model's bad data must not stop the others; reported at the end.
+                    failures.append(f"{name}: {exc}")
+                    continue
+                finally:
+                    progress.remove_task(task)
+                primary = get_spec(name).primary_metric
+                gap = result.metrics.get("oracle_gap")
+                table.add_row(
+                    name,
+                    result.version,
+                    result.alias,
+                    f"{primary.removeprefix('oot_')} {result.metrics[primary]:.4f}",
+                    "-" if gap is None else f"{gap:+.4f}",
+                    result.gate_reason,
+                )
+        if table.row_count:
+            console.print(table)
+        if failures:
+            raise YidaiError("; ".join(failures))

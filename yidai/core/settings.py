@@ -1,0 +1,238 @@
+"""Settings for every Yidai component, read from the environment (prefix ``YIDAI_``).
+
+Read them through :func:`get_settings` only, never at import time.  Every path has an
+embedded default under the project-local ``var/`` folder so that the demo needs no setup.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+ENV_FILE_VARIABLE = "YIDAI_ENV_FILE"
+
+
+def _default_home() -> Path:
+    return Path.cwd() / "var"
+
+
+class Settings(BaseSettings):
+    """All configuration; each field can be set as ``YIDAI_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="YIDAI_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Root of all local state.")
+    landing_dir: Path | None = Field(None, description="Landing zone of daily source extracts.")
+    truth_dir: Path | None = Field(
+        None, description="Simulator ground truth (never a bank source)."
+    )
+    warehouse_path: Path | None = Field(None, description="DuckDB warehouse file.")
+    serving_dir: Path | None = Field(
+        None, description="Published snapshots read by online readers."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; defaults to SQLite under home (or MLFLOW_TRACKING_URI).",
+    )
+    mlflow_artifact_dir: Path | None = Field(None, description="Local MLflow artifact folder.")
+    audit_db_url: str | None = Field(
+        None, description="Decision audit store: sqlite:///path or postgresql://..."
+    )
+    policy_dir: Path | None = Field(None, description="Folder of product policy files.")
+    api_keys_file: Path | None = Field(None, description="Hashed API keys of calling modules.")
+    service_reload_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="Scoring service: how often to look for new models/snapshots/policies.",
+    )
+    audit_sqlite_synchronous: str = Field(
+        "NORMAL",
+        pattern="^(NORMAL|FULL)$",
+        description="SQLite audit store: NORMAL (WAL; durable against process crashes) or FULL "
+        "(also against power loss, one fsync per decision).",
+    )
+    ops_endpoints_require_key: bool = Field(
+        True,
+        description="Scoring service: /metrics and the detailed /readyz report (versions, "
+        "process id, problems) need a key with the `ops` scope; without one /readyz answers "
+        "only ready or not (status 200 / 503). /healthz is always open.",
+    )
+    max_body_bytes: int = Field(
+        65_536,
+        gt=0,
+        description="Scoring service: largest request body accepted (larger: 413, unread).",
+    )
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Scoring service: a connection must send a request's headers within this "
+        "time (slow or idle partial requests are closed).",
+    )
+    body_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Scoring service: a request's body must arrive within this time (408).",
+    )
+    max_connections: int = Field(
+        1024,
+        gt=0,
+        description="Scoring service: open connections per worker; beyond it, new requests "
+        "get 503 at once.",
+    )
+    audit_hash_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Secret key of the audit store's request hashes (HMAC-SHA256): set it in "
+        "production from a secret store, the same on every replica; unset, a random key is "
+        "created once in audit_hash_key_file.",
+    )
+    audit_hash_key_previous: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="The audit hash key before the last rotation: hashes stored under it "
+        "still match, so retries across the rotation replay; unset it once the callers' "
+        "retry window has passed.",
+    )
+    audit_hash_key_file: Path | None = Field(
+        None,
+        description="Where the generated audit hash key is kept when audit_hash_key is unset "
+        "(0600; default <home>/service/audit_hash.key).",
+    )
+    audit_sqlite_wal_limit_mb: float = Field(
+        64.0,
+        gt=0,
+        description="SQLite audit store: once its write-ahead log exceeds this size it is "
+        "checkpointed and truncated (waiting for readers), so it stays bounded under load.",
+    )
+    api_key_default_expiry_days: int = Field(
+        365,
+        ge=1,
+        description="yidai keys create: days until a new API key expires unless "
+        "--expires-in-days or --no-expiry is given.",
+    )
+    seed: int = 42
+    performance_months: int = Field(
+        6,
+        description="Credit label: 90+ days past due within this many months of booking; "
+        "only loans booked at least this long before the as-of date are matured.",
+    )
+    fraud_label_delay_days: int = Field(
+        30, description="Fraud reports are taken as complete this many days after a payment."
+    )
+    ingest_max_lateness_days: int = Field(
+        365,
+        ge=0,
+        description="Ingestion quarantines event rows whose event time is more than this many "
+        "days before their delivery day (e.g. a 1900-01-01 placeholder).",
+    )
+    extra_feature_sets: str = Field(
+        "",
+        description="Comma-separated feature sets to keep building and publishing besides "
+        "the ones the models train on (e.g. personal_credit_v1 while a champion trained on it "
+        "is still served during an upgrade).",
+    )
+    limits_max_change_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Limit refresh circuit breaker: the largest share of the merchant book "
+        "(lines in force before the run) one refresh may cut, raise, freeze, unfreeze or close; "
+        "past it nothing is published unless `yidai limits refresh --force --reason` "
+        "(see yidai.jobs.limits.breaker).",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the env file: ``$YIDAI_ENV_FILE`` if set
+        (empty: none, as the test suite sets it), else ``.env`` in the working directory."""
+        env_file = os.environ.get(ENV_FILE_VARIABLE, ".env") or None
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=env_file)
+        return init_settings, env_settings, dotenv, file_secret_settings
+
+    def model_post_init(self, __context: object) -> None:
+        home = self.home
+        if self.landing_dir is None:
+            self.landing_dir = home / "landing"
+        if self.truth_dir is None:
+            self.truth_dir = home / "truth"
+        if self.warehouse_path is None:
+            self.warehouse_path = home / "warehouse" / "yidai.duckdb"
+        if self.serving_dir is None:
+            self.serving_dir = home / "serving"
+        if self.mlflow_artifact_dir is None:
+            self.mlflow_artifact_dir = home / "mlflow" / "artifacts"
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or (
+                f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+            )
+        if self.audit_db_url is None:
+            self.audit_db_url = f"sqlite:///{home / 'audit' / 'decisions.db'}"
+        if self.policy_dir is None:
+            self.policy_dir = Path(__file__).resolve().parents[1] / "policies"
+        if self.api_keys_file is None:
+            self.api_keys_file = home / "service" / "api_keys.json"
+        if self.audit_hash_key_file is None:
+            self.audit_hash_key_file = home / "service" / "audit_hash.key"
+
+    # Typed accessors so callers need no ``assert x is not None``.
+    @property
+    def landing(self) -> Path:
+        assert self.landing_dir is not None
+        return self.landing_dir
+
+    @property
+    def truth(self) -> Path:
+        assert self.truth_dir is not None
+        return self.truth_dir
+
+    @property
+    def warehouse(self) -> Path:
+        assert self.warehouse_path is not None
+        return self.warehouse_path
+
+    @property
+    def serving(self) -> Path:
+        assert self.serving_dir is not None
+        return self.serving_dir
+
+    @property
+    def tracking_uri(self) -> str:
+        assert self.mlflow_tracking_uri is not None
+        return self.mlflow_tracking_uri
+
+    @property
+    def audit_url(self) -> str:
+        assert self.audit_db_url is not None
+        return self.audit_db_url
+
+    @property
+    def policies(self) -> Path:
+        assert self.policy_dir is not None
+        return self.policy_dir
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget cached settings (tests that change ``YIDAI_*`` variables call this)."""
+    get_settings.cache_clear()

@@ -1,0 +1,656 @@
+"""Model and decision monitoring behind the ``monitoring_daily`` DAG.
+
+For every champion model: score and feature drift (PSI of the latest days against the
+model's training window), performance on matured credit cohorts (AUC / KS / bad rate vs mean
+PD by booking month) and on the fraud labels that have arrived (AUC / average precision by
+week); from the decision audit store: approve / refer / decline and allow / step-up / decline
+rates by product and amount tier.  The tables are published under ``<serving>/monitoring``
+(atomic pointer swap, :mod:`yidai.jobs.analytics.published`) for the dashboards;
+:func:`check_drift` raises :class:`DriftError` naming every drifted feature, so the DAG task
+fails loudly.
+
+The metric functions themselves (PSI, AUC, KS, average precision) are ``models.metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from yidai.core.errors import YidaiError
+
+log = logging.getLogger(__name__)
+
+AREA = "monitoring"
+DEFAULT_PSI_THRESHOLD = 0.25
+#: PSI bins hold at least this many rows of the smaller sample on average (at most 10 bins):
+#: with few rows, empty bins alone push PSI far above any threshold.
+MIN_ROWS_PER_BIN = 20
+#: The current side of the drift holds at least this many decisions: for a low-volume
+#: product the recent window widens (up to ``MAX_CURRENT_DAYS``) until it does.
+MIN_CURRENT_ROWS = 100
+MAX_CURRENT_DAYS = 60
+SCORE = "__score__"  # the feature name under which the score's PSI is reported
+CREDIT_MODELS = {"personal_pd": "personal", "merchant_pd": "merchant", "sme_pd": "sme"}
+FRAUD_MODEL = "payment_fraud"
+#: Requested-amount tiers (CNY) of the credit decision rates: (label, inclusive upper bound).
+CREDIT_TIERS: tuple[tuple[str, float], ...] = (
+    ("<=5k", 5_000.0),
+    ("<=20k", 20_000.0),
+    ("<=100k", 100_000.0),
+    (">100k", float("inf")),
+)
+
+
+class DriftError(YidaiError):
+    """Drift above the threshold; the message lists every drifted feature."""
+
+
+# ---------------------------------------------------------------------------- pure metrics
+def psi_status(psi: float, threshold: float = DEFAULT_PSI_THRESHOLD) -> str:
+    """``stable`` (< 0.1), ``shift`` (< threshold) or ``drift``."""
+    if not np.isfinite(psi):
+        return "unknown"
+    return "drift" if psi >= threshold else "shift" if psi >= 0.1 else "stable"
+
+
+def psi_bins(n_reference: int, n_current: int, max_bins: int = 10) -> int:
+    """Number of PSI bins for samples of these sizes (``MIN_ROWS_PER_BIN`` rows each, 2-10)."""
+    return max(2, min(max_bins, min(n_reference, n_current) // MIN_ROWS_PER_BIN))
+
+
+def drift_table(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Sequence[str],
+    *,
+    model: str = "",
+    bins: int | None = None,
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+) -> pd.DataFrame:
+    """PSI of each column of ``current`` against ``reference`` (``models.metrics.psi``).
+
+    ``bins`` defaults to :func:`psi_bins` of the sample sizes.  Returns ``model, feature,
+    psi, status, n_reference, n_current, mean_reference, mean_current, bins``; an empty
+    side gives PSI NaN with status ``unknown`` (never a crash).
+    """
+    from models.metrics import psi
+
+    missing = [c for c in columns if c not in reference.columns or c not in current.columns]
+    if missing:
+        raise YidaiError(f"drift: columns missing from the samples: {missing[:10]}")
+    bins = bins or psi_bins(len(reference), len(current))
+    rows = []
+    for column in columns:
+        ref = reference[column].to_numpy(np.float64, na_value=np.nan)
+        cur = current[column].to_numpy(np.float64, na_value=np.nan)
+        value = psi(ref, cur, bins) if len(ref) and len(cur) else float("nan")
+        rows.append(
+            {
+                "model": model,
+                "feature": column,
+                "psi": value,
+                "status": psi_status(value, threshold),
+                "n_reference": len(ref),
+                "n_current": len(cur),
+                "mean_reference": float(np.nanmean(ref)) if np.isfinite(ref).any() else np.nan,
+                "mean_current": float(np.nanmean(cur)) if np.isfinite(cur).any() else np.nan,
+                "bins": bins,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _ranking_metrics(label: np.ndarray, score: np.ndarray, fraud: bool) -> dict[str, float]:
+    from models.metrics import auc, average_precision, ks
+
+    if len(label) == 0 or label.min() == label.max():
+        return {"auc": np.nan, "ks": np.nan, **({"average_precision": np.nan} if fraud else {})}
+    out = {"auc": auc(label, score), "ks": ks(label, score)}
+    if fraud:
+        out["average_precision"] = average_precision(label, score)
+    return out
+
+
+def cohort_performance(
+    frame: pd.DataFrame, *, model: str = "", period: str = "M", fraud: bool = False
+) -> pd.DataFrame:
+    """Ranking and calibration per cohort of ``frame`` (columns ``ts``, ``label``, ``score``).
+
+    ``period`` ``M`` (booking month, credit) or ``W`` (week, fraud).  Per cohort: ``n``,
+    ``positives``, ``positive_rate``, ``mean_score`` (calibration: expected vs observed),
+    ``auc``, ``ks`` (and ``average_precision`` for fraud); NaN when a cohort has one class.
+    """
+    if frame.empty:
+        return pd.DataFrame(
+            columns=["model", "cohort", "n", "positives", "positive_rate", "mean_score", "auc"]
+        )
+    labelled = frame.dropna(subset=["label"])
+    ts = pd.to_datetime(labelled["ts"])
+    cohort = ts.dt.to_period(period).dt.start_time.dt.date
+    rows = []
+    for key, part in labelled.groupby(cohort.to_numpy(), sort=True):
+        label = part["label"].to_numpy(np.int64)
+        score = part["score"].to_numpy(np.float64)
+        rows.append(
+            {
+                "model": model,
+                "cohort": key,
+                "n": len(part),
+                "positives": int(label.sum()),
+                "positive_rate": float(label.mean()),
+                "mean_score": float(score.mean()),
+                **_ranking_metrics(label, score, fraud),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def amount_tiers(amounts: pd.Series, tiers: Sequence[tuple[str, float]]) -> pd.Series:
+    """Label of the first tier whose upper bound is >= the amount (``unknown`` if NaN)."""
+    values = pd.to_numeric(amounts, errors="coerce").to_numpy(np.float64)
+    bounds = np.array([upper for _, upper in tiers])
+    idx = np.minimum(
+        np.searchsorted(bounds, np.nan_to_num(values, nan=0.0), "left"), len(tiers) - 1
+    )
+    labels = np.array([label for label, _ in tiers], dtype=object)[idx]
+    return pd.Series(np.where(np.isnan(values), "unknown", labels), index=amounts.index)
+
+
+def decision_rates(
+    decisions: pd.DataFrame,
+    payment_tiers: Sequence[tuple[str, float]],
+    credit_tiers: Sequence[tuple[str, float]] = CREDIT_TIERS,
+) -> pd.DataFrame:
+    """Outcome rates by product and amount tier from audited decisions.
+
+    ``decisions`` has ``product``, ``outcome``, ``amount`` (requested amount or payment
+    amount).  Returns ``product, amount_tier, outcome, n, total, rate`` where ``rate`` is the
+    share of the tier's decisions with that outcome (the rates of a tier sum to 1).
+    """
+    columns = ["product", "amount_tier", "outcome", "n", "total", "rate"]
+    if decisions.empty:
+        return pd.DataFrame(columns=columns)
+    tier = pd.Series("unknown", index=decisions.index, dtype=object)
+    is_payment = decisions["product"] == "payment"
+    if is_payment.any():
+        tier[is_payment] = amount_tiers(decisions.loc[is_payment, "amount"], payment_tiers)
+    if (~is_payment).any():
+        tier[~is_payment] = amount_tiers(decisions.loc[~is_payment, "amount"], credit_tiers)
+    counts = (
+        decisions.assign(amount_tier=tier)
+        .groupby(["product", "amount_tier", "outcome"], sort=True)
+        .size()
+        .rename("n")
+        .reset_index()
+    )
+    counts["total"] = counts.groupby(["product", "amount_tier"])["n"].transform("sum")
+    counts["rate"] = counts["n"] / counts["total"]
+    return counts[columns]
+
+
+def check_drift(
+    drift: pd.DataFrame | Mapping[str, Any] | Iterable[Mapping[str, Any]],
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+) -> None:
+    """Raise :class:`DriftError` listing every (model, feature) whose PSI >= ``threshold``.
+
+    Accepts the drift table, a :meth:`MonitoringReport.summary` dict (its ``drift`` rows) or
+    an iterable of drift rows; returns None when nothing drifted.
+    """
+    if isinstance(drift, Mapping):
+        drift = drift.get("drift", [])
+    table = drift if isinstance(drift, pd.DataFrame) else pd.DataFrame(list(drift))
+    if table.empty:
+        return
+    psi_values = pd.to_numeric(table["psi"], errors="coerce")
+    bad = table.assign(psi=psi_values)[(psi_values >= threshold).to_numpy()]
+    if bad.empty:
+        return
+    bad = bad.sort_values(["model", "psi"], ascending=[True, False])
+    parts = []
+    for model_name, group in bad.groupby("model", sort=True):
+        names = ", ".join(
+            f"{'score' if f == SCORE else f} {p:.3f}"
+            for f, p in zip(group["feature"], group["psi"], strict=True)
+        )
+        parts.append(f"{model_name}: {names}")
+    raise DriftError(
+        f"PSI >= {threshold:g} for {len(bad)} feature(s) against the training window: "
+        + "; ".join(parts)
+    )
+
+
+# ---------------------------------------------------------------------------- orchestration
+@dataclass
+class MonitoringReport:
+    """What one monitoring run computed (and published, if ``version`` is set)."""
+
+    as_of: date
+    drift: pd.DataFrame
+    performance: pd.DataFrame
+    decision_rates: pd.DataFrame
+    models: pd.DataFrame
+    version: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self, threshold: float = DEFAULT_PSI_THRESHOLD) -> dict[str, Any]:
+        """A JSON-friendly digest (for Airflow XCom and logs); ``check_drift`` accepts it."""
+        drift = self.drift.replace({np.nan: None})
+        return {
+            "as_of": self.as_of.isoformat(),
+            "version": self.version,
+            "threshold": threshold,
+            "max_psi": None
+            if self.drift.empty or self.drift["psi"].isna().all()
+            else float(self.drift["psi"].max()),
+            "drifted": int((self.drift["psi"] >= threshold).sum()) if len(self.drift) else 0,
+            "drift": json.loads(
+                drift[["model", "feature", "psi", "status"]].to_json(orient="records")
+            )
+            if len(drift)
+            else [],
+            "models": json.loads(self.models.to_json(orient="records", date_format="iso")),
+            "notes": list(self.notes),
+        }
+
+
+def _window(metadata: Mapping[str, Any], name: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    raw = (metadata.get("windows") or {}).get(name)
+    if not raw or ".." not in str(raw):
+        return None
+    start, end = str(raw).split("..", 1)
+    return pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
+
+
+def history_days_needed(model: Any) -> int:
+    """Days of event history the model's longest feature window looks back (0 if unknown).
+
+    A decision taken less than this many days after the first day of the warehouse's history
+    has truncated features (e.g. a 180-day turnover summed over 40 days): its values are not
+    comparable with those of decisions taken on a complete history.
+    """
+    from features import FEATURE_SETS
+
+    feature_set = FEATURE_SETS.get(str(getattr(model, "feature_set", "")))
+    if feature_set is None:
+        return 0
+    wanted = set(model.feature_names)
+    return max((f.window_days or 0 for f in feature_set.features if f.name in wanted), default=0)
+
+
+def reference_window(
+    train_window: tuple[pd.Timestamp, pd.Timestamp] | None,
+    recent_start: pd.Timestamp,
+    complete_from: pd.Timestamp | None = None,
+) -> tuple[pd.Timestamp | None, pd.Timestamp, str]:
+    """The drift reference ``[start, end)`` and what it is (``training`` or ``baseline``).
+
+    The model's training window, unless part of it lies before ``complete_from`` (the first
+    day with a complete feature history): then the reference is the window of the same
+    length starting at ``complete_from`` (a ``baseline`` of the first comparable decisions),
+    cut at the recent days.  Without a training window: everything before the recent days.
+    """
+    if train_window is None:
+        start = complete_from
+        return start, recent_start, "before recent" if start is None else "baseline"
+    start, end = train_window
+    if complete_from is None or start >= complete_from:
+        return start, end, "training"
+    length = max(end - start, pd.Timedelta(days=30))
+    return complete_from, min(complete_from + length, recent_start), "baseline"
+
+
+def current_start(
+    ts: pd.Series, end: pd.Timestamp, recent_days: int, min_rows: int, max_days: int
+) -> pd.Timestamp:
+    """Start of the drift's current window: ``recent_days`` before ``end``, widened by whole
+    days until it holds ``min_rows`` decisions, but never beyond ``max_days``."""
+    start = end - pd.Timedelta(days=recent_days)
+    if min_rows <= 0:
+        return start
+    floor = end - pd.Timedelta(days=max(max_days, recent_days))
+    before = ts[(ts < end) & (ts >= floor)].sort_values(ascending=False)
+    if len(before) < min_rows:
+        return min(start, floor)
+    return min(start, before.iloc[min_rows - 1].normalize())
+
+
+def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return frame if len(frame) <= n else frame.sample(n=n, random_state=seed).sort_index()
+
+
+def monitor_model(
+    model: Any,
+    scored: pd.DataFrame,
+    *,
+    as_of: date,
+    recent_days: int,
+    fraud: bool,
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+    history_start: date | None = None,
+    min_current_rows: int = 0,
+    max_current_days: int = MAX_CURRENT_DAYS,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Drift and performance of one model from its scored decisions.
+
+    ``scored`` has ``ts``, ``label`` (NaN = not known yet), ``score`` and the model's
+    features.  Reference = the model's training window (``metadata["windows"]["train"]``;
+    without it, everything before the recent days); current = the last ``recent_days``
+    (widened to ``min_current_rows`` decisions, see :func:`current_start`).
+    With ``history_start`` (the first day of the warehouse's history), a training window
+    whose decisions saw truncated feature windows is replaced by the first window of
+    complete history (:func:`reference_window`), so PSI compares like with like.
+    """
+    ts = pd.to_datetime(scored["ts"])
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    recent_start = current_start(ts, end, recent_days, min_current_rows, max_current_days)
+    window = _window(getattr(model, "metadata", {}) or {}, "train")
+    complete_from = (
+        None
+        if history_start is None
+        else pd.Timestamp(history_start) + pd.Timedelta(days=history_days_needed(model))
+    )
+    ref_start, ref_end, reference_kind = reference_window(window, recent_start, complete_from)
+    ref_mask = ts < ref_end if ref_start is None else (ts >= ref_start) & (ts < ref_end)
+    cur_mask = (ts >= recent_start) & (ts < end)
+    reference, current = scored[ref_mask.to_numpy()], scored[cur_mask.to_numpy()]
+    drift = drift_table(
+        reference.rename(columns={"score": SCORE}),
+        current.rename(columns={"score": SCORE}),
+        [SCORE, *model.feature_names],
+        model=model.name,
+        threshold=threshold,
+    )
+    performance = cohort_performance(
+        scored[ts < end], model=model.name, period="W" if fraud else "M", fraud=fraud
+    )
+    info = {
+        "model": model.name,
+        "version": str(model.version),
+        "reference": reference_kind,
+        "reference_window": (
+            f"{'' if ref_start is None else f'{ref_start:%Y-%m-%d}'}"
+            f"..{ref_end - pd.Timedelta(days=1):%Y-%m-%d}"
+        ),
+        "training_window": (
+            f"{window[0]:%Y-%m-%d}..{window[1] - pd.Timedelta(days=1):%Y-%m-%d}" if window else None
+        ),
+        "current_window": f"{recent_start:%Y-%m-%d}..{end - pd.Timedelta(days=1):%Y-%m-%d}",
+        "n_reference": len(reference),
+        "n_current": len(current),
+        "score_psi": float(drift.loc[drift["feature"] == SCORE, "psi"].iloc[0]),
+        "max_feature_psi": float(drift.loc[drift["feature"] != SCORE, "psi"].max())
+        if len(drift) > 1
+        else np.nan,
+        "status": "ok",
+    }
+    return drift, performance, info
+
+
+def _scored_decisions(
+    con: Any,
+    model: Any,
+    as_of: date,
+    *,
+    fraud: bool,
+    product: str | None,
+    lookback_days: int,
+    max_rows: int,
+    seed: int,
+    recent_days: int = 7,
+) -> pd.DataFrame:
+    """Decisions of the model's product (credit: applications with their label when
+    matured; fraud: events with the reports known at ``as_of``), features as known at the
+    time (``features.build_training_set``) and the champion's score."""
+    from features import build_training_set, credit_spine, fraud_spine
+
+    if fraud:
+        start = as_of - timedelta(days=lookback_days)
+        spine = fraud_spine(con, as_of, label_delay_days=0, start=start)
+    else:
+        assert product is not None
+        spine = credit_spine(con, product, as_of, include_declined=True)
+        spine = spine[
+            pd.to_datetime(spine["decision_ts"])
+            >= pd.Timestamp(as_of) - pd.Timedelta(days=lookback_days)
+        ]
+    # Half the sample from the recent days (the drift's current side), half from before.
+    spine = spine.reset_index(drop=True)
+    recent = (
+        pd.to_datetime(spine["decision_ts"])
+        >= pd.Timestamp(as_of) - pd.Timedelta(days=recent_days - 1)
+    ).to_numpy()
+    spine = pd.concat(
+        [_sample(spine[~recent], max_rows // 2, seed), _sample(spine[recent], max_rows // 2, seed)]
+    ).reset_index(drop=True)
+    if spine.empty:
+        return pd.DataFrame(columns=["ts", "label", "score", *model.feature_names])
+    frame = build_training_set(con, spine, model.feature_set)
+    frame["score"] = model.predict_proba(frame[model.feature_names])
+    frame["ts"] = frame["decision_ts"]
+    frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
+    return frame[["ts", "label", "score", *model.feature_names]]
+
+
+#: Event tables whose first day starts a feature history: POS and payment traces, and the
+#: lending book (credit-history features such as utilisation or the worst DPD of 180 days
+#: read the loans, which begin with the first application).
+HISTORY_TABLES = ("pos_transactions", "payments", "loan_applications")
+
+
+def history_start(con: Any) -> date | None:
+    """First day on which every event source of the features has data: the latest of the
+    first days of :data:`HISTORY_TABLES` (a feature window reaching before it is truncated)."""
+    firsts = ", ".join(f"(SELECT min(ts) FROM {table})" for table in HISTORY_TABLES)
+    row = con.execute(f"SELECT greatest({firsts})").fetchone()
+    if row is None or row[0] is None:
+        return None
+    return pd.Timestamp(row[0]).date()
+
+
+def published_scored_decisions(
+    serving: Any, model: Any, product: str, as_of: date, lookback_days: int
+) -> pd.DataFrame | None:
+    """The credit decisions :func:`yidai.jobs.analytics.scored.publish_scored_applications`
+    published (features at decision time, the champion's PD, the label when matured), in the
+    shape of :func:`_scored_decisions`; None unless they are of ``as_of`` and this champion."""
+    from pathlib import Path
+
+    from yidai.jobs.analytics.published import read_meta, read_table
+    from yidai.jobs.analytics.scored import SCORED_AREA
+
+    area = Path(serving) / SCORED_AREA
+    meta = read_meta(area)
+    models = meta.get("models")
+    if meta.get("as_of") != as_of.isoformat() or not isinstance(models, dict):
+        return None
+    if models.get(product) != f"{model.name} v{model.version}":
+        return None
+    table = read_table(area, product)
+    columns = ["decision_ts", "label", "pd", *model.feature_names]
+    if table is None or any(c not in table.columns for c in columns):
+        return None
+    ts = pd.to_datetime(table["decision_ts"])
+    table = table[(ts >= pd.Timestamp(as_of) - pd.Timedelta(days=lookback_days)).to_numpy()]
+    frame = table[columns].rename(columns={"decision_ts": "ts", "pd": "score"})
+    frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
+    return frame.reset_index(drop=True)
+
+
+def read_audit_decisions(audit_url: str, start: date, end: date) -> pd.DataFrame:
+    """Audited decisions created in ``[start, end]``: ``created_at, product, outcome, arm,
+    amount`` (requested amount for credit, amount for payments)."""
+    from yidai.audit import AuditStore
+
+    # TODO(service engineer): swap for a public reader of the audit store once it exists.
+    store = AuditStore(audit_url)
+    try:
+        with store._read() as tx:
+            rows = tx.rows(
+                "SELECT created_at, product, outcome, arm, record FROM decisions "
+                "WHERE created_at >= :lo AND created_at < :hi",
+                {"lo": start.isoformat(), "hi": (end + timedelta(days=1)).isoformat()},
+            )
+    finally:
+        store.close()
+    records = []
+    for created_at, product, outcome, arm, record in rows:
+        request = (json.loads(record) or {}).get("request") or {}
+        amount = request.get("amount", request.get("requested_amount"))
+        records.append(
+            {
+                "created_at": created_at,
+                "product": product,
+                "outcome": outcome,
+                "arm": arm,
+                "amount": np.nan if amount is None else float(amount),
+            }
+        )
+    return pd.DataFrame(records, columns=["created_at", "product", "outcome", "arm", "amount"])
+
+
+def run_monitoring(
+    as_of: date,
+    *,
+    settings: Any = None,
+    recent_days: int = 7,
+    lookback_days: int = 365,
+    max_rows: int = 20_000,
+    fraud_max_rows: int = 4_000,
+    min_current_rows: int = MIN_CURRENT_ROWS,
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+    publish: bool = True,
+) -> MonitoringReport:
+    """Compute every monitoring table as of ``as_of`` and publish them for the dashboards.
+
+    Credit models reuse the scored applications published for the dashboards when they are
+    of ``as_of`` and the current champion (else their features are rebuilt, at most
+    ``max_rows`` decisions); the fraud model scores a sample of ``fraud_max_rows`` events.
+    A model without a champion is reported (status ``missing``), not fatal; the run fails
+    only if no model at all can be monitored.  Drift is *not* raised here: call
+    :func:`check_drift` (the DAG's last task does).
+    """
+    from models.registry import load_model
+    from yidai.core.settings import get_settings
+    from yidai.core.warehouse import connect
+
+    settings = settings or get_settings()
+    drifts, perfs, infos, notes = [], [], [], []
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        first_day = history_start(con)
+        for name in (*CREDIT_MODELS, FRAUD_MODEL):
+            fraud = name == FRAUD_MODEL
+            try:
+                model = load_model(name, "champion", settings=settings)
+            except YidaiError as exc:
+                notes.append(f"{name}: {exc}")
+                infos.append({"model": name, "version": None, "status": "missing"})
+                continue
+            product = CREDIT_MODELS.get(name)
+            scored = (
+                None
+                if product is None
+                else published_scored_decisions(
+                    settings.serving, model, product, as_of, lookback_days
+                )
+            )
+            source = "published scores"
+            if scored is None:
+                source = "rebuilt features"
+                scored = _scored_decisions(
+                    con,
+                    model,
+                    as_of,
+                    fraud=fraud,
+                    product=product,
+                    lookback_days=lookback_days,
+                    max_rows=fraud_max_rows if fraud else max_rows,
+                    seed=settings.seed,
+                    recent_days=recent_days,
+                )
+            drift, perf, info = monitor_model(
+                model, scored, as_of=as_of, recent_days=recent_days, fraud=fraud,
+                threshold=threshold, history_start=first_day,
+                min_current_rows=min_current_rows,
+            )  # fmt: skip
+            info["source"] = source
+            if info["reference"] == "baseline":
+                notes.append(
+                    f"{name}: its training window {info['training_window']} predates "
+                    f"{history_days_needed(model)} days of history (truncated features); "
+                    f"drift is measured against {info['reference_window']} instead"
+                )
+            drifts.append(drift)
+            perfs.append(perf)
+            infos.append(info)
+            log.info(
+                "monitoring %s v%s: score PSI %.3f, max feature PSI %.3f",
+                name, model.version, info["score_psi"], info["max_feature_psi"],
+            )  # fmt: skip
+    finally:
+        con.close()
+    if not drifts:
+        raise YidaiError("no champion model to monitor: " + "; ".join(notes))
+    try:
+        decisions = read_audit_decisions(
+            settings.audit_url, as_of - timedelta(days=recent_days - 1), as_of
+        )
+    except Exception as exc:  # an unreachable audit store must not hide model drift
+        notes.append(f"audit store: {exc}")
+        decisions = pd.DataFrame(columns=["created_at", "product", "outcome", "arm", "amount"])
+    from yidai.jobs.analytics.tiers import payment_tiers
+
+    report = MonitoringReport(
+        as_of=as_of,
+        drift=pd.concat(drifts, ignore_index=True),
+        performance=pd.concat(perfs, ignore_index=True),
+        decision_rates=decision_rates(decisions, payment_tiers()),
+        models=pd.DataFrame(infos),
+        notes=notes,
+    )
+    if publish:
+        report.version = publish_report(report, settings.serving, threshold)
+    return report
+
+
+def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float) -> str:
+    """Publish the report's tables under ``<serving>/monitoring`` (atomic pointer swap).
+
+    ``drift_history`` carries the daily drift rows of earlier runs forward (a re-run of a
+    day replaces that day's rows), so the dashboards can chart PSI over time.
+    """
+    from pathlib import Path
+
+    from yidai.jobs.analytics.published import publish_tables, read_table
+
+    area = Path(serving_dir) / AREA
+    day = pd.Timestamp(report.as_of)
+    today = report.drift.assign(as_of=day)
+    previous = read_table(area, "drift_history")
+    if previous is not None and len(previous):
+        previous = previous[pd.to_datetime(previous["as_of"]) != day]
+        history = pd.concat([previous, today], ignore_index=True)
+    else:
+        history = today
+    history = history.sort_values(["as_of", "model", "feature"]).reset_index(drop=True)
+    perf = report.performance.copy()
+    if "cohort" in perf:
+        perf["cohort"] = pd.to_datetime(perf["cohort"])
+    tables = {
+        "drift": today,
+        "drift_history": history,
+        "performance": perf,
+        "decision_rates": report.decision_rates.assign(as_of=day),
+        "models": report.models.assign(as_of=day),
+    }
+    meta = {"as_of": report.as_of.isoformat(), "threshold": threshold, "notes": report.notes}
+    return publish_tables(area, tables, meta)

@@ -1,0 +1,321 @@
+"""Task-level entry points of the Airflow DAGs: the glue between a DAG run and the packages.
+
+Each function takes the day a run processes and returns a small JSON-serialisable summary
+(it becomes the task's XCom and log line).  Domain logic stays in the owning packages;
+these functions only resolve the day, call one package function and summarise.  Nothing
+here imports Airflow, so the same functions run from the CLI, the DAGs and the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from yidai.core.errors import YidaiError
+
+log = logging.getLogger(__name__)
+
+#: Pool of one slot shared by every task that opens the DuckDB warehouse.
+WAREHOUSE_POOL = "duckdb_warehouse"
+#: Asset updated when the features of a day are built and the serving snapshot published.
+FEATURES_ASSET_NAME = "yidai_features_daily"
+FEATURES_ASSET_URI = "yidai://warehouse/features/daily"
+#: Asset updated when the model registry's aliases may have changed.
+MODELS_ASSET_NAME = "yidai_models"
+MODELS_ASSET_URI = "yidai://mlflow/registry"
+
+#: DuckDB memory bound of the feature build (it spills to disk beyond it).
+FEATURE_BUILD_MEMORY_LIMIT = "4GB"
+
+#: Registered model names, in training order (see docs/architecture.md).
+MODEL_NAMES: tuple[str, ...] = ("personal_pd", "merchant_pd", "sme_pd", "payment_fraud")
+
+#: Tasks whose failure is an alert: the DAG run fails (and notifies) but the rest of the
+#: pipeline carries on.  Landing-quality and drift checks; model training (a model that
+#: cannot be retrained keeps its current champion) and the gate report that names it.
+ALERT_TASKS: frozenset[str] = frozenset(
+    {
+        "check_landing",
+        "check_thresholds",
+        "promotion_report",
+        *(f"train_{name}" for name in MODEL_NAMES),
+    }
+)
+
+#: ``default_args`` of every DAG: retries with backoff, a bounded run time.
+DEFAULT_TASK_ARGS: dict[str, Any] = {
+    "owner": "yidai-risk",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=2),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+def _as_date(value: object) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError as exc:
+            raise YidaiError(f"day {value!r} is not an ISO date (YYYY-MM-DD)") from exc
+    raise YidaiError(f"day {value!r} is not a date")
+
+
+def _event_days(events: Mapping[Any, Iterable[Any]] | None) -> list[date]:
+    days: list[date] = []
+    for asset_events in (events or {}).values():
+        for event in asset_events:
+            extra = getattr(event, "extra", None) or {}
+            if extra.get("day"):
+                days.append(_as_date(extra["day"]))
+    return days
+
+
+def resolve_day(context: Mapping[str, Any]) -> date:
+    """The day a DAG run processes, from its Airflow task context.
+
+    In order: the ``day`` param (manual runs), the latest ``day`` carried by the
+    triggering asset events (asset-scheduled runs), the run's logical date (scheduled
+    runs: the start of the daily data interval).
+    """
+    params = context.get("params") or {}
+    if params.get("day"):
+        return _as_date(params["day"])
+    event_days = _event_days(context.get("triggering_asset_events"))
+    if event_days:
+        return max(event_days)
+    logical = context.get("logical_date")
+    if logical is not None:
+        return _as_date(logical)
+    raise YidaiError("this run has no day: pass the `day` param or a logical date")
+
+
+def summarise(result: object) -> dict[str, Any]:
+    """A JSON-friendly summary of a package function's result (for XCom and logs)."""
+    if result is None:
+        return {}
+    if isinstance(result, Mapping):
+        raw = dict(result)
+    elif hasattr(result, "model_dump"):
+        raw = result.model_dump()
+    elif dataclasses.is_dataclass(result) and not isinstance(result, type):
+        raw = dataclasses.asdict(result)
+    else:
+        return {"result": str(result)}
+    return {str(k): _jsonable(v) for k, v in raw.items()}
+
+
+def _jsonable(value: object) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _jsonable(value.item())
+    return str(value)
+
+
+def landing_days() -> list[date]:
+    """Every day with a ``dt=YYYY-MM-DD`` partition in the landing zone, sorted."""
+    from yidai.core.settings import get_settings
+
+    landing = get_settings().landing
+    if not landing.is_dir():
+        raise YidaiError(f"landing zone {landing} does not exist; run `yidai simulate` first")
+    days = {
+        date.fromisoformat(part.name[3:])
+        for part in landing.glob("*/dt=*")
+        if part.is_dir() and len(part.name) == 13
+    }
+    if not days:
+        raise YidaiError(f"landing zone {landing} has no dt=YYYY-MM-DD partitions")
+    return sorted(days)
+
+
+# ------------------------------------------------------------------ ingest_daily
+def run_ingest(day: date, *, history: bool = False) -> dict[str, Any]:
+    """Ingest the landing files of ``day`` (with ``history``: of every day up to it).
+
+    Files that fail (corrupt, wrongly typed) are recorded in the manifest and listed in the
+    summary; :func:`check_landing` turns them into a loud failure without blocking the
+    features of the files that did load.
+    """
+    from yidai.core.settings import get_settings
+    from yidai.ingest import ingest_landing
+
+    settings = get_settings()
+    days = [d for d in landing_days() if d <= day] if history else [day]
+    if not days:
+        raise YidaiError(f"no landing day on or before {day}")
+    report = ingest_landing(settings.landing, settings.warehouse, days=days)
+    summary = {
+        "day": day.isoformat(),
+        "days": len(days),
+        "files_loaded": len(report.with_status("loaded")),
+        "files_skipped": len(report.with_status("skipped")),
+        "files_failed": [f.describe_error() for f in report.failed],
+        "rows_landed": report.rows_landed,
+        "rows_loaded": report.rows_loaded,
+        "rows_quarantined": report.rows_quarantined,
+        "reconciled": report.rows_landed == report.rows_loaded + report.rows_quarantined,
+        "seconds": round(report.seconds, 2),
+    }
+    log.info("ingest %s: %s", day, summary)
+    return summary
+
+
+def check_landing(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Fail, naming the files, when a landing file failed or a batch did not reconcile."""
+    problems = list(summary.get("files_failed") or [])
+    if not summary.get("reconciled", False):
+        problems.append(
+            f"rows landed {summary.get('rows_landed')} != loaded {summary.get('rows_loaded')}"
+            f" + quarantined {summary.get('rows_quarantined')}"
+        )
+    if problems:
+        raise YidaiError(f"landing of {summary.get('day')}: " + "; ".join(problems))
+    return dict(summary)
+
+
+def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
+    """Build every feature set as of ``day`` (re-running a day replaces it).
+
+    ``backfill`` also rebuilds the point-in-time feature tables for every landing day
+    before ``day`` (slow and memory-hungry at scale; training does not need it: training
+    sets compute their features as of each decision from the raw tables).
+    """
+    from features.engine import build_features, build_features_history
+    from features.inputs import require_ingested_day
+    from yidai.core.settings import get_settings
+    from yidai.core.warehouse import connect_existing
+
+    warehouse = get_settings().warehouse
+    con = connect_existing(warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
+    try:
+        require_ingested_day(con, day, warehouse)
+        written: dict[str, int] = {}
+        if backfill:
+            first = landing_days()[0]
+            if first < day:
+                written.update(build_features_history(con, first, day - timedelta(days=1)))
+        for key, rows in build_features(con, day).items():
+            written[key] = written.get(key, 0) + rows
+    finally:
+        con.close()
+    return {"day": day.isoformat(), "backfill": backfill, "rows": written}
+
+
+def publish_serving(day: date) -> dict[str, Any]:
+    """Publish the online feature snapshot of ``day`` (atomic pointer swap)."""
+    from features import publish_snapshot
+    from yidai.core.settings import get_settings
+
+    settings = get_settings()
+    published = publish_snapshot(settings.warehouse, settings.serving, day)
+    return {"day": day.isoformat(), "snapshots": {k: str(v) for k, v in published.items()}}
+
+
+def publish_portfolio_tables(day: date) -> dict[str, Any]:
+    """Publish the dashboards' portfolio and fraud tables as of ``day`` (warehouse read-only)."""
+    from yidai.core.settings import get_settings
+    from yidai.jobs.analytics.publish import PORTFOLIO_AREA, publish_portfolio
+
+    version = publish_portfolio(as_of=day)
+    area = get_settings().serving / PORTFOLIO_AREA
+    return {"day": day.isoformat(), "version": version, "area": str(area)}
+
+
+# ---------------------------------------------------------- merchant_limits_daily
+def run_limits_refresh(day: date, *, force_reason: str | None = None) -> dict[str, Any]:
+    """Re-underwrite every merchant's line as of ``day`` and publish the new limits
+    (``force_reason``: override the circuit breaker, see :mod:`yidai.jobs.limits.breaker`)."""
+    from yidai.jobs.limits.refresh import refresh_limits
+
+    result = refresh_limits(day, force_reason=force_reason)
+    return {
+        "day": day.isoformat(),
+        "version": result.version,
+        "published": result.published,
+        "reused": result.reused,
+        "summary": summarise(result.summary),
+    }
+
+
+# ------------------------------------------------------------------- train_weekly
+def run_training(model_name: str, day: date) -> dict[str, Any]:
+    """Train, evaluate, register and gate ``model_name`` on the data known at ``day``."""
+    from models.training import train_model
+
+    result = train_model(model_name, as_of=day)
+    return {"day": day.isoformat(), **summarise(result)}
+
+
+def promotion_report(trained: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Log each new version's gate decision; raise naming the models that did not train.
+
+    ``trained`` holds one training summary per model (``None`` for a model whose training
+    task failed: its current champion stays in place).
+    """
+    results = [t for t in trained if t]
+    report = {
+        str(t["name"]): {
+            "version": t.get("version"),
+            "alias": t.get("alias"),
+            "reason": t.get("gate_reason"),
+        }
+        for t in results
+    }
+    for name, row in report.items():
+        log.info("%s v%s -> %s: %s", name, row["version"], row["alias"], row["reason"])
+    missing = [name for name in MODEL_NAMES if name not in report]
+    if missing:
+        raise YidaiError(
+            f"not retrained (see their train_<model> tasks; the current champions stay): "
+            f"{', '.join(missing)}"
+        )
+    return report
+
+
+# --------------------------------------------------------------- monitoring_daily
+def publish_scored(day: date) -> dict[str, Any]:
+    """Score every credit application up to ``day`` with the champions (and challengers)
+    and publish them for model monitoring and the policy simulator (warehouse read-only)."""
+    from yidai.core.settings import get_settings
+    from yidai.jobs.analytics.published import read_meta
+    from yidai.jobs.analytics.scored import SCORED_AREA, publish_scored_applications
+
+    version = publish_scored_applications(as_of=day)
+    meta = read_meta(get_settings().serving / SCORED_AREA, version)
+    return {"day": day.isoformat(), "version": version, "models": meta.get("models")}
+
+
+def run_monitoring(day: date) -> dict[str, Any]:
+    """Compute and publish drift, performance and decision rates as of ``day``."""
+    from features.inputs import require_warehouse_day
+    from yidai.core.settings import get_settings
+    from yidai.jobs.monitoring import run_monitoring as monitor
+
+    require_warehouse_day(get_settings().warehouse, day)
+    return monitor(day).summary()
+
+
+def check_monitoring(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Raise (naming model and feature) if any PSI passed the report's threshold."""
+    from yidai.jobs.monitoring import DEFAULT_PSI_THRESHOLD, check_drift
+
+    check_drift(summary, threshold=float(summary.get("threshold") or DEFAULT_PSI_THRESHOLD))
+    return {"as_of": summary.get("as_of"), "max_psi": summary.get("max_psi"), "drifted": 0}
