@@ -241,9 +241,10 @@ def test_the_limits_dag_fails_on_the_breaker_and_publishes_when_forced(
     import shutil
 
     from yidai.cli.airflow_local import run_dag
+    from yidai.core import publishing
     from yidai.core.errors import YidaiError
     from yidai.core.settings import get_settings, reset_settings_cache
-    from yidai.jobs.limits import current_limits_pointer, publishing, read_limits_summary
+    from yidai.jobs.limits import current_limits_pointer, read_limits_summary
 
     serving = get_settings().serving
     root = serving / "limits"

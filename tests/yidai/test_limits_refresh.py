@@ -21,6 +21,7 @@ from features.synthetic import synthetic_merchant_profiles
 from models.estimator import GradientBoostedPD
 from models.registry import LoadedModel
 from models.scorecard import Scorecard
+from yidai.core import publishing
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
 from yidai.core.warehouse import connect, ensure_tables
@@ -29,7 +30,6 @@ from yidai.decisioning.policy import CreditPolicy, load_credit_policy
 from yidai.jobs.limits import (
     current_limits_pointer,
     load_published_limits,
-    publishing,
     read_limit_runs,
     read_limits_summary,
     read_limits_table,
