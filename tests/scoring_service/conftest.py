@@ -101,6 +101,8 @@ def make_client() -> Iterator[Callable[[Settings], TestClient]]:
         opened.append(client)
         if wait_ready:
             wait_until(lambda: client.get("/readyz").status_code == 200, what="service ready")
+        else:  # everything tried once (keys first): the detailed report says what is missing
+            wait_until(lambda: not client.get("/readyz").json()["loading"], what="first load")
         return client
 
     yield make

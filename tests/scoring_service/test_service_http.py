@@ -33,7 +33,8 @@ def test_storefront_calls_through_the_client(
         def edited_policy_live() -> bool:
             ready, report = yidai.readiness()
             version = report["products"]["merchant"]["policy_version"] or ""
-            return ready and version.endswith(edited)
+            limits = report["merchant_limits"]["version"]  # and the limits published above
+            return ready and version.endswith(edited) and limits == "v-test"
 
         wait_until(edited_policy_live, what="ready over HTTP with the edited merchant policy")
         customer = sandbox.entities["personal"][5]
