@@ -23,10 +23,11 @@ test: install  ## Install, then run the whole test suite
 	bash scripts/install-postgres.sh
 	$(UV) run pytest
 
-lint: install  ## ruff (lint + format check) and mypy
+lint: install  ## ruff (lint + format check), mypy and the import contracts (layers, no cycles)
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy yidai simulator features models scoring_service dashboards dags
+	$(UV) run lint-imports
 
 format: install  ## Apply ruff fixes and formatting
 	$(UV) run ruff check --fix .
