@@ -1,0 +1,5 @@
+"""``python -m yidai.cli``: the ``yidai`` command."""
+
+from yidai.cli import main
+
+main()
