@@ -18,7 +18,7 @@ Public API (stable):
 
 from features.definitions import FEATURE_SETS, get_feature_set
 from features.engine import build_features, build_features_history
-from features.registry import Feature, FeatureSet
+from features.declarations import Feature, FeatureSet
 from features.request import request_features
 from features.serving import FeatureSnapshot, current_pointer, load_snapshot, publish_snapshot
 from features.training import (

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.registry import Feature, FeatureSet
+from features.declarations import Feature, FeatureSet
 from yidai.core.errors import YidaiError
 
 if TYPE_CHECKING:

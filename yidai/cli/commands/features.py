@@ -105,7 +105,7 @@ def catalog(
 def lock() -> None:
     """Record the current fingerprints in features/feature_sets.lock.json (after a review)."""
     from features.definitions import FEATURE_SETS
-    from features.registry import LOCK_PATH, write_lock
+    from features.declarations import LOCK_PATH, write_lock
 
     write_lock(FEATURE_SETS)
     typer.echo(f"wrote {LOCK_PATH}")
