@@ -401,7 +401,7 @@ def score_champion(
             spec.name,
             champion.feature_set,
         )
-    p = champion.predict_proba(test[champion.feature_names])
+    p = champion.predict_pd(test[champion.feature_names])
     return ChampionScore(version, spec.primary_value(test["label"].to_numpy(), p))
 
 

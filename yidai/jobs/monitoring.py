@@ -434,7 +434,7 @@ def _scored_decisions(
     if spine.empty:
         return pd.DataFrame(columns=["ts", "label", "score", *model.feature_names])
     frame = build_training_set(con, spine, model.feature_set)
-    frame["score"] = model.predict_proba(frame[model.feature_names])
+    frame["score"] = model.predict_pd(frame[model.feature_names])
     frame["ts"] = frame["decision_ts"]
     frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
     return frame[["ts", "label", "score", *model.feature_names]]

@@ -28,7 +28,7 @@ CREDIT_PRODUCTS = ("personal", "merchant", "sme")
 
 
 def _scores(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pd_ = np.asarray(model.predict_proba(frame[model.feature_names]), dtype=np.float64)
+    pd_ = np.asarray(model.predict_pd(frame[model.feature_names]), dtype=np.float64)
     return (
         pd_,
         np.asarray(model.score_points(pd_), np.float64),
@@ -48,7 +48,7 @@ def score_applications(
     """Every application of ``product`` up to ``as_of``, scored by the given models.
 
     ``champion`` / ``challenger`` are loaded models (``feature_set``, ``feature_names``,
-    ``predict_proba``, ``score_points``, ``grade``, ``version``); ``extra_features`` are other
+    ``predict_pd``, ``score_points``, ``grade``, ``version``); ``extra_features`` are other
     feature columns to keep (those the policy reads); ``truth`` has ``application_id,
     true_pd, defaulted`` from the simulator.
     """
