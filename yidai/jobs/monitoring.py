@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,8 @@ MIN_ROWS_PER_BIN = 20
 MIN_CURRENT_ROWS = 100
 MAX_CURRENT_DAYS = 60
 SCORE = "__score__"  # the feature name under which the score's PSI is reported
-CREDIT_MODELS = {"personal_pd": "personal", "merchant_pd": "merchant", "sme_pd": "sme"}
-FRAUD_MODEL = "payment_fraud"
+CREDIT_MODELS = {m.name: m.product for m in catalogue.CREDIT_MODELS}
+FRAUD_MODEL = catalogue.FRAUD_MODEL.name
 #: Requested-amount tiers (CNY) of the credit decision rates: (label, inclusive upper bound).
 CREDIT_TIERS: tuple[tuple[str, float], ...] = (
     ("<=5k", 5_000.0),

@@ -19,12 +19,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
 
 SCORED_AREA = "applications"
-CREDIT_PRODUCTS = ("personal", "merchant", "sme")
+CREDIT_PRODUCTS = catalogue.CREDIT_PRODUCTS
 
 
 def _scores(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
