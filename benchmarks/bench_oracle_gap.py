@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from simulator import SimConfig
+from yidai.core import catalogue
 
-CREDIT_MODELS = ("personal_pd", "merchant_pd", "sme_pd")
-ALL_MODELS = (*CREDIT_MODELS, "payment_fraud")
+CREDIT_MODELS = tuple(m.name for m in catalogue.CREDIT_MODELS)
+ALL_MODELS = catalogue.MODEL_NAMES
 
 
 @dataclass

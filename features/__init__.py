@@ -16,9 +16,9 @@ Public API (stable):
   ``request_features(get_feature_set(name), profile_vector, request)``.
 """
 
+from features.declarations import Feature, FeatureSet
 from features.definitions import FEATURE_SETS, get_feature_set
 from features.engine import build_features, build_features_history
-from features.registry import Feature, FeatureSet
 from features.request import request_features
 from features.serving import FeatureSnapshot, current_pointer, load_snapshot, publish_snapshot
 from features.training import (

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.registry import Feature, FeatureSet
+from features.declarations import Feature, FeatureSet
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 
 if TYPE_CHECKING:
@@ -696,13 +697,9 @@ _SETS = (
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
 )  # fmt: skip
 FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in _SETS}
-#: The set each model trains on: one version per product, built and published by default.
-CREDIT_FEATURE_SETS = {
-    "personal": "personal_credit_v2",
-    "merchant": "merchant_credit_v2",
-    "sme": "sme_credit_v1",
-}
-FRAUD_FEATURE_SET = "payment_fraud_v1"
+#: The set each model trains on (``yidai.core.catalogue``): built and published by default.
+CREDIT_FEATURE_SETS: dict[str, str] = {m.product: m.feature_set for m in catalogue.CREDIT_MODELS}
+FRAUD_FEATURE_SET = catalogue.FRAUD_MODEL.feature_set
 
 
 def get_feature_set(name: str) -> FeatureSet:

@@ -20,8 +20,8 @@ from typing import Any
 
 import duckdb
 
+from features.declarations import Feature, FeatureSet, check_locked
 from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET, get_feature_set
-from features.registry import Feature, FeatureSet, check_locked
 from features.sources import ENTITY_MASTERS, SOURCES
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings

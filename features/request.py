@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.registry import FeatureSet
+from features.declarations import FeatureSet
 from yidai.core.errors import YidaiError
 
 US_PER_HOUR = 3_600_000_000

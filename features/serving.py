@@ -22,9 +22,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.declarations import FeatureSet
 from features.definitions import get_feature_set
 from features.engine import SCHEMA, fetch_one, profile_table, resolve_feature_sets
-from features.registry import FeatureSet
 from features.request import PAIR_FIELDS, request_features
 from features.sources import FRAUD_EVENTS_SQL
 from yidai.core.errors import YidaiError

@@ -135,8 +135,9 @@ GROUP_ALIASES: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class Reason:
-    """One adverse-action reason of one prediction."""
+class FeatureReason:
+    """One adverse-action reason code of one prediction, traced to the feature that contributed
+    most to it (not a decision reason: that is ``yidai.decisioning.reasons.Reason``)."""
 
     code: str
     text_en: str
@@ -189,7 +190,7 @@ class ReasonCoder:
 
     def reasons(
         self, contributions: np.ndarray, top_k: int = 3, values: np.ndarray | None = None
-    ) -> list[list[Reason]]:
+    ) -> list[list[FeatureReason]]:
         """Top ``top_k`` reason groups with a positive (risk-raising) summed contribution per
         row, largest first; each names its largest contributing feature.  ``values`` (the
         rows' inputs, same shape): missing inputs count towards the no-history reason."""
@@ -211,9 +212,9 @@ class ReasonCoder:
         per_group = np.bincount(offsets, contrib.ravel(), n * n_groups).reshape(n, n_groups)
         k = min(top_k, n_groups)
         order = np.argsort(-per_group, axis=1, kind="stable")[:, :k]
-        result: list[list[Reason]] = []
+        result: list[list[FeatureReason]] = []
         for row, group_columns in enumerate(order):
-            row_reasons: list[Reason] = []
+            row_reasons: list[FeatureReason] = []
             for col in group_columns:
                 value = float(per_group[row, col])
                 if value <= 0:
@@ -222,7 +223,7 @@ class ReasonCoder:
                 top_feature = self.feature_names[int(np.argmax(in_group))]
                 group = _GROUPS_BY_KEY[self.codes[col]]
                 row_reasons.append(
-                    Reason(group.code, group.text_en, group.text_zh, top_feature, value)
+                    FeatureReason(group.code, group.text_en, group.text_zh, top_feature, value)
                 )
             result.append(row_reasons)
         return result

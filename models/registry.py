@@ -24,7 +24,7 @@ import pandas as pd
 
 from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
-from models.reasons import Reason, ReasonCoder
+from models.reasons import FeatureReason, ReasonCoder
 from models.scorecard import Scorecard
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings, get_settings
@@ -478,8 +478,9 @@ class LoadedModel:
         """Raw booster margin."""
         return np.asarray(self.booster.predict(self._matrix(X), raw_score=True, num_threads=1))
 
-    def predict_proba(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
-        """Calibrated PD (or fraud probability) per row, shape ``(n,)``."""
+    def predict_pd(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Calibrated PD (or fraud probability) per row, shape ``(n,)`` (as
+        ``GradientBoostedPD.predict_pd``; no sklearn-style ``predict_proba`` here)."""
         return self.calibrator.predict(self.margin(X))
 
     def score_points(self, pd_: np.ndarray | float) -> np.ndarray:
@@ -490,7 +491,9 @@ class LoadedModel:
         """Risk grade (``A`` best) of PDs."""
         return self.scorecard.grade(pd_)
 
-    def reason_codes(self, X: np.ndarray | pd.DataFrame, top_k: int = 3) -> list[list[Reason]]:
+    def reason_codes(
+        self, X: np.ndarray | pd.DataFrame, top_k: int = 3
+    ) -> list[list[FeatureReason]]:
         """Top adverse reasons per row from the booster's feature contributions."""
         matrix = self._matrix(X)
         contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=1))

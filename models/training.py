@@ -19,7 +19,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
 from models import metrics as m
 from models.calibration import CalibrationMethod
 from models.estimator import GradientBoostedPD
@@ -34,6 +33,7 @@ from models.registry import (
     tracking_client,
 )
 from models.scorecard import Scorecard
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings, get_settings
 
@@ -66,21 +66,26 @@ class ModelSpec:
         return m.auc(y, p) if self.kind == "credit" else m.average_precision(y, p)
 
 
-#: The feature-set version each model trains on comes from ``features.definitions`` (the one
-#: place that moves a model to a new version; the policies name the same set, tested).
+#: What each model of the catalogue predicts (a description per ``catalogue.MODEL_NAMES``).
+MODEL_DESCRIPTIONS: dict[str, str] = {
+    "personal_pd": "PD of personal consumer credit (逸贷) on real spending.",
+    "merchant_pd": "PD of small-merchant revolving credit on POS turnover.",
+    "sme_pd": "PD of SME revolving online loans (网贷通).",
+    "payment_fraud": "Fraud probability of POS card transactions and online payments.",
+}
+#: Names, kinds, products and the feature set each model trains on come from
+#: ``yidai.core.catalogue`` (the one place that moves a model to a new feature-set version;
+#: the policies name the same set, tested).  A fraud spec has no credit product.
 MODEL_SPECS: dict[str, ModelSpec] = {
-    s.name: s
-    for s in (
-        ModelSpec("personal_pd", "credit", CREDIT_FEATURE_SETS["personal"], "personal",
-                  "PD of personal consumer credit (逸贷) on real spending."),
-        ModelSpec("merchant_pd", "credit", CREDIT_FEATURE_SETS["merchant"], "merchant",
-                  "PD of small-merchant revolving credit on POS turnover."),
-        ModelSpec("sme_pd", "credit", CREDIT_FEATURE_SETS["sme"], "sme",
-                  "PD of SME revolving online loans (网贷通)."),
-        ModelSpec("payment_fraud", "fraud", FRAUD_FEATURE_SET, None,
-                  "Fraud probability of POS card transactions and online payments."),
+    c.name: ModelSpec(
+        c.name,
+        c.kind,
+        c.feature_set,
+        c.product if c.kind == "credit" else None,
+        MODEL_DESCRIPTIONS[c.name],
     )
-}  # fmt: skip
+    for c in catalogue.MODELS
+}
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -401,7 +406,7 @@ def score_champion(
             spec.name,
             champion.feature_set,
         )
-    p = champion.predict_proba(test[champion.feature_names])
+    p = champion.predict_pd(test[champion.feature_names])
     return ChampionScore(version, spec.primary_value(test["label"].to_numpy(), p))
 
 

@@ -83,7 +83,7 @@ def _score(slot: ModelSlot, X: np.ndarray) -> Scored:
         margin = np.array([slot.margin(X[0])])
         pd_ = float(model.calibrator.predict(margin)[0])  # type: ignore[attr-defined]
     else:
-        pd_ = float(model.predict_proba(X)[0])
+        pd_ = float(model.predict_pd(X)[0])
     score = float(np.asarray(model.score_points(pd_)))
     grade = str(np.asarray(model.grade(pd_)).reshape(-1)[0])
     return Scored(pd_, score, grade, slot.label, X)

@@ -99,7 +99,7 @@ class SingleRowMargin:
 
 def single_row_margin(model: Any) -> SingleRowMargin | None:
     """The fast margin of a binary LightGBM model (``models.registry.LoadedModel``), or None
-    for anything else (then the model's own ``predict_proba`` is used)."""
+    for anything else (then the model's own ``predict_pd`` is used)."""
     booster = getattr(model, "booster", None)
     if booster is None or getattr(model, "calibrator", None) is None:
         return None

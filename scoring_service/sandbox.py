@@ -18,17 +18,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
+from features.definitions import FRAUD_FEATURE_SET
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
 
 AS_OF = dt.date(2026, 6, 30)
-MODELS = {
-    "personal": ("personal_pd", CREDIT_FEATURE_SETS["personal"]),
-    "merchant": ("merchant_pd", CREDIT_FEATURE_SETS["merchant"]),
-    "sme": ("sme_pd", CREDIT_FEATURE_SETS["sme"]),
-    "payment": ("payment_fraud", FRAUD_FEATURE_SET),
-}
+#: product -> (model, feature set), from the catalogue.
+MODELS = {m.product: (m.name, m.feature_set) for m in catalogue.MODELS}
 FAST_PARAMS = {"n_estimators": 40, "learning_rate": 0.2, "early_stopping_rounds": 10}
 
 

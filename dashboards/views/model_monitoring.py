@@ -48,7 +48,9 @@ def render() -> None:
     if scored.empty:
         st.info("No application in this selection.")
         return
-    cohorts = mm.cohort_performance(scored)
+    cohorts = mm.cohort_performance(
+        scored, score="pd", cohort="booking_month", min_rows=mm.MIN_COHORT
+    )
     reference, reference_label = _reference(scored, product)
     psi = mm.score_psi_by_month(scored, reference)
     done = cohorts.dropna(subset=["auc"])
@@ -68,7 +70,7 @@ def render() -> None:
     else:
         st.plotly_chart(
             px.line(
-                done,
+                done.rename(columns={"cohort": "booking_month"}),
                 x="booking_month",
                 y=["auc", "ks"],
                 markers=True,

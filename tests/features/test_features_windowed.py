@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import features
+from features.declarations import Feature
 from features.engine import build_features_history, profile_table
-from features.registry import Feature
 from features.sources import SOURCES
 
 WINDOWED = [f for fs in features.FEATURE_SETS.values() for f in fs.profile_features if f.windowed]

@@ -112,16 +112,16 @@ def test_register_load_and_gate(
     assert model.feature_names == feature_names
     assert (model.feature_set, model.feature_set_version) == ("synthetic_v1", "fp-abc123")
     X = credit_frame[feature_names].to_numpy()
-    pd_hat = model.predict_proba(X)
+    pd_hat = model.predict_pd(X)
     assert pd_hat.shape == (len(X),) and ((pd_hat > 0) & (pd_hat < 1)).all()
     # The registered model scores the OOT rows exactly as the logged metric says.
     from models.metrics import auc
 
     test = credit_frame[credit_frame["ts"] >= pd.Timestamp(first.windows["test"][:10])]
-    assert auc(test["label"], model.predict_proba(test[feature_names].to_numpy())) == (
+    assert auc(test["label"], model.predict_pd(test[feature_names].to_numpy())) == (
         pytest.approx(first.metrics["oot_auc"])
     )
-    assert np.allclose(model.predict_proba(X[0]), pd_hat[:1])
+    assert np.allclose(model.predict_pd(X[0]), pd_hat[:1])
     assert model.grade(pd_hat[:3]).shape == (3,)
     assert np.all(np.diff(model.score_points(np.array([0.01, 0.02, 0.2]))) < 0)
     reasons = model.reason_codes(X[:4], top_k=2)
@@ -187,7 +187,7 @@ def test_register_load_and_gate(
     with pytest.raises(YidaiError, match="alias 'nope'"):
         load_model(spec.name, "nope", settings=mlflow_settings)
     with pytest.raises(YidaiError, match="needs 5 features"):
-        model.predict_proba(X[:, :3])
+        model.predict_pd(X[:, :3])
 
 
 def test_a_champion_on_another_feature_set_version_is_scored_on_its_own_features(

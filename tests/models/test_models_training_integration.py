@@ -76,7 +76,7 @@ def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
         rows = build_training_set(con, spine, "payment_fraud_v1")
     finally:
         con.close()
-    p = model.predict_proba(rows[fs.columns].to_numpy())
+    p = model.predict_pd(rows[fs.columns].to_numpy())
     assert p.shape == (50,) and ((p > 0) & (p < 1)).all()
     reasons = model.reason_codes(rows[fs.columns].to_numpy(), top_k=3)
     assert any(reasons) and all(r.text_zh and r.text_en for row in reasons for r in row)

@@ -107,7 +107,7 @@ def test_fast_margin_equals_booster_predict(
     expected = model.margin(X)
     got = np.array([fast(row) for row in X])
     np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(model.calibrator.predict(got), model.predict_proba(X))
+    np.testing.assert_array_equal(model.calibrator.predict(got), model.predict_pd(X))
     contributions = np.array([fast.contributions(row) for row in X])
     np.testing.assert_array_equal(contributions, model.booster.predict(X, pred_contrib=True))
     for row, contribution in zip(X, contributions, strict=True):  # one row, as served

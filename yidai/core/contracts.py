@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from yidai.core.catalogue import CREDIT_PRODUCTS
+
 DType = Literal["VARCHAR", "TIMESTAMP", "DATE", "DOUBLE", "BIGINT", "INTEGER", "BOOLEAN"]
 NUMERIC_DTYPES: tuple[DType, ...] = ("DOUBLE", "BIGINT", "INTEGER")
 EARLIEST_EVENT_TIME = "1950-01-01"
@@ -86,7 +88,7 @@ MCC_CODES = {
 }
 RISKY_MCCS = ("7995", "6051", "5944")
 
-PRODUCTS = ("personal", "merchant", "sme")
+PRODUCTS = CREDIT_PRODUCTS  # the loan applications' products (yidai.core.catalogue)
 CITY_TIERS = ("1", "2", "3", "4")
 INCOME_BANDS = ("low", "lower_mid", "mid", "upper_mid", "high")
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")

@@ -18,10 +18,11 @@ from typing import Annotated, Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 
-CREDIT_PRODUCTS = ("personal", "merchant", "sme")
-PRODUCTS = (*CREDIT_PRODUCTS, "payment")
+CREDIT_PRODUCTS = catalogue.CREDIT_PRODUCTS
+PRODUCTS = catalogue.PRODUCTS
 Outcome = Literal["approve", "refer", "decline"]
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 

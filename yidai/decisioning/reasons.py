@@ -11,7 +11,8 @@ ReasonSource = Literal["policy", "model"]
 
 @dataclass(frozen=True, slots=True)
 class Reason:
-    """One reason behind a decision (adverse-action reason for declines and refers)."""
+    """One reason behind a decision (adverse-action reason for declines and refers): a policy
+    code or a model's ``models.reasons.FeatureReason`` normalised by :func:`model_reasons`."""
 
     code: str
     source: ReasonSource

@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
+from yidai.jobs.analytics.model_monitoring import cohort_performance
+from yidai.jobs.analytics.tiers import CREDIT_TIERS, amount_tier
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +41,10 @@ MIN_ROWS_PER_BIN = 20
 MIN_CURRENT_ROWS = 100
 MAX_CURRENT_DAYS = 60
 SCORE = "__score__"  # the feature name under which the score's PSI is reported
-CREDIT_MODELS = {"personal_pd": "personal", "merchant_pd": "merchant", "sme_pd": "sme"}
-FRAUD_MODEL = "payment_fraud"
-#: Requested-amount tiers (CNY) of the credit decision rates: (label, inclusive upper bound).
-CREDIT_TIERS: tuple[tuple[str, float], ...] = (
-    ("<=5k", 5_000.0),
-    ("<=20k", 20_000.0),
-    ("<=100k", 100_000.0),
-    (">100k", float("inf")),
-)
+CREDIT_MODELS = {m.name: m.product for m in catalogue.CREDIT_MODELS}
+FRAUD_MODEL = catalogue.FRAUD_MODEL.name
+#: The amount tier of a decision without a (numeric) amount.
+UNKNOWN_TIER = "unknown"
 
 
 class DriftError(YidaiError):
@@ -108,62 +106,6 @@ def drift_table(
     return pd.DataFrame(rows)
 
 
-def _ranking_metrics(label: np.ndarray, score: np.ndarray, fraud: bool) -> dict[str, float]:
-    from models.metrics import auc, average_precision, ks
-
-    if len(label) == 0 or label.min() == label.max():
-        return {"auc": np.nan, "ks": np.nan, **({"average_precision": np.nan} if fraud else {})}
-    out = {"auc": auc(label, score), "ks": ks(label, score)}
-    if fraud:
-        out["average_precision"] = average_precision(label, score)
-    return out
-
-
-def cohort_performance(
-    frame: pd.DataFrame, *, model: str = "", period: str = "M", fraud: bool = False
-) -> pd.DataFrame:
-    """Ranking and calibration per cohort of ``frame`` (columns ``ts``, ``label``, ``score``).
-
-    ``period`` ``M`` (booking month, credit) or ``W`` (week, fraud).  Per cohort: ``n``,
-    ``positives``, ``positive_rate``, ``mean_score`` (calibration: expected vs observed),
-    ``auc``, ``ks`` (and ``average_precision`` for fraud); NaN when a cohort has one class.
-    """
-    if frame.empty:
-        return pd.DataFrame(
-            columns=["model", "cohort", "n", "positives", "positive_rate", "mean_score", "auc"]
-        )
-    labelled = frame.dropna(subset=["label"])
-    ts = pd.to_datetime(labelled["ts"])
-    cohort = ts.dt.to_period(period).dt.start_time.dt.date
-    rows = []
-    for key, part in labelled.groupby(cohort.to_numpy(), sort=True):
-        label = part["label"].to_numpy(np.int64)
-        score = part["score"].to_numpy(np.float64)
-        rows.append(
-            {
-                "model": model,
-                "cohort": key,
-                "n": len(part),
-                "positives": int(label.sum()),
-                "positive_rate": float(label.mean()),
-                "mean_score": float(score.mean()),
-                **_ranking_metrics(label, score, fraud),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def amount_tiers(amounts: pd.Series, tiers: Sequence[tuple[str, float]]) -> pd.Series:
-    """Label of the first tier whose upper bound is >= the amount (``unknown`` if NaN)."""
-    values = pd.to_numeric(amounts, errors="coerce").to_numpy(np.float64)
-    bounds = np.array([upper for _, upper in tiers])
-    idx = np.minimum(
-        np.searchsorted(bounds, np.nan_to_num(values, nan=0.0), "left"), len(tiers) - 1
-    )
-    labels = np.array([label for label, _ in tiers], dtype=object)[idx]
-    return pd.Series(np.where(np.isnan(values), "unknown", labels), index=amounts.index)
-
-
 def decision_rates(
     decisions: pd.DataFrame,
     payment_tiers: Sequence[tuple[str, float]],
@@ -178,12 +120,14 @@ def decision_rates(
     columns = ["product", "amount_tier", "outcome", "n", "total", "rate"]
     if decisions.empty:
         return pd.DataFrame(columns=columns)
-    tier = pd.Series("unknown", index=decisions.index, dtype=object)
+    tier = pd.Series(UNKNOWN_TIER, index=decisions.index, dtype=object)
     is_payment = decisions["product"] == "payment"
     if is_payment.any():
-        tier[is_payment] = amount_tiers(decisions.loc[is_payment, "amount"], payment_tiers)
+        payments = decisions.loc[is_payment, "amount"]
+        tier[is_payment] = amount_tier(payments, payment_tiers, missing=UNKNOWN_TIER).astype(object)
     if (~is_payment).any():
-        tier[~is_payment] = amount_tiers(decisions.loc[~is_payment, "amount"], credit_tiers)
+        credit = decisions.loc[~is_payment, "amount"]
+        tier[~is_payment] = amount_tier(credit, credit_tiers, missing=UNKNOWN_TIER).astype(object)
     counts = (
         decisions.assign(amount_tier=tier)
         .groupby(["product", "amount_tier", "outcome"], sort=True)
@@ -434,7 +378,7 @@ def _scored_decisions(
     if spine.empty:
         return pd.DataFrame(columns=["ts", "label", "score", *model.feature_names])
     frame = build_training_set(con, spine, model.feature_set)
-    frame["score"] = model.predict_proba(frame[model.feature_names])
+    frame["score"] = model.predict_pd(frame[model.feature_names])
     frame["ts"] = frame["decision_ts"]
     frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
     return frame[["ts", "label", "score", *model.feature_names]]

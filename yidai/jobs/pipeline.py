@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,8 @@ MODELS_ASSET_URI = "yidai://mlflow/registry"
 #: DuckDB memory bound of the feature build (it spills to disk beyond it).
 FEATURE_BUILD_MEMORY_LIMIT = "4GB"
 
-#: Registered model names, in training order (see docs/architecture.md).
-MODEL_NAMES: tuple[str, ...] = ("personal_pd", "merchant_pd", "sme_pd", "payment_fraud")
+#: Registered model names, in training order (``yidai.core.catalogue``).
+MODEL_NAMES: tuple[str, ...] = catalogue.MODEL_NAMES
 
 #: Tasks whose failure is an alert: the DAG run fails (and notifies) but the rest of the
 #: pipeline carries on.  Landing-quality and drift checks; model training (a model that

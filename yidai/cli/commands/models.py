@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from yidai.core.catalogue import MODEL_NAMES
+
 models_app = typer.Typer(
     help="The model registry: versions with their aliases and metrics; manual promotion.",
     no_args_is_help=True,
@@ -23,7 +25,6 @@ def list_models(
 
     from models.registry import list_versions
     from models.training import get_spec
-    from yidai.jobs.pipeline import MODEL_NAMES
 
     names = [get_spec(n).name for n in model] or list(MODEL_NAMES)
     rows = list_versions(names, latest=latest)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import typer
 
-from yidai.jobs.pipeline import MODEL_NAMES
+from yidai.core.catalogue import MODEL_NAMES
 
 
 def register(app: typer.Typer) -> None:

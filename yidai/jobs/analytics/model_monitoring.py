@@ -14,6 +14,7 @@ import pandas as pd
 
 from models import metrics
 
+#: The dashboard shows AUC / KS only for booking months with at least this many matured loans.
 MIN_COHORT = 30
 
 
@@ -22,47 +23,61 @@ def matured(scored: pd.DataFrame) -> pd.DataFrame:
     return scored.loc[scored["label"].notna()]
 
 
-def _auc_ks(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
-    if len(y) < 2 or y.min() == y.max():
-        return float("nan"), float("nan")
-    return metrics.auc(y, p), metrics.ks(y, p)
+def _ranking_metrics(label: np.ndarray, score: np.ndarray, fraud: bool) -> dict[str, float]:
+    """AUC and KS (and average precision for fraud); NaN when ``label`` has a single class."""
+    if len(label) < 2 or label.min() == label.max():
+        return {"auc": np.nan, "ks": np.nan, **({"average_precision": np.nan} if fraud else {})}
+    out = {"auc": metrics.auc(label, score), "ks": metrics.ks(label, score)}
+    if fraud:
+        out["average_precision"] = metrics.average_precision(label, score)
+    return out
 
 
 def cohort_performance(
-    scored: pd.DataFrame, pd_column: str = "pd", min_accounts: int = MIN_COHORT
+    scored: pd.DataFrame,
+    *,
+    score: str = "score",
+    cohort: str | None = None,
+    period: str = "M",
+    model: str = "",
+    fraud: bool = False,
+    min_rows: int = 1,
 ) -> pd.DataFrame:
-    """Per booking month of matured loans: accounts, bads, AUC, KS, expected and observed rate.
+    """Ranking and calibration per cohort of the labelled rows of ``scored`` (``label`` set).
 
-    Cohorts with fewer than ``min_accounts`` or a single class get NaN AUC / KS.
+    Cohorts are the values of column ``cohort`` (e.g. ``booking_month``), else the ``period``
+    of ``ts`` (``M`` booking month for credit, ``W`` week for fraud).  Per cohort: ``model,
+    cohort, n, positives, positive_rate`` (observed), ``mean_score`` (expected), ``auc``,
+    ``ks`` (and ``average_precision`` with ``fraud``); the ranking metrics are NaN for a
+    cohort with a single class or fewer than ``min_rows`` rows.
     """
+    columns = ["model", "cohort", "n", "positives", "positive_rate", "mean_score", "auc", "ks"]
+    columns += ["average_precision"] if fraud else []
+    labelled = matured(scored)
+    if labelled.empty:
+        return pd.DataFrame(columns=columns)
+    if cohort is not None:
+        keys = labelled[cohort].to_numpy()
+    else:
+        keys = pd.to_datetime(labelled["ts"]).dt.to_period(period).dt.start_time.dt.date.to_numpy()
+    no_ranking = _ranking_metrics(np.zeros(0), np.zeros(0), fraud)
     rows = []
-    for month, group in matured(scored).groupby("booking_month", sort=True):
-        y = group["label"].to_numpy(dtype=np.int64)
-        p = group[pd_column].to_numpy(dtype=np.float64)
-        auc, ks = _auc_ks(y, p) if len(group) >= min_accounts else (float("nan"), float("nan"))
+    for key, part in labelled.groupby(keys, sort=True):
+        label = part["label"].to_numpy(np.int64)
+        values = part[score].to_numpy(np.float64)
+        ranking = _ranking_metrics(label, values, fraud) if len(part) >= min_rows else no_ranking
         rows.append(
             {
-                "booking_month": month,
-                "accounts": len(group),
-                "bads": int(y.sum()),
-                "auc": auc,
-                "ks": ks,
-                "expected_rate": float(p.mean()),
-                "observed_rate": float(y.mean()),
+                "model": model,
+                "cohort": key,
+                "n": len(part),
+                "positives": int(label.sum()),
+                "positive_rate": float(label.mean()),
+                "mean_score": float(values.mean()),
+                **ranking,
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "booking_month",
-            "accounts",
-            "bads",
-            "auc",
-            "ks",
-            "expected_rate",
-            "observed_rate",
-        ],
-    )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def reference_months(scored: pd.DataFrame, months: int = 3) -> list[pd.Timestamp]:
@@ -140,14 +155,14 @@ def champion_vs_challenger(scored: pd.DataFrame) -> pd.DataFrame:
             continue
         y = done["label"].to_numpy(np.int64)
         p = done[column].to_numpy(np.float64)
-        auc, ks = _auc_ks(y, p)
+        ranking = _ranking_metrics(y, p, fraud=False)
         rows.append(
             {
                 "arm": arm,
                 "version": str(done[version].iloc[0]) if len(done) else "",
                 "accounts": len(done),
-                "auc": auc,
-                "ks": ks,
+                "auc": ranking["auc"],
+                "ks": ranking["ks"],
                 "brier": metrics.brier(y, p) if len(done) else float("nan"),
             }
         )

@@ -19,16 +19,17 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
 
 SCORED_AREA = "applications"
-CREDIT_PRODUCTS = ("personal", "merchant", "sme")
+CREDIT_PRODUCTS = catalogue.CREDIT_PRODUCTS
 
 
 def _scores(model: Any, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    pd_ = np.asarray(model.predict_proba(frame[model.feature_names]), dtype=np.float64)
+    pd_ = np.asarray(model.predict_pd(frame[model.feature_names]), dtype=np.float64)
     return (
         pd_,
         np.asarray(model.score_points(pd_), np.float64),
@@ -48,7 +49,7 @@ def score_applications(
     """Every application of ``product`` up to ``as_of``, scored by the given models.
 
     ``champion`` / ``challenger`` are loaded models (``feature_set``, ``feature_names``,
-    ``predict_proba``, ``score_points``, ``grade``, ``version``); ``extra_features`` are other
+    ``predict_pd``, ``score_points``, ``grade``, ``version``); ``extra_features`` are other
     feature columns to keep (those the policy reads); ``truth`` has ``application_id,
     true_pd, defaulted`` from the simulator.
     """

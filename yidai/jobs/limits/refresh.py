@@ -68,7 +68,7 @@ class PDModel(Protocol):
     version: str
     feature_names: list[str]
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+    def predict_pd(self, X: np.ndarray) -> np.ndarray: ...
     def score_points(self, pd_: np.ndarray) -> np.ndarray: ...
     def grade(self, pd_: np.ndarray) -> np.ndarray: ...
 
@@ -457,14 +457,14 @@ def run_refresh(
 
 
 def _predict_parallel(model: PDModel, X: np.ndarray, chunk: int = 200_000) -> np.ndarray:
-    """``model.predict_proba`` over row chunks on two threads (LightGBM releases the GIL)."""
+    """``model.predict_pd`` over row chunks on two threads (LightGBM releases the GIL)."""
     if len(X) <= chunk:
-        return np.asarray(model.predict_proba(X))
+        return np.asarray(model.predict_pd(X))
     from concurrent.futures import ThreadPoolExecutor
 
     parts = [X[i : i + chunk] for i in range(0, len(X), chunk)]
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-        return np.concatenate(list(pool.map(model.predict_proba, parts)))
+        return np.concatenate(list(pool.map(model.predict_pd, parts)))
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 
 from features import FEATURE_SETS, get_feature_set
 from features.catalog import render_catalog
-from features.registry import Feature, check_locked, lock_entry, read_lock
+from features.declarations import Feature, check_locked, lock_entry, read_lock
 from yidai.core.errors import YidaiError
 
 ROOT = Path(__file__).resolve().parents[2]
