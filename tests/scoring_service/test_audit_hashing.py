@@ -120,13 +120,13 @@ def test_the_generated_key_is_private_stable_and_detects_conflicts_after_a_resta
 def test_a_retry_of_a_row_stored_before_keying_still_replays(tmp_path: Path) -> None:
     """Rows are append-only, so rows written with the old plain fingerprint stay: a retry of
     one (same key, same request) across the upgrade replays it, another request conflicts."""
-    from yidai.audit import _INSERT_DECISION
+    from yidai.audit.decision_log import INSERT_DECISION
 
     store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}", hash_key=b"k" * 32)
     try:
         with store._write() as tx:
             tx.rows(
-                _INSERT_DECISION,
+                INSERT_DECISION,
                 {"decision_id": "old", "created_at": "2026-07-01T00:00:00+00:00", "module": "m",
                  "idempotency_key": "k1", "request_hash": "plain-fingerprint", "product": "sme",
                  "entity_id": "S1", "outcome": "approve", "arm": "champion",
