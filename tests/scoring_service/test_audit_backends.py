@@ -232,7 +232,7 @@ def test_a_service_role_without_create_or_delete_rights_on_postgres(
 ) -> None:
     """The deployment doc's grants: the owner creates the schema once, the service's role
     then needs SELECT, INSERT (and UPDATE on credit_lines for the row lock) only."""
-    import psycopg
+    import psycopg  # heavy: the PostgreSQL driver, for the PostgreSQL case only
 
     url = postgres.new_database()
     AuditStore(url).close()

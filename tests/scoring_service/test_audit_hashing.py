@@ -19,7 +19,14 @@ from pydantic import SecretStr
 
 from scoring_service.decide import request_hash
 from scoring_service.sandbox import Sandbox
-from yidai.audit import AuditStore, DecisionRow, IdempotencyConflict, load_hash_key
+from yidai.audit import (
+    AuditStore,
+    DecisionRow,
+    IdempotencyConflict,
+    load_hash_key,
+    load_previous_hash_keys,
+)
+from yidai.audit.decision_log import INSERT_DECISION
 from yidai.core.settings import Settings
 
 HASH_KEY = "test-only-audit-hash-key-0123456789"
@@ -120,13 +127,11 @@ def test_the_generated_key_is_private_stable_and_detects_conflicts_after_a_resta
 def test_a_retry_of_a_row_stored_before_keying_still_replays(tmp_path: Path) -> None:
     """Rows are append-only, so rows written with the old plain fingerprint stay: a retry of
     one (same key, same request) across the upgrade replays it, another request conflicts."""
-    from yidai.audit import _INSERT_DECISION
-
     store = AuditStore(f"sqlite:///{tmp_path / 'audit.db'}", hash_key=b"k" * 32)
     try:
         with store._write() as tx:
             tx.rows(
-                _INSERT_DECISION,
+                INSERT_DECISION,
                 {"decision_id": "old", "created_at": "2026-07-01T00:00:00+00:00", "module": "m",
                  "idempotency_key": "k1", "request_hash": "plain-fingerprint", "product": "sme",
                  "entity_id": "S1", "outcome": "approve", "arm": "champion",
@@ -143,8 +148,6 @@ def test_a_retry_of_a_row_stored_before_keying_still_replays(tmp_path: Path) -> 
 def test_a_rotated_key_still_matches_as_the_previous_key(tmp_path: Path) -> None:
     """Rotation: the old key moves to ``audit_hash_key_previous``; a retry of a request
     stored under it replays, a different request still conflicts, new rows use the new key."""
-    from yidai.audit import load_previous_hash_keys
-
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     old, new = "old-audit-hash-key-0123456789", "new-audit-hash-key-9876543210"
     before = AuditStore(url, hash_key=old.encode())

@@ -129,7 +129,7 @@ def test_a_decision_the_audit_store_cannot_record_is_not_sent(
                 " BEGIN SELECT RAISE(ABORT, 'audit store down'); END"
             )
     else:
-        import psycopg
+        import psycopg  # heavy: the PostgreSQL driver, for the PostgreSQL case only
 
         with psycopg.connect(url, autocommit=True) as con:
             con.execute(

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from yidai.audit import AuditReader
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.jobs.analytics.model_monitoring import cohort_performance
@@ -432,33 +433,8 @@ def published_scored_decisions(
 def read_audit_decisions(audit_url: str, start: date, end: date) -> pd.DataFrame:
     """Audited decisions created in ``[start, end]``: ``created_at, product, outcome, arm,
     amount`` (requested amount for credit, amount for payments)."""
-    from yidai.audit import AuditStore
-
-    # TODO(service engineer): swap for a public reader of the audit store once it exists.
-    store = AuditStore(audit_url)
-    try:
-        with store._read() as tx:
-            rows = tx.rows(
-                "SELECT created_at, product, outcome, arm, record FROM decisions "
-                "WHERE created_at >= :lo AND created_at < :hi",
-                {"lo": start.isoformat(), "hi": (end + timedelta(days=1)).isoformat()},
-            )
-    finally:
-        store.close()
-    records = []
-    for created_at, product, outcome, arm, record in rows:
-        request = (json.loads(record) or {}).get("request") or {}
-        amount = request.get("amount", request.get("requested_amount"))
-        records.append(
-            {
-                "created_at": created_at,
-                "product": product,
-                "outcome": outcome,
-                "arm": arm,
-                "amount": np.nan if amount is None else float(amount),
-            }
-        )
-    return pd.DataFrame(records, columns=["created_at", "product", "outcome", "arm", "amount"])
+    with AuditReader(audit_url) as reader:
+        return reader.decision_outcomes(since=start, before=end + timedelta(days=1))
 
 
 def run_monitoring(

@@ -1,72 +1,16 @@
-"""Read-only views of the decision audit store (written by the scoring service).
-
-The dashboards never write the audit store: SQLite is opened with ``mode=ro`` (WAL readers do
-not block the service's writers), PostgreSQL through a plain SELECT.  Columns of the
-``decisions`` table are described in ``yidai.audit``.
+"""Views of the decision audit store for the dashboards (read through
+:class:`yidai.audit.AuditReader`, never written; its columns are described in
+:mod:`yidai.audit.reader`).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from yidai.core.errors import YidaiError
-
-COLUMNS = (
-    "decision_id",
-    "created_at",
-    "module",
-    "product",
-    "entity_id",
-    "outcome",
-    "arm",
-    "model_version",
-    "policy_version",
-    "response",
-    "record",
-)
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a ``sqlite:///path`` URL (None for other databases)."""
-    if not url.startswith("sqlite"):
-        return None
-    return Path(url.split("sqlite:///", 1)[-1])
-
-
-def _query(url: str, where: str, params: dict[str, Any], limit: int) -> pd.DataFrame:
-    sql = (
-        f"SELECT {', '.join(COLUMNS)} FROM decisions {where} "
-        f"ORDER BY created_at DESC LIMIT {int(limit)}"
-    )
-    path = sqlite_path(url)
-    if path is not None:
-        if not path.exists():
-            return pd.DataFrame(columns=list(COLUMNS))
-        try:
-            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as con:
-                rows = con.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return pd.DataFrame(columns=list(COLUMNS))
-            raise YidaiError(f"cannot read the audit store {path}: {exc}") from exc
-        return pd.DataFrame(rows, columns=list(COLUMNS))
-    from sqlalchemy import create_engine, text
-
-    from yidai.audit import engine_url
-
-    engine = create_engine(engine_url(url), pool_pre_ping=True)
-    try:
-        with engine.connect() as con:
-            fetched = con.execute(text(sql), params).fetchall()
-    finally:
-        engine.dispose()
-    return pd.DataFrame([tuple(r) for r in fetched], columns=list(COLUMNS))
+from yidai.audit import AuditReader
 
 
 def find_decisions(
@@ -78,18 +22,13 @@ def find_decisions(
     limit: int = 200,
 ) -> pd.DataFrame:
     """Decisions by id, by customer / merchant / SME id, or the latest ones (newest first)."""
-    clauses, params = [], {}
-    if decision_id:
-        clauses.append("decision_id = :decision_id")
-        params["decision_id"] = decision_id.strip()
-    if entity_id:
-        clauses.append("entity_id = :entity_id")
-        params["entity_id"] = entity_id.strip()
-    if product:
-        clauses.append("product = :product")
-        params["product"] = product
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return _query(url, where, params, limit)
+    with AuditReader(url) as reader:
+        return reader.decisions(
+            decision_id=decision_id.strip() if decision_id else None,
+            entity_id=entity_id.strip() if entity_id else None,
+            product=product or None,
+            limit=limit,
+        )
 
 
 def payment_decisions(url: str, limit: int = 200_000) -> pd.DataFrame:
