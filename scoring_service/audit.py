@@ -485,6 +485,10 @@ class AuditStore:
         self._local = threading.local()
         self._sqlite_conns: list[sqlite3.Connection] = []
         self._checkpointer: threading.Thread | None = None
+        # One checkpoint at a time in this process: SQLite refuses a second concurrent
+        # checkpoint at once (without its busy handler), so the writer's truncation would
+        # fail whenever the background checkpointer happened to be running.
+        self._checkpoint_lock = threading.Lock()
         self._stopping = threading.Event()
         self._synchronous = sqlite_synchronous
         self.engine: Engine | None = None
@@ -567,7 +571,8 @@ class AuditStore:
             try:
                 while not self._stopping.wait(CHECKPOINT_SECONDS):
                     try:
-                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        with self._checkpoint_lock:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                         self._bound_wal(conn, background=True)
                     except sqlite3.Error as exc:
                         log.warning("audit WAL checkpoint failed: %s", exc)
@@ -590,11 +595,12 @@ class AuditStore:
             return
         if size <= self._wal_limit or (not background and size < self._wal_retry_at):
             return
-        conn.execute(f"PRAGMA busy_timeout={self._wal_wait_ms}")
-        try:
-            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        finally:
-            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        with self._checkpoint_lock:
+            conn.execute(f"PRAGMA busy_timeout={self._wal_wait_ms}")
+            try:
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._wal_retry_at = size + self._wal_limit // 4 if busy else 0
         if busy and background:
             log.warning("audit WAL (%d bytes) not truncated yet: a reader is still active", size)
