@@ -13,7 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from yidai.core.settings import get_settings
-from yidai.jobs.analytics import published
+from yidai.jobs.analytics import dashboard_tables as published
 
 
 def serving_area(area: str) -> Path:

@@ -1,17 +1,15 @@
 """The online side: snapshots published outside the warehouse, read by the scoring service.
 
 Layout: ``<serving>/features/<feature_set>/<snapshot_id>/{<entity>.parquet, pairs.parquet,
-meta.json}`` plus ``<serving>/features/<feature_set>/CURRENT`` (a small JSON naming the live
-snapshot), replaced with ``os.replace`` after every file is written, so a reader sees the old
-snapshot or the new one, never half of one.  Old snapshots are pruned (the newest ``keep``).
+meta.json}`` plus ``<serving>/features/<feature_set>/CURRENT`` (a small JSON: the live
+snapshot's meta), written through the publish store (:mod:`yidai.core.publishing`), so a reader
+sees the old snapshot or the new one, never half of one.  Old snapshots are pruned (the newest
+``keep``, never the live one).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import shutil
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +25,12 @@ from features.definitions import get_feature_set
 from features.engine import SCHEMA, fetch_one, profile_table, resolve_feature_sets
 from features.request import PAIR_FIELDS, request_features
 from features.sources import FRAUD_EVENTS_SQL
+from yidai.core import publishing
 from yidai.core.errors import YidaiError
+from yidai.core.warehouse import connect
 
-POINTER = "CURRENT"
+# The snapshots' layout (deployed, read by the scoring service): see yidai.core.publishing.
+SNAPSHOT_LAYOUT = publishing.Layout(versions="", manifest="meta.json", version_key="snapshot_id")
 
 
 def _set_dir(serving_dir: Path | str, feature_set: str) -> Path:
@@ -51,8 +52,6 @@ def publish_snapshot(
     if isinstance(con_or_warehouse_path, duckdb.DuckDBPyConnection):
         con, own = con_or_warehouse_path, False
     else:
-        from yidai.core.warehouse import connect
-
         con, own = connect(con_or_warehouse_path, read_only=True), True
     try:
         sets = resolve_feature_sets(feature_sets)
@@ -95,69 +94,50 @@ def _publish_one(
 ) -> Path:
     set_dir = _set_dir(serving_dir, fs.name)
     snapshot_id = f"{as_of.isoformat()}_{dt.datetime.now():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
-    target = set_dir / snapshot_id
-    tmp = set_dir / f".{snapshot_id}.tmp"
-    tmp.mkdir(parents=True, exist_ok=False)
-    rows: dict[str, int] = {}
-    for entity in fs.profile_entities:
-        cols = ", ".join(f'"{c}"' for c in fs.profile_columns(entity))
-        path = tmp / f"{entity}.parquet"
-        con.execute(
-            f"COPY (SELECT entity_id, {cols} FROM {profile_table(fs, entity)} "
-            f"WHERE as_of = ? ORDER BY entity_id) TO '{path}' (FORMAT parquet)",
-            [as_of],
-        )
-        rows[entity] = int(pd.read_parquet(path, columns=["entity_id"]).shape[0])
-    if fs.entity == "payer":
-        union = " UNION ALL ".join(
-            f"SELECT DISTINCT payer_id, '{f}' AS field, CAST({f} AS VARCHAR) AS value "
-            f"FROM ({FRAUD_EVENTS_SQL}) WHERE {f} IS NOT NULL AND ts < ?"
-            for f in PAIR_FIELDS
-        )
-        cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-        con.execute(
-            f"COPY ({union}) TO '{tmp / 'pairs.parquet'}' (FORMAT parquet)",
-            [cutoff] * len(PAIR_FIELDS),
-        )
-    meta = {
+    meta: dict[str, Any] = {
         "feature_set": fs.name,
         "version": fs.version,
         "fingerprint": fs.fingerprint,
         "as_of": as_of.isoformat(),
         "columns": fs.columns,
         "profiles": {e: fs.profile_columns(e) for e in fs.profile_entities},
-        "rows": rows,
         "snapshot_id": snapshot_id,
-        "published_at": dt.datetime.now().isoformat(timespec="seconds"),
     }
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    tmp.rename(target)
-    pointer_tmp = set_dir / f".{POINTER}.{uuid.uuid4().hex[:6]}"
-    pointer_tmp.write_text(json.dumps(meta), encoding="utf-8")
-    os.replace(pointer_tmp, set_dir / POINTER)
-    _prune(set_dir, snapshot_id, keep)
+
+    def fill(tmp: Path) -> None:
+        rows: dict[str, int] = {}
+        for entity in fs.profile_entities:
+            cols = ", ".join(f'"{c}"' for c in fs.profile_columns(entity))
+            path = tmp / f"{entity}.parquet"
+            con.execute(
+                f"COPY (SELECT entity_id, {cols} FROM {profile_table(fs, entity)} "
+                f"WHERE as_of = ? ORDER BY entity_id) TO '{path}' (FORMAT parquet)",
+                [as_of],
+            )
+            rows[entity] = int(pd.read_parquet(path, columns=["entity_id"]).shape[0])
+        if fs.entity == "payer":
+            union = " UNION ALL ".join(
+                f"SELECT DISTINCT payer_id, '{f}' AS field, CAST({f} AS VARCHAR) AS value "
+                f"FROM ({FRAUD_EVENTS_SQL}) WHERE {f} IS NOT NULL AND ts < ?"
+                for f in PAIR_FIELDS
+            )
+            cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+            con.execute(
+                f"COPY ({union}) TO '{tmp / 'pairs.parquet'}' (FORMAT parquet)",
+                [cutoff] * len(PAIR_FIELDS),
+            )
+        meta["rows"] = rows
+        meta["published_at"] = dt.datetime.now().isoformat(timespec="seconds")
+
+    target = publishing.write_version(set_dir, snapshot_id, meta, fill, SNAPSHOT_LAYOUT)
+    publishing.publish(set_dir, snapshot_id, meta, SNAPSHOT_LAYOUT)
+    publishing.prune(set_dir, keep, SNAPSHOT_LAYOUT)
     return target
-
-
-def _prune(set_dir: Path, live: str, keep: int) -> None:
-    snapshots = sorted(
-        (p for p in set_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.stat().st_mtime,
-    )
-    for old in snapshots[:-keep]:
-        if old.name != live:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def current_pointer(serving_dir: Path | str, feature_set: str) -> dict[str, Any] | None:
     """The live snapshot's metadata (cheap: one small file), or None if nothing is published."""
-    try:
-        data: dict[str, Any] = json.loads(
-            (_set_dir(serving_dir, feature_set) / POINTER).read_text(encoding="utf-8")
-        )
-    except FileNotFoundError:
-        return None
-    return data
+    return publishing.read_pointer(_set_dir(serving_dir, feature_set), SNAPSHOT_LAYOUT)
 
 
 @dataclass

@@ -209,7 +209,7 @@ def test_the_features_asset_event_carries_the_day_for_the_limits_dag(chain: Chai
 
 def test_the_dashboards_tables_are_published_by_the_chain(chain: ChainRun) -> None:
     from yidai.core.settings import get_settings
-    from yidai.jobs.analytics.published import read_meta, read_table
+    from yidai.jobs.analytics.dashboard_tables import read_meta, read_table
 
     serving = get_settings().serving
     last_day = chain.days[-1].isoformat()

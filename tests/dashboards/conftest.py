@@ -264,8 +264,8 @@ def _scored_from_truth(
 def simulated_home(tmp_path_factory):
     """A YIDAI_HOME with a small seeded simulation and every dashboard table published."""
     from simulator import SimConfig, simulate
-    from yidai.jobs.analytics.publish import portfolio_tables, warehouse_as_of
-    from yidai.jobs.analytics.published import publish_tables
+    from yidai.jobs.analytics.dashboard_tables import publish_tables
+    from yidai.jobs.analytics.portfolio_tables import portfolio_tables, warehouse_as_of
 
     home = tmp_path_factory.mktemp("dash_sim_home")
     config = SimConfig.preset(

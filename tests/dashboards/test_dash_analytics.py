@@ -10,13 +10,13 @@ import pytest
 
 from yidai.jobs.analytics import fraud as fr
 from yidai.jobs.analytics import portfolio as pf
-from yidai.jobs.analytics import publish
+from yidai.jobs.analytics import portfolio_tables
 from yidai.jobs.analytics.tiers import DEFAULT_TIERS, amount_tier
 
 
 @pytest.fixture
 def tables(handmade_con):
-    return publish.portfolio_tables(handmade_con, date(2025, 12, 31))
+    return portfolio_tables.portfolio_tables(handmade_con, date(2025, 12, 31))
 
 
 def test_kpis_use_the_latest_month_end(tables):

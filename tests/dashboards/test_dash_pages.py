@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from yidai.core.settings import reset_settings_cache
-from yidai.jobs.analytics.publish import publish_portfolio
+from yidai.jobs.analytics.portfolio_tables import publish_portfolio
 
 PAGES = (
     "portfolio",
@@ -57,7 +57,7 @@ def test_fraud_page_key_figures(handmade_home, run_page, metric_values):
 
 # ------------------------------------------------------------ on a small simulation
 def test_portfolio_page_on_simulated_data(full_home, run_page, metric_values):
-    from yidai.jobs.analytics.published import read_table
+    from yidai.jobs.analytics.dashboard_tables import read_table
 
     app = run_page("portfolio")
     apps = read_table(full_home / "serving" / "portfolio", "applications_daily")
@@ -68,7 +68,7 @@ def test_portfolio_page_on_simulated_data(full_home, run_page, metric_values):
 
 
 def test_fraud_page_on_simulated_data(full_home, run_page, metric_values):
-    from yidai.jobs.analytics.published import read_table
+    from yidai.jobs.analytics.dashboard_tables import read_table
 
     app = run_page("fraud")
     events = read_table(full_home / "serving" / "portfolio", "fraud_events")
@@ -78,7 +78,7 @@ def test_fraud_page_on_simulated_data(full_home, run_page, metric_values):
 
 def test_model_monitoring_page(full_home, run_page, metric_values):
     from models import metrics
-    from yidai.jobs.analytics.published import read_table
+    from yidai.jobs.analytics.dashboard_tables import read_table
 
     app = run_page("model_monitoring")
     scored = read_table(full_home / "serving" / "applications", "personal")

@@ -10,14 +10,14 @@ import pytest
 
 from yidai.core.errors import YidaiError
 from yidai.core.settings import reset_settings_cache
-from yidai.jobs.analytics import publish
-from yidai.jobs.analytics.published import current_version, read_meta, read_table
+from yidai.jobs.analytics import portfolio_tables
+from yidai.jobs.analytics.dashboard_tables import current_version, read_meta, read_table
 
 AS_OF = date(2025, 12, 31)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
-    return publish.portfolio_tables(con, AS_OF)
+    return portfolio_tables.portfolio_tables(con, AS_OF)
 
 
 def test_applications_daily_counts_approvals_and_booked_lines(handmade_con):
@@ -87,7 +87,7 @@ def test_publish_portfolio_reads_the_warehouse_read_only_and_publishes(
 ):
     monkeypatch.setenv("YIDAI_HOME", str(tmp_path))
     reset_settings_cache()
-    version = publish.publish_portfolio()
+    version = portfolio_tables.publish_portfolio()
     area = tmp_path / "serving" / "portfolio"
     assert current_version(area) == version
     assert read_meta(area)["as_of"] == "2025-11-03"  # latest application / transaction day
@@ -100,4 +100,4 @@ def test_publish_portfolio_names_missing_tables(tmp_path):
     warehouse = tmp_path / "empty.duckdb"
     duckdb.connect(str(warehouse)).close()
     with pytest.raises(YidaiError, match="lacks tables"):
-        publish.publish_portfolio(warehouse, tmp_path / "serving")
+        portfolio_tables.publish_portfolio(warehouse, tmp_path / "serving")

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from yidai.jobs.analytics.published import current_version, publish_tables, read_meta, read_table
+from yidai.jobs.analytics.dashboard_tables import (
+    current_version,
+    publish_tables,
+    read_meta,
+    read_table,
+)
 
 
 def test_publish_then_read_the_current_version(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yidai.jobs.analytics.published import current_version, read_table
+from yidai.jobs.analytics.dashboard_tables import current_version, read_table
 from yidai.jobs.monitoring import (
     SCORE,
     DriftError,

@@ -5,7 +5,7 @@ model's training window), performance on matured credit cohorts (AUC / KS / bad 
 PD by booking month) and on the fraud labels that have arrived (AUC / average precision by
 week); from the decision audit store: approve / refer / decline and allow / step-up / decline
 rates by product and amount tier.  The tables are published under ``<serving>/monitoring``
-(atomic pointer swap, :mod:`yidai.jobs.analytics.published`) for the dashboards;
+(atomic pointer swap, :mod:`yidai.jobs.analytics.dashboard_tables`) for the dashboards;
 :func:`check_drift` raises :class:`DriftError` naming every drifted feature, so the DAG task
 fails loudly.
 
@@ -409,7 +409,7 @@ def published_scored_decisions(
     shape of :func:`_scored_decisions`; None unless they are of ``as_of`` and this champion."""
     from pathlib import Path
 
-    from yidai.jobs.analytics.published import read_meta, read_table
+    from yidai.jobs.analytics.dashboard_tables import read_meta, read_table
     from yidai.jobs.analytics.scored import SCORED_AREA
 
     area = Path(serving) / SCORED_AREA
@@ -550,7 +550,7 @@ def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float)
     """
     from pathlib import Path
 
-    from yidai.jobs.analytics.published import publish_tables, read_table
+    from yidai.jobs.analytics.dashboard_tables import publish_tables, read_table
 
     area = Path(serving_dir) / AREA
     day = pd.Timestamp(report.as_of)

@@ -233,7 +233,7 @@ def publish_serving(day: date) -> dict[str, Any]:
 def publish_portfolio_tables(day: date) -> dict[str, Any]:
     """Publish the dashboards' portfolio and fraud tables as of ``day`` (warehouse read-only)."""
     from yidai.core.settings import get_settings
-    from yidai.jobs.analytics.publish import PORTFOLIO_AREA, publish_portfolio
+    from yidai.jobs.analytics.portfolio_tables import PORTFOLIO_AREA, publish_portfolio
 
     version = publish_portfolio(as_of=day)
     area = get_settings().serving / PORTFOLIO_AREA
@@ -296,7 +296,7 @@ def publish_scored(day: date) -> dict[str, Any]:
     """Score every credit application up to ``day`` with the champions (and challengers)
     and publish them for model monitoring and the policy simulator (warehouse read-only)."""
     from yidai.core.settings import get_settings
-    from yidai.jobs.analytics.published import read_meta
+    from yidai.jobs.analytics.dashboard_tables import read_meta
     from yidai.jobs.analytics.scored import SCORED_AREA, publish_scored_applications
 
     version = publish_scored_applications(as_of=day)

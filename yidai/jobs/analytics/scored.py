@@ -116,8 +116,8 @@ def publish_scored_applications(
     from yidai.core.settings import get_settings
     from yidai.core.warehouse import connect
     from yidai.decisioning import load_credit_policy
-    from yidai.jobs.analytics.publish import warehouse_as_of
-    from yidai.jobs.analytics.published import publish_tables
+    from yidai.jobs.analytics.dashboard_tables import publish_tables
+    from yidai.jobs.analytics.portfolio_tables import warehouse_as_of
 
     settings = get_settings()
     serving = serving or settings.serving

@@ -1,13 +1,15 @@
 """Readers of the published merchant limits (the scoring service and the dashboards).
 
 ``<serving>/limits/CURRENT`` names the live version; ``versions/<version>/limits.parquet``
-holds one row per merchant.  :func:`load_published_limits` builds an in-memory lookup once
-per version; :func:`current_limits_pointer` is cheap enough to call on every request to
-notice a new version (hot reload).
+holds one row per merchant (the publish store's default layout, :mod:`yidai.core.publishing`).
+:func:`load_published_limits` builds an in-memory lookup once per version;
+:func:`current_limits_pointer` is cheap enough to call on every request to notice a new
+version (hot reload).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -136,8 +138,6 @@ def read_limits_table(
 
 def read_limits_summary(serving_dir: Path, version: str | None = None) -> dict[str, Any]:
     """The run summary of the live (or given) version."""
-    import json
-
     version = version or current_limits_pointer(serving_dir)
     if version is None:
         raise YidaiError(f"no merchant limits published under {limits_root(serving_dir)}")

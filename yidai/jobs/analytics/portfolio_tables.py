@@ -1,8 +1,9 @@
-"""Publish the warehouse-derived tables the dashboards read (``<serving>/portfolio``).
+"""Build the portfolio tables from the warehouse and publish them for the dashboards.
 
 The dashboards never open the DuckDB warehouse: a pipeline task calls
 :func:`publish_portfolio` after ingestion, which aggregates the warehouse with DuckDB SQL and
-publishes small Parquet tables with an atomic pointer swap (:mod:`yidai.jobs.analytics.published`).
+publishes small Parquet tables under ``<serving>/portfolio`` with an atomic pointer swap
+(:mod:`yidai.jobs.analytics.dashboard_tables`).
 
 Each ``*_sql`` builder below is one documented aggregation over the contract tables; the
 tests run them on hand-made tables in an in-memory DuckDB.
@@ -18,7 +19,10 @@ import duckdb
 import pandas as pd
 
 from yidai.core.errors import YidaiError
-from yidai.jobs.analytics.tiers import DEFAULT_TIERS, amount_tier_sql
+from yidai.core.settings import get_settings
+from yidai.core.warehouse import connect
+from yidai.jobs.analytics.dashboard_tables import publish_tables
+from yidai.jobs.analytics.tiers import DEFAULT_TIERS, amount_tier_sql, payment_tiers
 
 log = logging.getLogger(__name__)
 
@@ -268,11 +272,6 @@ def publish_portfolio(
     Returns the published version.  Call it from the pipeline after ingestion, inside the
     warehouse pool (a read-only DuckDB open fails while another process writes the file).
     """
-    from yidai.core.settings import get_settings
-    from yidai.core.warehouse import connect
-    from yidai.jobs.analytics.published import publish_tables
-    from yidai.jobs.analytics.tiers import payment_tiers
-
     settings = get_settings()
     warehouse = warehouse or settings.warehouse
     serving = serving or settings.serving
