@@ -141,9 +141,39 @@ def _base_record(
     }
 
 
-def _audited(audit: AuditStore, row: DecisionRow) -> Answer:
-    """Append the decision to the audit store; the answer is the response it stored."""
-    return Answer(audit.record_decision(row), row.outcome, row.arm)
+def _audited(
+    audit: AuditStore,
+    caller: Caller,
+    fingerprint: str,
+    decided: tuple[str, str, str, str, str],
+    scored: Scored,
+    response: dict[str, Any],
+    record: dict[str, Any],
+    *,
+    open_line: tuple[str, float] | None = None,
+    payment_event: PaymentEvent | None = None,
+) -> Answer:
+    """Append the decision to the audit store; the answer is the response it stored.
+
+    ``decided`` is (decision id, product, entity id, outcome, acting arm)."""
+    decision_id, product, entity_id, outcome, arm = decided
+    row = DecisionRow(
+        decision_id=decision_id,
+        module=caller.module,
+        idempotency_key=caller.idempotency_key,
+        request_hash=fingerprint,
+        product=product,
+        entity_id=entity_id,
+        outcome=outcome,
+        arm=arm,
+        model_version=scored.model,
+        policy_version=response["policy_version"],
+        response=response,
+        record=record,
+        open_line=open_line,
+        payment_event=payment_event,
+    )
+    return Answer(audit.record_decision(row), outcome, arm)
 
 
 # ---------------------------------------------------------------------------- credit
@@ -167,20 +197,7 @@ def credit_decision(
     # No amount asked: the applicant asks for a line, scored as asking for the maximum.
     asked = requested if requested is not None else bundle.policy.limit.max_limit
     full = bundle.vectorizer.vector(profile, {"requested_amount": asked}, entity_id)
-    champ, chall = _score_arms(bundle, full)
-    use_challenger = challenger_arm(
-        product, entity_id, bundle.policy.challenger.traffic_share
-    ) and (bundle.challenger is not None or bundle.policy.challenger.overrides)
-    arms = {
-        "champion": (bundle.policy, bundle.champion, champ),
-        "challenger": (
-            bundle.challenger_policy,
-            bundle.challenger or bundle.champion,
-            chall or champ,
-        ),
-    }
-    acting = "challenger" if use_challenger else "champion"
-    shadow = "champion" if use_challenger else "challenger"
+    arms, acting, shadow = _credit_arms(product, entity_id, bundle, *_score_arms(bundle, full))
     decisions = _credit_decisions(bundle, profile, arms, requested, entity_id)
     policy, slot, scored = arms[acting]
     assert isinstance(policy, CreditPolicy)
@@ -198,22 +215,39 @@ def credit_decision(
     record["policy_reason_codes"] = list(decision.policy_reason_codes)
     record["proposed_limit"] = decision.proposed_limit
     record["shadow"] = _credit_shadow(shadow, decisions[shadow], arms[shadow][2])
-    row = DecisionRow(
-        decision_id=decision_id,
-        module=caller.module,
-        idempotency_key=caller.idempotency_key,
-        request_hash=fingerprint,
-        product=product,
-        entity_id=entity_id,
-        outcome=decision.decision,
-        arm=acting,
-        model_version=scored.model,
-        policy_version=decision.policy_version,
-        response=response,
-        record=record,
+    decided = (decision_id, product, entity_id, decision.decision, acting)
+    return _audited(
+        audit,
+        caller,
+        fingerprint,
+        decided,
+        scored,
+        response,
+        record,
         open_line=(entity_id, decision.limit) if opens_line else None,
     )
-    return _audited(audit, row)
+
+
+def _credit_arms(
+    product: str, entity_id: str, bundle: Any, champ: Scored, chall: Scored | None
+) -> tuple[dict[str, tuple[Any, ModelSlot, Scored]], str, str]:
+    """Both arms' (policy, model, score), the acting arm and the shadow one.  Without a
+    challenger model, the challenger arm is the champion model under the challenger policy
+    (acting only if that policy overrides something)."""
+    use_challenger = challenger_arm(
+        product, entity_id, bundle.policy.challenger.traffic_share
+    ) and (bundle.challenger is not None or bundle.policy.challenger.overrides)
+    arms = {
+        "champion": (bundle.policy, bundle.champion, champ),
+        "challenger": (
+            bundle.challenger_policy,
+            bundle.challenger or bundle.champion,
+            chall or champ,
+        ),
+    }
+    if use_challenger:
+        return arms, "challenger", "champion"
+    return arms, "champion", "challenger"
 
 
 def _credit_decisions(
@@ -312,10 +346,7 @@ def payment_decision(
     bundle = resources.bundle(product)
     payer_id = str(body["payer_id"])
     profile = bundle.snapshot.get(payer_id)
-    ts = payment_ts(body.get("ts"))
-    ts_us = int(to_us(np.array([ts], dtype=object))[0])
-    recent = audit.recent_payments(payer_id, ts_us - US_PER_DAY, ts_us)
-    request = {**body, "payer_id": payer_id, "ts": ts, "recent": recent}
+    request, ts_us = _with_recent_payments(audit, body, payer_id)
     full = bundle.vectorizer.vector(profile, request, payer_id)
     champ, chall = _score_arms(bundle, full)
     use_challenger = challenger_arm(product, payer_id, bundle.policy.challenger.traffic_share)
@@ -344,25 +375,25 @@ def payment_decision(
     shadow_scored = champ if on_challenger else chall
     request_kept = {k: v for k, v in body.items() if k != "card_token"}
     record = _base_record(request_kept, slot, scored, profile)
-    record["recent_events"] = len(recent)
+    record["recent_events"] = len(request["recent"])
     record["snapshot"] = bundle.snapshot.snapshot_id
     record["shadow"] = _payment_shadow(shadow_policy, shadow_scored, amount, payer_id, new_device)
-    row = DecisionRow(
-        decision_id=decision_id,
-        module=caller.module,
-        idempotency_key=caller.idempotency_key,
-        request_hash=fingerprint,
-        product=product,
-        entity_id=payer_id,
-        outcome=decision.action,
-        arm=acting,
-        model_version=scored.model,
-        policy_version=decision.policy_version,
-        response=response,
-        record=record,
-        payment_event=_payment_event(body, payer_id, ts_us, amount),
+    decided = (decision_id, product, payer_id, decision.action, acting)
+    event = _payment_event(body, payer_id, ts_us, amount)
+    return _audited(
+        audit, caller, fingerprint, decided, scored, response, record, payment_event=event
     )
-    return _audited(audit, row)
+
+
+def _with_recent_payments(
+    audit: AuditStore, body: dict[str, Any], payer_id: str
+) -> tuple[dict[str, Any], int]:
+    """The request with its time and the payer's payments of the 24 h before it (audit
+    store); the time in microseconds."""
+    ts = payment_ts(body.get("ts"))
+    ts_us = int(to_us(np.array([ts], dtype=object))[0])
+    recent = audit.recent_payments(payer_id, ts_us - US_PER_DAY, ts_us)
+    return {**body, "payer_id": payer_id, "ts": ts, "recent": recent}, ts_us
 
 
 def _payment_response(
