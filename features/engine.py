@@ -571,10 +571,8 @@ def _layer_parts(
             sparse_parts.extend(_sparse_source_parts(plan, table, a, cols, last))
             continue
         key = "false" if not history or _is_master(name) else f"day BETWEEN {first} AND {last}"
-        value = {"day": "day", "__n": "1"}
-        for c, narrow in facts.narrow.get(name, {}).items():
-            value[c] = f"CAST({c} AS {narrow})"
-        sel = ", ".join(f"{value.get(c, c)} AS {_q(f'{a}.{c}')}" for c in cols)
+        narrow = facts.narrow.get(name, {})
+        sel = _measures_sql(a, cols, {c: f"CAST({c} AS {t})" for c, t in narrow.items()})
         parts.append(
             f"SELECT entity_id, day AS as_of, {sel}{_key_col(key, len(parts))} FROM {table}"
         )
@@ -601,13 +599,18 @@ def _layer_parts(
     return parts, sparse_parts
 
 
+def _measures_sql(alias: str, cols: list[str], values: dict[str, str]) -> str:
+    """A source's layer columns ``"<alias>.<column>"`` (``__n`` = 1 a row, ``values``: other
+    expressions than the column itself)."""
+    value = {"day": "day", "__n": "1", **values}
+    return ", ".join(f"{value.get(c, c)} AS {_q(f'{alias}.{c}')}" for c in cols)
+
+
 def _sparse_source_parts(
     plan: LayerPlan, table: str, alias: str, cols: list[str], last: str
 ) -> list[str]:
     """A sparse source's rows, and the days its windows' contents change on (W days later)."""
-    value = {"day": "day", "__n": "1"}
-    sel = ", ".join(f"{value.get(c, c)} AS {_q(f'{alias}.{c}')}" for c in cols)
-    parts = [f"SELECT entity_id, day AS as_of, {sel} FROM {table}"]
+    parts = [f"SELECT entity_id, day AS as_of, {_measures_sql(alias, cols, {})} FROM {table}"]
     used_by = [e for e in plan.exprs.values() if f'"{alias}.' in e]
     ws = sorted({int(w) for e in used_by for w in re.findall(r"OVER w(\d+)\b", e)})
     if ws:
