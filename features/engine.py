@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -375,163 +376,294 @@ def _layer_profiles_sql(
     *,
     history: bool,
 ) -> str:
-    """Many as-of days at once over one daily layer of the entity: a row per entity-day with
-    rows in any source (or a key), every source's measures side by side, so that one sorted
-    window pass computes every windowable ``agg`` feature without a join.
+    """Many as-of days at once over one daily layer of the entity (:func:`layer_query`).
+
+    Reads what the query depends on from the source tables (:class:`SourceFacts`), creates
+    the temporary tables it reads (the distinct-count runs; with ``history``, ``keys`` when
+    a feature keeps its declared query) and returns the query.
+    """
+    plan = layer_plan(feats, src_tables)
+    facts = _source_facts(con, plan, src_tables)
+    for statement in runs_tables_sql(plan, src_tables):
+        con.execute(statement)
+    if history and plan.declared:  # the declared queries read the keys
+        con.execute(history_keys_sql(src_tables, keys, first_day, last_day))
+    return layer_query(feats, plan, facts, src_tables, keys, first_day, last_day, history=history)
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """How each feature is computed over the daily layer: a window expression over the
+    layer's columns (``"s<i>.<column>"``, ``alias``), a count of distinct values from runs
+    (``covers``: source, column, window days; columns ``"c<i>"``/``"e<i>"``), or its declared
+    query (``declared``)."""
+
+    alias: dict[str, str]
+    exprs: dict[str, str]
+    covers: list[tuple[str, str, int | None]]
+    declared: list[Feature]
+
+    @property
+    def used(self) -> str:
+        """Every layer expression (to look up which layer columns are used)."""
+        return " ".join(self.exprs.values())
+
+
+def layer_plan(feats: Sequence[Feature], src_tables: dict[str, str]) -> LayerPlan:
+    """The layer plan of ``feats`` (pure).
 
     ``count(DISTINCT v)`` over W days is the number of (entity, v) runs open on the day (a run
     merges occurrences less than W days apart and stays open W - 1 days after its last one):
     the runs started so far minus those whose last occurrence is W or more days back, two
-    running sums, no extra rows and no DISTINCT window.  The rest (the
-    ``sql`` features' windowed twins, aggregates that cannot slide) joins the key rows.
-    ``tests/features/test_features_layer.py`` proves all of it equal to the declared queries.
+    running sums, no extra rows and no DISTINCT window.  The rest (the ``sql`` features'
+    windowed twins, aggregates that cannot slide) keeps its declared query.
     """
-    first, last = _lit(first_day), _lit(last_day)
     alias = {name: f"s{i}" for i, name in enumerate(src_tables)}
-    layer_exprs: dict[str, str] = {}
-    covers: list[tuple[str, str, int | None]] = []  # (source, distinct column, window days)
-    declared: list[Feature] = []
+    plan = LayerPlan(alias, {}, [], [])
     for f in feats:
         src = SOURCES.get(f.source)
         distinct = _DISTINCT_COUNT.fullmatch(f.expr) if f.kind == "agg" else None
         if src is not None and distinct and distinct.group(1) in src.dims:
-            c, w = f'"c{len(covers)}"', f.window_days
-            ended = f' - coalesce(sum("e{len(covers)}") OVER wend{w}, 0)' if w else ""
-            layer_exprs[f.name] = f"coalesce(sum({c}) OVER wlife, 0){ended}"
-            covers.append((f.source, distinct.group(1), f.window_days))
+            c, w = f'"c{len(plan.covers)}"', f.window_days
+            ended = f' - coalesce(sum("e{len(plan.covers)}") OVER wend{w}, 0)' if w else ""
+            plan.exprs[f.name] = f"coalesce(sum({c}) OVER wlife, 0){ended}"
+            plan.covers.append((f.source, distinct.group(1), f.window_days))
             continue
         e = None
         if f.kind == "agg" and src is not None and not src.dims:
             e = windowed_expr(f.expr, _window_name(f.window_days), as_of_outside=True)
         if e is None:
-            declared.append(f)
+            plan.declared.append(f)
         else:
             columns = ["day", "__n", *(name for name, _ in src.measures)]  # type: ignore[union-attr]
-            layer_exprs[f.name] = _renamed(e, columns, alias[f.source])
+            plan.exprs[f.name] = _renamed(e, columns, alias[f.source])
+    return plan
 
-    # the layer: parts with one row per entity-day each, full-joined on (entity_id, as_of);
-    # a part's key column marks the rows whose profile is wanted
-    parts: list[str] = []
-    used = " ".join(layer_exprs.values())
-    in_layer: set[str] = set()
 
-    def key_col(expr: str) -> str:
-        return "" if expr == "false" else f', {expr} AS "k{len(parts)}"'
+def _layer_columns(source_name: str, alias: str, used: str) -> list[str]:
+    """The columns of a source (without dimensions) that the layer expressions use."""
+    src = SOURCES[source_name]
+    if src.dims:
+        return []
+    return [c for c in ("day", "__n", *(m for m, _ in src.measures)) if f'"{alias}.{c}"' in used]
 
-    sparse = _sparse_sources(con, src_tables, alias, used)
-    used_by = {a: [e for e in layer_exprs.values() if f'"{a}.' in e] for a in alias.values()}
-    sparse_parts: list[str] = []
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What the layer query depends on in the source tables' contents: the sparse sources
+    (:func:`_sparse_sources`) and the columns that fit a narrower type (:func:`_narrow_types`)
+    of each dense one."""
+
+    sparse: set[str]
+    narrow: dict[str, dict[str, str]]
+
+
+def _source_facts(
+    con: duckdb.DuckDBPyConnection, plan: LayerPlan, src_tables: dict[str, str]
+) -> SourceFacts:
+    used = plan.used
+    sparse = _sparse_sources(con, src_tables, plan.alias, used)
+    narrow: dict[str, dict[str, str]] = {}
     for name, table in src_tables.items():
-        src = SOURCES[name]
-        a = alias[name]
-        cols = [c for c in ("day", "__n", *(m for m, _ in src.measures)) if f'"{a}.{c}"' in used]
-        if src.dims or not cols:
-            continue
-        if name in sparse:
-            value = {"day": "day", "__n": "1"}
-            sel = ", ".join(f"{value.get(c, c)} AS {_q(f'{a}.{c}')}" for c in cols)
-            sparse_parts.append(f"SELECT entity_id, day AS as_of, {sel} FROM {table}")
-            # the windows' contents change on the source's days and W days later
-            ws = sorted({int(w) for e in used_by[a] for w in re.findall(r"OVER w(\d+)\b", e)})
-            if ws:
-                sparse_parts.append(
-                    f"SELECT DISTINCT entity_id, day + w AS as_of FROM {table}, "
-                    f"unnest({ws}) t(w) WHERE day + w <= {last}"
-                )
-            continue
-        key = "false" if not history or _is_master(name) else f"day BETWEEN {first} AND {last}"
-        value = {"day": "day", "__n": "1"}
-        for c, narrow in _narrow_types(con, table, cols, used, a).items():
-            value[c] = f"CAST({c} AS {narrow})"
-        sel = ", ".join(f"{value.get(c, c)} AS {_q(f'{a}.{c}')}" for c in cols)
-        parts.append(f"SELECT entity_id, day AS as_of, {sel}{key_col(key)} FROM {table}")
-        in_layer.add(name)
-    for i, (name, col, days) in enumerate(covers):
+        cols = _layer_columns(name, plan.alias[name], used)
+        if cols and name not in sparse:
+            narrow[name] = _narrow_types(con, table, cols, used, plan.alias[name])
+    return SourceFacts(sparse, narrow)
+
+
+def runs_tables_sql(plan: LayerPlan, src_tables: dict[str, str]) -> list[str]:
+    """The statements creating each distinct count's runs table: per (entity, value) run,
+    whether a day starts one and whether a run ends on it (pure)."""
+    statements = []
+    for i, (name, col, days) in enumerate(plan.covers):
         occ = f"SELECT DISTINCT entity_id, day, {col} FROM {src_tables[name]}"
         occ = src_tables[name] if SOURCES[name].dims == (col,) else f"({occ})"
         gap = f" OR day - prv >= {days}" if days else ""
         ends = f"(nxt IS NULL OR nxt - day >= {days})" if days else "false"
-        runs = f"{src_tables[name]}_runs{i}"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {runs} AS SELECT entity_id, day, "
+        statements.append(
+            f"CREATE OR REPLACE TEMP TABLE {src_tables[name]}_runs{i} AS SELECT entity_id, day, "
             f"CASE WHEN {col} IS NOT NULL AND (prv IS NULL{gap}) THEN 1 ELSE 0 END AS start, "
             f"{col} IS NOT NULL AND {ends} AS ends FROM (SELECT entity_id, day, {col}, "
             f"lag(day) OVER r AS prv, lead(day) OVER r AS nxt FROM {occ} "
             f"WINDOW r AS (PARTITION BY entity_id, {col} ORDER BY day))"
         )
-        if history and name not in in_layer:  # every occurrence day is a key day
-            key, where = f"day BETWEEN {first} AND {last}", ""
-            in_layer.add(name)
-        else:
-            key, where = "false", " WHERE start = 1 OR ends"
-        any_key = "false" if key == "false" else f"bool_or({key})"
-        parts.append(
-            f'SELECT entity_id, day AS as_of, sum(start) AS "c{i}", '
-            f'sum(CASE WHEN ends THEN 1 ELSE 0 END) AS "e{i}"{key_col(any_key)} '
-            f"FROM {runs}{where} GROUP BY entity_id, day"
-        )
-    if history:
-        for name, table in src_tables.items():
-            if name not in in_layer and not _is_master(name):
-                parts.append(
-                    f"SELECT DISTINCT entity_id, day AS as_of{key_col('true')} FROM {table} "
-                    f"WHERE day BETWEEN {first} AND {last}"
-                )
-    else:
-        parts.append(f"SELECT DISTINCT entity_id, as_of{key_col('true')} FROM {keys}")
-    keys_in = [f'coalesce("k{j}", false)' for j, p in enumerate(parts) if f'"k{j}"' in p]
-    joined = f"({parts[0]})" + "".join(
-        f" FULL JOIN ({p}) USING (entity_id, as_of)" for p in parts[1:]
+    return statements
+
+
+def history_keys_sql(
+    src_tables: dict[str, str], keys: str, first_day: dt.date, last_day: dt.date
+) -> str:
+    """The statement creating ``keys``: every entity-day with rows in a (non-master) source."""
+    first, last = _lit(first_day), _lit(last_day)
+    active = " UNION ".join(
+        f"SELECT entity_id, day AS as_of FROM {t} WHERE day BETWEEN {first} AND {last}"
+        for n, t in src_tables.items()
+        if not _is_master(n)
     )
-    layer = f"SELECT *, {' OR '.join(keys_in)} AS __key FROM {joined}"
-    sparse_aliases = tuple(f'"{alias[n]}.' for n in sparse)
-    dense = {n: e for n, e in layer_exprs.items() if not any(a in e for a in sparse_aliases)}
+    return f"CREATE OR REPLACE TEMP TABLE {keys} AS {active}"
+
+
+def layer_query(
+    feats: Sequence[Feature],
+    plan: LayerPlan,
+    facts: SourceFacts,
+    src_tables: dict[str, str],
+    keys: str,
+    first_day: dt.date,
+    last_day: dt.date,
+    *,
+    history: bool,
+) -> str:
+    """The profiles query over the daily layer (pure): a row per entity-day with rows in any
+    source (or a key), every source's measures side by side, so that one sorted window pass
+    computes every windowable ``agg`` feature without a join; the sparse sources' windows
+    looked up per key day; the declared queries joined to the key rows.
+    ``tests/features/test_features_layer.py`` proves all of it equal to the declared queries.
+    """
+    parts, sparse_parts = _layer_parts(plan, facts, src_tables, keys, first_day, last_day, history)
+    sparse_aliases = tuple(f'"{plan.alias[n]}.' for n in facts.sparse)
+    dense = {n: e for n, e in plan.exprs.items() if not any(a in e for a in sparse_aliases)}
     wsql = _windows_sql(dense.values())
     window = f" WINDOW {wsql}" if wsql else ""
     out = {n: _output_column(f, dense[n]) for f in feats if (n := f.name) in dense}
-    base = f"SELECT entity_id, as_of{''.join(f', {v}' for v in out.values())} FROM ({layer})"
+    columns = "".join(f", {v}" for v in out.values())
+    base = f"SELECT entity_id, as_of{columns} FROM ({_layer_sql(parts)})"
     base += f"{window} QUALIFY __key" if window else " WHERE __key"
     if sparse_parts:
-        # the sparse sources' windows over their own rows (and the days their windows change
-        # on), looked up for each key day: the last such day at or before it
-        calls: dict[str, str] = {}
-        outer: dict[str, str] = {}
-        for n, e in layer_exprs.items():
-            if n not in dense:
-                outer[n] = _lifted_calls(e, calls)
-        joined = f"({sparse_parts[0]})" + "".join(
-            f" FULL JOIN ({p}) USING (entity_id, as_of)" for p in sparse_parts[1:]
-        )
-        values = ", ".join(f"{c} AS {_q(a)}" for c, a in calls.items())
-        lookup = (
-            f"SELECT entity_id AS __sp_entity, as_of AS __sp_day, {values} FROM {joined} "
-            f"WINDOW {_windows_sql(calls)}"
-        )
-        for f in feats:
-            if f.name in outer:
-                out[f.name] = _output_column(f, outer[f.name])
-        picked = ", ".join(
-            f"{_q(f.name)}" if f.name in dense else out[f.name] for f in feats if f.name in out
-        )
-        base = (
-            f"SELECT entity_id, as_of, {picked} FROM ({base}) ASOF LEFT JOIN ({lookup}) sp "
-            "ON sp.__sp_entity = entity_id AND sp.__sp_day <= as_of"
-        )
-    if not declared:
+        base = _sparse_lookup_sql(base, feats, plan, dense, out, sparse_parts)
+    if not plan.declared:
         return base
-    if history:  # the declared queries read the keys
-        active = " UNION ".join(
-            f"SELECT entity_id, day AS as_of FROM {t} WHERE day BETWEEN {first} AND {last}"
-            for n, t in src_tables.items()
-            if not _is_master(n)
-        )
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {keys} AS {active}")
-    ctes, joins, where_is = _declared_ctes(declared, src_tables, keys, first_day, last_day)
+    ctes, joins, where_is = _declared_ctes(plan.declared, src_tables, keys, first_day, last_day)
     ctes.insert(0, f"k AS ({base})")
     select = ", ".join(
         f"k.{_q(f.name)}" if f.name in out else _output_column(f, where_is[f.name]) for f in feats
     )
     return f"WITH {', '.join(ctes)} SELECT k.entity_id, k.as_of, {select} FROM k {' '.join(joins)}"
+
+
+def _key_col(expr: str, part: int) -> str:
+    """The key column ``"k<part>"`` of a layer part (none if it marks no row)."""
+    return "" if expr == "false" else f', {expr} AS "k{part}"'
+
+
+def _layer_parts(
+    plan: LayerPlan,
+    facts: SourceFacts,
+    src_tables: dict[str, str],
+    keys: str,
+    first_day: dt.date,
+    last_day: dt.date,
+    history: bool,
+) -> tuple[list[str], list[str]]:
+    """The layer's parts, one row per entity-day each (full-joined on (entity_id, as_of);
+    a part's key column marks the rows whose profile is wanted), and the sparse sources'
+    own rows with the days their windows change on."""
+    first, last = _lit(first_day), _lit(last_day)
+    parts: list[str] = []
+    sparse_parts: list[str] = []
+    in_layer: set[str] = set()
+    for name, table in src_tables.items():
+        a = plan.alias[name]
+        cols = _layer_columns(name, a, plan.used)
+        if not cols:
+            continue
+        if name in facts.sparse:
+            sparse_parts.extend(_sparse_source_parts(plan, table, a, cols, last))
+            continue
+        key = "false" if not history or _is_master(name) else f"day BETWEEN {first} AND {last}"
+        narrow = facts.narrow.get(name, {})
+        sel = _measures_sql(a, cols, {c: f"CAST({c} AS {t})" for c, t in narrow.items()})
+        parts.append(
+            f"SELECT entity_id, day AS as_of, {sel}{_key_col(key, len(parts))} FROM {table}"
+        )
+        in_layer.add(name)
+    for i, (name, _, _) in enumerate(plan.covers):
+        if history and name not in in_layer:  # every occurrence day is a key day
+            key, where = f"bool_or(day BETWEEN {first} AND {last})", ""
+            in_layer.add(name)
+        else:
+            key, where = "false", " WHERE start = 1 OR ends"
+        parts.append(
+            f'SELECT entity_id, day AS as_of, sum(start) AS "c{i}", '
+            f'sum(CASE WHEN ends THEN 1 ELSE 0 END) AS "e{i}"{_key_col(key, len(parts))} '
+            f"FROM {src_tables[name]}_runs{i}{where} GROUP BY entity_id, day"
+        )
+    if not history:
+        parts.append(f"SELECT DISTINCT entity_id, as_of{_key_col('true', len(parts))} FROM {keys}")
+    for name, table in src_tables.items():
+        if history and name not in in_layer and not _is_master(name):
+            parts.append(
+                f"SELECT DISTINCT entity_id, day AS as_of{_key_col('true', len(parts))} "
+                f"FROM {table} WHERE day BETWEEN {first} AND {last}"
+            )
+    return parts, sparse_parts
+
+
+def _measures_sql(alias: str, cols: list[str], values: dict[str, str]) -> str:
+    """A source's layer columns ``"<alias>.<column>"`` (``__n`` = 1 a row, ``values``: other
+    expressions than the column itself)."""
+    value = {"day": "day", "__n": "1", **values}
+    return ", ".join(f"{value.get(c, c)} AS {_q(f'{alias}.{c}')}" for c in cols)
+
+
+def _sparse_source_parts(
+    plan: LayerPlan, table: str, alias: str, cols: list[str], last: str
+) -> list[str]:
+    """A sparse source's rows, and the days its windows' contents change on (W days later)."""
+    parts = [f"SELECT entity_id, day AS as_of, {_measures_sql(alias, cols, {})} FROM {table}"]
+    used_by = [e for e in plan.exprs.values() if f'"{alias}.' in e]
+    ws = sorted({int(w) for e in used_by for w in re.findall(r"OVER w(\d+)\b", e)})
+    if ws:
+        parts.append(
+            f"SELECT DISTINCT entity_id, day + w AS as_of FROM {table}, "
+            f"unnest({ws}) t(w) WHERE day + w <= {last}"
+        )
+    return parts
+
+
+def _layer_sql(parts: list[str]) -> str:
+    """The layer: its parts full-joined, ``__key`` set on the rows a part marks."""
+    keys_in = [f'coalesce("k{j}", false)' for j, p in enumerate(parts) if f'"k{j}"' in p]
+    joined = f"({parts[0]})" + "".join(
+        f" FULL JOIN ({p}) USING (entity_id, as_of)" for p in parts[1:]
+    )
+    return f"SELECT *, {' OR '.join(keys_in)} AS __key FROM {joined}"
+
+
+def _sparse_lookup_sql(
+    base: str,
+    feats: Sequence[Feature],
+    plan: LayerPlan,
+    dense: dict[str, str],
+    out: dict[str, str],
+    sparse_parts: list[str],
+) -> str:
+    """``base`` with the sparse sources' features: their windows over their own rows (and
+    the days their windows change on), looked up for each key day: the last such day at or
+    before it.  Adds those features' output columns to ``out``."""
+    calls: dict[str, str] = {}
+    outer: dict[str, str] = {}
+    for n, e in plan.exprs.items():
+        if n not in dense:
+            outer[n] = _lifted_calls(e, calls)
+    joined = f"({sparse_parts[0]})" + "".join(
+        f" FULL JOIN ({p}) USING (entity_id, as_of)" for p in sparse_parts[1:]
+    )
+    values = ", ".join(f"{c} AS {_q(a)}" for c, a in calls.items())
+    lookup = (
+        f"SELECT entity_id AS __sp_entity, as_of AS __sp_day, {values} FROM {joined} "
+        f"WINDOW {_windows_sql(calls)}"
+    )
+    for f in feats:
+        if f.name in outer:
+            out[f.name] = _output_column(f, outer[f.name])
+    picked = ", ".join(
+        f"{_q(f.name)}" if f.name in dense else out[f.name] for f in feats if f.name in out
+    )
+    return (
+        f"SELECT entity_id, as_of, {picked} FROM ({base}) ASOF LEFT JOIN ({lookup}) sp "
+        "ON sp.__sp_entity = entity_id AND sp.__sp_day <= as_of"
+    )
 
 
 def _ensure_feature_tables(con: duckdb.DuckDBPyConnection, fs: FeatureSet) -> None:

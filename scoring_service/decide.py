@@ -13,7 +13,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,11 +23,14 @@ from yidai.audit import AuditStore, DecisionRow, PaymentEvent, utc_now
 from yidai.decisioning import (
     CreditDecision,
     CreditPolicy,
+    PaymentDecision,
     PaymentPolicy,
     decide_credit,
     decide_payment,
     model_reasons,
 )
+
+_D = TypeVar("_D", CreditDecision, PaymentDecision)
 
 CREDIT_ENTITY_FIELD = {"personal": "customer_id", "merchant": "merchant_id", "sme": "sme_id"}
 REVOLVING = ("merchant", "sme")
@@ -104,6 +107,75 @@ def _feature_record(names: list[str], X: np.ndarray) -> dict[str, float | None]:
     return {n: v if v == v else None for n, v in zip(names, X[0].tolist(), strict=True)}
 
 
+# ---------------------------------------------------------------------------- shared steps
+def _replay(audit: AuditStore, caller: Caller, fingerprint: str) -> Answer | None:
+    """The stored response of a request already seen under the caller's idempotency key."""
+    if caller.idempotency_key is None:
+        return None
+    earlier = audit.find_idempotent(caller.module, caller.idempotency_key, fingerprint)
+    return None if earlier is None else Answer(earlier)
+
+
+def _score_arms(bundle: Any, full: np.ndarray) -> tuple[Scored, Scored | None]:
+    """The champion's score and the challenger model's (None without a challenger model)."""
+    champ = _score(bundle.champion, _inputs(bundle.champion, full))
+    slot = bundle.challenger
+    return champ, (_score(slot, _inputs(slot, full)) if slot is not None else None)
+
+
+def _explained(decision: _D, adverse: bool, slot: ModelSlot, scored: Scored, top_k: int) -> _D:
+    """An adverse decision with the model's top reasons appended to the policy's."""
+    if not adverse:
+        return decision
+    return replace(decision, reasons=decision.reasons + _reasons(slot, scored.inputs, top_k))
+
+
+def _base_record(
+    request: dict[str, Any], slot: ModelSlot, scored: Scored, profile: Any
+) -> dict[str, Any]:
+    """The audit record's fields common to every product: the request, the model inputs."""
+    return {
+        "request": request,
+        "features": _feature_record(list(slot.model.feature_names), scored.inputs),
+        "has_history": profile is not None,
+    }
+
+
+def _audited(
+    audit: AuditStore,
+    caller: Caller,
+    fingerprint: str,
+    decided: tuple[str, str, str, str, str],
+    scored: Scored,
+    response: dict[str, Any],
+    record: dict[str, Any],
+    *,
+    open_line: tuple[str, float] | None = None,
+    payment_event: PaymentEvent | None = None,
+) -> Answer:
+    """Append the decision to the audit store; the answer is the response it stored.
+
+    ``decided`` is (decision id, product, entity id, outcome, acting arm)."""
+    decision_id, product, entity_id, outcome, arm = decided
+    row = DecisionRow(
+        decision_id=decision_id,
+        module=caller.module,
+        idempotency_key=caller.idempotency_key,
+        request_hash=fingerprint,
+        product=product,
+        entity_id=entity_id,
+        outcome=outcome,
+        arm=arm,
+        model_version=scored.model,
+        policy_version=response["policy_version"],
+        response=response,
+        record=record,
+        open_line=open_line,
+        payment_event=payment_event,
+    )
+    return Answer(audit.record_decision(row), outcome, arm)
+
+
 # ---------------------------------------------------------------------------- credit
 def credit_decision(
     resources: Resources,
@@ -114,10 +186,9 @@ def credit_decision(
 ) -> Answer:
     """Decide one credit application (personal, merchant or SME) and audit it."""
     fingerprint = request_hash(product, body)
-    if caller.idempotency_key is not None:
-        earlier = audit.find_idempotent(caller.module, caller.idempotency_key, fingerprint)
-        if earlier is not None:
-            return Answer(earlier)
+    replay = _replay(audit, caller, fingerprint)
+    if replay is not None:
+        return replay
     bundle = resources.bundle(product)
     entity_id = str(body[CREDIT_ENTITY_FIELD[product]])
     requested = body.get("requested_amount")
@@ -126,25 +197,71 @@ def credit_decision(
     # No amount asked: the applicant asks for a line, scored as asking for the maximum.
     asked = requested if requested is not None else bundle.policy.limit.max_limit
     full = bundle.vectorizer.vector(profile, {"requested_amount": asked}, entity_id)
+    arms, acting, shadow = _credit_arms(product, entity_id, bundle, *_score_arms(bundle, full))
+    decisions = _credit_decisions(bundle, profile, arms, requested, entity_id)
+    policy, slot, scored = arms[acting]
+    assert isinstance(policy, CreditPolicy)
+    decision = decisions[acting]
+    decision = _explained(
+        decision, decision.decision != "approve", slot, scored, policy.reason_codes_top_k
+    )
+    decision_id = uuid.uuid4().hex
+    opens_line = product in REVOLVING and decision.decision == "approve"
+    response = _credit_response(
+        decision_id, product, entity_id, requested, decision, scored, acting, opens_line
+    )
+    record = _base_record(body, slot, scored, profile)
+    record["snapshot"] = bundle.snapshot.snapshot_id
+    record["policy_reason_codes"] = list(decision.policy_reason_codes)
+    record["proposed_limit"] = decision.proposed_limit
+    record["shadow"] = _credit_shadow(shadow, decisions[shadow], arms[shadow][2])
+    decided = (decision_id, product, entity_id, decision.decision, acting)
+    return _audited(
+        audit,
+        caller,
+        fingerprint,
+        decided,
+        scored,
+        response,
+        record,
+        open_line=(entity_id, decision.limit) if opens_line else None,
+    )
 
+
+def _credit_arms(
+    product: str, entity_id: str, bundle: Any, champ: Scored, chall: Scored | None
+) -> tuple[dict[str, tuple[Any, ModelSlot, Scored]], str, str]:
+    """Both arms' (policy, model, score), the acting arm and the shadow one.  Without a
+    challenger model, the challenger arm is the champion model under the challenger policy
+    (acting only if that policy overrides something)."""
     use_challenger = challenger_arm(
         product, entity_id, bundle.policy.challenger.traffic_share
     ) and (bundle.challenger is not None or bundle.policy.challenger.overrides)
-    champ_slot = bundle.champion
-    chall_slot = bundle.challenger or bundle.champion
-    champ = _score(champ_slot, _inputs(champ_slot, full))
-    chall = _score(chall_slot, _inputs(chall_slot, full)) if bundle.challenger else champ
     arms = {
-        "champion": (bundle.policy, champ_slot, champ),
-        "challenger": (bundle.challenger_policy, chall_slot, chall),
+        "champion": (bundle.policy, bundle.champion, champ),
+        "challenger": (
+            bundle.challenger_policy,
+            bundle.challenger or bundle.champion,
+            chall or champ,
+        ),
     }
-    acting = "challenger" if use_challenger else "champion"
-    shadow = "champion" if use_challenger else "challenger"
+    if use_challenger:
+        return arms, "challenger", "champion"
+    return arms, "champion", "challenger"
 
-    decisions: dict[str, CreditDecision] = {}
+
+def _credit_decisions(
+    bundle: Any,
+    profile: Any,
+    arms: dict[str, tuple[Any, ModelSlot, Scored]],
+    requested: float | None,
+    entity_id: str,
+) -> dict[str, CreditDecision]:
+    """Each arm's policy applied to its own score (the acting one and the shadow)."""
     policy_features: dict[str, float] | None = None
     if profile is not None:
         policy_features = {f: float(profile[i]) for f, i in bundle.policy_columns.items()}
+    decisions: dict[str, CreditDecision] = {}
     for arm, (policy, _, scored) in arms.items():
         assert isinstance(policy, CreditPolicy)
         decisions[arm] = decide_credit(
@@ -156,19 +273,23 @@ def credit_decision(
             requested_amount=requested,
             applicant_id=entity_id,
         )
-    policy, slot, scored = arms[acting]
-    decision = decisions[acting]
-    if decision.decision != "approve":
-        assert isinstance(policy, CreditPolicy)
-        reasons = _reasons(slot, scored.inputs, policy.reason_codes_top_k)
-        decision = replace(decision, reasons=decision.reasons + reasons)
+    return decisions
 
-    decision_id = uuid.uuid4().hex
-    now = utc_now()
-    opens_line = product in REVOLVING and decision.decision == "approve"
-    response = {
+
+def _credit_response(
+    decision_id: str,
+    product: str,
+    entity_id: str,
+    requested: float | None,
+    decision: CreditDecision,
+    scored: Scored,
+    acting: str,
+    opens_line: bool,
+) -> dict[str, Any]:
+    """The credit decision's response body."""
+    return {
         "decision_id": decision_id,
-        "created_at": now,
+        "created_at": utc_now(),
         "product": product,
         "applicant_id": entity_id,
         "decision": decision.decision,
@@ -190,45 +311,21 @@ def credit_decision(
         "arm": acting,
         "account_id": decision_id if opens_line else None,
     }
-    other = decisions[shadow]
-    other_scored = arms[shadow][2]
-    record = {
-        "request": body,
-        "features": _feature_record(list(slot.model.feature_names), scored.inputs),
-        "has_history": profile is not None,
-        "snapshot": bundle.snapshot.snapshot_id,
+
+
+def _credit_shadow(arm: str, decision: CreditDecision, scored: Scored) -> dict[str, Any]:
+    """What the shadow arm would have decided (audit only)."""
+    return {
+        "arm": arm,
+        "model_version": scored.model,
+        "policy_version": decision.policy_version,
+        "pd": round(scored.pd, 6),
+        "score": round(scored.score, 1),
+        "grade": scored.grade,
+        "decision": decision.decision,
+        "limit": decision.limit,
         "policy_reason_codes": list(decision.policy_reason_codes),
-        "proposed_limit": decision.proposed_limit,
-        "shadow": {
-            "arm": shadow,
-            "model_version": other_scored.model,
-            "policy_version": other.policy_version,
-            "pd": round(other_scored.pd, 6),
-            "score": round(other_scored.score, 1),
-            "grade": other_scored.grade,
-            "decision": other.decision,
-            "limit": other.limit,
-            "policy_reason_codes": list(other.policy_reason_codes),
-        },
     }
-    sent = audit.record_decision(
-        DecisionRow(
-            decision_id=decision_id,
-            module=caller.module,
-            idempotency_key=caller.idempotency_key,
-            request_hash=fingerprint,
-            product=product,
-            entity_id=entity_id,
-            outcome=decision.decision,
-            arm=acting,
-            model_version=scored.model,
-            policy_version=decision.policy_version,
-            response=response,
-            record=record,
-            open_line=(entity_id, decision.limit) if opens_line else None,
-        )
-    )
-    return Answer(sent, decision.decision, acting)
 
 
 # ---------------------------------------------------------------------------- payments
@@ -243,41 +340,67 @@ def payment_decision(
     """
     product = "payment"
     fingerprint = request_hash(product, body)
-    if caller.idempotency_key is not None:
-        earlier = audit.find_idempotent(caller.module, caller.idempotency_key, fingerprint)
-        if earlier is not None:
-            return Answer(earlier)
+    replay = _replay(audit, caller, fingerprint)
+    if replay is not None:
+        return replay
     bundle = resources.bundle(product)
     payer_id = str(body["payer_id"])
     profile = bundle.snapshot.get(payer_id)
-    ts = payment_ts(body.get("ts"))
-    ts_us = int(to_us(np.array([ts], dtype=object))[0])
-    recent = audit.recent_payments(payer_id, ts_us - US_PER_DAY, ts_us)
-    request = {**body, "payer_id": payer_id, "ts": ts, "recent": recent}
+    request, ts_us = _with_recent_payments(audit, body, payer_id)
     full = bundle.vectorizer.vector(profile, request, payer_id)
+    champ, chall = _score_arms(bundle, full)
     use_challenger = challenger_arm(product, payer_id, bundle.policy.challenger.traffic_share)
-    champ = _score(bundle.champion, _inputs(bundle.champion, full))
-    chall_slot = bundle.challenger
-    chall = _score(chall_slot, _inputs(chall_slot, full)) if chall_slot is not None else None
-    acting = "challenger" if use_challenger and chall is not None else "champion"
-    policy = bundle.challenger_policy if acting == "challenger" else bundle.policy
-    slot = chall_slot if acting == "challenger" and chall_slot is not None else bundle.champion
-    scored = chall if acting == "challenger" and chall is not None else champ
-    assert isinstance(policy, PaymentPolicy)
+    on_challenger = use_challenger and chall is not None
+    acting = "challenger" if on_challenger else "champion"
+    policy = bundle.challenger_policy if on_challenger else bundle.policy
+    slot = bundle.challenger if on_challenger else bundle.champion
+    scored = chall if on_challenger else champ
+    assert isinstance(policy, PaymentPolicy) and slot is not None and scored is not None
+    amount = float(body["amount"])
     new_device = bool(body.get("new_device", False))
     decision = decide_payment(
         policy,
-        float(body["amount"]),
+        amount,
         scored.pd,
         payer_id=payer_id,
         device_id=body.get("device_id"),
         new_device=new_device,
     )
-    if decision.action != "allow":
-        reasons = _reasons(slot, scored.inputs, policy.reason_codes_top_k)
-        decision = replace(decision, reasons=decision.reasons + reasons)
+    decision = _explained(
+        decision, decision.action != "allow", slot, scored, policy.reason_codes_top_k
+    )
     decision_id = uuid.uuid4().hex
-    response = {
+    response = _payment_response(decision_id, product, decision, scored, acting)
+    shadow_policy = bundle.policy if on_challenger else bundle.challenger_policy
+    shadow_scored = champ if on_challenger else chall
+    request_kept = {k: v for k, v in body.items() if k != "card_token"}
+    record = _base_record(request_kept, slot, scored, profile)
+    record["recent_events"] = len(request["recent"])
+    record["snapshot"] = bundle.snapshot.snapshot_id
+    record["shadow"] = _payment_shadow(shadow_policy, shadow_scored, amount, payer_id, new_device)
+    decided = (decision_id, product, payer_id, decision.action, acting)
+    event = _payment_event(body, payer_id, ts_us, amount)
+    return _audited(
+        audit, caller, fingerprint, decided, scored, response, record, payment_event=event
+    )
+
+
+def _with_recent_payments(
+    audit: AuditStore, body: dict[str, Any], payer_id: str
+) -> tuple[dict[str, Any], int]:
+    """The request with its time and the payer's payments of the 24 h before it (audit
+    store); the time in microseconds."""
+    ts = payment_ts(body.get("ts"))
+    ts_us = int(to_us(np.array([ts], dtype=object))[0])
+    recent = audit.recent_payments(payer_id, ts_us - US_PER_DAY, ts_us)
+    return {**body, "payer_id": payer_id, "ts": ts, "recent": recent}, ts_us
+
+
+def _payment_response(
+    decision_id: str, product: str, decision: PaymentDecision, scored: Scored, acting: str
+) -> dict[str, Any]:
+    """The payment decision's response body."""
+    return {
         "decision_id": decision_id,
         "created_at": utc_now(),
         "product": product,
@@ -292,53 +415,34 @@ def payment_decision(
         "policy_version": decision.policy_version,
         "arm": acting,
     }
-    shadow_scored = champ if acting == "challenger" else chall
-    record = {
-        "request": {k: v for k, v in body.items() if k != "card_token"},
-        "features": _feature_record(list(slot.model.feature_names), scored.inputs),
-        "has_history": profile is not None,
-        "recent_events": len(recent),
-        "snapshot": bundle.snapshot.snapshot_id,
-        "shadow": None
-        if shadow_scored is None
-        else {
-            "model_version": shadow_scored.model,
-            "fraud_probability": round(shadow_scored.pd, 6),
-            "action": decide_payment(
-                bundle.policy if acting == "challenger" else bundle.challenger_policy,  # type: ignore[arg-type]
-                float(body["amount"]),
-                shadow_scored.pd,
-                payer_id=payer_id,
-                new_device=new_device,
-            ).action,
-        },
+
+
+def _payment_shadow(
+    policy: Any, scored: Scored | None, amount: float, payer_id: str, new_device: bool
+) -> dict[str, Any] | None:
+    """What the other model would have scored and done (audit only); None without one."""
+    if scored is None:
+        return None
+    return {
+        "model_version": scored.model,
+        "fraud_probability": round(scored.pd, 6),
+        "action": decide_payment(
+            policy, amount, scored.pd, payer_id=payer_id, new_device=new_device
+        ).action,
     }
-    sent = audit.record_decision(
-        DecisionRow(
-            decision_id=decision_id,
-            module=caller.module,
-            idempotency_key=caller.idempotency_key,
-            request_hash=fingerprint,
-            product=product,
-            entity_id=payer_id,
-            outcome=decision.action,
-            arm=acting,
-            model_version=scored.model,
-            policy_version=decision.policy_version,
-            response=response,
-            record=record,
-            payment_event=PaymentEvent(
-                payer_id=payer_id,
-                ts_us=ts_us,
-                amount=float(body["amount"]),
-                counterpart_id=body.get("counterpart_id"),
-                merchant_id=body.get("merchant_id"),
-                device_id=body.get("device_id"),
-                channel=body.get("channel"),
-            ),
-        )
+
+
+def _payment_event(body: dict[str, Any], payer_id: str, ts_us: int, amount: float) -> PaymentEvent:
+    """The payment as an event of the payer's recent history (velocity features)."""
+    return PaymentEvent(
+        payer_id=payer_id,
+        ts_us=ts_us,
+        amount=amount,
+        counterpart_id=body.get("counterpart_id"),
+        merchant_id=body.get("merchant_id"),
+        device_id=body.get("device_id"),
+        channel=body.get("channel"),
     )
-    return Answer(sent, decision.action, acting)
 
 
 def payment_ts(raw: str | None) -> str:

@@ -11,7 +11,16 @@ import pandas as pd
 import pytest
 
 import features
-from features.engine import compute_profiles_for_keys, compute_profiles_sql, profile_table
+from features.engine import (
+    SourceFacts,
+    compute_profiles_for_keys,
+    compute_profiles_sql,
+    history_keys_sql,
+    layer_plan,
+    layer_query,
+    profile_table,
+    runs_tables_sql,
+)
 
 SETS = sorted(features.FEATURE_SETS)
 T = dt.datetime
@@ -163,3 +172,43 @@ def test_history_memory_limit_is_lowered_for_the_build_only(tmp_path: Any) -> No
     with _memory_limit(con, 3 * 1024**3):
         assert limit() == "953.6 MiB"
     con.close()
+
+
+@pytest.mark.parametrize("fs_name", SETS)
+def test_the_layer_query_is_built_without_a_database(fs_name: str) -> None:
+    # the SQL builders are pure: source table names in, SQL naming them and the windows out
+    fs = features.FEATURE_SETS[fs_name]
+    first, last = dt.date(2026, 1, 1), dt.date(2026, 3, 31)
+    for entity in fs.profile_entities:
+        feats = [f for f in fs.profile_features if f.entity == entity]
+        src_tables = {name: f"__src_{name}_t" for name in dict.fromkeys(f.source for f in feats)}
+        plan = layer_plan(feats, src_tables)
+        assert set(plan.exprs) | {f.name for f in plan.declared} == {f.name for f in feats}
+        facts = SourceFacts(sparse=set(), narrow={})
+        sql = layer_query(feats, plan, facts, src_tables, "__keys", first, last, history=False)
+        assert sql.startswith(("SELECT entity_id, as_of", "WITH k AS (SELECT entity_id, as_of"))
+        assert "FROM __keys" in sql  # the key rows mark the wanted profiles
+        for f in feats:
+            assert f'"{f.name}"' in sql
+        for days in {f.window_days for f in feats if f.name in plan.exprs and f.window_days}:
+            if f"OVER w{days}" in sql:
+                assert f"w{days} AS (PARTITION BY entity_id" in sql
+                assert f"RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW" in sql
+        runs = runs_tables_sql(plan, src_tables)
+        assert len(runs) == len(plan.covers)
+        for i, (source, column, _) in enumerate(plan.covers):
+            assert runs[i].startswith(f"CREATE OR REPLACE TEMP TABLE __src_{source}_t_runs{i} ")
+            assert f"PARTITION BY entity_id, {column} ORDER BY day" in runs[i]
+            assert f"FROM __src_{source}_t_runs{i}" in sql
+
+
+def test_history_keys_are_the_active_days_of_the_non_master_sources() -> None:
+    sql = history_keys_sql(
+        {"transactions": "__t", "customer_master": "__m"},
+        "__keys",
+        dt.date(2026, 1, 1),
+        dt.date(2026, 1, 31),
+    )
+    assert sql.startswith("CREATE OR REPLACE TEMP TABLE __keys AS SELECT entity_id, day AS as_of")
+    assert "FROM __t WHERE day BETWEEN DATE '2026-01-01' AND DATE '2026-01-31'" in sql
+    assert "__m" not in sql  # a master table has no activity days

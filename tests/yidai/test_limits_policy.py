@@ -14,9 +14,13 @@ from yidai.decisioning.merchant_limits import (
     REASONS,
     STATUSES,
     MerchantLimitPolicy,
+    capped_move,
+    first_line,
     load_merchant_limit_policy,
+    merchant_arrays,
     propose_line_changes,
     reason_text,
+    target_line,
 )
 
 POLICY_FILE = Path(__file__).resolve().parents[2] / "yidai" / "policies" / "merchant_limits.yaml"
@@ -316,3 +320,51 @@ def test_the_opening_minimum_does_not_cut_an_existing_line_to_zero(
         underwriting_codes="LM_BELOW_MINIMUM",
     )
     assert (newcomer.decision, newcomer.new_line) == ("none", 0.0)
+
+
+def test_target_line_rules_each_underwriting_outcome() -> None:
+    m = merchant_arrays(
+        {
+            "current_line": [50_000.0, 50_000.0, 50_000.0, 50_000.0],
+            "underwriting_limit": [80_000.0, 80_000.0, 80_000.0, 80_000.0],
+            "underwriting_decision": ["approve", "refer", "decline", "approve"],
+            "has_features": [True, True, True, False],
+        }
+    )
+    # approve: the formula's limit; refer: no increase; decline or no features: 0
+    assert target_line(m).tolist() == [80_000.0, 50_000.0, 0.0, 0.0]
+
+
+def test_cap_rule_bounds_one_cycle_and_rounds_towards_the_current_line(
+    policy: MerchantLimitPolicy,
+) -> None:
+    m = merchant_arrays(
+        {
+            "current_line": [100_000.0, 100_000.0, 100_000.0],
+            "outstanding": [0.0, 0.0, 70_000.0],
+            "has_features": [True, True, True],
+        }
+    )
+    target = np.array([500_000.0, 0.0, 0.0])
+    move = capped_move(m, target, np.zeros(3, dtype=bool), policy)
+    # +30% and -50% per cycle at most, and never below the outstanding balance
+    assert move.proposed.tolist() == [130_000.0, 50_000.0, 70_000.0]
+    assert move.capped.tolist() == [True, True, True]
+    assert move.floored.tolist() == [False, False, True]
+
+
+def test_first_line_is_capped_rounded_down_and_needs_approval(
+    policy: MerchantLimitPolicy,
+) -> None:
+    m = merchant_arrays(
+        {
+            "current_line": [0.0, 0.0, 0.0],
+            "underwriting_limit": [900_000.0, 12_345.0, 900_000.0],
+            "underwriting_decision": ["approve", "approve", "refer"],
+            "has_features": [True, True, True],
+        }
+    )
+    none = np.zeros(3, dtype=bool)
+    line, reason = first_line(m, target_line(m), none, none, policy)
+    assert line[:2].tolist() == [200_000.0, 12_000.0]
+    assert [list(REASONS)[r] for r in reason] == ["NEW_LINE", "NEW_LINE", "NONE_NOT_APPROVED"]

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,171 @@ def _length(inputs: Inputs) -> int:
     return lengths.pop() if lengths else 0
 
 
+@dataclass(frozen=True)
+class MerchantArrays:
+    """The line-change inputs as aligned arrays, NaN replaced where a rule needs a figure."""
+
+    current: np.ndarray
+    outstanding: np.ndarray
+    dpd: np.ndarray
+    was_frozen: np.ndarray
+    has_features: np.ndarray
+    monthly: np.ndarray
+    recent: np.ndarray
+    seasonal: np.ndarray
+    uw_limit: np.ndarray
+    approve: np.ndarray
+    refer: np.ndarray
+
+    @property
+    def has_line(self) -> np.ndarray:
+        return self.current > 0
+
+
+def merchant_arrays(inputs: Inputs) -> MerchantArrays:
+    """The inputs as arrays; a line whose only underwriting codes are opening-only is approved."""
+    n = _length(inputs)
+    current = np.maximum(_floats(inputs, "current_line", n, 0.0), 0.0)
+    if "underwriting_decision" in inputs:
+        uw = pd.Series(inputs["underwriting_decision"])
+        approve = uw.eq("approve").fillna(False).to_numpy(dtype=bool)
+        refer = uw.eq("refer").fillna(False).to_numpy(dtype=bool)
+    else:
+        approve = refer = np.zeros(n, dtype=bool)
+    if "underwriting_codes" in inputs:
+        approve = approve | ((current > 0) & _opening_only(inputs["underwriting_codes"]))
+    return MerchantArrays(
+        current=current,
+        outstanding=np.maximum(_floats(inputs, "outstanding", n, 0.0), 0.0),
+        dpd=_floats(inputs, "dpd", n, 0.0),
+        was_frozen=_bools(inputs, "was_frozen", n, False),
+        has_features=_bools(inputs, "has_features", n, False),
+        monthly=_floats(inputs, "monthly_turnover", n, np.nan),
+        recent=_floats(inputs, "recent_turnover", n, np.nan),
+        seasonal=_floats(inputs, "seasonal_decline", n, np.nan),
+        uw_limit=np.maximum(_floats(inputs, "underwriting_limit", n, 0.0), 0.0),
+        approve=approve,
+        refer=refer,
+    )
+
+
+def _opening_only(codes: Any) -> np.ndarray:
+    """Underwriting reason codes (``;``-joined) that only bar opening a line, not keeping one."""
+    texts = pd.Series(np.asarray(codes, dtype=object)).fillna("")
+    return texts.map(lambda c: bool(c) and set(str(c).split(";")) <= OPENING_ONLY_CODES).to_numpy(
+        dtype=bool
+    )
+
+
+def turnover_collapse(m: MerchantArrays, policy: MerchantLimitPolicy) -> np.ndarray:
+    """No turnover, recent turnover under ``collapse_ratio`` x monthly, or a seasonal decline."""
+    return m.has_features & (
+        (np.isfinite(m.monthly) & (m.monthly <= 0))
+        | (np.isfinite(m.recent) & (m.recent < policy.collapse_ratio * np.nan_to_num(m.monthly)))
+        | (np.isfinite(m.seasonal) & (m.seasonal >= policy.collapse_seasonal_decline))
+    )
+
+
+def target_line(m: MerchantArrays) -> np.ndarray:
+    """The line underwriting supports: approve its limit, refer no increase, else 0."""
+    target = np.where(
+        m.approve, m.uw_limit, np.where(m.refer, np.minimum(m.uw_limit, m.current), 0.0)
+    )
+    return np.where(m.has_features, target, 0.0)
+
+
+@dataclass(frozen=True)
+class _Move:
+    proposed: np.ndarray  # the new figure of an existing line (before freeze rules)
+    capped: np.ndarray  # the per-cycle bound was hit
+    floored: np.ndarray  # raised to the outstanding balance
+
+
+def capped_move(
+    m: MerchantArrays, target: np.ndarray, past_due: np.ndarray, policy: MerchantLimitPolicy
+) -> _Move:
+    """Existing lines: a bounded, rounded move towards the target, never below outstanding;
+    no increase while past due or leaving a freeze; a line under its balance is held."""
+    current, outstanding, step = m.current, m.outstanding, policy.rounding
+    over_line = m.has_line & (outstanding > current)
+    lower = current * (1.0 - policy.max_decrease)
+    cycle_upper = current * (1.0 + policy.max_increase)
+    upper = np.where(m.was_frozen | past_due, current, cycle_upper)
+    bounded = np.clip(target, lower, upper)
+    capped = m.has_line & ((target < lower) | (target > cycle_upper))
+    rounded = np.where(
+        bounded >= current,
+        np.maximum(np.floor(bounded / step) * step, current),
+        np.minimum(np.ceil(bounded / step) * step, current),
+    )
+    rounded = np.clip(rounded, lower, upper)
+    floored = (rounded < outstanding) & ~over_line
+    proposed = np.where(over_line, current, np.maximum(rounded, outstanding))
+    safe_current = np.where(m.has_line, current, 1.0)
+    small_move = (np.abs(proposed - current) / safe_current < policy.tolerance) & (
+        current >= outstanding
+    )
+    return _Move(np.where(small_move, current, proposed), capped, floored)
+
+
+def _freeze_reason(m: MerchantArrays, delinquent: np.ndarray, collapse: np.ndarray) -> np.ndarray:
+    """The freeze rule that applies first (index into :data:`REASONS`), -1 if none."""
+    code = _REASON_INDEX.__getitem__
+    return np.select(
+        [delinquent, ~m.has_features, collapse],
+        [code("FREEZE_DELINQUENT"), code("FREEZE_NO_TURNOVER"), code("FREEZE_TURNOVER_COLLAPSE")],
+        default=-1,
+    )
+
+
+def _move_reason(
+    m: MerchantArrays, proposed: np.ndarray, target: np.ndarray, past_due: np.ndarray
+) -> np.ndarray:
+    """Why an existing (unfrozen) line moved or stayed (index into :data:`REASONS`)."""
+    code = _REASON_INDEX.__getitem__
+    current, approve, refer = m.current, m.approve, m.refer
+    down = proposed < current
+    rules = [
+        (m.was_frozen, "FREEZE_LIFTED"),
+        (proposed > current, "INCREASE_TURNOVER_GROWTH"),
+        (down & approve, "DECREASE_TURNOVER_DECLINE"),
+        (down & refer, "DECREASE_REFER_BAND"),
+        (down, "DECREASE_UNDERWRITING_DECLINE"),
+        (m.has_line & (m.outstanding > current), "KEEP_OVER_LIMIT"),
+        (past_due & (target > current), "KEEP_PAST_DUE"),
+        (refer & (target < current), "KEEP_REFER_BAND"),
+    ]
+    return np.select(
+        [when for when, _ in rules],
+        [code(reason) for _, reason in rules],
+        default=code("KEEP_WITHIN_TOLERANCE"),
+    )
+
+
+def first_line(
+    m: MerchantArrays,
+    target: np.ndarray,
+    past_due: np.ndarray,
+    collapse: np.ndarray,
+    policy: MerchantLimitPolicy,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Merchants without a line: the capped first line and its reason (``NEW_LINE`` grants)."""
+    code = _REASON_INDEX.__getitem__
+    step = policy.rounding
+    line = np.floor(np.minimum(target, policy.initial_line_cap) / step) * step
+    reason = np.select(
+        [~m.has_features, past_due, collapse, ~m.approve | (line < step)],
+        [
+            code("NONE_NO_TURNOVER_HISTORY"),
+            code("NONE_DELINQUENT"),
+            code("NONE_TURNOVER_COLLAPSE"),
+            code("NONE_NOT_APPROVED"),
+        ],
+        default=code("NEW_LINE"),
+    )
+    return np.maximum(line, m.outstanding), reason
+
+
 def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.DataFrame:
     """Apply the line-change rules to every merchant at once.
 
@@ -223,116 +389,17 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     ``decision``, ``status``, ``reason_code``, ``change_capped`` (the per-cycle bound was
     hit) and ``floored_at_outstanding``.
     """
-    n = _length(inputs)
-    current = np.maximum(_floats(inputs, "current_line", n, 0.0), 0.0)
-    outstanding = np.maximum(_floats(inputs, "outstanding", n, 0.0), 0.0)
-    dpd = _floats(inputs, "dpd", n, 0.0)
-    was_frozen = _bools(inputs, "was_frozen", n, False)
-    has_features = _bools(inputs, "has_features", n, False)
-    monthly = _floats(inputs, "monthly_turnover", n, np.nan)
-    recent = _floats(inputs, "recent_turnover", n, np.nan)
-    seasonal = _floats(inputs, "seasonal_decline", n, np.nan)
-    uw_limit = np.maximum(_floats(inputs, "underwriting_limit", n, 0.0), 0.0)
-    if "underwriting_decision" in inputs:
-        uw = pd.Series(inputs["underwriting_decision"])
-        approve = uw.eq("approve").fillna(False).to_numpy(dtype=bool)
-        refer = uw.eq("refer").fillna(False).to_numpy(dtype=bool)
-    else:
-        approve = refer = np.zeros(n, dtype=bool)
-    step = policy.rounding
-
-    has_line = current > 0
-    if "underwriting_codes" in inputs:
-        codes = pd.Series(np.asarray(inputs["underwriting_codes"], dtype=object)).fillna("")
-        opening_only = codes.map(
-            lambda c: bool(c) and set(str(c).split(";")) <= OPENING_ONLY_CODES
-        ).to_numpy(dtype=bool)
-        approve = approve | (has_line & opening_only)
-    delinquent = dpd >= policy.freeze_dpd
-    past_due = dpd >= policy.hold_dpd
-    over_line = has_line & (outstanding > current)
-    collapse = has_features & (
-        (np.isfinite(monthly) & (monthly <= 0))
-        | (np.isfinite(recent) & (recent < policy.collapse_ratio * np.nan_to_num(monthly)))
-        | (np.isfinite(seasonal) & (seasonal >= policy.collapse_seasonal_decline))
-    )
-    target = np.where(approve, uw_limit, np.where(refer, np.minimum(uw_limit, current), 0.0))
-    target = np.where(has_features, target, 0.0)
-
-    # Existing lines: a bounded, rounded move towards the target, never below outstanding;
-    # no increase while past due or leaving a freeze; a line under its balance is held.
-    lower = current * (1.0 - policy.max_decrease)
-    cycle_upper = current * (1.0 + policy.max_increase)
-    upper = np.where(was_frozen | past_due, current, cycle_upper)
-    bounded = np.clip(target, lower, upper)
-    capped = has_line & ((target < lower) | (target > cycle_upper))
-    rounded = np.where(
-        bounded >= current,
-        np.maximum(np.floor(bounded / step) * step, current),
-        np.minimum(np.ceil(bounded / step) * step, current),
-    )
-    rounded = np.clip(rounded, lower, upper)
-    floored = rounded < outstanding
-    floored &= ~over_line
-    proposed = np.where(over_line, current, np.maximum(rounded, outstanding))
-    safe_current = np.where(has_line, current, 1.0)
-    small_move = (np.abs(proposed - current) / safe_current < policy.tolerance) & (
-        current >= outstanding
-    )
-    proposed = np.where(small_move, current, proposed)
-
-    code = _REASON_INDEX.__getitem__
-    freeze_reason = np.select(
-        [delinquent, ~has_features, collapse],
-        [
-            code("FREEZE_DELINQUENT"),
-            code("FREEZE_NO_TURNOVER"),
-            code("FREEZE_TURNOVER_COLLAPSE"),
-        ],
-        default=-1,
-    )
+    m = merchant_arrays(inputs)
+    has_line, current = m.has_line, m.current
+    past_due = m.dpd >= policy.hold_dpd
+    collapse = turnover_collapse(m, policy)
+    target = target_line(m)
+    move = capped_move(m, target, past_due, policy)
+    freeze_reason = _freeze_reason(m, m.dpd >= policy.freeze_dpd, collapse)
     freeze = has_line & (freeze_reason >= 0)
-    down = proposed < current
-    moved_reason = np.select(
-        [
-            was_frozen,
-            proposed > current,
-            down & approve,
-            down & refer,
-            down,
-            over_line,
-            past_due & (target > current),
-            refer & (target < current),
-        ],
-        [
-            code("FREEZE_LIFTED"),
-            code("INCREASE_TURNOVER_GROWTH"),
-            code("DECREASE_TURNOVER_DECLINE"),
-            code("DECREASE_REFER_BAND"),
-            code("DECREASE_UNDERWRITING_DECLINE"),
-            code("KEEP_OVER_LIMIT"),
-            code("KEEP_PAST_DUE"),
-            code("KEEP_REFER_BAND"),
-        ],
-        default=code("KEEP_WITHIN_TOLERANCE"),
-    )
-
-    # Merchants without a line: eligibility, then a capped first line.
-    first_line = np.floor(np.minimum(target, policy.initial_line_cap) / step) * step
-    none_reason = np.select(
-        [~has_features, past_due, collapse, ~approve | (first_line < step)],
-        [
-            code("NONE_NO_TURNOVER_HISTORY"),
-            code("NONE_DELINQUENT"),
-            code("NONE_TURNOVER_COLLAPSE"),
-            code("NONE_NOT_APPROVED"),
-        ],
-        default=code("NEW_LINE"),
-    )
-    grant = ~has_line & (none_reason == code("NEW_LINE"))
-    first_line = np.maximum(first_line, outstanding)
-
-    new_line = np.select([freeze, has_line, grant], [current, proposed, first_line], default=0.0)
+    opening, none_reason = first_line(m, target, past_due, collapse, policy)
+    grant = ~has_line & (none_reason == _REASON_INDEX["NEW_LINE"])
+    new_line = np.select([freeze, has_line, grant], [current, move.proposed, opening], default=0.0)
     decision = np.select(
         [freeze, has_line & (new_line > current), has_line & (new_line < current), has_line, grant],
         [DECISIONS.index(d) for d in ("freeze", "increase", "decrease", "keep", "new")],
@@ -343,6 +410,7 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
         [STATUSES.index("frozen"), STATUSES.index("active")],
         default=STATUSES.index("none"),
     )
+    moved_reason = _move_reason(m, move.proposed, target, past_due)
     reason = np.select([freeze, has_line], [freeze_reason, moved_reason], default=none_reason)
     return pd.DataFrame(
         {
@@ -351,8 +419,8 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
             "decision": pd.Categorical.from_codes(decision, categories=pd.Index(DECISIONS)),
             "status": pd.Categorical.from_codes(status, categories=pd.Index(STATUSES)),
             "reason_code": pd.Categorical.from_codes(reason, categories=pd.Index(list(REASONS))),
-            "change_capped": capped & ~freeze,
-            "floored_at_outstanding": floored & has_line & ~freeze,
+            "change_capped": move.capped & ~freeze,
+            "floored_at_outstanding": move.floored & has_line & ~freeze,
         },
         index=inputs.index if isinstance(inputs, pd.DataFrame) else None,
     )

@@ -38,6 +38,7 @@ import pandas as pd
 
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
+from yidai.decisioning.credit import decide_credit_batch
 from yidai.decisioning.merchant_limits import (
     POLICY_FILE,
     REASONS,
@@ -316,72 +317,24 @@ def run_refresh(
     is not applied to a first publication (no previous version) nor to a version already
     written by an earlier run with the same inputs.
     """
-    from yidai.decisioning.credit import decide_credit_batch
-
     _check_force_reason(force_reason)
     _check_snapshot(snapshot, as_of)
-    features = snapshot.frame
-    if len(book) == 0:
-        raise YidaiError(
-            f"the loan book as of {as_of} is empty (no approved merchant line in the "
-            "warehouse); no limits published"
-        )
+    _check_book(book, as_of)
     snapshot_version = f"{snapshot.feature_set}@{snapshot.fingerprint}:{snapshot.as_of}"
     root = limits_root(serving_dir)
     with _steps(progress, 6) as steps:
         previous = _previous_version(root, as_of)
-        frame = _assemble(features, book, previous, root)
-        turnover = policy.turnover
-        frame["monthly_turnover"] = _col(frame, turnover.monthly_turnover) * (
-            turnover.monthly_turnover_scale
-        )
-        frame["recent_turnover"] = _col(frame, turnover.recent_turnover) * (
-            turnover.recent_turnover_scale
-        )
-        if turnover.seasonal_decline is not None:
-            frame["seasonal_decline"] = _col(frame, turnover.seasonal_decline)
+        frame = _load_inputs(snapshot.frame, book, previous, root, policy)
         steps.step("inputs assembled")
-
-        has_features = frame["has_features"].to_numpy()
-        X = _model_matrix(frame.loc[has_features], snapshot.feature_set, model, policy)
-        pd_all = np.full(len(frame), np.nan)
-        if X.shape[0]:
-            pd_all[has_features] = _predict_parallel(model, X)
-        score = np.where(has_features, model.score_points(np.nan_to_num(pd_all, nan=0.5)), np.nan)
-        grade = np.where(
-            has_features,
-            model.grade(np.nan_to_num(pd_all, nan=0.5)).astype(object),
-            UNSCORED_GRADE,
-        )
-        frame["pd"], frame["score"] = pd_all, score
-        frame["grade"] = pd.Categorical(grade)
+        scores = _score_rows(frame, snapshot.feature_set, model, policy)
         steps.step("scored")
-
-        uw = decide_credit_batch(
-            credit_policy,
-            frame,
-            pd_all,
-            score,
-            grade,
-            applicant_ids=frame["merchant_id"].to_numpy(dtype=object),
-            has_features=has_features,
-        )
-        frame["underwriting_decision"] = pd.Categorical(uw["decision"].to_numpy())
-        frame["underwriting_limit"] = uw["proposed_limit"].to_numpy()
-        frame["underwriting_codes"] = pd.Categorical([";".join(c) for c in uw["reason_codes"]])
-        changes = propose_line_changes(frame, policy)
+        changes = _apply_policies(frame, scores, policy, credit_policy)
         steps.step("policy applied")
-
         digest = _input_digest(
-            frame, features, policy, credit_policy, model, snapshot_version, previous, as_of
+            frame, snapshot.frame, policy, credit_policy, model, snapshot_version, previous, as_of
         )
-        version = f"{as_of:%Y%m%d}-{digest[:12]}"
-        limits = _limits_table(frame, changes, as_of, version)
-        change_log = _change_log(limits)
-        summary, by_grade = summarise(limits)
-        summary.update(
-            version=version,
-            as_of=as_of.isoformat(),
+        tables = _build_tables(frame, changes, as_of, f"{as_of:%Y%m%d}-{digest[:12]}")
+        tables.summary.update(
             previous_version=previous["version"] if previous else None,
             model=f"{model.name} v{model.version}",
             feature_snapshot=snapshot_version,
@@ -389,59 +342,169 @@ def run_refresh(
             underwriting_policy=getattr(credit_policy, "policy_version", ""),
         )
         steps.step("tables built")
+        result = _publish(root, as_of, tables, previous, max_change_share, force_reason, steps)
+    _log_refresh(result.version, result.summary)
+    return result
 
-        reused = publishing.is_complete(root, version)
-        move = book_move(limits, _previous_limits(root, previous))
-        forced = None
-        breaker_applied = previous is not None and not reused  # a first one starts from the book
-        if breaker_applied:
-            pointer = publishing.read_pointer(root)
-            forced = check_breaker(
-                move,
-                max_change_share,
-                as_of=as_of,
-                live_version=str(pointer["version"]) if pointer else None,
-                force_reason=force_reason,
-            )
-        summary.update(
-            book_moved=move.moved,
-            book_change_share=round(move.share, 6),
-            book_change_limit=max_change_share,
-            breaker_applied=breaker_applied,
-            forced_reason=forced,
+
+def _check_book(book: pd.DataFrame, as_of: date) -> None:
+    if len(book) == 0:
+        raise YidaiError(
+            f"the loan book as of {as_of} is empty (no approved merchant line in the "
+            "warehouse); no limits published"
         )
 
-        def fill(folder: Path) -> None:
-            limits.to_parquet(folder / LIMITS_FILE, index=False)
-            change_log.to_parquet(folder / CHANGES_FILE, index=False)
-            by_grade.to_parquet(folder / SUMMARY_BY_GRADE_FILE, index=False)
-            publishing.write_json_atomic(folder / SUMMARY_FILE, summary)
 
-        manifest = {
-            "version": version,
-            "as_of": as_of.isoformat(),
-            "previous_version": summary["previous_version"],
-            "rows": len(limits),
-            "changes": len(change_log),
-            "book_change_share": summary["book_change_share"],
-            "forced_reason": forced,
-        }
-        path = publishing.write_version(root, version, manifest, fill)
-        steps.step("version written")
+def _load_inputs(
+    features: pd.DataFrame,
+    book: pd.DataFrame,
+    previous: dict[str, Any] | None,
+    root: Path,
+    policy: MerchantLimitPolicy,
+) -> pd.DataFrame:
+    """One row per merchant with the policy's turnover columns, scaled."""
+    frame = _assemble(features, book, previous, root)
+    turnover = policy.turnover
+    frame["monthly_turnover"] = _col(frame, turnover.monthly_turnover) * (
+        turnover.monthly_turnover_scale
+    )
+    frame["recent_turnover"] = _col(frame, turnover.recent_turnover) * (
+        turnover.recent_turnover_scale
+    )
+    if turnover.seasonal_decline is not None:
+        frame["seasonal_decline"] = _col(frame, turnover.seasonal_decline)
+    return frame
 
+
+def _score_rows(
+    frame: pd.DataFrame, feature_set: str, model: PDModel, policy: MerchantLimitPolicy
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PD, score and grade of every merchant (unscored without a feature row), also added
+    to ``frame`` as ``pd``, ``score`` and ``grade``."""
+    has_features = frame["has_features"].to_numpy()
+    X = _model_matrix(frame.loc[has_features], feature_set, model, policy)
+    pd_all = np.full(len(frame), np.nan)
+    if X.shape[0]:
+        pd_all[has_features] = _predict_parallel(model, X)
+    score = np.where(has_features, model.score_points(np.nan_to_num(pd_all, nan=0.5)), np.nan)
+    grade = np.where(
+        has_features,
+        model.grade(np.nan_to_num(pd_all, nan=0.5)).astype(object),
+        UNSCORED_GRADE,
+    )
+    frame["pd"], frame["score"] = pd_all, score
+    frame["grade"] = pd.Categorical(grade)
+    return pd_all, score, grade
+
+
+def _apply_policies(
+    frame: pd.DataFrame,
+    scores: tuple[np.ndarray, np.ndarray, np.ndarray],
+    policy: MerchantLimitPolicy,
+    credit_policy: Any,
+) -> pd.DataFrame:
+    """Re-underwrite every merchant (the online rules; columns added to ``frame``), then
+    propose the line changes."""
+    uw = decide_credit_batch(
+        credit_policy,
+        frame,
+        *scores,
+        applicant_ids=frame["merchant_id"].to_numpy(dtype=object),
+        has_features=frame["has_features"].to_numpy(),
+    )
+    frame["underwriting_decision"] = pd.Categorical(uw["decision"].to_numpy())
+    frame["underwriting_limit"] = uw["proposed_limit"].to_numpy()
+    frame["underwriting_codes"] = pd.Categorical([";".join(c) for c in uw["reason_codes"]])
+    return propose_line_changes(frame, policy)
+
+
+@dataclass
+class _Tables:
+    """The version's content: limits, change log, summary and its by-grade table."""
+
+    version: str
+    limits: pd.DataFrame
+    change_log: pd.DataFrame
+    summary: dict[str, Any]
+    by_grade: pd.DataFrame
+
+
+def _build_tables(frame: pd.DataFrame, changes: pd.DataFrame, as_of: date, version: str) -> _Tables:
+    limits = _limits_table(frame, changes, as_of, version)
+    summary, by_grade = summarise(limits)
+    summary.update(version=version, as_of=as_of.isoformat())
+    return _Tables(version, limits, _change_log(limits), summary, by_grade)
+
+
+def _publish(
+    root: Path,
+    as_of: date,
+    tables: _Tables,
+    previous: dict[str, Any] | None,
+    max_change_share: float,
+    force_reason: str | None,
+    steps: Any,
+) -> RefreshResult:
+    """Write the version (behind the circuit breaker) and publish it unless a later one is
+    live."""
+    version, limits, change_log = tables.version, tables.limits, tables.change_log
+    summary, by_grade = tables.summary, tables.by_grade
+    reused = publishing.is_complete(root, version)
+    move = book_move(limits, _previous_limits(root, previous))
+    forced = None
+    breaker_applied = previous is not None and not reused  # a first one starts from the book
+    if breaker_applied:
         pointer = publishing.read_pointer(root)
-        published = pointer is None or str(pointer.get("as_of", "")) <= as_of.isoformat()
-        if published:
-            publishing.publish(root, version, {"as_of": as_of.isoformat()})
-            _write_runs(root)
-        else:
-            log.warning(
-                "limits %s written but not published: version %s of %s is live",
-                version,
-                pointer and pointer.get("version"),
-                pointer and pointer.get("as_of"),
-            )
-        steps.step("published" if published else "written (not published)")
+        forced = check_breaker(
+            move,
+            max_change_share,
+            as_of=as_of,
+            live_version=str(pointer["version"]) if pointer else None,
+            force_reason=force_reason,
+        )
+    summary.update(
+        book_moved=move.moved,
+        book_change_share=round(move.share, 6),
+        book_change_limit=max_change_share,
+        breaker_applied=breaker_applied,
+        forced_reason=forced,
+    )
+
+    def fill(folder: Path) -> None:
+        limits.to_parquet(folder / LIMITS_FILE, index=False)
+        change_log.to_parquet(folder / CHANGES_FILE, index=False)
+        by_grade.to_parquet(folder / SUMMARY_BY_GRADE_FILE, index=False)
+        publishing.write_json_atomic(folder / SUMMARY_FILE, summary)
+
+    manifest = {
+        "version": version,
+        "as_of": as_of.isoformat(),
+        "previous_version": summary["previous_version"],
+        "rows": len(limits),
+        "changes": len(change_log),
+        "book_change_share": summary["book_change_share"],
+        "forced_reason": forced,
+    }
+    path = publishing.write_version(root, version, manifest, fill)
+    steps.step("version written")
+
+    pointer = publishing.read_pointer(root)
+    published = pointer is None or str(pointer.get("as_of", "")) <= as_of.isoformat()
+    if published:
+        publishing.publish(root, version, {"as_of": as_of.isoformat()})
+        _write_runs(root)
+    else:
+        log.warning(
+            "limits %s written but not published: version %s of %s is live",
+            version,
+            pointer and pointer.get("version"),
+            pointer and pointer.get("as_of"),
+        )
+    steps.step("published" if published else "written (not published)")
+    return RefreshResult(version, as_of, path, published, reused, summary)
+
+
+def _log_refresh(version: str, summary: dict[str, Any]) -> None:
     log.info(
         "limits %s: %d merchants, %d up, %d down, %d frozen, %d new, exposure %.0f -> %.0f",
         version,
@@ -453,7 +516,6 @@ def run_refresh(
         summary["exposure_before"],
         summary["exposure_after"],
     )
-    return RefreshResult(version, as_of, path, published, reused, summary)
 
 
 def _predict_parallel(model: PDModel, X: np.ndarray, chunk: int = 200_000) -> np.ndarray:
