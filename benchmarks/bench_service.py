@@ -25,7 +25,7 @@ what else runs, and it shows what scale-out can give (see ``docs/benchmarks.md``
 like the tests: a lower bound of a production server's commit cost) or on ``--audit-url``.
 
 Builds a sandbox (synthetic snapshots + small registered models, see
-``scoring_service.sandbox``) under ``--home`` the first time.
+``tests.support.sandbox``) under ``--home`` the first time.
 """
 
 from __future__ import annotations
@@ -341,8 +341,8 @@ def start_mlflow(home: Path) -> tuple[subprocess.Popen[bytes], int]:
 def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray]:
     """Sandbox under ``home``; returns customer ids, feature names and their model rows."""
     from features import load_snapshot
-    from scoring_service.sandbox import MODELS, build_sandbox, entity_ids
     from scoring_service.vectors import RequestVectorizer
+    from tests.support.sandbox import MODELS, build_sandbox, entity_ids
     from yidai.core.settings import Settings
 
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     home = args.home.resolve()
     if args.audit == "postgres":
-        from scoring_service.pg_local import PostgresCluster
+        from tests.support.pg_local import PostgresCluster
 
         global AUDIT_URL
         cluster = None

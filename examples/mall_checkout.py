@@ -67,12 +67,15 @@ def checkout(yidai: YidaiClient, order: Order) -> str:
 
 
 def _demo() -> None:
+    # heavy, and only for the self-contained demo: the service, and the tests' sandbox
+    # (MLflow, LightGBM); the checkout above needs nothing but the client
     import uvicorn
 
     from features.definitions import CREDIT_FEATURE_SETS
+    from scoring_service.demo import entity_ids
     from scoring_service.main import create_app
-    from scoring_service.sandbox import build_sandbox, entity_ids
     from scoring_service.security import create_key
+    from tests.support.sandbox import build_sandbox
     from yidai.core.settings import Settings
 
     home = Path("var/examples/mall_checkout").resolve()

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from scoring_service.api.deps import JsonBodyRoute, ScopeCheck, _direct_call
-from scoring_service.sandbox import Sandbox
+from tests.support.sandbox import Sandbox
 from yidai.core.settings import Settings
 
 DIRECT = "application/json"  # the direct path
