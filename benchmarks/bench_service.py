@@ -342,14 +342,15 @@ def start_mlflow(home: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray]:
     """Sandbox under ``home``; returns customer ids, feature names and their model rows."""
+    # heavy: the sandbox loads MLflow and LightGBM (not needed for --help)
     from features import load_snapshot
+    from scoring_service.demo import entity_ids
     from scoring_service.vectors import RequestVectorizer
-    from tests.support.sandbox import MODELS, build_sandbox, entity_ids
+    from tests.support.sandbox import MODELS, build_sandbox
+    from yidai.core.errors import YidaiError
     from yidai.core.settings import Settings
 
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-    from yidai.core.errors import YidaiError
-
     try:
         load_snapshot(settings.serving, MODELS["personal"][1])
     except YidaiError:  # nothing published yet, or published from older feature definitions
