@@ -236,7 +236,7 @@ def main() -> None:
         if args.url:
             _run_backend("PostgreSQL (--url)", args.url, args.ops, args.threads, None)
             return
-        from scoring_service.pg_local import PostgresCluster
+        from tests.support.pg_local import PostgresCluster
 
         cluster = PostgresCluster().start()
         try:

@@ -63,7 +63,7 @@ def _peak_mb() -> float:
 def generate(path: Path, n_pos: int) -> dict[str, object]:
     import duckdb
 
-    from features.synthetic import synthetic_warehouse
+    from tests.support.synthetic import synthetic_warehouse
 
     t0 = time.perf_counter()
     con = duckdb.connect(str(path))

@@ -84,8 +84,8 @@ def write_synthetic(landing: Path, spec: dict[str, object]) -> int:
     """Write a synthetic landing zone for ``spec``; returns the number of rows written."""
     import duckdb
 
+    from tests.support.samples import landing_file, write_sample_file
     from yidai.core.contracts import CONTRACTS
-    from yidai.ingest.samples import landing_file, write_sample_file
 
     masters = dict(spec["masters"])  # type: ignore[call-overload]
     events = dict(spec["events"])  # type: ignore[call-overload]

@@ -30,7 +30,7 @@ DAY1 = dt.date(2026, 9, 29)
 
 def _profiles(n: int, seed: int):  # type: ignore[no-untyped-def]
     from features.definitions import get_feature_set
-    from features.synthetic import synthetic_merchant_profiles
+    from tests.support.synthetic import synthetic_merchant_profiles
 
     fs = get_feature_set("merchant_credit_v1")
     data = synthetic_merchant_profiles(

@@ -25,7 +25,7 @@ what else runs, and it shows what scale-out can give (see ``docs/benchmarks.md``
 like the tests: a lower bound of a production server's commit cost) or on ``--audit-url``.
 
 Builds a sandbox (synthetic snapshots + small registered models, see
-``scoring_service.sandbox``) under ``--home`` the first time.
+``tests.support.sandbox``) under ``--home`` the first time.
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ def _wait(url_port: int, path: str, timeout: float, proc: subprocess.Popen[bytes
 
 
 def _wait_workers_ready(port: int, workers: int, timeout: float, proc: Any) -> None:
-    """Until ``workers`` distinct processes (pids in /readyz) report ready."""
+    """Until ``workers`` distinct processes (pids in /readyz) can decide personal credit
+    (the benchmarked product; the sandbox publishes no merchant limits, so /readyz as a
+    whole stays 503)."""
     ready: set[int] = set()
     deadline = time.monotonic() + timeout
     while len(ready) < workers:
@@ -87,7 +89,7 @@ def _wait_workers_ready(port: int, workers: int, timeout: float, proc: Any) -> N
             response = conn.getresponse()
             report = json.loads(response.read())
             conn.close()
-            if response.status == 200:
+            if report["products"]["personal"]["ready"]:
                 ready.add(int(report["pid"]))
         except OSError:
             pass
@@ -340,14 +342,15 @@ def start_mlflow(home: Path) -> tuple[subprocess.Popen[bytes], int]:
 
 def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray]:
     """Sandbox under ``home``; returns customer ids, feature names and their model rows."""
+    # heavy: the sandbox loads MLflow and LightGBM (not needed for --help)
     from features import load_snapshot
-    from scoring_service.sandbox import MODELS, build_sandbox, entity_ids
+    from scoring_service.demo import entity_ids
     from scoring_service.vectors import RequestVectorizer
+    from tests.support.sandbox import MODELS, build_sandbox
+    from yidai.core.errors import YidaiError
     from yidai.core.settings import Settings
 
     settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
-    from yidai.core.errors import YidaiError
-
     try:
         load_snapshot(settings.serving, MODELS["personal"][1])
     except YidaiError:  # nothing published yet, or published from older feature definitions
@@ -468,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     home = args.home.resolve()
     if args.audit == "postgres":
-        from scoring_service.pg_local import PostgresCluster
+        from tests.support.pg_local import PostgresCluster
 
         global AUDIT_URL
         cluster = None

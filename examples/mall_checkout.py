@@ -19,7 +19,6 @@ import os
 import socket
 import sys
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,12 +66,15 @@ def checkout(yidai: YidaiClient, order: Order) -> str:
 
 
 def _demo() -> None:
+    # heavy, and only for the self-contained demo: the service, and the tests' sandbox
+    # (MLflow, LightGBM); the checkout above needs nothing but the client
     import uvicorn
 
     from features.definitions import CREDIT_FEATURE_SETS
+    from scoring_service.demo import entity_ids
     from scoring_service.main import create_app
-    from scoring_service.sandbox import build_sandbox, entity_ids
     from scoring_service.security import create_key
+    from tests.support.sandbox import build_sandbox
     from yidai.core.settings import Settings
 
     home = Path("var/examples/mall_checkout").resolve()
@@ -92,8 +94,8 @@ def _demo() -> None:
     threading.Thread(target=server.run, daemon=True).start()
     customers = entity_ids(settings, ["personal"])["personal"]
     with YidaiClient(f"http://127.0.0.1:{port}", key) as yidai:
-        while not yidai.readiness()[0]:
-            time.sleep(0.2)
+        # the sandbox publishes no merchant limits: wait until loaded, not until ready
+        yidai.wait_until_loaded()
         for i, amount in enumerate((199.0, 2599.0, 8999.0, 45000.0)):
             order = Order(f"O{i:04d}", customers[i * 7 % len(customers)], "S001", amount, "D-1")
             print(checkout(yidai, order))

@@ -15,9 +15,9 @@ KEY_FILE=$DEMO_DIR/mall_checkout.key
 (umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
 # and one for the operators' readiness and metrics endpoints
 (umask 077 && yidai keys create --module demo_ops --scopes ops >"$DEMO_DIR/ops.key")
-# The example checkouts, "customer device seller channel" (scoring_service.sandbox.demo_checkouts).
+# The example checkouts, "customer device seller channel" (scoring_service.demo.demo_checkouts).
 "$UV" run --frozen python -c '
-from scoring_service.sandbox import demo_checkouts
+from scoring_service.demo import demo_checkouts
 from yidai.core.settings import get_settings
 for row in demo_checkouts(get_settings()):
     print(*row)

@@ -76,7 +76,6 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "BOOLEAN": pa.bool_(),
 }
 _LOCAL_FS = pafs.LocalFileSystem()
-DEFECT_KINDS = ("duplicate", "null", "negative_amount", "unknown_id", "late_arrival")
 
 
 def arrow_schema(contract: Contract) -> pa.Schema:

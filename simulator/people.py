@@ -52,7 +52,6 @@ LOG_TICKET = np.array([MCC_LOG_TICKET[c] for c in MCC_LIST])
 FRAUD_MCCS = np.array([MCC_LIST.index(c) for c in ("5732", "5944", "6051", "5541", "5311")])
 ENTRY_P = np.array([0.55, 0.4, 0.04, 0.01])
 BILLER_BASE, EMPLOYER_BASE, SHOP_BASE, PEER_BASE = 1_000_000, 2_000_000, 3_000_000, 4_000_000
-DEVICES_PER_CUSTOMER = 4  # slots 0-1 usual devices, 2 an occasional new one, 3 the fraudster's
 
 
 @dataclass(frozen=True)

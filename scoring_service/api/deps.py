@@ -13,17 +13,14 @@ keeps serving other requests meanwhile.
 from __future__ import annotations
 
 import functools
-import typing
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
-from fastapi import Depends, HTTPException, Request, Response, Security, status
-from fastapi.routing import APIRoute
+from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ValidationError
 
 from scoring_service.decide import Caller
 from scoring_service.guard import SCOPE_KEY
@@ -32,8 +29,9 @@ from scoring_service.resources import Resources
 from yidai.audit import AuditStore
 from yidai.core.settings import Settings
 
+API_KEY_HEADER = "X-API-Key"
 api_key_header = APIKeyHeader(
-    name="X-API-Key", auto_error=False, description="Key of the calling module."
+    name=API_KEY_HEADER, auto_error=False, description="Key of the calling module."
 )
 
 
@@ -77,18 +75,6 @@ async def get_state(request: Request) -> ServiceState:
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]
-
-
-async def get_resources(state: StateDep) -> Resources:
-    return state.resources
-
-
-async def get_audit(state: StateDep) -> AuditStore:
-    return state.audit
-
-
-ResourcesDep = Annotated[Resources, Depends(get_resources)]
-AuditDep = Annotated[AuditStore, Depends(get_audit)]
 
 
 IDEMPOTENCY_HEADER: dict[str, Any] = {
@@ -187,87 +173,3 @@ OpsRequiredDep = Annotated[bool, Depends(OpsCheck(strict=True))]
 def require_scope(scope: str) -> ScopeCheck:
     """A dependency that authenticates the caller and checks ``scope`` (401 / 403)."""
     return ScopeCheck(scope)
-
-
-Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-
-@dataclass(frozen=True, slots=True)
-class _DirectCall:
-    """How :class:`JsonBodyRoute` calls an endpoint: its body model and scope check."""
-
-    body_name: str
-    model: type[BaseModel]
-    auth_name: str
-    check: ScopeCheck
-
-
-def _direct_call(route: APIRoute) -> _DirectCall | None:
-    """The plan for an ``async def endpoint(body: Model, auth: Depends(ScopeCheck))`` that
-    returns a ``Response``; None for any other shape (FastAPI's handler serves it)."""
-    d = route.dependant
-    if (
-        d.path_params or d.query_params or d.header_params or d.cookie_params
-        or d.request_param_name or d.response_param_name or d.background_tasks_param_name
-        or d.websocket_param_name or d.http_connection_param_name
-        or d.security_scopes_param_name or len(d.body_params) != 1 or len(d.dependencies) != 1
-        or getattr(route, "_embed_body_fields", True) or not d.is_coroutine_callable
-    ):  # fmt: skip
-        return None
-    try:
-        returns = typing.get_type_hints(route.endpoint).get("return")
-    except (NameError, TypeError):
-        return None
-    body, dep = d.body_params[0], d.dependencies[0]
-    model = body.field_info.annotation
-    if not (
-        returns is Response
-        and isinstance(model, type)
-        and issubclass(model, BaseModel)
-        and isinstance(dep.call, ScopeCheck)
-    ):
-        return None
-    if body.alias != body.name or dep.name is None:
-        return None
-    return _DirectCall(body.name, model, dep.name, dep.call)
-
-
-class JsonBodyRoute(APIRoute):
-    """A route that answers a well-formed JSON request without FastAPI's generic parameter
-    machinery, for ``async def endpoint(body: Model, auth: Depends(require_scope(...)))``.
-
-    A request with ``Content-Type: application/json`` whose body the model accepts
-    (pydantic's ``model_validate_json`` on the raw bytes: JSON parsed and validated in
-    pydantic-core) gets the scope check and the endpoint called directly, which is what
-    FastAPI would do, minus its per-request dependency solving, ``json.loads`` and
-    content-type parsing.  Every other request (a body that does not validate, another
-    content type, dependency overrides) goes through FastAPI's own handler, so errors and
-    their order (malformed JSON 422, then 401 / 403, then field 422s) are FastAPI's.  The
-    OpenAPI document comes from the same signature as before.
-    """
-
-    def get_route_handler(self) -> Handler:
-        generic = super().get_route_handler()
-        plan = _direct_call(self)
-        if plan is None:
-            return generic
-        endpoint = self.endpoint
-        validate = plan.model.model_validate_json
-        check = plan.check
-        body_name, auth_name = plan.body_name, plan.auth_name
-        overrides = self.dependency_overrides_provider
-
-        async def handler(request: Request) -> Response:
-            if request.headers.get("content-type") != "application/json" or getattr(
-                overrides, "dependency_overrides", None
-            ):
-                return await generic(request)
-            try:
-                body = validate(await request.body())
-            except ValidationError:
-                return await generic(request)  # FastAPI's own 422 (or 401 / 403 first)
-            auth = await check(request, await api_key_header(request))
-            response: Response = await endpoint(**{body_name: body, auth_name: auth})
-            return response
-
-        return handler

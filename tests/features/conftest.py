@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import features
-from features.synthetic import synthetic_warehouse
+from tests.support.synthetic import synthetic_warehouse
 from yidai.core.warehouse import ensure_tables
 
 AS_OF = dt.date(2026, 6, 30)

@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner, Result
 
-from features.synthetic import synthetic_warehouse
+from tests.support.synthetic import synthetic_warehouse
 from yidai.cli import app
 from yidai.core.errors import YidaiError
 from yidai.core.settings import reset_settings_cache

@@ -27,7 +27,7 @@ FAST = {"n_estimators": 40, "learning_rate": 0.2, "early_stopping_rounds": 10}
 def warehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse with a year of synthetic rows, feature history and today's snapshot."""
     from features import build_features, build_features_history, publish_snapshot
-    from features.synthetic import synthetic_warehouse
+    from tests.support.synthetic import synthetic_warehouse
     from yidai.core.warehouse import connect
 
     home = tmp_path_factory.mktemp("models_integration")

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from scoring_service.pg_local import PostgresCluster
-from scoring_service.sandbox import Sandbox, build_sandbox
 from scoring_service.security import SCOPES, create_key
+from tests.support.pg_local import PostgresCluster
+from tests.support.sandbox import Sandbox, build_sandbox
 from yidai.core.settings import Settings
 
 POLICIES = Path(__file__).resolve().parents[2] / "yidai" / "policies"

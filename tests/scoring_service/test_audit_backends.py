@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from scoring_service.pg_local import PostgresCluster, server_bin
+from tests.support.pg_local import PostgresCluster, server_bin
 from yidai.audit import (
     AuditStore,
     Booked,

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from scoring_service.decide import request_hash
-from scoring_service.sandbox import Sandbox
+from tests.support.sandbox import Sandbox
 from yidai.audit import (
     AuditStore,
     DecisionRow,

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from scoring_service.sandbox import Sandbox
+from tests.support.sandbox import Sandbox
 from yidai.core.settings import Settings
 
 from .conftest import loosen_policy, wait_until

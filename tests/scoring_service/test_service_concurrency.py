@@ -12,8 +12,8 @@ import httpx
 import psycopg
 
 from scoring_service.client import YidaiClient
-from scoring_service.pg_local import PostgresCluster
-from scoring_service.sandbox import Sandbox
+from tests.support.pg_local import PostgresCluster
+from tests.support.sandbox import Sandbox
 from yidai.core.settings import Settings
 
 from .conftest import loosen_policy, serving, wait_until

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scoring_service.sandbox import Sandbox
 from scoring_service.security import create_key
+from tests.support.sandbox import Sandbox
 
 from .conftest import POLICIES, _free_port, settings_at, wait_until
 

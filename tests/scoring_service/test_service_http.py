@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from scoring_service.client import YidaiAPIError, YidaiClient
-from scoring_service.sandbox import Sandbox
+from tests.support.sandbox import Sandbox
 from yidai.core.settings import Settings
 
 from .conftest import loosen_policy, publish_limits, wait_until

@@ -13,7 +13,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from features.definitions import CREDIT_FEATURE_SETS
-from scoring_service.sandbox import Sandbox
+from tests.support.sandbox import Sandbox
 from yidai.core.settings import Settings
 
 from .conftest import publish_limits, settings_at, wait_until
@@ -137,7 +137,7 @@ def test_policy_and_model_changes_are_picked_up_without_a_failed_request(
         before = len(statuses)
         wait_until(lambda: len(statuses) > before + 5, what="more decisions")
 
-        from scoring_service.sandbox import train_registered_model
+        from tests.support.sandbox import train_registered_model
 
         old = set(seen_models)
         train_registered_model(service_settings, "personal", seed=99)

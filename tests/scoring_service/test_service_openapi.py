@@ -23,8 +23,8 @@ from schemathesis import Case
 from schemathesis.checks import CHECKS, load_all_checks
 
 from scoring_service.main import create_app
-from scoring_service.sandbox import Sandbox
 from scoring_service.security import SCOPES, create_key
+from tests.support.sandbox import Sandbox
 
 from .conftest import POLICIES, publish_limits, serving, settings_at, wait_until
 

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from scoring_service.sandbox import Sandbox
 from scoring_service.security import create_key
+from tests.support.sandbox import Sandbox
 from yidai.audit import AuditStore
 from yidai.core.settings import Settings
 

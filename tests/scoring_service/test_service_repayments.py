@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from scoring_service.client import YidaiAPIError, YidaiClient
-from scoring_service.sandbox import Sandbox
+from tests.support.sandbox import Sandbox
 from yidai.audit import AuditStore, to_fen
 from yidai.core.settings import Settings
 

@@ -11,8 +11,9 @@ from fastapi import HTTPException
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from scoring_service.api.deps import JsonBodyRoute, ScopeCheck, _direct_call
-from scoring_service.sandbox import Sandbox
+from scoring_service.api.deps import ScopeCheck
+from scoring_service.api.fast_json import FastJSONRoute, direct_call
+from tests.support.sandbox import Sandbox
 from yidai.core.settings import Settings
 
 DIRECT = "application/json"  # the direct path
@@ -29,8 +30,8 @@ def _post(
 def test_every_body_route_takes_the_direct_path() -> None:
     from scoring_service.main import create_app
 
-    routes = [r for r in create_app().routes if isinstance(r, JsonBodyRoute)]
-    direct = {r.path for r in routes if _direct_call(r) is not None}
+    routes = [r for r in create_app().routes if isinstance(r, FastJSONRoute)]
+    direct = {r.path for r in routes if direct_call(r.endpoint) is not None}
     assert direct == {
         "/v1/decisions/personal-credit",
         "/v1/decisions/merchant-credit",

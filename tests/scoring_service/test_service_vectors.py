@@ -10,8 +10,8 @@ import pytest
 
 from features import load_snapshot
 from features.request import PAIR_FIELDS, _recent_history, request_features_batch
-from scoring_service.sandbox import MODELS, Sandbox
 from scoring_service.vectors import RequestVectorizer
+from tests.support.sandbox import MODELS, Sandbox
 from yidai.core.settings import Settings
 
 
@@ -119,7 +119,7 @@ def test_usual_payment_context_is_what_each_payer_used_before(
     sandbox: Sandbox, service_settings: Settings
 ) -> None:
     """The demo's everyday checkouts: a device, payee and channel the payer really used."""
-    from scoring_service.sandbox import usual_payment_context
+    from scoring_service.demo import usual_payment_context
 
     snapshot = load_snapshot(sandbox.serving, MODELS["payment"][1])
     payers = [*sandbox.entities["payment"][:20], "unknown-payer"]
@@ -136,7 +136,7 @@ def test_usual_payment_context_is_what_each_payer_used_before(
     assert brute and snapshot.seen_values([payer], "device_id")[payer] == brute
 
     # the demo's checkouts: 8 customers in their usual context, then the first on a new phone
-    from scoring_service.sandbox import demo_checkouts
+    from scoring_service.demo import demo_checkouts
 
     rows = demo_checkouts(service_settings)
     customers = [r[0] for r in rows]

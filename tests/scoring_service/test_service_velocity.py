@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from features import load_snapshot
 from features.definitions import get_feature_set
 from features.request import PAIR_FIELDS, prepare_history, request_features_batch
-from scoring_service.sandbox import MODELS, Sandbox
+from tests.support.sandbox import MODELS, Sandbox
 from yidai.audit import AuditStore
 from yidai.core.settings import Settings
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.support.samples import landing_file, sample_rows, write_rows, write_sample_file
 from yidai.core.contracts import CONTRACTS, MASTER_SOURCES
 from yidai.ingest import IngestReport, ingest_landing
-from yidai.ingest.samples import landing_file, sample_rows, write_rows, write_sample_file
 
 MASTERS = {"customers": 50, "cards": 60, "merchants": 10, "terminals": 15, "smes": 5}
 MASTERS["mall_sellers"] = 8

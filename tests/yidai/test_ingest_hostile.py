@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tests.support.samples import landing_file, sample_rows, write_rows, write_sample_file
 from yidai.core.contracts import CONTRACTS
 from yidai.ingest import IngestReport, ingest_landing
-from yidai.ingest.samples import landing_file, sample_rows, write_rows, write_sample_file
 
 DAY = date(2025, 10, 1)
 MASTERS = {"merchants": 10, "terminals": 15}

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
+from tests.support.samples import landing_file, sample_rows, write_rows, write_sample_file
 from yidai.core.contracts import CONTRACTS
 from yidai.ingest import ingest_landing
-from yidai.ingest.samples import landing_file, sample_rows, write_rows, write_sample_file
 
 D1, D2, D3 = date(2025, 10, 1), date(2025, 10, 2), date(2025, 10, 3)
 MASTERS = {"merchants": 10, "terminals": 15}

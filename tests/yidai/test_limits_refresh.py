@@ -17,10 +17,10 @@ import pytest
 
 from features.definitions import CREDIT_FEATURE_SETS, get_feature_set
 from features.serving import FeatureSnapshot, load_snapshot
-from features.synthetic import synthetic_merchant_profiles
 from models.estimator import GradientBoostedPD
 from models.registry import LoadedModel
 from models.scorecard import Scorecard
+from tests.support.synthetic import synthetic_merchant_profiles
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 
 from scoring_service.api.deps import (
     IDEMPOTENCY_HEADER,
     Authorized,
-    JsonBodyRoute,
     require_scope,
 )
 from scoring_service.api.errors import ApiError
+from scoring_service.api.fast_json import FastJSONRoute, PrebuiltJSONResponse
 from scoring_service.decide import credit_decision
 from scoring_service.schemas import (
     CreditDecisionOut,
@@ -23,17 +23,17 @@ from scoring_service.schemas import (
     error_responses,
 )
 
-router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"], route_class=JsonBodyRoute)
+router = APIRouter(prefix="/v1/decisions", tags=["credit decisions"], route_class=FastJSONRoute)
 DECIDE_ERRORS = error_responses(400, 401, 403, 408, 409, 413, 422, 503)
 
 
-async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Response:
+async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> PrebuiltJSONResponse:
     state = auth.state
     answer = await state.call(
         credit_decision, state.resources, state.audit, product, body, auth.caller
     )
     state.metrics.count(product, answer)
-    return Response(answer.json, media_type="application/json")
+    return PrebuiltJSONResponse(answer.json)
 
 
 @router.post(
@@ -44,7 +44,7 @@ async def _decide(auth: Authorized, product: str, body: dict[str, Any]) -> Respo
 )
 async def personal_credit(
     body: PersonalCreditIn, auth: Annotated[Authorized, Depends(require_scope("personal-credit"))]
-) -> Response:
+) -> PrebuiltJSONResponse:
     """Instant consumer credit (逸贷), e.g. at mall checkout."""
     return await _decide(auth, "personal", body.model_dump(mode="json"))
 
@@ -57,7 +57,7 @@ async def personal_credit(
 )
 async def merchant_credit(
     body: MerchantCreditIn, auth: Annotated[Authorized, Depends(require_scope("merchant-credit"))]
-) -> Response:
+) -> PrebuiltJSONResponse:
     """A small merchant's revolving line, underwritten on POS turnover."""
     return await _decide(auth, "merchant", body.model_dump(mode="json"))
 
@@ -70,7 +70,7 @@ async def merchant_credit(
 )
 async def sme_credit(
     body: SmeCreditIn, auth: Annotated[Authorized, Depends(require_scope("sme-credit"))]
-) -> Response:
+) -> PrebuiltJSONResponse:
     """SME revolving online loan (网贷通); an approval opens an account for drawdowns."""
     return await _decide(auth, "sme", body.model_dump(mode="json"))
 

@@ -1,22 +1,29 @@
-"""Revolving lines: drawdowns (atomic limit check) and the published merchant limits."""
+"""Revolving lines: drawdowns (atomic limit check), the live state of a line (outstanding,
+available) and the published merchant limits."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 
 from scoring_service.api.deps import (
     IDEMPOTENCY_HEADER,
     Authorized,
-    JsonBodyRoute,
     require_scope,
 )
 from scoring_service.api.errors import ApiError
-from scoring_service.ledger import drawdown
-from scoring_service.schemas import DrawdownIn, DrawdownOut, MerchantLimitOut, error_responses
+from scoring_service.api.fast_json import FastJSONRoute, PrebuiltJSONResponse
+from scoring_service.ledger import drawdown, line_view
+from scoring_service.schemas import (
+    DrawdownIn,
+    DrawdownOut,
+    LineOut,
+    MerchantLimitOut,
+    error_responses,
+)
 
-router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=JsonBodyRoute)
+router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=FastJSONRoute)
 
 
 @router.post(
@@ -27,13 +34,13 @@ router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=JsonBodyR
 )
 async def post_drawdown(
     body: DrawdownIn, auth: Annotated[Authorized, Depends(require_scope("drawdowns"))]
-) -> Response:
+) -> PrebuiltJSONResponse:
     """Draw within limit minus outstanding; two concurrent drawdowns never exceed it."""
     state = auth.state
     answer = await state.call(
         drawdown, state.resources, state.audit, body.model_dump(mode="json"), auth.caller
     )
-    return Response(answer.json, media_type="application/json")
+    return PrebuiltJSONResponse(answer.json)
 
 
 @router.get(
@@ -52,3 +59,19 @@ async def merchant_limit(
             404, f"merchant {merchant_id!r} has no published limit", "NO_PUBLISHED_LIMIT"
         )
     return {**found.as_dict(), "limits_version": limits.version, "as_of": str(limits.as_of)}
+
+
+@router.get(
+    "/lines/{account_id}",
+    response_model=LineOut,
+    responses=error_responses(401, 403, 404, 422, 503),
+)
+async def get_line(
+    account_id: str, auth: Annotated[Authorized, Depends(require_scope("lines-read"))]
+) -> dict[str, Any]:
+    """A revolving line now: limit in force, outstanding balance, available amount."""
+    state = auth.state
+    found = await state.call(line_view, state.resources, state.audit, account_id)
+    if found is None:
+        raise ApiError(404, f"no revolving line with account id {account_id!r}", "UNKNOWN_ACCOUNT")
+    return found

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 
 from scoring_service.api.deps import (
     IDEMPOTENCY_HEADER,
     Authorized,
-    JsonBodyRoute,
     require_scope,
 )
+from scoring_service.api.fast_json import FastJSONRoute, PrebuiltJSONResponse
 from scoring_service.decide import payment_decision
 from scoring_service.schemas import PaymentRiskIn, PaymentRiskOut, error_responses
 
-router = APIRouter(prefix="/v1/payments", tags=["payment risk"], route_class=JsonBodyRoute)
+router = APIRouter(prefix="/v1/payments", tags=["payment risk"], route_class=FastJSONRoute)
 
 
 @router.post(
@@ -26,11 +26,11 @@ router = APIRouter(prefix="/v1/payments", tags=["payment risk"], route_class=Jso
 )
 async def payment_risk(
     body: PaymentRiskIn, auth: Annotated[Authorized, Depends(require_scope("payment-risk"))]
-) -> Response:
+) -> PrebuiltJSONResponse:
     """Small amounts favour convenience, large amounts favour security."""
     state = auth.state
     answer = await state.call(
         payment_decision, state.resources, state.audit, body.model_dump(mode="json"), auth.caller
     )
     state.metrics.count("payment", answer)
-    return Response(answer.json, media_type="application/json")
+    return PrebuiltJSONResponse(answer.json)

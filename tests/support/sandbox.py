@@ -1,6 +1,6 @@
 """A small, real serving environment for tests, benchmarks and the example integration.
 
-Synthetic contract-shaped warehouse rows (``features.synthetic``) -> feature build -> published
+Synthetic contract-shaped warehouse rows (``tests.support.synthetic``) -> feature build -> published
 snapshots under ``settings.serving`` -> one small LightGBM model per product, trained on the
 snapshot's own profiles with a seeded logistic label and registered in the MLflow registry of
 ``settings`` (``champion``; ``challenger`` for the products asked for).  Nothing is mocked:
@@ -15,13 +15,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
-from features.definitions import FRAUD_FEATURE_SET
+from features import build_features, get_feature_set, load_snapshot, publish_snapshot
+from models.estimator import GradientBoostedPD
+from models.registry import GateDecision, ModelPackage, log_and_register
+from models.scorecard import Scorecard
+from scoring_service.demo import entity_ids
+from tests.support.synthetic import synthetic_warehouse
 from yidai.core import catalogue
-from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
+
+__all__ = ["MODELS", "Sandbox", "build_sandbox", "entity_ids", "train_registered_model"]
 
 AS_OF = dt.date(2026, 6, 30)
 #: product -> (model, feature set), from the catalogue.
@@ -39,11 +46,6 @@ class Sandbox:
 
 def publish_snapshots(settings: Settings, *, seed: int = 7, n_pos: int = 20_000) -> None:
     """Synthetic warehouse (its own file under ``home``) -> features -> published snapshots."""
-    import duckdb
-
-    from features import build_features, publish_snapshot
-    from features.synthetic import synthetic_warehouse
-
     path = settings.home / "sandbox" / "warehouse.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
@@ -62,11 +64,6 @@ def train_registered_model(
     settings: Settings, product: str, *, seed: int = 7, alias: str = "champion", n: int = 6000
 ) -> str:
     """Train a small model for ``product`` on its snapshot and register it under ``alias``."""
-    from features import get_feature_set, load_snapshot
-    from models.estimator import GradientBoostedPD
-    from models.registry import GateDecision, ModelPackage, log_and_register
-    from models.scorecard import Scorecard
-
     name, feature_set = MODELS[product]
     fs = get_feature_set(feature_set)
     snapshot = load_snapshot(settings.serving, feature_set)
@@ -118,47 +115,3 @@ def build_sandbox(
         if product in challengers:
             train_registered_model(settings, product, seed=seed + 1, alias="challenger")
     return Sandbox(settings.serving, entity_ids(settings, products))
-
-
-def entity_ids(settings: Settings, products: Sequence[str] = tuple(MODELS)) -> dict[str, list[str]]:
-    """Ids with a profile in the live snapshot of each product."""
-    from features import load_snapshot
-
-    out: dict[str, list[str]] = {}
-    for product in products:
-        snap = load_snapshot(settings.serving, MODELS[product][1])
-        out[product] = sorted(snap.profiles[snap.entity].index)
-    return out
-
-
-def usual_payment_context(
-    settings: Settings, payer_ids: Sequence[str]
-) -> dict[str, dict[str, str]]:
-    """A device, a payee and a channel each payer used before (the published payment
-    snapshot's seen-before pairs; ``app`` when the payer used it), for example calls that look
-    like the payer's everyday payments.  A payer without history gets an empty dict."""
-    from features import load_snapshot
-
-    snap = load_snapshot(settings.serving, FRAUD_FEATURE_SET)
-    out: dict[str, dict[str, str]] = {payer: {} for payer in payer_ids}
-    for field in ("device_id", "counterpart_id", "channel"):
-        for payer, values in snap.seen_values(payer_ids, field).items():
-            out[payer][field] = "app" if field == "channel" and "app" in values else values[0]
-    return out
-
-
-def demo_checkouts(settings: Settings, n: int = 8) -> list[tuple[str, str, str, str]]:
-    """``(customer, device, seller, channel)`` of the demo's example checkouts: ``n`` customers
-    spread over the personal snapshot, each on their usual device and channel paying a payee
-    they paid before, then the first one again on a new phone at a new seller."""
-    ids = entity_ids(settings, ["personal"])["personal"]
-    picked = ids[:: max(1, len(ids) // n)][:n]
-    if not picked:
-        raise YidaiError("the published personal snapshot has no customers to check out")
-    usual = usual_payment_context(settings, picked)
-    rows = [
-        (c, usual[c].get("device_id", "D-1"), usual[c].get("counterpart_id", "S001"),
-         usual[c].get("channel", "app"))
-        for c in picked
-    ]  # fmt: skip
-    return [*rows, (picked[0], "D-NEW-PHONE", "S-NEW-SELLER", "app")]

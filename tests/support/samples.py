@@ -8,11 +8,15 @@ function of (seed, row index), so the same arguments give the same file.
 
 from __future__ import annotations
 
+import csv
 from datetime import date
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from simulator.landing import arrow_schema
 from yidai.core.contracts import CONTRACTS, Column, Contract
 from yidai.ingest.inspect import sql_str
 from yidai.ingest.validation import q
@@ -163,11 +167,6 @@ def sample_rows(
 
 def write_rows(path: Path, contract: Contract, rows: list[dict[str, object]]) -> Path:
     """Write ``rows`` with the contract's column types: Parquet, or CSV (header) for ``.csv``."""
-    import csv
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -175,15 +174,5 @@ def write_rows(path: Path, contract: Contract, rows: list[dict[str, object]]) ->
             writer.writeheader()
             writer.writerows(rows)
         return path
-    arrow_types = {
-        "VARCHAR": pa.string(),
-        "TIMESTAMP": pa.timestamp("us"),
-        "DATE": pa.date32(),
-        "DOUBLE": pa.float64(),
-        "BIGINT": pa.int64(),
-        "INTEGER": pa.int32(),
-        "BOOLEAN": pa.bool_(),
-    }
-    schema = pa.schema([(c.name, arrow_types[c.dtype]) for c in contract.columns])
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(contract)), path)
     return path
