@@ -338,6 +338,22 @@ def start_mlflow(home: Path) -> tuple[subprocess.Popen[bytes], int]:
     return proc, port
 
 
+def publish_empty_limits(serving: Path) -> None:
+    """A merchant limits version with no line, if none is published: the service is ready
+    only once it has loaded the nightly limits (the benchmark draws on no merchant line)."""
+    import pandas as pd
+
+    from yidai.limits import publishing
+    from yidai.limits.serving import LIMITS_FILE, READ_COLUMNS, current_limits_pointer, limits_root
+
+    if current_limits_pointer(serving) is not None:
+        return
+    root, meta = limits_root(serving), {"version": "bench-empty", "as_of": "2026-06-30"}
+    table = pd.DataFrame(columns=list(READ_COLUMNS))
+    publishing.write_version(root, "bench-empty", meta, lambda t: table.to_parquet(t / LIMITS_FILE))
+    publishing.publish(root, "bench-empty", meta)
+
+
 def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray]:
     """Sandbox under ``home``; returns customer ids, feature names and their model rows."""
     from features import load_snapshot
@@ -356,6 +372,7 @@ def prepare(home: Path, rebuild: bool) -> tuple[list[str], list[str], np.ndarray
         shutil.rmtree(home, ignore_errors=True)
         print(f"building the sandbox under {home} ...", flush=True)
         build_sandbox(settings, n_pos=40_000)
+    publish_empty_limits(settings.serving)
     (home / "audit").mkdir(parents=True, exist_ok=True)
     for stale in (home / "audit").glob("decisions.db*"):
         stale.unlink()
