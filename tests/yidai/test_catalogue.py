@@ -9,7 +9,7 @@ import pytest
 import yidai
 from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET, get_feature_set
 from models.training import MODEL_SPECS
-from scoring_service.sandbox import MODELS as SANDBOX_MODELS
+from tests.support.sandbox import MODELS as SANDBOX_MODELS
 from yidai.core import catalogue
 from yidai.decisioning import load_product_policy
 from yidai.jobs import monitoring, pipeline
