@@ -14,6 +14,13 @@ import streamlit as st
 
 from yidai.core.settings import get_settings
 from yidai.jobs.analytics import dashboard_tables as published
+from yidai.jobs.analytics.tiers import payment_tiers as live_tiers
+from yidai.jobs.limits import (
+    current_limits_pointer,
+    read_limit_runs,
+    read_limits_summary,
+    read_limits_table,
+)
 
 
 def serving_area(area: str) -> Path:
@@ -50,7 +57,6 @@ def published_meta(area: str) -> dict[str, object]:
 
 def payment_tiers() -> tuple[tuple[str, float], ...]:
     """Amount tiers of the live payment policy."""
-    from yidai.jobs.analytics.tiers import payment_tiers as live_tiers
 
     return live_tiers()
 
@@ -59,6 +65,7 @@ def payment_tiers() -> tuple[tuple[str, float], ...]:
 def _audit_query(
     url: str, decision_id: str | None, entity_id: str | None, limit: int
 ) -> pd.DataFrame:
+    # heavy: loads SQLAlchemy
     from yidai.jobs.analytics.decisions import find_decisions
 
     return find_decisions(url, decision_id=decision_id, entity_id=entity_id, limit=limit)
@@ -73,6 +80,7 @@ def audit_decisions(
 
 @st.cache_data(show_spinner=False, ttl=60)
 def _payment_decisions(url: str) -> pd.DataFrame:
+    # heavy: loads SQLAlchemy
     from yidai.jobs.analytics.decisions import payment_decisions as read
 
     return read(url)
@@ -85,14 +93,12 @@ def payment_decisions() -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _limits_table(serving: str, name: str, version: str) -> pd.DataFrame:
-    from yidai.jobs.limits import read_limits_table
 
     return read_limits_table(Path(serving), name, version)
 
 
 def limits_version() -> str | None:
     """The live merchant limits version (None if no refresh was published)."""
-    from yidai.jobs.limits import current_limits_pointer
 
     return current_limits_pointer(get_settings().serving)
 
@@ -110,7 +116,6 @@ def limits_table(name: str) -> pd.DataFrame | None:
 
 def limits_summary() -> dict[str, object]:
     """The live limits run's summary (empty if none)."""
-    from yidai.jobs.limits import read_limits_summary
 
     version = limits_version()
     return {} if version is None else read_limits_summary(get_settings().serving, version)
@@ -118,7 +123,6 @@ def limits_summary() -> dict[str, object]:
 
 def limit_runs() -> pd.DataFrame:
     """One summary row per refresh run (empty if none)."""
-    from yidai.jobs.limits import read_limit_runs
 
     return read_limit_runs(get_settings().serving)
 

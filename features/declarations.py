@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from features.sources import SOURCES
 from yidai.core.errors import YidaiError
 
 Kind = Literal["agg", "sql", "request"]
@@ -86,7 +87,6 @@ class Feature:
 
     def definition(self) -> dict[str, Any]:
         """What the fingerprint hashes: everything that changes the values."""
-        from features.sources import SOURCES
 
         body = self.expr
         if self.source in SOURCES:  # the daily source's SQL changes the values too

@@ -16,6 +16,7 @@ import duckdb
 
 from yidai.core.contracts import CONTRACTS, Contract
 from yidai.core.errors import YidaiError
+from yidai.core.warehouse import connect_existing
 
 
 def _event_contracts(con: duckdb.DuckDBPyConnection) -> list[Contract]:
@@ -82,7 +83,6 @@ def require_ingested_day(
 def require_warehouse_day(warehouse: Path, day: dt.date) -> None:
     """Raise :class:`YidaiError` unless the warehouse file exists (it is never created) and
     holds ingested rows for ``day`` (:func:`require_ingested_day`)."""
-    from yidai.core.warehouse import connect_existing
 
     con = connect_existing(warehouse, read_only=True)
     try:

@@ -29,6 +29,7 @@ from features.request import (
 from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE
 from yidai.core.contracts import PRODUCTS
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
 from yidai.core.warehouse import ensure_tables
 
 SPINE_COLUMNS = ("entity_id", "decision_ts", "label")
@@ -44,7 +45,6 @@ FRAUD_TRAIN_NEGATIVE_SHARE = 0.25
 def _settings_default(value: int | None, name: str) -> int:
     if value is not None:
         return value
-    from yidai.core.settings import get_settings
 
     result: int = getattr(get_settings(), name)
     return result

@@ -14,6 +14,7 @@ def import_lightgbm() -> ModuleType:
     effective if set before the OpenMP runtime starts (an explicit setting is respected).
     """
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # heavy: LightGBM
     import lightgbm
 
     return lightgbm

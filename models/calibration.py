@@ -42,6 +42,7 @@ class PlattCalibrator:
 
     @classmethod
     def fit(cls, margin: np.ndarray, y: np.ndarray) -> PlattCalibrator:
+        # heavy: scikit-learn
         from sklearn.linear_model import LogisticRegression
 
         m, t = _check_fit_input(margin, y)
@@ -67,6 +68,7 @@ class IsotonicCalibrator:
 
     @classmethod
     def fit(cls, margin: np.ndarray, y: np.ndarray, min_prob: float = 1e-4) -> IsotonicCalibrator:
+        # heavy: scikit-learn
         from sklearn.isotonic import IsotonicRegression
 
         m, t = _check_fit_input(margin, y)

@@ -130,9 +130,11 @@ def _plots(
     importance: pd.Series,
     scorecard: Scorecard,
 ) -> None:
+    # heavy: matplotlib
     import matplotlib
 
     matplotlib.use("Agg")
+    # heavy: matplotlib
     import matplotlib.pyplot as plt
 
     plt.rcParams["figure.autolayout"] = True

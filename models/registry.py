@@ -85,6 +85,7 @@ def check_tracking_uri(uri: str, timeout_s: float = 3.0) -> None:
 
 def tracking_client(settings: Settings | None = None) -> MlflowClient:
     """An MLflow client on the configured tracking URI (also set as MLflow's default)."""
+    # heavy: MLflow
     import mlflow
     from mlflow import MlflowClient
 
@@ -245,6 +246,7 @@ def log_and_register(
     """Log one run (params, metrics, artifacts, model with signature) and register it as a
     new version with the alias chosen by the gate.  On any failure the version (and a
     registered model created here) is deleted and the run is marked FAILED."""
+    # heavy: MLflow
     import mlflow
     import mlflow.lightgbm
     from mlflow.exceptions import MlflowException
@@ -339,6 +341,7 @@ def _undo_registration(
 
 def promote(name: str, version: str, *, reason: str, settings: Settings | None = None) -> None:
     """Manually make ``version`` the champion (the previous champion becomes challenger)."""
+    # heavy: MLflow
     from mlflow.exceptions import MlflowException
 
     if not reason.strip():
@@ -360,6 +363,7 @@ def promote(name: str, version: str, *, reason: str, settings: Settings | None =
 def version_by_alias(
     client: MlflowClient, name: str, alias: str, *, missing_ok: bool = False
 ) -> Any:
+    # heavy: MLflow
     from mlflow.exceptions import MlflowException
 
     try:
@@ -391,6 +395,7 @@ def list_versions(
 ) -> list[VersionSummary]:
     """The ``latest`` versions of each registered model (newest first) with their aliases,
     the run's metrics and the gate's reason; a model never registered is left out."""
+    # heavy: MLflow
     from mlflow.exceptions import MlflowException
 
     if latest < 1:
@@ -512,6 +517,7 @@ def load_model(
     Refuses (YidaiError) if the tracking store is unreachable, the alias does not exist, or
     ``expected_feature_set_version`` (the online snapshot's) differs from the model's.
     """
+    # heavy: MLflow
     import mlflow.artifacts
     from mlflow.models import Model
 

@@ -19,23 +19,30 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from features import build_training_set, get_feature_set
+from features.definitions import FEATURE_SETS
+from features.training import credit_training_frame, default_as_of, fraud_training_frame
 from models import metrics as m
 from models.calibration import CalibrationMethod
 from models.estimator import GradientBoostedPD
 from models.evaluation import Evaluation, evaluate, write_report
 from models.registry import (
+    CHAMPION,
     ChampionScore,
     GateConfig,
     GateDecision,
     ModelPackage,
+    load_model,
     log_and_register,
     promotion_decision,
     tracking_client,
+    version_by_alias,
 )
 from models.scorecard import Scorecard
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings, get_settings
+from yidai.core.warehouse import connect
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +356,6 @@ def warehouse_rows(settings: Settings) -> ChampionRows:
     warehouse, point in time (the rows' ``ts`` is the decision time)."""
 
     def build(feature_set: str, rows: pd.DataFrame) -> pd.DataFrame:
-        from features import build_training_set, get_feature_set
-        from yidai.core.warehouse import connect
 
         columns = set(get_feature_set(feature_set).columns)
         spine = rows.drop(columns=[c for c in rows.columns if c in columns])
@@ -375,7 +380,6 @@ def score_champion(
     """The current champion's primary metric on the new model's test window (None if there
     is no champion yet).  A champion trained on another feature-set version (before the model
     moved to a new one) is scored on its own version's features for the same decisions."""
-    from models.registry import CHAMPION, load_model, version_by_alias
 
     client = tracking_client(settings)
     current = version_by_alias(client, spec.name, CHAMPION, missing_ok=True)
@@ -542,9 +546,6 @@ def register_fitted(
 def load_training_data(spec: ModelSpec, settings: Settings, as_of: dt.date | None) -> TrainingData:
     """The training set of ``spec`` from the feature store (``features.training``), joined
     with the simulator's truth when it exists (oracle only; never a feature)."""
-    from features.definitions import FEATURE_SETS
-    from features.training import credit_training_frame, default_as_of, fraud_training_frame
-    from yidai.core.warehouse import connect
 
     if spec.feature_set not in FEATURE_SETS:
         raise YidaiError(

@@ -20,6 +20,7 @@ class _PreparedRow:
     """One prepared single-row prediction (``predict_type``) with its output buffer."""
 
     def __init__(self, booster: Any, n_features: int, predict_type: int, n_out: int) -> None:
+        # heavy: LightGBM
         from lightgbm import basic
 
         num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
@@ -64,6 +65,7 @@ class SingleRowMargin:
     booster."""
 
     def __init__(self, booster: Any, n_features: int) -> None:
+        # heavy: LightGBM
         from lightgbm import basic
 
         self.n_features = n_features

@@ -24,6 +24,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+import features
+from models.registry import load_model, tracking_client
 from scoring_service.fastpredict import SingleRowMargin, single_row_margin
 from scoring_service.security import KeyRing
 from scoring_service.vectors import RequestVectorizer
@@ -37,6 +39,7 @@ from yidai.decisioning.policy import (
     load_policy,
     policy_path,
 )
+from yidai.jobs.limits.serving import current_limits_pointer, load_published_limits
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,6 @@ class Loaders:
     @classmethod
     def default(cls, settings: Settings) -> Loaders:
         """MLflow registry (``models.registry``) and published snapshots (``features``)."""
-        import features
 
         registry = _MlflowRegistry(settings)
 
@@ -102,11 +104,10 @@ class _MlflowRegistry:
         self._client: Any = None
 
     def version_of(self, name: str, alias: str) -> str | None:
+        # heavy: MLflow
         from mlflow.exceptions import MlflowException
 
         if self._client is None:
-            from models.registry import tracking_client
-
             self._client = tracking_client(self.settings)
         try:
             return str(self._client.get_model_version_by_alias(name, alias).version)
@@ -114,7 +115,6 @@ class _MlflowRegistry:
             return None
 
     def load(self, name: str, alias: str, feature_set_version: str | None) -> ModelLike:
-        from models.registry import load_model
 
         return load_model(
             name, alias, expected_feature_set_version=feature_set_version, settings=self.settings
@@ -302,7 +302,6 @@ class Resources:
         Until it is loaded, and whenever it cannot be (no version published, a file that
         fails to load), :attr:`limits` is None and :attr:`limits_problem` says why.
         """
-        from yidai.jobs.limits.serving import current_limits_pointer, load_published_limits
 
         serving = self.settings.serving
         try:

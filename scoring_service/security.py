@@ -157,6 +157,7 @@ def create_key(
             f"unknown scope(s) {', '.join(unknown) or '(none given)'}; "
             f"choose from {', '.join(SCOPES)}"
         )
+    # heavy: loads SQLAlchemy
     from yidai.audit import utc_now
 
     key_id = secrets.token_hex(6)

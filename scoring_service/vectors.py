@@ -14,12 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from features.definitions import get_feature_set
+from features.request import request_features
+
 
 class RequestVectorizer:
     """Full feature vectors (feature-set column order) of single requests for one snapshot."""
 
     def __init__(self, snapshot: Any) -> None:
-        from features.definitions import get_feature_set
 
         self.snapshot = snapshot
         self.fs = get_feature_set(snapshot.feature_set)
@@ -29,7 +31,6 @@ class RequestVectorizer:
         self, profile: np.ndarray | None, request: Mapping[str, Any], entity_id: str
     ) -> np.ndarray:
         """The request's full vector; ``profile`` is the entity's snapshot vector or None."""
-        from features.request import request_features
 
         if self.by_snapshot:
             return np.asarray(self.snapshot.vector(request, entity_id), dtype=np.float64)

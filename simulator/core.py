@@ -85,6 +85,7 @@ def _progress(enabled: bool, total: int) -> Iterator[_Ticker]:
 
         yield _Silent()
         return
+    # heavy: rich
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     with Progress(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -213,7 +214,6 @@ QUERIES = {"personal": _PERSONAL, "merchant": _MERCHANT, "sme": _SME}
 
 def applicant_behaviour(landing: Path | str, truth: Path | str) -> dict[str, pd.DataFrame]:
     """Per product: one row per application with ``true_pd``, ``defaulted`` and aggregates."""
-    import duckdb
 
     con = duckdb.connect()
     try:
@@ -239,6 +239,7 @@ def expected_auc(score: np.ndarray, pd_true: np.ndarray) -> float:
     ``sum_i sum_j pd_i (1 - pd_j) [s_i > s_j] / (sum_i pd_i * sum_j (1 - pd_j))`` (ties
     half), a low-noise measure of ranking quality on small samples.
     """
+    # heavy: scikit-learn
     from sklearn.metrics import roc_auc_score
 
     labels = np.r_[np.ones(len(score)), np.zeros(len(score))]
@@ -259,6 +260,7 @@ def signal_report(
     ``oracle_expected_auc`` / ``proxy_model_expected_auc`` the same scores judged against
     ``true_pd`` (low noise), ``proxy_expected_auc`` the linear recovery of ``logit(true_pd)``.
     """
+    # heavy: SciPy
     from scipy.stats import spearmanr
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.metrics import roc_auc_score
@@ -287,6 +289,7 @@ def signal_report(
         }
         if 0 < y.sum() < len(y) and y.sum() >= 5:
             if use_lightgbm:
+                # heavy: LightGBM
                 import lightgbm as lgb
 
                 # small trees, strong regularisation: a few hundred bads per product

@@ -35,6 +35,7 @@ POOLS: dict[str, tuple[int, str]] = {
 
 def airflow_home() -> Path:
     """``$AIRFLOW_HOME`` if set, else ``<YIDAI_HOME>/airflow``."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from yidai.core.settings import get_settings
 
     explicit = os.environ.get("AIRFLOW_HOME")
@@ -89,6 +90,7 @@ def setup_airflow(home: Path | None = None) -> Path:
     it before anything else imports Airflow (see :func:`activate`).
     """
     env = activate(home)
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from airflow.models.pool import Pool
     from airflow.utils import db
 
@@ -129,6 +131,7 @@ def run_dag(
     (:data:`yidai.jobs.pipeline.ALERT_TASKS`) failed; failed alert checks are returned.
     """
     activate()
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(dags_folder()))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from yidai.core.catalogue import CREDIT_PRODUCTS
+from yidai.core.errors import YidaiError
 
 DType = Literal["VARCHAR", "TIMESTAMP", "DATE", "DOUBLE", "BIGINT", "INTEGER", "BOOLEAN"]
 NUMERIC_DTYPES: tuple[DType, ...] = ("DOUBLE", "BIGINT", "INTEGER")
@@ -416,7 +417,6 @@ EVENT_SOURCES = tuple(c.name for c in CONTRACTS.values() if c.kind == "event")
 
 def get_contract(name: str) -> Contract:
     """The contract of ``name``; a clear error listing the known sources otherwise."""
-    from yidai.core.errors import YidaiError
 
     try:
         return CONTRACTS[name]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from yidai.core.contracts import CONTRACTS, EARLIEST_EVENT_TIME, MCC_CODES, Column
+from yidai.core.settings import Settings
 
 
 def _constraint(col: Column) -> str:
@@ -18,7 +19,6 @@ def _constraint(col: Column) -> str:
 
 def _default_max_lateness_days() -> int:
     """The setting's default (the environment is not read: the doc is the same everywhere)."""
-    from yidai.core.settings import Settings
 
     return int(Settings.model_fields["ingest_max_lateness_days"].default)
 

@@ -44,6 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
 
 POLICY_FILE = "merchant_limits.yaml"
 Inputs = Mapping[str, Any] | pd.DataFrame
@@ -169,8 +170,6 @@ def load_merchant_limit_policy(path: Path | None = None) -> MerchantLimitPolicy:
     The parameters sit under a ``merchant_limits:`` key (or at the top level).
     """
     if path is None:
-        from yidai.core.settings import get_settings
-
         path = get_settings().policies / POLICY_FILE
     try:
         text = path.read_text(encoding="utf-8")

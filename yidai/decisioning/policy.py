@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
 
 CREDIT_PRODUCTS = catalogue.CREDIT_PRODUCTS
 PRODUCTS = catalogue.PRODUCTS
@@ -279,8 +280,6 @@ def policy_path(product: str, policy_dir: Path | None = None) -> Path:
     if product not in PRODUCTS:
         raise YidaiError(f"unknown product {product!r}; expected one of {', '.join(PRODUCTS)}")
     if policy_dir is None:
-        from yidai.core.settings import get_settings
-
         policy_dir = get_settings().policies
     return policy_dir / f"{product}.yaml"
 

@@ -163,6 +163,7 @@ def _clean_duckdb_message(exc: BaseException, path: Path) -> str:
 
 def _duckdb_type(arrow_type: Any) -> str:
     """The DuckDB type name ``read_parquet`` gives a column of this Arrow type."""
+    # heavy: pyarrow
     import pyarrow as pa
 
     t: Any = arrow_type
@@ -195,6 +196,7 @@ def _duckdb_type(arrow_type: Any) -> str:
 
 def _parquet_footer(path: Path) -> ParquetFooter:
     """Column types and row count from a Parquet footer (nothing else is read)."""
+    # heavy: pyarrow
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -21,6 +21,7 @@ import duckdb
 
 from yidai.core.contracts import Contract, get_contract
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
 from yidai.core.warehouse import connect, ensure_tables
 from yidai.ingest.discovery import LandingFile, discover
 from yidai.ingest.inspect import (
@@ -78,8 +79,6 @@ def ingest_landing(
     setting).
     """
     if max_lateness_days is None:
-        from yidai.core.settings import get_settings
-
         max_lateness_days = get_settings().ingest_max_lateness_days
     if max_lateness_days < 0:
         raise YidaiError(f"max lateness must be 0 days or more, not {max_lateness_days}")
@@ -139,6 +138,7 @@ class _progress_bar:
     def __enter__(self) -> Callable[[str, int], None]:
         if not self.enabled:
             return lambda label, n: None
+        # heavy: rich
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,

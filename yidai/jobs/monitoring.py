@@ -19,16 +19,24 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from features import FEATURE_SETS, build_training_set, credit_spine, fraud_spine
+from models.metrics import psi
+from models.registry import load_model
 from yidai.audit import AuditReader
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
+from yidai.core.warehouse import connect
+from yidai.jobs.analytics.dashboard_tables import publish_tables, read_meta, read_table
 from yidai.jobs.analytics.model_monitoring import cohort_performance
-from yidai.jobs.analytics.tiers import CREDIT_TIERS, amount_tier
+from yidai.jobs.analytics.scored import SCORED_AREA
+from yidai.jobs.analytics.tiers import CREDIT_TIERS, amount_tier, payment_tiers
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +88,6 @@ def drift_table(
     psi, status, n_reference, n_current, mean_reference, mean_current, bins``; an empty
     side gives PSI NaN with status ``unknown`` (never a crash).
     """
-    from models.metrics import psi
 
     missing = [c for c in columns if c not in reference.columns or c not in current.columns]
     if missing:
@@ -222,7 +229,6 @@ def history_days_needed(model: Any) -> int:
     has truncated features (e.g. a 180-day turnover summed over 40 days): its values are not
     comparable with those of decisions taken on a complete history.
     """
-    from features import FEATURE_SETS
 
     feature_set = FEATURE_SETS.get(str(getattr(model, "feature_set", "")))
     if feature_set is None:
@@ -355,7 +361,6 @@ def _scored_decisions(
     """Decisions of the model's product (credit: applications with their label when
     matured; fraud: events with the reports known at ``as_of``), features as known at the
     time (``features.build_training_set``) and the champion's score."""
-    from features import build_training_set, credit_spine, fraud_spine
 
     if fraud:
         start = as_of - timedelta(days=lookback_days)
@@ -407,10 +412,6 @@ def published_scored_decisions(
     """The credit decisions :func:`yidai.jobs.analytics.scored.publish_scored_applications`
     published (features at decision time, the champion's PD, the label when matured), in the
     shape of :func:`_scored_decisions`; None unless they are of ``as_of`` and this champion."""
-    from pathlib import Path
-
-    from yidai.jobs.analytics.dashboard_tables import read_meta, read_table
-    from yidai.jobs.analytics.scored import SCORED_AREA
 
     area = Path(serving) / SCORED_AREA
     meta = read_meta(area)
@@ -458,9 +459,6 @@ def run_monitoring(
     only if no model at all can be monitored.  Drift is *not* raised here: call
     :func:`check_drift` (the DAG's last task does).
     """
-    from models.registry import load_model
-    from yidai.core.settings import get_settings
-    from yidai.core.warehouse import connect
 
     settings = settings or get_settings()
     drifts, perfs, infos, notes = [], [], [], []
@@ -527,7 +525,6 @@ def run_monitoring(
     except Exception as exc:  # an unreachable audit store must not hide model drift
         notes.append(f"audit store: {exc}")
         decisions = pd.DataFrame(columns=["created_at", "product", "outcome", "arm", "amount"])
-    from yidai.jobs.analytics.tiers import payment_tiers
 
     report = MonitoringReport(
         as_of=as_of,
@@ -548,9 +545,6 @@ def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float)
     ``drift_history`` carries the daily drift rows of earlier runs forward (a re-run of a
     day replaces that day's rows), so the dashboards can chart PSI over time.
     """
-    from pathlib import Path
-
-    from yidai.jobs.analytics.dashboard_tables import publish_tables, read_table
 
     area = Path(serving_dir) / AREA
     day = pd.Timestamp(report.as_of)

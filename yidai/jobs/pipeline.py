@@ -15,8 +15,19 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from features import publish_snapshot
+from features.engine import build_features, build_features_history
+from features.inputs import require_ingested_day, require_warehouse_day
+from models.training import train_model
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
+from yidai.core.warehouse import connect_existing
+from yidai.ingest import ingest_landing
+from yidai.jobs.analytics.dashboard_tables import read_meta
+from yidai.jobs.analytics.portfolio_tables import PORTFOLIO_AREA, publish_portfolio
+from yidai.jobs.analytics.scored import SCORED_AREA, publish_scored_applications
+from yidai.jobs.limits.refresh import refresh_limits
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +143,6 @@ def _jsonable(value: object) -> Any:
 
 def landing_days() -> list[date]:
     """Every day with a ``dt=YYYY-MM-DD`` partition in the landing zone, sorted."""
-    from yidai.core.settings import get_settings
 
     landing = get_settings().landing
     if not landing.is_dir():
@@ -155,8 +165,6 @@ def run_ingest(day: date, *, history: bool = False) -> dict[str, Any]:
     summary; :func:`check_landing` turns them into a loud failure without blocking the
     features of the files that did load.
     """
-    from yidai.core.settings import get_settings
-    from yidai.ingest import ingest_landing
 
     settings = get_settings()
     days = [d for d in landing_days() if d <= day] if history else [day]
@@ -199,10 +207,6 @@ def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
     before ``day`` (slow and memory-hungry at scale; training does not need it: training
     sets compute their features as of each decision from the raw tables).
     """
-    from features.engine import build_features, build_features_history
-    from features.inputs import require_ingested_day
-    from yidai.core.settings import get_settings
-    from yidai.core.warehouse import connect_existing
 
     warehouse = get_settings().warehouse
     con = connect_existing(warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
@@ -222,8 +226,6 @@ def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
 
 def publish_serving(day: date) -> dict[str, Any]:
     """Publish the online feature snapshot of ``day`` (atomic pointer swap)."""
-    from features import publish_snapshot
-    from yidai.core.settings import get_settings
 
     settings = get_settings()
     published = publish_snapshot(settings.warehouse, settings.serving, day)
@@ -232,8 +234,6 @@ def publish_serving(day: date) -> dict[str, Any]:
 
 def publish_portfolio_tables(day: date) -> dict[str, Any]:
     """Publish the dashboards' portfolio and fraud tables as of ``day`` (warehouse read-only)."""
-    from yidai.core.settings import get_settings
-    from yidai.jobs.analytics.portfolio_tables import PORTFOLIO_AREA, publish_portfolio
 
     version = publish_portfolio(as_of=day)
     area = get_settings().serving / PORTFOLIO_AREA
@@ -244,7 +244,6 @@ def publish_portfolio_tables(day: date) -> dict[str, Any]:
 def run_limits_refresh(day: date, *, force_reason: str | None = None) -> dict[str, Any]:
     """Re-underwrite every merchant's line as of ``day`` and publish the new limits
     (``force_reason``: override the circuit breaker, see :mod:`yidai.jobs.limits.breaker`)."""
-    from yidai.jobs.limits.refresh import refresh_limits
 
     result = refresh_limits(day, force_reason=force_reason)
     return {
@@ -259,7 +258,6 @@ def run_limits_refresh(day: date, *, force_reason: str | None = None) -> dict[st
 # ------------------------------------------------------------------- train_weekly
 def run_training(model_name: str, day: date) -> dict[str, Any]:
     """Train, evaluate, register and gate ``model_name`` on the data known at ``day``."""
-    from models.training import train_model
 
     result = train_model(model_name, as_of=day)
     return {"day": day.isoformat(), **summarise(result)}
@@ -295,9 +293,6 @@ def promotion_report(trained: Iterable[Mapping[str, Any] | None]) -> dict[str, A
 def publish_scored(day: date) -> dict[str, Any]:
     """Score every credit application up to ``day`` with the champions (and challengers)
     and publish them for model monitoring and the policy simulator (warehouse read-only)."""
-    from yidai.core.settings import get_settings
-    from yidai.jobs.analytics.dashboard_tables import read_meta
-    from yidai.jobs.analytics.scored import SCORED_AREA, publish_scored_applications
 
     version = publish_scored_applications(as_of=day)
     meta = read_meta(get_settings().serving / SCORED_AREA, version)
@@ -306,8 +301,7 @@ def publish_scored(day: date) -> dict[str, Any]:
 
 def run_monitoring(day: date) -> dict[str, Any]:
     """Compute and publish drift, performance and decision rates as of ``day``."""
-    from features.inputs import require_warehouse_day
-    from yidai.core.settings import get_settings
+    # heavy: loads SQLAlchemy
     from yidai.jobs.monitoring import run_monitoring as monitor
 
     require_warehouse_day(get_settings().warehouse, day)
@@ -316,6 +310,7 @@ def run_monitoring(day: date) -> dict[str, Any]:
 
 def check_monitoring(summary: Mapping[str, Any]) -> dict[str, Any]:
     """Raise (naming model and feature) if any PSI passed the report's threshold."""
+    # heavy: loads SQLAlchemy
     from yidai.jobs.monitoring import DEFAULT_PSI_THRESHOLD, check_drift
 
     check_drift(summary, threshold=float(summary.get("threshold") or DEFAULT_PSI_THRESHOLD))

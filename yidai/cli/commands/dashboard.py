@@ -9,8 +9,10 @@ from yidai.core.errors import YidaiError
 
 def streamlit_argv(port: int, host: str) -> list[str]:
     """The ``streamlit run`` command line of the dashboards: headless, no telemetry."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from pathlib import Path
 
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     import dashboards
 
     app = Path(dashboards.__file__).resolve().parent / "app.py"
@@ -42,11 +44,13 @@ def register(app: typer.Typer) -> None:
         if not 0 < port < 65536:
             raise YidaiError(f"--port {port} is not a TCP port (1-65535)")
         try:
+            # deferred: loaded when the command runs, so `yidai --help` starts fast
             from streamlit.web import cli as stcli
         except ModuleNotFoundError as exc:
             raise YidaiError(
                 "streamlit is not installed; install the dashboards extra (uv sync --all-extras)"
             ) from exc
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         import sys
 
         typer.echo(f"Yidai dashboards on http://{host}:{port}/")

@@ -14,6 +14,7 @@ features_app = typer.Typer(
 
 
 def _parse_day(value: str, option: str) -> dt.date:
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from yidai.core.errors import YidaiError
 
     try:
@@ -23,6 +24,7 @@ def _parse_day(value: str, option: str) -> dt.date:
 
 
 def _sets(names: list[str] | None) -> list[str] | None:
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from features.definitions import get_feature_set
 
     if not names:
@@ -41,8 +43,10 @@ def build(
     ),
 ) -> None:
     """Build the feature tables in the warehouse as of a day (re-running replaces it)."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from rich.progress import Progress
 
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from features.engine import build_features, build_features_history
     from features.inputs import require_ingested_day
     from yidai.core.settings import get_settings
@@ -74,6 +78,7 @@ def publish(
     keep: int = typer.Option(3, help="Snapshots kept per feature set."),
 ) -> None:
     """Publish the online snapshot of every feature set (atomic pointer swap)."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from features.serving import publish_snapshot
     from yidai.core.settings import get_settings
 
@@ -90,6 +95,7 @@ def catalog(
     write: Path | None = typer.Option(None, "--write", help="Write the Markdown to this file."),
 ) -> None:
     """Print (or write) the feature catalog generated from the declarations."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from features.catalog import render_catalog
 
     text = render_catalog()
@@ -104,6 +110,7 @@ def catalog(
 @features_app.command("lock")
 def lock() -> None:
     """Record the current fingerprints in features/feature_sets.lock.json (after a review)."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from features.declarations import LOCK_PATH, write_lock
     from features.definitions import FEATURE_SETS
 
@@ -119,6 +126,7 @@ def training_set(
     include_declined: bool = typer.Option(False, help="Credit: keep unlabelled applications."),
 ) -> None:
     """Write a point-in-time training set (spine + features) to Parquet."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from features.definitions import get_feature_set
     from features.inputs import require_ingested_day
     from features.training import CREDIT_FEATURE_SETS, build_training_set, credit_spine, fraud_spine

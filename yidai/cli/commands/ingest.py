@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Print (or write) the data contracts of every landing source as Markdown."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from yidai.core.contracts_doc import render_contracts_markdown
 
         text = render_contracts_markdown()
@@ -63,6 +64,7 @@ def register(app: typer.Typer) -> None:
         `ingest_manifest` with its checksum and reconciled counts. Already ingested files
         are skipped. Exits non-zero, naming them, if any file failed.
         """
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from yidai.core.settings import get_settings
         from yidai.ingest import ingest_landing
 
@@ -83,10 +85,12 @@ def register(app: typer.Typer) -> None:
 
 def _print_summary(report: object) -> None:
     """A table per source of files and rows, then every failed file on its own line."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from yidai.ingest import IngestReport
 
     assert isinstance(report, IngestReport)

@@ -13,6 +13,7 @@ limits_app = typer.Typer(
 
 
 def _day(value: str) -> dt.date:
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from yidai.core.errors import YidaiError
 
     try:
@@ -40,6 +41,7 @@ def refresh(
     Refuses (nothing published) on missing inputs and when the change set would move more of
     the book than the circuit breaker allows, unless --force --reason "...".
     """
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from yidai.core.errors import YidaiError
     from yidai.jobs.limits.refresh import refresh_limits
 
@@ -77,9 +79,11 @@ def show(
     version: str | None = typer.Option(None, "--version", help="A version (default: live)."),
 ) -> None:
     """Show the published limits: run summary by grade, one merchant, or the changes."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from rich.console import Console
     from rich.table import Table
 
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from yidai.core.errors import YidaiError
     from yidai.core.settings import get_settings
     from yidai.jobs.limits import load_published_limits, read_limits_summary, read_limits_table

@@ -20,9 +20,11 @@ def list_models(
     latest: int = typer.Option(3, "--latest", help="Versions per model, newest first."),
 ) -> None:
     """Show the registered versions: aliases, OOT metric, oracle gap and the gate's reason."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from rich.console import Console
     from rich.table import Table
 
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from models.registry import list_versions
     from models.training import get_spec
 
@@ -56,6 +58,7 @@ def promote_version(
     reason: str = typer.Option(..., "--reason", help="Why (kept on the version, audited)."),
 ) -> None:
     """Make a version the champion by hand (the previous champion becomes challenger)."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from models.registry import promote
     from models.training import get_spec
 

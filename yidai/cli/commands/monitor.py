@@ -25,8 +25,10 @@ def run(
 
     Refuses (nothing published) a missing warehouse or one without ingested rows for the day.
     """
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from rich.console import Console
 
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from features.inputs import require_warehouse_day
     from yidai.core.errors import YidaiError
     from yidai.core.settings import get_settings

@@ -12,6 +12,7 @@ DAG_IDS = ("ingest_daily", "merchant_limits_daily", "train_weekly", "monitoring_
 
 
 def _day(value: str | None) -> date | None:
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
     from yidai.core.errors import YidaiError
 
     if value is None:
@@ -33,6 +34,7 @@ def register(app: typer.Typer) -> None:
     @group.command("setup")
     def setup() -> None:
         """Create/upgrade the Airflow metadata DB under AIRFLOW_HOME and the warehouse pool."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from yidai.cli.airflow_local import airflow_home, output_redirected, setup_airflow
 
         home = airflow_home()
@@ -58,6 +60,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run one DAG run in this process (dag.test); it shows in the Airflow UI."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from yidai.cli.airflow_local import run_dag
         from yidai.core.errors import YidaiError
 
@@ -92,9 +95,11 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """The whole landing history in one run, then a few daily runs (used by the demo)."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from yidai.cli.airflow_local import demo_plan, output_redirected, run_dag
         from yidai.core.errors import YidaiError
         from yidai.jobs.pipeline import landing_days

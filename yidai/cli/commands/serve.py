@@ -16,8 +16,10 @@ def register(app: typer.Typer) -> None:
         access_log: bool = typer.Option(False, help="Log every request line (uvicorn)."),
     ) -> None:
         """Run the scoring service (FastAPI + uvicorn); state lives in the audit store."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         import uvicorn
 
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from scoring_service.protocol import PROTOCOL
         from yidai.core.settings import get_settings
 
@@ -60,6 +62,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Create a key; it is printed once and only its salted hash is stored."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from scoring_service.security import create_key
         from yidai.core.settings import get_settings
 
@@ -84,6 +87,7 @@ def register(app: typer.Typer) -> None:
         key_id: str = typer.Argument(..., help="Key id, as `yidai keys list` shows."),
     ) -> None:
         """Revoke a key: the service refuses it (401) from its next key-file reload."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from scoring_service.security import revoke_key
         from yidai.core.settings import get_settings
 
@@ -99,6 +103,7 @@ def register(app: typer.Typer) -> None:
     @keys.command("list")
     def list_keys() -> None:
         """List key ids, modules, scopes, expiry and state (never the keys)."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from scoring_service.security import SCOPES, KeyRing
         from yidai.core.settings import get_settings
 

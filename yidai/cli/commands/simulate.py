@@ -38,9 +38,11 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Simulate the bank's ecosystem into the landing zone, with the ground truth apart."""
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from rich.console import Console
         from rich.table import Table
 
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from simulator import SimConfig, simulate
         from simulator.core import prepare_output
         from yidai.core.settings import get_settings

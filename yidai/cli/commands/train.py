@@ -34,10 +34,12 @@ def register(app: typer.Typer) -> None:
         simulated data, the oracle AUC of the true PD; the fraud model adds average precision,
         card precision@k and amount-weighted recall.
         """
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
         from rich.table import Table
 
+        # deferred: loaded when the command runs, so `yidai --help` starts fast
         from models.registry import GateConfig
         from models.training import get_spec, train_model
         from yidai.core.errors import YidaiError

@@ -19,8 +19,15 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features import build_training_set, credit_spine
+from models.registry import load_model
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
+from yidai.core.warehouse import connect
+from yidai.decisioning import load_credit_policy
+from yidai.jobs.analytics.dashboard_tables import publish_tables
+from yidai.jobs.analytics.portfolio_tables import warehouse_as_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +60,6 @@ def score_applications(
     feature columns to keep (those the policy reads); ``truth`` has ``application_id,
     true_pd, defaulted`` from the simulator.
     """
-    from features import build_training_set, credit_spine
 
     spine = credit_spine(con, product, as_of, include_declined=True)
     if spine.empty:
@@ -93,7 +99,6 @@ def score_applications(
 
 
 def _load(name: str, alias: str) -> Any | None:
-    from models.registry import load_model
 
     try:
         return load_model(name, alias)
@@ -113,11 +118,6 @@ def publish_scored_applications(
     Opens the warehouse read-only (run it inside the warehouse pool); products without a
     champion model are skipped with a log line; none at all is an error.  Returns the version.
     """
-    from yidai.core.settings import get_settings
-    from yidai.core.warehouse import connect
-    from yidai.decisioning import load_credit_policy
-    from yidai.jobs.analytics.dashboard_tables import publish_tables
-    from yidai.jobs.analytics.portfolio_tables import warehouse_as_of
 
     settings = get_settings()
     serving = serving or settings.serving

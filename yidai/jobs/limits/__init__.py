@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from yidai.jobs.limits import refresh
 from yidai.jobs.limits.serving import (
     MerchantLimit,
     PublishedLimits,
@@ -39,7 +40,5 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name in ("RefreshResult", "refresh_limits", "run_refresh"):
-        from yidai.jobs.limits import refresh
-
         return getattr(refresh, name)
     raise AttributeError(name)

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -36,8 +37,15 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from features import load_snapshot
+from features.definitions import get_feature_set
+from features.inputs import require_warehouse_day
+from features.request import request_features_batch
+from models.registry import load_model
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
+from yidai.core.warehouse import connect
 from yidai.decisioning.credit import decide_credit_batch
 from yidai.decisioning.merchant_limits import (
     POLICY_FILE,
@@ -47,6 +55,7 @@ from yidai.decisioning.merchant_limits import (
     load_merchant_limit_policy,
     propose_line_changes,
 )
+from yidai.decisioning.policy import load_credit_policy
 from yidai.jobs.limits.breaker import book_move, check_breaker
 from yidai.jobs.limits.serving import (
     CHANGES_FILE,
@@ -99,7 +108,6 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
     from unpaid schedule items due before ``as_of`` where the account has a schedule, else
     the latest month-end figure).
     """
-    from yidai.core.warehouse import connect
 
     cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     sql = """
@@ -199,6 +207,7 @@ def _steps(enabled: bool, total: int) -> Iterator[Any]:
 
         yield _Null()
         return
+    # heavy: rich
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -230,11 +239,6 @@ def refresh_limits(
     or (:class:`~yidai.jobs.limits.breaker.LimitsBreakerError`) when the circuit breaker trips
     and ``force_reason`` is not given.
     """
-    from features import load_snapshot
-    from features.inputs import require_warehouse_day
-    from models.registry import load_model
-    from yidai.core.settings import get_settings
-    from yidai.decisioning.policy import load_credit_policy
 
     settings = settings or get_settings()
     _check_force_reason(force_reason)
@@ -522,7 +526,6 @@ def _predict_parallel(model: PDModel, X: np.ndarray, chunk: int = 200_000) -> np
     """``model.predict_pd`` over row chunks on two threads (LightGBM releases the GIL)."""
     if len(X) <= chunk:
         return np.asarray(model.predict_pd(X))
-    from concurrent.futures import ThreadPoolExecutor
 
     parts = [X[i : i + chunk] for i in range(0, len(X), chunk)]
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
@@ -544,8 +547,6 @@ def _model_matrix(
     feature store's own function, for a request of the current line (or, without a line,
     ``new_line_request_months`` of turnover).
     """
-    from features.definitions import get_feature_set
-    from features.request import request_features_batch
 
     fs = get_feature_set(feature_set)
     unknown = [c for c in model.feature_names if c not in fs.columns]
