@@ -56,6 +56,23 @@ def test_every_kind_of_move_of_the_book_is_counted_once() -> None:
     assert book_move(BOOK, None).cut == 3
 
 
+def test_freezes_for_arrears_are_not_counted_other_freezes_are() -> None:
+    """Month-end arrears freeze many lines at once (the demo: 361 of 1,965 on 2026-09-30):
+    facts of the loan book that only lower exposure; a freeze for missing turnover counts."""
+    book = limits_table(
+        [
+            ("a", "active", 100.0, "frozen", 100.0),
+            ("b", "active", 100.0, "frozen", 100.0),
+            ("c", "active", 100.0, "frozen", 100.0),
+            ("d", "active", 100.0, "active", 100.0),
+        ]
+    ).assign(reason_code=["FREEZE_DELINQUENT", "FREEZE_DELINQUENT", "FREEZE_NO_TURNOVER", "KEEP"])
+    move = book_move(book, None)
+    assert (move.frozen, move.frozen_for_arrears, move.moved) == (1, 2, 1)
+    assert move.share == pytest.approx(1 / 4)
+    assert "2 frozen for arrears" in move.describe()
+
+
 def test_breaker_trips_over_the_limit_only_and_says_how_to_force() -> None:
     move = book_move(BOOK, PREVIOUS)
     assert check_breaker(move, 0.7, as_of=DAY, live_version="v1", force_reason=None) is None

@@ -5,7 +5,11 @@ A merchant of the book *moves* when its status changes (frozen, unfrozen, closed
 is cut or raised (the policy keeps moves under its tolerance, so every change is material).
 A cut or raise that continues the previous version's capped step in the same direction
 (``change_capped``: the policy spreading one decision over several nights) is not a new
-move and is not counted.  The share moved is moves / book.
+move and is not counted, nor is a freeze for repayments past due (``FREEZE_DELINQUENT``):
+arrears are facts of the loan book, reported together at month end, and a freeze only lowers
+the bank's exposure; the breaker is there for lines computed from wrong or missing inputs
+(cuts, raises, unfreezes, freezes for missing or collapsed turnover).  The share moved is
+moves / book.
 
 :func:`check_breaker` raises :class:`LimitsBreakerError` past ``YIDAI_LIMITS_MAX_CHANGE_SHARE``
 unless forced with a reason (then it logs a warning with the reason and the share).  It is
@@ -26,6 +30,7 @@ from yidai.core.errors import YidaiError
 log = logging.getLogger(__name__)
 
 SETTING = "YIDAI_LIMITS_MAX_CHANGE_SHARE"
+ARREARS_FREEZE = "FREEZE_DELINQUENT"  # yidai.decisioning.merchant_limits' reason code
 
 
 class LimitsBreakerError(YidaiError):
@@ -43,6 +48,7 @@ class BookMove:
     unfrozen: int
     closed: int
     continued: int  # capped moves continued in the same direction (not counted)
+    frozen_for_arrears: int = 0  # freezes for repayments past due (not counted)
 
     @property
     def moved(self) -> int:
@@ -56,7 +62,8 @@ class BookMove:
         return (
             f"{self.moved:,} of {self.lines_before:,} lines: {self.cut:,} cut, "
             f"{self.raised:,} raised, {self.frozen:,} frozen, {self.unfrozen:,} unfrozen, "
-            f"{self.closed:,} closed"
+            f"{self.closed:,} closed; not counted: {self.frozen_for_arrears:,} frozen for "
+            f"arrears, {self.continued:,} capped steps continued"
         )
 
 
@@ -84,14 +91,18 @@ def book_move(limits: pd.DataFrame, previous: pd.DataFrame | None) -> BookMove:
         continued = capped & (
             (cut & (decision == "decrease")) | (raised & (decision == "increase"))
         )
+    frozen = book & (before == "active") & (after == "frozen")
+    reason = limits["reason_code"].astype(str).to_numpy() if "reason_code" in limits else None
+    arrears = frozen & (reason == ARREARS_FREEZE) if reason is not None else frozen & False
     return BookMove(
         lines_before=int(book.sum()),
         cut=int((cut & ~continued).sum()),
         raised=int((raised & ~continued).sum()),
-        frozen=int((book & (before == "active") & (after == "frozen")).sum()),
+        frozen=int((frozen & ~arrears).sum()),
         unfrozen=int((book & (before == "frozen") & (after == "active")).sum()),
         closed=int((book & (after == "none")).sum()),
         continued=int(continued.sum()),
+        frozen_for_arrears=int(arrears.sum()),
     )
 
 
