@@ -7,7 +7,6 @@ Fails on any Streamlit error box; saves one screenshot per page under ``var/scre
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from dashboards.app import PAGES
+from tests.support.browser import headless_chromium
 
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ERROR_SELECTORS = (
     '[data-testid="stException"]',
     ".stException",
@@ -79,30 +77,7 @@ def dashboard_url(tmp_path, published_home):
 
 @pytest.fixture
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), (
-        "headless Chromium missing: run `bash scripts/install-browser.sh`"
-    )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1500,2600",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
+    driver = headless_chromium(tmp_path / "chromium-profile", "1500,2600")
     yield driver
     driver.quit()
 

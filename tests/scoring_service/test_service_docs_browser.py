@@ -4,7 +4,6 @@ in headless Chromium with every outside host unreachable, as on the bank's close
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,40 +11,19 @@ from typing import Any
 import httpx
 import pytest
 
-pytestmark = pytest.mark.browser
+from tests.support.browser import headless_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
 def offline_browser(tmp_path: Path) -> Iterator[Any]:
     """Headless Chromium that can reach the loopback interface only (no CDN, no DNS)."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    assert shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER), (
-        "headless Chromium missing: run `bash scripts/install-browser.sh`"
+    driver = headless_chromium(
+        tmp_path / "chromium-profile",
+        "1400,2000",
+        ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
     )
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,2000",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
 
