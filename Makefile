@@ -21,6 +21,7 @@ install: bootstrap  ## Create .venv with every extra and the dev tools, from uv.
 test: install  ## Install, then run the whole test suite
 	bash scripts/install-browser.sh
 	bash scripts/install-postgres.sh
+	bash scripts/install-redis.sh
 	$(UV) run pytest
 
 lint: install  ## ruff (lint + format check), mypy and the import contracts (layers, no cycles)
