@@ -72,9 +72,9 @@ def evaluate(
         else:
             notes.append(f"oracle skipped: {int((~known).sum())} test rows lack a true PD")
     if kind == "fraud" and fraud_context is not None:
-        out["oot_card_precision_at_k"] = m.card_precision_at_k(
-            fraud_context["day"], fraud_context["card"], y, p, k=k_cards
-        )
+        day, card = fraud_context["day"], fraud_context["card"]
+        out["oot_card_precision_top_k"] = m.card_precision_top_k(day, card, y, p, k=k_cards)
+        out["oot_card_fraud_share_top_k"] = m.card_fraud_share_top_k(day, card, y, p, k=k_cards)
         out["oot_amount_weighted_recall"] = m.amount_weighted_recall(
             y, p, fraud_context["amount"], alert_rate=alert_rate
         )

@@ -8,6 +8,7 @@ Inputs are validated: empty arrays, NaN scores or a single class raise :class:`Y
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -220,29 +221,70 @@ def average_precision(y_true: ArrayLike, y_score: ArrayLike) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def card_precision_at_k(
+def _cards_per_day(day: ArrayLike, card: ArrayLike, y: np.ndarray, s: np.ndarray) -> pd.DataFrame:
+    """One row per (day, card): fraudulent if any of its transactions that day is, scored by
+    its highest transaction score; sorted by day, then score (highest first)."""
+    days, cards = np.asarray(day).ravel(), np.asarray(card).ravel()
+    if not days.size == cards.size == y.size:
+        raise YidaiError(
+            f"card precision: day ({days.size}), card ({cards.size}) and labels/scores"
+            f" ({y.size}) differ in length"
+        )
+    frame = pd.DataFrame({"day": days, "card": cards, "y": y, "s": s})
+    per_card = frame.groupby(["day", "card"], sort=False).agg(y=("y", "max"), s=("s", "max"))
+    per_card = per_card.reset_index()
+    return per_card.sort_values(["day", "s"], ascending=[True, False], kind="mergesort")
+
+
+def card_precision_top_k(
     day: ArrayLike,
     card: ArrayLike,
     y_true: ArrayLike,
     y_score: ArrayLike,
     k: int = 100,
 ) -> float:
-    """Card precision@k, averaged over days.
+    """Card precision top-k, the standard definition (Le Borgne et al., *Reproducible Machine
+    Learning for Credit Card Fraud Detection*, the Fraud Detection Handbook, ch. 4.2).
 
-    Per day ``d``: each card gets its maximum score and is fraudulent if any of its
-    transactions that day is; the ``k_d = min(k, #cards on d)`` highest-scored cards are
-    checked by investigators.  ``CP@k = mean_d(#fraudulent cards among the top k_d / k_d)``.
+    Days are taken in order.  On day ``d`` the cards already detected on an earlier day are
+    removed; each remaining card gets its highest transaction score and is fraudulent if any
+    of its transactions that day is; investigators check the ``k`` highest-scored cards.
+    ``CP@k(d) = #fraudulent cards among those k / k`` (always divided by ``k``, also when
+    fewer than ``k`` cards were seen), and the fraudulent ones join the detected cards.
+    ``CP@k = mean_d CP@k(d)``.
     """
     y, s = _labels_and_scores(y_true, y_score)
     if k < 1:
-        raise YidaiError(f"card precision@k needs k >= 1, got {k}")
-    frame = pd.DataFrame(
-        {"day": np.asarray(day).ravel(), "card": np.asarray(card).ravel(), "y": y, "s": s}
-    )
-    if len(frame) != y.size:
-        raise YidaiError("card precision@k: day, card, labels and scores differ in length")
-    per_card = frame.groupby(["day", "card"], sort=False).agg(y=("y", "max"), s=("s", "max"))
-    per_card = per_card.reset_index().sort_values(["day", "s"], ascending=[True, False])
+        raise YidaiError(f"card precision top-k needs k >= 1, got {k}")
+    detected: set[Any] = set()
+    per_day: list[float] = []
+    for _, cards in _cards_per_day(day, card, y, s).groupby("day", sort=True):
+        top = cards[~cards["card"].isin(detected)].head(k)
+        caught = top.loc[top["y"] > 0, "card"]
+        per_day.append(len(caught) / k)
+        detected.update(caught)
+    return float(np.mean(per_day))
+
+
+def card_fraud_share_top_k(
+    day: ArrayLike,
+    card: ArrayLike,
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    k: int = 100,
+) -> float:
+    """Share of fraudulent cards among each day's top-k cards, averaged over days (Yidai's
+    earlier "card precision@k"; not the standard :func:`card_precision_top_k`).
+
+    Per day ``d``: each card gets its maximum score and is fraudulent if any of its
+    transactions that day is; ``k_d = min(k, #cards on d)`` and
+    ``share = mean_d(#fraudulent cards among the top k_d / k_d)``.  Cards detected on earlier
+    days are kept, so a card caught on day 1 counts again on day 2.
+    """
+    y, s = _labels_and_scores(y_true, y_score)
+    if k < 1:
+        raise YidaiError(f"card fraud share top-k needs k >= 1, got {k}")
+    per_card = _cards_per_day(day, card, y, s)
     per_card["rank"] = per_card.groupby("day").cumcount()
     top = per_card[per_card["rank"] < k]
     return float(top.groupby("day")["y"].mean().mean())

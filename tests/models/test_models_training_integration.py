@@ -55,8 +55,9 @@ def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
     fs = FEATURE_SETS["payment_fraud_v1"]
     assert (result.feature_set, result.feature_set_version) == (fs.name, fs.fingerprint)
     assert result.alias == "champion"
-    for metric in ("oot_average_precision", "oot_card_precision_at_k",
-                   "oot_amount_weighted_recall", "score_psi", "max_feature_psi"):  # fmt: skip
+    for metric in ("oot_average_precision", "oot_card_precision_top_k",
+                   "oot_card_fraud_share_top_k", "oot_amount_weighted_recall", "score_psi",
+                   "max_feature_psi"):  # fmt: skip
         assert np.isfinite(result.metrics[metric]), metric
     assert "oracle_auc" not in result.metrics  # no simulator truth in this warehouse
     # Fraud: the test window starts a label delay after calibration ends.
