@@ -176,16 +176,17 @@ def promotion_decision(
             f"({champion.note}); promote manually after review",
         )
     needed = champion.value + gate.margin
+    basis = f" ({champion.note})" if champion.note else ""
     if new_value >= needed:
         return GateDecision(
             True,
             f"{metric} {new_value:.4f} beats champion v{champion.version} "
-            f"{champion.value:.4f} by >= {gate.margin:.4f}; score PSI {score_psi:.3f}",
+            f"{champion.value:.4f}{basis} by >= {gate.margin:.4f}; score PSI {score_psi:.3f}",
         )
     return GateDecision(
         False,
         f"{metric} {new_value:.4f} does not beat champion v{champion.version} "
-        f"{champion.value:.4f} by the margin {gate.margin:.4f}",
+        f"{champion.value:.4f}{basis} by the margin {gate.margin:.4f}",
     )
 
 
