@@ -320,14 +320,14 @@ def log_and_register(
             version = str(model_version.version)
             client.set_registered_model_alias(package.name, decision.alias, version)
         except BaseException:
-            _undo_registration(client, package.name, version, created_model)
+            undo_registration(client, package.name, version, created_model)
             raise
     log.info("registered %s v%s as %s: %s", package.name, version, decision.alias, decision.reason)
     assert version is not None
     return RegisteredVersion(package.name, version, run_id, decision.alias, decision.reason)
 
 
-def _undo_registration(
+def undo_registration(
     client: MlflowClient, name: str, version: str | None, created_model: bool
 ) -> None:
     """Remove a half-registered version (and the registered model if it was created here)."""

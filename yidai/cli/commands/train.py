@@ -47,6 +47,11 @@ def register(app: typer.Typer) -> None:
             min=1,
             help="Days of the out-of-time test window. Default: 30 (fraud), 61 (credit).",
         ),
+        scorecard: bool = typer.Option(
+            True,
+            "--scorecard/--no-scorecard",
+            help="Also train each credit model's WoE scorecard challenger (<model>_scorecard).",
+        ),
     ) -> None:
         """Train, validate out of time, log to MLflow and register (champion/challenger).
 
@@ -65,6 +70,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         # deferred: loaded when the command runs, so `yidai --help` starts fast
+        from models.challengers import credit_models, train_scorecard_challenger
         from models.registry import GateConfig
         from models.training import SplitConfig, get_spec, train_model
         from yidai.core.errors import YidaiError
@@ -118,6 +124,22 @@ def register(app: typer.Typer) -> None:
                     f"{primary.removeprefix('oot_')} {result.metrics[primary]:.4f}",
                     "-" if gap is None else f"{gap:+.4f}",
                     result.gate_reason,
+                )
+                if not (scorecard and name in credit_models()):
+                    continue
+                try:
+                    card = train_scorecard_challenger(name, as_of=day, split=split)
+                except YidaiError as exc:
+                    failures.append(f"{name} scorecard: {exc}")
+                    continue
+                card_gap = card.metrics.get("oracle_gap")
+                table.add_row(
+                    card.name,
+                    card.version,
+                    "challenger",
+                    f"auc {card.metrics['oot_auc']:.4f}",
+                    "-" if card_gap is None else f"{card_gap:+.4f}",
+                    f"scorecard of {len(card.characteristics)} characteristics",
                 )
         if table.row_count:
             console.print(table)
