@@ -58,10 +58,13 @@ def evaluate(
         "oot_lift_top10": m.lift(y, p, top=0.1),
         "oot_average_precision": m.average_precision(y, p),
         "oot_event_rate": float(y.mean()),
+        "oot_observed_expected": m.observed_to_expected(y, p),
         "oot_mean_predicted": float(p.mean()),
         "oot_rows": float(y.size),
         "score_psi": m.psi(p_train, p),
     }
+    if kind == "credit":
+        out["oot_hl_statistic"], out["oot_hl_pvalue"] = m.hosmer_lemeshow(y, p)
     notes: list[str] = []
     if oracle_score is not None:
         oracle = np.asarray(oracle_score, dtype=np.float64)

@@ -188,6 +188,35 @@ def calibration_table(y_true: ArrayLike, y_prob: ArrayLike, bins: int = 10) -> p
     return table.reset_index()
 
 
+def hosmer_lemeshow(y_true: ArrayLike, y_prob: ArrayLike, bins: int = 10) -> tuple[float, float]:
+    """Hosmer-Lemeshow goodness of fit over ``G`` groups of equal size by predicted PD:
+    ``H = sum_g (O_g - E_g)^2 / (E_g * (1 - E_g / n_g))`` with ``O_g`` the defaults,
+    ``E_g = sum p`` and ``n_g`` the rows of group ``g``; ``p-value = P(chi2_{G-2} >= H)``.
+    A p-value below 0.05 rejects calibration.  Returns ``(H, p_value)``."""
+    # heavy: scipy
+    from scipy.stats import chi2
+
+    y, p = _labels_and_scores(y_true, y_prob)
+    if bins < 3:
+        raise YidaiError(f"the Hosmer-Lemeshow test needs at least 3 groups, got {bins}")
+    groups = np.array_split(np.argsort(p, kind="mergesort"), min(bins, y.size))
+    observed = np.array([y[g].sum() for g in groups])
+    expected = np.array([p[g].sum() for g in groups])
+    sizes = np.array([g.size for g in groups], dtype=np.float64)
+    variance = expected * (1 - expected / sizes)
+    h = float(np.sum((observed - expected) ** 2 / np.maximum(variance, 1e-12)))
+    return h, float(chi2.sf(h, len(groups) - 2))
+
+
+def observed_to_expected(y_true: ArrayLike, y_prob: ArrayLike) -> float:
+    """``O/E = sum y / sum p``: 1 when the PDs are right on average, below 1 when they
+    over-predict."""
+    y, p = _labels_and_scores(y_true, y_prob)
+    if p.sum() <= 0:
+        raise YidaiError("observed/expected needs predicted probabilities above 0")
+    return float(y.sum() / p.sum())
+
+
 def lift(y_true: ArrayLike, y_score: ArrayLike, top: float = 0.1) -> float:
     """Lift in the riskiest ``top`` share: ``mean(y | score in top share) / mean(y)``.
 

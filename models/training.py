@@ -58,7 +58,9 @@ class ModelSpec:
     feature_set: str
     product: str | None
     description: str
-    calibration: CalibrationMethod = "platt"
+    #: ``auto``: Platt or isotonic, whichever predicts the later half of the (time-ordered)
+    #: calibration window better when fitted on its earlier half.
+    calibration: CalibrationMethod = "auto"
 
     @property
     def early_stopping_metric(self) -> str:
@@ -371,7 +373,7 @@ def refit_on_all(
         else cal_start - pd.Timedelta(days=split.train_days)
     )
     train = frame[(ts >= train_start) & (ts < cal_start)]
-    cal = frame[ts >= cal_start]
+    cal = frame[ts >= cal_start].sort_values("ts", kind="stable")
     day = "%Y-%m-%d"
     windows = {
         "train": f"{max(ts.min(), train_start):{day}}..{cal_start - pd.Timedelta(days=1):{day}}",
@@ -426,10 +428,11 @@ def fit_and_evaluate(
         **(estimator_params or {}),
     }
     estimator = GradientBoostedPD(monotone=data.monotone, **params)
+    calibration = parts.calibration.sort_values("ts", kind="stable")  # time order: "auto"
     estimator.fit(
         train[features],
         train["label"].to_numpy(),
-        eval_set=(parts.calibration[features], parts.calibration["label"].to_numpy()),
+        eval_set=(calibration[features], calibration["label"].to_numpy()),
     )
     p_test = estimator.predict_pd(parts.test[features])
     p_train = estimator.predict_pd(parts.train[features])
@@ -462,6 +465,7 @@ def fit_and_evaluate(
         "feature_set_version": data.feature_set_version,
         "n_features": len(features),
         "best_iteration": estimator.best_iteration_,
+        "calibration_chosen": estimator.calibrator_.to_dict()["method"],
         "scale_pos_weight": round(estimator.scale_pos_weight_, 4),
         "monotone_features": ",".join(f for f, s in data.monotone.items() if s),
         "train_rows_used": len(train),

@@ -147,3 +147,25 @@ def test_amount_weighted_recall_by_hand() -> None:
     assert m.amount_weighted_recall(y, s, amount, alert_rate=0.4) == pytest.approx(0.1)
     # alert 60% -> 3 rows (0.9, 0.8, 0.7): caught 700 of 1000.
     assert m.amount_weighted_recall(y, s, amount, alert_rate=0.6) == pytest.approx(0.7)
+
+
+def test_hosmer_lemeshow_by_hand_and_on_calibrated_data() -> None:
+    # Three groups of two: O = 0, 1, 2; E = 0.2, 0.8, 1.4 (p sorted already).
+    y = [0, 0, 0, 1, 1, 1]
+    p = [0.1, 0.1, 0.4, 0.4, 0.7, 0.7]
+    h_expected = (
+        (0 - 0.2) ** 2 / (0.2 * (1 - 0.1))
+        + (1 - 0.8) ** 2 / (0.8 * (1 - 0.4))
+        + (2 - 1.4) ** 2 / (1.4 * (1 - 0.7))
+    )
+    h, p_value = m.hosmer_lemeshow(y, p, bins=3)
+    assert h == pytest.approx(h_expected)
+    assert p_value == pytest.approx(math.erfc(math.sqrt(h_expected / 2)))  # chi2, 1 df
+    rng = np.random.default_rng(5)
+    pd_ = rng.uniform(0.01, 0.2, 20_000)
+    labels = (rng.uniform(size=pd_.size) < pd_).astype(int)
+    assert m.hosmer_lemeshow(labels, pd_)[1] > 0.01
+    assert m.hosmer_lemeshow(labels, pd_ * 1.5)[1] < 1e-6  # over-predicting by half
+    assert m.observed_to_expected(labels, pd_ * 1.5) == pytest.approx(1 / 1.5, rel=0.05)
+    with pytest.raises(YidaiError, match="at least 3 groups"):
+        m.hosmer_lemeshow(labels, pd_, bins=2)
