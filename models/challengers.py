@@ -231,9 +231,33 @@ def train_scorecard_challenger(
     return register_scorecard(model, card, facts, data, settings=settings)
 
 
+@dataclass(frozen=True)
+class LoadedScorecard:
+    """A registered scorecard with the interface of a loaded model (``predict_pd``,
+    ``score_points``, ``grade``, ``feature_names``, ``feature_set``, ``name``, ``version``)."""
+
+    name: str
+    version: str
+    feature_set: str
+    card: WoEScorecard
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.card.feature_names_)
+
+    def predict_pd(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        return self.card.predict_pd(X)
+
+    def score_points(self, pd_: np.ndarray | float) -> np.ndarray:
+        return self.card.scaling.points(pd_)
+
+    def grade(self, pd_: np.ndarray | float) -> np.ndarray:
+        return self.card.scaling.grade(pd_)
+
+
 def load_scorecard(
     model: str, alias: str = CHALLENGER, *, settings: Settings | None = None
-) -> WoEScorecard:
+) -> LoadedScorecard:
     """The registered scorecard of credit model ``model`` that ``alias`` points to."""
     # heavy: MLflow
     import mlflow.pyfunc
@@ -245,4 +269,5 @@ def load_scorecard(
     card = loaded.unwrap_python_model().card
     if not isinstance(card, WoEScorecard):
         raise YidaiError(f"{name} v{version.version} is not a Yidai scorecard")
-    return card
+    feature_set = str((version.tags or {}).get("feature_set", ""))
+    return LoadedScorecard(name, str(version.version), feature_set, card)

@@ -46,6 +46,8 @@ def test_a_registered_scorecard_loads_scores_alike_and_carries_its_iv_report(
     loaded = load_scorecard("personal_pd", settings=mlflow_settings)
     X = credit_frame[feature_names].head(200)
     np.testing.assert_allclose(loaded.predict_pd(X), card.predict_pd(X))
+    assert (loaded.feature_set, loaded.version) == ("synthetic_v1", result.version)
+    np.testing.assert_allclose(loaded.score_points(loaded.predict_pd(X)), card.score(X))
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
     report = {a.path for a in client.list_artifacts(result.run_id, "report")}
     assert {"report/iv_report.md", "report/iv_report.csv", "report/model_card.md"} <= report
