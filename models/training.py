@@ -21,7 +21,12 @@ import pandas as pd
 
 from features import build_training_set, get_feature_set
 from features.definitions import FEATURE_SETS
-from features.training import credit_training_frame, default_as_of, fraud_training_frame
+from features.training import (
+    credit_training_frame,
+    default_as_of,
+    fraud_training_frame,
+    measured_label_delay,
+)
 from models import metrics as m
 from models.calibration import CalibrationMethod
 from models.estimator import GradientBoostedPD
@@ -139,6 +144,11 @@ class SplitConfig:
             delay = (
                 settings.fraud_label_delay_days if label_delay_days is None else label_delay_days
             )
+            if delay is None:
+                raise YidaiError(
+                    "the fraud label delay is measured on the data: build the split with "
+                    "models.training.training_split (or pass label_delay_days)"
+                )
             default = cls(test_days=30, calibration_days=30, gap_days=delay)
         else:
             default = cls(test_days=61, calibration_days=61)
@@ -158,6 +168,40 @@ class SplitConfig:
             gap_days=default.gap_days,
             train_days=train_days,
         )
+
+
+def training_split(
+    spec: ModelSpec,
+    settings: Settings,
+    as_of: dt.date | None,
+    *,
+    label_delay_days: int | None = None,
+    train_days: int | None = None,
+    test_days: int | None = None,
+) -> SplitConfig:
+    """:meth:`SplitConfig.for_kind`, with the fraud label delay measured on the warehouse
+    (``features.measured_label_delay``) when neither the argument nor the settings set it."""
+    delay = label_delay_days
+    if spec.kind == "fraud" and delay is None:
+        delay = settings.fraud_label_delay_days
+        if delay is None:
+            if not settings.warehouse.exists():
+                raise YidaiError(f"warehouse {settings.warehouse} does not exist")
+            con = connect(settings.warehouse, read_only=True)
+            try:
+                day = as_of or default_as_of(con)
+                delay = measured_label_delay(con, day, settings.fraud_label_delay_share)
+            finally:
+                con.close()
+            log.info(
+                "%s: label delay %d days (%.0f%% of fraud reports by then, measured)",
+                spec.name,
+                delay,
+                100 * settings.fraud_label_delay_share,
+            )
+    return SplitConfig.for_kind(
+        spec.kind, settings, label_delay_days=delay, train_days=train_days, test_days=test_days
+    )
 
 
 @dataclass
@@ -735,6 +779,8 @@ def load_training_data(
     fs = FEATURE_SETS[spec.feature_set]
     if not settings.warehouse.exists():
         raise YidaiError(f"warehouse {settings.warehouse} does not exist; run `yidai ingest`")
+    if spec.kind == "fraud":
+        split = split or training_split(spec, settings, as_of)
     # The spine functions create missing tables, so they need a read-write connection
     # (training runs in the warehouse pool of the pipeline).
     con = connect(settings.warehouse)
@@ -747,7 +793,7 @@ def load_training_data(
                 settings.truth,
             )  # fmt: skip
         else:
-            split = split or SplitConfig.for_kind("fraud", settings)
+            assert split is not None
             frame = fraud_training_frame(
                 con, spec.feature_set, as_of, split.gap_days, settings.truth,
                 complete_days=split.test_days - 1 + split.gap_days + split.calibration_days,
@@ -786,7 +832,7 @@ def train_model(
     spec = get_spec(name)
     settings = settings or get_settings()
     tracking_client(settings)  # an unreachable MLflow fails before the expensive part
-    split = split or SplitConfig.for_kind(spec.kind, settings)
+    split = split or training_split(spec, settings, as_of)
     data = load_training_data(spec, settings, as_of, split)
     return train_and_register(
         spec,

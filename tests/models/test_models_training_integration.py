@@ -49,6 +49,7 @@ def settings(warehouse_home: Path, mlflow_settings: Settings) -> Settings:
 
 def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
     from features import FEATURE_SETS, build_training_set, fraud_spine, load_snapshot
+    from features.training import measured_label_delay
     from yidai.core.warehouse import connect
 
     result = train_model("payment_fraud", settings=settings, estimator_params=FAST)
@@ -60,10 +61,18 @@ def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
                    "max_feature_psi"):  # fmt: skip
         assert np.isfinite(result.metrics[metric]), metric
     assert "oracle_auc" not in result.metrics  # no simulator truth in this warehouse
-    # Fraud: the test window starts a label delay after calibration ends.
+    # Fraud: the test window starts a label delay after calibration ends; unset, the delay
+    # is measured: 90% of this warehouse's reports come 3-40 days after the payment.
     cal_end = dt.date.fromisoformat(result.windows["calibration"].split("..")[1])
     test_start = dt.date.fromisoformat(result.windows["test"].split("..")[0])
-    assert (test_start - cal_end).days == settings.fraud_label_delay_days + 1
+    assert settings.fraud_label_delay_days is None
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        delay = measured_label_delay(con, AS_OF, 0.9)
+    finally:
+        con.close()
+    assert 34 <= delay <= 40
+    assert (test_start - cal_end).days == delay + 1
 
     # The service's path: the published snapshot's fingerprint must match the model's.
     snapshot = load_snapshot(settings.serving, "payment_fraud_v1")

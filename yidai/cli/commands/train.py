@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
             "--label-delay-days",
             min=0,
             help="Fraud: days before a payment's label counts (the gap between calibration "
-            "and test). Default: YIDAI_FRAUD_LABEL_DELAY_DAYS.",
+            "and test). Default: YIDAI_FRAUD_LABEL_DELAY_DAYS, else measured on the data "
+            "(the delay by which YIDAI_FRAUD_LABEL_DELAY_SHARE of the reports arrived).",
         ),
         train_days: int | None = typer.Option(
             None,
@@ -72,7 +73,7 @@ def register(app: typer.Typer) -> None:
         # deferred: loaded when the command runs, so `yidai --help` starts fast
         from models.challengers import credit_models, train_scorecard_challenger
         from models.registry import GateConfig
-        from models.training import SplitConfig, get_spec, train_model
+        from models.training import get_spec, train_model, training_split
         from yidai.core.errors import YidaiError
         from yidai.core.settings import get_settings
 
@@ -101,9 +102,10 @@ def register(app: typer.Typer) -> None:
             for name in names:
                 task = progress.add_task(f"training {name}", total=None)
                 try:
-                    split = SplitConfig.for_kind(
-                        get_spec(name).kind,
+                    split = training_split(
+                        get_spec(name),
                         get_settings(),
+                        day,
                         label_delay_days=label_delay_days,
                         train_days=train_days,
                         test_days=test_days,
