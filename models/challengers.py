@@ -87,6 +87,11 @@ def fit_scorecard(data: TrainingData, split: SplitConfig) -> tuple[WoEScorecard,
 def _write_report(folder: Path, card: WoEScorecard, model: str, facts: dict[str, Any]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     card.iv_report_.to_csv(folder / "iv_report.csv", index=False)
+    (folder / "iv_report.html").write_text(  # the MLflow UI renders HTML artifacts
+        f"<h2>Information value: {scorecard_name(model)}</h2>"
+        + card.iv_report_.to_html(index=False, float_format=lambda v: f"{v:.4f}"),
+        encoding="utf-8",
+    )
     card.points_table_.to_csv(folder / "points_table.csv", index=False)
     (folder / "iv_report.md").write_text(
         f"# Information value: {scorecard_name(model)}\n\n{card.iv_report_markdown()}",

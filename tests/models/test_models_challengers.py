@@ -50,7 +50,7 @@ def test_a_registered_scorecard_loads_scores_alike_and_carries_its_iv_report(
     np.testing.assert_allclose(loaded.score_points(loaded.predict_pd(X)), card.score(X))
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
     report = {a.path for a in client.list_artifacts(result.run_id, "report")}
-    assert {"report/iv_report.md", "report/iv_report.csv", "report/model_card.md"} <= report
+    assert {"report/iv_report.md", "report/iv_report.html", "report/model_card.md"} <= report
     run = client.get_run(result.run_id)
     assert run.data.metrics["oot_auc"] == pytest.approx(result.metrics["oot_auc"])
     assert run.data.tags["yidai.champion_of"] == "personal_pd"
