@@ -17,6 +17,10 @@ from yidai.core.errors import YidaiError
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
 
+#: PSI at or above which a feature or score counts as drifted: the monitoring alert and the
+#: promotion gate use this one threshold (0.1-0.25 some shift, > 0.25 major shift).
+PSI_ALERT_THRESHOLD = 0.25
+
 #: Floor of a bin's share in the PSI so that an empty bin does not give ``log(0)``.
 PSI_EPSILON = 1e-4
 

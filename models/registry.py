@@ -24,6 +24,7 @@ import pandas as pd
 
 from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
+from models.metrics import PSI_ALERT_THRESHOLD
 from models.reasons import FeatureReason, ReasonCoder
 from models.scorecard import Scorecard
 from yidai.core.errors import YidaiError
@@ -126,10 +127,14 @@ def ensure_experiment(client: MlflowClient, model_name: str, settings: Settings)
 @dataclass(frozen=True)
 class GateConfig:
     """A new version is promoted if ``new >= champion + margin`` on the same OOT window (for
-    the primary metric) and its train-vs-OOT score PSI is below ``max_score_psi``."""
+    the primary metric), its train-vs-OOT score PSI is below ``max_score_psi`` and no
+    feature drifted between training and the OOT window (feature PSI below
+    ``max_feature_psi``, the monitoring alert's threshold); otherwise only by hand
+    (``yidai models promote ... --reason``)."""
 
     margin: float = 0.002
     max_score_psi: float = 0.25
+    max_feature_psi: float = PSI_ALERT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -161,10 +166,26 @@ def promotion_decision(
     score_psi: float,
     champion: ChampionScore | None,
     gate: GateConfig,
+    feature_psi: Mapping[str, float] | None = None,
 ) -> GateDecision:
-    """Apply the promotion gate (see :class:`GateConfig`); the first version is champion."""
+    """Apply the promotion gate (see :class:`GateConfig`).  The first version is champion
+    (there is nothing to keep serving instead), with any drift named in its reason."""
+    drifted = sorted(
+        ((f, v) for f, v in (feature_psi or {}).items() if v >= gate.max_feature_psi),
+        key=lambda item: -item[1],
+    )
+    drift = (
+        f"features drifted between training and the OOT window (PSI >= "
+        f"{gate.max_feature_psi:.2f}): "
+        + ", ".join(f"{f} {v:.2f}" for f, v in drifted[:5])
+        + (f" and {len(drifted) - 5} more" if len(drifted) > 5 else "")
+    )
     if champion is None:
-        return GateDecision(True, "first registered version")
+        return GateDecision(
+            True, "first registered version" + (f"; WARNING {drift}" if drifted else "")
+        )
+    if drifted:
+        return GateDecision(False, f"{drift}; promote by hand after review")
     if math.isnan(score_psi) or score_psi >= gate.max_score_psi:
         return GateDecision(
             False, f"score PSI train vs OOT {score_psi:.3f} >= limit {gate.max_score_psi:.3f}"

@@ -686,6 +686,7 @@ def register_fitted(
         score_psi=metrics["score_psi"],
         champion=champion,
         gate=gate or GateConfig(),
+        feature_psi=fitted.evaluation.feature_psi,
     )
     if champion is not None and champion.value is not None:
         metrics[f"champion_{spec.primary_metric}"] = champion.value

@@ -32,6 +32,7 @@ from models.training import (
 )
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
+from yidai.jobs.monitoring import DEFAULT_PSI_THRESHOLD
 
 FAST = {"n_estimators": 60, "learning_rate": 0.15, "early_stopping_rounds": 15}
 SPLIT = SplitConfig(test_days=60, calibration_days=45)
@@ -84,6 +85,23 @@ def test_gate_decisions() -> None:
         gate=gate,
     )
     assert not unscorable.promote and "features changed" in unscorable.reason
+    # Features drifted between training and the OOT window beyond the monitoring alert's
+    # threshold: a better model stays challenger (a first version is champion, with a warning).
+    psi = {"sme_credit_utilisation_180d": 3.58, "sme_tenure_days": 0.4, "stable": 0.01}
+    drifted = promotion_decision(
+        metric="oot_auc", new_value=0.9, score_psi=0.05, champion=champ, gate=gate,
+        feature_psi=psi,
+    )  # fmt: skip
+    assert not drifted.promote and "by hand" in drifted.reason
+    assert drifted.reason.index("sme_credit_utilisation_180d 3.58") < drifted.reason.index(
+        "sme_tenure_days 0.40"
+    )
+    assert "stable" not in drifted.reason
+    first_drifted = promotion_decision(
+        metric="oot_auc", new_value=0.7, score_psi=0.05, champion=None, gate=gate, feature_psi=psi
+    )
+    assert first_drifted.promote and "WARNING features drifted" in first_drifted.reason
+    assert GateConfig().max_feature_psi == DEFAULT_PSI_THRESHOLD  # the alert's threshold
 
 
 def test_register_load_and_gate(
