@@ -228,6 +228,11 @@ class ModelPackage:
     artifacts_dir: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    #: MLflow dataset inputs of the run, by context (``training``, ``evaluation``): logged
+    #: with their digest and the feature-set version.
+    inputs: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: The registered version's description (default: the gate's verdict and the model card).
+    description: str = ""
 
     def serving_metadata(self) -> dict[str, Any]:
         """What a loader needs besides the booster (stored in the MLmodel file)."""
@@ -306,6 +311,7 @@ def log_and_register(
             mlflow.log_dict(
                 {"feature_names": list(estimator.feature_names_)}, "feature_columns.json"
             )
+            _log_inputs(package)
             if package.artifacts_dir is not None:
                 mlflow.log_artifacts(str(package.artifacts_dir), artifact_path="report")
             info = mlflow.lightgbm.log_model(
@@ -327,6 +333,7 @@ def log_and_register(
                 source=info.model_uri,
                 run_id=run_id,
                 model_id=info.model_id,
+                description=_version_description(package, decision),
                 tags={
                     "feature_set": package.feature_set,
                     "feature_set_version": package.feature_set_version,
@@ -346,6 +353,47 @@ def log_and_register(
     log.info("registered %s v%s as %s: %s", package.name, version, decision.alias, decision.reason)
     assert version is not None
     return RegisteredVersion(package.name, version, run_id, decision.alias, decision.reason)
+
+
+#: MLflow's SQL store keeps at most this many characters of a version's description.
+MAX_DESCRIPTION = 5000
+
+
+def _version_description(package: ModelPackage, decision: GateDecision) -> str:
+    """The gate's verdict, then the model card (what the model is, its data and metrics)."""
+    if package.description:
+        return package.description[:MAX_DESCRIPTION]
+    card_file = None if package.artifacts_dir is None else package.artifacts_dir / "model_card.md"
+    card = card_file.read_text(encoding="utf-8") if card_file and card_file.exists() else ""
+    text = f"Gate: {decision.alias} - {decision.reason}\n\n{card}"
+    return (
+        text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 20] + "\n\n(truncated)"
+    )
+
+
+def _log_inputs(package: ModelPackage) -> None:
+    """Log each input frame as an MLflow dataset (digest, schema, feature-set version)."""
+    # heavy: MLflow
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    for context, frame in package.inputs.items():
+        # integer columns as floats: MLflow's schema would warn that they cannot hold NaN
+        frame = frame.astype({c: "float64" for c in frame.select_dtypes("integer").columns})
+        dataset = from_pandas(
+            frame,
+            name=f"{package.feature_set}@{package.feature_set_version[:12]}:{context}",
+            targets="label" if "label" in frame.columns else None,
+        )
+        mlflow.log_input(
+            dataset,
+            context=context,
+            tags={
+                "feature_set": package.feature_set,
+                "feature_set_version": package.feature_set_version,
+                "rows": str(len(frame)),
+            },
+        )
 
 
 def undo_registration(

@@ -724,6 +724,7 @@ def register_fitted(
             primary_metric=spec.primary_metric,
             artifacts_dir=report,
             tags={"yidai.kind": spec.kind},
+            inputs=_run_inputs(fitted, data),
             extra_metadata={
                 "kind": spec.kind,
                 "windows": fitted.windows,
@@ -757,6 +758,14 @@ def register_fitted(
         windows=fitted.windows,
         rows=fitted.rows,
     )
+
+
+def _run_inputs(fitted: FittedModel, data: TrainingData) -> dict[str, pd.DataFrame]:
+    """The registered model's training rows (all labelled data when refit) and the
+    out-of-time evaluation rows, with the decision time, label and features."""
+    columns = [c for c in ["ts", "label", *data.feature_names] if c in data.frame.columns]
+    training = data.frame if fitted.refit is not None else fitted.split.train
+    return {"training": training[columns], "evaluation": fitted.split.test[columns]}
 
 
 # ---------------------------------------------------------------------------- data loading

@@ -149,9 +149,21 @@ def test_register_load_and_gate(
     reasons = model.reason_codes(X[:4], top_k=2)
     assert len(reasons) == 4 and all(len(r) <= 2 for r in reasons)
 
-    # Run content: metrics, feature columns, plots, model card.
+    # Run content: metrics, feature columns, plots, model card, dataset inputs.
     client = _client(mlflow_settings)
     run = client.get_run(first.run_id)
+    inputs = {
+        next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset
+        for d in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "evaluation"}
+    assert (
+        inputs["training"].name == "synthetic_v1@fp-abc123:training" and inputs["training"].digest
+    )
+    assert inputs["training"].digest != inputs["evaluation"].digest
+    described = client.get_model_version(spec.name, first.version).description
+    assert described.startswith("Gate: champion - first registered version")
+    assert "fp-abc123" in described  # the model card follows
     assert run.data.metrics["oot_auc"] == pytest.approx(first.metrics["oot_auc"])
     assert run.data.tags["yidai.feature_set_version"] == "fp-abc123"
     report = {a.path for a in client.list_artifacts(first.run_id, "report")}
