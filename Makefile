@@ -34,8 +34,9 @@ format: install  ## Apply ruff fixes and formatting
 	$(UV) run ruff check --fix .
 	$(UV) run ruff format .
 
-docs: install  ## Regenerate the generated docs (contracts, feature catalog)
+docs: install  ## Regenerate the generated docs (contracts, notebooks rendered to HTML)
 	$(UV) run yidai contracts --write docs/data-contracts.md
+	$(UV) run python scripts/render_notebooks.py
 
 demo: install  ## Install, then run the whole pipeline on the demo simulation (DEMO_SERVE=0: stop after it)
 	bash scripts/demo.sh

@@ -116,11 +116,11 @@ def run_seed(
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from models.metrics import auc
     from models.training import (
-        SplitConfig,
         fit_and_evaluate,
         get_spec,
         load_training_data,
         register_fitted,
+        training_split,
     )
     from simulator import simulate
     from yidai.core.settings import get_settings, reset_settings_cache
@@ -146,7 +146,8 @@ def run_seed(
     for name in models:
         spec = get_spec(name)
         t0, c0 = time.perf_counter(), _cpu()
-        data = load_training_data(spec, settings, None)
+        split = training_split(spec, settings, None)
+        data = load_training_data(spec, settings, None, split)
         t_data = time.perf_counter() - t0
         if frames is not None:
             frames.mkdir(parents=True, exist_ok=True)
@@ -154,7 +155,7 @@ def run_seed(
         fitted = fit_and_evaluate(
             spec,
             data,
-            split=SplitConfig.for_kind(spec.kind, settings),
+            split=split,
             seed=settings.seed,
         )
         register_fitted(fitted, data, settings=settings)

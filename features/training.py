@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import uuid
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def fraud_spine(
     (their reports may not have arrived).  Columns: entity_id (= payer_id), decision_ts, label,
     then the event's fields (event_id, event_type, ts, payer_id, counterpart_id, ...).
     """
-    delay = _settings_default(label_delay_days, "fraud_label_delay_days")
+    delay = label_delay_days if label_delay_days is not None else fraud_label_delay(con, as_of)
     if delay < 0:
         raise YidaiError(f"label_delay_days must be >= 0, got {delay}")
     ensure_tables(con)
@@ -383,3 +384,52 @@ def _read_truth(folder: Path, name: str, columns: list[str]) -> pd.DataFrame | N
         log.info("no simulator truth at %s: the oracle is skipped", path)
         return None
     return pd.read_parquet(path, columns=columns)
+
+
+#: Reports are measured on payments at least this old, so that late reports have arrived.
+LABEL_DELAY_MATURITY_DAYS = 120
+#: Fewer reports than this make a measured label delay too noisy: set it instead.
+MIN_REPORTS_FOR_DELAY = 30
+
+
+def measured_label_delay(con: duckdb.DuckDBPyConnection, as_of: dt.date, share: float) -> int:
+    """Days after a payment by which ``share`` of its fraud reports have arrived: the
+    ``share`` quantile of ``reported_at - ts`` (rounded up to whole days) over the reports
+    known at the end of ``as_of`` of events from ``FRAUD_HISTORY_DAYS`` to
+    ``LABEL_DELAY_MATURITY_DAYS`` before it (younger events still miss their late reports)."""
+    if not 0 < share < 1:
+        raise YidaiError(f"the label-delay share must be in (0, 1), got {share}")
+    ensure_tables(con)
+    known_until = as_of + dt.timedelta(days=1)
+    oldest = as_of - dt.timedelta(days=FRAUD_HISTORY_DAYS)
+    youngest = as_of - dt.timedelta(days=LABEL_DELAY_MATURITY_DAYS)
+    row = con.execute(
+        f"""SELECT count(*), quantile_cont(epoch(r.reported_at - e.ts) / 86400.0, ?)
+        FROM fraud_reports r JOIN ({FRAUD_EVENTS_SQL}) e
+          ON r.ref_id = e.event_id AND r.ref_type = {FRAUD_REF_TYPE}
+        WHERE r.reported_at < CAST(? AS TIMESTAMP)
+          AND e.ts >= CAST(? AS TIMESTAMP) AND e.ts < CAST(? AS TIMESTAMP)""",
+        [share, known_until, oldest, youngest],
+    ).fetchone()
+    n, delay = row if row is not None else (0, None)
+    if n < MIN_REPORTS_FOR_DELAY or delay is None:
+        raise YidaiError(
+            f"only {n} fraud reports on payments between {oldest} and {youngest}: too few to "
+            f"measure the label delay; set YIDAI_FRAUD_LABEL_DELAY_DAYS"
+        )
+    return max(0, math.ceil(delay))
+
+
+def fraud_label_delay(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
+    """The label delay of the settings, or measured on the data when it is unset."""
+    settings = get_settings()
+    if settings.fraud_label_delay_days is not None:
+        return settings.fraud_label_delay_days
+    delay = measured_label_delay(con, as_of, settings.fraud_label_delay_share)
+    log.info(
+        "fraud label delay: %.0f%% of reports arrive within %d days (measured as of %s)",
+        100 * settings.fraud_label_delay_share,
+        delay,
+        as_of,
+    )
+    return delay

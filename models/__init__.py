@@ -9,7 +9,8 @@ Public API (import from the submodules; nothing heavy is imported here):
   -> LoadedModel`` with ``predict_pd(X) -> (n,)``, ``score_points``, ``grade``,
   ``reason_codes(X, top_k)``; ``models.registry.promote(name, version, reason=...)``.
 * ``models.metrics``: auc, gini, ks, psi, psi_by_feature, brier, calibration_table, lift,
-  average_precision, card_precision_at_k, amount_weighted_recall, roc_curve.
+  average_precision, card_precision_top_k (standard), card_fraud_share_top_k,
+  amount_weighted_recall, roc_curve.
 * ``models.estimator.GradientBoostedPD``, ``models.scorecard.Scorecard``,
   ``models.reasons.ReasonCoder`` (per-row ``FeatureReason`` codes).
 """

@@ -12,7 +12,9 @@ import numpy as np
 
 from yidai.core.errors import YidaiError
 
-CalibrationMethod = Literal["platt", "isotonic"]
+CalibrationMethod = Literal["platt", "isotonic", "auto"]
+#: The methods ``"auto"`` chooses between.
+CALIBRATION_METHODS: tuple[CalibrationMethod, ...] = ("platt", "isotonic")
 
 
 class Calibrator(Protocol):
@@ -88,8 +90,34 @@ class IsotonicCalibrator:
         }
 
 
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean negative log-likelihood ``-mean(y ln p + (1 - y) ln(1 - p))`` (p clipped to
+    ``[1e-12, 1 - 1e-12]``)."""
+    t = np.asarray(y, dtype=np.float64)
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return float(-np.mean(t * np.log(q) + (1 - t) * np.log(1 - q)))
+
+
+def choose_calibration(margin: np.ndarray, y: np.ndarray) -> CalibrationMethod:
+    """The method that predicts the later half of a time-ordered calibration window best
+    (lowest log loss) when fitted on its earlier half: chosen out of time.  Platt when a
+    half holds a single class (too few events to tell)."""
+    m, t = _check_fit_input(margin, y)
+    half = m.size // 2
+    if t[:half].min() == t[:half].max() or t[half:].min() == t[half:].max():
+        return "platt"
+    losses = {
+        method: log_loss(t[half:], fit_calibrator(method, m[:half], t[:half]).predict(m[half:]))
+        for method in CALIBRATION_METHODS
+    }
+    return min(losses, key=lambda k: losses[k])
+
+
 def fit_calibrator(method: CalibrationMethod, margin: np.ndarray, y: np.ndarray) -> Calibrator:
-    """Fit the calibrator named by ``method`` on held-out margins and labels."""
+    """Fit the calibrator named by ``method`` on held-out margins and labels (``"auto"``:
+    the one :func:`choose_calibration` picks, fitted on all of them)."""
+    if method == "auto":
+        method = choose_calibration(margin, y)
     if method == "platt":
         return PlattCalibrator.fit(margin, y)
     if method == "isotonic":

@@ -31,7 +31,8 @@ class GradientBoostedPD:
     never increases).  ``balance_classes`` sets ``scale_pos_weight = n_neg / n_pos`` (capped at
     ``max_pos_weight``); ``early_stopping_metric`` is a LightGBM metric on ``eval_set``
     (``binary_logloss``, ``auc``, ``average_precision``); the calibrator then maps the
-    re-weighted margin back to probabilities.
+    re-weighted margin back to probabilities.  ``early_stopping_rounds=0`` grows exactly
+    ``n_estimators`` trees (a refit with the number of trees chosen out of time).
     ``n_jobs`` None picks one thread below ``SMALL_DATA_ROWS`` rows (extra threads only add
     contention there) and two above; the choice is part of the fitted state (``n_jobs_``).
     """
@@ -167,18 +168,19 @@ class GradientBoostedPD:
             weight = np.where(y_eval == 1, self.scale_pos_weight_, 1.0)
         valid_data = lgb.Dataset(X_eval, label=y_eval, weight=weight, reference=train_data)
         evals: dict[str, Any] = {}
+        callbacks: list[Any] = [lgb.record_evaluation(evals)]
+        if self.early_stopping_rounds > 0:
+            callbacks.insert(0, lgb.early_stopping(self.early_stopping_rounds, verbose=False))
         self.booster_ = lgb.train(
             params,
             train_data,
             num_boost_round=self.n_estimators,
             valid_sets=[valid_data],
             valid_names=["eval"],
-            callbacks=[
-                lgb.early_stopping(self.early_stopping_rounds, verbose=False),
-                lgb.record_evaluation(evals),
-            ],
+            callbacks=callbacks,
         )
-        self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
+        stopped_at = self.booster_.best_iteration if self.early_stopping_rounds > 0 else 0
+        self.best_iteration_ = int(stopped_at or self.n_estimators)
         self.booster_ = _truncate(self.booster_, self.best_iteration_)
         self.calibrator_: Calibrator = fit_calibrator(
             self.calibration, self.decision_function(X_cal), y_cal

@@ -58,10 +58,13 @@ def evaluate(
         "oot_lift_top10": m.lift(y, p, top=0.1),
         "oot_average_precision": m.average_precision(y, p),
         "oot_event_rate": float(y.mean()),
+        "oot_observed_expected": m.observed_to_expected(y, p),
         "oot_mean_predicted": float(p.mean()),
         "oot_rows": float(y.size),
         "score_psi": m.psi(p_train, p),
     }
+    if kind == "credit":
+        out["oot_hl_statistic"], out["oot_hl_pvalue"] = m.hosmer_lemeshow(y, p)
     notes: list[str] = []
     if oracle_score is not None:
         oracle = np.asarray(oracle_score, dtype=np.float64)
@@ -72,9 +75,9 @@ def evaluate(
         else:
             notes.append(f"oracle skipped: {int((~known).sum())} test rows lack a true PD")
     if kind == "fraud" and fraud_context is not None:
-        out["oot_card_precision_at_k"] = m.card_precision_at_k(
-            fraud_context["day"], fraud_context["card"], y, p, k=k_cards
-        )
+        day, card = fraud_context["day"], fraud_context["card"]
+        out["oot_card_precision_top_k"] = m.card_precision_top_k(day, card, y, p, k=k_cards)
+        out["oot_card_fraud_share_top_k"] = m.card_fraud_share_top_k(day, card, y, p, k=k_cards)
         out["oot_amount_weighted_recall"] = m.amount_weighted_recall(
             y, p, fraud_context["amount"], alert_rate=alert_rate
         )

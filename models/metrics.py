@@ -8,6 +8,7 @@ Inputs are validated: empty arrays, NaN scores or a single class raise :class:`Y
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,10 @@ import pandas as pd
 from yidai.core.errors import YidaiError
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
+
+#: PSI at or above which a feature or score counts as drifted: the monitoring alert and the
+#: promotion gate use this one threshold (0.1-0.25 some shift, > 0.25 major shift).
+PSI_ALERT_THRESHOLD = 0.25
 
 #: Floor of a bin's share in the PSI so that an empty bin does not give ``log(0)``.
 PSI_EPSILON = 1e-4
@@ -187,6 +192,35 @@ def calibration_table(y_true: ArrayLike, y_prob: ArrayLike, bins: int = 10) -> p
     return table.reset_index()
 
 
+def hosmer_lemeshow(y_true: ArrayLike, y_prob: ArrayLike, bins: int = 10) -> tuple[float, float]:
+    """Hosmer-Lemeshow goodness of fit over ``G`` groups of equal size by predicted PD:
+    ``H = sum_g (O_g - E_g)^2 / (E_g * (1 - E_g / n_g))`` with ``O_g`` the defaults,
+    ``E_g = sum p`` and ``n_g`` the rows of group ``g``; ``p-value = P(chi2_{G-2} >= H)``.
+    A p-value below 0.05 rejects calibration.  Returns ``(H, p_value)``."""
+    # heavy: scipy
+    from scipy.stats import chi2
+
+    y, p = _labels_and_scores(y_true, y_prob)
+    if bins < 3:
+        raise YidaiError(f"the Hosmer-Lemeshow test needs at least 3 groups, got {bins}")
+    groups = np.array_split(np.argsort(p, kind="mergesort"), min(bins, y.size))
+    observed = np.array([y[g].sum() for g in groups])
+    expected = np.array([p[g].sum() for g in groups])
+    sizes = np.array([g.size for g in groups], dtype=np.float64)
+    variance = expected * (1 - expected / sizes)
+    h = float(np.sum((observed - expected) ** 2 / np.maximum(variance, 1e-12)))
+    return h, float(chi2.sf(h, len(groups) - 2))
+
+
+def observed_to_expected(y_true: ArrayLike, y_prob: ArrayLike) -> float:
+    """``O/E = sum y / sum p``: 1 when the PDs are right on average, below 1 when they
+    over-predict."""
+    y, p = _labels_and_scores(y_true, y_prob)
+    if p.sum() <= 0:
+        raise YidaiError("observed/expected needs predicted probabilities above 0")
+    return float(y.sum() / p.sum())
+
+
 def lift(y_true: ArrayLike, y_score: ArrayLike, top: float = 0.1) -> float:
     """Lift in the riskiest ``top`` share: ``mean(y | score in top share) / mean(y)``.
 
@@ -220,29 +254,70 @@ def average_precision(y_true: ArrayLike, y_score: ArrayLike) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def card_precision_at_k(
+def _cards_per_day(day: ArrayLike, card: ArrayLike, y: np.ndarray, s: np.ndarray) -> pd.DataFrame:
+    """One row per (day, card): fraudulent if any of its transactions that day is, scored by
+    its highest transaction score; sorted by day, then score (highest first)."""
+    days, cards = np.asarray(day).ravel(), np.asarray(card).ravel()
+    if not days.size == cards.size == y.size:
+        raise YidaiError(
+            f"card precision: day ({days.size}), card ({cards.size}) and labels/scores"
+            f" ({y.size}) differ in length"
+        )
+    frame = pd.DataFrame({"day": days, "card": cards, "y": y, "s": s})
+    per_card = frame.groupby(["day", "card"], sort=False).agg(y=("y", "max"), s=("s", "max"))
+    per_card = per_card.reset_index()
+    return per_card.sort_values(["day", "s"], ascending=[True, False], kind="mergesort")
+
+
+def card_precision_top_k(
     day: ArrayLike,
     card: ArrayLike,
     y_true: ArrayLike,
     y_score: ArrayLike,
     k: int = 100,
 ) -> float:
-    """Card precision@k, averaged over days.
+    """Card precision top-k, the standard definition (Le Borgne et al., *Reproducible Machine
+    Learning for Credit Card Fraud Detection*, the Fraud Detection Handbook, ch. 4.2).
 
-    Per day ``d``: each card gets its maximum score and is fraudulent if any of its
-    transactions that day is; the ``k_d = min(k, #cards on d)`` highest-scored cards are
-    checked by investigators.  ``CP@k = mean_d(#fraudulent cards among the top k_d / k_d)``.
+    Days are taken in order.  On day ``d`` the cards already detected on an earlier day are
+    removed; each remaining card gets its highest transaction score and is fraudulent if any
+    of its transactions that day is; investigators check the ``k`` highest-scored cards.
+    ``CP@k(d) = #fraudulent cards among those k / k`` (always divided by ``k``, also when
+    fewer than ``k`` cards were seen), and the fraudulent ones join the detected cards.
+    ``CP@k = mean_d CP@k(d)``.
     """
     y, s = _labels_and_scores(y_true, y_score)
     if k < 1:
-        raise YidaiError(f"card precision@k needs k >= 1, got {k}")
-    frame = pd.DataFrame(
-        {"day": np.asarray(day).ravel(), "card": np.asarray(card).ravel(), "y": y, "s": s}
-    )
-    if len(frame) != y.size:
-        raise YidaiError("card precision@k: day, card, labels and scores differ in length")
-    per_card = frame.groupby(["day", "card"], sort=False).agg(y=("y", "max"), s=("s", "max"))
-    per_card = per_card.reset_index().sort_values(["day", "s"], ascending=[True, False])
+        raise YidaiError(f"card precision top-k needs k >= 1, got {k}")
+    detected: set[Any] = set()
+    per_day: list[float] = []
+    for _, cards in _cards_per_day(day, card, y, s).groupby("day", sort=True):
+        top = cards[~cards["card"].isin(detected)].head(k)
+        caught = top.loc[top["y"] > 0, "card"]
+        per_day.append(len(caught) / k)
+        detected.update(caught)
+    return float(np.mean(per_day))
+
+
+def card_fraud_share_top_k(
+    day: ArrayLike,
+    card: ArrayLike,
+    y_true: ArrayLike,
+    y_score: ArrayLike,
+    k: int = 100,
+) -> float:
+    """Share of fraudulent cards among each day's top-k cards, averaged over days (Yidai's
+    earlier "card precision@k"; not the standard :func:`card_precision_top_k`).
+
+    Per day ``d``: each card gets its maximum score and is fraudulent if any of its
+    transactions that day is; ``k_d = min(k, #cards on d)`` and
+    ``share = mean_d(#fraudulent cards among the top k_d / k_d)``.  Cards detected on earlier
+    days are kept, so a card caught on day 1 counts again on day 2.
+    """
+    y, s = _labels_and_scores(y_true, y_score)
+    if k < 1:
+        raise YidaiError(f"card fraud share top-k needs k >= 1, got {k}")
+    per_card = _cards_per_day(day, card, y, s)
     per_card["rank"] = per_card.groupby("day").cumcount()
     top = per_card[per_card["rank"] < k]
     return float(top.groupby("day")["y"].mean().mean())

@@ -24,6 +24,7 @@ import pandas as pd
 
 from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
+from models.metrics import PSI_ALERT_THRESHOLD
 from models.reasons import FeatureReason, ReasonCoder
 from models.scorecard import Scorecard
 from yidai.core.errors import YidaiError
@@ -126,10 +127,14 @@ def ensure_experiment(client: MlflowClient, model_name: str, settings: Settings)
 @dataclass(frozen=True)
 class GateConfig:
     """A new version is promoted if ``new >= champion + margin`` on the same OOT window (for
-    the primary metric) and its train-vs-OOT score PSI is below ``max_score_psi``."""
+    the primary metric), its train-vs-OOT score PSI is below ``max_score_psi`` and no
+    feature drifted between training and the OOT window (feature PSI below
+    ``max_feature_psi``, the monitoring alert's threshold); otherwise only by hand
+    (``yidai models promote ... --reason``)."""
 
     margin: float = 0.002
     max_score_psi: float = 0.25
+    max_feature_psi: float = PSI_ALERT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -161,10 +166,26 @@ def promotion_decision(
     score_psi: float,
     champion: ChampionScore | None,
     gate: GateConfig,
+    feature_psi: Mapping[str, float] | None = None,
 ) -> GateDecision:
-    """Apply the promotion gate (see :class:`GateConfig`); the first version is champion."""
+    """Apply the promotion gate (see :class:`GateConfig`).  The first version is champion
+    (there is nothing to keep serving instead), with any drift named in its reason."""
+    drifted = sorted(
+        ((f, v) for f, v in (feature_psi or {}).items() if v >= gate.max_feature_psi),
+        key=lambda item: -item[1],
+    )
+    drift = (
+        f"features drifted between training and the OOT window (PSI >= "
+        f"{gate.max_feature_psi:.2f}): "
+        + ", ".join(f"{f} {v:.2f}" for f, v in drifted[:5])
+        + (f" and {len(drifted) - 5} more" if len(drifted) > 5 else "")
+    )
     if champion is None:
-        return GateDecision(True, "first registered version")
+        return GateDecision(
+            True, "first registered version" + (f"; WARNING {drift}" if drifted else "")
+        )
+    if drifted:
+        return GateDecision(False, f"{drift}; promote by hand after review")
     if math.isnan(score_psi) or score_psi >= gate.max_score_psi:
         return GateDecision(
             False, f"score PSI train vs OOT {score_psi:.3f} >= limit {gate.max_score_psi:.3f}"
@@ -176,16 +197,17 @@ def promotion_decision(
             f"({champion.note}); promote manually after review",
         )
     needed = champion.value + gate.margin
+    basis = f" ({champion.note})" if champion.note else ""
     if new_value >= needed:
         return GateDecision(
             True,
             f"{metric} {new_value:.4f} beats champion v{champion.version} "
-            f"{champion.value:.4f} by >= {gate.margin:.4f}; score PSI {score_psi:.3f}",
+            f"{champion.value:.4f}{basis} by >= {gate.margin:.4f}; score PSI {score_psi:.3f}",
         )
     return GateDecision(
         False,
         f"{metric} {new_value:.4f} does not beat champion v{champion.version} "
-        f"{champion.value:.4f} by the margin {gate.margin:.4f}",
+        f"{champion.value:.4f}{basis} by the margin {gate.margin:.4f}",
     )
 
 
@@ -206,6 +228,11 @@ class ModelPackage:
     artifacts_dir: Path | None = None
     tags: dict[str, str] = field(default_factory=dict)
     extra_metadata: dict[str, Any] = field(default_factory=dict)
+    #: MLflow dataset inputs of the run, by context (``training``, ``evaluation``): logged
+    #: with their digest and the feature-set version.
+    inputs: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: The registered version's description (default: the gate's verdict and the model card).
+    description: str = ""
 
     def serving_metadata(self) -> dict[str, Any]:
         """What a loader needs besides the booster (stored in the MLmodel file)."""
@@ -284,6 +311,7 @@ def log_and_register(
             mlflow.log_dict(
                 {"feature_names": list(estimator.feature_names_)}, "feature_columns.json"
             )
+            _log_inputs(package)
             if package.artifacts_dir is not None:
                 mlflow.log_artifacts(str(package.artifacts_dir), artifact_path="report")
             info = mlflow.lightgbm.log_model(
@@ -305,6 +333,7 @@ def log_and_register(
                 source=info.model_uri,
                 run_id=run_id,
                 model_id=info.model_id,
+                description=_version_description(package, decision),
                 tags={
                     "feature_set": package.feature_set,
                     "feature_set_version": package.feature_set_version,
@@ -319,14 +348,55 @@ def log_and_register(
             version = str(model_version.version)
             client.set_registered_model_alias(package.name, decision.alias, version)
         except BaseException:
-            _undo_registration(client, package.name, version, created_model)
+            undo_registration(client, package.name, version, created_model)
             raise
     log.info("registered %s v%s as %s: %s", package.name, version, decision.alias, decision.reason)
     assert version is not None
     return RegisteredVersion(package.name, version, run_id, decision.alias, decision.reason)
 
 
-def _undo_registration(
+#: MLflow's SQL store keeps at most this many characters of a version's description.
+MAX_DESCRIPTION = 5000
+
+
+def _version_description(package: ModelPackage, decision: GateDecision) -> str:
+    """The gate's verdict, then the model card (what the model is, its data and metrics)."""
+    if package.description:
+        return package.description[:MAX_DESCRIPTION]
+    card_file = None if package.artifacts_dir is None else package.artifacts_dir / "model_card.md"
+    card = card_file.read_text(encoding="utf-8") if card_file and card_file.exists() else ""
+    text = f"Gate: {decision.alias} - {decision.reason}\n\n{card}"
+    return (
+        text if len(text) <= MAX_DESCRIPTION else text[: MAX_DESCRIPTION - 20] + "\n\n(truncated)"
+    )
+
+
+def _log_inputs(package: ModelPackage) -> None:
+    """Log each input frame as an MLflow dataset (digest, schema, feature-set version)."""
+    # heavy: MLflow
+    import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
+
+    for context, frame in package.inputs.items():
+        # integer columns as floats: MLflow's schema would warn that they cannot hold NaN
+        frame = frame.astype({c: "float64" for c in frame.select_dtypes("integer").columns})
+        dataset = from_pandas(
+            frame,
+            name=f"{package.feature_set}@{package.feature_set_version[:12]}:{context}",
+            targets="label" if "label" in frame.columns else None,
+        )
+        mlflow.log_input(
+            dataset,
+            context=context,
+            tags={
+                "feature_set": package.feature_set,
+                "feature_set_version": package.feature_set_version,
+                "rows": str(len(frame)),
+            },
+        )
+
+
+def undo_registration(
     client: MlflowClient, name: str, version: str | None, created_model: bool
 ) -> None:
     """Remove a half-registered version (and the registered model if it was created here)."""

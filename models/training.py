@@ -21,7 +21,12 @@ import pandas as pd
 
 from features import build_training_set, get_feature_set
 from features.definitions import FEATURE_SETS
-from features.training import credit_training_frame, default_as_of, fraud_training_frame
+from features.training import (
+    credit_training_frame,
+    default_as_of,
+    fraud_training_frame,
+    measured_label_delay,
+)
 from models import metrics as m
 from models.calibration import CalibrationMethod
 from models.estimator import GradientBoostedPD
@@ -58,7 +63,9 @@ class ModelSpec:
     feature_set: str
     product: str | None
     description: str
-    calibration: CalibrationMethod = "platt"
+    #: ``auto``: Platt or isotonic, whichever predicts the later half of the (time-ordered)
+    #: calibration window better when fitted on its earlier half.
+    calibration: CalibrationMethod = "auto"
 
     @property
     def early_stopping_metric(self) -> str:
@@ -106,21 +113,95 @@ def get_spec(name: str) -> ModelSpec:
 class SplitConfig:
     """Out-of-time windows, counted back from the last decision day of the training set:
     ``[train] [calibration] [gap] [test]``.  The gap (fraud: the label delay) keeps the test
-    period as far from training as deployment will be."""
+    period as far from training as deployment will be.  ``train_days`` None trains on all the
+    history before the calibration window; a number reproduces a fixed protocol (e.g. a
+    training week, a 7-day delay, a test week), the calibration window then being the last
+    ``calibration_days`` of those ``train_days``."""
 
     test_days: int = 61
     calibration_days: int = 30
     gap_days: int = 0
+    train_days: int | None = None
 
     @classmethod
-    def for_kind(cls, kind: Kind, settings: Settings) -> SplitConfig:
+    def for_kind(
+        cls,
+        kind: Kind,
+        settings: Settings,
+        *,
+        label_delay_days: int | None = None,
+        train_days: int | None = None,
+        test_days: int | None = None,
+    ) -> SplitConfig:
         """Fraud: a month each, split by the label delay.  Credit: the last two matured
         months for the test, the two before them for calibration and early stopping (with
         one month there, the demo's calibration window held only 50-75 defaults and the
-        early-stopping point and the Platt fit were noisy)."""
+        early-stopping point and the Platt fit were noisy).  Explicit windows (``yidai train
+        --label-delay-days/--train-days/--test-days``) replace the defaults; with
+        ``train_days``, its last ``max(1, train_days // 3)`` days (at most the default) stop
+        the boosting and fit the calibrator."""
         if kind == "fraud":
-            return cls(test_days=30, calibration_days=30, gap_days=settings.fraud_label_delay_days)
-        return cls(test_days=61, calibration_days=61)
+            delay = (
+                settings.fraud_label_delay_days if label_delay_days is None else label_delay_days
+            )
+            if delay is None:
+                raise YidaiError(
+                    "the fraud label delay is measured on the data: build the split with "
+                    "models.training.training_split (or pass label_delay_days)"
+                )
+            default = cls(test_days=30, calibration_days=30, gap_days=delay)
+        else:
+            default = cls(test_days=61, calibration_days=61)
+        calibration = default.calibration_days
+        if train_days is not None:
+            if train_days < 2:
+                raise YidaiError(
+                    f"--train-days must be at least 2 (trees + calibration), got {train_days}"
+                )
+            calibration = min(calibration, max(1, train_days // 3))
+            train_days -= calibration
+        if test_days is not None and test_days < 1:
+            raise YidaiError(f"--test-days must be at least 1, got {test_days}")
+        return cls(
+            test_days=default.test_days if test_days is None else test_days,
+            calibration_days=calibration,
+            gap_days=default.gap_days,
+            train_days=train_days,
+        )
+
+
+def training_split(
+    spec: ModelSpec,
+    settings: Settings,
+    as_of: dt.date | None,
+    *,
+    label_delay_days: int | None = None,
+    train_days: int | None = None,
+    test_days: int | None = None,
+) -> SplitConfig:
+    """:meth:`SplitConfig.for_kind`, with the fraud label delay measured on the warehouse
+    (``features.measured_label_delay``) when neither the argument nor the settings set it."""
+    delay = label_delay_days
+    if spec.kind == "fraud" and delay is None:
+        delay = settings.fraud_label_delay_days
+        if delay is None:
+            if not settings.warehouse.exists():
+                raise YidaiError(f"warehouse {settings.warehouse} does not exist")
+            con = connect(settings.warehouse, read_only=True)
+            try:
+                day = as_of or default_as_of(con)
+                delay = measured_label_delay(con, day, settings.fraud_label_delay_share)
+            finally:
+                con.close()
+            log.info(
+                "%s: label delay %d days (%.0f%% of fraud reports by then, measured)",
+                spec.name,
+                delay,
+                100 * settings.fraud_label_delay_share,
+            )
+    return SplitConfig.for_kind(
+        spec.kind, settings, label_delay_days=delay, train_days=train_days, test_days=test_days
+    )
 
 
 @dataclass
@@ -181,12 +262,17 @@ def split_out_of_time(frame: pd.DataFrame, config: SplitConfig) -> Split:
     test_start = last_day - pd.Timedelta(days=config.test_days - 1)
     cal_end = test_start - pd.Timedelta(days=config.gap_days)
     cal_start = cal_end - pd.Timedelta(days=config.calibration_days)
-    train = frame[ts < cal_start]
+    train_start = (
+        ts.min().normalize()
+        if config.train_days is None
+        else cal_start - pd.Timedelta(days=config.train_days)
+    )
+    train = frame[(ts >= train_start) & (ts < cal_start)]
     cal = frame[(ts >= cal_start) & (ts < cal_end)]
     test = frame[ts >= test_start]
     day = "%Y-%m-%d"
     windows = {
-        "train": f"{ts.min():{day}}..{cal_start - pd.Timedelta(days=1):{day}}",
+        "train": f"{max(ts.min(), train_start):{day}}..{cal_start - pd.Timedelta(days=1):{day}}",
         "calibration": f"{cal_start:{day}}..{cal_end - pd.Timedelta(days=1):{day}}",
         "test": f"{test_start:{day}}..{last_day:{day}}",
     }
@@ -270,14 +356,95 @@ class FittedModel:
     p_test: np.ndarray
     p_train: np.ndarray
     params: dict[str, Any]
+    #: The model validated out of time; ``estimator`` is the refit on all labelled data
+    #: when ``refit`` ran (else the same object).
+    oot_estimator: GradientBoostedPD | None = None
+    refit: Refit | None = None
 
     @property
     def rows(self) -> dict[str, int]:
-        return {
+        rows = {
             "train": len(self.split.train),
             "calibration": len(self.split.calibration),
             "test": len(self.split.test),
         }
+        if self.refit is not None:
+            rows |= {f"refit_{k}": v for k, v in self.refit.rows.items()}
+        return rows
+
+    @property
+    def windows(self) -> dict[str, str]:
+        """The out-of-time windows, and the refit's (``refit_train``, ``refit_calibration``)."""
+        extra = (
+            {} if self.refit is None else {f"refit_{k}": v for k, v in self.refit.windows.items()}
+        )
+        return {**self.split.windows, **extra}
+
+
+@dataclass(frozen=True)
+class Refit:
+    """The champion refit on all labelled data: its windows, rows and last decision day."""
+
+    estimator: GradientBoostedPD
+    windows: dict[str, str]
+    rows: dict[str, int]
+    fitted_through: str
+
+
+def refit_on_all(
+    data: TrainingData,
+    oot: GradientBoostedPD,
+    split: SplitConfig,
+    *,
+    seed: int,
+    max_train_rows: int,
+) -> Refit:
+    """Refit a model validated out of time on every labelled row, for registration.
+
+    The hyperparameters are the out-of-time model's and the number of trees its early-stopped
+    ``best_iteration_`` (no early stopping here: nothing is held out to stop on).  The latest
+    ``split.calibration_days`` of labelled decisions fit the calibrator (the probabilities
+    then reflect the most recent base rate); the trees grow on the days before them (all the
+    history, or the latest ``split.train_days`` when the protocol fixes them).
+    """
+    frame = data.frame
+    ts = pd.to_datetime(frame["ts"])
+    last_day = ts.max().normalize()
+    cal_start = last_day - pd.Timedelta(days=split.calibration_days - 1)
+    train_start = (
+        ts.min().normalize()
+        if split.train_days is None
+        else cal_start - pd.Timedelta(days=split.train_days)
+    )
+    train = frame[(ts >= train_start) & (ts < cal_start)]
+    cal = frame[ts >= cal_start].sort_values("ts", kind="stable")
+    day = "%Y-%m-%d"
+    windows = {
+        "train": f"{max(ts.min(), train_start):{day}}..{cal_start - pd.Timedelta(days=1):{day}}",
+        "calibration": f"{cal_start:{day}}..{last_day:{day}}",
+    }
+    for part, rows in (("train", train), ("calibration", cal)):
+        n_pos = int(rows["label"].sum())
+        if n_pos == 0 or n_pos == len(rows):
+            raise YidaiError(
+                f"the refit's {part} window {windows[part]} has {len(rows)} rows and {n_pos} "
+                "positives: it cannot be refit on all data"
+            )
+    train = downsample_negatives(train, max_train_rows, seed)
+    features = data.feature_names
+    params = {**oot.get_params(), "n_estimators": oot.best_iteration_, "early_stopping_rounds": 0}
+    estimator = GradientBoostedPD(**params)
+    estimator.fit(
+        train[features],
+        train["label"].to_numpy(),
+        eval_set=(cal[features], cal["label"].to_numpy()),
+    )
+    return Refit(
+        estimator,
+        windows,
+        {"train": len(train), "calibration": len(cal)},
+        fitted_through=f"{last_day:{day}}",
+    )
 
 
 def fit_and_evaluate(
@@ -288,8 +455,11 @@ def fit_and_evaluate(
     seed: int = 42,
     estimator_params: dict[str, Any] | None = None,
     max_train_rows: int = 2_000_000,
+    refit: bool = True,
 ) -> FittedModel:
-    """Split out of time, fit the calibrated model, evaluate it on the test window."""
+    """Split out of time, fit the calibrated model, evaluate it on the test window; then
+    (``refit``) refit it on all labelled data (:func:`refit_on_all`): the refit is the model
+    registered, the out-of-time figures are the validated model's."""
     data.check()
     parts = split_out_of_time(data.frame, split)
     train = downsample_negatives(parts.train, max_train_rows, seed)
@@ -302,10 +472,11 @@ def fit_and_evaluate(
         **(estimator_params or {}),
     }
     estimator = GradientBoostedPD(monotone=data.monotone, **params)
+    calibration = parts.calibration.sort_values("ts", kind="stable")  # time order: "auto"
     estimator.fit(
         train[features],
         train["label"].to_numpy(),
-        eval_set=(parts.calibration[features], parts.calibration["label"].to_numpy()),
+        eval_set=(calibration[features], calibration["label"].to_numpy()),
     )
     p_test = estimator.predict_pd(parts.test[features])
     p_train = estimator.predict_pd(parts.train[features])
@@ -338,12 +509,36 @@ def fit_and_evaluate(
         "feature_set_version": data.feature_set_version,
         "n_features": len(features),
         "best_iteration": estimator.best_iteration_,
+        "calibration_chosen": estimator.calibrator_.to_dict()["method"],
         "scale_pos_weight": round(estimator.scale_pos_weight_, 4),
         "monotone_features": ",".join(f for f, s in data.monotone.items() if s),
         "train_rows_used": len(train),
         **{f"window_{k}": v for k, v in parts.windows.items()},
     }
-    return FittedModel(spec, estimator, evaluation, parts, p_test, p_train, logged_params)
+    refitted = (
+        refit_on_all(data, estimator, split, seed=seed, max_train_rows=max_train_rows)
+        if refit
+        else None
+    )
+    if refitted is not None:
+        logged_params |= {
+            "refit": True,
+            "refit_n_estimators": refitted.estimator.best_iteration_,
+            "refit_train_rows_used": refitted.rows["train"],
+            "refit_fitted_through": refitted.fitted_through,
+            **{f"window_refit_{k}": v for k, v in refitted.windows.items()},
+        }
+    return FittedModel(
+        spec,
+        refitted.estimator if refitted is not None else estimator,
+        evaluation,
+        parts,
+        p_test,
+        p_train,
+        logged_params,
+        oot_estimator=estimator,
+        refit=refitted,
+    )
 
 
 #: ``(feature_set, rows) -> rows`` with that feature set's columns for the same decisions:
@@ -391,6 +586,17 @@ def score_champion(
     except YidaiError as exc:
         return ChampionScore(version, None, f"cannot load: {exc}")
     test = fitted.split.test
+    seen_through = champion.metadata.get("fitted_through")
+    test_start = pd.to_datetime(test["ts"]).min().normalize()
+    if seen_through is not None and pd.Timestamp(str(seen_through)) >= test_start:
+        # A refit champion has learned from (part of) this test window: scoring it there
+        # would flatter it.  Its own out-of-time figure is the fair comparison.
+        own = champion.metadata.get("oot_primary")
+        note = (
+            f"its own out-of-time {spec.primary_metric} (it was refit on data through "
+            f"{seen_through}, inside this test window)"
+        )
+        return ChampionScore(version, None if own is None else float(own), note)
     missing = [f for f in champion.feature_names if f not in test.columns]
     if missing:
         rebuild = champion_rows or warehouse_rows(settings)
@@ -440,8 +646,10 @@ def train_and_register(
     scorecard: Scorecard | None = None,
     estimator_params: dict[str, Any] | None = None,
     champion_rows: ChampionRows | None = None,
+    refit: bool = True,
 ) -> TrainResult:
-    """Fit, evaluate, apply the gate against the champion, log the run and register."""
+    """Fit, evaluate, apply the gate against the champion, log the run and register (the
+    refit on all labelled data unless ``refit`` is False)."""
     settings = settings or get_settings()
     tracking_client(settings)  # fail fast on an unreachable store, before training
     fitted = fit_and_evaluate(
@@ -450,6 +658,7 @@ def train_and_register(
         split=split or SplitConfig.for_kind(spec.kind, settings),
         seed=settings.seed,
         estimator_params=estimator_params,
+        refit=refit,
     )
     return register_fitted(
         fitted, data, settings=settings, gate=gate, scorecard=scorecard, champion_rows=champion_rows
@@ -477,6 +686,7 @@ def register_fitted(
         score_psi=metrics["score_psi"],
         champion=champion,
         gate=gate or GateConfig(),
+        feature_psi=fitted.evaluation.feature_psi,
     )
     if champion is not None and champion.value is not None:
         metrics[f"champion_{spec.primary_metric}"] = champion.value
@@ -496,7 +706,7 @@ def register_fitted(
             card={
                 "feature_set": data.feature_set,
                 "feature_set_version": data.feature_set_version,
-                "windows": fitted.split.windows,
+                "windows": fitted.windows,
                 "rows": fitted.rows,
                 "params": fitted.params,
                 "gate_reason": f"{decision.alias}: {decision.reason}",
@@ -514,7 +724,17 @@ def register_fitted(
             primary_metric=spec.primary_metric,
             artifacts_dir=report,
             tags={"yidai.kind": spec.kind},
-            extra_metadata={"kind": spec.kind, "windows": fitted.split.windows},
+            inputs=_run_inputs(fitted, data),
+            extra_metadata={
+                "kind": spec.kind,
+                "windows": fitted.windows,
+                "oot_primary": metrics[spec.primary_metric],
+                **(
+                    {"fitted_through": fitted.refit.fitted_through}
+                    if fitted.refit is not None
+                    else {}
+                ),
+            },
         )
         registered = log_and_register(package, decision, settings=settings)
     log.info(
@@ -535,17 +755,32 @@ def register_fitted(
         feature_set=data.feature_set,
         feature_set_version=data.feature_set_version,
         metrics=metrics,
-        windows=fitted.split.windows,
+        windows=fitted.windows,
         rows=fitted.rows,
     )
+
+
+def _run_inputs(fitted: FittedModel, data: TrainingData) -> dict[str, pd.DataFrame]:
+    """The registered model's training rows (all labelled data when refit) and the
+    out-of-time evaluation rows, with the decision time, label and features."""
+    columns = [c for c in ["ts", "label", *data.feature_names] if c in data.frame.columns]
+    training = data.frame if fitted.refit is not None else fitted.split.train
+    return {"training": training[columns], "evaluation": fitted.split.test[columns]}
 
 
 # ---------------------------------------------------------------------------- data loading
 
 
-def load_training_data(spec: ModelSpec, settings: Settings, as_of: dt.date | None) -> TrainingData:
+def load_training_data(
+    spec: ModelSpec,
+    settings: Settings,
+    as_of: dt.date | None,
+    split: SplitConfig | None = None,
+) -> TrainingData:
     """The training set of ``spec`` from the feature store (``features.training``), joined
-    with the simulator's truth when it exists (oracle only; never a feature)."""
+    with the simulator's truth when it exists (oracle only; never a feature).  Fraud: labels
+    count after ``split.gap_days`` (the label delay), and the legitimate events are sampled
+    only before that split's calibration, gap and test windows, which stay complete."""
 
     if spec.feature_set not in FEATURE_SETS:
         raise YidaiError(
@@ -554,6 +789,8 @@ def load_training_data(spec: ModelSpec, settings: Settings, as_of: dt.date | Non
     fs = FEATURE_SETS[spec.feature_set]
     if not settings.warehouse.exists():
         raise YidaiError(f"warehouse {settings.warehouse} does not exist; run `yidai ingest`")
+    if spec.kind == "fraud":
+        split = split or training_split(spec, settings, as_of)
     # The spine functions create missing tables, so they need a read-write connection
     # (training runs in the warehouse pool of the pipeline).
     con = connect(settings.warehouse)
@@ -566,9 +803,9 @@ def load_training_data(spec: ModelSpec, settings: Settings, as_of: dt.date | Non
                 settings.truth,
             )  # fmt: skip
         else:
-            split = SplitConfig.for_kind("fraud", settings)
+            assert split is not None
             frame = fraud_training_frame(
-                con, spec.feature_set, as_of, settings.fraud_label_delay_days, settings.truth,
+                con, spec.feature_set, as_of, split.gap_days, settings.truth,
                 complete_days=split.test_days - 1 + split.gap_days + split.calibration_days,
                 seed=settings.seed,
             )  # fmt: skip
@@ -600,11 +837,13 @@ def train_model(
     split: SplitConfig | None = None,
     estimator_params: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train, evaluate, log and register model ``name`` (one of ``MODEL_SPECS``)."""
+    """Train, evaluate, log and register model ``name`` (one of ``MODEL_SPECS``); ``split``
+    fixes the out-of-time windows (default: :meth:`SplitConfig.for_kind`)."""
     spec = get_spec(name)
     settings = settings or get_settings()
     tracking_client(settings)  # an unreachable MLflow fails before the expensive part
-    data = load_training_data(spec, settings, as_of)
+    split = split or training_split(spec, settings, as_of)
+    data = load_training_data(spec, settings, as_of, split)
     return train_and_register(
         spec,
         data,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -100,3 +101,26 @@ def render() -> None:
             "No simulator truth for these applications (real data): "
             "the outcome of declined applicants is unknown."
         )
+    _model_comparison(scored)
+
+
+def _model_comparison(scored: pd.DataFrame) -> None:
+    """Champion vs challenger vs WoE scorecard on the same applicants."""
+    st.subheader("Champion, challenger and scorecard on the same applicants")
+    share = st.slider("Each model approves its safest", 0.05, 1.0, 0.6, 0.05, key="ps_share",
+                      format="%.2f")  # fmt: skip
+    table = ps.compare_models(scored, share)
+    if len(table) < 2:
+        st.caption("Only the champion is registered: train the challengers (`yidai train`).")
+    st.dataframe(
+        table.style.format(
+            {
+                "expected_bad_rate": "{:.2%}",
+                "true_bad_rate": "{:.2%}",
+                "true_auc": "{:.4f}",
+                "label_auc": "{:.4f}",
+            },
+            na_rep="-",
+        ),
+        hide_index=True,
+    )

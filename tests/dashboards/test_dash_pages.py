@@ -105,6 +105,8 @@ def test_policy_simulator_page_compares_with_the_live_policy(full_home, run_page
     assert table.loc["approval_rate", "candidate"] < live_rate  # a stricter cut-off
     truth = app.dataframe[1].value.set_index("cell")
     assert truth["applicants"].sum() == table.loc["applications", "live"]
+    models = app.dataframe[2].value.set_index("model")
+    assert "champion" in models.index and models["true_auc"].between(0.5, 1.0).all()
 
 
 def test_merchant_limits_page(full_home, run_page, metric_values):

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.calibration import IsotonicCalibrator, PlattCalibrator, calibrator_from_dict
+from models.calibration import (
+    IsotonicCalibrator,
+    PlattCalibrator,
+    calibrator_from_dict,
+    choose_calibration,
+    fit_calibrator,
+)
 from models.estimator import GradientBoostedPD
 from models.metrics import auc
 from models.reasons import ReasonCoder, reason_group_of
@@ -171,3 +177,19 @@ def test_a_missing_input_is_a_no_history_reason_not_its_groups_fact() -> None:
     assert seen[1] == blind[1]  # nothing missing: unchanged
     with pytest.raises(YidaiError, match="values have shape"):
         coder.reasons(contrib, values=values[:, :2])
+
+
+def test_auto_calibration_is_chosen_out_of_time() -> None:
+    """Platt when the margin's log-odds are linear; isotonic when they are not (a step)."""
+    rng = np.random.default_rng(11)
+    margin = rng.normal(size=40_000)
+    linear = (rng.uniform(size=margin.size) < 1 / (1 + np.exp(-(margin - 3)))).astype(int)
+    assert choose_calibration(margin, linear) == "platt"
+    step = np.where(margin > 1.0, 0.3, 0.01)
+    stepped = (rng.uniform(size=margin.size) < step).astype(int)
+    assert choose_calibration(margin, stepped) == "isotonic"
+    assert fit_calibrator("auto", margin, stepped).to_dict()["method"] == "isotonic"
+    # too few events in a half: Platt
+    few = np.zeros(100, dtype=int)
+    few[[10, 20]] = 1
+    assert choose_calibration(rng.normal(size=100), few) == "platt"

@@ -100,16 +100,43 @@ def test_average_precision_against_sklearn() -> None:
     assert m.average_precision(y, s) == pytest.approx(skm.average_precision_score(y, s))
 
 
-def test_card_precision_at_k_by_hand() -> None:
+def test_card_fraud_share_top_k_by_hand() -> None:
     day = ["d1"] * 5 + ["d2"] * 3
     card = ["a", "a", "b", "c", "d", "a", "e", "f"]
     y = [0, 1, 0, 0, 1, 0, 0, 1]
     s = [0.9, 0.1, 0.8, 0.2, 0.7, 0.6, 0.5, 0.1]
     # d1 cards by max score: a 0.9 (fraud), b 0.8, d 0.7 (fraud), c 0.2 -> top2 = a, b: 1/2.
     # d2: a 0.6, e 0.5, f 0.1 (fraud) -> top2 = a, e: 0/2.  Mean = 0.25.
-    assert m.card_precision_at_k(day, card, y, s, k=2) == pytest.approx(0.25)
+    assert m.card_fraud_share_top_k(day, card, y, s, k=2) == pytest.approx(0.25)
     # k above the number of cards: d1 2/4 frauds, d2 1/3.
-    assert m.card_precision_at_k(day, card, y, s, k=10) == pytest.approx((0.5 + 1 / 3) / 2)
+    assert m.card_fraud_share_top_k(day, card, y, s, k=10) == pytest.approx((0.5 + 1 / 3) / 2)
+
+
+def test_card_precision_top_k_by_hand() -> None:
+    """The handbook's definition: detected cards leave later days; always divided by k."""
+    day = [1, 1, 1, 1, 2, 2, 2, 3]
+    card = ["a", "b", "c", "d", "a", "b", "e", "e"]
+    y = [1, 0, 1, 0, 1, 1, 0, 1]
+    s = [0.9, 0.8, 0.7, 0.1, 0.95, 0.6, 0.5, 0.2]
+    # Day 1: a 0.9 (fraud), b 0.8, c 0.7 (fraud), d 0.1 -> top2 = a, b: 1/2; a detected.
+    # Day 2: a is removed though it scores 0.95 -> b 0.6 (fraud), e 0.5 -> top2: 1/2; b detected.
+    # Day 3: only e (fraud) -> 1 of k=2 -> 1/2.  Mean 0.5.
+    assert m.card_precision_top_k(day, card, y, s, k=2) == pytest.approx(0.5)
+    # k=3: day 1 a, b, c -> 2/3 (a, c detected); day 2 b 0.6 (fraud), e -> 1/3; day 3 e -> 1/3.
+    assert m.card_precision_top_k(day, card, y, s, k=3) == pytest.approx(
+        (2 / 3 + 1 / 3 + 1 / 3) / 3
+    )
+    # The older share keeps a on day 2 and divides by the cards seen.
+    assert m.card_fraud_share_top_k(day, card, y, s, k=3) > m.card_precision_top_k(
+        day, card, y, s, k=3
+    )
+
+
+def test_card_precision_top_k_rejects_bad_input() -> None:
+    with pytest.raises(YidaiError, match="k >= 1"):
+        m.card_precision_top_k([1], ["a"], [1], [0.5], k=0)
+    with pytest.raises(YidaiError, match="differ in length"):
+        m.card_precision_top_k([1, 2], ["a"], [1, 0], [0.5, 0.1], k=1)
 
 
 def test_amount_weighted_recall_by_hand() -> None:
@@ -120,3 +147,25 @@ def test_amount_weighted_recall_by_hand() -> None:
     assert m.amount_weighted_recall(y, s, amount, alert_rate=0.4) == pytest.approx(0.1)
     # alert 60% -> 3 rows (0.9, 0.8, 0.7): caught 700 of 1000.
     assert m.amount_weighted_recall(y, s, amount, alert_rate=0.6) == pytest.approx(0.7)
+
+
+def test_hosmer_lemeshow_by_hand_and_on_calibrated_data() -> None:
+    # Three groups of two: O = 0, 1, 2; E = 0.2, 0.8, 1.4 (p sorted already).
+    y = [0, 0, 0, 1, 1, 1]
+    p = [0.1, 0.1, 0.4, 0.4, 0.7, 0.7]
+    h_expected = (
+        (0 - 0.2) ** 2 / (0.2 * (1 - 0.1))
+        + (1 - 0.8) ** 2 / (0.8 * (1 - 0.4))
+        + (2 - 1.4) ** 2 / (1.4 * (1 - 0.7))
+    )
+    h, p_value = m.hosmer_lemeshow(y, p, bins=3)
+    assert h == pytest.approx(h_expected)
+    assert p_value == pytest.approx(math.erfc(math.sqrt(h_expected / 2)))  # chi2, 1 df
+    rng = np.random.default_rng(5)
+    pd_ = rng.uniform(0.01, 0.2, 20_000)
+    labels = (rng.uniform(size=pd_.size) < pd_).astype(int)
+    assert m.hosmer_lemeshow(labels, pd_)[1] > 0.01
+    assert m.hosmer_lemeshow(labels, pd_ * 1.5)[1] < 1e-6  # over-predicting by half
+    assert m.observed_to_expected(labels, pd_ * 1.5) == pytest.approx(1 / 1.5, rel=0.05)
+    with pytest.raises(YidaiError, match="at least 3 groups"):
+        m.hosmer_lemeshow(labels, pd_, bins=2)

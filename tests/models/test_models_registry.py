@@ -32,6 +32,7 @@ from models.training import (
 )
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
+from yidai.jobs.monitoring import DEFAULT_PSI_THRESHOLD
 
 FAST = {"n_estimators": 60, "learning_rate": 0.15, "early_stopping_rounds": 15}
 SPLIT = SplitConfig(test_days=60, calibration_days=45)
@@ -84,6 +85,23 @@ def test_gate_decisions() -> None:
         gate=gate,
     )
     assert not unscorable.promote and "features changed" in unscorable.reason
+    # Features drifted between training and the OOT window beyond the monitoring alert's
+    # threshold: a better model stays challenger (a first version is champion, with a warning).
+    psi = {"sme_credit_utilisation_180d": 3.58, "sme_tenure_days": 0.4, "stable": 0.01}
+    drifted = promotion_decision(
+        metric="oot_auc", new_value=0.9, score_psi=0.05, champion=champ, gate=gate,
+        feature_psi=psi,
+    )  # fmt: skip
+    assert not drifted.promote and "by hand" in drifted.reason
+    assert drifted.reason.index("sme_credit_utilisation_180d 3.58") < drifted.reason.index(
+        "sme_tenure_days 0.40"
+    )
+    assert "stable" not in drifted.reason
+    first_drifted = promotion_decision(
+        metric="oot_auc", new_value=0.7, score_psi=0.05, champion=None, gate=gate, feature_psi=psi
+    )
+    assert first_drifted.promote and "WARNING features drifted" in first_drifted.reason
+    assert GateConfig().max_feature_psi == DEFAULT_PSI_THRESHOLD  # the alert's threshold
 
 
 def test_register_load_and_gate(
@@ -114,22 +132,38 @@ def test_register_load_and_gate(
     X = credit_frame[feature_names].to_numpy()
     pd_hat = model.predict_pd(X)
     assert pd_hat.shape == (len(X),) and ((pd_hat > 0) & (pd_hat < 1)).all()
-    # The registered model scores the OOT rows exactly as the logged metric says.
-    from models.metrics import auc
-
-    test = credit_frame[credit_frame["ts"] >= pd.Timestamp(first.windows["test"][:10])]
-    assert auc(test["label"], model.predict_pd(test[feature_names].to_numpy())) == (
-        pytest.approx(first.metrics["oot_auc"])
-    )
+    # The registered model is the refit on all labelled data: trees through the day before
+    # the latest calibration window, which ends on the last labelled day.
+    last_day = f"{pd.Timestamp(credit_frame['ts'].max()):%Y-%m-%d}"
+    assert model.metadata["fitted_through"] == last_day
+    assert first.windows["refit_calibration"].endswith(last_day)
+    assert first.windows["refit_train"][:10] == first.windows["train"][:10]
+    assert first.rows["refit_train"] > first.rows["train"]
+    assert model.metadata["oot_primary"] == pytest.approx(first.metrics["oot_auc"])
+    run_params = _client(mlflow_settings).get_run(first.run_id).data.params
+    assert int(run_params["refit_n_estimators"]) == int(run_params["best_iteration"])
+    assert run_params["refit_fitted_through"] == last_day
     assert np.allclose(model.predict_pd(X[0]), pd_hat[:1])
     assert model.grade(pd_hat[:3]).shape == (3,)
     assert np.all(np.diff(model.score_points(np.array([0.01, 0.02, 0.2]))) < 0)
     reasons = model.reason_codes(X[:4], top_k=2)
     assert len(reasons) == 4 and all(len(r) <= 2 for r in reasons)
 
-    # Run content: metrics, feature columns, plots, model card.
+    # Run content: metrics, feature columns, plots, model card, dataset inputs.
     client = _client(mlflow_settings)
     run = client.get_run(first.run_id)
+    inputs = {
+        next(t.value for t in d.tags if t.key == "mlflow.data.context"): d.dataset
+        for d in run.inputs.dataset_inputs
+    }
+    assert set(inputs) == {"training", "evaluation"}
+    assert (
+        inputs["training"].name == "synthetic_v1@fp-abc123:training" and inputs["training"].digest
+    )
+    assert inputs["training"].digest != inputs["evaluation"].digest
+    described = client.get_model_version(spec.name, first.version).description
+    assert described.startswith("Gate: champion - first registered version")
+    assert "fp-abc123" in described  # the model card follows
     assert run.data.metrics["oot_auc"] == pytest.approx(first.metrics["oot_auc"])
     assert run.data.tags["yidai.feature_set_version"] == "fp-abc123"
     report = {a.path for a in client.list_artifacts(first.run_id, "report")}
@@ -142,6 +176,9 @@ def test_register_load_and_gate(
         spec, data, settings=mlflow_settings, split=SPLIT, estimator_params=FAST
     )
     assert second.alias == "challenger" and "does not beat" in second.gate_reason
+    # The refit champion learned from this test window: its own out-of-time AUC is the bar.
+    assert "its own out-of-time oot_auc" in second.gate_reason
+    assert second.metrics["champion_oot_auc"] == pytest.approx(first.metrics["oot_auc"])
     assert str(client.get_model_version_by_alias(spec.name, CHAMPION).version) == "1"
     assert client.get_run(second.run_id).data.tags["yidai.gate.alias"] == "challenger"
     assert load_model(spec.name, "challenger", settings=mlflow_settings).version == "2"
@@ -201,8 +238,10 @@ def test_a_champion_on_another_feature_set_version_is_scored_on_its_own_features
     challenger with the reason."""
     spec = _spec()
     v1 = _data(credit_frame, feature_names, monotone)
+    # a champion from before the refit (trained on the training window only) is comparable
+    # on a later test window
     first = train_and_register(
-        spec, v1, settings=mlflow_settings, split=SPLIT, estimator_params=FAST
+        spec, v1, settings=mlflow_settings, split=SPLIT, estimator_params=FAST, refit=False
     )
     assert first.alias == CHAMPION
     # v2: the same signal under new column names, plus a column v1 never had

@@ -28,8 +28,19 @@ def test_credit_split_tests_the_last_two_months_calibrates_on_the_two_before(
     assert cal_ts.max() < test_ts.min() and pd.to_datetime(parts.train["ts"]).max() < cal_ts.min()
     assert (cal_ts.max() - cal_ts.min()).days >= config.calibration_days - 2
     assert len(parts.train) + len(parts.calibration) + len(parts.test) == len(frame)
-    fraud = SplitConfig.for_kind("fraud", settings)
-    assert fraud.gap_days == settings.fraud_label_delay_days
+    set_delay = Settings(home=tmp_path, fraud_label_delay_days=21)
+    assert SplitConfig.for_kind("fraud", set_delay).gap_days == 21
+    assert SplitConfig.for_kind("fraud", settings, label_delay_days=9).gap_days == 9
+    with pytest.raises(YidaiError, match="measured on the data"):
+        SplitConfig.for_kind("fraud", settings)  # unset: training_split measures it
+
+
+def test_fixed_protocol_windows(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    week = SplitConfig.for_kind("fraud", settings, label_delay_days=7, train_days=7, test_days=7)
+    assert (week.train_days, week.calibration_days, week.gap_days, week.test_days) == (5, 2, 7, 7)
+    with pytest.raises(YidaiError, match="at least 2"):
+        SplitConfig.for_kind("credit", settings, train_days=1)
 
 
 def test_thin_test_window_warns_and_empty_one_refuses(

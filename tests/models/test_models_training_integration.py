@@ -49,20 +49,30 @@ def settings(warehouse_home: Path, mlflow_settings: Settings) -> Settings:
 
 def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
     from features import FEATURE_SETS, build_training_set, fraud_spine, load_snapshot
+    from features.training import measured_label_delay
     from yidai.core.warehouse import connect
 
     result = train_model("payment_fraud", settings=settings, estimator_params=FAST)
     fs = FEATURE_SETS["payment_fraud_v1"]
     assert (result.feature_set, result.feature_set_version) == (fs.name, fs.fingerprint)
     assert result.alias == "champion"
-    for metric in ("oot_average_precision", "oot_card_precision_at_k",
-                   "oot_amount_weighted_recall", "score_psi", "max_feature_psi"):  # fmt: skip
+    for metric in ("oot_average_precision", "oot_card_precision_top_k",
+                   "oot_card_fraud_share_top_k", "oot_amount_weighted_recall", "score_psi",
+                   "max_feature_psi"):  # fmt: skip
         assert np.isfinite(result.metrics[metric]), metric
     assert "oracle_auc" not in result.metrics  # no simulator truth in this warehouse
-    # Fraud: the test window starts a label delay after calibration ends.
+    # Fraud: the test window starts a label delay after calibration ends; unset, the delay
+    # is measured: 90% of this warehouse's reports come 3-40 days after the payment.
     cal_end = dt.date.fromisoformat(result.windows["calibration"].split("..")[1])
     test_start = dt.date.fromisoformat(result.windows["test"].split("..")[0])
-    assert (test_start - cal_end).days == settings.fraud_label_delay_days + 1
+    assert settings.fraud_label_delay_days is None
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        delay = measured_label_delay(con, AS_OF, 0.9)
+    finally:
+        con.close()
+    assert 34 <= delay <= 40
+    assert (test_start - cal_end).days == delay + 1
 
     # The service's path: the published snapshot's fingerprint must match the model's.
     snapshot = load_snapshot(settings.serving, "payment_fraud_v1")
@@ -111,3 +121,76 @@ def test_the_gate_rebuilds_an_older_feature_set_from_the_warehouse(settings: Set
     assert "customer_mcc_diversity_90d" in v1_columns and "customer_mcc_diversity_90d" not in v2
     np.testing.assert_array_equal(got[v1_columns].to_numpy(), expected[v1_columns].to_numpy())
     assert got["label"].equals(expected["label"])
+
+
+@pytest.fixture(scope="module")
+def busy_weeks_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Sixty busy days (about 900 card and payment events a day, ~1% fraud reported 3-40
+    days later), the fraud feature history over them, and a home of its own (own MLflow)."""
+    from features import build_features_history
+    from tests.support.synthetic import synthetic_warehouse
+    from yidai.core.warehouse import connect
+
+    home = tmp_path_factory.mktemp("fraud_protocol")
+    start = AS_OF - dt.timedelta(days=59)
+    con = connect(home / "warehouse" / "yidai.duckdb")
+    try:
+        synthetic_warehouse(
+            con, n_pos=40_000, n_payments=14_000, n_orders=300, start=start, days=60, seed=11
+        )
+        build_features_history(con, start, AS_OF, ["payment_fraud_v1"])
+    finally:
+        con.close()
+    return home
+
+
+def test_a_one_week_fraud_protocol_from_the_cli(
+    busy_weeks_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``yidai train --label-delay-days 7 --train-days 7 --test-days 7``: a training week
+    (its last 2 days stop the boosting and fit the calibrator), a 7-day gap, a test week; the
+    negatives are sampled outside those windows only; the champion is the refit."""
+    from typer.testing import CliRunner
+
+    from features import fraud_spine
+    from yidai.cli import app
+    from yidai.core.settings import reset_settings_cache
+    from yidai.core.warehouse import connect
+
+    store = busy_weeks_home / "mlflow" / "mlflow.db"
+    settings = Settings(home=busy_weeks_home, mlflow_tracking_uri=f"sqlite:///{store}")
+    monkeypatch.setenv("YIDAI_HOME", str(settings.home))
+    monkeypatch.setenv("YIDAI_MLFLOW_TRACKING_URI", settings.tracking_uri)
+    reset_settings_cache()
+    args = ["train", "--model", "payment_fraud", "--as-of", AS_OF.isoformat()]
+    args += ["--label-delay-days", "7", "--train-days", "7", "--test-days", "7"]
+    result = CliRunner().invoke(app, args)
+    reset_settings_cache()
+    assert result.exit_code == 0, result.output
+
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    version = client.get_model_version_by_alias("payment_fraud", "champion")
+    params = client.get_run(version.run_id).data.params
+    span = {
+        k: [dt.date.fromisoformat(d) for d in params[f"window_{k}"].split("..")]
+        for k in ("train", "calibration", "test", "refit_train", "refit_calibration")
+    }
+    assert (span["train"][1] - span["train"][0]).days + 1 == 5
+    assert (span["calibration"][1] - span["calibration"][0]).days + 1 == 2
+    assert (span["test"][0] - span["calibration"][1]).days == 7 + 1
+    assert (span["test"][1] - span["test"][0]).days + 1 == 7
+    # Labels known at the end of AS_OF count for events up to 7 days before it.
+    assert span["test"][1] == AS_OF - dt.timedelta(days=7)
+    # The refit: the same window lengths, moved to the last labelled day.
+    assert span["refit_calibration"][1] == span["test"][1]
+    assert (span["refit_train"][1] - span["refit_train"][0]).days + 1 == 5
+    assert params["refit_fitted_through"] == span["test"][1].isoformat()
+    # The test window is complete: every labelled event of it, none sampled away.
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        spine = fraud_spine(con, AS_OF, 7, start=span["test"][0])
+    finally:
+        con.close()
+    run = client.get_run(version.run_id)
+    assert run.data.metrics["oot_rows"] == len(spine)
+    assert np.isfinite(run.data.metrics["oot_card_precision_top_k"])

@@ -125,8 +125,18 @@ class Settings(BaseSettings):
         description="Credit label: 90+ days past due within this many months of booking; "
         "only loans booked at least this long before the as-of date are matured.",
     )
-    fraud_label_delay_days: int = Field(
-        30, description="Fraud reports are taken as complete this many days after a payment."
+    fraud_label_delay_days: int | None = Field(
+        None,
+        ge=0,
+        description="Fraud reports are taken as complete this many days after a payment; "
+        "unset: measured on the data, as the delay by which YIDAI_FRAUD_LABEL_DELAY_SHARE of "
+        "the reports have arrived.",
+    )
+    fraud_label_delay_share: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="Share of fraud reports that must have arrived for the measured label delay.",
     )
     ingest_max_lateness_days: int = Field(
         365,

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_SETS, build_training_set, credit_spine, fraud_spine
-from models.metrics import psi
+from models.metrics import PSI_ALERT_THRESHOLD, psi
 from models.registry import load_model
 from yidai.audit import AuditReader
 from yidai.core import catalogue
@@ -41,7 +41,7 @@ from yidai.jobs.analytics.tiers import CREDIT_TIERS, amount_tier, payment_tiers
 log = logging.getLogger(__name__)
 
 AREA = "monitoring"
-DEFAULT_PSI_THRESHOLD = 0.25
+DEFAULT_PSI_THRESHOLD = PSI_ALERT_THRESHOLD
 #: PSI bins hold at least this many rows of the smaller sample on average (at most 10 bins):
 #: with few rows, empty bins alone push PSI far above any threshold.
 MIN_ROWS_PER_BIN = 20

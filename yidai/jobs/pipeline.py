@@ -18,6 +18,7 @@ from typing import Any
 from features import publish_snapshot
 from features.engine import build_features, build_features_history
 from features.inputs import require_ingested_day, require_warehouse_day
+from models.challengers import credit_models, train_scorecard_challenger
 from models.training import train_model
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
@@ -257,10 +258,20 @@ def run_limits_refresh(day: date, *, force_reason: str | None = None) -> dict[st
 
 # ------------------------------------------------------------------- train_weekly
 def run_training(model_name: str, day: date) -> dict[str, Any]:
-    """Train, evaluate, register and gate ``model_name`` on the data known at ``day``."""
+    """Train, evaluate, register and gate ``model_name`` on the data known at ``day``; a
+    credit model also gets its scorecard challenger (whose failure is reported, not fatal:
+    the champion's training stands on its own)."""
 
     result = train_model(model_name, as_of=day)
-    return {"day": day.isoformat(), **summarise(result)}
+    summary = {"day": day.isoformat(), **summarise(result)}
+    if model_name in credit_models():
+        try:
+            card = train_scorecard_challenger(model_name, as_of=day)
+            summary["scorecard"] = {"version": card.version, "oot_auc": card.metrics["oot_auc"]}
+        except YidaiError as exc:
+            log.warning("the scorecard challenger of %s was not trained: %s", model_name, exc)
+            summary["scorecard"] = {"error": str(exc)}
+    return summary
 
 
 def promotion_report(trained: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:

@@ -15,7 +15,10 @@ models_app = typer.Typer(
 @models_app.command("list")
 def list_models(
     model: list[str] = typer.Option(
-        [], "--model", "-m", help="Only this model (repeatable); default: all four."
+        [],
+        "--model",
+        "-m",
+        help="Only this model (repeatable), with its scorecard challenger; default: all.",
     ),
     latest: int = typer.Option(3, "--latest", help="Versions per model, newest first."),
 ) -> None:
@@ -25,10 +28,14 @@ def list_models(
     from rich.table import Table
 
     # deferred: loaded when the command runs, so `yidai --help` starts fast
+    from models.challengers import credit_models, scorecard_name
     from models.registry import list_versions
     from models.training import get_spec
 
-    names = [get_spec(n).name for n in model] or list(MODEL_NAMES)
+    chosen = [get_spec(n).name for n in model] or list(MODEL_NAMES)
+    names = [
+        name for n in chosen for name in (n, *([scorecard_name(n)] if n in credit_models() else []))
+    ]
     rows = list_versions(names, latest=latest)
     if not rows:
         typer.echo(f"no registered versions of {', '.join(names)} (train them: yidai train --all)")
@@ -36,7 +43,8 @@ def list_models(
     table = Table("model", "version", "alias", "registered (UTC)", "OOT rows (event rate)",
                   "OOT metric", "oracle gap", "gate reason", title="Registered models")  # fmt: skip
     for row in rows:
-        m, primary = row.metrics, get_spec(row.name).primary_metric
+        base = row.name.removesuffix("_scorecard")
+        m, primary = row.metrics, get_spec(base).primary_metric
         value, gap = m.get(primary), m.get("oracle_gap")
         table.add_row(
             row.name,

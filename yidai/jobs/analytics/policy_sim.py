@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.metrics import auc
 from yidai.core.errors import YidaiError
 from yidai.decisioning import CreditPolicy, decide_credit_batch
 from yidai.decisioning.policy import CashFlowLimit, SpendMultipleLimit, TurnoverShareLimit
@@ -152,4 +153,52 @@ def declined_truth(
                 "true_bad_rate": float(np.nanmean(truth[mask])) if count else float("nan"),
             }
         )
+    return pd.DataFrame(rows)
+
+
+#: The models whose PDs a scored-applications table may carry: column prefix -> label.
+COMPARED_MODELS = {"": "champion", "challenger_": "challenger", "scorecard_": "scorecard"}
+
+
+def compare_models(scored: pd.DataFrame, approval_rate: float) -> pd.DataFrame:
+    """Champion, challenger and scorecard on the same applicants, with true outcomes.
+
+    Each model approves the ``approval_rate`` share of applicants with its lowest PDs.  Per
+    model: its version, AUC of its PD against the simulator's true default of every
+    applicant (``true_auc``) and against the matured labels of booked loans (``label_auc``),
+    and among the applicants it approves the true bad rate and the mean predicted PD
+    (``expected_bad_rate``; equal to the true bad rate when the model is calibrated).
+    """
+    if not 0 < approval_rate <= 1:
+        raise YidaiError(f"approval rate must be in (0, 1], got {approval_rate}")
+    rows = []
+    for prefix, label in COMPARED_MODELS.items():
+        column = f"{prefix}pd"
+        if column not in scored:
+            continue
+        pd_ = scored[column].to_numpy(np.float64)
+        approved = np.zeros(len(scored), dtype=bool)
+        n_approved = round(approval_rate * len(scored))
+        approved[np.argsort(pd_, kind="mergesort")[:n_approved]] = True
+        row: dict[str, Any] = {
+            "model": label,
+            "version": str(scored[f"{prefix}version" if prefix else "model_version"].iloc[0]),
+            "expected_bad_rate": float(pd_[approved].mean()) if approved.any() else float("nan"),
+            "true_bad_rate": float("nan"),
+            "true_auc": float("nan"),
+            "label_auc": float("nan"),
+        }
+        if "true_defaulted" in scored:
+            truth = scored["true_defaulted"].to_numpy(np.float64)
+            known = ~np.isnan(truth)
+            row["true_bad_rate"] = (
+                float(np.nanmean(truth[approved])) if approved.any() else row["true_bad_rate"]
+            )
+            if 0 < truth[known].sum() < known.sum():
+                row["true_auc"] = auc(truth[known], pd_[known])
+        labels = scored["label"].to_numpy(np.float64) if "label" in scored else np.array([])
+        matured = ~np.isnan(labels) if labels.size else np.zeros(len(scored), dtype=bool)
+        if matured.any() and 0 < labels[matured].sum() < matured.sum():
+            row["label_auc"] = auc(labels[matured], pd_[matured])
+        rows.append(row)
     return pd.DataFrame(rows)

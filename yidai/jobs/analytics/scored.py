@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from features import build_training_set, credit_spine
+from models.challengers import load_scorecard
 from models.registry import load_model
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
@@ -52,13 +53,15 @@ def score_applications(
     challenger: Any | None = None,
     extra_features: Sequence[str] = (),
     truth: pd.DataFrame | None = None,
+    scorecard: Any | None = None,
 ) -> pd.DataFrame:
     """Every application of ``product`` up to ``as_of``, scored by the given models.
 
     ``champion`` / ``challenger`` are loaded models (``feature_set``, ``feature_names``,
     ``predict_pd``, ``score_points``, ``grade``, ``version``); ``extra_features`` are other
     feature columns to keep (those the policy reads); ``truth`` has ``application_id,
-    true_pd, defaulted`` from the simulator.
+    true_pd, defaulted`` from the simulator; ``scorecard`` (the WoE scorecard challenger)
+    adds ``scorecard_pd``, ``scorecard_score``, ``scorecard_grade``, ``scorecard_version``.
     """
 
     spine = credit_spine(con, product, as_of, include_declined=True)
@@ -75,19 +78,22 @@ def score_applications(
         grade=grade,
         model_version=f"{champion.name} v{champion.version}",
     )
-    if challenger is not None:
+    for prefix, model in (("challenger", challenger), ("scorecard", scorecard)):
+        if model is None:
+            continue
         other = (
             frame
-            if challenger.feature_set == champion.feature_set
-            else build_training_set(con, spine, challenger.feature_set)
+            if model.feature_set == champion.feature_set
+            else build_training_set(con, spine, model.feature_set)
         )
-        c_pd, c_score, c_grade = _scores(challenger, other)
-        out = out.assign(
-            challenger_pd=c_pd,
-            challenger_score=c_score,
-            challenger_grade=c_grade,
-            challenger_version=f"{challenger.name} v{challenger.version}",
-        )
+        m_pd, m_score, m_grade = _scores(model, other)
+        columns: dict[str, Any] = {
+            f"{prefix}_pd": m_pd,
+            f"{prefix}_score": m_score,
+            f"{prefix}_grade": m_grade,
+            f"{prefix}_version": f"{model.name} v{model.version}",
+        }
+        out = out.assign(**columns)
     out = pd.concat([out, frame[keep]], axis=1)
     if truth is not None:
         t = truth[["application_id", "true_pd", "defaulted"]].rename(
@@ -96,6 +102,14 @@ def score_applications(
         out = out.merge(t, on="application_id", how="left", validate="one_to_one")
         out["true_defaulted"] = out["true_defaulted"].astype("float64")
     return out
+
+
+def _load_scorecard(model: str) -> Any | None:
+    try:
+        return load_scorecard(model)
+    except YidaiError as exc:
+        log.info("no scorecard challenger of %s: %s", model, exc)
+        return None
 
 
 def _load(name: str, alias: str) -> Any | None:
@@ -136,8 +150,9 @@ def publish_scored_applications(
                 continue
             challenger = _load(policy.model, "challenger")
             tables[product] = score_applications(
-                con, product, as_of, champion, challenger, policy.feature_names, truth
-            )
+                con, product, as_of, champion, challenger, policy.feature_names, truth,
+                scorecard=_load_scorecard(policy.model),
+            )  # fmt: skip
             versions[product] = f"{champion.name} v{champion.version}"
             features[product] = list(champion.feature_names)
     finally:
