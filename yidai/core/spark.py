@@ -60,8 +60,11 @@ def get_spark() -> Any:
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             )
-        builder = builder.config("spark.sql.session.timeZone", "UTC").config(
-            "spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions)
+        builder = (
+            builder.config("spark.sql.session.timeZone", "UTC")
+            .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))
+            # decimal products keep their scale as in DuckDB (sums of squares stay exact)
+            .config("spark.sql.decimalOperations.allowPrecisionLoss", "false")
         )
         session = builder.getOrCreate()
         if not settings.spark_remote:
@@ -132,6 +135,7 @@ def to_spark_sql(duckdb_sql: str, schema: Any = None) -> str:
             start, end = series.args["start"], series.args["end"]
             series.replace(exp.Anonymous(this="range", expressions=[start.copy(), end.copy()]))
     _duckdb_decimal_casts(tree)
+    _duckdb_functions(tree)
     for div in list(tree.find_all(exp.Div)):
         # DuckDB divides in DOUBLE (also decimals); Spark keeps a decimal of limited scale
         for side in ("this", "expression"):
@@ -162,6 +166,34 @@ def _duckdb_decimal_casts(tree: Any) -> None:
         )
         template.find(exp.Column).replace(cast.this.copy())  # type: ignore[union-attr]
         cast.replace(template)
+
+
+_FUNCTION_TEMPLATES = {
+    # DuckDB function -> Spark expression over __a, __b (the call's arguments)
+    "REGEXP_FULL_MATCH": "__a RLIKE concat('^(?:', __b, ')$')",
+    "ISFINITE": "NOT (isnan(__a) OR abs(__a) = CAST('Infinity' AS DOUBLE))",
+}
+
+
+def _duckdb_functions(tree: Any) -> None:
+    """DuckDB functions without a Spark namesake, rewritten from :data:`_FUNCTION_TEMPLATES`."""
+    # heavy: sqlglot
+    import sqlglot
+    from sqlglot import exp
+
+    for call in list(tree.find_all(exp.Func)):
+        anonymous = isinstance(call, exp.Anonymous)
+        name = str(call.this) if anonymous else call.sql_name()
+        template = _FUNCTION_TEMPLATES.get(name.upper())
+        if template is None:
+            continue
+        given = call.expressions if anonymous else [call.this, call.args.get("expression")]
+        args = dict(zip(("__a", "__b"), [a for a in given if a is not None], strict=False))
+        new = sqlglot.parse_one(template, read="spark")
+        for column in list(new.find_all(exp.Column)):
+            if column.name in args:
+                column.replace(exp.Paren(this=args[column.name].copy()))
+        call.replace(exp.Paren(this=new))
 
 
 class SparkSql:
