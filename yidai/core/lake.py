@@ -29,7 +29,8 @@ from typing import Any
 
 import duckdb
 
-from yidai.core.contracts import CONTRACTS
+from yidai.core.contracts import CONTRACTS, get_contract
+from yidai.core.spark import SparkSql
 
 MANIFEST = "_manifest"
 QUARANTINE = "_quarantine"
@@ -117,6 +118,11 @@ def clean_uncommitted(lake: Path) -> list[Path]:
     return removed
 
 
+def q(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _sql_list(paths: Iterable[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
@@ -158,4 +164,61 @@ def attach_duckdb(con: duckdb.DuckDBPyConnection, lake: Path) -> dict[str, int]:
             "CAST(NULL AS VARCHAR) AS _batch_id, CAST(NULL AS TIMESTAMP) AS _ingested_at "
             "WHERE false"
         )
+    return counts
+
+
+def attach_spark(spark: Any, lake: Path, names: Iterable[str]) -> None:
+    """Spark temporary views named like the contract tables over the lake's committed files
+    (an empty typed view for a table without data yet)."""
+    runs = committed_runs(lake)
+    for name in names:
+        contract = get_contract(name)
+        files = committed_files(lake, name, runs)
+        if files:
+            frame = (
+                spark.read.option("basePath", str(lake / name))
+                .parquet(*[str(p) for p in files])
+                .drop(PARTITION)
+            )
+        else:
+            cols = ", ".join(f"CAST(NULL AS {c.dtype}) AS {q(c.name)}" for c in contract.columns)
+            frame = SparkSql(spark).sql(
+                f"SELECT {cols}, CAST(NULL AS VARCHAR) AS _batch_id, "
+                "CAST(NULL AS TIMESTAMP) AS _ingested_at WHERE false"
+            )
+        frame.createOrReplaceTempView(name)
+
+
+def export_warehouse(warehouse: Path, lake: Path) -> dict[str, int]:
+    """Write a DuckDB warehouse's contract tables into a lake in this layout (one committed
+    run ``export-<n>``): how a bank moves from the DuckDB engine to Spark.  Rows per table."""
+    run_id = "export-warehouse"
+    con = duckdb.connect(str(warehouse), read_only=True)
+    counts: dict[str, int] = {}
+    records = []
+    try:
+        for name, contract in CONTRACTS.items():
+            staged = lake / STAGING / run_id / name
+            event = contract.event_time
+            day = f"CAST({q(event)} AS DATE)" if event else "CAST(NULL AS DATE)"
+            row = con.execute(f"SELECT count(*) FROM {q(name)}").fetchone()
+            counts[name] = int(row[0]) if row else 0
+            if counts[name]:
+                staged.parent.mkdir(parents=True, exist_ok=True)
+                con.execute(
+                    f"COPY (SELECT *, {day} AS {PARTITION} FROM {q(name)}) TO "
+                    f"'{staged}' (FORMAT parquet, PARTITION_BY ({PARTITION}))"
+                )
+                for n, path in enumerate(sorted(staged.rglob("*.parquet"))):
+                    folder = lake / name / path.parent.relative_to(staged)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    path.rename(folder / f"{run_id}-{n}.parquet")
+            record = dict.fromkeys(MANIFEST_COLUMNS)
+            record |= {"path": f"warehouse:{name}", "source": name, "status": "loaded"}
+            record |= {"rows_loaded": counts[name], "run_id": run_id}
+            records.append(record)
+    finally:
+        con.close()
+    write_json_atomic(lake / MANIFEST / f"{run_id}.json", records)
+    shutil.rmtree(lake / STAGING, ignore_errors=True)
     return counts

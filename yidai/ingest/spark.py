@@ -177,28 +177,6 @@ def _fail(
     report.files.append(FileResult(file.rel_path, file.source, file.day, "failed", error=error))
 
 
-def register_lake_views(spark: Any, lake: Path, names: Iterable[str]) -> None:
-    """Spark temporary views named like the contract tables over the lake's committed files
-    (an empty typed view for a table without data yet)."""
-    runs = lake_layout.committed_runs(lake)
-    for name in names:
-        contract = get_contract(name)
-        files = lake_layout.committed_files(lake, name, runs)
-        if files:
-            frame = (
-                spark.read.option("basePath", str(lake / name))
-                .parquet(*[str(p) for p in files])
-                .drop(lake_layout.PARTITION)
-            )
-        else:
-            cols = ", ".join(f"CAST(NULL AS {c.dtype}) AS {q(c.name)}" for c in contract.columns)
-            frame = SparkSql(spark).sql(
-                f"SELECT {cols}, CAST(NULL AS VARCHAR) AS _batch_id, "
-                "CAST(NULL AS TIMESTAMP) AS _ingested_at WHERE false"
-            )
-        frame.createOrReplaceTempView(name)
-
-
 def _read_files(spark: Any, run: Sequence[InspectedFile]) -> Any:
     """The run's rows as delivered, with ``_f`` (index in ``run``), 1-based ``_row`` (file
     order) and ``_day`` (delivery day)."""
@@ -310,7 +288,7 @@ def _write_run(
 
     runner = SparkSql(spark, cache=False)
     refs = {c.references.split(".")[0] for c in contract.columns if c.references}
-    register_lake_views(spark, lake, {contract.name, *refs})
+    lake_layout.attach_spark(spark, lake, {contract.name, *refs})
     types = run[0].column_types
     _read_files(spark, run).createOrReplaceTempView("__delivered")
     runner.sql(
