@@ -10,6 +10,7 @@ imported by light code (the CLI, DAG parsing) that must not start a JVM.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -234,10 +235,8 @@ class SparkSql:
     def drop_views(self) -> None:
         """Uncache and drop the temporary views this runner created."""
         for name in self.views:
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 self.spark.catalog.uncacheTable(name)
-            except Exception:  # already gone
-                pass
             self.spark.catalog.dropTempView(name)
         self.views.clear()
 

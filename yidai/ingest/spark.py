@@ -31,7 +31,6 @@ from yidai.ingest.discovery import LandingFile, discover
 from yidai.ingest.inspect import FileProblem, InspectedFile, inspect_file, prepare_file
 from yidai.ingest.report import FileResult, IngestReport
 from yidai.ingest.validation import (
-    q,
     reason_duplicate,
     scan_select_sql,
     typed_columns_sql,
