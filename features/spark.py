@@ -55,6 +55,25 @@ def profiles_spark(spark: Any, fs: FeatureSet, entity: str, as_of: dt.date) -> A
     return runner.sql(sql)
 
 
+def profiles_for_keys_spark(
+    spark: Any, fs: FeatureSet, entity: str, keys: str, first_day: dt.date, last_day: dt.date
+) -> Any:
+    """Point-in-time profiles of the (entity_id, as_of) rows of the view ``keys`` (a training
+    set's spine) on Spark: the declared queries' sliding windows over many days (DuckDB runs
+    the daily layer, proven equal to them), transpiled."""
+    runner = SparkSql(spark, cache=True)
+    sql = compute_profiles_sql(
+        runner,  # type: ignore[arg-type]
+        fs,
+        entity,
+        keys,
+        first_day,
+        last_day,
+        declared=True,
+    )
+    return runner.sql(sql)
+
+
 def build_features_spark(
     as_of: dt.date,
     feature_sets: Sequence[str] | None = None,

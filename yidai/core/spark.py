@@ -137,6 +137,14 @@ def to_spark_sql(duckdb_sql: str, schema: Any = None) -> str:
             series.replace(exp.Anonymous(this="range", expressions=[start.copy(), end.copy()]))
     _duckdb_decimal_casts(tree)
     _duckdb_functions(tree)
+    _union_by_name(tree, schema)
+    for window in list(tree.find_all(exp.Window)):
+        count = window.this
+        if isinstance(count, exp.Count) and isinstance(count.this, exp.Distinct):
+            # no DISTINCT window aggregate on Spark: the size of the window's set of values
+            (value,) = count.this.expressions
+            window.set("this", exp.Anonymous(this="collect_set", expressions=[value.copy()]))
+            window.replace(exp.Anonymous(this="size", expressions=[window.copy()]))
     for div in list(tree.find_all(exp.Div)):
         # DuckDB divides in DOUBLE (also decimals); Spark keeps a decimal of limited scale
         for side in ("this", "expression"):
@@ -167,6 +175,51 @@ def _duckdb_decimal_casts(tree: Any) -> None:
         )
         template.find(exp.Column).replace(cast.this.copy())  # type: ignore[union-attr]
         cast.replace(template)
+
+
+def _select_names(side: Any, schema: Any) -> list[str]:
+    """The output column names of one SELECT, a star expanded from its one FROM (a subquery's
+    columns, or a table's from ``schema``)."""
+    # heavy: sqlglot
+    from sqlglot import exp
+
+    out: list[str] = []
+    for e in side.expressions:
+        if isinstance(e, exp.Star) or (isinstance(e, exp.Column) and isinstance(e.this, exp.Star)):
+            clause = side.args.get("from_") or side.args.get("from")
+            source = clause.this if clause is not None else None
+            if isinstance(source, exp.Subquery):
+                out.extend(_select_names(source.this, schema))
+            elif isinstance(source, exp.Table) and schema is not None and schema(source.name):
+                out.extend(schema(source.name))
+            else:
+                raise YidaiError("UNION BY NAME over a star of unknown columns")
+        else:
+            out.append(e.alias_or_name)
+    return out
+
+
+def _union_by_name(tree: Any, schema: Any = None) -> None:
+    """``a UNION ALL BY NAME b`` as a positional union: each side re-projected onto every
+    column of both (NULL where a side lacks one), in the order DuckDB gives them."""
+    # heavy: sqlglot
+    from sqlglot import exp
+
+    unions = [u for u in tree.find_all(exp.Union) if u.args.get("by_name")]
+    for union in reversed(unions):  # innermost first
+        left, right = union.this, union.expression
+        if not isinstance(left, exp.Select) or not isinstance(right, exp.Select):
+            raise YidaiError("UNION BY NAME of more than two SELECTs is not supported on Spark")
+        sides = {id(left): _select_names(left, schema), id(right): _select_names(right, schema)}
+        names = list(dict.fromkeys([*sides[id(left)], *sides[id(right)]]))
+        for side in (left, right):
+            have = set(sides[id(side)])
+            cols = [
+                exp.column(n, quoted=True) if n in have else exp.alias_(exp.null(), n, quoted=True)
+                for n in names
+            ]
+            side.replace(exp.select(*cols).from_(exp.Subquery(this=side.copy(), alias="_bn")))
+        union.set("by_name", None)
 
 
 _FUNCTION_TEMPLATES = {
@@ -227,7 +280,7 @@ class SparkSql:
 
     def _schema(self, table: str) -> dict[str, str] | None:
         """The columns of a table or view the session knows (None if unknown)."""
-        if not self.spark.catalog.tableExists(table):
+        if not table or not self.spark.catalog.tableExists(table):
             return None
         fields = self.spark.table(table).schema.fields
         return {f.name: f.dataType.simpleString() for f in fields}
