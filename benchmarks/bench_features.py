@@ -11,7 +11,11 @@ memory is its own):
   obvious way in pandas, against DuckDB computing the same columns (outputs asserted equal);
 * ``lookup``: FeatureSnapshot.get latency.
 
-Usage: ``uv run python benchmarks/bench_features.py --size 1m [--steps daily,history,pandas]``;
+* ``spark_daily`` (``--engine spark``): the same daily build on Spark ``local[2]`` over the
+  data exported into the lake layout (wall, driver + JVM CPU, JVM peak RSS).
+
+Usage: ``uv run python benchmarks/bench_features.py --size 1m [--steps daily,history,pandas]``
+or ``--engine duckdb,spark``;
 ``--scaling`` runs the daily build at 1M, 3M and 10M.
 """
 
@@ -29,6 +33,7 @@ import time
 from pathlib import Path
 
 SIZES = {"100k": 100_000, "1m": 1_000_000, "3m": 3_000_000, "10m": 10_000_000}
+SIZES["50m"] = 50_000_000
 START = dt.date(2025, 10, 1)
 AS_OF = dt.date(2026, 9, 29)
 POS_COLUMNS = {
@@ -85,6 +90,53 @@ def step_daily(path: Path) -> dict[str, object]:
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     con.close()
     return {"seconds": seconds, "cpu_s": round(cpu, 1), "rows": rows}
+
+
+def step_spark_daily(path: Path) -> dict[str, object]:
+    """The active sets' daily build on Spark (local[2]) over the warehouse exported into the
+    lake layout; wall, driver CPU, JVM CPU and peak RSS (the executors run in the JVM)."""
+    import threading
+
+    import psutil
+
+    from features.engine import resolve_feature_sets
+    from features.spark import profiles_spark
+    from yidai.core import lake as lake_layout
+    from yidai.core.contracts import CONTRACTS
+    from yidai.core.spark import get_spark, stop_spark
+
+    lake = path.with_suffix(".lake")
+    if not lake_layout.committed_runs(lake):
+        lake_layout.export_warehouse(path, lake)
+    spark = get_spark()
+    jvm = [p for p in psutil.Process().children(recursive=True) if "java" in p.name()]
+    peak = {"jvm_mb": 0.0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            rss = sum(p.memory_info().rss for p in jvm if p.is_running())
+            peak["jvm_mb"] = max(peak["jvm_mb"], rss / 1024**2)
+
+    threading.Thread(target=sample, daemon=True).start()
+    cpu_jvm0 = sum(sum(p.cpu_times()[:2]) for p in jvm)
+    t0, c0 = time.perf_counter(), time.process_time()
+    lake_layout.attach_spark(spark, lake, CONTRACTS)
+    rows = {}
+    for fs in resolve_feature_sets(None):
+        for entity in fs.profile_entities:
+            rows[f"{fs.name}/{entity}"] = profiles_spark(spark, fs, entity, AS_OF).count()
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    cpu_jvm = sum(sum(p.cpu_times()[:2]) for p in jvm) - cpu_jvm0
+    done.set()
+    stop_spark()
+    return {
+        "seconds": round(seconds, 1),
+        "cpu_s": round(cpu + cpu_jvm, 1),
+        "cpu_s_jvm": round(cpu_jvm, 1),
+        "peak_jvm_mb": round(peak["jvm_mb"], 1),
+        "rows": rows,
+    }
 
 
 def step_history(path: Path) -> dict[str, object]:
@@ -275,6 +327,7 @@ STEPS = {
     "duck_pos": step_duck_pos,
     "equal": step_equal,
     "lookup": step_lookup,
+    "spark_daily": step_spark_daily,
 }
 
 
@@ -301,6 +354,11 @@ def main() -> None:
         help=f"Comma-separated steps among {', '.join(STEPS)}.",
     )
     parser.add_argument("--scaling", action="store_true", help="Daily build at 1M, 3M and 10M.")
+    parser.add_argument(
+        "--engine",
+        default=None,
+        help="duckdb|spark|duckdb,spark: the daily build on these engines (overrides --steps).",
+    )
     parser.add_argument("--workdir", type=Path, default=None, help="Where the DuckDB file goes.")
     parser.add_argument("--run-step", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, default=None, help=argparse.SUPPRESS)
@@ -317,6 +375,9 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     sizes = ["1m", "3m", "10m"] if args.scaling else [args.size]
     steps = ["daily"] if args.scaling else args.steps.split(",")
+    if args.engine:
+        by_engine = {"duckdb": "daily", "spark": "spark_daily"}
+        steps = [by_engine[e.strip()] for e in args.engine.split(",")]
     for size in sizes:
         path = workdir / f"bench_{size}.duckdb"
         if not path.exists():

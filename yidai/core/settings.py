@@ -160,6 +160,34 @@ class Settings(BaseSettings):
         "(see yidai.jobs.limits.breaker).",
     )
 
+    # --- Batch engine (issue 19): DuckDB embedded (default) or Apache Spark over the lake ---
+    engine: str = Field(
+        "duckdb",
+        pattern="^(duckdb|spark)$",
+        description="Batch engine of ingestion, feature builds, training sets and the limit "
+        "refresh: duckdb (one embedded warehouse file) or spark (Parquet lake, any cluster).",
+    )
+    lake_dir: str | None = Field(
+        None,
+        description="Spark engine: root of the Parquet lake (<source>/event_date=YYYY-MM-DD/); "
+        "a local path (default <home>/lake).",
+    )
+    spark_master: str = Field(
+        "local[2]",
+        description="Spark engine: master URL of the classic session (local[N], spark://host:7077, "
+        "yarn, k8s://...); ignored when spark_remote is set.",
+    )
+    spark_remote: str | None = Field(
+        None, description="Spark engine: a Spark Connect URL (sc://host:15002) to run on."
+    )
+    spark_driver_memory: str = Field(
+        "2g", description="Spark engine: driver memory of a local/classic session."
+    )
+    spark_shuffle_partitions: int = Field(
+        8, ge=1, description="Spark engine: spark.sql.shuffle.partitions."
+    )
+    # --- end batch engine ---
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -197,6 +225,8 @@ class Settings(BaseSettings):
             self.policy_dir = Path(__file__).resolve().parents[1] / "policies"
         if self.api_keys_file is None:
             self.api_keys_file = home / "service" / "api_keys.json"
+        if self.lake_dir is None:
+            self.lake_dir = str(home / "lake")
         if self.audit_hash_key_file is None:
             self.audit_hash_key_file = home / "service" / "audit_hash.key"
 
@@ -230,6 +260,11 @@ class Settings(BaseSettings):
     def audit_url(self) -> str:
         assert self.audit_db_url is not None
         return self.audit_db_url
+
+    @property
+    def lake(self) -> Path:
+        assert self.lake_dir is not None
+        return Path(self.lake_dir)
 
     @property
     def policies(self) -> Path:

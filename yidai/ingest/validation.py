@@ -177,8 +177,24 @@ def scan_sql(contract: Contract, files: Sequence[InspectedFile], max_lateness_da
     (NULL for a row passing every row check), ``record_json`` (bad rows only) and ``_late``
     (event day before the delivery day).  Reasons are only built for bad rows.
     """
-    types = files[0].column_types
-    conditions = checks(contract, types, max_lateness_days)
+    select = scan_select_sql(
+        contract, files[0].column_types, max_lateness_days, typed_sql(contract, files)
+    )
+    return f"CREATE OR REPLACE TEMP TABLE _scan AS {select}"
+
+
+def scan_select_sql(
+    contract: Contract,
+    column_types: dict[str, str],
+    max_lateness_days: int,
+    typed: str,
+    *,
+    with_columns: Sequence[str] = (),
+) -> str:
+    """The SELECT of :func:`scan_sql` over ``typed`` (a subquery or table of the typed rows,
+    aliased ``t``); ``with_columns``: columns of ``t`` to add (the Spark engine writes the good
+    rows from it).  One statement for both engines: Spark runs it transpiled."""
+    conditions = checks(contract, column_types, max_lateness_days)
     joins = [
         _reference_join(col, f"ref{i}")
         for i, col in enumerate(c for c in contract.columns if c.references)
@@ -191,14 +207,26 @@ def scan_sql(contract: Contract, files: Sequence[InspectedFile], max_lateness_da
         if contract.event_time and contract.kind == "event"
         else "false"
     )
+    columns = "".join(f", t.{q(c)}" for c in with_columns)
     return (
-        "CREATE OR REPLACE TEMP TABLE _scan AS "
         f"SELECT t._f, t._row, {key_hash} AS _h, "
         f"CASE WHEN {any_bad} THEN concat_ws('; ', {reason}) END AS _reason, "
-        f"CASE WHEN {any_bad} THEN {record_json_sql(contract, types)} END AS record_json, "
-        f"{late} AS _late "
-        f"FROM {typed_sql(contract, files)} t {' '.join(joins)}"
+        f"CASE WHEN {any_bad} THEN {record_json_sql(contract, column_types)} END AS record_json, "
+        f"{late} AS _late{columns} "
+        f"FROM {typed} t {' '.join(joins)}"
     )
+
+
+def typed_columns_sql(contract: Contract, column_types: dict[str, str]) -> str:
+    """The typed contract columns and the ``<col>__raw`` columns of :func:`typed_sql`, over
+    rows read as delivered (``_f``, ``_row``, ``_day`` kept)."""
+    cols = [f"{_typed(c, column_types[c.name])} AS {q(c.name)}" for c in contract.columns]
+    cols += [
+        f"{q(c.name)} AS {_raw(c)}"
+        for c in contract.columns
+        if _needs_cast(c, column_types[c.name])
+    ]
+    return f"_f, _row, _day, {', '.join(cols)}"
 
 
 def seen_sql(contract: Contract) -> str:

@@ -23,6 +23,7 @@ from models.training import train_model
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
+from yidai.core.spark import engine_name
 from yidai.core.warehouse import connect_existing
 from yidai.ingest import ingest_landing
 from yidai.jobs.analytics.dashboard_tables import read_meta
@@ -171,7 +172,13 @@ def run_ingest(day: date, *, history: bool = False) -> dict[str, Any]:
     days = [d for d in landing_days() if d <= day] if history else [day]
     if not days:
         raise YidaiError(f"no landing day on or before {day}")
-    report = ingest_landing(settings.landing, settings.warehouse, days=days)
+    if engine_name() == "spark":  # the lake, checked by Spark (yidai.ingest.spark)
+        # heavy: pyspark starts only on the Spark engine
+        from yidai.ingest.spark import ingest_landing_spark
+
+        report = ingest_landing_spark(settings.landing, settings.lake, days=days)
+    else:
+        report = ingest_landing(settings.landing, settings.warehouse, days=days)
     summary = {
         "day": day.isoformat(),
         "days": len(days),
@@ -209,6 +216,11 @@ def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
     sets compute their features as of each decision from the raw tables).
     """
 
+    if engine_name() == "spark":  # daily profiles into the lake (features.spark)
+        # heavy: pyspark starts only on the Spark engine
+        from features.spark import build_features_spark
+
+        return {"day": day.isoformat(), "engine": "spark", "rows": build_features_spark(day)}
     warehouse = get_settings().warehouse
     con = connect_existing(warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
     try:

@@ -160,6 +160,64 @@ def training_set(
     typer.echo(f"wrote {len(df)} rows x {len(fs.columns)} features to {out}")
 
 
+@features_app.command("parity")
+def parity_command(
+    as_of: str = typer.Option(..., "--as-of", help="Day (YYYY-MM-DD) whose profiles to compare."),
+    engine: str = typer.Option(
+        "spark", "--engine", help="The engine to compare with DuckDB (spark)."
+    ),
+    feature_set: list[str] | None = typer.Option(
+        None, "--feature-set", "-f", help="Only these feature sets (default: the active ones)."
+    ),
+    lake: Path | None = typer.Option(
+        None,
+        "--lake",
+        help="Lake root to read (default: the lake_dir setting; if it holds "
+        "no data, the DuckDB warehouse is exported to a temporary lake first).",
+    ),
+) -> None:
+    """Build the feature sets with DuckDB and with ENGINE on the same data and compare: rows
+    and the largest relative difference per feature; exits 0 only if every count matches and
+    every value is within 1e-9 relative."""
+    # deferred: loaded when the command runs, so `yidai --help` starts fast
+    from rich.console import Console
+    from rich.table import Table
+
+    # deferred: loaded when the command runs (pyspark starts only here)
+    from features.spark import PARITY_TOLERANCE, parity
+    from yidai.core.errors import YidaiError
+
+    if engine != "spark":
+        raise YidaiError(f"--engine {engine!r}: only spark can be compared with duckdb")
+    day = _parse_day(as_of, "--as-of")
+    results = parity(day, _sets(feature_set), lake=lake)
+    table = Table(title=f"feature parity duckdb vs spark as of {day}")
+    for column in ("set/entity", "rows duckdb", "rows spark", "feature", "max rel diff", "ok"):
+        table.add_column(column)
+    for r in results:
+        for i, (feature, diff) in enumerate(sorted(r.max_rel_diff.items())):
+            first = i == 0
+            table.add_row(
+                r.name if first else "",
+                str(r.rows_duckdb) if first else "",
+                str(r.rows_spark) if first else "",
+                feature,
+                f"{diff:.3g}",
+                "yes" if diff <= PARITY_TOLERANCE else "NO",
+            )
+        if r.rows_duckdb != r.rows_spark:
+            table.add_row(r.name, str(r.rows_duckdb), str(r.rows_spark), "(row count)", "", "NO")
+    Console().print(table)
+    bad = [r.name for r in results if not r.ok]
+    if bad:
+        typer.echo(f"parity FAILED for {', '.join(bad)}", err=True)
+        raise typer.Exit(1)
+    typer.echo(
+        f"parity ok: {len(results)} profile(s), counts equal, values within "
+        f"{PARITY_TOLERANCE:g} relative"
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the root app."""
     app.add_typer(features_app, name="features")

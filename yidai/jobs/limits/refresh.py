@@ -389,7 +389,7 @@ def _score_rows(
     X = _model_matrix(frame.loc[has_features], feature_set, model, policy)
     pd_all = np.full(len(frame), np.nan)
     if X.shape[0]:
-        pd_all[has_features] = _predict_parallel(model, X)
+        pd_all[has_features] = _predict(model, X)
     score = np.where(has_features, model.score_points(np.nan_to_num(pd_all, nan=0.5)), np.nan)
     grade = np.where(
         has_features,
@@ -520,6 +520,16 @@ def _log_refresh(version: str, summary: dict[str, Any]) -> None:
         summary["exposure_before"],
         summary["exposure_after"],
     )
+
+
+def _predict(model: PDModel, X: np.ndarray) -> np.ndarray:
+    """The PDs of ``X``: in partitions on Spark with ``YIDAI_ENGINE=spark`` (issue 19)."""
+    if get_settings().engine == "spark":
+        # heavy: pyspark starts only on the Spark engine
+        from yidai.jobs.limits.spark_scoring import predict_pd_spark
+
+        return predict_pd_spark(model, X)
+    return _predict_parallel(model, X)
 
 
 def _predict_parallel(model: PDModel, X: np.ndarray, chunk: int = 200_000) -> np.ndarray:
