@@ -1,0 +1,268 @@
+"""The embedded online store (default): the snapshot folder itself, memory-mapped.
+
+Publishing adds to each snapshot folder an ``online/`` folder of NumPy arrays: per profile
+entity the sorted 128-bit id keys (``<entity>.hi.npy`` / ``.lo.npy``), the profile matrix in
+key order (``<entity>.values.npy``, float64) and a fence (``<entity>.fence.npy``: every
+``FENCE``-th upper key); per pair field the sorted pair keys (``pairs.<field>.*.npy``).
+A reader opens them with ``mmap`` (no parsing): the pages live once in the page cache, shared
+by every worker, and a lookup touches a few of them (the fence, in memory, names the block of
+``FENCE`` keys to search).  The live version is the folder's ``CURRENT`` pointer
+(:mod:`yidai.core.publishing`), so switching is one atomic rename.
+
+A snapshot folder without ``online/`` (published before the arrays existed) is indexed in
+memory from its parquet files when opened (same answers, the old memory cost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from features.online.base import (
+    OnlineStore,
+    PairKey,
+    ProfileKey,
+    SnapshotReader,
+    key_hash,
+    pair_text,
+    sorted_keys_check,
+)
+from yidai.core import publishing
+from yidai.core.errors import YidaiError
+
+# The snapshots' layout (deployed, read by the scoring service): see yidai.core.publishing.
+SNAPSHOT_LAYOUT = publishing.Layout(versions="", manifest="meta.json", version_key="snapshot_id")
+FENCE = 512  # keys per block: 4 KiB of upper keys, one page
+ONLINE_DIR = "online"
+PAIRS_FILE = "pairs.parquet"
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _sorted_keys(
+    con: duckdb.DuckDBPyConnection, key_sql: str, source: str, extra: str = ""
+) -> dict[str, np.ndarray]:
+    """Upper and lower key halves (and ``extra`` columns) of ``source``, sorted by key."""
+    rows = con.execute(
+        f"SELECT md5_number_upper(k) AS hi, md5_number_lower(k) AS lo{extra} "
+        f"FROM (SELECT {key_sql} AS k, * FROM {source}) ORDER BY hi, lo"
+    ).fetchnumpy()
+    return {name: np.asarray(col) for name, col in rows.items()}
+
+
+def build_arrays(folder: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The embedded arrays of the snapshot written in ``folder`` (its parquet files)."""
+    arrays: dict[str, np.ndarray] = {}
+    con = duckdb.connect()
+    try:
+        for entity, cols in meta["profiles"].items():
+            source = f"read_parquet('{_sql_path(folder / f'{entity}.parquet')}')"
+            extra = "".join(
+                f', COALESCE(CAST("{c}" AS DOUBLE), \'NaN\'::DOUBLE) AS "v{i}"'
+                for i, c in enumerate(cols)
+            )
+            got = _sorted_keys(con, "CAST(entity_id AS VARCHAR)", source, extra)
+            sorted_keys_check(got["hi"], got["lo"], f"{meta['feature_set']} {entity} ids")
+            values = np.empty((len(got["hi"]), len(cols)), dtype=np.float64)
+            for i in range(len(cols)):
+                values[:, i] = got[f"v{i}"]
+            arrays.update(_key_arrays(entity, got["hi"], got["lo"]))
+            arrays[f"{entity}.values"] = values
+        pairs = folder / PAIRS_FILE
+        if pairs.exists():
+            for field in _pair_fields(con, pairs):
+                source = (
+                    f"(SELECT DISTINCT CAST(payer_id AS VARCHAR) AS p, CAST(value AS VARCHAR) AS v "
+                    f"FROM read_parquet('{_sql_path(pairs)}') WHERE field = '{field}')"
+                )
+                got = _sorted_keys(con, "p || chr(31) || v", source)
+                sorted_keys_check(got["hi"], got["lo"], f"{meta['feature_set']} {field} pairs")
+                arrays.update(_key_arrays(f"pairs.{field}", got["hi"], got["lo"]))
+    finally:
+        con.close()
+    return arrays
+
+
+def _pair_fields(con: duckdb.DuckDBPyConnection, pairs: Path) -> list[str]:
+    rows = con.execute(
+        f"SELECT DISTINCT field FROM read_parquet('{_sql_path(pairs)}') ORDER BY field"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _key_arrays(name: str, hi: np.ndarray, lo: np.ndarray) -> dict[str, np.ndarray]:
+    hi = np.ascontiguousarray(hi, dtype=np.uint64)
+    return {
+        f"{name}.hi": hi,
+        f"{name}.lo": np.ascontiguousarray(lo, dtype=np.uint64),
+        f"{name}.fence": hi[::FENCE].copy(),
+    }
+
+
+def write_arrays(folder: Path, meta: dict[str, Any]) -> int:
+    """Write the embedded arrays into ``folder/online``; returns their size in bytes."""
+    out = folder / ONLINE_DIR
+    out.mkdir(exist_ok=True)
+    size = 0
+    for name, array in build_arrays(folder, meta).items():
+        np.save(out / f"{name}.npy", array, allow_pickle=False)
+        size += (out / f"{name}.npy").stat().st_size
+    return size
+
+
+class _KeyIndex:
+    """Sorted 128-bit keys (upper, lower halves), searched through an in-memory fence."""
+
+    def __init__(self, hi: np.ndarray, lo: np.ndarray, fence: np.ndarray) -> None:
+        self.hi, self.lo, self.fence, self.n = hi, lo, np.asarray(fence), len(hi)
+
+    def find(self, text: str) -> int:
+        """Position of ``text``'s key, or -1."""
+        if self.n == 0:
+            return -1
+        up, low = key_hash(text)
+        h = np.uint64(up)
+        block = int(np.searchsorted(self.fence, h, "left"))
+        start = max(block - 1, 0) * FENCE
+        stop = min(block * FENCE + 1, self.n)
+        i = start + int(np.searchsorted(self.hi[start:stop], h, "left"))
+        while i < self.n and int(self.hi[i]) == up:
+            if int(self.lo[i]) == low:
+                return i
+            i += 1
+        return -1
+
+
+class EmbeddedReader(SnapshotReader):
+    """A snapshot folder's arrays, memory-mapped (or built in memory for an old folder)."""
+
+    def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
+        self.folder = folder
+        self.meta = meta
+        online = folder / ONLINE_DIR
+        if online.is_dir():
+            self.mapped = True
+            arrays: Any = _MappedArrays(online)
+        else:
+            self.mapped = False
+            arrays = build_arrays(folder, meta)
+        self._profiles: dict[str, tuple[_KeyIndex, np.ndarray]] = {}
+        for entity, cols in meta["profiles"].items():
+            values = arrays[f"{entity}.values"]
+            if values.shape[1:] != (len(cols),):
+                raise YidaiError(f"{folder}: {entity} values do not match the columns")
+            self._profiles[entity] = (self._index(arrays, entity), values)
+        self._pairs: dict[str, _KeyIndex] = {}
+        for name in arrays:
+            if name.startswith("pairs.") and name.endswith(".hi"):
+                field = name[len("pairs.") : -len(".hi")]
+                self._pairs[field] = self._index(arrays, f"pairs.{field}")
+
+    @staticmethod
+    def _index(arrays: Any, name: str) -> _KeyIndex:
+        return _KeyIndex(arrays[f"{name}.hi"], arrays[f"{name}.lo"], arrays[f"{name}.fence"])
+
+    def lookup(
+        self, profiles: Sequence[ProfileKey], pairs: Sequence[PairKey] = ()
+    ) -> tuple[list[np.ndarray | None], list[bool]]:
+        vectors: list[np.ndarray | None] = []
+        for entity, entity_id in profiles:
+            index, values = self._profiles[entity]
+            i = -1 if entity_id is None else index.find(str(entity_id))
+            vectors.append(None if i < 0 else np.array(values[i], dtype=np.float64))
+        seen: list[bool] = []
+        for field, payer_id, value in pairs:
+            pair_index = self._pairs.get(field)
+            seen.append(
+                value is not None
+                and pair_index is not None
+                and pair_index.find(pair_text(payer_id, str(value))) >= 0
+            )
+        return vectors, seen
+
+    def seen_values(self, payer_ids: Collection[str], field: str) -> dict[str, list[str]]:
+        pairs = self.folder / PAIRS_FILE
+        wanted = sorted({str(p) for p in payer_ids})
+        if not pairs.exists() or not wanted:
+            return {}
+        con = duckdb.connect()
+        try:
+            rows = con.execute(
+                f"SELECT DISTINCT CAST(payer_id AS VARCHAR), CAST(value AS VARCHAR) "
+                f"FROM read_parquet('{_sql_path(pairs)}') "
+                "WHERE field = ? AND CAST(payer_id AS VARCHAR) IN (SELECT unnest(?)) "
+                "ORDER BY 1, 2",
+                [field, wanted],
+            ).fetchall()
+        finally:
+            con.close()
+        out: dict[str, list[str]] = {}
+        for payer, value in rows:
+            out.setdefault(payer, []).append(value)
+        return out
+
+    def entity_ids(self, entity: str) -> list[str]:
+        path = self.folder / f"{entity}.parquet"
+        con = duckdb.connect()
+        try:
+            rows = con.execute(
+                f"SELECT CAST(entity_id AS VARCHAR) FROM read_parquet('{_sql_path(path)}') "
+                "ORDER BY 1"
+            ).fetchall()
+        finally:
+            con.close()
+        return [str(r[0]) for r in rows]
+
+
+class _MappedArrays:
+    """The ``online/`` folder's arrays by name, opened with mmap (the fences read whole)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.names = sorted(p.name[: -len(".npy")] for p in folder.glob("*.npy"))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        path = self.folder / f"{name}.npy"
+        if not path.exists():
+            raise YidaiError(f"the embedded snapshot {self.folder.parent} has no {name}")
+        if name.endswith(".fence"):
+            return np.load(path, allow_pickle=False)
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+    def __iter__(self) -> Any:
+        return iter(self.names)
+
+
+class EmbeddedStore(OnlineStore):
+    """The snapshot folders under ``<serving>/features/<set>/`` with their ``CURRENT``
+    pointer: publishing (``features.serving``) writes the arrays into the folder and swaps
+    the pointer; a reader memory-maps the live folder."""
+
+    kind = "embedded"
+
+    def __init__(self, serving_dir: Path) -> None:
+        self.serving_dir = Path(serving_dir)
+
+    def set_dir(self, feature_set: str) -> Path:
+        return self.serving_dir / "features" / feature_set
+
+    def write_version(self, folder: Path, meta: dict[str, Any]) -> None:
+        meta["embedded_bytes"] = write_arrays(folder, meta)
+
+    def switch(self, feature_set: str, meta: dict[str, Any], keep: int) -> None:
+        """The folder pointer is swapped by the publisher (``yidai.core.publishing``)."""
+
+    def current(self, feature_set: str) -> dict[str, Any] | None:
+        return publishing.read_pointer(self.set_dir(feature_set), SNAPSHOT_LAYOUT)
+
+    def open(self, meta: dict[str, Any]) -> EmbeddedReader:
+        folder = self.set_dir(str(meta["feature_set"])) / str(meta["snapshot_id"])
+        if not folder.is_dir():
+            raise YidaiError(f"snapshot folder {folder} is missing")
+        return EmbeddedReader(folder, meta)
