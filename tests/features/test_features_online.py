@@ -133,8 +133,10 @@ def test_embedded_arrays_are_memory_mapped_and_old_folders_still_open(
     assert isinstance(reader, EmbeddedReader) and reader.mapped
     assert snap.folder is not None
     index, values = reader._profiles["payer"]
-    assert isinstance(values, np.memmap) and isinstance(index.hi, np.memmap)
-    assert not values.flags.writeable
+    # views of the files' mappings (nothing copied), read-only
+    assert isinstance(values.base, np.memmap) and not values.flags.writeable
+    assert isinstance(index.hi.obj, np.ndarray) and isinstance(index.hi.obj.base, np.memmap)
+    assert index.hi.readonly and index.lo.readonly
     ids = snap.entity_ids()[:50]
     before = [snap.get(i) for i in ids]
     pairs = snap.seen_values(ids, "device_id")
