@@ -814,9 +814,7 @@ def _redis_used(store: Any) -> float:
     return float(store.client.info("memory")["used_memory"])
 
 
-def probe(
-    mode: str, serving: Path, store_url: str, payers: int, pythonpath: str | None
-) -> dict[str, float]:
+def probe(mode: str, serving: Path, store_url: str, payers: int) -> dict[str, float]:
     """Open the payment snapshot in a fresh process (``legacy``: as the service did before
     the online store) and look 3,000 payers up; its memory and lookup latency."""
     from features import FRAUD_FEATURE_SET
@@ -952,10 +950,8 @@ def online_run(args: argparse.Namespace, home: Path) -> None:
         )  # fmt: skip
         rows = []
         if pub["pairs"] <= args.legacy_max_pairs:
-            rows.append(
-                ("before: dicts and sets", probe("legacy", serving, url, args.payers, None))
-            )
-        rows.append((f"after: {store.kind} store", probe("store", serving, url, args.payers, None)))
+            rows.append(("before: dicts and sets", probe("legacy", serving, url, args.payers)))
+        rows.append((f"after: {store.kind} store", probe("store", serving, url, args.payers)))
         for name, r in rows:
             print(
                 f"{name:<28} open {r['open_s']:6.2f} s  RSS {r['rss_mb']:7.0f} MB  "
