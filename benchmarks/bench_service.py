@@ -884,10 +884,8 @@ def worker_memory(pid: int) -> list[dict[str, float]]:
     import psutil
 
     root = psutil.Process(pid)
-    procs = [
-        p for p in root.children(recursive=True) if "multiprocessing" not in " ".join(p.cmdline())
-    ]
-    procs = procs or [root]
+    children = root.children(recursive=True)  # uvicorn's spawned workers, if more than one
+    procs = [p for p in children if "spawn_main" in " ".join(p.cmdline())] or [root]
     out = []
     for p in procs:
         m = p.memory_full_info()
