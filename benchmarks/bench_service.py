@@ -981,10 +981,14 @@ def online_run(args: argparse.Namespace, home: Path) -> None:
                         figures.append(f"personal p50 {c['p50_ms']:.2f} / p99 {c['p99_ms']:.2f} ms")
                         figures.append(f"payment p50 {p['p50_ms']:.2f} / p99 {p['p99_ms']:.2f} ms")
                     many = payment_requests(key, args.payers, args.concurrent)
+                    meter = CpuMeter(proc.pid)
+                    meter.start()
                     t = load(port, many, args.clients, args.time_limit)
+                    t.update(meter.stop(t["requests"]))
                     figures.append(
                         f"payment {args.clients} clients {t['throughput_rps']:.0f} req/s "
-                        f"(p99 {t['p99_ms']:.1f} ms)"
+                        f"(p99 {t['p99_ms']:.1f} ms; server CPU {t['server_cpu_ms']:.2f} ms/req, "
+                        f"load {t['load']:.1f})"
                     )
                     mem = worker_memory(proc.pid)
                     figures.append(
