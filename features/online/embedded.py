@@ -37,9 +37,17 @@ from yidai.core.errors import YidaiError
 
 # The snapshots' layout (deployed, read by the scoring service): see yidai.core.publishing.
 SNAPSHOT_LAYOUT = publishing.Layout(versions="", manifest="meta.json", version_key="snapshot_id")
+LOW_64 = "CAST(18446744073709551615 AS UHUGEINT)"
 FENCE = 512  # keys per block: 4 KiB of upper keys, one page
 ONLINE_DIR = "online"
 PAIRS_FILE = "pairs.parquet"
+
+
+def quiet_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection without a progress bar (no noise in job logs)."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    return con
 
 
 def _sql_path(path: Path) -> str:
@@ -50,9 +58,12 @@ def _sorted_keys(
     con: duckdb.DuckDBPyConnection, key_sql: str, source: str, extra: str = ""
 ) -> dict[str, np.ndarray]:
     """Upper and lower key halves (and ``extra`` columns) of ``source``, sorted by key."""
+    # one MD5 per key: md5_number is the digest as a little-endian 128-bit integer, so its
+    # low 64 bits are md5_number_upper (the digest's first 8 bytes) and its high 64 bits
+    # md5_number_lower
     rows = con.execute(
-        f"SELECT md5_number_upper(k) AS hi, md5_number_lower(k) AS lo{extra} "
-        f"FROM (SELECT {key_sql} AS k, * FROM {source}) ORDER BY hi, lo"
+        f"SELECT CAST(h & {LOW_64} AS UBIGINT) AS hi, CAST(h >> 64 AS UBIGINT) AS lo{extra} "
+        f"FROM (SELECT md5_number({key_sql}) AS h, * FROM {source}) ORDER BY hi, lo"
     ).fetchnumpy()
     return {name: np.asarray(col) for name, col in rows.items()}
 
@@ -60,7 +71,7 @@ def _sorted_keys(
 def build_arrays(folder: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
     """The embedded arrays of the snapshot written in ``folder`` (its parquet files)."""
     arrays: dict[str, np.ndarray] = {}
-    con = duckdb.connect()
+    con = quiet_connection()
     try:
         for entity, cols in meta["profiles"].items():
             source = f"read_parquet('{_sql_path(folder / f'{entity}.parquet')}')"

@@ -37,7 +37,7 @@ from features.online.base import (
     ProfileKey,
     SnapshotReader,
 )
-from features.online.embedded import PAIRS_FILE, _sql_path
+from features.online.embedded import PAIRS_FILE, _sql_path, quiet_connection
 from features.request import PAIR_FIELDS as PAIR_FIELD_ORDER
 from yidai.core.errors import YidaiError
 
@@ -97,7 +97,7 @@ class RedisStore(OnlineStore):
         fs = meta["feature_set"]
         try:
             self.client.zadd(f"yidai:fs:{fs}:versions", {tag: time.time()})
-            con = duckdb.connect()
+            con = quiet_connection()
             try:
                 for e, (entity, cols) in enumerate(meta["profiles"].items()):
                     self._load_profiles(con, folder / f"{entity}.parquet", f"y:{tag}:{e}:", cols)
