@@ -1,13 +1,16 @@
-"""The embedded online store (default): the snapshot folder itself, memory-mapped.
+"""The embedded online store (default): the snapshot folder itself, read in place.
 
 Publishing adds to each snapshot folder an ``online/`` folder of NumPy arrays: per profile
 entity the sorted 128-bit id keys (``<entity>.hi.npy`` / ``.lo.npy``), the profile matrix in
 key order (``<entity>.values.npy``, float64) and a fence (``<entity>.fence.npy``: every
 ``FENCE``-th upper key); per pair field the sorted pair keys (``pairs.<field>.*.npy``).
-A reader opens them with ``mmap`` (no parsing): the pages live once in the page cache, shared
-by every worker, and a lookup touches a few of them (the fence, in memory, names the block of
-``FENCE`` keys to search).  The live version is the folder's ``CURRENT`` pointer
-(:mod:`yidai.core.publishing`), so switching is one atomic rename.
+A reader parses only the files' headers and loads the small fences; a lookup bisects the
+fence, reads one 4 KiB block of keys and the matching row with ``os.pread``.  The files'
+pages live once in the page cache, shared by every worker and replica on the host, and are
+never mapped into a worker (memory-mapping them would count every touched 64 KiB of them in
+each worker's resident memory).  The live version is the folder's ``CURRENT`` pointer
+(:mod:`yidai.core.publishing`), so switching is one atomic rename; a reader keeps its files
+open, so a pruned version stays readable until its reader is dropped.
 
 A snapshot folder without ``online/`` (published before the arrays existed) is indexed in
 memory from its parquet files when opened (same answers, the old memory cost).
@@ -15,6 +18,9 @@ memory from its parquet files when opened (same answers, the old memory cost).
 
 from __future__ import annotations
 
+import os
+import sys
+import weakref
 from bisect import bisect_left
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -128,18 +134,62 @@ def write_arrays(folder: Path, meta: dict[str, Any]) -> int:
     return size
 
 
+class _Column:
+    """Rows of one array (``width`` float64/uint64 values each) read as raw little-endian
+    bytes: from the array in memory (an old folder), or from its ``.npy`` file with
+    ``os.pread`` (the published arrays): no mapping, so the file's pages stay in the page
+    cache, shared by every worker, and never count in a worker's resident memory."""
+
+    def __init__(self, array: np.ndarray | None = None, path: Path | None = None) -> None:
+        self._fd: int | None = None
+        if path is not None:
+            with open(path, "rb") as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                self._offset = f.tell()
+            if fortran or dtype.itemsize != 8 or dtype.byteorder == ">":
+                raise YidaiError(f"{path}: not a C-ordered little-endian 64-bit array")
+            self._fd = os.open(path, os.O_RDONLY)
+            weakref.finalize(self, os.close, self._fd)
+            self.array = None
+        else:
+            assert array is not None
+            self.array = np.ascontiguousarray(array).view(np.uint8).reshape(-1)
+            shape = array.shape
+        self.n = int(shape[0])
+        self.width = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        self.row_bytes = 8 * self.width
+
+    def read(self, start: int, rows: int) -> bytes:
+        """The raw bytes of rows ``start`` to ``start + rows`` (fewer at the end)."""
+        rows = max(0, min(rows, self.n - start))
+        if self._fd is None:
+            assert self.array is not None
+            lo = start * self.row_bytes
+            return self.array[lo : lo + rows * self.row_bytes].tobytes()
+        return os.pread(self._fd, rows * self.row_bytes, self._offset + start * self.row_bytes)
+
+
+def _u64s(raw: bytes) -> Sequence[int]:
+    """Little-endian uint64 values of ``raw`` as a sequence of Python ints."""
+    if sys.byteorder == "little":
+        return memoryview(raw).cast("Q")
+    return list(np.frombuffer(raw, dtype="<u8").tolist())
+
+
 class _KeyIndex:
     """Sorted 128-bit keys (upper, lower halves), searched through an in-memory fence.
 
-    The halves are read through ``memoryview`` (Python ints, no NumPy call per step): a
-    lookup is a bisection of the fence, then of one block of ``FENCE`` upper keys.
+    A lookup bisects the fence (every ``FENCE``-th upper key, in memory), reads one block
+    of ``FENCE`` upper keys (4 KiB), bisects it, and reads the lower key(s) of the match.
     """
 
-    def __init__(self, hi: np.ndarray, lo: np.ndarray, fence: np.ndarray) -> None:
-        self.n = len(hi)
-        self.hi = memoryview(np.ascontiguousarray(hi, dtype=np.uint64))  # type: ignore[arg-type]
-        self.lo = memoryview(np.ascontiguousarray(lo, dtype=np.uint64))  # type: ignore[arg-type]
-        self.fence: list[int] = np.asarray(fence, dtype=np.uint64).tolist()
+    def __init__(self, hi: _Column, lo: _Column, fence: np.ndarray) -> None:
+        self.n, self.hi, self.lo = hi.n, hi, lo
+        self.fence = _u64s(np.ascontiguousarray(fence, dtype="<u8").tobytes())
 
     def find(self, text: str) -> int:
         """Position of ``text``'s key, or -1."""
@@ -148,43 +198,45 @@ class _KeyIndex:
         up, low = key_hash(text)
         block = bisect_left(self.fence, up)
         start = max(block - 1, 0) * FENCE
-        i = bisect_left(self.hi, up, start, min(block * FENCE + 1, self.n))
-        hi, lo = self.hi, self.lo
-        while i < self.n and hi[i] == up:
-            if lo[i] == low:
-                return i
-            i += 1
+        keys = _u64s(self.hi.read(start, block * FENCE + 1 - start))
+        j = bisect_left(keys, up)
+        while j < len(keys) and keys[j] == up:
+            if _u64s(self.lo.read(start + j, 1))[0] == low:
+                return start + j
+            j += 1
+            if j == len(keys):  # equal upper halves across the block's end (rare)
+                keys = _u64s(self.hi.read(start, j + FENCE))
         return -1
 
 
 class EmbeddedReader(SnapshotReader):
-    """A snapshot folder's arrays, memory-mapped (or built in memory for an old folder)."""
+    """A snapshot folder's arrays, read in place (or built in memory for an old folder)."""
 
     def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
         self.folder = folder
         self.meta = meta
         online = folder / ONLINE_DIR
-        if online.is_dir():
-            self.mapped = True
-            arrays: Any = _MappedArrays(online)
-        else:
-            self.mapped = False
-            arrays = build_arrays(folder, meta)
-        self._profiles: dict[str, tuple[_KeyIndex, np.ndarray]] = {}
+        self.on_disk = online.is_dir()
+        arrays: Any = (
+            _FileArrays(online) if self.on_disk else _MemoryArrays(build_arrays(folder, meta))
+        )
+        self._profiles: dict[str, tuple[_KeyIndex, _Column]] = {}
         for entity, cols in meta["profiles"].items():
-            values = arrays[f"{entity}.values"]
-            if values.shape[1:] != (len(cols),):
+            values = arrays.column(f"{entity}.values")
+            if values.width != len(cols):
                 raise YidaiError(f"{folder}: {entity} values do not match the columns")
-            self._profiles[entity] = (self._index(arrays, entity), np.asarray(values))
+            self._profiles[entity] = (self._index(arrays, entity), values)
         self._pairs: dict[str, _KeyIndex] = {}
-        for name in arrays:
+        for name in arrays.names:
             if name.startswith("pairs.") and name.endswith(".hi"):
                 field = name[len("pairs.") : -len(".hi")]
                 self._pairs[field] = self._index(arrays, f"pairs.{field}")
 
     @staticmethod
     def _index(arrays: Any, name: str) -> _KeyIndex:
-        return _KeyIndex(arrays[f"{name}.hi"], arrays[f"{name}.lo"], arrays[f"{name}.fence"])
+        return _KeyIndex(
+            arrays.column(f"{name}.hi"), arrays.column(f"{name}.lo"), arrays.fence(name)
+        )
 
     def lookup(
         self, profiles: Sequence[ProfileKey], pairs: Sequence[PairKey] = ()
@@ -193,7 +245,7 @@ class EmbeddedReader(SnapshotReader):
         for entity, entity_id in profiles:
             index, values = self._profiles[entity]
             i = -1 if entity_id is None else index.find(str(entity_id))
-            vectors.append(None if i < 0 else np.array(values[i], dtype=np.float64, copy=True))
+            vectors.append(None if i < 0 else np.frombuffer(values.read(i, 1), dtype="<f8"))
         seen: list[bool] = []
         for field, payer_id, value in pairs:
             pair_index = self._pairs.get(field)
@@ -238,29 +290,44 @@ class EmbeddedReader(SnapshotReader):
         return [str(r[0]) for r in rows]
 
 
-class _MappedArrays:
-    """The ``online/`` folder's arrays by name, opened with mmap (the fences read whole)."""
+class _FileArrays:
+    """The ``online/`` folder's arrays: columns read with ``pread``, fences loaded whole."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.names = sorted(p.name[: -len(".npy")] for p in folder.glob("*.npy"))
 
-    def __getitem__(self, name: str) -> np.ndarray:
+    def _path(self, name: str) -> Path:
         path = self.folder / f"{name}.npy"
         if not path.exists():
             raise YidaiError(f"the embedded snapshot {self.folder.parent} has no {name}")
-        if name.endswith(".fence"):
-            return np.load(path, allow_pickle=False)
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        return path
 
-    def __iter__(self) -> Any:
-        return iter(self.names)
+    def column(self, name: str) -> _Column:
+        return _Column(path=self._path(name))
+
+    def fence(self, name: str) -> np.ndarray:
+        return np.load(self._path(f"{name}.fence"), allow_pickle=False)
+
+
+class _MemoryArrays:
+    """Arrays built in memory (a folder published before the ``online/`` arrays)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.names = sorted(arrays)
+
+    def column(self, name: str) -> _Column:
+        return _Column(array=self.arrays[name])
+
+    def fence(self, name: str) -> np.ndarray:
+        return self.arrays[f"{name}.fence"]
 
 
 class EmbeddedStore(OnlineStore):
     """The snapshot folders under ``<serving>/features/<set>/`` with their ``CURRENT``
     pointer: publishing (``features.serving``) writes the arrays into the folder and swaps
-    the pointer; a reader memory-maps the live folder."""
+    the pointer; a reader reads the live folder's arrays in place."""
 
     kind = "embedded"
 

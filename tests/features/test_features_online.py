@@ -124,28 +124,31 @@ def test_every_entity_online_equals_offline(
         assert snap.seen_values([*payers, "nobody"], f) == lists
 
 
-def test_embedded_arrays_are_memory_mapped_and_old_folders_still_open(
+def test_embedded_arrays_are_read_in_place_and_old_folders_still_open(
     built_warehouse: Path, tmp_path: Path
 ) -> None:
     features.publish_snapshot(built_warehouse, tmp_path, AS_OF_SYN, ["payment_fraud_v1"])
     snap = features.load_snapshot(tmp_path, "payment_fraud_v1")
     reader = snap.reader
-    assert isinstance(reader, EmbeddedReader) and reader.mapped
+    assert isinstance(reader, EmbeddedReader) and reader.on_disk
     assert snap.folder is not None
     index, values = reader._profiles["payer"]
-    # views of the files' mappings (nothing copied), read-only
-    assert isinstance(values.base, np.memmap) and not values.flags.writeable
-    assert isinstance(index.hi.obj, np.ndarray) and isinstance(index.hi.obj.base, np.memmap)
-    assert index.hi.readonly and index.lo.readonly
+    # nothing but the fences is loaded: keys and values are read from the files
+    assert values.array is None and index.hi.array is None and index.lo.array is None
+    assert len(index.fence) == -(-index.n // 512)
     ids = snap.entity_ids()[:50]
     before = [snap.get(i) for i in ids]
     pairs = snap.seen_values(ids, "device_id")
     # a folder published before the arrays existed is indexed in memory, same answers
     shutil.rmtree(snap.folder / "online")
     old = features.load_snapshot(tmp_path, "payment_fraud_v1")
-    assert isinstance(old.reader, EmbeddedReader) and not old.reader.mapped
+    assert isinstance(old.reader, EmbeddedReader) and not old.reader.on_disk
+    assert all(v is not None for v in before) and snap.get("nobody") is None
     for i, vec in zip(ids, before, strict=True):
         np.testing.assert_array_equal(old.get(i), vec)
+    # a pruned version stays readable by the reader that has it open
+    shutil.rmtree(snap.folder)
+    np.testing.assert_array_equal(snap.get(ids[0]), before[0])
     for payer, devices in pairs.items():
         assert all(old.seen_before(payer, "device_id", d) for d in devices)
 
