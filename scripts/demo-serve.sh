@@ -75,11 +75,12 @@ for pid in tree:
         rollup = open(f"/proc/{pid}/smaps_rollup").read()
     except OSError:
         continue
-    if "python" not in cmd or "yidai" not in cmd and "multiprocessing" not in cmd:
-        continue
+    if "python" not in cmd or "yidai" not in cmd and "spawn_main" not in cmd:
+        continue  # uv itself, the resource tracker
     kb = {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+) kB", rollup, re.M)}
     private = kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)
-    lines.append(f"  worker pid {pid}: {kb.get('Rss', 0) / 1024:.0f} MB resident, "
+    what = "worker" if "spawn_main" in cmd else "yidai serve"
+    lines.append(f"  {what} pid {pid}: {kb.get('Rss', 0) / 1024:.0f} MB resident, "
                  f"{private / 1024:.0f} MB private")
 print(f"scoring service memory (online feature store: {store}):")
 print("\n".join(lines) or "  (no service process found)")
