@@ -1,10 +1,13 @@
 """The online side: snapshots published outside the warehouse, read by the scoring service.
 
 Layout: ``<serving>/features/<feature_set>/<snapshot_id>/{<entity>.parquet, pairs.parquet,
-meta.json}`` plus ``<serving>/features/<feature_set>/CURRENT`` (a small JSON: the live
-snapshot's meta), written through the publish store (:mod:`yidai.core.publishing`), so a reader
-sees the old snapshot or the new one, never half of one.  Old snapshots are pruned (the newest
-``keep``, never the live one).
+online/*.npy, meta.json}`` plus ``<serving>/features/<feature_set>/CURRENT`` (a small JSON:
+the live snapshot's meta), written through the publish store (:mod:`yidai.core.publishing`),
+so a reader sees the old snapshot or the new one, never half of one.  Old snapshots are
+pruned (the newest ``keep``, never the live one).  The folder is the embedded online store
+(``online/``: the arrays the service reads in place) and the source of the Redis store's
+bulk load; :func:`load_snapshot` reads the store chosen by ``YIDAI_ONLINE_STORE``
+(:mod:`features.online`).
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class Settings(BaseSettings):
         "embedded",
         pattern=r"^(embedded|(redis|rediss|unix)://.*)$",
         description="Online feature store: 'embedded' (the published snapshot folders, "
-        "memory-mapped and shared by the workers) or a redis:// / rediss:// URL.",
+        "read in place and shared by the workers) or a redis:// / rediss:// URL.",
     )
     online_store_timeout_seconds: float = Field(
         0.5,
