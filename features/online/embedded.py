@@ -19,6 +19,7 @@ memory from its parquet files when opened (same answers, the old memory cost).
 from __future__ import annotations
 
 import os
+import re
 import sys
 import weakref
 from bisect import bisect_left
@@ -71,6 +72,8 @@ def _sorted_keys(
         f"SELECT CAST(h & {LOW_64} AS UBIGINT) AS hi, CAST(h >> 64 AS UBIGINT) AS lo{extra} "
         f"FROM (SELECT md5_number({key_sql}) AS h, * FROM {source}) ORDER BY hi, lo"
     ).fetchnumpy()
+    if np.ma.is_masked(rows["hi"]):
+        raise YidaiError(f"{source}: a row has no id (null); nothing published")
     return {name: np.asarray(col) for name, col in rows.items()}
 
 
@@ -95,6 +98,8 @@ def build_arrays(folder: Path, meta: dict[str, Any]) -> dict[str, np.ndarray]:
         pairs = folder / PAIRS_FILE
         if pairs.exists():
             for field in _pair_fields(con, pairs):
+                if not re.fullmatch(r"[a-z_]+", field):
+                    raise YidaiError(f"{pairs}: unexpected pair field {field!r}")
                 source = (
                     f"(SELECT DISTINCT CAST(payer_id AS VARCHAR) AS p, CAST(value AS VARCHAR) AS v "
                     f"FROM read_parquet('{_sql_path(pairs)}') WHERE field = '{field}')"

@@ -221,3 +221,18 @@ def test_redis_unreachable_is_a_clear_error(redis_server: RedisServer, tmp_path:
         reader.lookup([("sme", "S1")])
     with pytest.raises(YidaiError, match="expected 'embedded' or a redis"):
         open_store("memcached://x")
+
+
+def test_embedded_arrays_refuse_a_null_id(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from features.online.embedded import build_arrays
+
+    pd.DataFrame({"entity_id": ["S1", None], "x": [1.0, 2.0]}).to_parquet(tmp_path / "sme.parquet")
+    meta = {"feature_set": "t", "profiles": {"sme": ["x"]}}
+    with pytest.raises(YidaiError, match="has no id"):
+        build_arrays(tmp_path, meta)
+    pd.DataFrame({"entity_id": ["S1", "S2"], "x": [1.0, None]}).to_parquet(tmp_path / "sme.parquet")
+    arrays = build_arrays(tmp_path, meta)
+    assert sorted(arrays["sme.values"][:, 0].tolist(), key=str)[0] == 1.0
+    assert np.isnan(arrays["sme.values"][:, 0]).sum() == 1
