@@ -468,8 +468,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-mlflow", action="store_true", help="no mlflow models serve")
     parser.add_argument("--skip-workers", action="store_true", help="no 2-worker phase")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the sandbox")
+    parser.add_argument(
+        "--online-store",
+        choices=["embedded", "redis"],
+        help="benchmark the online feature store instead (with --payers): publish a synthetic "
+        "payment snapshot, memory and lookups before/after, the service on it",
+    )
+    parser.add_argument("--payers", type=int, default=138_000, help="synthetic payers")
+    parser.add_argument("--counterparts", type=int, default=30, help="payees per payer")
+    parser.add_argument("--redis-url", help="an existing Redis for --online-store redis")
+    parser.add_argument(
+        "--reuse-snapshot",
+        action="store_true",
+        help="embedded: serve the payment snapshot an earlier run published (same --payers)",
+    )
+    parser.add_argument(
+        "--before-ref",
+        default="851da4b",
+        help="git ref of the code before the online store (its service runs on the same "
+        "snapshot); empty: skip",
+    )
+    parser.add_argument(
+        "--legacy-max-pairs",
+        type=float,
+        default=12e6,
+        help="measure the old in-memory load only up to this many pairs",
+    )
+    parser.add_argument(
+        "--online-workers",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 4],
+        help="worker counts of the service phases (comma-separated)",
+    )
     args = parser.parse_args(argv)
     home = args.home.resolve()
+    if args.online_store:
+        online_run(args, home)
+        return
     if args.audit == "postgres":
         from tests.support.pg_local import PostgresCluster
 
@@ -649,6 +684,343 @@ def summary(
             f"machine was busy {t['machine_cores']:.2f} of {os.cpu_count()} cores"
         )
     return out
+
+
+# ---------------------------------------------------------------------------- online store
+# ``--online-store embedded|redis`` (with ``--payers N``): the online feature store's figures,
+# the code before it (``--before-ref``, the serving code as it was, run from a git export
+# with the same venv) and after it in one run, on one synthetic payment snapshot.
+
+PROBE = r"""
+import json, os, sys, time
+import numpy as np
+mode, serving, fs_name, store, payers = sys.argv[1:6]
+rng = np.random.default_rng(5)
+t0 = time.perf_counter()
+if mode == "legacy":  # what the service loaded before the online store: dicts and sets
+    import pandas as pd
+    folder = json.loads(open(os.path.join(serving, "features", fs_name, "CURRENT")).read())
+    folder = os.path.join(serving, "features", fs_name, folder["snapshot_id"])
+    index, pairs = {}, {}
+    for name in os.listdir(folder):
+        if name.endswith(".parquet") and name != "pairs.parquet":
+            df = pd.read_parquet(os.path.join(folder, name))
+            ids = df["entity_id"].astype(str).tolist()
+            matrix = df.drop(columns="entity_id").to_numpy(np.float64, copy=True)
+            index[name[:-8]] = (dict(zip(ids, range(len(ids)))), matrix)
+    p = pd.read_parquet(os.path.join(folder, "pairs.parquet"))
+    for f in ("counterpart_id", "device_id", "channel"):
+        sub = p[p["field"] == f]
+        pairs[f] = set((sub["payer_id"].astype(str) + "\x1f" + sub["value"].astype(str)).tolist())
+    del p
+    opened = time.perf_counter() - t0
+    def one(i):
+        payer = f"P{i:08d}"
+        j = index["payer"][0].get(payer)
+        (None if j is None else index["payer"][1][j])
+        return f"{payer}\x1fC{i % 1000:08d}" in pairs["counterpart_id"]
+else:
+    from features import load_snapshot
+    t0 = time.perf_counter()  # the imports are the same as before; the open is what changed
+    snap = load_snapshot(serving, fs_name, store)
+    opened = time.perf_counter() - t0
+    def one(i):
+        payer = f"P{i:08d}"
+        return snap.reader.lookup(
+            [("payer", payer), ("counterpart", f"C{i % 1000:08d}"), ("merchant", None)],
+            [("counterpart_id", payer, f"C{i % 1000:08d}"), ("device_id", payer, f"D{i}_0"),
+             ("channel", payer, "app")])
+    def vector(i):
+        payer = f"P{i:08d}"
+        return snap.vector({"payer_id": payer, "event_type": "payment",
+                            "ts": "2026-07-01T10:00:00", "amount": 120.0,
+                            "counterpart_id": f"C{i % 1000:08d}", "merchant_id": None,
+                            "mcc": None, "entry_mode": None, "channel": "app",
+                            "device_id": f"D{i}_0", "payment_type": "transfer", "recent": []})
+lat = []
+for i in rng.integers(0, int(payers), 3000):
+    t = time.perf_counter(); one(int(i)); lat.append(time.perf_counter() - t)
+vec = []
+if mode != "legacy":
+    for i in rng.integers(0, int(payers), 2000):
+        t = time.perf_counter(); vector(int(i)); vec.append(time.perf_counter() - t)
+vec = np.array(vec[500:] or [0.0]) * 1e6
+import psutil
+m = psutil.Process().memory_full_info()
+lat = np.array(lat[500:]) * 1e6
+print(json.dumps({"open_s": opened, "rss_mb": m.rss / 2**20, "pss_mb": m.pss / 2**20,
+                  "uss_mb": m.uss / 2**20, "p50_us": float(np.percentile(lat, 50)),
+                  "p99_us": float(np.percentile(lat, 99)),
+                  "vector_p50_us": float(np.percentile(vec, 50)),
+                  "vector_p99_us": float(np.percentile(vec, 99))}))
+"""
+
+
+def synthetic_payment_snapshot(
+    serving: Path, payers: int, counterparts: int, store: Any
+) -> dict[str, float]:
+    """Publish a synthetic ``payment_fraud_v1`` snapshot: ``payers`` payers with
+    ``counterparts`` payees, 2 devices and 2 channels each (random profile values); returns
+    publish seconds, pairs, folder bytes and the store's memory growth (Redis)."""
+    import duckdb
+
+    from features import FRAUD_FEATURE_SET, get_feature_set
+    from features.serving import publish_tables
+    from tests.support.sandbox import AS_OF
+
+    fs = get_feature_set(FRAUD_FEATURE_SET)
+    pool = max(1000, payers * 2)  # distinct payees
+    sizes = {"payer": payers, "counterpart": pool, "merchant": max(100, payers // 50)}
+    prefix = {"payer": "P", "counterpart": "C", "merchant": "M"}
+
+    def write(tmp: Path) -> None:
+        con = duckdb.connect()
+        try:
+            for entity in fs.profile_entities:
+                cols = ", ".join(f'random() AS "{c}"' for c in fs.profile_columns(entity))
+                con.execute(
+                    f"COPY (SELECT '{prefix[entity]}' || lpad(CAST(i AS VARCHAR), 8, '0') "
+                    f"AS entity_id, {cols} FROM range({sizes[entity]}) t(i)) "
+                    f"TO '{tmp / f'{entity}.parquet'}' (FORMAT parquet)"
+                )
+            con.execute(
+                f"""COPY (
+                SELECT 'P' || lpad(CAST(p AS VARCHAR), 8, '0') AS payer_id,
+                       'counterpart_id' AS field,
+                       'C' || lpad(CAST((p * 7919 + k * 104729) % {pool} AS VARCHAR), 8, '0')
+                       AS value
+                FROM range({payers}) a(p), range({counterparts}) b(k)
+                UNION ALL
+                SELECT 'P' || lpad(CAST(p AS VARCHAR), 8, '0'), 'device_id',
+                       'D' || CAST(p AS VARCHAR) || '_' || CAST(k AS VARCHAR)
+                FROM range({payers}) a(p), range(2) b(k)
+                UNION ALL
+                SELECT 'P' || lpad(CAST(p AS VARCHAR), 8, '0'), 'channel', c
+                FROM range({payers}) a(p), (VALUES ('app'), ('web')) v(c)
+                ) TO '{tmp / "pairs.parquet"}' (FORMAT parquet)"""
+            )
+        finally:
+            con.close()
+
+    before = _redis_used(store)
+    start = time.perf_counter()
+    folder = publish_tables(serving, fs, AS_OF, write, keep=2, store=store)
+    seconds = time.perf_counter() - start
+    disk = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    arrays = sum(p.stat().st_size for p in (folder / "online").glob("*"))
+    pairs = payers * (counterparts + 4)
+    return {"publish_s": seconds, "pairs": pairs, "disk_bytes": disk, "arrays_bytes": arrays,
+            "redis_bytes": _redis_used(store) - before}  # fmt: skip
+
+
+def _redis_used(store: Any) -> float:
+    if getattr(store, "kind", "") != "redis":
+        return 0.0
+    return float(store.client.info("memory")["used_memory"])
+
+
+def probe(mode: str, serving: Path, store_url: str, payers: int) -> dict[str, float]:
+    """Open the payment snapshot in a fresh process (``legacy``: as the service did before
+    the online store) and look 3,000 payers up; its memory and lookup latency."""
+    from features import FRAUD_FEATURE_SET
+
+    env = dict(os.environ, YIDAI_ENV_FILE="")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode, str(serving), FRAUD_FEATURE_SET, store_url,
+         str(payers)],
+        capture_output=True, text=True, check=True, env=env, cwd=ROOT,
+    ).stdout  # fmt: skip
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def export_before(ref: str) -> Path:
+    """The code at ``ref`` (git archive) in a temporary folder, to run with this venv."""
+    target = Path(f"/tmp/yidai-before-{ref[:12]}")
+    if not (target / "scoring_service").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def start_service(
+    home: Path, workers: int, extra: dict[str, str], code: Path | None
+) -> tuple[subprocess.Popen[bytes], int, float]:
+    """``yidai serve`` (the code at ``code`` if given); returns it, its port and the seconds
+    until every worker can decide payments and personal credit."""
+    port = _free_port()
+    env = _env(home)
+    env.update(extra)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yidai.cli", "serve", "--port", str(port), "--workers",
+         str(workers)],
+        env=env, cwd=code or ROOT, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait(port, "/healthz", 900, proc)
+        ready: set[int] = set()
+        while len(ready) < workers:
+            if proc.poll() is not None or time.monotonic() - start > 900:
+                raise SystemExit("service did not get ready")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/readyz")
+                report = json.loads(conn.getresponse().read())
+                conn.close()
+                if all(report["products"][p]["ready"] for p in ("personal", "payment")):
+                    ready.add(int(report["pid"]))
+            except OSError:
+                pass
+            time.sleep(0.05)
+    except BaseException:
+        _stop(proc)
+        raise
+    return proc, port, time.monotonic() - start
+
+
+def worker_memory(pid: int) -> list[dict[str, float]]:
+    """RSS, PSS and USS (private) of each worker of the server ``pid`` (MB)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    children = root.children(recursive=True)  # uvicorn's spawned workers, if more than one
+    procs = [p for p in children if "spawn_main" in " ".join(p.cmdline())] or [root]
+    out = []
+    for p in procs:
+        m = p.memory_full_info()
+        out.append({"rss_mb": m.rss / 2**20, "pss_mb": m.pss / 2**20, "uss_mb": m.uss / 2**20})
+    return out
+
+
+def payment_requests(key: str, payers: int, n: int) -> list[Request]:
+    headers = {"X-API-Key": key, "Content-Type": "application/json"}
+    rng = np.random.default_rng(11)
+    out: list[Request] = []
+    for j, i in enumerate(rng.integers(0, payers, n)):
+        body = {"payer_id": f"P{int(i):08d}", "amount": 50.0 + j % 400, "channel": "app",
+                "device_id": f"D{int(i)}_0", "counterpart_id": f"C{int(i) % 1000:08d}",
+                "ts": f"2026-07-01T{8 + j % 12:02d}:{j % 60:02d}:{j % 59:02d}"}  # fmt: skip
+        out.append(("POST", "/v1/payments/risk", json.dumps(body).encode(), headers))
+    return out
+
+
+def online_run(args: argparse.Namespace, home: Path) -> None:
+    """The online store's figures, before and after in one run."""
+    from features.online import open_store
+    from scoring_service.security import create_key
+    from tests.support.sandbox import MODELS
+
+    customers, _, _ = prepare(home, args.rebuild)
+    key, _ = create_key(home / "service" / "api_keys.json", "bench",
+                        ["personal-credit", "payment-risk"])  # fmt: skip
+    serving = home / "serving"
+    server = None
+    url = "embedded"
+    if args.online_store == "redis":
+        if args.redis_url:
+            url = args.redis_url
+        else:
+            from tests.support.redis_local import RedisServer
+
+            server = RedisServer().start()
+            url = server.url(0)
+    try:
+        store = open_store(url, serving)
+        if store.kind == "redis":  # the credit sets too: the service reads all from Redis
+            from features import publish_snapshot
+
+            publish_snapshot(home / "sandbox" / "warehouse.duckdb", serving,
+                             __import__("tests.support.sandbox").support.sandbox.AS_OF,
+                             [MODELS["personal"][1]], store=store)  # fmt: skip
+        print(f"online store: {store.kind}; publishing {args.payers:,} payers x "
+              f"{args.counterparts} payees ...", flush=True)  # fmt: skip
+        if args.reuse_snapshot:  # the live payment snapshot as published by an earlier run
+            from features import FRAUD_FEATURE_SET, current_pointer
+
+            live = current_pointer(serving, FRAUD_FEATURE_SET) or {}
+            if live.get("rows", {}).get("payer") != args.payers:
+                raise SystemExit(f"the live payment snapshot does not have {args.payers} payers")
+            pairs = float(args.payers * (args.counterparts + 4))
+            arrays = float(live.get("embedded_bytes", 0))
+            pub = {"publish_s": float("nan"), "pairs": pairs, "disk_bytes": 0.0,
+                   "arrays_bytes": arrays, "redis_bytes": 0.0}  # fmt: skip
+        else:
+            pub = synthetic_payment_snapshot(serving, args.payers, args.counterparts, store)
+        print(
+            f"published {pub['pairs']:,.0f} pairs in {pub['publish_s']:.1f} s; folder "
+            f"{pub['disk_bytes'] / 2**20:.0f} MB (embedded arrays "
+            f"{pub['arrays_bytes'] / 2**20:.0f} MB)"
+            + (f"; Redis +{pub['redis_bytes'] / 2**20:.0f} MB = "
+               f"{pub['redis_bytes'] / args.payers:.0f} bytes per payer, "
+               f"{pub['redis_bytes'] / pub['pairs']:.0f} per pair (profiles included)"
+               if store.kind == "redis" else ""),
+            flush=True,
+        )  # fmt: skip
+        rows = []
+        if pub["pairs"] <= args.legacy_max_pairs:
+            rows.append(("before: dicts and sets", probe("legacy", serving, url, args.payers)))
+        rows.append((f"after: {store.kind} store", probe("store", serving, url, args.payers)))
+        for name, r in rows:
+            print(
+                f"{name:<28} open {r['open_s']:6.2f} s  RSS {r['rss_mb']:7.0f} MB  "
+                f"PSS {r['pss_mb']:7.0f} MB  private {r['uss_mb']:7.0f} MB  "
+                f"lookup p50 {r['p50_us']:6.1f} us  p99 {r['p99_us']:7.1f} us"
+                + (
+                    f"  full vector p50 {r['vector_p50_us']:.0f} us p99 {r['vector_p99_us']:.0f} us"
+                    if r["vector_p50_us"]
+                    else ""
+                ),
+                flush=True,
+            )
+        extra = {"YIDAI_ONLINE_STORE": url}
+        codes: list[tuple[str, Path | None]] = [("after", None)]
+        if args.before_ref and store.kind == "embedded":
+            codes.insert(0, (f"before ({args.before_ref})", export_before(args.before_ref)))
+        for label, code in codes:
+            for workers in args.online_workers if code is None else [1]:
+                proc, port, ready_s = start_service(home, workers, extra, code)
+                try:
+                    credit = credit_requests(key, customers, args.sequential + 200)
+                    pays = payment_requests(key, args.payers, args.sequential + 200)
+                    sequential(port, credit[:200], args.time_limit)
+                    sequential(port, pays[:200], args.time_limit)
+                    figures = []
+                    if workers == 1:
+                        c = sequential(port, credit[200:], args.time_limit)
+                        p = sequential(port, pays[200:], args.time_limit)
+                        figures.append(f"personal p50 {c['p50_ms']:.2f} / p99 {c['p99_ms']:.2f} ms")
+                        figures.append(f"payment p50 {p['p50_ms']:.2f} / p99 {p['p99_ms']:.2f} ms")
+                    many = payment_requests(key, args.payers, args.concurrent)
+                    meter = CpuMeter(proc.pid)
+                    meter.start()
+                    t = load(port, many, args.clients, args.time_limit)
+                    t.update(meter.stop(t["requests"]))
+                    figures.append(
+                        f"payment {args.clients} clients {t['throughput_rps']:.0f} req/s "
+                        f"(p99 {t['p99_ms']:.1f} ms; server CPU {t['server_cpu_ms']:.2f} ms/req, "
+                        f"load {t['load']:.1f})"
+                    )
+                    mem = worker_memory(proc.pid)
+                    figures.append(
+                        "per worker RSS "
+                        + "/".join(f"{m['rss_mb']:.0f}" for m in mem)
+                        + " MB, private "
+                        + "/".join(f"{m['uss_mb']:.0f}" for m in mem)
+                        + f" MB (sum {sum(m['uss_mb'] for m in mem):.0f} MB)"
+                    )
+                finally:
+                    _stop(proc)
+                print(f"{label}, {workers} worker(s), ready in {ready_s:.1f} s: "
+                      + "; ".join(figures), flush=True)  # fmt: skip
+    finally:
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -1,17 +1,20 @@
 """The online side: snapshots published outside the warehouse, read by the scoring service.
 
 Layout: ``<serving>/features/<feature_set>/<snapshot_id>/{<entity>.parquet, pairs.parquet,
-meta.json}`` plus ``<serving>/features/<feature_set>/CURRENT`` (a small JSON: the live
-snapshot's meta), written through the publish store (:mod:`yidai.core.publishing`), so a reader
-sees the old snapshot or the new one, never half of one.  Old snapshots are pruned (the newest
-``keep``, never the live one).
+online/*.npy, meta.json}`` plus ``<serving>/features/<feature_set>/CURRENT`` (a small JSON:
+the live snapshot's meta), written through the publish store (:mod:`yidai.core.publishing`),
+so a reader sees the old snapshot or the new one, never half of one.  Old snapshots are
+pruned (the newest ``keep``, never the live one).  The folder is the embedded online store
+(``online/``: the arrays the service reads in place) and the source of the Redis store's
+bulk load; :func:`load_snapshot` reads the store chosen by ``YIDAI_ONLINE_STORE``
+(:mod:`features.online`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,18 +22,21 @@ from typing import Any
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from features.declarations import FeatureSet
 from features.definitions import get_feature_set
 from features.engine import SCHEMA, fetch_one, profile_table, resolve_feature_sets
+from features.online import OnlineStore, SnapshotReader, open_store
+from features.online.embedded import SNAPSHOT_LAYOUT, write_arrays
 from features.request import PAIR_FIELDS, request_features
 from features.sources import FRAUD_EVENTS_SQL
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
 from yidai.core.warehouse import connect
 
-# The snapshots' layout (deployed, read by the scoring service): see yidai.core.publishing.
-SNAPSHOT_LAYOUT = publishing.Layout(versions="", manifest="meta.json", version_key="snapshot_id")
+__all__ = ["SNAPSHOT_LAYOUT", "FeatureSnapshot", "current_pointer", "load_snapshot",
+           "publish_snapshot", "publish_tables"]  # fmt: skip
 
 
 def _set_dir(serving_dir: Path | str, feature_set: str) -> Path:
@@ -44,9 +50,12 @@ def publish_snapshot(
     feature_sets: Sequence[str] | None = None,
     *,
     keep: int = 3,
+    store: OnlineStore | str | None = None,
 ) -> dict[str, Path]:
     """Publish the profiles built for ``as_of`` (see ``build_features``) as the live snapshot
-    of each feature set; returns the snapshot folder per feature set."""
+    of each feature set, into ``store`` (default: the ``online_store`` setting; the snapshot
+    folder is always written, it is the embedded store and the source of the Redis load);
+    returns the snapshot folder per feature set."""
     if keep < 2:
         raise YidaiError("keep at least 2 snapshots (readers may still be opening the previous)")
     if isinstance(con_or_warehouse_path, duckdb.DuckDBPyConnection):
@@ -57,7 +66,10 @@ def publish_snapshot(
         sets = resolve_feature_sets(feature_sets)
         for fs in sets:  # every set is checked before any is published
             _check_build(con, fs, as_of)
-        return {fs.name: _publish_one(con, fs, Path(serving_dir), as_of, keep) for fs in sets}
+        online = store if isinstance(store, OnlineStore) else open_store(store, serving_dir)
+        return {
+            fs.name: _publish_one(con, fs, Path(serving_dir), as_of, keep, online) for fs in sets
+        }
     finally:
         if own:
             con.close()
@@ -90,8 +102,54 @@ def _check_build(con: duckdb.DuckDBPyConnection, fs: FeatureSet, as_of: dt.date)
 
 
 def _publish_one(
-    con: duckdb.DuckDBPyConnection, fs: FeatureSet, serving_dir: Path, as_of: dt.date, keep: int
+    con: duckdb.DuckDBPyConnection,
+    fs: FeatureSet,
+    serving_dir: Path,
+    as_of: dt.date,
+    keep: int,
+    store: OnlineStore,
 ) -> Path:
+    def write_tables(tmp: Path) -> None:
+        for entity in fs.profile_entities:
+            cols = ", ".join(f'"{c}"' for c in fs.profile_columns(entity))
+            path = tmp / f"{entity}.parquet"
+            con.execute(
+                f"COPY (SELECT entity_id, {cols} FROM {profile_table(fs, entity)} "
+                f"WHERE as_of = ? ORDER BY entity_id) TO '{path}' (FORMAT parquet)",
+                [as_of],
+            )
+        if fs.entity == "payer":
+            union = " UNION ALL ".join(
+                f"SELECT DISTINCT payer_id, '{f}' AS field, CAST({f} AS VARCHAR) AS value "
+                f"FROM ({FRAUD_EVENTS_SQL}) WHERE {f} IS NOT NULL AND ts < ?"
+                for f in PAIR_FIELDS
+            )
+            cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+            con.execute(
+                f"COPY ({union}) TO '{tmp / 'pairs.parquet'}' (FORMAT parquet)",
+                [cutoff] * len(PAIR_FIELDS),
+            )
+
+    return publish_tables(serving_dir, fs, as_of, write_tables, keep=keep, store=store)
+
+
+def publish_tables(
+    serving_dir: Path | str,
+    fs: FeatureSet,
+    as_of: dt.date,
+    write_tables: Callable[[Path], None],
+    *,
+    keep: int = 3,
+    store: OnlineStore | str | None = None,
+) -> Path:
+    """Publish one snapshot version whose tables ``write_tables(folder)`` writes
+    (``<entity>.parquet`` per profile entity: ``entity_id`` and the profile columns; for
+    the payment set ``pairs.parquet``: payer_id, field, value), with its embedded arrays;
+    load it into the online store (Redis) if that is not the embedded one; then make it live
+    (the folder pointer, and the store's pointer) and prune old versions."""
+    if keep < 2:
+        raise YidaiError("keep at least 2 snapshots (readers may still be opening the previous)")
+    online = store if isinstance(store, OnlineStore) else open_store(store, serving_dir)
     set_dir = _set_dir(serving_dir, fs.name)
     snapshot_id = f"{as_of.isoformat()}_{dt.datetime.now():%Y%m%dT%H%M%S}_{uuid.uuid4().hex[:6]}"
     meta: dict[str, Any] = {
@@ -105,32 +163,19 @@ def _publish_one(
     }
 
     def fill(tmp: Path) -> None:
-        rows: dict[str, int] = {}
-        for entity in fs.profile_entities:
-            cols = ", ".join(f'"{c}"' for c in fs.profile_columns(entity))
-            path = tmp / f"{entity}.parquet"
-            con.execute(
-                f"COPY (SELECT entity_id, {cols} FROM {profile_table(fs, entity)} "
-                f"WHERE as_of = ? ORDER BY entity_id) TO '{path}' (FORMAT parquet)",
-                [as_of],
-            )
-            rows[entity] = int(pd.read_parquet(path, columns=["entity_id"]).shape[0])
-        if fs.entity == "payer":
-            union = " UNION ALL ".join(
-                f"SELECT DISTINCT payer_id, '{f}' AS field, CAST({f} AS VARCHAR) AS value "
-                f"FROM ({FRAUD_EVENTS_SQL}) WHERE {f} IS NOT NULL AND ts < ?"
-                for f in PAIR_FIELDS
-            )
-            cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-            con.execute(
-                f"COPY ({union}) TO '{tmp / 'pairs.parquet'}' (FORMAT parquet)",
-                [cutoff] * len(PAIR_FIELDS),
-            )
-        meta["rows"] = rows
+        write_tables(tmp)
+        meta["rows"] = {
+            e: int(pq.ParquetFile(tmp / f"{e}.parquet").metadata.num_rows)
+            for e in fs.profile_entities
+        }
+        meta["embedded_bytes"] = write_arrays(tmp, meta)
         meta["published_at"] = dt.datetime.now().isoformat(timespec="seconds")
 
     target = publishing.write_version(set_dir, snapshot_id, meta, fill, SNAPSHOT_LAYOUT)
+    if online.kind != "embedded":
+        online.write_version(target, meta)
     publishing.publish(set_dir, snapshot_id, meta, SNAPSHOT_LAYOUT)
+    online.switch(fs.name, meta, keep)
     publishing.prune(set_dir, keep, SNAPSHOT_LAYOUT)
     return target
 
@@ -141,19 +186,9 @@ def current_pointer(serving_dir: Path | str, feature_set: str) -> dict[str, Any]
 
 
 @dataclass
-class _Profile:
-    columns: list[str]
-    index: dict[str, int]
-    matrix: np.ndarray
-
-    def get(self, key: str | None) -> np.ndarray | None:
-        i = self.index.get(key) if key is not None else None
-        return None if i is None else self.matrix[i]
-
-
-@dataclass
 class FeatureSnapshot:
-    """One published snapshot, loaded once; ``get`` is a dict lookup (microseconds)."""
+    """One published snapshot version, read through an online store's reader (pinned to
+    that version: every read of a decision sees one version)."""
 
     feature_set: str
     version: int
@@ -162,42 +197,41 @@ class FeatureSnapshot:
     columns: list[str]
     snapshot_id: str
     entity: str
-    profiles: dict[str, _Profile]
-    pairs: dict[str, set[str]] = field(default_factory=dict)
+    reader: SnapshotReader
+    folder: Path | None = None
+    profile_cols: dict[str, list[str]] = field(default_factory=dict)
 
     def get(self, entity_id: str, entity: str | None = None) -> np.ndarray | None:
-        """The profile vector (read-only) of ``entity_id`` as of the snapshot's close, in
+        """The profile vector of ``entity_id`` as of the snapshot's close, in
         ``profile_columns(entity)`` order; None if the entity had no profile row."""
-        return self.profiles[entity or self.entity].get(entity_id)
+        return self.reader.profile(entity or self.entity, entity_id)
 
     def profile_columns(self, entity: str | None = None) -> list[str]:
-        return self.profiles[entity or self.entity].columns
+        return self.profile_cols[entity or self.entity]
+
+    def entity_ids(self, entity: str | None = None) -> list[str]:
+        """Every id with a profile (sorted)."""
+        return self.reader.entity_ids(entity or self.entity)
 
     @property
     def frame(self) -> pd.DataFrame:
-        """The main entity's profiles as a DataFrame indexed by entity_id."""
-        prof = self.profiles[self.entity]
-        ids = sorted(prof.index, key=prof.index.__getitem__)
-        return pd.DataFrame(
-            prof.matrix, index=pd.Index(ids, name="entity_id"), columns=prof.columns
-        )
+        """The main entity's profiles as a DataFrame indexed by entity_id (read from the
+        snapshot folder's parquet file: batch readers only)."""
+        if self.folder is None or not (self.folder / f"{self.entity}.parquet").exists():
+            raise YidaiError(f"snapshot {self.snapshot_id}: no snapshot folder to read here")
+        cols = self.profile_columns()
+        df = pd.read_parquet(self.folder / f"{self.entity}.parquet")
+        index = pd.Index(df["entity_id"].astype(str), name="entity_id")
+        return pd.DataFrame(df[cols].to_numpy(np.float64), index=index, columns=cols)
 
     def seen_before(self, payer_id: str, field_name: str, value: str | None) -> bool:
         """Whether the payer used this counterpart/device/channel before the snapshot's end."""
-        if value is None:
-            return False
-        return f"{payer_id}\x1f{value}" in self.pairs.get(field_name, set())
+        return self.reader.lookup([], [(field_name, str(payer_id), value)])[1][0]
 
     def seen_values(self, payer_ids: Collection[str], field_name: str) -> dict[str, list[str]]:
         """The counterparts/devices/channels each payer used before the snapshot's end,
-        sorted (one pass over the pairs; payers with none are left out)."""
-        wanted = set(payer_ids)
-        out: dict[str, list[str]] = {}
-        for pair in self.pairs.get(field_name, set()):
-            payer, value = pair.split("\x1f", 1)
-            if payer in wanted:
-                out.setdefault(payer, []).append(value)
-        return {payer: sorted(values) for payer, values in out.items()}
+        sorted (payers with none are left out)."""
+        return self.reader.seen_values(payer_ids, field_name)
 
     def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray:
         """The full online feature vector of one request (same order as training).
@@ -207,20 +241,25 @@ class FeatureSnapshot:
         ``event_type`` 'pos'|'payment', ``ts``, ``amount``, ``counterpart_id`` = terminal or
         payee, ``merchant_id``, ``mcc``, ``entry_mode``, ``channel``, ``device_id``,
         ``payment_type``) plus ``recent``: the payer's events of the last 24 hours before
-        ``ts`` (dicts with ts, amount, counterpart_id, device_id, channel).
+        ``ts`` (dicts with ts, amount, counterpart_id, device_id, channel).  The payment
+        set's profiles and pairs are one read of the store (one round trip for Redis).
         """
         fs = get_feature_set(self.feature_set)
         if fs.entity == "payer":
             payer = str(request.get("payer_id"))
-            profiles = {
-                "payer": self.get(payer, "payer"),
-                "counterpart": self.get(request.get("counterpart_id"), "counterpart"),  # type: ignore[arg-type]
-                "merchant": self.get(request.get("merchant_id"), "merchant"),  # type: ignore[arg-type]
-            }
+
+            def text(name: str) -> str | None:
+                value = request.get(name)
+                return None if value is None else str(value)
+
+            vectors, seen = self.reader.lookup(
+                [("payer", payer), ("counterpart", text("counterpart_id")),
+                 ("merchant", text("merchant_id"))],
+                [(f, payer, text(f)) for f in PAIR_FIELDS],
+            )  # fmt: skip
+            profiles = dict(zip(("payer", "counterpart", "merchant"), vectors, strict=True))
             full = dict(request)
-            full["seen_before_today"] = {
-                f: self.seen_before(payer, f, request.get(f)) for f in PAIR_FIELDS
-            }
+            full["seen_before_today"] = dict(zip(PAIR_FIELDS, seen, strict=True))
             return request_features(fs, profiles, full)
         key = entity_id if entity_id is not None else request.get("entity_id")
         if key is None:
@@ -228,34 +267,25 @@ class FeatureSnapshot:
         return request_features(fs, self.get(str(key)), request)
 
 
-def load_snapshot(serving_dir: Path | str, feature_set: str) -> FeatureSnapshot:
-    """Load the live snapshot of ``feature_set``; refuses one whose definition differs from
-    the code's (fingerprint) with a clear error."""
+def load_snapshot(
+    serving_dir: Path | str, feature_set: str, store: OnlineStore | str | None = None
+) -> FeatureSnapshot:
+    """The live snapshot of ``feature_set`` in ``store`` (default: the ``online_store``
+    setting; embedded: under ``serving_dir``); refuses one whose definition differs from the
+    code's (fingerprint) with a clear error."""
     fs = get_feature_set(feature_set)
-    meta = current_pointer(serving_dir, feature_set)
+    online = store if isinstance(store, OnlineStore) else open_store(store, serving_dir)
+    meta = online.current(feature_set)
     if meta is None:
-        raise YidaiError(f"no published snapshot of {feature_set} under {serving_dir}")
+        where = serving_dir if online.kind == "embedded" else online.kind
+        raise YidaiError(f"no published snapshot of {feature_set} under {where}")
     if meta["fingerprint"] != fs.fingerprint:
         raise YidaiError(
             f"snapshot {meta['snapshot_id']} of {feature_set} has fingerprint "
             f"{meta['fingerprint']}, the code declares {fs.fingerprint}: republish it"
         )
-    folder = _set_dir(serving_dir, feature_set) / meta["snapshot_id"]
-    profiles: dict[str, _Profile] = {}
-    for entity, cols in meta["profiles"].items():
-        df = pd.read_parquet(folder / f"{entity}.parquet")
-        matrix = df[cols].to_numpy(np.float64, copy=True)
-        matrix.flags.writeable = False
-        ids = df["entity_id"].astype(str).tolist()
-        profiles[entity] = _Profile(cols, dict(zip(ids, range(len(ids)), strict=True)), matrix)
-    pairs: dict[str, set[str]] = {}
-    if (folder / "pairs.parquet").exists():
-        p = pd.read_parquet(folder / "pairs.parquet")
-        for f in PAIR_FIELDS:
-            sub = p[p["field"] == f]
-            pairs[f] = set(
-                (sub["payer_id"].astype(str) + "\x1f" + sub["value"].astype(str)).tolist()
-            )
+    reader = online.open(meta)
+    profiles = {e: list(c) for e, c in meta["profiles"].items()}
     return FeatureSnapshot(
         feature_set=feature_set,
         version=int(meta["version"]),
@@ -264,6 +294,7 @@ def load_snapshot(serving_dir: Path | str, feature_set: str) -> FeatureSnapshot:
         columns=list(meta["columns"]),
         snapshot_id=meta["snapshot_id"],
         entity=fs.entity if fs.entity in profiles else next(iter(profiles)),
-        profiles=profiles,
-        pairs=pairs,
+        reader=reader,
+        folder=_set_dir(serving_dir, feature_set) / meta["snapshot_id"],
+        profile_cols=profiles,
     )

@@ -20,7 +20,7 @@ def entity_ids(
     out: dict[str, list[str]] = {}
     for product in products:
         snap = load_snapshot(settings.serving, PRODUCT_FEATURE_SETS[product])
-        out[product] = sorted(snap.profiles[snap.entity].index)
+        out[product] = snap.entity_ids()
     return out
 
 

@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 import features
+from features.online import OnlineStoreUnavailable, open_store
+from features.online.redis_store import redacted
 from models.registry import load_model, tracking_client
 from scoring_service.fastpredict import SingleRowMargin, single_row_margin
 from scoring_service.security import KeyRing
@@ -85,17 +87,54 @@ class Loaders:
         """MLflow registry (``models.registry``) and published snapshots (``features``)."""
 
         registry = _MlflowRegistry(settings)
+        store = open_store(
+            settings.online_store, settings.serving, settings.online_store_timeout_seconds
+        )
 
         def marker(feature_set: str) -> str | None:
-            pointer = features.current_pointer(settings.serving, feature_set)
+            pointer = store.current(feature_set)
             return None if pointer is None else str(pointer["snapshot_id"])
+
+        def load(feature_set: str) -> SnapshotLike:
+            return GuardedSnapshot(features.load_snapshot(settings.serving, feature_set, store))
 
         return cls(
             model_version=registry.version_of,
             load_model=registry.load,
             snapshot_marker=marker,
-            load_snapshot=lambda fs: features.load_snapshot(settings.serving, fs),
+            load_snapshot=load,
         )
+
+
+class GuardedSnapshot:
+    """A snapshot whose store failures are :class:`StoreUnavailable` (HTTP 503 with the
+    reason): a decision is never made on features the store could not give."""
+
+    def __init__(self, snapshot: Any) -> None:
+        self._snapshot = snapshot
+        self.feature_set: str = snapshot.feature_set
+        self.fingerprint: str = snapshot.fingerprint
+        self.columns: list[str] = snapshot.columns
+        self.snapshot_id: str = snapshot.snapshot_id
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._snapshot, name)
+
+    def get(self, entity_id: str, entity: str | None = None) -> np.ndarray | None:
+        try:
+            result: np.ndarray | None = self._snapshot.get(entity_id, entity)
+        except OnlineStoreUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return result
+
+    def profile_columns(self, entity: str | None = None) -> list[str]:
+        return list(self._snapshot.profile_columns(entity))
+
+    def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray:
+        try:
+            return np.asarray(self._snapshot.vector(request, entity_id))
+        except OnlineStoreUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
 
 class _MlflowRegistry:
@@ -359,17 +398,22 @@ class Resources:
             self._set_problems(product, problems)
             return
         fs = policy.feature_set
-        snap_marker = self.loaders.snapshot_marker(fs)
-        snapshot = self._cached(
-            product, "snapshot", snap_marker, lambda: self.loaders.load_snapshot(fs)
-        )
-        if snapshot is None or isinstance(snapshot, LoadFailure):
-            problems["snapshot"] = (
-                snapshot.message
-                if snapshot
-                else f"no feature snapshot {fs} published under {self.settings.serving}"
-            )
+        try:
+            snap_marker = self.loaders.snapshot_marker(fs)
+        except Exception as exc:  # the online store is unreachable: keep what is served
+            problems["snapshot"] = f"feature snapshot {fs} pointer unreadable: {exc}"
             snapshot = current.snapshot if current else None
+        else:
+            snapshot = self._cached(
+                product, "snapshot", snap_marker, lambda: self.loaders.load_snapshot(fs)
+            )
+            if snapshot is None or isinstance(snapshot, LoadFailure):
+                problems["snapshot"] = (
+                    snapshot.message
+                    if snapshot
+                    else f"no feature snapshot {fs} published in the {self._store_name()}"
+                )
+                snapshot = current.snapshot if current else None
         models: dict[str, ModelLike | None] = {}
         for role, alias in (
             ("champion", "champion"),
@@ -415,6 +459,12 @@ class Resources:
                 candidate.challenger.label if candidate.challenger else None,
             )
         self._set_problems(product, problems)
+
+    def _store_name(self) -> str:
+        where = self.settings.online_store
+        if where == "embedded":
+            return f"embedded store under {self.settings.serving}"
+        return f"online store {redacted(where)}"
 
     def _safe_version(self, name: str, alias: str, problems: dict[str, str]) -> str | None:
         try:
@@ -489,6 +539,12 @@ class NotReady(YidaiError):
     """A product cannot be decided yet (HTTP 503)."""
 
     reason_code = "NOT_READY"
+
+
+class StoreUnavailable(NotReady):
+    """The online feature store cannot be read: the products that need it wait (HTTP 503)."""
+
+    reason_code = "ONLINE_STORE_UNAVAILABLE"
 
 
 class LimitsNotLoaded(NotReady):

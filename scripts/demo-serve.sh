@@ -52,6 +52,39 @@ client = YidaiClient(sys.argv[1], open(sys.argv[2]).read().strip())
 _, report = client.wait_until_loaded(timeout=float(os.environ.get("DEMO_READY_SECONDS", "120")))
 print("\n".join(readiness_lines(report)))
 PY
+# Memory of each service process (RSS, and the private part: the embedded feature store's
+# mapped snapshot pages are shared through the page cache, so they are not private).
+"$UV" run --frozen python - "$(cat "$DEMO_DIR/serve.pid")" "${YIDAI_ONLINE_STORE:-embedded}" <<'PY'
+import os, re, sys
+root, store = int(sys.argv[1]), sys.argv[2].split("@")[-1]
+parents = {}
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        parents[int(pid)] = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        pass
+tree, todo = [], [root]
+while todo:
+    pid = todo.pop()
+    tree.append(pid)
+    todo += [c for c, p in parents.items() if p == pid]
+lines = []
+for pid in tree:
+    try:
+        cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ").decode()
+        rollup = open(f"/proc/{pid}/smaps_rollup").read()
+    except OSError:
+        continue
+    if "python" not in cmd or "yidai" not in cmd and "spawn_main" not in cmd:
+        continue  # uv itself, the resource tracker
+    kb = {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+) kB", rollup, re.M)}
+    private = kb.get("Private_Clean", 0) + kb.get("Private_Dirty", 0)
+    what = "worker" if "spawn_main" in cmd else "yidai serve"
+    lines.append(f"  {what} pid {pid}: {kb.get('Rss', 0) / 1024:.0f} MB resident, "
+                 f"{private / 1024:.0f} MB private")
+print(f"scoring service memory (online feature store: {store}):")
+print("\n".join(lines) or "  (no service process found)")
+PY
 
 step "A few mall checkouts through the example integration (examples/mall_checkout.py): everyday checkouts, then one on a new phone at a new seller"
 i=0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,10 @@ import pandas as pd
 import pytest
 
 import features
+from features.online import OnlineStore, open_store
+from features.online.redis_store import RedisStore
 from features.sources import FRAUD_EVENTS_SQL
+from tests.support.redis_local import RedisServer
 from yidai.core.errors import YidaiError
 
 
@@ -69,15 +73,38 @@ def test_publish_from_the_warehouse_path_read_only(
     assert not (tmp_path / "features" / "personal_credit_v1").exists()
 
 
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["embedded", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> OnlineStore:
+    """Each online store, empty: the embedded one under ``tmp_path``, or a Redis database."""
+    if request.param == "embedded":
+        return open_store("embedded", tmp_path)
+    server: RedisServer = request.getfixturevalue("redis_server")
+    redis_store = RedisStore(server.url(3))
+    redis_store.client.flushdb()
+    return redis_store
+
+
 @pytest.mark.parametrize(
     ("fs_name", "product"),
     [("personal_credit_v1", "C"), ("merchant_credit_v1", "M"), ("sme_credit_v1", "S")],
 )
 def test_credit_parity_online_equals_offline(
-    wh: duckdb.DuckDBPyConnection, as_of: dt.date, tmp_path: Path, fs_name: str, product: str
+    wh: duckdb.DuckDBPyConnection,
+    as_of: dt.date,
+    tmp_path: Path,
+    fs_name: str,
+    product: str,
+    store: OnlineStore,
 ) -> None:
-    features.publish_snapshot(wh, tmp_path, as_of, [fs_name])
-    snap = features.load_snapshot(tmp_path, fs_name)
+    features.publish_snapshot(wh, tmp_path, as_of, [fs_name], store=store)
+    snap = features.load_snapshot(tmp_path, fs_name, store)
     rng = np.random.default_rng(3)
     known = list(snap.frame.index)
     ids = [*rng.choice(known, size=min(25, len(known)), replace=False), f"{product}new"]
@@ -98,10 +125,10 @@ def test_credit_parity_online_equals_offline(
 
 
 def test_fraud_parity_online_equals_offline(
-    wh: duckdb.DuckDBPyConnection, as_of: dt.date, tmp_path: Path
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date, tmp_path: Path, store: OnlineStore
 ) -> None:
-    features.publish_snapshot(wh, tmp_path, as_of, ["payment_fraud_v1"])
-    snap = features.load_snapshot(tmp_path, "payment_fraud_v1")
+    features.publish_snapshot(wh, tmp_path, as_of, ["payment_fraud_v1"], store=store)
+    snap = features.load_snapshot(tmp_path, "payment_fraud_v1", store)
     next_day = as_of + dt.timedelta(days=1)
     spine = features.fraud_spine(wh, next_day, label_delay_days=0, start=next_day)
     spine = spine.sample(n=min(60, len(spine)), random_state=5)

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from features import load_snapshot
@@ -131,8 +132,10 @@ def test_usual_payment_context_is_what_each_payer_used_before(
             assert snapshot.seen_before(payer, field, value), (payer, field, value)
     # seen_values: one pass, the same as the pairs of that payer
     payer = next(p for p in payers if "device_id" in context[p])
-    brute = sorted(p.split("\x1f", 1)[1] for p in snapshot.pairs["device_id"]
-                   if p.startswith(payer + "\x1f"))  # fmt: skip
+    assert snapshot.folder is not None
+    pairs = pd.read_parquet(snapshot.folder / "pairs.parquet")
+    mine = pairs[(pairs["payer_id"].astype(str) == payer) & (pairs["field"] == "device_id")]
+    brute = sorted(set(mine["value"].astype(str)))
     assert brute and snapshot.seen_values([payer], "device_id")[payer] == brute
 
     # the demo's checkouts: 8 customers in their usual context, then the first on a new phone

@@ -68,7 +68,7 @@ def train_registered_model(
     fs = get_feature_set(feature_set)
     snapshot = load_snapshot(settings.serving, feature_set)
     rng = np.random.default_rng(seed)
-    base = snapshot.profiles[snapshot.entity].matrix
+    base = snapshot.frame.to_numpy()
     rows = base[rng.integers(0, len(base), n)] if len(base) else np.zeros((n, base.shape[1]))
     frame = pd.DataFrame(np.nan, index=range(n), columns=fs.columns)
     frame[snapshot.profile_columns()] = rows * rng.lognormal(0, 0.3, rows.shape)

@@ -107,6 +107,19 @@ class Settings(BaseSettings):
         description="Where the generated audit hash key is kept when audit_hash_key is unset "
         "(0600; default <home>/service/audit_hash.key).",
     )
+    # Online feature store (issue 20): where the scoring service reads published snapshots.
+    online_store: str = Field(
+        "embedded",
+        pattern=r"^(embedded|(redis|rediss|unix)://.*)$",
+        description="Online feature store: 'embedded' (the published snapshot folders, "
+        "read in place and shared by the workers) or a redis:// / rediss:// URL.",
+    )
+    online_store_timeout_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="Redis online store: connect and read timeout; past it the products "
+        "that need the store answer 503 (no decision on missing features).",
+    )
     audit_sqlite_wal_limit_mb: float = Field(
         64.0,
         gt=0,
