@@ -553,3 +553,8 @@ def load_model(
         booster=booster,
         metadata=metadata,
     )
+
+
+def set_run_note(run_id: str, note: str, *, settings: Settings | None = None) -> None:
+    """Write ``note`` as the MLflow run's notes (the description shown on the run's page)."""
+    tracking_client(settings).set_tag(run_id, "mlflow.note.content", note)
