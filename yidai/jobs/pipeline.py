@@ -253,7 +253,7 @@ def run_ingest(day: date, *, history: bool = False) -> dict[str, Any]:
     days = [d for d in landing_days() if d <= day] if history else [day]
     if not days:
         raise PermanentError(f"no landing day on or before {day}")
-    if not any(settings.landing.glob(f"*/dt={d.isoformat()}/*") for d in days):
+    if not any(any(settings.landing.glob(f"*/dt={d.isoformat()}/*")) for d in days):
         raise PermanentError(f"no landing files to ingest under {settings.landing} for {day}")
     report = ingest_landing(settings.landing, settings.warehouse, days=days)
     summary = {
