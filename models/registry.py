@@ -84,12 +84,31 @@ def check_tracking_uri(uri: str, timeout_s: float = 3.0) -> None:
             ) from exc
 
 
+#: Loggers MLflow configures at import with its own stderr handler (not propagating).
+MLFLOW_LOGGERS = ("mlflow", "alembic", "huey", "sqlalchemy.engine")
+
+
+def route_mlflow_logs() -> None:
+    """Let MLflow's log records reach the process's own logging, at their own level.
+
+    MLflow gives its loggers a handler on stderr and stops them propagating, so in an
+    Airflow task every INFO or WARNING line of MLflow became an ``[error] task.stderr``
+    line.  Here they propagate to the root logger instead (Airflow's task log handler, the
+    CLI's, pytest's), keeping MLflow's levels (INFO; WARNING for alembic and SQLAlchemy).
+    """
+    for name in MLFLOW_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+
+
 def tracking_client(settings: Settings | None = None) -> MlflowClient:
     """An MLflow client on the configured tracking URI (also set as MLflow's default)."""
     # heavy: MLflow
     import mlflow
     from mlflow import MlflowClient
 
+    route_mlflow_logs()
     settings = settings or get_settings()
     uri = settings.tracking_uri
     check_tracking_uri(uri)

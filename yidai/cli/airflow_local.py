@@ -57,6 +57,8 @@ def airflow_environ(home: Path | None = None) -> dict[str, str]:
     defaults = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder().resolve()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # a local UI (`airflow standalone`, `airflow api-server`) answers on the loopback only
+        "AIRFLOW__API__HOST": "127.0.0.1",
     }
     env = {key: os.environ.get(key, value) for key, value in defaults.items()}
     env["AIRFLOW_HOME"] = str((home or airflow_home()).resolve())
