@@ -130,3 +130,29 @@ def test_a_limits_run_without_day_fails_once_and_alerts_the_webhook(
             .one()
         )
         assert (str(ti.state), ti.try_number) == ("failed", 1)
+
+
+def test_a_local_run_for_a_day_without_files_fails_at_once_naming_the_sources(
+    airflow_db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from yidai.cli.airflow_local import run_dag
+    from yidai.core.errors import YidaiError
+    from yidai.core.settings import reset_settings_cache
+
+    (tmp_path / "landing" / "payments" / "dt=2026-01-01").mkdir(parents=True)
+    (tmp_path / "landing" / "payments" / "dt=2026-01-01" / "part-0.parquet").write_bytes(b"x")
+    monkeypatch.setenv("YIDAI_HOME", str(tmp_path))
+    reset_settings_cache()
+    try:
+        with pytest.raises(YidaiError, match="failed in wait_for_landing"):
+            run_dag("ingest_daily", date(2026, 1, 1), {"day": "2026-01-01"})
+    finally:
+        reset_settings_cache()
+    captured = capfd.readouterr()
+    task_log = captured.out + captured.err + caplog.text
+    assert "AirflowSensorTimeout" in task_log
+    assert "from pos_transactions, mall_orders" in task_log

@@ -79,9 +79,16 @@ class LandingPartitionTrigger(BaseTrigger):
 
 
 class LandingPartitionSensor(BaseOperator):
-    """Wait (deferred, in the triggerer) for the day's partitions of the daily sources."""
+    """Wait (deferred, in the triggerer) for the day's partitions of the daily sources.
+
+    ``wait_timeout_seconds`` overrides ``YIDAI_LANDING_WAIT_TIMEOUT_SECONDS``; 0 fails at
+    once when a partition is missing (the local runner's fail-fast runs)."""
 
     ui_color = "#e8f0fe"
+
+    def __init__(self, *, wait_timeout_seconds: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.wait_timeout_seconds = wait_timeout_seconds
 
     def execute(self, context: Any) -> dict[str, Any]:
         with pipeline.fail_fast():
@@ -92,7 +99,15 @@ class LandingPartitionSensor(BaseOperator):
         missing = missing_partitions(landing, day.isoformat(), sources)
         if not missing:
             return {"day": day.isoformat(), "waited": False}
-        timeout = settings.landing_wait_timeout_seconds
+        timeout = (
+            settings.landing_wait_timeout_seconds
+            if self.wait_timeout_seconds is None
+            else self.wait_timeout_seconds
+        )
+        if timeout <= 0:
+            self.execute_complete(
+                context, {"status": "timeout", "day": day.isoformat(), "missing": missing}
+            )
         self.log.info(
             "waiting up to %.0f s for the %s partitions of %s", timeout, ", ".join(missing), day
         )

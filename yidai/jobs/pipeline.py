@@ -24,6 +24,7 @@ from features.inputs import require_ingested_day, require_warehouse_day
 from models.registry import set_run_note
 from models.training import train_model
 from yidai.core import catalogue
+from yidai.core.contracts import CONTRACTS
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.core.warehouse import connect_existing
@@ -227,9 +228,6 @@ def landing_days() -> list[date]:
 
 def daily_sources() -> list[str]:
     """The sources that land a partition every day (``YIDAI_LANDING_DAILY_SOURCES``)."""
-    # deferred: the contracts are only needed to validate the setting
-    from yidai.core.contracts import CONTRACTS
-
     names = [n.strip() for n in get_settings().landing_daily_sources.split(",") if n.strip()]
     unknown = [n for n in names if n not in CONTRACTS]
     if unknown or not names:

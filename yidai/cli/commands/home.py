@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import typer
@@ -23,8 +24,6 @@ def register(app: typer.Typer) -> None:
         (a backup restored elsewhere, a copied or re-mounted home: run it on NEW).
         """
         # deferred: loaded when the command runs, so `yidai --help` starts fast
-        import shutil
-
         from models.registry import relocate_artifacts
         from yidai.core.errors import YidaiError
         from yidai.core.settings import Settings
