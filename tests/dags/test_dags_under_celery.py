@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.airflow_cluster import AirflowCluster
+from tests.support.airflow_cluster import PRISTINE_DB, AirflowCluster
 from tests.support.redis_local import RedisServer
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def _done(rows: list[dict[str, Any]]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRun]:
+def celery_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRun]:
     from simulator import SimConfig, simulate
 
     started = time.monotonic()
@@ -78,7 +78,7 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRun]
     }
     redis = RedisServer().start()
     cluster = AirflowCluster(yidai_env, broker_url=redis.url(0), result_backend=redis.url(1))
-    setup = cluster.begin_setup()  # the metadata DB migrates while the simulation runs
+    cluster.use_database(airflow_db / PRISTINE_DB)  # migrated once for the session
     prepare: subprocess.Popen[str] | None = None
     stop_seconds: dict[str, float] = {}
     try:
@@ -92,8 +92,6 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRun]
             [sys.executable, "-c", PREPARE], env={**env, **yidai_env},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        cluster.finish_setup()
-        seconds["setup"] = time.monotonic() - started
         cluster.start()
         cluster.wait_for(
             "the dag-processor to serialize the DAGs",
@@ -142,9 +140,8 @@ def celery_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterRun]
     except BaseException:
         stop_seconds.update(cluster.stop())
         redis.stop()
-        for process in (setup, prepare):
-            if process is not None and process.poll() is None:
-                process.kill()
+        if prepare is not None and prepare.poll() is None:
+            prepare.kill()
         print(cluster.tails())
         cluster.cleanup()
         raise
@@ -234,3 +231,20 @@ def test_every_component_stopped_on_sigterm(celery_run: ClusterRun) -> None:
     assert celery_run.stop_seconds
     killed = [name for name, s in celery_run.stop_seconds.items() if s == float("inf")]
     assert killed == []
+
+
+def test_library_log_lines_keep_their_level_in_the_task_logs(celery_run: ClusterRun) -> None:
+    """MLflow's INFO and WARNING lines are not turned into ``[error] task.stderr`` lines."""
+    logs = [
+        p
+        for p in (celery_run.cluster.root / "logs").rglob("attempt=*.log")
+        if ".trigger." not in p.name
+    ]
+    assert any("task_id=refresh_limits" in str(p) for p in logs)
+    stderr_lines = [
+        line
+        for p in logs
+        for line in p.read_text(errors="replace").splitlines()
+        if "task.stderr" in line
+    ]
+    assert [line for line in stderr_lines if "mlflow" in line.lower()] == []

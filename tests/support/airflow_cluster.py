@@ -30,7 +30,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The session's migrated metadata DB with the pools, copied before any test used it
+#: (``tests/dags/conftest.py``): a cluster starts from a copy instead of migrating.
+PRISTINE_DB = "airflow.pristine.db"
 BIN = Path(sys.executable).parent
+
+
+def snapshot_sqlite(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (its write-ahead log included)."""
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
 
 
 def _free_port() -> int:
@@ -133,7 +146,15 @@ class AirflowCluster:
         )  # fmt: skip
         return self._setup
 
+    def use_database(self, migrated: Path) -> None:
+        """Start from a copy of an already migrated metadata DB (with the pools) instead of
+        :meth:`begin_setup`."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        snapshot_sqlite(migrated, self.db_path)
+
     def finish_setup(self, timeout_s: float = 300) -> None:
+        if getattr(self, "_setup", None) is None:
+            return
         output, _ = self._setup.communicate(timeout=timeout_s)
         if self._setup.returncode != 0:
             log = (self.home / "setup.log").read_text(errors="replace")[-3000:]

@@ -174,9 +174,13 @@ def _last_features_event(inlet_events: Any) -> Any:
     from airflow.sdk import Asset
 
     try:
-        return inlet_events[Asset(name=FEATURES_ASSET_NAME, uri=FEATURES_ASSET_URI)][-1]
-    except (KeyError, IndexError):
+        events = inlet_events[Asset(name=FEATURES_ASSET_NAME, uri=FEATURES_ASSET_URI)]
+    except KeyError:
         return None
+    if hasattr(events, "ascending"):  # Airflow's lazy accessor: fetch only the newest
+        events = events.ascending(False).limit(1)
+        return next(iter(events), None)
+    return events[-1] if len(events) else None
 
 
 def summarise(result: object) -> dict[str, Any]:
