@@ -75,3 +75,21 @@ def test_performance_needs_one_cohort_with_a_ranking_metric() -> None:
     )
     assert performance_computable(table) == {"a": True, "b": False}
     assert performance_computable(pd.DataFrame(columns=["model", "auc"])) == {}
+
+
+def test_the_dag_check_reports_blindness_and_drift_together() -> None:
+    from yidai.jobs import pipeline
+
+    summary = {
+        **_summary(_model("merchant_pd", 0.4), _model("payment_fraud", None, n_current=0)),
+        "threshold": 0.25,
+        "drift": [{"model": "merchant_pd", "feature": "score", "psi": 0.4, "status": "drift"}],
+        "latest_data_day": FRESH,
+        "performance_computable": {"merchant_pd": True, "payment_fraud": True},
+    }
+    with pytest.raises(BlindMonitoringError) as caught:
+        pipeline.check_monitoring(summary)
+    assert "payment_fraud: score drift unknown" in str(caught.value)
+    assert "merchant_pd: score 0.400" in str(caught.value)
+    fine = {**summary, "models": [_model("merchant_pd", 0.02)], "drift": []}
+    assert pipeline.check_monitoring(fine)["drifted"] == 0

@@ -422,15 +422,28 @@ def run_monitoring(day: date) -> dict[str, Any]:
 def check_monitoring(summary: Mapping[str, Any]) -> dict[str, Any]:
     """Raise naming what was missing if monitoring was blind (no champion, drift or
     performance not computable, data staler than ``YIDAI_MONITORING_MAX_STALENESS_DAYS``),
-    then naming model and feature if any PSI passed the report's threshold."""
+    and naming model and feature if any PSI passed the report's threshold (both at once
+    when both happened)."""
     # heavy: loads SQLAlchemy
-    from yidai.jobs.monitoring import DEFAULT_PSI_THRESHOLD, check_drift, check_not_blind
+    from yidai.jobs import monitoring
 
-    check_not_blind(
-        summary,
-        latest_days=summary.get("latest_data_day") or {},
-        performance=summary.get("performance_computable") or {},
-        max_staleness_days=get_settings().monitoring_max_staleness_days,
-    )
-    check_drift(summary, threshold=float(summary.get("threshold") or DEFAULT_PSI_THRESHOLD))
+    problems: list[YidaiError] = []
+    try:
+        monitoring.check_not_blind(
+            summary,
+            latest_days=summary.get("latest_data_day") or {},
+            performance=summary.get("performance_computable") or {},
+            max_staleness_days=get_settings().monitoring_max_staleness_days,
+        )
+    except monitoring.BlindMonitoringError as exc:
+        problems.append(exc)
+    threshold = float(summary.get("threshold") or monitoring.DEFAULT_PSI_THRESHOLD)
+    try:
+        monitoring.check_drift(summary, threshold=threshold)
+    except monitoring.DriftError as exc:
+        problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise monitoring.BlindMonitoringError("; ".join(str(p) for p in problems))
     return {"as_of": summary.get("as_of"), "max_psi": summary.get("max_psi"), "drifted": 0}
