@@ -29,7 +29,8 @@ import pytest
 from tests.support.airflow_cluster import PRISTINE_DB, AirflowCluster
 from tests.support.redis_local import RedisServer
 
-pytestmark = pytest.mark.slow
+# the module-scoped cluster is set up inside the first test's timeout: room for a loaded machine
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SENSOR_TIMEOUT_S = 3
 PREPARE = """
@@ -57,6 +58,7 @@ class ClusterRun:
     empty_run: dict[str, Any]
     task_instances: list[dict[str, Any]]
     retries: list[dict[str, Any]]
+    listening: dict[int, list[str]]
 
 
 def _done(rows: list[dict[str, Any]]) -> bool:
@@ -136,6 +138,7 @@ def celery_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             empty_run=next(r for r in ingest_runs if r["run_id"] != "celery_last_day"),
             task_instances=cluster.task_instances(),
             retries=cluster.query("SELECT * FROM task_instance_history"),
+            listening=cluster.listening(),
         )
     except BaseException:
         stop_seconds.update(cluster.stop())
@@ -248,3 +251,12 @@ def test_library_log_lines_keep_their_level_in_the_task_logs(celery_run: Cluster
         if "task.stderr" in line
     ]
     assert [line for line in stderr_lines if "mlflow" in line.lower()] == []
+
+
+def test_servers_listen_on_the_loopback_only(celery_run: ClusterRun) -> None:
+    """The execution API on 127.0.0.1; no task-log server (``--skip-serve-logs``: Airflow
+    3.3 would bind it on every interface)."""
+    cluster = celery_run.cluster
+    assert celery_run.listening[cluster.api_port] == ["127.0.0.1"]
+    assert celery_run.listening[cluster.worker_log_port] == []
+    assert celery_run.listening[cluster.trigger_log_port] == []

@@ -12,6 +12,7 @@ directly (``sqlite3``), so the test process never imports Airflow's configuratio
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -46,6 +47,14 @@ def snapshot_sqlite(source: Path, target: Path) -> None:
         src.close()
 
 
+def _hex_address(hexed: str) -> str:
+    """``0100007F`` -> ``127.0.0.1`` (and IPv6 ``::``/``::1``) from /proc/net/tcp*."""
+    if len(hexed) == 8:
+        return ".".join(str(b) for b in reversed(bytes.fromhex(hexed)))
+    raw = b"".join(bytes.fromhex(hexed[i : i + 8])[::-1] for i in range(0, 32, 8))
+    return str(ipaddress.IPv6Address(raw))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,6 +82,8 @@ class AirflowCluster:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="yidai-airflow-")))
     api_port: int = field(default_factory=_free_port)
+    worker_log_port: int = field(default_factory=_free_port)
+    trigger_log_port: int = field(default_factory=_free_port)
     components: list[Component] = field(default_factory=list)
 
     @property
@@ -108,8 +119,8 @@ class AirflowCluster:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.root / "logs"),
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
             **self.extra_env,
         }
         if self.broker_url:
@@ -235,6 +246,18 @@ class AirflowCluster:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(c.process.pid, signal.SIGKILL)
         return {c.name: c.stop_seconds or 0.0 for c in self.components}
+
+    def listening(self) -> dict[int, list[str]]:
+        """The addresses listening (TCP) on the API and log-server ports, from /proc/net."""
+        ports = {self.api_port: [], self.worker_log_port: [], self.trigger_log_port: []}
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError), open(table) as lines:
+                for line in list(lines)[1:]:
+                    local, state = line.split()[1], line.split()[3]
+                    address, port = local.rsplit(":", 1)
+                    if state == "0A" and int(port, 16) in ports:
+                        ports[int(port, 16)].append(_hex_address(address))
+        return ports
 
     def cleanup(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
