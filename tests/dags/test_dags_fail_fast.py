@@ -104,7 +104,7 @@ def test_a_limits_run_without_day_fails_once_and_alerts_the_webhook(
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
-    from tests.yidai.test_jobs_notify import Receiver
+    from tests.support.webhook_receiver import Receiver
     from yidai.cli.airflow_local import run_dag
     from yidai.core.errors import YidaiError
     from yidai.core.settings import reset_settings_cache

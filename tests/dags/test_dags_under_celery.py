@@ -29,6 +29,7 @@ import pytest
 
 from tests.support.airflow_cluster import PRISTINE_DB, AirflowCluster
 from tests.support.redis_local import RedisServer
+from tests.support.webhook_receiver import Receiver
 
 # the module-scoped cluster is set up inside the first test's timeout: room for a loaded machine
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -61,6 +62,7 @@ class ClusterRun:
     task_instances: list[dict[str, Any]]
     retries: list[dict[str, Any]]
     listening: dict[int, list[str]]
+    alerts: list[dict[str, Any]]
 
 
 def _done(rows: list[dict[str, Any]]) -> bool:
@@ -80,6 +82,8 @@ def celery_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         "YIDAI_LANDING_WAIT_TIMEOUT_SECONDS": str(SENSOR_TIMEOUT_S),
         "YIDAI_LANDING_WAIT_POKE_SECONDS": "1",
     }
+    receiver = Receiver()  # the failure notifier posts here
+    yidai_env["YIDAI_ALERT_WEBHOOK_URL"] = receiver.url
     redis = RedisServer().start()
     cluster = AirflowCluster(yidai_env, broker_url=redis.url(0), result_backend=redis.url(1))
     cluster.use_database(airflow_db / PRISTINE_DB)  # migrated once for the session
@@ -142,10 +146,12 @@ def celery_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> It
             task_instances=cluster.task_instances(),
             retries=cluster.query("SELECT * FROM task_instance_history"),
             listening=cluster.listening(),
+            alerts=list(receiver.received),
         )
     except BaseException:
         stop_seconds.update(cluster.stop())
         redis.stop()
+        receiver.close()
         if prepare is not None and prepare.poll() is None:
             prepare.kill()
         print(cluster.tails())
@@ -153,6 +159,7 @@ def celery_run(airflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> It
         raise
     stop_seconds.update(cluster.stop())
     redis.stop()
+    receiver.close()
     seconds["stopped"] = time.monotonic() - started
     print("celery cluster timings (s):", {k: round(v, 1) for k, v in seconds.items()})
     print("shutdown (s):", {k: round(v, 1) for k, v in stop_seconds.items()})
@@ -231,6 +238,13 @@ def test_a_day_without_landing_files_fails_once_without_retries(celery_run: Clus
     assert "AirflowSensorTimeout" in text
     assert "pos_transactions, payments, mall_orders" in text
     assert "YIDAI_LANDING_WAIT_TIMEOUT_SECONDS" in text
+    # the failure notifier, run by the Celery worker, posted exactly this failure
+    [alert] = celery_run.alerts
+    assert (alert["dag_id"], alert["task_id"], alert["run_id"]) == (
+        "ingest_daily", "wait_for_landing", empty["run_id"],
+    )  # fmt: skip
+    assert alert["try_number"] == 1 and "AirflowSensorTimeout" in alert["error"]
+    assert "pos_transactions, payments, mall_orders" in alert["error"]
 
 
 def test_every_component_stopped_on_sigterm(celery_run: ClusterRun) -> None:

@@ -4,49 +4,16 @@ DAG, task, run and error, and nothing secret.  A real HTTP receiver on the loopb
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from tests.support.webhook_receiver import Receiver
 from yidai.core.settings import Settings
 from yidai.jobs import notify
-
-
-class Receiver:
-    """A throwaway webhook receiver (http.server in a thread) recording what it gets."""
-
-    def __init__(self, status: int = 204) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.raw: list[bytes] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.raw.append(body + str(self.path).encode())
-                receiver.received.append(json.loads(body))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/yidai?token=s3cr3t-t0ken"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture()
