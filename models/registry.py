@@ -609,20 +609,25 @@ def _local_artifact_path(uri: str) -> Path | None:
 
 
 def require_artifacts_in_home(uri: str, settings: Settings) -> None:
-    """Refuse a local artifact location outside this home's artifact folder (a home that
-    was copied, restored or mounted elsewhere would otherwise write into, or read from,
-    the home it was made in)."""
-    if not _is_local(settings.tracking_uri) or settings.mlflow_artifact_dir is None:
+    """Refuse a local artifact location outside the home that holds the MLflow store.
+
+    Only for the embedded store (a SQLite database inside ``YIDAI_HOME``): a home that was
+    copied, restored or mounted elsewhere would otherwise write into, or read from, the
+    home it was made in.  A store outside the home, or a tracking server, is left alone."""
+    uri_store = settings.tracking_uri
+    if not uri_store.startswith("sqlite:///"):
         return
+    home = Path(os.path.abspath(settings.home))
+    database = Path(os.path.abspath(uri_store[len("sqlite:///") :]))
     path = _local_artifact_path(uri)
-    if path is None:
+    if path is None or home not in database.parents:
         return
-    root = Path(settings.mlflow_artifact_dir).resolve()
-    if path.resolve() != root and root not in path.resolve().parents:
+    path = Path(os.path.abspath(path))
+    if path != home and home not in path.parents:
         raise YidaiError(
-            f"the MLflow store {_redact(settings.tracking_uri)} keeps artifacts at {path}, "
-            f"outside this home's {root}: the home was moved or copied; run "
-            f"`yidai home move OLD_HOME {settings.home}` (OLD_HOME: where it was made)"
+            f"this home's MLflow store keeps artifacts at {path}, outside the home {home}: "
+            f"the home was moved or copied; run `yidai home move OLD_HOME {home}` "
+            "(OLD_HOME: where it was made)"
         )
 
 

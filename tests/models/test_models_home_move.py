@@ -66,7 +66,7 @@ def test_a_copied_home_trains_and_loads_in_the_copy_only(
     plain = Settings(home=tmp_path / "plain-copy")
     with pytest.raises(YidaiError, match="yidai home move"):
         load_model(SPEC.name, settings=plain)
-    with pytest.raises(YidaiError, match="outside this home"):  # training would write there
+    with pytest.raises(YidaiError, match="outside the home"):  # training would write there
         ensure_experiment(tracking_client(plain), SPEC.name, plain)
 
     result = CliRunner().invoke(app, ["home", "move", str(original), str(copy)])
