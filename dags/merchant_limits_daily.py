@@ -2,8 +2,10 @@
 
 Scheduled on the features asset: it runs once ``ingest_daily`` has published the features
 of a day, and refreshes the limits as of that day (the ``day`` param overrides it).
-Missing inputs fail the task; so does the circuit breaker (without retries: the same inputs
-trip it again), unless a manual run passes ``force_reason`` to override it.
+A run without a day (no param, no asset event, no logical date) fails at once, without
+retries, saying how to pass it; missing inputs fail the task; so does the circuit breaker
+(without retries: the same inputs trip it again), unless a manual run passes
+``force_reason`` to override it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from airflow.sdk import Asset, Param, dag, task
 
-from yidai.jobs import pipeline
+from yidai.jobs import notify, pipeline
 
 FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_URI)
 
@@ -25,7 +27,10 @@ FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_
     start_date=datetime(2025, 10, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=pipeline.DEFAULT_TASK_ARGS,
+    default_args={
+        **pipeline.DEFAULT_TASK_ARGS,
+        "on_failure_callback": notify.failure_callbacks(),
+    },
     params={
         "day": Param(None, type=["null", "string"], description="As-of day (YYYY-MM-DD)"),
         "force_reason": Param(
@@ -48,9 +53,9 @@ def merchant_limits_daily() -> None:
 
         force_reason = (context.get("params") or {}).get("force_reason")
         try:
-            return pipeline.run_limits_refresh(
-                pipeline.resolve_day(context), force_reason=force_reason
-            )
+            with pipeline.fail_fast():
+                day = pipeline.resolve_day(context)
+            return pipeline.run_limits_refresh(day, force_reason=force_reason)
         except LimitsBreakerError as exc:  # deterministic: a retry would trip again
             raise AirflowFailException(
                 f"{exc} (or trigger this DAG with the param force_reason)"

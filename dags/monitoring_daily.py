@@ -3,8 +3,12 @@
 Score and feature drift (PSI against the training window), performance on newly matured
 loans and on fraud labels that arrived, approval and step-up rates.  First the credit
 applications are scored with the champions and published (model monitoring and the policy
-simulator read them; the credit drift reuses them).  The last task fails
-loudly when a threshold is passed (Airflow's failure alerting then notifies the team).
+simulator read them; the credit drift reuses them).  Scheduled on the features asset
+(data-aware): it runs once ``ingest_daily`` has published the features of a day, as of
+that day.  The last task fails loudly, naming what was missing, when monitoring was blind
+(a model without champion, drift or performance not computable, data older than
+``YIDAI_MONITORING_MAX_STALENESS_DAYS``), and when a threshold is passed (the failure
+notifier then alerts the team).
 """
 
 from __future__ import annotations
@@ -12,20 +16,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import Param, dag, task
-from airflow.timetables.interval import CronDataIntervalTimetable
+from airflow.sdk import Asset, Param, dag, task
 
-from yidai.jobs import pipeline
+from yidai.jobs import notify, pipeline
+
+FEATURES = Asset(name=pipeline.FEATURES_ASSET_NAME, uri=pipeline.FEATURES_ASSET_URI)
 
 
 @dag(
     dag_id="monitoring_daily",
     description="Score/feature drift, performance on matured labels, decision rates; alerts",
-    schedule=CronDataIntervalTimetable("0 6 * * *", timezone="UTC"),
+    schedule=[FEATURES],
     start_date=datetime(2025, 10, 1),
     catchup=False,
     max_active_runs=1,
-    default_args=pipeline.DEFAULT_TASK_ARGS,
+    default_args={
+        **pipeline.DEFAULT_TASK_ARGS,
+        "on_failure_callback": notify.failure_callbacks(),
+    },
     params={"day": Param(None, type=["null", "string"], description="As-of day (YYYY-MM-DD)")},
     tags=["yidai", "monitoring"],
 )
@@ -33,16 +41,19 @@ def monitoring_daily() -> None:
     @task(pool=pipeline.WAREHOUSE_POOL)
     def publish_scored(**context: Any) -> dict[str, Any]:
         """Score every credit application with the champions and publish them."""
-        return pipeline.publish_scored(pipeline.resolve_day(context))
+        with pipeline.fail_fast():
+            return pipeline.publish_scored(pipeline.resolve_day(context))
 
     @task(pool=pipeline.WAREHOUSE_POOL, trigger_rule="all_done")
     def compute_monitoring(**context: Any) -> dict[str, Any]:
         """Compute and publish the monitoring tables of the day (also if scoring failed)."""
-        return pipeline.run_monitoring(pipeline.resolve_day(context))
+        with pipeline.fail_fast():
+            return pipeline.run_monitoring(pipeline.resolve_day(context))
 
     @task(retries=0)
     def check_thresholds(report: Any) -> dict[str, Any]:
-        """Fail loudly, naming the metric, when drift or performance passes its threshold."""
+        """Fail, naming what was missing or the metric, when monitoring was blind or drift
+        passed its threshold."""
         return pipeline.check_monitoring(report)
 
     report = compute_monitoring()

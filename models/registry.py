@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -84,12 +85,31 @@ def check_tracking_uri(uri: str, timeout_s: float = 3.0) -> None:
             ) from exc
 
 
+#: Loggers MLflow configures at import with its own stderr handler (not propagating).
+MLFLOW_LOGGERS = ("mlflow", "alembic", "huey", "sqlalchemy.engine")
+
+
+def route_mlflow_logs() -> None:
+    """Let MLflow's log records reach the process's own logging, at their own level.
+
+    MLflow gives its loggers a handler on stderr and stops them propagating, so in an
+    Airflow task every INFO or WARNING line of MLflow became an ``[error] task.stderr``
+    line.  Here they propagate to the root logger instead (Airflow's task log handler, the
+    CLI's, pytest's), keeping MLflow's levels (INFO; WARNING for alembic and SQLAlchemy).
+    """
+    for name in MLFLOW_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True
+
+
 def tracking_client(settings: Settings | None = None) -> MlflowClient:
     """An MLflow client on the configured tracking URI (also set as MLflow's default)."""
     # heavy: MLflow
     import mlflow
     from mlflow import MlflowClient
 
+    route_mlflow_logs()
     settings = settings or get_settings()
     uri = settings.tracking_uri
     check_tracking_uri(uri)
@@ -112,6 +132,7 @@ def ensure_experiment(client: MlflowClient, model_name: str, settings: Settings)
     name = EXPERIMENT_PREFIX + model_name
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        require_artifacts_in_home(str(experiment.artifact_location), settings)
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
         return str(experiment.experiment_id)
@@ -595,6 +616,13 @@ def load_model(
     client = tracking_client(settings)
     model_version = version_by_alias(client, name, alias)
     version = str(model_version.version)
+    source = str(model_version.source or "")
+    model_id = getattr(model_version, "model_id", None) or (
+        source.removeprefix("models:/") if source.startswith("models:/m-") else None
+    )
+    if model_id:
+        location = client.get_logged_model(model_id).artifact_location
+        require_artifacts_in_home(str(location), settings or get_settings())
     local = Path(
         mlflow.artifacts.download_artifacts(
             artifact_uri=f"models:/{name}/{version}", tracking_uri=client.tracking_uri
@@ -623,3 +651,122 @@ def load_model(
         booster=booster,
         metadata=metadata,
     )
+
+
+def set_run_note(run_id: str, note: str, *, settings: Settings | None = None) -> None:
+    """Write ``note`` as the MLflow run's notes (the description shown on the run's page)."""
+    tracking_client(settings).set_tag(run_id, "mlflow.note.content", note)
+
+
+# ---------------------------------------------------------------------------- relocatable homes
+#: Columns of MLflow's SQL store that hold absolute artifact locations.
+ARTIFACT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("experiments", "artifact_location"),
+    ("runs", "artifact_uri"),
+    ("logged_models", "artifact_location"),
+    ("model_versions", "storage_location"),
+    ("model_versions", "source"),
+)
+
+
+def _local_artifact_path(uri: str) -> Path | None:
+    """The folder of a ``file:`` (or plain path) artifact location; None for remote ones."""
+    if uri.startswith("file:"):
+        return Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path))
+    if "://" in uri or uri.startswith(("models:", "runs:")):
+        return None
+    return Path(uri)
+
+
+def require_artifacts_in_home(uri: str, settings: Settings) -> None:
+    """Refuse a local artifact location outside the home that holds the MLflow store.
+
+    Only for the embedded store (a SQLite database inside ``YIDAI_HOME``): a home that was
+    copied, restored or mounted elsewhere would otherwise write into, or read from, the
+    home it was made in.  A store outside the home, or a tracking server, is left alone."""
+    uri_store = settings.tracking_uri
+    if not uri_store.startswith("sqlite:///"):
+        return
+    home = Path(os.path.abspath(settings.home))
+    database = Path(os.path.abspath(uri_store[len("sqlite:///") :]))
+    path = _local_artifact_path(uri)
+    if path is None or home not in database.parents:
+        return
+    path = Path(os.path.abspath(path))
+    if path != home and home not in path.parents:
+        raise YidaiError(
+            f"this home's MLflow store keeps artifacts at {path}, outside the home {home}: "
+            f"the home was moved or copied; run `yidai home move OLD_HOME {home}` "
+            "(OLD_HOME: where it was made)"
+        )
+
+
+@dataclass(frozen=True)
+class RelocationReport:
+    """What :func:`relocate_artifacts` rewrote."""
+
+    database: Path
+    rows: dict[str, int]
+    mlmodel_files: int
+
+
+def _sqlite_path(uri: str) -> Path:
+    if not uri.startswith("sqlite:///"):
+        raise YidaiError(
+            f"only a local SQLite MLflow store can be relocated, not {_redact(uri)} "
+            "(a tracking server keeps its own artifact store)"
+        )
+    return Path(uri[len("sqlite:///") :])
+
+
+def relocate_artifacts(old_home: Path, settings: Settings) -> RelocationReport:
+    """Point this home's MLflow store and ``MLmodel`` files from ``old_home`` at itself.
+
+    Every artifact location under ``old_home`` (as ``file://`` URI or plain path) in the
+    tracking database (:data:`ARTIFACT_COLUMNS`) and every ``MLmodel`` file under the
+    artifact folder is rewritten to the same place under ``settings.home``, in one SQLite
+    transaction.  ``old_home`` is only a prefix: it is never opened.  Idempotent.
+    """
+    old_root = Path(os.path.abspath(old_home))
+    new_root = Path(os.path.abspath(settings.home))
+    if old_root == new_root:
+        raise YidaiError(f"the old and the new home are the same folder: {new_root}")
+    database = _sqlite_path(settings.tracking_uri)
+    if not database.is_file():
+        raise YidaiError(f"no MLflow store at {database}: nothing to relocate")
+    pairs = [(old_root.as_uri(), new_root.as_uri()), (str(old_root), str(new_root))]
+    rows: dict[str, int] = {}
+    con = sqlite3.connect(database, timeout=30)
+    try:
+        with con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+            for table, column in ARTIFACT_COLUMNS:
+                if table not in tables:
+                    continue
+                changed = 0
+                for old, new in pairs:
+                    cursor = con.execute(
+                        f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                        f"WHERE substr({column}, 1, ?) = ? AND "
+                        f"substr({column}, ? , 1) IN ('/', '')",
+                        (new, len(old) + 1, len(old), old, len(old) + 1),
+                    )
+                    changed += cursor.rowcount
+                rows[f"{table}.{column}"] = changed
+    finally:
+        con.close()
+    mlmodels = 0
+    artifacts = Path(settings.mlflow_artifact_dir or new_root / "mlflow" / "artifacts")
+    for mlmodel in artifacts.rglob("MLmodel"):
+        text = mlmodel.read_text(encoding="utf-8")
+        updated = text
+        for old, new in pairs:
+            updated = updated.replace(old + "/", new + "/")
+        if updated != text:
+            tmp = mlmodel.with_name(".MLmodel.relocating")
+            tmp.write_text(updated, encoding="utf-8")
+            os.replace(tmp, mlmodel)
+            mlmodels += 1
+    log.info("relocated MLflow artifacts from %s to %s: %s, %d MLmodel file(s)",
+             old_root, new_root, rows, mlmodels)  # fmt: skip
+    return RelocationReport(database, rows, mlmodels)

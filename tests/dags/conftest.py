@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.airflow_cluster import PRISTINE_DB, snapshot_sqlite
+
 _HOME_KEY = "_yidai_test_airflow_home"
 
 
@@ -42,4 +44,7 @@ def airflow_db() -> Iterator[Path]:
     started = time.monotonic()
     home = setup_airflow()
     print(f"airflow db migrate + pools: {time.monotonic() - started:.1f} s")
+    # a copy before any test writes runs into it: a fresh metadata DB for a test's own
+    # Airflow processes (tests/support/airflow_cluster.py) without migrating again
+    snapshot_sqlite(home / "airflow.db", home / PRISTINE_DB)
     yield home

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "monitor",
     "dashboard",
     "pipeline",
+    "home",
 )
 
 app = typer.Typer(

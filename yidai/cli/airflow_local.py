@@ -57,6 +57,8 @@ def airflow_environ(home: Path | None = None) -> dict[str, str]:
     defaults = {
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder().resolve()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # a local UI (`airflow standalone`, `airflow api-server`) answers on the loopback only
+        "AIRFLOW__API__HOST": "127.0.0.1",
     }
     env = {key: os.environ.get(key, value) for key, value in defaults.items()}
     env["AIRFLOW_HOME"] = str((home or airflow_home()).resolve())
@@ -126,7 +128,8 @@ def run_dag(
 
     ``day`` becomes the logical date (the day whose data the run processes; ``None`` for
     an asset-style run without one).  ``fail_fast`` turns retries off for this local run
-    so a failure surfaces at once (a scheduler honours the DAG's retries).  Raises
+    and makes the landing sensor fail at once on a missing partition instead of waiting,
+    so a failure surfaces at once (a scheduler honours the DAG's retries and waits).  Raises
     :class:`YidaiError` naming the failed tasks if any task but an alert check
     (:data:`yidai.jobs.pipeline.ALERT_TASKS`) failed; failed alert checks are returned.
     """
@@ -144,6 +147,8 @@ def run_dag(
     if fail_fast:
         for task in dag.tasks:
             task.retries = 0
+            if hasattr(task, "wait_timeout_seconds"):  # the landing sensor: no waiting
+                task.wait_timeout_seconds = 0.0
     logical_date = _utc_midnight(day) if day is not None else None
     run = dag.test(logical_date=logical_date, run_conf=dict(conf or {}))
     if run is None:

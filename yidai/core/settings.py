@@ -201,6 +201,49 @@ class Settings(BaseSettings):
     )
     # --- end batch engine ---
 
+    # --- operable pipelines (issue 21): the DAGs' landing sensor, monitoring freshness,
+    # failure alerts (optional notifier, off by default) and the local log server.
+    landing_daily_sources: str = Field(
+        "pos_transactions,payments,mall_orders",
+        description="Sources that land a partition every day: ingest_daily's sensor waits for "
+        "all of them (comma-separated contract names).",
+    )
+    landing_wait_timeout_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="ingest_daily: how long the sensor waits for the day's landing partitions "
+        "before failing (no retry) naming the missing sources.",
+    )
+    landing_wait_poke_seconds: float = Field(
+        60.0, gt=0, description="ingest_daily: how often the sensor looks for them."
+    )
+    monitoring_max_staleness_days: int = Field(
+        3,
+        ge=0,
+        description="monitoring_daily fails when the newest ingested event day is older than "
+        "this many days before the as-of day.",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None,
+        description="Failure alerts: POST a JSON message to this URL (off when unset).",
+    )
+    alert_smtp_host: str | None = Field(
+        None, description="Failure alerts by e-mail: SMTP server (off when unset)."
+    )
+    alert_smtp_port: int = Field(587, gt=0, description="Failure alerts: SMTP port.")
+    alert_smtp_starttls: bool = Field(True, description="Failure alerts: use STARTTLS.")
+    alert_smtp_user: str | None = Field(None, description="Failure alerts: SMTP login.")
+    alert_smtp_password: SecretStr | None = Field(
+        None, description="Failure alerts: SMTP password (from the secret store)."
+    )
+    alert_email_from: str | None = Field(None, description="Failure alerts: sender address.")
+    alert_email_to: str = Field(
+        "", description="Failure alerts: comma-separated recipient addresses."
+    )
+    alert_timeout_seconds: float = Field(
+        10.0, gt=0, description="Failure alerts: network timeout of one notification."
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

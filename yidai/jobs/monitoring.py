@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -568,3 +569,87 @@ def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float)
     }
     meta = {"as_of": report.as_of.isoformat(), "threshold": threshold, "notes": report.notes}
     return publish_tables(area, tables, meta)
+
+
+# ---------------------------------------------------------------------------- refusing to be blind
+class BlindMonitoringError(YidaiError):
+    """Monitoring could not see: drift or performance not computable, or stale data; the
+    message names every model, table and day that was missing."""
+
+
+def latest_data_day(con: Any) -> dict[str, date | None]:
+    """The newest event day of each of :data:`HISTORY_TABLES` (None for an empty table)."""
+    out: dict[str, date | None] = {}
+    for table in HISTORY_TABLES:
+        row = con.execute(f"SELECT max(ts) FROM {table}").fetchone()
+        out[table] = None if row is None or row[0] is None else pd.Timestamp(row[0]).date()
+    return out
+
+
+def performance_computable(performance: pd.DataFrame) -> dict[str, bool]:
+    """Per model of a performance table: whether at least one cohort has a ranking metric."""
+    if performance.empty:
+        return {}
+    finite = pd.to_numeric(performance["auc"], errors="coerce").notna()
+    return {str(k): bool(v) for k, v in finite.groupby(performance["model"]).any().items()}
+
+
+def blind_spots(
+    summary: Mapping[str, Any],
+    *,
+    latest_days: Mapping[str, str | date | None],
+    performance: Mapping[str, bool],
+    max_staleness_days: int,
+) -> list[str]:
+    """What a monitoring run could not see (empty: it saw everything it should).
+
+    A model without a champion, a model whose score PSI is unknown (no current or no
+    reference rows), a model with no performance metric on any matured cohort, and an
+    event table whose newest day is more than ``max_staleness_days`` before the as-of day
+    (or that is empty)."""
+    as_of = date.fromisoformat(str(summary["as_of"])[:10])
+    problems: list[str] = []
+    for info in summary.get("models") or []:
+        name = str(info.get("model"))
+        if info.get("status") == "missing":
+            problems.append(f"{name}: no champion to monitor")
+            continue
+        psi = info.get("score_psi")
+        if psi is None or (isinstance(psi, float) and math.isnan(psi)):
+            problems.append(
+                f"{name}: score drift unknown ({info.get('n_current', 0)} current rows in "
+                f"{info.get('current_window')}, {info.get('n_reference', 0)} reference rows)"
+            )
+        if not performance.get(name, False):
+            problems.append(f"{name}: no performance metric (no matured cohort with both classes)")
+    for table, day in latest_days.items():
+        if day is None:
+            problems.append(f"{table}: no data")
+            continue
+        newest = date.fromisoformat(str(day)[:10])
+        if (as_of - newest).days > max_staleness_days:
+            problems.append(
+                f"{table}: newest data {newest.isoformat()} is {(as_of - newest).days} days "
+                f"before {as_of.isoformat()} (limit {max_staleness_days})"
+            )
+    return problems
+
+
+def check_not_blind(
+    summary: Mapping[str, Any],
+    *,
+    latest_days: Mapping[str, str | date | None],
+    performance: Mapping[str, bool],
+    max_staleness_days: int,
+) -> None:
+    """Raise :class:`BlindMonitoringError` naming everything :func:`blind_spots` found."""
+    problems = blind_spots(
+        summary,
+        latest_days=latest_days,
+        performance=performance,
+        max_staleness_days=max_staleness_days,
+    )
+    if problems:
+        raise BlindMonitoringError(
+            f"monitoring of {summary.get('as_of')} cannot see: " + "; ".join(problems)
+        )

@@ -11,16 +11,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from features import publish_snapshot
 from features.engine import build_features, build_features_history
 from features.inputs import require_ingested_day, require_warehouse_day
 from models.challengers import credit_models, train_scorecard_challenger
+from models.registry import set_run_note
 from models.training import train_model
 from yidai.core import catalogue
+from yidai.core.contracts import CONTRACTS
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.core.spark import engine_name
@@ -70,6 +75,33 @@ DEFAULT_TASK_ARGS: dict[str, Any] = {
 }
 
 
+class PermanentError(YidaiError):
+    """A failure a retry cannot heal (no day, no landing files, a day never ingested, bad
+    configuration): the task fails at once, without retries (see :func:`fail_fast`)."""
+
+
+#: How to give a manual run its day, quoted by the "no day" errors.
+HOW_TO_PASS_DAY = (
+    'trigger it with the param day, e.g. airflow dags trigger DAG_ID --conf \'{"day": '
+    '"YYYY-MM-DD"}\' (or a logical date: --logical-date YYYY-MM-DD)'
+)
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Inside an Airflow task: a :class:`PermanentError` or an invalid ``YIDAI_`` setting
+    fails the task at once (``AirflowFailException``: no retries); anything else (a lost
+    connection, a locked file) keeps the DAG's retries."""
+    try:
+        yield
+    except (PermanentError, ValidationError) as exc:
+        # deferred: only Airflow tasks call this; the CLI and the tests run without Airflow
+        from airflow.sdk.exceptions import AirflowFailException
+
+        kind = "bad configuration" if isinstance(exc, ValidationError) else "permanent"
+        raise AirflowFailException(f"{kind} (not retried): {exc}") from exc
+
+
 def _as_date(value: object) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -79,8 +111,8 @@ def _as_date(value: object) -> date:
         try:
             return date.fromisoformat(value[:10])
         except ValueError as exc:
-            raise YidaiError(f"day {value!r} is not an ISO date (YYYY-MM-DD)") from exc
-    raise YidaiError(f"day {value!r} is not a date")
+            raise PermanentError(f"day {value!r} is not an ISO date (YYYY-MM-DD)") from exc
+    raise PermanentError(f"day {value!r} is not a date")
 
 
 def _event_days(events: Mapping[Any, Iterable[Any]] | None) -> list[date]:
@@ -98,7 +130,8 @@ def resolve_day(context: Mapping[str, Any]) -> date:
 
     In order: the ``day`` param (manual runs), the latest ``day`` carried by the
     triggering asset events (asset-scheduled runs), the run's logical date (scheduled
-    runs: the start of the daily data interval).
+    runs: the start of the daily data interval; a manual run triggered with one).  A run
+    with none of them fails at once (:class:`PermanentError`) saying how to pass the day.
     """
     params = context.get("params") or {}
     if params.get("day"):
@@ -109,7 +142,47 @@ def resolve_day(context: Mapping[str, Any]) -> date:
     logical = context.get("logical_date")
     if logical is not None:
         return _as_date(logical)
-    raise YidaiError("this run has no day: pass the `day` param or a logical date")
+    raise PermanentError(f"this run has no day: {HOW_TO_PASS_DAY}")
+
+
+def resolve_training_day(context: Mapping[str, Any]) -> tuple[date, str]:
+    """The as-of day of a training run, and where it came from (for the run's notes).
+
+    In order: the ``day`` param; the day of the latest features asset event (the last
+    published features day, read through the task's ``inlet_events``); the day before the
+    end of the run's data interval (the last day ``ingest_daily`` could have published by
+    then).  Not the interval's start, which is a whole week behind the data.
+    """
+    params = context.get("params") or {}
+    if params.get("day"):
+        return _as_date(params["day"]), "the day param"
+    last_event = _last_features_event(context.get("inlet_events"))
+    if last_event is not None:
+        days = _event_days({"features": [last_event]})
+        if days:
+            return days[-1], "the last features asset event (the last published features day)"
+    interval_end = context.get("data_interval_end")
+    if interval_end is not None:
+        day = _as_date(interval_end) - timedelta(days=1)
+        return day, "the day before the end of the run's data interval"
+    return resolve_day(context), "the run's logical date"
+
+
+def _last_features_event(inlet_events: Any) -> Any:
+    """The latest features asset event among a task's ``inlet_events`` (None if none)."""
+    if inlet_events is None:
+        return None
+    # deferred: only Airflow tasks pass inlet events; the CLI and the tests run without it
+    from airflow.sdk import Asset
+
+    try:
+        events = inlet_events[Asset(name=FEATURES_ASSET_NAME, uri=FEATURES_ASSET_URI)]
+    except KeyError:
+        return None
+    if hasattr(events, "ascending"):  # Airflow's lazy accessor: fetch only the newest
+        events = events.ascending(False).limit(1)
+        return next(iter(events), None)
+    return events[-1] if len(events) else None
 
 
 def summarise(result: object) -> dict[str, Any]:
@@ -148,15 +221,27 @@ def landing_days() -> list[date]:
 
     landing = get_settings().landing
     if not landing.is_dir():
-        raise YidaiError(f"landing zone {landing} does not exist; run `yidai simulate` first")
+        raise PermanentError(f"landing zone {landing} does not exist; run `yidai simulate` first")
     days = {
         date.fromisoformat(part.name[3:])
         for part in landing.glob("*/dt=*")
         if part.is_dir() and len(part.name) == 13
     }
     if not days:
-        raise YidaiError(f"landing zone {landing} has no dt=YYYY-MM-DD partitions")
+        raise PermanentError(f"landing zone {landing} has no dt=YYYY-MM-DD partitions")
     return sorted(days)
+
+
+def daily_sources() -> list[str]:
+    """The sources that land a partition every day (``YIDAI_LANDING_DAILY_SOURCES``)."""
+    names = [n.strip() for n in get_settings().landing_daily_sources.split(",") if n.strip()]
+    unknown = [n for n in names if n not in CONTRACTS]
+    if unknown or not names:
+        raise PermanentError(
+            f"YIDAI_LANDING_DAILY_SOURCES names no known source: {', '.join(unknown) or '(empty)'}"
+            f" (known: {', '.join(sorted(CONTRACTS))})"
+        )
+    return names
 
 
 # ------------------------------------------------------------------ ingest_daily
@@ -171,7 +256,9 @@ def run_ingest(day: date, *, history: bool = False) -> dict[str, Any]:
     settings = get_settings()
     days = [d for d in landing_days() if d <= day] if history else [day]
     if not days:
-        raise YidaiError(f"no landing day on or before {day}")
+        raise PermanentError(f"no landing day on or before {day}")
+    if not any(any(settings.landing.glob(f"*/dt={d.isoformat()}/*")) for d in days):
+        raise PermanentError(f"no landing files to ingest under {settings.landing} for {day}")
     if engine_name() == "spark":  # the lake, checked by Spark (yidai.ingest.spark)
         # heavy: pyspark starts only on the Spark engine
         from yidai.ingest.spark import ingest_landing_spark
@@ -224,7 +311,10 @@ def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
     warehouse = get_settings().warehouse
     con = connect_existing(warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
     try:
-        require_ingested_day(con, day, warehouse)
+        try:
+            require_ingested_day(con, day, warehouse)
+        except YidaiError as exc:  # the same warehouse, the same answer on a retry
+            raise PermanentError(str(exc)) from exc
         written: dict[str, int] = {}
         if backfill:
             first = landing_days()[0]
@@ -269,13 +359,18 @@ def run_limits_refresh(day: date, *, force_reason: str | None = None) -> dict[st
 
 
 # ------------------------------------------------------------------- train_weekly
-def run_training(model_name: str, day: date) -> dict[str, Any]:
-    """Train, evaluate, register and gate ``model_name`` on the data known at ``day``; a
-    credit model also gets its scorecard challenger (whose failure is reported, not fatal:
-    the champion's training stands on its own)."""
+def run_training(model_name: str, day: date, *, day_source: str = "") -> dict[str, Any]:
+    """Train, evaluate, register and gate ``model_name`` on the data known at ``day``; the
+    MLflow run's notes say which day and why (``day_source``).  A credit model also gets its
+    scorecard challenger (whose failure is reported, not fatal: the champion's training
+    stands on its own)."""
 
     result = train_model(model_name, as_of=day)
-    summary = {"day": day.isoformat(), **summarise(result)}
+    note = f"Trained as of {day.isoformat()}" + (f", from {day_source}." if day_source else ".")
+    summary = {"day": day.isoformat(), "as_of_from": day_source, **summarise(result)}
+    if summary.get("run_id"):
+        set_run_note(str(summary["run_id"]), note)
+    log.info("%s: %s", model_name, note)
     if model_name in credit_models():
         try:
             card = train_scorecard_challenger(model_name, as_of=day)
@@ -323,18 +418,54 @@ def publish_scored(day: date) -> dict[str, Any]:
 
 
 def run_monitoring(day: date) -> dict[str, Any]:
-    """Compute and publish drift, performance and decision rates as of ``day``."""
+    """Compute and publish drift, performance and decision rates as of ``day``; the summary
+    also says what monitoring could see (performance per model, newest data per table)."""
     # heavy: loads SQLAlchemy
-    from yidai.jobs.monitoring import run_monitoring as monitor
+    from yidai.jobs import monitoring
 
-    require_warehouse_day(get_settings().warehouse, day)
-    return monitor(day).summary()
+    warehouse = get_settings().warehouse
+    try:
+        require_warehouse_day(warehouse, day)
+    except YidaiError as exc:  # the same warehouse, the same answer on a retry
+        raise PermanentError(str(exc)) from exc
+    report = monitoring.run_monitoring(day)
+    con = connect_existing(warehouse, read_only=True)
+    try:
+        latest = monitoring.latest_data_day(con)
+    finally:
+        con.close()
+    return {
+        **report.summary(),
+        "performance_computable": monitoring.performance_computable(report.performance),
+        "latest_data_day": {k: v.isoformat() if v else None for k, v in latest.items()},
+    }
 
 
 def check_monitoring(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Raise (naming model and feature) if any PSI passed the report's threshold."""
+    """Raise naming what was missing if monitoring was blind (no champion, drift or
+    performance not computable, data staler than ``YIDAI_MONITORING_MAX_STALENESS_DAYS``),
+    and naming model and feature if any PSI passed the report's threshold (both at once
+    when both happened)."""
     # heavy: loads SQLAlchemy
-    from yidai.jobs.monitoring import DEFAULT_PSI_THRESHOLD, check_drift
+    from yidai.jobs import monitoring
 
-    check_drift(summary, threshold=float(summary.get("threshold") or DEFAULT_PSI_THRESHOLD))
+    problems: list[YidaiError] = []
+    try:
+        monitoring.check_not_blind(
+            summary,
+            latest_days=summary.get("latest_data_day") or {},
+            performance=summary.get("performance_computable") or {},
+            max_staleness_days=get_settings().monitoring_max_staleness_days,
+        )
+    except monitoring.BlindMonitoringError as exc:
+        problems.append(exc)
+    threshold = float(summary.get("threshold") or monitoring.DEFAULT_PSI_THRESHOLD)
+    try:
+        monitoring.check_drift(summary, threshold=threshold)
+    except monitoring.DriftError as exc:
+        problems.append(exc)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise monitoring.BlindMonitoringError("; ".join(str(p) for p in problems))
     return {"as_of": summary.get("as_of"), "max_psi": summary.get("max_psi"), "drifted": 0}
