@@ -118,18 +118,19 @@ def test_loan_book_matches_truth(tiny_run: SimRun) -> None:
         f"select account_id, max(days_past_due) as dpd from {_glob(tiny_run, 'loan_performance')} "
         "group by 1"
     ).df()
-    booked = apps[apps["decision"] == "approved"].merge(
-        tape, left_on="application_id", right_on="account_id", how="left"
-    )
+    booked = apps[apps["decision"] == "approved"].merge(tape, on="account_id", how="left")
     assert booked["dpd"].notna().mean() > 0.95
-    declined = set(apps.loc[apps["decision"] == "declined", "application_id"])
-    assert not declined & set(tape["account_id"])
+    opened = set(apps["account_id"].dropna())
+    stray = set(tape["account_id"]) - opened  # only ids the injected defects broke
+    assert len(stray) <= 0.02 * len(opened)
     end = np.datetime64("2026-09-30")
     months_seen = (end - booked["ts"].values.astype("datetime64[D]")).astype(int) // 31
     visible = booked[booked["defaulted"] & (booked["default_month"] <= months_seen)]
     assert len(visible) > 0 and (visible["dpd"] >= 90).all()
-    never = booked[~booked["defaulted"]]
-    assert (never["dpd"].fillna(0) < 90).all()
+    # an account none of whose approvals defaults never reaches 90 days past due
+    bad_accounts = set(booked.loc[booked["defaulted"], "account_id"])
+    never = booked[~booked["account_id"].isin(bad_accounts)]
+    assert len(never) > 0 and (never["dpd"].fillna(0) < 90).all()
 
 
 def test_behaviour_recovers_true_pd(tiny_run: SimRun) -> None:
