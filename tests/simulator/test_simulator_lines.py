@@ -88,9 +88,7 @@ def test_defaults_are_charged_off_with_a_recovery(book: dict[str, pd.DataFrame])
     last = tape.groupby("account_id").tail(1)
     assert set(gone["account_id"]) <= set(last.loc[last["status"] == "charged_off", "account_id"])
     # no drawdown once the line is written off, and no default stays past due for ever
-    draws = book["loan_drawdowns"].merge(
-        gone[["account_id", "snapshot_date"]], on="account_id"
-    )
+    draws = book["loan_drawdowns"].merge(gone[["account_id", "snapshot_date"]], on="account_id")
     assert (draws["ts"] < draws["snapshot_date"]).all()
     still_open = tape[tape["status"] != "charged_off"]
     assert (still_open["days_past_due"] < CHARGE_OFF_DPD + 31).all()
@@ -100,9 +98,11 @@ def test_frozen_lines_draw_nothing_and_cured_lines_unfreeze(
     book: dict[str, pd.DataFrame],
 ) -> None:
     tape = book["loan_performance"].sort_values(["account_id", "snapshot_date"])
-    assert ((tape["status"] == "frozen") == (tape["days_past_due"] >= FROZEN_DPD)).loc[
-        tape["status"] != "charged_off"
-    ].all()
+    assert (
+        ((tape["status"] == "frozen") == (tape["days_past_due"] >= FROZEN_DPD))
+        .loc[tape["status"] != "charged_off"]
+        .all()
+    )
     nxt = tape.groupby("account_id")["status"].shift(-1)
     cured = (tape["status"] == "frozen") & (nxt == "open")
     assert cured.any(), "a borrower who pays its arrears gets its line back"
