@@ -339,7 +339,8 @@ class DrawdownOut(BaseModel):
 
 
 class RepaymentOut(BaseModel):
-    """An accepted repayment and the line after it."""
+    """A repayment and the line after it: booked (``accepted``) or refused (``rejected``,
+    HTTP 200 too, with the reason codes: unknown account, more than the outstanding)."""
 
     model_config = _examples(
         {
@@ -353,19 +354,25 @@ class RepaymentOut(BaseModel):
             "outstanding_before": 62000.5,
             "outstanding_after": 59000.25,
             "available_after": 240999.75,
+            "reason_codes": [],
         }
     )
 
     repayment_id: str
     created_at: str
     account_id: str
-    product: Literal["merchant", "sme"]
-    status: Literal["accepted"]
+    product: Literal["merchant", "sme"] | None = Field(description="None: unknown account.")
+    status: Literal["accepted", "rejected"]
     amount: float
     credit_limit: float = Field(description="Limit in force (0 on a frozen line).")
     outstanding_before: float
-    outstanding_after: float
+    outstanding_after: float = Field(description="Unchanged when the repayment is refused.")
     available_after: float
+    reason_codes: list[ReasonOut] = Field(
+        description="Empty if accepted; else RP_UNKNOWN_ACCOUNT or RP_EXCEEDS_OUTSTANDING."
+    )
+    reason_code: str | None = Field(None, description="The refusal's code (rejected only).")
+    detail: str | None = Field(None, description="What to do about a refusal.")
 
 
 class LineOut(BaseModel):
@@ -541,6 +548,8 @@ ERROR_REASONS: dict[str, str] = {
     "UNKNOWN_DECISION": "No stored decision with this id (404).",
     "UNKNOWN_ACCOUNT": "No revolving line with this account id (404).",
     "NO_PUBLISHED_LIMIT": "The merchant has no published limit (404).",
+    "DD_TERM_NOT_OFFERED": "The drawdown's term_months is not one the line's product offers; "
+    "the detail lists the offered terms (422).",
     "IDEMPOTENCY_KEY_REUSED": "The Idempotency-Key was used for a different request (409).",
     "CONFLICT": "The request conflicts with the current state (409).",
     "NOT_READY": "What the call needs is not loaded yet; retry after Retry-After (503).",

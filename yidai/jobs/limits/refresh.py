@@ -46,6 +46,7 @@ from yidai.core import publishing
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.core.warehouse import connect
+from yidai.decisioning import exposure as defs
 from yidai.decisioning.credit import decide_credit_batch
 from yidai.decisioning.merchant_limits import (
     POLICY_FILE,
@@ -706,11 +707,10 @@ def _limits_table(
 ) -> pd.DataFrame:
     """The published limits: one row per merchant."""
     line = changes["new_line"].to_numpy()
-    active = changes["status"].eq("active").to_numpy(dtype=bool)
+    status = changes["status"].astype(str).to_numpy()
     outstanding = frame["outstanding"].to_numpy()
-    available = np.where(active, np.maximum(line - outstanding, 0.0), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        utilisation = np.where(line > 0, outstanding / np.where(line > 0, line, 1.0), 0.0)
+    available = defs.available(line, outstanding, status)
+    utilisation = defs.line_utilisation(outstanding, line)
     return pd.DataFrame(
         {
             "merchant_id": frame["merchant_id"].astype("str"),
@@ -769,23 +769,18 @@ def _change_log(limits: pd.DataFrame) -> pd.DataFrame:
     return log_
 
 
-def committed_exposure(line: np.ndarray, outstanding: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Committed exposure per merchant: the line of an active line (or its balance, if that
-    is higher), else the balance (a frozen line cannot be drawn further)."""
-    return np.where(active, np.maximum(line, outstanding), outstanding)
-
-
 def summarise(limits: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Run summary (counts per decision, exposure before/after) and exposure by risk grade."""
-    before = committed_exposure(
+    """Run summary (counts per decision, exposure before/after) and exposure by risk grade
+    (exposure = drawn + available, :func:`yidai.decisioning.exposure.exposure`)."""
+    before = defs.exposure(
         limits["previous_line"].to_numpy(),
         limits["outstanding"].to_numpy(),
-        limits["previous_status"].eq("active").to_numpy(dtype=bool),
+        limits["previous_status"].astype(str).to_numpy(),
     )
-    after = committed_exposure(
+    after = defs.exposure(
         limits["credit_line"].to_numpy(),
         limits["outstanding"].to_numpy(),
-        limits["status"].eq("active").to_numpy(dtype=bool),
+        limits["status"].astype(str).to_numpy(),
     )
     counts = limits["decision"].value_counts()
     decision = limits["decision"].eq("freeze").to_numpy(dtype=bool)
