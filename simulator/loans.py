@@ -11,13 +11,12 @@ applicants and approves some bad ones.
 from __future__ import annotations
 
 import heapq
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from simulator.landing import Batch
-from simulator.world import LOANS, SME_BILLS, World, rng_for, sigmoid
+from simulator.world import LOANS, SME_BILLS, Merchants, Smes, World, rng_for, sigmoid
 
 PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.core.contracts.PRODUCTS)
 TARGET_BAD_RATE = {PERSONAL: 0.05, MERCHANT: 0.065, SME: 0.065}
@@ -30,8 +29,6 @@ NEVER = np.iinfo(np.int64).max // 2
 CHARGE_OFF_DPD = 180  # a balance this many days past due is written off
 RECOVERY_RATE = 0.3  # share of a written-off balance recovered in the charge-off month
 FROZEN_DPD = 30  # a line this many days past due at month end is frozen (no drawdowns)
-LINE_DRAW_CORRELATION = 0.9  # a borrower's reviews share most of their default draw
-_ERF = np.frompyfunc(math.erf, 1, 1)
 MIN_DRAW = 100.0  # smallest drawdown; a line with less available is not drawn
 
 
@@ -52,6 +49,7 @@ class Applications:
     limit: np.ndarray
     rate: np.ndarray
     account: np.ndarray  # application index of the account it opened or reviewed; -1 if none
+    arrears: np.ndarray  # first missed due day of its account (NEVER if none)
 
 
 def _app_days(rng: np.random.Generator, n: int, first: int, n_days: int) -> np.ndarray:
@@ -165,25 +163,29 @@ def draw_applications(world: World) -> Applications:
     approved = np.zeros(n, dtype=bool)
     rate = np.zeros(n)
     obs = obs + 0.3 * ~tenure_short + rng.normal(0, 0.6, n)
+    intercept: dict[int, float] = {}
     for prod in (PERSONAL, MERCHANT, SME):
         k = product == prod
         if not k.any():
             continue
         score = -SLOPE[prod] * state[k] + extra[k] + 0.35 * tenure_short[k]
-        true_pd[k] = sigmoid(_calibrate_intercept(score, TARGET_BAD_RATE[prod]) + score)
+        intercept[prod] = _calibrate_intercept(score, TARGET_BAD_RATE[prod])
+        true_pd[k] = sigmoid(intercept[prod] + score)
         threshold = np.quantile(obs[k], 1 - APPROVE_SHARE[prod])
         approved[k] = obs[k] >= threshold
         rank = (obs[k].argsort().argsort() + 0.5) / k.sum()
         rate[k] = np.round((0.065 + 0.12 * (1 - rank)) / 0.0025) * 0.0025
-    draw = rng.random(n)
-    line = np.isin(product, LINE_PRODUCTS)
-    draw[line] = _line_draws(cfg.seed, product[line], applicant[line], max(m.n, s.n, 1))
-    defaulted = draw < true_pd
+    defaulted = rng.random(n) < true_pd
     first_missed = 1 + np.minimum(rng.geometric(0.38, n) - 1, 8)  # months after booking
     default_month = np.where(defaulted, first_missed + 3, -1)
     requested = np.maximum(np.round(requested, -2), 100.0)
     limit = np.where(approved, np.maximum(np.round(np.minimum(requested, cap), -2), 1000.0), 0.0)
-    account = _assign_accounts(product, applicant, day, approved, defaulted, default_month)
+    account = _open_lines(product, applicant, approved)
+    missed = missed_day(day, default_month)
+    arrears = missed.copy()  # personal: the account's own first miss
+    _line_defaults(world, intercept, product, applicant, day, approved, account, missed, arrears)
+    defaulted = missed < NEVER
+    default_month = np.where(defaulted, (missed - day) // 30 + 3, -1)
     limit[~approved] = 0.0
     return Applications(
         product=product,
@@ -199,22 +201,8 @@ def draw_applications(world: World) -> Applications:
         limit=limit,
         rate=rate,
         account=account,
+        arrears=arrears,
     )
-
-
-def _line_draws(seed: int, product: np.ndarray, borrower: np.ndarray, n_max: int) -> np.ndarray:
-    """Uniform default draws of line reviews, correlated within a borrower.
-
-    Each review's draw is ``Phi(rho * z_borrower + sqrt(1 - rho^2) * e_review)``: uniform, so
-    each application's marginal PD is its ``true_pd``, but one borrower's reviews mostly
-    agree (``LINE_DRAW_CORRELATION``), so a line defaults about as often as a borrower does,
-    not once per review.
-    """
-    rng = rng_for(seed, LOANS, 2)
-    z = rng.standard_normal((len(PRODUCTS), n_max))[product, borrower]
-    rho = LINE_DRAW_CORRELATION
-    x = rho * z + np.sqrt(1 - rho**2) * rng.standard_normal(len(product))
-    return 0.5 * (1 + _ERF(x / np.sqrt(2)).astype(np.float64))
 
 
 def missed_day(apps_day: np.ndarray, default_month: np.ndarray) -> np.ndarray:
@@ -222,38 +210,83 @@ def missed_day(apps_day: np.ndarray, default_month: np.ndarray) -> np.ndarray:
     return np.where(default_month >= 0, apps_day + 30 * (default_month - 3), NEVER)
 
 
-def _assign_accounts(
+def _open_lines(product: np.ndarray, applicant: np.ndarray, approved: np.ndarray) -> np.ndarray:
+    """The account (application index) each application opens or reviews; -1 if none.
+
+    A personal approval opens its own account.  A merchant or an SME has one line for life:
+    its first approval opens it, every later application of that borrower reviews it (an
+    approval sets the new line, a decline keeps it).  Applications are in time order.
+    """
+    n = len(product)
+    account = np.where(approved & (product == PERSONAL), np.arange(n), -1)
+    for prod in LINE_PRODUCTS:
+        rows = np.flatnonzero(product == prod)
+        ok = rows[approved[rows]]
+        who, first = np.unique(applicant[ok], return_index=True)  # first approval (time order)
+        opener = np.full(int(applicant[rows].max(initial=-1)) + 1, -1)
+        opener[who] = ok[first]
+        line = opener[applicant[rows]]
+        opened = (line >= 0) & (rows >= line)
+        account[rows[opened]] = line[opened]
+    return account
+
+
+def _line_defaults(
+    world: World,
+    intercept: dict[int, float],
     product: np.ndarray,
     applicant: np.ndarray,
     day: np.ndarray,
     approved: np.ndarray,
-    defaulted: np.ndarray,
-    default_month: np.ndarray,
-) -> np.ndarray:
-    """The account (application index) each application opens or reviews; -1 if none.
+    account: np.ndarray,
+    missed: np.ndarray,
+    arrears: np.ndarray,
+) -> None:
+    """One default per merchant or SME line, from a monthly hazard; updates in place.
 
-    A personal approval opens its own account.  A merchant or an SME has one line for life:
-    its first approval opens it, every later application reviews it (an approval sets the
-    new line, a decline keeps it).  Once the line misses a payment the bank declines every
-    later application of that borrower (``approved`` is updated in place): its line is
-    frozen, then charged off.
+    From the month its line opens, a borrower misses a payment in month ``t`` with the
+    hazard ``1 - (1 - pd_t) ** (1 / 6)``, ``pd_t`` the true-PD formula at its state of the
+    time (the same score and intercept as its applications): at a constant state that is
+    ``pd`` over 6 months.  The first miss is the line's default: every application on the
+    line gets ``arrears`` = that day, ``missed`` = that day if it falls within 9 months of it
+    (its own 12-month truth), and the
+    bank declines every application of the borrower from then on (``approved``): its line
+    is frozen, then charged off.  Applications before the line opened keep their own draw.
     """
-    n = len(product)
-    account = np.where(approved & (product == PERSONAL), np.arange(n), -1)
-    missed = missed_day(day, np.where(defaulted, default_month, -1))
-    opened: dict[tuple[int, int], int] = {}
-    in_arrears: dict[tuple[int, int], int] = {}
-    for i in np.flatnonzero(np.isin(product, LINE_PRODUCTS)).tolist():  # in time order
-        key = (int(product[i]), int(applicant[i]))
-        if day[i] >= in_arrears.get(key, NEVER):
-            approved[i] = False
-        if key in opened:
-            account[i] = opened[key]
-        elif approved[i]:
-            opened[key] = account[i] = i
-        if approved[i] and missed[i] < in_arrears.get(key, NEVER):
-            in_arrears[key] = int(missed[i])
-    return account
+    cfg, cal = world.config, world.calendar
+    rng = rng_for(cfg.seed, LOANS, 2)
+    month_start = cal.month_starts
+    for prod in LINE_PRODUCTS:
+        group: Merchants | Smes = world.merchants if prod == MERCHANT else world.smes
+        rows = np.flatnonzero((product == prod) & (account >= 0))
+        if len(rows) == 0:
+            continue
+        who = np.unique(applicant[rows])
+        opened = np.full(group.n, NEVER)
+        np.minimum.at(opened, applicant[rows], day[account[rows]])
+        extra = 0.3 * world.merchants.risky[who] if prod == MERCHANT else np.zeros(len(who))
+        default_day = np.full(group.n, NEVER)
+        for month in range(cal.month_of(np.array([opened[who].min()]))[0], cfg.months):
+            start, stop = int(month_start[month]), int(month_start[month + 1])
+            state = _recent_state(group.z_eff, who, np.full(len(who), month + 1))
+            tenure_short = (start - group.onboarded_day[who]) < 365
+            pd_t = sigmoid(intercept[prod] - SLOPE[prod] * state + extra + 0.35 * tenure_short)
+            hazard = 1 - (1 - pd_t) ** (1 / 6)
+            due = np.maximum(start + rng.integers(0, stop - start, len(who)), opened[who] + 31)
+            hit = (
+                (rng.random(len(who)) < hazard)
+                & (default_day[who] == NEVER)
+                & (opened[who] < stop)
+                & (due < cal.n_days)
+            )
+            default_day[who[hit]] = due[hit]
+        on_line = np.flatnonzero((product == prod) & (account >= 0))
+        when = default_day[applicant[on_line]]
+        ahead = when - day[on_line]
+        # the application's own 12-month truth: its line misses a payment within 9 months
+        missed[on_line] = np.where((ahead >= 0) & (ahead < 270), when, NEVER)
+        approved[on_line[ahead < 0]] = False  # the borrower is in arrears: declined
+        arrears[on_line] = when
 
 
 def loan_batches(world: World, apps: Applications) -> list[Batch]:
@@ -402,11 +435,7 @@ def _run_accounts(world: World, apps: Applications) -> _Book:
     approved = np.flatnonzero(apps.approved)
     account_of = apps.account
     arrears = np.full(len(apps.product), NEVER)
-    np.minimum.at(
-        arrears,
-        account_of[approved],
-        missed_day(apps.day[approved], np.where(apps.defaulted, apps.default_month, -1)[approved]),
-    )
+    np.minimum.at(arrears, account_of[approved], apps.arrears[approved])
     p_acc = account_of[prop["app"]]
     late_p = sigmoid(-3.2 - 1.2 * apps.state)
     # events per account in time order: reviews (kind 0) before drawdowns (kind 1) on a day
