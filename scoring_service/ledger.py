@@ -181,6 +181,8 @@ def check_term(resources: Resources, audit: AuditStore, account_id: str, term: i
     if found is None:
         return  # an unknown account is refused (DD_UNKNOWN_ACCOUNT), whatever the term
     product = found[0].product
+    if product == "merchant":
+        resources.limits_in_force()  # a merchant line waits for its limits first (503)
     policy = resources.bundle(product).policy
     offered = tuple(getattr(policy, "terms_months", ()))
     if offered and term not in offered:

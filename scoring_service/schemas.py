@@ -537,7 +537,9 @@ class ReadinessOut(BaseModel):
 
 
 # The reason codes of error responses (``ErrorOut.reason_code``); clients branch on these,
-# never on ``detail``.  A repayment rejection uses its own RP_* codes (RepaymentRejectedOut).
+# never on ``detail``.  A business refusal (limit exceeded, frozen line, overpayment, unknown
+# account) is not an error: it is HTTP 200 with ``status: "rejected"`` (drawdowns,
+# repayments) or ``decision: "decline"`` (decisions) and its reason codes.
 ERROR_REASONS: dict[str, str] = {
     "MALFORMED_BODY": "The body cannot be read as JSON text (400).",
     "INVALID_REQUEST": "The request does not match the document (422; see errors).",
@@ -583,37 +585,8 @@ class ErrorOut(BaseModel):
     reason_code: str = Field(
         description="Stable code to branch on: "
         + "; ".join(f"{code}: {text}" for code, text in ERROR_REASONS.items())
-        + " Repayment rejections: RP_UNKNOWN_ACCOUNT, RP_EXCEEDS_OUTSTANDING."
     )
     errors: list[str] | None = Field(None, description="Validation 422: one line per problem.")
-
-
-class RepaymentRejectedOut(ErrorOut):
-    """A repayment that was not booked: unknown account (404) or more than is owed (409)."""
-
-    model_config = _examples(
-        {
-            "detail": "repayment 70000.00 exceeds the outstanding balance 59000.25 of account "
-            "'LA-3f9c2a7e'; repay at most 59000.25",
-            "reason_code": "RP_EXCEEDS_OUTSTANDING",
-            "repayment_id": "7a8b9c0d1e2f4a3b5c6d7e8f9a0b1c2d",
-            "created_at": "2026-07-02T01:00:00.000001+00:00",
-            "account_id": "LA-3f9c2a7e",
-            "product": "sme",
-            "status": "rejected",
-            "amount": 70000.0,
-            "outstanding": 59000.25,
-        }
-    )
-
-    reason_code: Literal["RP_UNKNOWN_ACCOUNT", "RP_EXCEEDS_OUTSTANDING"]  # type: ignore[assignment]
-    repayment_id: str
-    created_at: str
-    account_id: str
-    product: Literal["merchant", "sme"] | None = None
-    status: Literal["rejected"]
-    amount: float
-    outstanding: float | None = None
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
