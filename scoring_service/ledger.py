@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from scoring_service.decide import Answer, Caller, request_hash
 from scoring_service.resources import Resources
 from yidai.audit import AuditStore, Line, to_fen, utc_now
+from yidai.decisioning import exposure as book
 from yidai.decisioning.reasons import policy_reason
 
 # Refused repayments: their reason texts (English, Chinese).  A refusal is a business
@@ -92,12 +93,8 @@ def merchant_limit_view(
     if account is not None:
         state = audit.line_state(account)
         outstanding = found.outstanding if state is None else state[1]
-        available = max(to_fen(found.credit_line - outstanding), 0.0)
-        view.update(
-            account_id=account,
-            outstanding=outstanding,
-            available=available if found.status == "active" else 0.0,
-        )
+        available = book.available(found.credit_line, outstanding, found.status)
+        view.update(account_id=account, outstanding=outstanding, available=to_fen(float(available)))
     return view
 
 
@@ -278,12 +275,13 @@ def line_view(resources: Resources, audit: AuditStore, account_id: str) -> dict[
         return None
     line, outstanding = found
     limit, block = line_limit(resources, line)
+    status = "frozen" if block == "DD_LINE_FROZEN" else "active"
     return {
         "account_id": line.account_id,
         "product": line.product,
         "borrower_id": line.borrower_id,
-        "status": "frozen" if block == "DD_LINE_FROZEN" else "active",
+        "status": status,
         "credit_limit": limit,
         "outstanding": outstanding,
-        "available": max(to_fen(limit - outstanding), 0.0),
+        "available": to_fen(float(book.available(limit, outstanding, status))),
     }
