@@ -254,10 +254,19 @@ class CreditDecisionOut(BaseModel):
     created_at: str
     product: Literal["personal", "merchant", "sme"]
     applicant_id: str
-    decision: Literal["approve", "refer", "decline"]
+    decision: Literal["approve", "refer", "decline"] = Field(
+        description="approve: the line or loan is granted (``approved_amount``, terms). "
+        "refer: not decided automatically; nothing is committed, no line opened: tell the "
+        "customer it is under review and send it to the credit officers' queue (with "
+        "EX_EXISTING_LINE: to the review of the borrower's line, ``account_id``). "
+        "decline: refused, a business answer with its reason codes (HTTP 200)."
+    )
     currency: Literal["CNY"] = "CNY"
-    requested_amount: float | None
-    approved_amount: float
+    requested_amount: float | None = Field(description="The amount asked (None: a line).")
+    approved_amount: float = Field(
+        description="The amount granted; below the amount asked, a reason code says why "
+        "(LM_CAPPED_BY_LIMIT, EX_CAPPED_BY_BORROWER_CAP)."
+    )
     limit: float
     annual_rate: float | None
     term_options: list[TermOptionOut]
@@ -268,7 +277,12 @@ class CreditDecisionOut(BaseModel):
     model_version: str
     policy_version: str
     arm: Literal["champion", "challenger"]
-    account_id: str | None = Field(None, description="Revolving account for drawdowns.")
+    account_id: str | None = Field(
+        None,
+        description="The revolving account: the line an approval opened, or (reason "
+        "EX_EXISTING_LINE) the borrower's existing line to review; the id every line "
+        "endpoint uses.",
+    )
 
 
 class PaymentRiskOut(BaseModel):
