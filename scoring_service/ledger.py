@@ -173,15 +173,16 @@ class TermNotOffered(HTTPException):
 def check_term(resources: Resources, audit: AuditStore, account_id: str, term: int) -> None:
     """A drawdown's term must be one the line's product offers (its policy's
     ``terms_months``): otherwise HTTP 422 ``DD_TERM_NOT_OFFERED`` listing them.  An invalid
-    request, not a business refusal: nothing is booked."""
+    request, not a business refusal: nothing is booked.  A service not (yet) serving the
+    product's decisions does not know its terms and checks none."""
     found = audit.line_state(account_id)
     if found is None:
         return  # an unknown account is refused (DD_UNKNOWN_ACCOUNT), whatever the term
     product = found[0].product
-    if product == "merchant":
-        resources.limits_in_force()  # a merchant line waits for its limits first (503)
-    policy = resources.bundle(product).policy
-    offered = tuple(getattr(policy, "terms_months", ()))
+    bundle = resources.bundles.get(product)
+    if bundle is None:  # the product's policy is not loaded here: its terms are not known
+        return
+    offered = tuple(getattr(bundle.policy, "terms_months", ()))
     if offered and term not in offered:
         listed = ", ".join(str(t) for t in offered)
         raise TermNotOffered(
