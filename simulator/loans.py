@@ -183,7 +183,9 @@ def draw_applications(world: World) -> Applications:
     account = _open_lines(product, applicant, approved)
     missed = missed_day(day, default_month)
     arrears = missed.copy()  # personal: the account's own first miss
-    _line_defaults(world, intercept, product, applicant, day, approved, account, missed, arrears)
+    _line_defaults(
+        world, intercept, product, applicant, day, approved, account, missed, arrears, true_pd
+    )
     defaulted = missed < NEVER
     default_month = np.where(defaulted, (missed - day) // 30 + 3, -1)
     limit[~approved] = 0.0
@@ -241,6 +243,7 @@ def _line_defaults(
     account: np.ndarray,
     missed: np.ndarray,
     arrears: np.ndarray,
+    true_pd: np.ndarray,
 ) -> None:
     """One default per merchant or SME line, from a monthly hazard; updates in place.
 
@@ -252,7 +255,9 @@ def _line_defaults(
     (its own 12-month truth), and the
     bank declines every application of the borrower from then on (``approved``): its line
     is frozen, then charged off.  Applications before the line opened keep their own draw.
-    """
+    The ``true_pd`` of an application on a line is the probability its line's first miss
+    falls within the 9 months after it, given the borrower's hazards over those months (the
+    probability its truth was drawn with: the oracle)."""
     cfg, cal = world.config, world.calendar
     rng = rng_for(cfg.seed, LOANS, 2)
     month_start = cal.month_starts
@@ -266,6 +271,7 @@ def _line_defaults(
         np.minimum.at(opened, applicant[rows], day[account[rows]])
         extra = 0.3 * world.merchants.risky[who] if prod == MERCHANT else np.zeros(len(who))
         default_day = np.full(group.n, NEVER)
+        hazards = np.zeros((group.n, cfg.months + 9))
         for month in range(cal.month_of(np.array([opened[who].min()]))[0], cfg.months):
             start, stop = int(month_start[month]), int(month_start[month + 1])
             state = _recent_state(group.z_eff, who, np.full(len(who), month + 1))
@@ -280,6 +286,7 @@ def _line_defaults(
                 & (due < cal.n_days)
             )
             default_day[who[hit]] = due[hit]
+            hazards[who, month] = np.where(opened[who] < stop, hazard, 0.0)
         on_line = np.flatnonzero((product == prod) & (account >= 0))
         when = default_day[applicant[on_line]]
         ahead = when - day[on_line]
@@ -287,6 +294,11 @@ def _line_defaults(
         missed[on_line] = np.where((ahead >= 0) & (ahead < 270), when, NEVER)
         approved[on_line[ahead < 0]] = False  # the borrower is in arrears: declined
         arrears[on_line] = when
+        month_k = cal.month_of(day[on_line])
+        survive = np.ones(len(on_line))
+        for ahead_m in range(9):
+            survive *= 1 - hazards[applicant[on_line], month_k + ahead_m]
+        true_pd[on_line] = np.clip(1 - survive, 1e-6, 1 - 1e-6)
 
 
 def loan_batches(world: World, apps: Applications) -> list[Batch]:
