@@ -103,7 +103,8 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
     A merchant has one line for life (``loan_applications.account_id``: its first approved
     application opens it, later ones review it).  One row per merchant with a line:
     ``merchant_id``, ``account_id`` (the line), ``book_line`` (the line of its latest
-    month-end row, or the latest approved review's limit if that review came after it),
+    month-end row, or the latest approved review's limit if that review came after it, never
+    under the balance: a review does not cut a line under what is drawn on it),
     ``line_approved_at`` (latest approved review), ``outstanding`` (latest month-end
     balance; an older book without ``account_id`` sums its accounts), ``dpd`` (worst current
     days past due from unpaid schedule items due before ``as_of``, else the latest month-end
@@ -154,7 +155,8 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
         )
         SELECT l.merchant_id, l.account_id,
                CASE WHEN p.perf_at > l.line_approved_at THEN p.perf_line
-                    ELSE l.reviewed_line END AS book_line,
+                    -- a review never cuts a line under the balance drawn on it
+                    ELSE greatest(l.reviewed_line, coalesce(p.outstanding, 0)) END AS book_line,
                l.line_approved_at,
                CASE WHEN p.charged_off THEN 0 ELSE o.outstanding END AS outstanding,
                CASE WHEN p.charged_off THEN 0 ELSE o.dpd END AS dpd,
