@@ -46,6 +46,9 @@ def get_spark() -> Any:
         if _session is not None and not _stopped(_session):
             return _session
         settings = get_settings()
+        # py4j logs every socket it closes at INFO, also from finalisers at interpreter exit
+        # (when the log stream may already be closed): its warnings are enough
+        logging.getLogger("py4j").setLevel(logging.WARNING)
         # heavy: pyspark starts a JVM (or a Connect client)
         from pyspark.sql import SparkSession
 
