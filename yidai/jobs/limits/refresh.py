@@ -311,13 +311,12 @@ def _check_force_reason(force_reason: str | None) -> None:
 
 
 def _previous_limits(root: Path, previous: dict[str, Any] | None) -> pd.DataFrame | None:
-    """The previous version's decisions (for the breaker: continued capped steps)."""
+    """The previous version's decisions (for the breaker: moves continuing them)."""
     if previous is None:
         return None
-    return pd.read_parquet(
-        publishing.version_dir(root, str(previous["version"])) / LIMITS_FILE,
-        columns=["merchant_id", "decision", "change_capped"],
-    )
+    table = pd.read_parquet(publishing.version_dir(root, str(previous["version"])) / LIMITS_FILE)
+    wanted = ["merchant_id", "decision", "change_capped", "target_line", "credit_line"]
+    return table[[c for c in wanted if c in table.columns]]
 
 
 def run_refresh(
