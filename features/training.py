@@ -61,8 +61,9 @@ def credit_spine(
 ) -> pd.DataFrame:
     """Applications of ``product`` up to ``as_of`` with their default label.
 
-    label = 1 if the account reached 90+ days past due within ``performance_months`` of
-    booking (month-end tape rows known by ``as_of``).  Only approved accounts booked at least
+    label = 1 if the account the application opened or reviewed (a merchant's or an SME's
+    one line) reached 90+ days past due within ``performance_months`` of the decision
+    (month-end tape rows known by ``as_of``).  Only approved accounts booked at least
     ``performance_months`` before the end of ``as_of`` are labelled; by default the others are
     left out, with ``include_declined`` every application is kept (label <NA>), for scoring
     and policy simulation.  Columns: entity_id, decision_ts, label, application_id, product,
@@ -78,13 +79,15 @@ def credit_spine(
     sql = f"""
     WITH apps AS (
       SELECT application_id, applicant_id, ts, requested_amount, decision, approved_limit,
+             coalesce(account_id, application_id) AS account_id,
              decision = 'approved' AND ts + INTERVAL {months} MONTH <= CAST(? AS TIMESTAMP)
                AS matured
       FROM loan_applications WHERE product = ? AND ts < CAST(? AS TIMESTAMP)),
     perf AS (
       SELECT a.application_id, max(p.days_past_due) AS worst
-      FROM apps a JOIN loan_performance p ON p.account_id = a.application_id
-      WHERE a.matured AND p.snapshot_date <= a.ts + INTERVAL {months} MONTH
+      FROM apps a JOIN loan_performance p ON p.account_id = a.account_id
+      WHERE a.matured AND p.snapshot_date >= a.ts
+        AND p.snapshot_date <= a.ts + INTERVAL {months} MONTH
         AND p.snapshot_date < CAST(? AS TIMESTAMP)
       GROUP BY a.application_id)
     SELECT a.applicant_id AS entity_id, a.ts AS decision_ts,

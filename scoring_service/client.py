@@ -162,8 +162,8 @@ class YidaiClient:
     ) -> RepaymentOut:
         """Repay on a revolving line; returns the new outstanding and available amounts.
 
-        More than the outstanding balance raises ``YidaiAPIError`` 409 (nothing is booked),
-        an unknown account 404.
+        A refusal (more than the outstanding balance, an unknown account) is an answer too:
+        ``status == "rejected"`` with its ``reason_codes``; nothing is booked.
         """
         body = {"account_id": account_id, "amount": amount}
         return self._call("POST", "/v1/repayments", RepaymentOut, body, idempotency_key)

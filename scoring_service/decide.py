@@ -28,7 +28,10 @@ from yidai.decisioning import (
     decide_credit,
     decide_payment,
     model_reasons,
+    monthly_payment,
 )
+from yidai.decisioning.credit import Outcome
+from yidai.decisioning.reasons import policy_reason
 
 _D = TypeVar("_D", CreditDecision, PaymentDecision)
 
@@ -201,7 +204,8 @@ def credit_decision(
     decisions = _credit_decisions(bundle, profile, arms, requested, entity_id)
     policy, slot, scored = arms[acting]
     assert isinstance(policy, CreditPolicy)
-    decision = decisions[acting]
+    existing = _existing_line(resources, audit, product, entity_id)
+    decision = _within_exposure(decisions[acting], policy, audit, product, existing)
     decision = _explained(
         decision, decision.decision != "approve", slot, scored, policy.reason_codes_top_k
     )
@@ -210,6 +214,8 @@ def credit_decision(
     response = _credit_response(
         decision_id, product, entity_id, requested, decision, scored, acting, opens_line
     )
+    if existing is not None:
+        response["account_id"] = existing  # the line to review: the one account it has
     record = _base_record(body, slot, scored, profile)
     record["snapshot"] = bundle.snapshot.snapshot_id
     record["policy_reason_codes"] = list(decision.policy_reason_codes)
@@ -226,6 +232,75 @@ def credit_decision(
         record,
         open_line=(entity_id, decision.limit) if opens_line else None,
     )
+
+
+def _existing_line(
+    resources: Resources, audit: AuditStore, product: str, borrower_id: str
+) -> str | None:
+    """The account of the borrower's line of a revolving product: the ledger's, else (for a
+    merchant) the live published nightly limit's; None if it has none."""
+    if product not in REVOLVING:
+        return None
+    account = audit.line_of(product, borrower_id)
+    limits = resources.limits if product == "merchant" else None
+    if account is None and limits is not None:
+        published = limits.get(borrower_id)
+        if published is not None and published.account_id and published.status != "none":
+            account = published.account_id
+    return account
+
+
+def _within_exposure(
+    decision: CreditDecision,
+    policy: CreditPolicy,
+    audit: AuditStore,
+    product: str,
+    existing: str | None,
+) -> CreditDecision:
+    """The one-line rule and the policy's exposure caps (:class:`ExposureCaps`).
+
+    A borrower with a line is referred to a review of it (``EX_EXISTING_LINE``): no second
+    line, nothing committed.  Otherwise an approval is cut to the borrower cap
+    (``EX_CAPPED_BY_BORROWER_CAP``) and declined if the product's committed lines plus this
+    one would pass the product cap (``EX_PRODUCT_CAP``)."""
+    caps = policy.exposure
+    if existing is not None:
+        outcome: Outcome = "decline" if decision.decision == "decline" else "refer"
+        return _adjusted(decision, outcome, 0.0, "EX_EXISTING_LINE")
+    if decision.decision != "approve":
+        return decision
+    if caps.max_product_exposure is not None and product in REVOLVING:
+        committed, _ = audit.committed(product)
+        if committed + decision.limit > caps.max_product_exposure:
+            return _adjusted(decision, "decline", 0.0, "EX_PRODUCT_CAP")
+    cap = caps.max_borrower_exposure
+    if cap is not None and decision.limit > cap:
+        return _adjusted(decision, "approve", cap, "EX_CAPPED_BY_BORROWER_CAP")
+    return decision
+
+
+def _adjusted(
+    decision: CreditDecision, outcome: Outcome, limit: float, code: str
+) -> CreditDecision:
+    """``decision`` with a new outcome / limit and the reason code saying why."""
+    reason = policy_reason(code)
+    if outcome != "approve":
+        return replace(
+            decision, decision=outcome, limit=0.0, approved_amount=0.0, annual_rate=None,
+            term_options=(), reasons=(reason, *decision.reasons),
+            policy_reason_codes=(code, *decision.policy_reason_codes),
+        )  # fmt: skip
+    amount = min(decision.approved_amount, limit)
+    rate = decision.annual_rate or 0.0
+    return replace(
+        decision, limit=limit, approved_amount=amount,
+        term_options=tuple(
+            replace(t, monthly_payment=monthly_payment(amount, rate, t.months))
+            for t in decision.term_options
+        ),
+        reasons=(*decision.reasons, reason),
+        policy_reason_codes=(*decision.policy_reason_codes, code),
+    )  # fmt: skip
 
 
 def _credit_arms(

@@ -254,10 +254,19 @@ class CreditDecisionOut(BaseModel):
     created_at: str
     product: Literal["personal", "merchant", "sme"]
     applicant_id: str
-    decision: Literal["approve", "refer", "decline"]
+    decision: Literal["approve", "refer", "decline"] = Field(
+        description="approve: the line or loan is granted (``approved_amount``, terms). "
+        "refer: not decided automatically; nothing is committed, no line opened: tell the "
+        "customer it is under review and send it to the credit officers' queue (with "
+        "EX_EXISTING_LINE: to the review of the borrower's line, ``account_id``). "
+        "decline: refused, a business answer with its reason codes (HTTP 200)."
+    )
     currency: Literal["CNY"] = "CNY"
-    requested_amount: float | None
-    approved_amount: float
+    requested_amount: float | None = Field(description="The amount asked (None: a line).")
+    approved_amount: float = Field(
+        description="The amount granted; below the amount asked, a reason code says why "
+        "(LM_CAPPED_BY_LIMIT, EX_CAPPED_BY_BORROWER_CAP)."
+    )
     limit: float
     annual_rate: float | None
     term_options: list[TermOptionOut]
@@ -268,7 +277,12 @@ class CreditDecisionOut(BaseModel):
     model_version: str
     policy_version: str
     arm: Literal["champion", "challenger"]
-    account_id: str | None = Field(None, description="Revolving account for drawdowns.")
+    account_id: str | None = Field(
+        None,
+        description="The revolving account: the line an approval opened, or (reason "
+        "EX_EXISTING_LINE) the borrower's existing line to review; the id every line "
+        "endpoint uses.",
+    )
 
 
 class PaymentRiskOut(BaseModel):
@@ -339,7 +353,8 @@ class DrawdownOut(BaseModel):
 
 
 class RepaymentOut(BaseModel):
-    """An accepted repayment and the line after it."""
+    """A repayment and the line after it: booked (``accepted``) or refused (``rejected``,
+    HTTP 200 too, with the reason codes: unknown account, more than the outstanding)."""
 
     model_config = _examples(
         {
@@ -353,19 +368,25 @@ class RepaymentOut(BaseModel):
             "outstanding_before": 62000.5,
             "outstanding_after": 59000.25,
             "available_after": 240999.75,
+            "reason_codes": [],
         }
     )
 
     repayment_id: str
     created_at: str
     account_id: str
-    product: Literal["merchant", "sme"]
-    status: Literal["accepted"]
+    product: Literal["merchant", "sme"] | None = Field(description="None: unknown account.")
+    status: Literal["accepted", "rejected"]
     amount: float
     credit_limit: float = Field(description="Limit in force (0 on a frozen line).")
     outstanding_before: float
-    outstanding_after: float
+    outstanding_after: float = Field(description="Unchanged when the repayment is refused.")
     available_after: float
+    reason_codes: list[ReasonOut] = Field(
+        description="Empty if accepted; else RP_UNKNOWN_ACCOUNT or RP_EXCEEDS_OUTSTANDING."
+    )
+    reason_code: str | None = Field(None, description="The refusal's code (rejected only).")
+    detail: str | None = Field(None, description="What to do about a refusal.")
 
 
 class LineOut(BaseModel):
@@ -530,7 +551,9 @@ class ReadinessOut(BaseModel):
 
 
 # The reason codes of error responses (``ErrorOut.reason_code``); clients branch on these,
-# never on ``detail``.  A repayment rejection uses its own RP_* codes (RepaymentRejectedOut).
+# never on ``detail``.  A business refusal (limit exceeded, frozen line, overpayment, unknown
+# account) is not an error: it is HTTP 200 with ``status: "rejected"`` (drawdowns,
+# repayments) or ``decision: "decline"`` (decisions) and its reason codes.
 ERROR_REASONS: dict[str, str] = {
     "MALFORMED_BODY": "The body cannot be read as JSON text (400).",
     "INVALID_REQUEST": "The request does not match the document (422; see errors).",
@@ -541,6 +564,8 @@ ERROR_REASONS: dict[str, str] = {
     "UNKNOWN_DECISION": "No stored decision with this id (404).",
     "UNKNOWN_ACCOUNT": "No revolving line with this account id (404).",
     "NO_PUBLISHED_LIMIT": "The merchant has no published limit (404).",
+    "DD_TERM_NOT_OFFERED": "The drawdown's term_months is not one the line's product offers; "
+    "the detail lists the offered terms (422).",
     "IDEMPOTENCY_KEY_REUSED": "The Idempotency-Key was used for a different request (409).",
     "CONFLICT": "The request conflicts with the current state (409).",
     "NOT_READY": "What the call needs is not loaded yet; retry after Retry-After (503).",
@@ -574,37 +599,8 @@ class ErrorOut(BaseModel):
     reason_code: str = Field(
         description="Stable code to branch on: "
         + "; ".join(f"{code}: {text}" for code, text in ERROR_REASONS.items())
-        + " Repayment rejections: RP_UNKNOWN_ACCOUNT, RP_EXCEEDS_OUTSTANDING."
     )
     errors: list[str] | None = Field(None, description="Validation 422: one line per problem.")
-
-
-class RepaymentRejectedOut(ErrorOut):
-    """A repayment that was not booked: unknown account (404) or more than is owed (409)."""
-
-    model_config = _examples(
-        {
-            "detail": "repayment 70000.00 exceeds the outstanding balance 59000.25 of account "
-            "'LA-3f9c2a7e'; repay at most 59000.25",
-            "reason_code": "RP_EXCEEDS_OUTSTANDING",
-            "repayment_id": "7a8b9c0d1e2f4a3b5c6d7e8f9a0b1c2d",
-            "created_at": "2026-07-02T01:00:00.000001+00:00",
-            "account_id": "LA-3f9c2a7e",
-            "product": "sme",
-            "status": "rejected",
-            "amount": 70000.0,
-            "outstanding": 59000.25,
-        }
-    )
-
-    reason_code: Literal["RP_UNKNOWN_ACCOUNT", "RP_EXCEEDS_OUTSTANDING"]  # type: ignore[assignment]
-    repayment_id: str
-    created_at: str
-    account_id: str
-    product: Literal["merchant", "sme"] | None = None
-    status: Literal["rejected"]
-    amount: float
-    outstanding: float | None = None
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -251,6 +251,12 @@ def _write_truth(
                     apps.default_month, pa.int32(), apps.default_month < 0
                 ),
                 "decision": vocab_strings(("approved", "declined"), ~apps.approved),
+                "account_id": fixed_width_strings(
+                    id_bytes(
+                        np.maximum(apps.account, 0) + 1, "account_id", *ID_FORMATS["account_id"]
+                    ),
+                    apps.account < 0,
+                ),
                 "latent_state": arrow_array(apps.state, pa.float64()),
             }
         )

@@ -10,19 +10,26 @@ applicants and approves some bad ones.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
 
-from simulator.calendar import US_PER_DAY
 from simulator.landing import Batch
-from simulator.world import LOANS, SME_BILLS, World, rng_for, sigmoid
+from simulator.world import LOANS, SME_BILLS, Merchants, Smes, World, rng_for, sigmoid
 
 PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.core.contracts.PRODUCTS)
 TARGET_BAD_RATE = {PERSONAL: 0.05, MERCHANT: 0.065, SME: 0.065}
 SLOPE = {PERSONAL: 1.35, MERCHANT: 1.4, SME: 1.4}
 APPROVE_SHARE = {PERSONAL: 0.7, MERCHANT: 0.65, SME: 0.65}
 TERMS = {PERSONAL: [3, 6, 12], MERCHANT: [3, 6, 12], SME: [6, 12]}
+LINE_PRODUCTS = (MERCHANT, SME)  # one revolving line per borrower, reviewed on re-application
+PRODUCTS = (PERSONAL, MERCHANT, SME)
+NEVER = np.iinfo(np.int64).max // 2
+CHARGE_OFF_DPD = 180  # a balance this many days past due is written off
+RECOVERY_RATE = 0.3  # share of a written-off balance recovered in the charge-off month
+FROZEN_DPD = 30  # a line this many days past due at month end is frozen (no drawdowns)
+MIN_DRAW = 100.0  # smallest drawdown; a line with less available is not drawn
 
 
 @dataclass
@@ -41,6 +48,8 @@ class Applications:
     approved: np.ndarray
     limit: np.ndarray
     rate: np.ndarray
+    account: np.ndarray  # application index of the account it opened or reviewed; -1 if none
+    arrears: np.ndarray  # first missed due day of its account (NEVER if none)
 
 
 def _app_days(rng: np.random.Generator, n: int, first: int, n_days: int) -> np.ndarray:
@@ -154,12 +163,14 @@ def draw_applications(world: World) -> Applications:
     approved = np.zeros(n, dtype=bool)
     rate = np.zeros(n)
     obs = obs + 0.3 * ~tenure_short + rng.normal(0, 0.6, n)
+    intercept: dict[int, float] = {}
     for prod in (PERSONAL, MERCHANT, SME):
         k = product == prod
         if not k.any():
             continue
         score = -SLOPE[prod] * state[k] + extra[k] + 0.35 * tenure_short[k]
-        true_pd[k] = sigmoid(_calibrate_intercept(score, TARGET_BAD_RATE[prod]) + score)
+        intercept[prod] = _calibrate_intercept(score, TARGET_BAD_RATE[prod])
+        true_pd[k] = sigmoid(intercept[prod] + score)
         threshold = np.quantile(obs[k], 1 - APPROVE_SHARE[prod])
         approved[k] = obs[k] >= threshold
         rank = (obs[k].argsort().argsort() + 0.5) / k.sum()
@@ -169,6 +180,15 @@ def draw_applications(world: World) -> Applications:
     default_month = np.where(defaulted, first_missed + 3, -1)
     requested = np.maximum(np.round(requested, -2), 100.0)
     limit = np.where(approved, np.maximum(np.round(np.minimum(requested, cap), -2), 1000.0), 0.0)
+    account = _open_lines(product, applicant, approved)
+    missed = missed_day(day, default_month)
+    arrears = missed.copy()  # personal: the account's own first miss
+    _line_defaults(
+        world, intercept, product, applicant, day, approved, account, missed, arrears, true_pd
+    )
+    defaulted = missed < NEVER
+    default_month = np.where(defaulted, (missed - day) // 30 + 3, -1)
+    limit[~approved] = 0.0
     return Applications(
         product=product,
         applicant=applicant,
@@ -182,16 +202,111 @@ def draw_applications(world: World) -> Applications:
         approved=approved,
         limit=limit,
         rate=rate,
+        account=account,
+        arrears=arrears,
     )
+
+
+def missed_day(apps_day: np.ndarray, default_month: np.ndarray) -> np.ndarray:
+    """The due day of the first instalment a defaulter misses (``NEVER`` for the others)."""
+    return np.where(default_month >= 0, apps_day + 30 * (default_month - 3), NEVER)
+
+
+def _open_lines(product: np.ndarray, applicant: np.ndarray, approved: np.ndarray) -> np.ndarray:
+    """The account (application index) each application opens or reviews; -1 if none.
+
+    A personal approval opens its own account.  A merchant or an SME has one line for life:
+    its first approval opens it, every later application of that borrower reviews it (an
+    approval sets the new line, a decline keeps it).  Applications are in time order.
+    """
+    n = len(product)
+    account = np.where(approved & (product == PERSONAL), np.arange(n), -1)
+    for prod in LINE_PRODUCTS:
+        rows = np.flatnonzero(product == prod)
+        ok = rows[approved[rows]]
+        who, first = np.unique(applicant[ok], return_index=True)  # first approval (time order)
+        opener = np.full(int(applicant[rows].max(initial=-1)) + 1, -1)
+        opener[who] = ok[first]
+        line = opener[applicant[rows]]
+        opened = (line >= 0) & (rows >= line)
+        account[rows[opened]] = line[opened]
+    return account
+
+
+def _line_defaults(
+    world: World,
+    intercept: dict[int, float],
+    product: np.ndarray,
+    applicant: np.ndarray,
+    day: np.ndarray,
+    approved: np.ndarray,
+    account: np.ndarray,
+    missed: np.ndarray,
+    arrears: np.ndarray,
+    true_pd: np.ndarray,
+) -> None:
+    """One default per merchant or SME line, from a monthly hazard; updates in place.
+
+    From the month its line opens, a borrower misses a payment in month ``t`` with the
+    hazard ``1 - (1 - pd_t) ** (1 / 6)``, ``pd_t`` the true-PD formula at its state of the
+    time (the same score and intercept as its applications): at a constant state that is
+    ``pd`` over 6 months.  The first miss is the line's default: every application on the
+    line gets ``arrears`` = that day, ``missed`` = that day if it falls within 9 months of it
+    (its own 12-month truth), and the
+    bank declines every application of the borrower from then on (``approved``): its line
+    is frozen, then charged off.  Applications before the line opened keep their own draw.
+    The ``true_pd`` of an application on a line is the probability its line's first miss
+    falls within the 9 months after it, given the borrower's hazards over those months (the
+    probability its truth was drawn with: the oracle)."""
+    cfg, cal = world.config, world.calendar
+    rng = rng_for(cfg.seed, LOANS, 2)
+    month_start = cal.month_starts
+    for prod in LINE_PRODUCTS:
+        group: Merchants | Smes = world.merchants if prod == MERCHANT else world.smes
+        rows = np.flatnonzero((product == prod) & (account >= 0))
+        if len(rows) == 0:
+            continue
+        who = np.unique(applicant[rows])
+        opened = np.full(group.n, NEVER)
+        np.minimum.at(opened, applicant[rows], day[account[rows]])
+        extra = 0.3 * world.merchants.risky[who] if prod == MERCHANT else np.zeros(len(who))
+        default_day = np.full(group.n, NEVER)
+        hazards = np.zeros((group.n, cfg.months + 9))
+        for month in range(cal.month_of(np.array([opened[who].min()]))[0], cfg.months):
+            start, stop = int(month_start[month]), int(month_start[month + 1])
+            state = _recent_state(group.z_eff, who, np.full(len(who), month + 1))
+            tenure_short = (start - group.onboarded_day[who]) < 365
+            pd_t = sigmoid(intercept[prod] - SLOPE[prod] * state + extra + 0.35 * tenure_short)
+            hazard = 1 - (1 - pd_t) ** (1 / 6)
+            due = np.maximum(start + rng.integers(0, stop - start, len(who)), opened[who] + 31)
+            hit = (
+                (rng.random(len(who)) < hazard)
+                & (default_day[who] == NEVER)
+                & (opened[who] < stop)
+                & (due < cal.n_days)
+            )
+            default_day[who[hit]] = due[hit]
+            hazards[who, month] = np.where(opened[who] < stop, hazard, 0.0)
+        on_line = np.flatnonzero((product == prod) & (account >= 0))
+        when = default_day[applicant[on_line]]
+        ahead = when - day[on_line]
+        # the application's own 12-month truth: its line misses a payment within 9 months
+        missed[on_line] = np.where((ahead >= 0) & (ahead < 270), when, NEVER)
+        approved[on_line[ahead < 0]] = False  # the borrower is in arrears: declined
+        arrears[on_line] = when
+        month_k = cal.month_of(day[on_line])
+        survive = np.ones(len(on_line))
+        for ahead_m in range(9):
+            survive *= 1 - hazards[applicant[on_line], month_k + ahead_m]
+        true_pd[on_line] = np.clip(1 - survive, 1e-6, 1 - 1e-6)
 
 
 def loan_batches(world: World, apps: Applications) -> list[Batch]:
     """loan_applications, loan_drawdowns, loan_repayments and loan_performance rows."""
-    cfg, cal = world.config, world.calendar
-    rng = rng_for(cfg.seed, LOANS, 1)
-    n_days = cal.n_days
+    cal = world.calendar
     n = len(apps.product)
     app_code = np.arange(n, dtype=np.int64) + 1
+    no_account = apps.account < 0
     out = [
         Batch(
             "loan_applications",
@@ -204,143 +319,288 @@ def loan_batches(world: World, apps: Applications) -> list[Batch]:
                 "decision": (~apps.approved).astype(np.int64),
                 "approved_limit": apps.limit,
                 "annual_rate": apps.rate,
+                "account_id": np.where(no_account, 0, app_code[np.maximum(apps.account, 0)]),
             },
             apps.day,
-            {"annual_rate": ~apps.approved},
+            {"annual_rate": ~apps.approved, "account_id": no_account},
         )
     ]
-    acc = np.flatnonzero(apps.approved)  # account index = application index
-    book_day = apps.day[acc]
-    limit = apps.limit[acc]
-    missed_day = np.where(
-        apps.defaulted[acc], book_day + 30 * (apps.default_month[acc] - 3), np.iinfo(np.int64).max
-    )
-    # drawdowns: one soon after booking (always for a future defaulter), a few more later
-    first = apps.defaulted[acc] | (rng.random(len(acc)) < 0.85)
-    n_more = rng.poisson(1.2, len(acc))
-    d_acc = np.concatenate([acc[first], np.repeat(acc, n_more)])
-    d_book = apps.day[d_acc]
-    is_first = np.arange(len(d_acc)) < first.sum()
-    d_day = np.where(
-        is_first,
-        d_book + rng.integers(0, 6, len(d_acc)),
-        d_book
-        + 10
-        + (rng.random(len(d_acc)) * np.maximum(n_days - d_book - 10, 1)).astype(np.int64),
-    )
-    d_missed = np.where(
-        apps.defaulted[d_acc],
-        apps.day[d_acc] + 30 * (apps.default_month[d_acc] - 3),
-        np.iinfo(np.int64).max,
-    )
-    keep = (d_day < n_days) & (d_day < d_missed)
-    d_acc, d_day, is_first = d_acc[keep], d_day[keep], is_first[keep]
-    share = np.where(
-        is_first, rng.uniform(0.3, 0.8, len(d_acc)), rng.uniform(0.05, 0.2, len(d_acc))
-    )
-    d_amount = np.round(apps.limit[d_acc] * share, 2)
-    prod = apps.product[d_acc]
-    term = np.zeros(len(d_acc), np.int64)
-    for p, terms in TERMS.items():
-        k = prod == p
-        term[k] = rng.choice(terms, int(k.sum()))
-        # a defaulter's first drawdown still runs when it stops paying, so the tape shows it
-        needed = apps.default_month[d_acc] - 2
-        short = k & is_first & apps.defaulted[d_acc] & (term < needed)
-        longer = np.array(sorted(terms))
-        term[short] = longer[np.minimum(np.searchsorted(longer, needed[short]), len(longer) - 1)]
-    order = np.lexsort((d_acc, d_day))
-    d_acc, d_day, d_amount, term = d_acc[order], d_day[order], d_amount[order], term[order]
-    d_ts = cal.to_us(d_day, 9 * 3600 + rng.integers(0, 12 * 3600, len(d_acc)))
+    book = _run_accounts(world, apps)
+    d, it = book.draws, book.items
     out.append(
         Batch(
             "loan_drawdowns",
             {
-                "drawdown_id": np.arange(len(d_acc), dtype=np.int64) + 1,
-                "account_id": app_code[d_acc],
-                "ts": d_ts,
-                "amount": d_amount,
-                "term_months": term,
+                "drawdown_id": np.arange(len(d["account"]), dtype=np.int64) + 1,
+                "account_id": app_code[d["account"]],
+                "ts": cal.to_us(d["day"], d["second"]),
+                "amount": d["amount"],
+                "term_months": d["term"],
             },
-            d_day,
+            d["day"],
         )
     )
-
-    # repayment schedule: equal principal parts, interest on the remaining balance
-    item_draw = np.repeat(np.arange(len(d_acc)), term)
-    k_no = (
-        np.concatenate([np.arange(1, t + 1) for t in term]) if len(term) else np.zeros(0, np.int64)
-    )
-    due = d_day[item_draw] + np.round(30.44 * k_no).astype(np.int64)
-    keep = due < n_days
-    item_draw, k_no, due = item_draw[keep], k_no[keep], due[keep]
-    i_acc = d_acc[item_draw]
-    principal = d_amount[item_draw] / term[item_draw]
-    interest = d_amount[item_draw] * (1 - (k_no - 1) / term[item_draw]) * apps.rate[i_acc] / 12
-    amount_due = np.round(principal + interest, 2)
-    missed = due >= np.where(
-        apps.defaulted[i_acc],
-        apps.day[i_acc] + 30 * (apps.default_month[i_acc] - 3),
-        np.iinfo(np.int64).max,
-    )
-    late = rng.random(len(due)) < sigmoid(-3.2 - 1.2 * apps.state[i_acc])
-    paid_day = np.where(
-        late, due + rng.integers(1, 26, len(due)), due - rng.integers(0, 6, len(due))
-    )
-    paid_day = np.maximum(paid_day, d_day[item_draw] + 1)
-    unpaid = missed | (paid_day >= n_days)
-    dpd = np.where(unpaid, n_days - 1 - due, np.maximum(paid_day - due, 0))
-    deliver = np.where(unpaid, n_days - 1, paid_day)
-    paid_ts = cal.to_us(
-        np.where(unpaid, 0, paid_day), 7 * 3600 + rng.integers(0, 14 * 3600, len(due))
-    )
-    order = np.lexsort((item_draw, due))
+    n_days = cal.n_days
+    unpaid = it["unpaid"]
+    dpd = np.where(unpaid, n_days - 1 - it["due"], np.maximum(it["paid_day"] - it["due"], 0))
+    deliver = np.where(unpaid, n_days - 1, it["paid_day"])
+    paid_ts = cal.to_us(np.where(unpaid, 0, it["paid_day"]), it["paid_second"])
+    order = np.lexsort((it["draw"], it["due"]))
     out.append(
         Batch(
             "loan_repayments",
             {
-                "schedule_id": np.arange(len(due), dtype=np.int64)[order] + 1,
-                "account_id": app_code[i_acc][order],
-                "due_date": cal.to_us(due)[order],
-                "amount_due": amount_due[order],
+                "schedule_id": np.arange(len(order), dtype=np.int64)[order] + 1,
+                "account_id": app_code[it["account"]][order],
+                "due_date": cal.to_us(it["due"])[order],
+                "amount_due": it["amount_due"][order],
                 "paid_at": paid_ts[order],
-                "amount_paid": np.where(unpaid, 0.0, amount_due)[order],
+                "amount_paid": np.where(unpaid, 0.0, it["amount_due"])[order],
                 "days_past_due": dpd[order].astype(np.int32),
             },
             deliver[order],
             {"paid_at": unpaid[order]},
         )
     )
+    out.append(_performance_tape(world, apps, book, app_code))
+    return out
 
-    # month-end performance tape: line, outstanding balance and days past due
+
+@dataclass
+class _Book:
+    """The accepted drawdowns, their schedule items and each account's line history."""
+
+    draws: dict[str, np.ndarray]
+    items: dict[str, np.ndarray]
+    reviews: dict[str, np.ndarray]  # account, day, effective line
+    arrears_day: np.ndarray  # per application index: first missed due day of its account
+
+
+def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Drawdowns borrowers would like to make: one soon after each approval (always for a
+    future defaulter), a few more later; the line's available limit decides what is paid."""
+    n_days = world.calendar.n_days
+    acc = np.flatnonzero(apps.approved)
+    # a review (an approval of an existing line) brings fewer and smaller drawdowns than an
+    # opening, the fewer the more often the borrower's line is reviewed
+    review = apps.account[acc] != acc
+    per_year = np.array([1.0, 2.0, 6.0])[apps.product[acc]] * world.config.application_rate
+    intensity = np.where(review, np.minimum(1.0, 4.0 / per_year), 1.0)
+    first = apps.defaulted[acc] | (rng.random(len(acc)) < 0.85 * intensity)
+    n_more = rng.poisson(1.2 * intensity)
+    p_app = np.concatenate([acc[first], np.repeat(acc, n_more)])
+    is_first = np.arange(len(p_app)) < first.sum()
+    opening = apps.account[p_app] == p_app
+    book = apps.day[p_app]
+    p_day = np.where(
+        is_first,
+        book + rng.integers(0, 6, len(p_app)),
+        book + 10 + (rng.random(len(p_app)) * np.maximum(n_days - book - 10, 1)).astype(np.int64),
+    )
+    share = np.where(
+        is_first & opening,
+        rng.uniform(0.3, 0.8, len(p_app)),
+        np.where(opening, rng.uniform(0.05, 0.2, len(p_app)), rng.uniform(0.1, 0.4, len(p_app))),
+    )
+    prod = apps.product[p_app]
+    term = np.zeros(len(p_app), np.int64)
+    needed = apps.default_month[p_app] - 2
+    for p, terms in TERMS.items():
+        k = prod == p
+        term[k] = rng.choice(terms, int(k.sum()))
+        # a defaulter's first drawdown still runs when it stops paying, so the tape shows it
+        short = k & is_first & apps.defaulted[p_app] & (term < needed)
+        longer = np.array(sorted(terms))
+        term[short] = longer[np.minimum(np.searchsorted(longer, needed[short]), len(longer) - 1)]
+    k = len(p_app)
+    return {
+        "app": p_app,
+        "day": p_day,
+        "share": share,
+        "term": term,
+        "second": 9 * 3600 + rng.integers(0, 12 * 3600, k),
+        "late_u": rng.random((k, 12)),
+        # most late payments come within 25 days; one in ten 31-75 days late (the line is
+        # frozen at 30 days past due and unfrozen once paid: a cure)
+        "late_by": np.where(
+            rng.random((k, 12)) < 0.1,
+            rng.integers(31, 76, (k, 12)),
+            rng.integers(1, 26, (k, 12)),
+        ),
+        "early_by": rng.integers(0, 6, (k, 12)),
+        "paid_second": 7 * 3600 + rng.integers(0, 14 * 3600, (k, 12)),
+    }
+
+
+def _run_accounts(world: World, apps: Applications) -> _Book:
+    """Each account's reviews and drawdowns in time order, within its available limit.
+
+    A review sets the line to the approved limit, never below the principal owed (a decrease
+    stops at the drawn balance); a drawdown takes the requested share of the line, cut to the
+    available limit (line - principal owed), and is skipped below ``MIN_DRAW`` or once the
+    account is in arrears (from its first missed due day on, nothing is paid or drawn).
+    """
+    cal = world.calendar
+    n_days = cal.n_days
+    rng = rng_for(world.config.seed, LOANS, 1)
+    prop = _proposals(world, apps, rng)
+    approved = np.flatnonzero(apps.approved)
+    account_of = apps.account
+    arrears = np.full(len(apps.product), NEVER)
+    np.minimum.at(arrears, account_of[approved], apps.arrears[approved])
+    p_acc = account_of[prop["app"]]
+    late_p = sigmoid(-3.2 - 1.2 * apps.state)
+    # events per account in time order: reviews (kind 0) before drawdowns (kind 1) on a day
+    ev_acc = np.concatenate([account_of[approved], p_acc])
+    ev_day = np.concatenate([apps.day[approved], prop["day"]])
+    ev_kind = np.concatenate([np.zeros(len(approved), np.int64), np.ones(len(p_acc), np.int64)])
+    ev_ref = np.concatenate([approved, np.arange(len(p_acc))])
+    order = np.lexsort((ev_ref, ev_kind, ev_day, ev_acc))
+    draws: dict[str, list[float]] = {k: [] for k in ("account", "app", "day", "amount", "term")}
+    draws["second"] = []
+    items: dict[str, list[float]] = {
+        k: [] for k in ("draw", "account", "due", "principal", "amount_due", "paid_day")
+    }
+    items["paid_second"] = []
+    items["unpaid"] = []
+    reviews: dict[str, list[float]] = {"account": [], "day": [], "line": []}
+    current = -1
+    line = owed = 0.0
+    repaid: list[tuple[int, float]] = []  # heap of (paid day, principal)
+    frozen: list[tuple[int, int]] = []  # (from, to): an instalment 30+ days past due
+    for e in order.tolist():
+        a, day, ref = int(ev_acc[e]), int(ev_day[e]), int(ev_ref[e])
+        if a != current:
+            current, line, owed, repaid, frozen = a, 0.0, 0.0, [], []
+        while repaid and repaid[0][0] <= day:
+            owed -= heapq.heappop(repaid)[1]
+        if ev_kind[e] == 0:
+            line = max(float(apps.limit[ref]), np.ceil(round(owed, 2) / 100) * 100)
+            reviews["account"].append(a)
+            reviews["day"].append(day)
+            reviews["line"].append(line)
+            continue
+        available = np.floor((line - owed) * 100) / 100
+        blocked = any(start <= day < end for start, end in frozen)
+        if day >= n_days or day >= arrears[a] or available < MIN_DRAW or blocked:
+            continue
+        app = int(prop["app"][ref])
+        amount = min(round(line * float(prop["share"][ref]), 2), available)
+        term = int(prop["term"][ref])
+        draw_no = len(draws["account"])
+        for key, value in (
+            ("account", a), ("app", app), ("day", day), ("amount", amount), ("term", term),
+            ("second", int(prop["second"][ref])),
+        ):  # fmt: skip
+            draws[key].append(value)
+        owed += amount
+        rate = float(apps.rate[app])
+        for j in range(1, term + 1):
+            due = day + round(30.44 * j)
+            if due >= n_days:
+                break
+            principal = amount / term
+            late = prop["late_u"][ref, j - 1] < late_p[app]
+            paid = (
+                due + int(prop["late_by"][ref, j - 1])
+                if late
+                else due - int(prop["early_by"][ref, j - 1])
+            )
+            paid = max(paid, day + 1)
+            unpaid = due >= arrears[a] or paid >= n_days
+            if not unpaid:
+                heapq.heappush(repaid, (paid, principal))
+            if paid - due >= FROZEN_DPD:
+                frozen.append((due + FROZEN_DPD, paid))
+            for key, value in (
+                ("draw", draw_no), ("account", a), ("due", due), ("principal", principal),
+                ("amount_due", round(principal + amount * (1 - (j - 1) / term) * rate / 12, 2)),
+                ("paid_day", paid), ("paid_second", int(prop["paid_second"][ref, j - 1])),
+                ("unpaid", unpaid),
+            ):  # fmt: skip
+                items[key].append(value)
+    return _Book(
+        draws=_arrays(draws, {"amount": np.float64}),
+        items=_arrays(items, {"principal": np.float64, "amount_due": np.float64, "unpaid": bool}),
+        reviews=_arrays(reviews, {"line": np.float64}),
+        arrears_day=arrears,
+    )
+
+
+def _arrays(columns: dict[str, list[float]], types: dict[str, type]) -> dict[str, np.ndarray]:
+    return {k: np.array(v, dtype=types.get(k, np.int64)) for k, v in columns.items()}
+
+
+def _performance_tape(world: World, apps: Applications, book: _Book, app_code: np.ndarray) -> Batch:
+    """Month-end tape per account: line, balance, days past due, status, charge-off.
+
+    From its first missed due day ``D`` a delinquent balance accrues interest at the
+    account's rate (``outstanding = principal * (1 + rate * (t - D) / 365)``), the one way a
+    balance exceeds its line, bounded by charge-off: at ``D + CHARGE_OFF_DPD`` the balance is
+    written off (``charged_off``), ``RECOVERY_RATE`` of it recovered, and the account's tape
+    ends with that ``charged_off`` row.  A line 30+ days past due at month end is frozen.
+    """
+    cal = world.calendar
+    n_days = cal.n_days
     month_end = cal.month_end_days()
     n_months = len(month_end)
-    acc_pos = np.full(n, -1)
-    acc_pos[acc] = np.arange(len(acc))
-    drawn = np.zeros((len(acc), n_months))
-    repaid = np.zeros((len(acc), n_months))
-    dpd_grid = np.zeros((len(acc), n_months), np.int64)
-    np.add.at(drawn, (acc_pos[d_acc], cal.month_of(d_day)), d_amount)
-    paid_month = cal.month_of(np.minimum(paid_day, n_days - 1))
-    np.add.at(repaid, (acc_pos[i_acc[~unpaid]], paid_month[~unpaid]), principal[~unpaid])
+    d, it, rv = book.draws, book.items, book.reviews
+    accounts = np.unique(rv["account"])
+    pos = np.full(len(apps.product), -1)
+    pos[accounts] = np.arange(len(accounts))
+    n_acc = len(accounts)
+    line = np.full((n_acc, n_months), np.nan)
+    line[pos[rv["account"]], cal.month_of(rv["day"])] = rv["line"]  # last review of a month wins
+    filled = np.where(np.isnan(line), -1, np.arange(n_months)[None, :])
+    filled = np.maximum.accumulate(filled, axis=1)
+    line = np.where(filled >= 0, np.take_along_axis(line, np.maximum(filled, 0), axis=1), 0.0)
+    opened = np.full(n_acc, NEVER)
+    np.minimum.at(opened, pos[rv["account"]], rv["day"])
+    drawn = np.zeros((n_acc, n_months))
+    repaid = np.zeros((n_acc, n_months))
+    np.add.at(drawn, (pos[d["account"]], cal.month_of(d["day"])), d["amount"])
+    paid = ~it["unpaid"]
+    paid_month = cal.month_of(np.minimum(it["paid_day"], n_days - 1))
+    np.add.at(repaid, (pos[it["account"][paid]], paid_month[paid]), it["principal"][paid])
+    principal = np.maximum(np.cumsum(drawn, axis=1) - np.cumsum(repaid, axis=1), 0)
+    dpd = np.zeros((n_acc, n_months), np.int64)
     for j, me in enumerate(month_end.tolist()):
-        overdue = (due <= me) & (unpaid | (paid_day > me))
-        np.maximum.at(dpd_grid[:, j], acc_pos[i_acc[overdue]], me - due[overdue])
-    outstanding = np.maximum(np.cumsum(drawn, axis=1) - np.cumsum(repaid, axis=1), 0)
-    rows_acc, rows_m = np.nonzero(month_end[None, :] >= book_day[:, None])
-    snap = month_end[rows_m]
-    out.append(
-        Batch(
-            "loan_performance",
-            {
-                "account_id": app_code[acc[rows_acc]],
-                "snapshot_date": cal.to_us(snap),
-                "credit_limit": limit[rows_acc],
-                "outstanding": np.round(outstanding[rows_acc, rows_m], 2),
-                "days_past_due": dpd_grid[rows_acc, rows_m].astype(np.int32),
-            },
-            snap.astype(np.int64),
-        )
+        overdue = (it["due"] <= me) & (it["unpaid"] | (it["paid_day"] > me))
+        np.maximum.at(dpd[:, j], pos[it["account"][overdue]], me - it["due"][overdue])
+    # first missed due day and charge-off day per account
+    first_missed = np.full(n_acc, NEVER)
+    missed = it["due"] >= book.arrears_day[it["account"]]
+    np.minimum.at(first_missed, pos[it["account"][missed]], it["due"][missed])
+    charge_off = np.where(first_missed < NEVER, first_missed + CHARGE_OFF_DPD, NEVER)
+    last_review = np.zeros(n_acc, np.int64)
+    np.maximum.at(last_review, pos[rv["account"]], np.arange(len(rv["account"])))
+    rate_app = np.zeros(len(apps.product), np.int64)
+    rate_app[d["account"]] = d["app"]  # the rate of the account's latest drawdown
+    rate = apps.rate[rate_app[accounts]]
+    late_days = np.clip(month_end[None, :] - first_missed[:, None], 0, CHARGE_OFF_DPD)
+    balance = principal * (1 + rate[:, None] * late_days / 365)
+    co_month = np.where(
+        charge_off < n_days, cal.month_of(np.minimum(charge_off, n_days - 1)), NEVER
     )
-    _ = missed_day, US_PER_DAY
-    return out
+    months = np.arange(n_months)[None, :]
+    is_co = months == co_month[:, None]
+    keep = (month_end[None, :] >= opened[:, None]) & (months <= co_month[:, None])
+    rows_acc, rows_m = np.nonzero(keep)
+    co_row = is_co[rows_acc, rows_m]
+    bal = np.round(balance[rows_acc, rows_m], 2)
+    status = np.where(co_row, 2, np.where(dpd[rows_acc, rows_m] >= FROZEN_DPD, 1, 0))
+    snap = month_end[rows_m]
+    return Batch(
+        "loan_performance",
+        {
+            "account_id": app_code[accounts[rows_acc]],
+            "snapshot_date": cal.to_us(snap),
+            "credit_limit": line[rows_acc, rows_m],
+            "outstanding": np.where(co_row, 0.0, bal),
+            "days_past_due": dpd[rows_acc, rows_m].astype(np.int32),
+            "status": status.astype(np.int64),
+            "charged_off": np.where(co_row, bal, 0.0),
+            "recovered": np.where(co_row, np.round(bal * RECOVERY_RATE, 2), 0.0),
+        },
+        snap.astype(np.int64),
+    )

@@ -26,13 +26,17 @@ def render() -> None:
     chosen = st.sidebar.multiselect("Grade", grades, default=grades, key="ml_grade")
     limits = limits[limits["grade"].astype(str).isin(chosen)]
     changes = changes[changes["grade"].astype(str).isin(chosen)]
-    kpis = ml.line_kpis(limits)
-    cols = st.columns(5)
+    kpis = ml.line_kpis(limits)  # definitions: yidai.decisioning.exposure
+    cols = st.columns(4)
     cols[0].metric("Active lines", ui.fmt_int(kpis["active_lines"]))
     cols[1].metric("Frozen", ui.fmt_int(kpis["frozen_lines"]))
-    cols[2].metric("Committed (active)", ui.fmt_money(kpis["committed"]))
-    cols[3].metric("Drawn (active)", ui.fmt_money(kpis["drawn"]))
-    cols[4].metric("Utilisation (active)", ui.fmt_pct(kpis["utilisation"]))
+    cols[2].metric("Frozen share of open lines", ui.fmt_pct(kpis["frozen_share"]))
+    cols[3].metric("Utilisation (active)", ui.fmt_pct(kpis["utilisation"]))
+    cols = st.columns(4)
+    cols[0].metric("Committed (active lines)", ui.fmt_money(kpis["committed"]))
+    cols[1].metric("Drawn (active + frozen)", ui.fmt_money(kpis["drawn"]))
+    cols[2].metric("Available", ui.fmt_money(kpis["available"]))
+    cols[3].metric("Exposure (drawn + available)", ui.fmt_money(kpis["exposure"]))
 
     left, right = st.columns(2)
     active = limits[limits["status"] == "active"]
@@ -69,18 +73,24 @@ def render() -> None:
             key="ml_reasons",
         )
         st.dataframe(changes.head(500), hide_index=True)
-    st.subheader("Committed exposure by grade")
-    by_grade = by_grade[by_grade["grade"].astype(str).isin(chosen)]
+    st.subheader("Exposure by grade (drawn + available; adds up to the Exposure tile)")
     st.plotly_chart(
         px.bar(
-            by_grade.melt(id_vars="grade", value_vars=["exposure_before", "exposure_after"]),
+            ml.exposure_by_grade(limits).melt(id_vars="grade", value_vars=["drawn", "available"]),
             x="grade",
             y="value",
             color="variable",
-            barmode="group",
-            title="Committed exposure before and after the refresh (CNY)",
+            title="Exposure by grade (CNY): drawn and available",
         ),
         key="ml_grade_exposure",
+    )
+    st.caption(
+        "Change by grade at the last refresh: "
+        + ", ".join(
+            f"{g} {ui.fmt_money(c)}"
+            for g, c in zip(by_grade["grade"], by_grade["exposure_change"], strict=True)
+            if str(g) in chosen
+        )
     )
     runs = data.limit_runs()
     if len(runs) > 1:

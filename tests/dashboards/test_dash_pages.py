@@ -125,3 +125,46 @@ def test_decision_explorer_finds_a_decision_and_its_challenger(full_home, run_pa
     assert "refer" in shown  # the challenger would have referred
     app.text_input(key="dx_id").set_value("nope").run()
     assert any("No decision matches" in w.value for w in app.warning)
+
+
+def _bar_total(chart: object) -> float:
+    """Sum of every bar of a rendered plotly chart (plotly may ship arrays as base64)."""
+    import base64
+    import json
+
+    import numpy as np
+
+    spec = json.loads(chart.proto.spec)  # type: ignore[attr-defined]
+    total = 0.0
+    for trace in spec["data"]:
+        y = trace["y"]
+        if isinstance(y, dict):
+            y = np.frombuffer(base64.b64decode(y["bdata"]), dtype=np.dtype(y["dtype"]))
+        total += float(np.sum(y))
+    return total
+
+
+def test_merchant_limits_tiles_and_bars_reconcile(full_home, run_page, metric_values):
+    """Issue 16: the page's tiles and its exposure bars add up to each other (one set of
+    definitions, yidai.decisioning.exposure)."""
+    from dashboards import ui
+    from yidai.jobs.analytics import merchant_lines as ml
+    from yidai.jobs.limits import read_limits_table
+
+    app = run_page("merchant_limits")
+    shown = metric_values(app)
+    limits = read_limits_table(full_home / "serving")
+    kpis = ml.line_kpis(limits)
+    assert kpis["exposure"] == pytest.approx(kpis["drawn"] + kpis["available"])
+    assert shown["Exposure (drawn + available)"] == ui.fmt_money(kpis["exposure"])
+    assert shown["Drawn (active + frozen)"] == ui.fmt_money(kpis["drawn"])
+    assert shown["Available"] == ui.fmt_money(kpis["available"])
+    assert shown["Committed (active lines)"] == ui.fmt_money(kpis["committed"])
+    # committed = drawn on active lines + available (no active line is drawn past its line)
+    active = limits[limits["status"] == "active"]
+    over = (active["outstanding"] - active["credit_line"]).clip(lower=0).sum()
+    on_active = active["outstanding"].sum()
+    assert kpis["committed"] + over == pytest.approx(on_active + kpis["available"])
+    bars = [c for c in app.get("plotly_chart") if "Exposure by grade" in c.proto.spec]
+    assert len(bars) == 1
+    assert _bar_total(bars[0]) == pytest.approx(kpis["exposure"])

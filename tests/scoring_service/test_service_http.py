@@ -44,9 +44,12 @@ def test_storefront_calls_through_the_client(
         assert yidai.decision(offer.decision_id).response["decision_id"] == offer.decision_id
 
         line = yidai.merchant_credit(merchant, 30_000.0)
-        assert line.decision == "approve" and line.account_id is not None
-        # the nightly published line (50k, active) governs drawdowns on the merchant's line
-        assert yidai.drawdown(line.account_id, 45_000.0, 3).status == "accepted"
+        # the merchant has a line (the nightly one): a review of it, never a second line
+        assert line.decision in ("refer", "decline") and line.account_id == "A1"
+        assert line.reason_codes[0].code == "EX_EXISTING_LINE"
+        # the nightly published line (50k, active, 10k drawn in the book) governs drawdowns
+        drawn = yidai.drawdown(line.account_id, 35_000.0, 3)
+        assert drawn.status == "accepted" and drawn.outstanding_before == 10_000.0, drawn
         rejected = yidai.drawdown(line.account_id, 6_000.0, 3)
         assert rejected.status == "rejected" and rejected.credit_limit == 50_000.0
         published = yidai.merchant_limit(merchant)

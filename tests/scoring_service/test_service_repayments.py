@@ -74,13 +74,14 @@ def test_lines_drawdowns_and_repayments_over_http(
         line = yidai.line(account)
         assert (line.outstanding, line.available) == (paid.outstanding_after, paid.available_after)
 
-        with pytest.raises(YidaiAPIError) as over:
-            yidai.repayment(account, to_fen(line.outstanding + 0.01))
-        assert over.value.status_code == 409
-        assert "exceeds the outstanding balance" in over.value.detail
-        with pytest.raises(YidaiAPIError) as unknown:
-            yidai.repayment("no-such-account", 1.0)
-        assert unknown.value.status_code == 404
+        # refusals are answers (HTTP 200, status rejected, reason codes), nothing is booked
+        over = yidai.repayment(account, to_fen(line.outstanding + 0.01))
+        assert (over.status, over.reason_code) == ("rejected", "RP_EXCEEDS_OUTSTANDING")
+        assert over.detail is not None and "exceeds the outstanding balance" in over.detail
+        assert [r.code for r in over.reason_codes] == ["RP_EXCEEDS_OUTSTANDING"]
+        unknown = yidai.repayment("no-such-account", 1.0)
+        assert (unknown.status, unknown.product) == ("rejected", None)
+        assert [r.code for r in unknown.reason_codes] == ["RP_UNKNOWN_ACCOUNT"]
         assert yidai.line(account) == line  # nothing booked by the rejected ones
 
         rest = yidai.repayment(account, line.outstanding)

@@ -96,7 +96,7 @@ def test_ledger_routes_answer_the_same_on_both_paths(
         ("/v1/drawdowns", drawdown, auth, 200),  # recorded as rejected: unknown account
         ("/v1/repayments", repayment, {}, 401),
         ("/v1/repayments", {**repayment, "extra": 1}, auth, 422),
-        ("/v1/repayments", repayment, auth, 404),  # the ledger's own status code
+        ("/v1/repayments", repayment, auth, 200),  # rejected: unknown account (one convention)
     ]
     volatile = ("drawdown_id", "repayment_id", "created_at")
     for url, body, headers, status in cases:
@@ -109,6 +109,9 @@ def test_ledger_routes_answer_the_same_on_both_paths(
     drawn = _post(client, json.dumps(drawdown).encode(), DIRECT, "/v1/drawdowns", **auth).json()
     assert drawn["status"] == "rejected"
     assert drawn["reason_codes"][0]["code"] == "DD_UNKNOWN_ACCOUNT"
+    repaid = _post(client, json.dumps(repayment).encode(), DIRECT, "/v1/repayments", **auth)
+    assert repaid.json()["status"] == "rejected"
+    assert repaid.json()["reason_codes"][0]["code"] == "RP_UNKNOWN_ACCOUNT"
 
 
 def test_dependency_overrides_are_honoured_on_the_direct_path(

@@ -34,3 +34,12 @@ def clean_short_run(tmp_path_factory: pytest.TempPathFactory) -> SimRun:
     config = SimConfig.preset("tiny", seed=11, months=4, defect_rate=0.0, chunk_size=300)
     summary = simulate(config, root / "landing", root / "truth")
     return SimRun(config, root / "landing", root / "truth", summary)
+
+
+@pytest.fixture(scope="session")
+def clean_year_run(tmp_path_factory: pytest.TempPathFactory) -> SimRun:
+    """A defect-free tiny year with a busy loan book (line reviews, defaults, charge-offs)."""
+    root = tmp_path_factory.mktemp("sim_lines")
+    config = SimConfig.preset("tiny", seed=5, defect_rate=0.0, application_rate=4.0)
+    summary = simulate(config, root / "landing", root / "truth")
+    return SimRun(config, root / "landing", root / "truth", summary)

@@ -128,7 +128,8 @@ def synthetic_warehouse(
         CASE prod WHEN 'personal' THEN 'C' || (i % {n_cust}) WHEN 'merchant'
              THEN 'M' || (i % {n_merch}) ELSE 'S' || (i % {n_sme}) END,
         5000 + 100 * (i % 50), dec, CASE WHEN dec = 'approved' THEN 5000 ELSE 0 END,
-        CASE WHEN dec = 'approved' THEN 0.08 END, {lineage}
+        CASE WHEN dec = 'approved' THEN 0.08 END,
+        CASE WHEN dec = 'approved' THEN 'A' || i END, {lineage}
         FROM (SELECT i, ['personal','merchant','sme'][1 + i % 3] AS prod,
           CASE WHEN {_r("i", s + 17)} < 0.7 THEN 'approved' ELSE 'declined' END AS dec
           FROM range({n_apps}) t(i))"""
@@ -138,7 +139,9 @@ def synthetic_warehouse(
         SELECT a.application_id, last_day(a.ts + INTERVAL (m) MONTH), 5000,
                round(2500 * {_r("hash(a.application_id)", s + 18)}, 2),
                CASE WHEN {_r("hash(a.application_id)", s + 19)} < 0.15
-                    THEN least(30 * m, 180) ELSE 0 END, {lineage}
+                    THEN least(30 * m, 180) ELSE 0 END,
+               CASE WHEN {_r("hash(a.application_id)", s + 19)} < 0.15 AND m >= 1
+                    THEN 'frozen' ELSE 'open' END, 0, 0, {lineage}
         FROM loan_applications a, range(0, 13) r(m)
         WHERE a.decision = 'approved'
           AND last_day(a.ts + INTERVAL (m) MONTH) < {t0} + INTERVAL {days} DAY"""

@@ -73,6 +73,35 @@ def test_freezes_for_arrears_are_not_counted_other_freezes_are() -> None:
     assert "2 frozen for arrears" in move.describe()
 
 
+def test_moves_towards_a_target_set_the_night_before_are_not_new_moves() -> None:
+    """The demo's 2026-09-30: the month-end book lowered balances and 426 of 442 cuts were
+    lines following a target already below them (held back by the balance floor or the
+    tolerance); a charge-off closure is a fact of the book.  A new cut still counts."""
+    book = limits_table(
+        [
+            ("a", "active", 100.0, "active", 60.0),  # target was 50 < 100 last night: continued
+            ("b", "active", 100.0, "active", 60.0),  # target was 120 last night: a new cut
+            ("c", "active", 100.0, "active", 130.0),  # target was 150 > 100: continued raise
+            ("d", "active", 100.0, "none", 0.0),  # closed after a charge-off
+            ("e", "active", 100.0, "none", 0.0),  # closed for another reason: counts
+            ("f", "active", 100.0, "active", 60.0),  # not in the previous version: counts
+        ]
+    ).assign(reason_code=["DEC", "DEC", "INC", "CLOSED_CHARGED_OFF", "X", "DEC"])
+    previous = pd.DataFrame(
+        {
+            "merchant_id": ["a", "b", "c", "d", "e"],
+            "decision": ["keep", "keep", "keep", "keep", "keep"],
+            "change_capped": [False] * 5,
+            "target_line": [50.0, 120.0, 150.0, 100.0, 100.0],
+            "credit_line": [100.0] * 5,
+        }
+    )
+    move = book_move(book, previous)
+    assert (move.cut, move.raised, move.closed, move.continued) == (2, 0, 1, 2)
+    assert move.closed_charged_off == 1 and move.moved == 3
+    assert "1 closed after a charge-off, 2 continuing a decision already taken" in (move.describe())
+
+
 def test_breaker_trips_over_the_limit_only_and_says_how_to_force() -> None:
     move = book_move(BOOK, PREVIOUS)
     assert check_breaker(move, 0.7, as_of=DAY, live_version="v1", force_reason=None) is None

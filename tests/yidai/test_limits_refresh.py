@@ -25,6 +25,7 @@ from yidai.core import publishing
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
 from yidai.core.warehouse import connect, ensure_tables
+from yidai.decisioning.exposure import exposure as book_exposure
 from yidai.decisioning.merchant_limits import REASONS, load_merchant_limit_policy
 from yidai.decisioning.policy import CreditPolicy, load_credit_policy
 from yidai.jobs.limits import (
@@ -34,7 +35,7 @@ from yidai.jobs.limits import (
     read_limits_summary,
     read_limits_table,
 )
-from yidai.jobs.limits.refresh import RefreshResult, committed_exposure, read_loan_book, run_refresh
+from yidai.jobs.limits.refresh import RefreshResult, read_loan_book, run_refresh
 
 FS = get_feature_set(CREDIT_FEATURE_SETS["merchant"])  # the set the merchant policy reads
 PROFILE_COLUMNS = FS.profile_columns("merchant")
@@ -415,8 +416,8 @@ def test_first_refresh_publishes_bounded_reasoned_lines(
 def test_committed_exposure_of_a_held_line_is_its_balance() -> None:
     line = np.array([100_000.0, 100_000.0, 100_000.0, 0.0])
     outstanding = np.array([30_000.0, 150_000.0, 150_000.0, 0.0])
-    active = np.array([True, True, False, False])
-    exposure = committed_exposure(line, outstanding, active)
+    status = np.array(["active", "active", "frozen", "none"])
+    exposure = book_exposure(line, outstanding, status)
     assert exposure.tolist() == [100_000.0, 150_000.0, 150_000.0, 0.0]
 
 

@@ -23,6 +23,14 @@ INSERT_LINE = (
     " :created_at)"
 )
 _LINE = "SELECT product, borrower_id, credit_limit FROM credit_lines WHERE account_id = :a"
+_LINE_OF_BORROWER = (
+    "SELECT account_id FROM credit_lines WHERE product = :p AND borrower_id = :b"
+    " ORDER BY created_at, account_id"
+)
+_COMMITTED = "SELECT COALESCE(SUM(credit_limit), 0), COUNT(*) FROM credit_lines WHERE product = :p"
+#: The module a line's opening balance is booked under when the ledger adopts a line of the
+#: bank's loan book (a published nightly limit): the balance the book said was owed.
+LOAN_BOOK_MODULE = "loan-book"
 _OUTSTANDING = (
     "SELECT (SELECT COALESCE(SUM(amount), 0) FROM drawdowns"
     " WHERE account_id = :a AND status = 'accepted')"
@@ -93,6 +101,66 @@ class Ledger:
         with self._db.read() as tx:
             line = _line(tx, account_id)
             return None if line is None else (line, _outstanding(tx, account_id))
+
+    def line_of(self, product: str, borrower_id: str) -> str | None:
+        """The account id of the borrower's line of ``product`` (one per borrower), or None."""
+        with self._db.read() as tx:
+            found = tx.rows(_LINE_OF_BORROWER, {"p": product, "b": borrower_id})
+        return str(found[0][0]) if found else None
+
+    def committed(self, product: str) -> tuple[float, int]:
+        """The lines of ``product`` in the ledger: the sum of their limits and their count."""
+        with self._db.read() as tx:
+            total, count = tx.rows(_COMMITTED, {"p": product})[0]
+        return float(total), int(count)
+
+    def adopt_line(
+        self,
+        account_id: str,
+        product: str,
+        borrower_id: str,
+        credit_limit: float,
+        opening_balance: float,
+        source: str,
+    ) -> None:
+        """Register a line of the loan book (a published nightly limit) under its own account
+        id, with the balance the book says is owed booked as its opening drawdown (module
+        :data:`LOAN_BOOK_MODULE`).  Idempotent: a line already known is left as it is."""
+        now = utc_now()
+        try:
+            with self._db.write() as tx:
+                if _line(tx, account_id) is not None:
+                    return
+                tx.rows(
+                    INSERT_LINE,
+                    {
+                        "account_id": account_id,
+                        "product": product,
+                        "borrower_id": borrower_id,
+                        "credit_limit": credit_limit,
+                        "decision_id": source[:40],
+                        "created_at": now,
+                    },
+                )
+                if opening_balance > 0:
+                    response = {"account_id": account_id, "opening_balance": opening_balance}
+                    tx.rows(
+                        INSERT_DRAW,
+                        {
+                            "drawdown_id": f"open-{account_id}"[:40],
+                            "account_id": account_id,
+                            "created_at": now,
+                            "module": LOAN_BOOK_MODULE,
+                            "idempotency_key": f"open-{account_id}",
+                            "request_hash": self._hasher.digest(f"open:{account_id}"),
+                            "amount": to_fen(opening_balance),
+                            "term_months": 0,
+                            "status": "accepted",
+                            "response": dumps(response),
+                        },
+                    )
+        except INTEGRITY_ERRORS:  # adopted concurrently by another request: same line
+            return
 
     def outstanding(self, account_id: str) -> float:
         """Accepted drawdowns minus accepted repayments of an account (to the fen)."""

@@ -98,6 +98,28 @@ class AuditStore:
         """The line and its outstanding balance (read together), or None if no such line."""
         return self._ledger.line_state(account_id)
 
+    def line_of(self, product: str, borrower_id: str) -> str | None:
+        """The account id of the borrower's line of ``product``, or None (issue 16)."""
+        return self._ledger.line_of(product, borrower_id)
+
+    def committed(self, product: str) -> tuple[float, int]:
+        """Sum of the limits and count of the ledger's lines of ``product`` (issue 16)."""
+        return self._ledger.committed(product)
+
+    def adopt_line(
+        self,
+        account_id: str,
+        product: str,
+        borrower_id: str,
+        credit_limit: float,
+        opening_balance: float,
+        source: str,
+    ) -> None:
+        """Register a loan-book line under its own account id (issue 16; see the Ledger)."""
+        self._ledger.adopt_line(
+            account_id, product, borrower_id, credit_limit, opening_balance, source
+        )
+
     def outstanding(self, account_id: str) -> float:
         """Accepted drawdowns minus accepted repayments of an account (to the fen)."""
         return self._ledger.outstanding(account_id)

@@ -316,12 +316,15 @@ payments = _register(
         ),
     )
 )
+ACCOUNT_STATUSES = ("open", "frozen", "charged_off")
 loan_applications = _register(
     Contract(
         name="loan_applications",
         description=(
-            "Credit applications of the three products with the bank's decision; an approved "
-            "application opens a revolving account with the same id."
+            "Credit applications of the three products with the bank's decision. A personal "
+            "application opens its own account; a merchant's or an SME's first approved "
+            "application opens its one revolving line (account id = that application id) and "
+            "every later application of the same borrower is a review of that line."
         ),
         key=("application_id",),
         event_time="ts",
@@ -336,6 +339,13 @@ loan_applications = _register(
                 "approved_limit", "DOUBLE", "Approved line in CNY (0 if declined).", min_value=0
             ),
             Column("annual_rate", "DOUBLE", "Annual interest rate, if approved.", nullable=True),
+            Column(
+                "account_id",
+                _id,
+                "The account this application opened or reviewed; null for a declined "
+                "application of a borrower without a line.",
+                nullable=True,
+            ),
         ),
     )
 )
@@ -347,7 +357,7 @@ loan_drawdowns = _register(
         event_time="ts",
         columns=(
             Column("drawdown_id", _id, "Drawdown id."),
-            Column("account_id", _id, "Account (= application id)."),
+            Column("account_id", _id, "Account (the line's opening application id)."),
             Column("ts", "TIMESTAMP", "Drawdown time."),
             Column("amount", "DOUBLE", "Amount drawn in CNY.", min_value=0.01),
             Column("term_months", "INTEGER", "Term in months.", min_value=1),
@@ -363,7 +373,7 @@ loan_repayments = _register(
         future_event_time=True,
         columns=(
             Column("schedule_id", _id, "Schedule item id."),
-            Column("account_id", _id, "Account (= application id)."),
+            Column("account_id", _id, "Account (the line's opening application id)."),
             Column("due_date", "TIMESTAMP", "Due date."),
             Column("amount_due", "DOUBLE", "Amount due in CNY.", min_value=0),
             Column("paid_at", "TIMESTAMP", "When it was paid; null if unpaid.", nullable=True),
@@ -384,11 +394,37 @@ loan_performance = _register(
         key=("account_id", "snapshot_date"),
         event_time="snapshot_date",
         columns=(
-            Column("account_id", _id, "Account (= application id)."),
+            Column("account_id", _id, "Account (the line's opening application id)."),
             Column("snapshot_date", "TIMESTAMP", "Month-end date."),
             Column("credit_limit", "DOUBLE", "Line in CNY.", min_value=0),
-            Column("outstanding", "DOUBLE", "Outstanding balance in CNY.", min_value=0),
+            Column(
+                "outstanding",
+                "DOUBLE",
+                "Outstanding balance in CNY: drawn principal not yet repaid, plus the interest "
+                "accrued on a delinquent balance until charge-off (the only way a balance "
+                "exceeds its line).",
+                min_value=0,
+            ),
             Column("days_past_due", "INTEGER", "Days past due at month end.", min_value=0),
+            Column(
+                "status",
+                "VARCHAR",
+                "open; frozen (30+ days past due: no drawdowns); charged_off (the month the "
+                "balance was written off, the account's last row).",
+                allowed=ACCOUNT_STATUSES,
+            ),
+            Column(
+                "charged_off",
+                "DOUBLE",
+                "Balance written off this month (charged_off rows only; else 0).",
+                min_value=0,
+            ),
+            Column(
+                "recovered",
+                "DOUBLE",
+                "Recovered from the written-off balance this month (else 0).",
+                min_value=0,
+            ),
         ),
     )
 )

@@ -172,6 +172,15 @@ class Settings(BaseSettings):
         "past it nothing is published unless `yidai limits refresh --force --reason` "
         "(see yidai.jobs.limits.breaker).",
     )
+    # --- revolving book liquidity (issue 16) ---
+    liquidity_drawn_share_alert: float = Field(
+        0.05,
+        gt=0,
+        le=1,
+        description="Monitoring alert: a day's drawdowns above this share of the undrawn "
+        "commitment of the revolving lines (merchant and SME) raise a liquidity alert "
+        "(yidai.jobs.monitoring.check_liquidity).",
+    )
 
     # --- Batch engine (issue 19): DuckDB embedded (default) or Apache Spark over the lake ---
     engine: str = Field(

@@ -199,12 +199,16 @@ def decide_credit(
         )  # fmt: skip
     assert rate is not None
     amount = limit if requested_amount is None else min(float(requested_amount), limit)
+    cut_reasons: tuple[Reason, ...] = ()
+    if requested_amount is not None and float(requested_amount) > limit:
+        cut_reasons = (policy_reason("LM_CAPPED_BY_LIMIT"),)  # a partial approval says so
     terms = tuple(
         TermOption(m, rate, monthly_payment(amount, rate, m)) for m in policy.terms_months
     )
     return CreditDecision(
-        decision, limit, amount, limit, rate, terms, (), policy.policy_version, policy_codes
-    )
+        decision, limit, amount, limit, rate, terms, cut_reasons, policy.policy_version,
+        (*policy_codes, *(r.code for r in cut_reasons)),
+    )  # fmt: skip
 
 
 def decide_credit_batch(
@@ -273,7 +277,9 @@ def decide_credit_batch(
     if requested_amount is None:
         amount = limit
     else:
-        amount = np.minimum(np.asarray(requested_amount, dtype=float), limit)
+        asked = np.asarray(requested_amount, dtype=float)
+        amount = np.minimum(asked, limit)
+        checks.append(("LM_CAPPED_BY_LIMIT", approved & (asked > limit)))
     codes: list[tuple[str, ...]] = [() for _ in range(n)]
     for code, mask in checks:
         for i in np.flatnonzero(mask):

@@ -22,6 +22,10 @@ Rules, in order of precedence, for a merchant **with a line**:
    than ``tolerance`` keeps the line.  No increase while ``hold_dpd`` <= days past due <
    ``freeze_dpd`` (``KEEP_PAST_DUE``; decreases still apply), nor for a line leaving a freeze.
 
+A line whose balance was **charged off** is closed for good (``CLOSED_CHARGED_OFF``:
+decision ``close`` the night it goes, status ``none``; no new line follows: one line per
+merchant for life).
+
 A merchant **without a line** gets a new line (``NEW_LINE``, at most ``initial_line_cap``) if
 underwriting approves it and no ``NONE_*`` rule applies.  A freeze keeps the line figure but
 blocks new drawdowns (available = 0); the committed exposure of a frozen line is its
@@ -49,7 +53,7 @@ from yidai.core.settings import get_settings
 POLICY_FILE = "merchant_limits.yaml"
 Inputs = Mapping[str, Any] | pd.DataFrame
 
-DECISIONS = ("new", "increase", "keep", "decrease", "freeze", "none")
+DECISIONS = ("new", "increase", "keep", "decrease", "freeze", "none", "close")
 STATUSES = ("active", "frozen", "none")
 
 #: Reason code -> (English, Chinese) text shown to merchants and analysts.
@@ -83,6 +87,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "NONE_DELINQUENT": ("No line: repayment past due", "存在逾期"),
     "NONE_TURNOVER_COLLAPSE": ("No line: POS turnover collapsed", "POS流水骤降"),
     "NONE_NOT_APPROVED": ("No line: underwriting policy not met", "未满足授信政策"),
+    "CLOSED_CHARGED_OFF": ("Line closed: balance charged off", "已核销,额度关闭"),
 }
 
 _REASON_INDEX = {code: i for i, code in enumerate(REASONS)}
@@ -100,6 +105,7 @@ INPUT_COLUMNS = (
     "underwriting_decision",
     "underwriting_limit",
     "underwriting_codes",
+    "charged_off",
 )
 # The product's minimum line is a rule for opening a line: an existing line whose only
 # underwriting objection is that minimum follows the formula's (smaller) limit instead of 0.
@@ -229,6 +235,7 @@ class MerchantArrays:
     uw_limit: np.ndarray
     approve: np.ndarray
     refer: np.ndarray
+    charged_off: np.ndarray
 
     @property
     def has_line(self) -> np.ndarray:
@@ -259,6 +266,7 @@ def merchant_arrays(inputs: Inputs) -> MerchantArrays:
         uw_limit=np.maximum(_floats(inputs, "underwriting_limit", n, 0.0), 0.0),
         approve=approve,
         refer=refer,
+        charged_off=_bools(inputs, "charged_off", n, False),
     )
 
 
@@ -398,19 +406,38 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
     freeze = has_line & (freeze_reason >= 0)
     opening, none_reason = first_line(m, target, past_due, collapse, policy)
     grant = ~has_line & (none_reason == _REASON_INDEX["NEW_LINE"])
-    new_line = np.select([freeze, has_line, grant], [current, move.proposed, opening], default=0.0)
+    closed = m.charged_off
+    freeze, grant = freeze & ~closed, grant & ~closed
+    new_line = np.select(
+        [closed, freeze, has_line, grant], [0.0, current, move.proposed, opening], default=0.0
+    )
     decision = np.select(
-        [freeze, has_line & (new_line > current), has_line & (new_line < current), has_line, grant],
-        [DECISIONS.index(d) for d in ("freeze", "increase", "decrease", "keep", "new")],
+        [
+            closed & has_line,
+            closed,
+            freeze,
+            has_line & (new_line > current),
+            has_line & (new_line < current),
+            has_line,
+            grant,
+        ],
+        [
+            DECISIONS.index(d)
+            for d in ("close", "none", "freeze", "increase", "decrease", "keep", "new")
+        ],
         default=DECISIONS.index("none"),
     )
     status = np.select(
-        [freeze, has_line | grant],
-        [STATUSES.index("frozen"), STATUSES.index("active")],
+        [closed, freeze, has_line | grant],
+        [STATUSES.index("none"), STATUSES.index("frozen"), STATUSES.index("active")],
         default=STATUSES.index("none"),
     )
     moved_reason = _move_reason(m, move.proposed, target, past_due)
-    reason = np.select([freeze, has_line], [freeze_reason, moved_reason], default=none_reason)
+    reason = np.select(
+        [closed, freeze, has_line],
+        [_REASON_INDEX["CLOSED_CHARGED_OFF"], freeze_reason, moved_reason],
+        default=none_reason,
+    )
     return pd.DataFrame(
         {
             "target_line": target.astype(np.float64),
@@ -418,8 +445,8 @@ def propose_line_changes(inputs: Inputs, policy: MerchantLimitPolicy) -> pd.Data
             "decision": pd.Categorical.from_codes(decision, categories=pd.Index(DECISIONS)),
             "status": pd.Categorical.from_codes(status, categories=pd.Index(STATUSES)),
             "reason_code": pd.Categorical.from_codes(reason, categories=pd.Index(list(REASONS))),
-            "change_capped": move.capped & ~freeze,
-            "floored_at_outstanding": move.floored & has_line & ~freeze,
+            "change_capped": move.capped & ~freeze & ~closed,
+            "floored_at_outstanding": move.floored & has_line & ~freeze & ~closed,
         },
         index=inputs.index if isinstance(inputs, pd.DataFrame) else None,
     )

@@ -151,6 +151,20 @@ class _PolicyBase(_Strict):
         return type(self).model_validate(merged)
 
 
+class ExposureCaps(_Strict):
+    """Total exposure caps of a credit product (issue 16); None = no cap.
+
+    ``max_borrower_exposure``: the most the bank commits to one borrower on this product
+    (existing line plus a new one: a new line is cut to fit, reason ``EX_CAPPED_BY_BORROWER_CAP``,
+    or declined, ``EX_BORROWER_CAP``).  ``max_product_exposure``: the most committed on all
+    the product's lines together (a new line that would pass it is declined,
+    ``EX_PRODUCT_CAP``).  A borrower who already has a line is referred to a review of it
+    (``EX_EXISTING_LINE``), never given a second one."""
+
+    max_borrower_exposure: float | None = Field(None, gt=0)
+    max_product_exposure: float | None = Field(None, gt=0)
+
+
 class CreditPolicy(_PolicyBase):
     """Policy of a credit product (personal, merchant, sme)."""
 
@@ -164,6 +178,7 @@ class CreditPolicy(_PolicyBase):
     pricing: dict[str, float] = Field(description="Annual rate by risk grade.")
     terms_months: tuple[int, ...] = (3, 6, 12)
     reason_codes_top_k: int = Field(4, ge=1, le=10)
+    exposure: ExposureCaps = Field(default_factory=lambda: ExposureCaps())
 
     @model_validator(mode="after")
     def _pricing(self) -> CreditPolicy:

@@ -43,6 +43,26 @@ POLICY_REASONS: dict[str, tuple[str, str]] = {
         "可授信额度低于产品最低额度",
     ),
     "PR_GRADE_NOT_PRICED": ("Risk grade has no price in the policy", "该风险等级无定价"),
+    "LM_CAPPED_BY_LIMIT": (
+        "Approved less than requested: the amount is capped at the affordable limit",
+        "批准金额低于申请金额: 以可授信额度为上限",
+    ),
+    "EX_EXISTING_LINE": (
+        "The borrower already has a line: handled as a review of that line, not a new one",
+        "借款人已有授信额度: 按额度复核处理, 不新开额度",
+    ),
+    "EX_BORROWER_CAP": (
+        "Total exposure to the borrower would exceed the policy cap",
+        "对该借款人的总敞口将超过政策上限",
+    ),
+    "EX_CAPPED_BY_BORROWER_CAP": (
+        "Approved less than the limit: capped by the borrower exposure cap",
+        "批准额度受借款人敞口上限限制",
+    ),
+    "EX_PRODUCT_CAP": (
+        "The product's total committed exposure would exceed the policy cap",
+        "该产品总承诺敞口将超过政策上限",
+    ),
     "PF_FRAUD_DECLINE": (
         "Fraud risk above the decline threshold of this amount tier",
         "欺诈风险高于该金额档位的拒绝阈值",

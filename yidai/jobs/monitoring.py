@@ -34,6 +34,7 @@ from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.core.warehouse import connect
+from yidai.decisioning import exposure as book
 from yidai.jobs.analytics.dashboard_tables import publish_tables, read_meta, read_table
 from yidai.jobs.analytics.model_monitoring import cohort_performance
 from yidai.jobs.analytics.scored import SCORED_AREA
@@ -193,6 +194,7 @@ class MonitoringReport:
     models: pd.DataFrame
     version: str | None = None
     notes: list[str] = field(default_factory=list)
+    liquidity: dict[str, Any] = field(default_factory=dict)
 
     def summary(self, threshold: float = DEFAULT_PSI_THRESHOLD) -> dict[str, Any]:
         """A JSON-friendly digest (for Airflow XCom and logs); ``check_drift`` accepts it."""
@@ -212,6 +214,7 @@ class MonitoringReport:
             else [],
             "models": json.loads(self.models.to_json(orient="records", date_format="iso")),
             "notes": list(self.notes),
+            "liquidity": self.liquidity,
         }
 
 
@@ -527,6 +530,12 @@ def run_monitoring(
         notes.append(f"audit store: {exc}")
         decisions = pd.DataFrame(columns=["created_at", "product", "outcome", "arm", "amount"])
 
+    try:
+        liquidity = check_liquidity(as_of, settings=settings, days=recent_days)
+    except Exception as exc:  # liquidity figures must not hide model drift either
+        liquidity = {"problem": str(exc)}
+    if liquidity.get("alert"):
+        notes.append(liquidity["alert"])
     report = MonitoringReport(
         as_of=as_of,
         drift=pd.concat(drifts, ignore_index=True),
@@ -534,10 +543,85 @@ def run_monitoring(
         decision_rates=decision_rates(decisions, payment_tiers()),
         models=pd.DataFrame(infos),
         notes=notes,
+        liquidity=liquidity,
     )
     if publish:
         report.version = publish_report(report, settings.serving, threshold)
     return report
+
+
+_LINES_SQL = """
+    WITH lines AS (
+        SELECT DISTINCT account_id FROM loan_applications
+        WHERE product IN ('merchant', 'sme') AND account_id IS NOT NULL
+    )
+    SELECT p.account_id, arg_max(p.credit_limit, p.snapshot_date) AS credit_limit,
+           arg_max(p.outstanding, p.snapshot_date) AS outstanding,
+           arg_max(p.status, p.snapshot_date) AS status
+    FROM loan_performance p JOIN lines USING (account_id)
+    WHERE p.snapshot_date < $end
+    GROUP BY p.account_id
+"""
+_DRAWN_SQL = """
+    SELECT CAST(d.ts AS DATE) AS day, sum(d.amount) AS drawn
+    FROM loan_drawdowns d
+    WHERE d.ts >= $start AND d.ts < $end AND d.account_id IN (
+        SELECT account_id FROM loan_applications WHERE product IN ('merchant', 'sme'))
+    GROUP BY 1 ORDER BY 1
+"""
+
+
+def check_liquidity(as_of: date, *, settings: Any = None, days: int = 7) -> dict[str, Any]:
+    """Liquidity of the revolving book (merchant and SME lines) as of ``as_of``.
+
+    The undrawn commitment (the most the book could draw tomorrow,
+    :func:`yidai.decisioning.exposure.undrawn_commitment` over each line's latest month-end
+    row: open lines active, frozen ones frozen, charged-off ones closed), each of the last
+    ``days`` days' drawdowns as a share of it (:func:`~yidai.decisioning.exposure.drawn_share`)
+    and an ``alert`` text when a day's share passes ``liquidity_drawn_share_alert``.
+    Called by :func:`run_monitoring` (the monitoring job); the alert goes to its notes.
+    """
+    settings = settings or get_settings()
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    start = end - pd.Timedelta(days=days)
+    con = connect(settings.warehouse, read_only=True)
+    try:
+        lines = con.execute(_LINES_SQL, {"end": end.to_pydatetime()}).df()
+        drawn = con.execute(
+            _DRAWN_SQL, {"start": start.to_pydatetime(), "end": end.to_pydatetime()}
+        ).df()
+    finally:
+        con.close()
+    status = lines["status"].map({"open": "active", "frozen": "frozen"}).fillna("none")
+    undrawn = book.undrawn_commitment(lines["credit_limit"], lines["outstanding"], status)
+    threshold = float(settings.liquidity_drawn_share_alert)
+    per_day: list[dict[str, Any]] = [
+        {"day": str(d.date()), "drawn": float(a), "share": book.drawn_share(float(a), undrawn)}
+        for d, a in zip(pd.to_datetime(drawn["day"]), drawn["drawn"], strict=True)
+    ]
+    worst = max((float(d["share"]) for d in per_day), default=0.0)
+    result: dict[str, Any] = {
+        "as_of": as_of.isoformat(),
+        "lines": len(lines),
+        "undrawn_commitment": undrawn,
+        "drawn_per_day": per_day,
+        "max_drawn_share": worst,
+        "threshold": threshold,
+        "alert": None,
+    }
+    if worst > threshold:
+        day = next(d for d in per_day if d["share"] == worst)
+        result["alert"] = (
+            f"liquidity: drawdowns of {day['day']} took {worst:.1%} of the undrawn commitment "
+            f"{undrawn:,.0f} CNY (alert above {threshold:.0%})"
+        )
+        log.warning("ALERT %s", result["alert"])
+    else:
+        log.info(
+            "liquidity: undrawn commitment %.0f CNY, max daily drawn share %.2f%%",
+            undrawn, 100 * worst,
+        )  # fmt: skip
+    return result
 
 
 def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float) -> str:

@@ -14,7 +14,7 @@ from scoring_service.api.deps import (
 )
 from scoring_service.api.errors import ApiError
 from scoring_service.api.fast_json import FastJSONRoute, PrebuiltJSONResponse
-from scoring_service.ledger import drawdown, line_view
+from scoring_service.ledger import drawdown, line_view, merchant_limit_view
 from scoring_service.schemas import (
     DrawdownIn,
     DrawdownOut,
@@ -51,14 +51,15 @@ async def post_drawdown(
 async def merchant_limit(
     merchant_id: str, auth: Annotated[Authorized, Depends(require_scope("limits-read"))]
 ) -> dict[str, Any]:
-    """The merchant's line in the live version of the nightly limit refresh."""
-    limits = auth.state.resources.limits_in_force()
-    found = limits.get(merchant_id)
+    """The merchant's line in the live version of the nightly limit refresh, named by the
+    account id drawdowns, repayments and ``GET /v1/lines/{account_id}`` use."""
+    state = auth.state
+    found = await state.call(merchant_limit_view, state.resources, state.audit, merchant_id)
     if found is None:
         raise ApiError(
             404, f"merchant {merchant_id!r} has no published limit", "NO_PUBLISHED_LIMIT"
         )
-    return {**found.as_dict(), "limits_version": limits.version, "as_of": str(limits.as_of)}
+    return found
 
 
 @router.get(

@@ -13,13 +13,7 @@ from scoring_service.api.deps import (
 )
 from scoring_service.api.fast_json import FastJSONRoute, PrebuiltJSONResponse
 from scoring_service.ledger import repayment
-from scoring_service.schemas import (
-    ErrorOut,
-    RepaymentIn,
-    RepaymentOut,
-    RepaymentRejectedOut,
-    error_responses,
-)
+from scoring_service.schemas import RepaymentIn, RepaymentOut, error_responses
 
 router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=FastJSONRoute)
 
@@ -28,24 +22,13 @@ router = APIRouter(prefix="/v1", tags=["revolving lines"], route_class=FastJSONR
     "/repayments",
     response_model=RepaymentOut,
     openapi_extra=IDEMPOTENCY_HEADER,
-    responses={
-        **error_responses(400, 401, 403, 408, 413, 422, 503),
-        404: {
-            "model": RepaymentRejectedOut,
-            "description": "No such account (reason_code RP_UNKNOWN_ACCOUNT)",
-        },
-        409: {
-            "model": RepaymentRejectedOut | ErrorOut,
-            "description": "More than the outstanding balance (reason_code "
-            "RP_EXCEEDS_OUTSTANDING), or the Idempotency-Key was used for a different "
-            "request (reason_code IDEMPOTENCY_KEY_REUSED)",
-        },
-    },
+    responses=error_responses(400, 401, 403, 408, 409, 413, 422, 503),
 )
 async def post_repayment(
     body: RepaymentIn, auth: Annotated[Authorized, Depends(require_scope("repayments"))]
 ) -> PrebuiltJSONResponse:
-    """Lower a line's outstanding balance (never below zero: an overpayment gets 409)."""
+    """Lower a line's outstanding balance, never below zero: an overpayment or an unknown
+    account is refused with HTTP 200, ``status: "rejected"`` and the reason codes."""
     state = auth.state
     answer = await state.call(
         repayment, state.resources, state.audit, body.model_dump(mode="json"), auth.caller

@@ -7,22 +7,48 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from yidai.decisioning import exposure as defs
+
 UTILISATION_BANDS = (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
 
 
 def line_kpis(limits: pd.DataFrame) -> dict[str, float]:
-    """Lines in force and totals; ``utilisation = outstanding / credit_line`` of active lines."""
-    active = limits.loc[limits["status"] == "active"]
-    committed = float(active["credit_line"].sum())
-    drawn = float(active["outstanding"].sum())
+    """The Merchant limits page's tiles, from :mod:`yidai.decisioning.exposure`: lines
+    active and frozen, committed (active lines), drawn (active and frozen), available,
+    exposure (= drawn + available, what the exposure-by-grade bars add up to), utilisation
+    (drawn on active lines / committed) and the frozen share of open lines."""
+    line = limits["credit_line"].to_numpy(np.float64)
+    owed = limits["outstanding"].to_numpy(np.float64)
+    status = limits["status"].astype(str).to_numpy()
+    drawn = float(defs.drawn(owed, status).sum())
+    avail = float(defs.available(line, owed, status).sum())
     return {
         "merchants": float(len(limits)),
-        "active_lines": float(len(active)),
-        "frozen_lines": float((limits["status"] == "frozen").sum()),
-        "committed": committed,
+        "active_lines": float((status == "active").sum()),
+        "frozen_lines": float((status == "frozen").sum()),
+        "committed": float(defs.committed(line, status).sum()),
         "drawn": drawn,
-        "utilisation": drawn / committed if committed else float("nan"),
+        "available": avail,
+        "exposure": float(defs.exposure(line, owed, status).sum()),
+        "utilisation": defs.utilisation(owed, line, status),
+        "frozen_share": defs.frozen_share(status),
     }
+
+
+def exposure_by_grade(limits: pd.DataFrame) -> pd.DataFrame:
+    """Exposure (drawn + available) per grade of the lines shown: the bars of the page, which
+    add up to the Exposure tile."""
+    line = limits["credit_line"].to_numpy(np.float64)
+    owed = limits["outstanding"].to_numpy(np.float64)
+    status = limits["status"].astype(str).to_numpy()
+    frame = pd.DataFrame(
+        {
+            "grade": limits["grade"].astype(str).to_numpy(),
+            "drawn": defs.drawn(owed, status),
+            "available": defs.available(line, owed, status),
+        }
+    )
+    return frame.groupby("grade", as_index=False, sort=True)[["drawn", "available"]].sum()
 
 
 def utilisation_bands(

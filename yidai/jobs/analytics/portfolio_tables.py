@@ -60,16 +60,25 @@ def applications_daily_sql() -> str:
 
 
 def exposure_monthly_sql() -> str:
-    """Committed line, drawn balance and delinquent accounts per month-end and product."""
+    """Committed line, drawn balance, delinquent, frozen and charged-off accounts per
+    month-end and product, with the definitions of :mod:`yidai.decisioning.exposure` (a tape
+    row ``open`` is an active line): committed = line of active lines, drawn = balance of
+    active and frozen lines, charged-off loss = charged off - recovered."""
     return """
         SELECT CAST(p.snapshot_date AS DATE) AS snapshot_date, a.product,
                count(*) AS accounts,
-               sum(p.credit_limit) AS committed,
-               sum(p.outstanding) AS drawn,
+               coalesce(sum(p.credit_limit) FILTER (WHERE coalesce(p.status, 'open') = 'open'), 0)
+                   AS committed,
+               coalesce(sum(p.outstanding)
+                   FILTER (WHERE coalesce(p.status, 'open') IN ('open', 'frozen')), 0) AS drawn,
                count(*) FILTER (WHERE p.days_past_due >= 30) AS dpd30_accounts,
                count(*) FILTER (WHERE p.days_past_due >= 90) AS dpd90_accounts,
                coalesce(sum(p.outstanding) FILTER (WHERE p.days_past_due >= 30), 0)
-                   AS dpd30_balance
+                   AS dpd30_balance,
+               count(*) FILTER (WHERE p.status = 'frozen') AS frozen_accounts,
+               count(*) FILTER (WHERE p.status = 'charged_off') AS charged_off_accounts,
+               coalesce(sum(p.charged_off), 0) AS charged_off,
+               coalesce(sum(p.charged_off - p.recovered), 0) AS charged_off_loss
         FROM loan_performance p
         JOIN loan_applications a ON a.application_id = p.account_id
         GROUP BY ALL ORDER BY snapshot_date, product
@@ -79,14 +88,15 @@ def exposure_monthly_sql() -> str:
 def vintages_sql(as_of: date) -> str:
     """Cumulative 30+/90+ DPD counts by product, booking month and months on book.
 
-    ``accounts`` is the cohort size (approved applications booked that month); ``ever30`` and
+    ``accounts`` is the cohort size (accounts opened that month); ``ever30`` and
     ``ever90`` count accounts whose month-end days past due reached 30 / 90 at any month on
     book ``<= mob``.  A cohort gets a row for ``mob`` only once it is that old at ``as_of``.
     """
     return f"""
         WITH booked AS (
             SELECT application_id, product, CAST(date_trunc('month', ts) AS DATE) AS booking_month
-            FROM loan_applications WHERE decision = 'approved'
+            FROM loan_applications  -- the accounts opened (a line review opens none)
+            WHERE decision = 'approved' AND coalesce(account_id, application_id) = application_id
         ), firsts AS (
             SELECT b.application_id,
                    min(datediff('month', b.booking_month, date_trunc('month', p.snapshot_date)))

@@ -46,6 +46,7 @@ from yidai.core import publishing
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.core.warehouse import connect
+from yidai.decisioning import exposure as defs
 from yidai.decisioning.credit import decide_credit_batch
 from yidai.decisioning.merchant_limits import (
     POLICY_FILE,
@@ -99,29 +100,37 @@ class RefreshResult:
 def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
     """Merchant lines from the warehouse as of ``as_of`` (inclusive).
 
-    One row per merchant with an approved merchant application: ``merchant_id``,
-    ``account_id`` (latest approved account), ``book_line`` (its latest month-end line from
-    ``loan_performance``, else the approved limit: a re-application is a line review, so
-    the latest approved line is the merchant's line), ``line_approved_at`` (when it was
-    approved), ``outstanding`` (sum of the latest balances of all the merchant's accounts:
-    balances under earlier reviews stay owed) and ``dpd`` (worst current days past due:
-    from unpaid schedule items due before ``as_of`` where the account has a schedule, else
-    the latest month-end figure).
+    A merchant has one line for life (``loan_applications.account_id``: its first approved
+    application opens it, later ones review it).  One row per merchant with a line:
+    ``merchant_id``, ``account_id`` (the line), ``book_line`` (the line of its latest
+    month-end row, or the latest approved review's limit if that review came after it, never
+    under the balance: a review does not cut a line under what is drawn on it),
+    ``line_approved_at`` (latest approved review), ``outstanding`` (latest month-end
+    balance; an older book without ``account_id`` sums its accounts), ``dpd`` (worst current
+    days past due from unpaid schedule items due before ``as_of``, else the latest month-end
+    figure) and ``charged_off`` (the line was written off: closed for good, nothing owed).
     """
 
     cutoff = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     sql = """
         WITH apps AS (
-            SELECT application_id AS account_id, applicant_id AS merchant_id,
-                   approved_limit, ts
+            SELECT coalesce(account_id, application_id) AS account_id,
+                   applicant_id AS merchant_id, approved_limit, ts
             FROM loan_applications
             WHERE product = 'merchant' AND decision = 'approved' AND ts < $cutoff
         ),
+        lines AS (
+            SELECT merchant_id, arg_max(account_id, ts) AS account_id,
+                   arg_max(approved_limit, ts) AS reviewed_line, max(ts) AS line_approved_at
+            FROM apps GROUP BY merchant_id
+        ),
         perf AS (
             SELECT account_id,
+                   max(snapshot_date) AS perf_at,
                    arg_max(credit_limit, snapshot_date) AS perf_line,
                    arg_max(outstanding, snapshot_date) AS outstanding,
-                   arg_max(days_past_due, snapshot_date) AS perf_dpd
+                   arg_max(days_past_due, snapshot_date) AS perf_dpd,
+                   bool_or(status = 'charged_off') AS charged_off
             FROM loan_performance
             WHERE snapshot_date < $cutoff AND account_id IN (SELECT account_id FROM apps)
             GROUP BY account_id
@@ -135,18 +144,27 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
             FROM loan_repayments
             WHERE due_date < $cutoff AND account_id IN (SELECT account_id FROM apps)
             GROUP BY account_id
+        ),
+        owed AS (  -- older books (no account_id) hold one account per approval: all are owed
+            SELECT a.merchant_id, sum(coalesce(p.outstanding, 0)) AS outstanding,
+                   max(coalesce(s.sched_dpd, p.perf_dpd, 0)) AS dpd
+            FROM (SELECT DISTINCT merchant_id, account_id FROM apps) a
+            LEFT JOIN perf p USING (account_id)
+            LEFT JOIN sched s USING (account_id)
+            GROUP BY a.merchant_id
         )
-        SELECT a.merchant_id,
-               arg_max(a.account_id, a.ts) AS account_id,
-               arg_max(coalesce(p.perf_line, a.approved_limit), a.ts) AS book_line,
-               max(a.ts) AS line_approved_at,
-               sum(coalesce(p.outstanding, 0)) AS outstanding,
-               max(coalesce(s.sched_dpd, p.perf_dpd, 0)) AS dpd
-        FROM apps a
+        SELECT l.merchant_id, l.account_id,
+               CASE WHEN p.perf_at > l.line_approved_at THEN p.perf_line
+                    -- a review never cuts a line under the balance drawn on it
+                    ELSE greatest(l.reviewed_line, coalesce(p.outstanding, 0)) END AS book_line,
+               l.line_approved_at,
+               CASE WHEN p.charged_off THEN 0 ELSE o.outstanding END AS outstanding,
+               CASE WHEN p.charged_off THEN 0 ELSE o.dpd END AS dpd,
+               coalesce(p.charged_off, false) AS charged_off
+        FROM lines l
+        JOIN owed o USING (merchant_id)
         LEFT JOIN perf p USING (account_id)
-        LEFT JOIN sched s USING (account_id)
-        GROUP BY a.merchant_id
-        ORDER BY a.merchant_id
+        ORDER BY l.merchant_id
     """
     con = connect(warehouse, read_only=True)
     try:
@@ -163,6 +181,7 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
     book["book_line"] = book["book_line"].astype(np.float64)
     book["outstanding"] = book["outstanding"].astype(np.float64)
     book["dpd"] = book["dpd"].astype(np.float64)
+    book["charged_off"] = book["charged_off"].astype(bool)
     return book
 
 
@@ -292,13 +311,12 @@ def _check_force_reason(force_reason: str | None) -> None:
 
 
 def _previous_limits(root: Path, previous: dict[str, Any] | None) -> pd.DataFrame | None:
-    """The previous version's decisions (for the breaker: continued capped steps)."""
+    """The previous version's decisions (for the breaker: moves continuing them)."""
     if previous is None:
         return None
-    return pd.read_parquet(
-        publishing.version_dir(root, str(previous["version"])) / LIMITS_FILE,
-        columns=["merchant_id", "decision", "change_capped"],
-    )
+    table = pd.read_parquet(publishing.version_dir(root, str(previous["version"])) / LIMITS_FILE)
+    wanted = ["merchant_id", "decision", "change_capped", "target_line", "credit_line"]
+    return table[[c for c in wanted if c in table.columns]]
 
 
 def run_refresh(
@@ -609,8 +627,20 @@ def _assemble(
         book["account_id"] = None
     if "line_approved_at" not in book.columns:
         book["line_approved_at"] = pd.NaT
+    if "charged_off" not in book.columns:
+        book["charged_off"] = False
     frame = feats.merge(
-        book[["merchant_id", "account_id", "book_line", "line_approved_at", "outstanding", "dpd"]],
+        book[
+            [
+                "merchant_id",
+                "account_id",
+                "book_line",
+                "line_approved_at",
+                "outstanding",
+                "dpd",
+                "charged_off",
+            ]
+        ],
         on="merchant_id",
         how="outer",
         sort=False,
@@ -651,6 +681,7 @@ def _assemble(
     frame["was_frozen"] = prev_status & in_prev
     frame["outstanding"] = frame["outstanding"].fillna(0.0).astype(np.float64)
     frame["dpd"] = frame["dpd"].fillna(0.0).astype(np.float64)
+    frame["charged_off"] = frame["charged_off"].fillna(False).astype(bool)
     return frame.drop(columns=["previous_line", "book_line", "line_approved_at"])
 
 
@@ -687,11 +718,10 @@ def _limits_table(
 ) -> pd.DataFrame:
     """The published limits: one row per merchant."""
     line = changes["new_line"].to_numpy()
-    active = changes["status"].eq("active").to_numpy(dtype=bool)
+    status = changes["status"].astype(str).to_numpy()
     outstanding = frame["outstanding"].to_numpy()
-    available = np.where(active, np.maximum(line - outstanding, 0.0), 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        utilisation = np.where(line > 0, outstanding / np.where(line > 0, line, 1.0), 0.0)
+    available = defs.available(line, outstanding, status)
+    utilisation = defs.line_utilisation(outstanding, line)
     return pd.DataFrame(
         {
             "merchant_id": frame["merchant_id"].astype("str"),
@@ -750,23 +780,18 @@ def _change_log(limits: pd.DataFrame) -> pd.DataFrame:
     return log_
 
 
-def committed_exposure(line: np.ndarray, outstanding: np.ndarray, active: np.ndarray) -> np.ndarray:
-    """Committed exposure per merchant: the line of an active line (or its balance, if that
-    is higher), else the balance (a frozen line cannot be drawn further)."""
-    return np.where(active, np.maximum(line, outstanding), outstanding)
-
-
 def summarise(limits: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Run summary (counts per decision, exposure before/after) and exposure by risk grade."""
-    before = committed_exposure(
+    """Run summary (counts per decision, exposure before/after) and exposure by risk grade
+    (exposure = drawn + available, :func:`yidai.decisioning.exposure.exposure`)."""
+    before = defs.exposure(
         limits["previous_line"].to_numpy(),
         limits["outstanding"].to_numpy(),
-        limits["previous_status"].eq("active").to_numpy(dtype=bool),
+        limits["previous_status"].astype(str).to_numpy(),
     )
-    after = committed_exposure(
+    after = defs.exposure(
         limits["credit_line"].to_numpy(),
         limits["outstanding"].to_numpy(),
-        limits["status"].eq("active").to_numpy(dtype=bool),
+        limits["status"].astype(str).to_numpy(),
     )
     counts = limits["decision"].value_counts()
     decision = limits["decision"].eq("freeze").to_numpy(dtype=bool)

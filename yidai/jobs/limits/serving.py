@@ -78,6 +78,14 @@ class PublishedLimits:
         self._decision = table["decision"].astype(str).to_numpy()
         self._reason = table["reason_code"].astype(str).to_numpy()
         self._grade = table["grade"].astype(str).to_numpy()
+        self._by_account = {
+            str(a): i for i, a in enumerate(self._account.tolist()) if a is not None and a == a
+        }
+
+    def by_account(self, account_id: str) -> MerchantLimit | None:
+        """The published line with this account id, or None."""
+        i = self._by_account.get(account_id)
+        return None if i is None else self.get(str(self._ids[i]))
 
     def __len__(self) -> int:
         return len(self._ids)
