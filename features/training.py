@@ -30,7 +30,7 @@ from features.request import (
 from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE
 from yidai.core.contracts import PRODUCTS
 from yidai.core.errors import YidaiError
-from yidai.core.settings import get_settings
+from yidai.core.settings import Settings, get_settings
 from yidai.core.warehouse import ensure_tables
 
 SPINE_COLUMNS = ("entity_id", "decision_ts", "label")
@@ -423,9 +423,12 @@ def measured_label_delay(con: duckdb.DuckDBPyConnection, as_of: dt.date, share: 
     return max(0, math.ceil(delay))
 
 
-def fraud_label_delay(con: duckdb.DuckDBPyConnection, as_of: dt.date) -> int:
-    """The label delay of the settings, or measured on the data when it is unset."""
-    settings = get_settings()
+def fraud_label_delay(
+    con: duckdb.DuckDBPyConnection, as_of: dt.date, settings: Settings | None = None
+) -> int:
+    """The label delay of the settings (``get_settings()`` by default), or measured on the
+    data when it is unset."""
+    settings = settings or get_settings()
     if settings.fraud_label_delay_days is not None:
         return settings.fraud_label_delay_days
     delay = measured_label_delay(con, as_of, settings.fraud_label_delay_share)

@@ -19,8 +19,8 @@ from models.evaluation import evaluate
 from models.registry import (
     CHALLENGER,
     ensure_experiment,
+    register_version,
     tracking_client,
-    undo_registration,
     version_by_alias,
 )
 from models.training import (
@@ -152,7 +152,6 @@ def register_scorecard(
     import mlflow
     import mlflow.pyfunc
     import optbinning
-    from mlflow.exceptions import MlflowException
 
     class PyfuncScorecard(_PyfuncScorecard, mlflow.pyfunc.PythonModel):  # type: ignore[name-defined,misc]
         pass
@@ -162,56 +161,47 @@ def register_scorecard(
     experiment_id = ensure_experiment(client, model, settings)
     metrics = {k: float(v) for k, v in facts["metrics"].items() if np.isfinite(v)}
     reason = "scorecard challenger: promoted only by hand, after the credit committee's review"
-    created, version = False, None
     with mlflow.start_run(experiment_id=experiment_id, run_name=name) as run:
-        try:
-            mlflow.log_params(
-                {
-                    **describe(card),
-                    "model": name,
-                    "feature_set": data.feature_set,
-                    "feature_set_version": data.feature_set_version,
-                    **{f"window_{k}": v for k, v in facts["windows"].items()},
-                }
-            )
-            mlflow.log_metrics(metrics)
-            mlflow.set_tags(
-                {
-                    "yidai.model": name,
-                    "yidai.kind": "scorecard",
-                    "yidai.champion_of": model,
-                    "yidai.feature_set": data.feature_set,
-                    "yidai.feature_set_version": data.feature_set_version,
-                    "yidai.gate.alias": CHALLENGER,
-                    "yidai.gate.reason": reason,
-                }
-            )
-            with tempfile.TemporaryDirectory(prefix=f"yidai-{name}-") as tmp:
-                _write_report(Path(tmp), card, model, facts)
-                mlflow.log_artifacts(tmp, artifact_path="report")
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=PyfuncScorecard(card),
-                pip_requirements=[f"optbinning=={optbinning.__version__}"],
-            )
-            try:
-                client.get_registered_model(name)
-            except MlflowException:
-                client.create_registered_model(
-                    name, description=f"WoE points scorecard, challenger of {model}"
-                )
-                created = True
-            mv = client.create_model_version(
-                name, source=info.model_uri, run_id=run.info.run_id, model_id=info.model_id,
-                tags={"feature_set": data.feature_set, "gate_reason": reason,
-                      **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()
-                         if k.startswith("oot_")}},
-            )  # fmt: skip
-            version = str(mv.version)
-            client.set_registered_model_alias(name, CHALLENGER, version)
-        except BaseException:
-            undo_registration(client, name, version, created)
-            raise
+        mlflow.log_params(
+            {
+                **describe(card),
+                "model": name,
+                "feature_set": data.feature_set,
+                "feature_set_version": data.feature_set_version,
+                **{f"window_{k}": v for k, v in facts["windows"].items()},
+            }
+        )
+        mlflow.log_metrics(metrics)
+        mlflow.set_tags(
+            {
+                "yidai.model": name,
+                "yidai.kind": "scorecard",
+                "yidai.champion_of": model,
+                "yidai.feature_set": data.feature_set,
+                "yidai.feature_set_version": data.feature_set_version,
+                "yidai.gate.alias": CHALLENGER,
+                "yidai.gate.reason": reason,
+            }
+        )
+        with tempfile.TemporaryDirectory(prefix=f"yidai-{name}-") as tmp:
+            _write_report(Path(tmp), card, model, facts)
+            mlflow.log_artifacts(tmp, artifact_path="report")
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=PyfuncScorecard(card),
+            pip_requirements=[f"optbinning=={optbinning.__version__}"],
+        )
+        version = register_version(
+            client,
+            name,
+            info,
+            run_id=run.info.run_id,
+            alias=CHALLENGER,
+            model_description=f"WoE points scorecard, challenger of {model}",
+            tags={"feature_set": data.feature_set, "gate_reason": reason,
+                  **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()
+                     if k.startswith("oot_")}},
+        )  # fmt: skip
     log.info("registered %s v%s (challenger), OOT AUC %.4f", name, version, metrics["oot_auc"])
     return ChallengerResult(name, version, run.info.run_id, metrics, list(card.features_))
 

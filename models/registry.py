@@ -297,7 +297,6 @@ def log_and_register(
     # heavy: MLflow
     import mlflow
     import mlflow.lightgbm
-    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
 
     lgb = import_lightgbm()
@@ -312,67 +311,51 @@ def log_and_register(
     )
     signature = infer_signature(example, np.zeros(2))
 
-    created_model = False
-    version: str | None = None
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{package.name}") as run:
         run_id = run.info.run_id
-        try:
-            mlflow.log_params({k: str(v)[:500] for k, v in package.params.items()})
-            mlflow.log_metrics(_finite_metrics(package.metrics))
-            mlflow.set_tags(
-                {
-                    **package.tags,
-                    "yidai.model": package.name,
-                    "yidai.feature_set": package.feature_set,
-                    "yidai.feature_set_version": package.feature_set_version,
-                    "yidai.gate.alias": decision.alias,
-                    "yidai.gate.reason": decision.reason,
-                }
-            )
-            mlflow.log_dict(
-                {"feature_names": list(estimator.feature_names_)}, "feature_columns.json"
-            )
-            _log_inputs(package)
-            if package.artifacts_dir is not None:
-                mlflow.log_artifacts(str(package.artifacts_dir), artifact_path="report")
-            info = mlflow.lightgbm.log_model(
-                estimator.booster_,
-                name="model",
-                signature=signature,
-                metadata={METADATA_KEY: package.serving_metadata()},
-                pip_requirements=[f"lightgbm=={lgb.__version__}"],
-            )
-            try:
-                client.get_registered_model(package.name)
-            except MlflowException:
-                client.create_registered_model(
-                    package.name, description=f"Yidai {package.name} (LightGBM, calibrated)"
-                )
-                created_model = True
-            model_version = client.create_model_version(
-                package.name,
-                source=info.model_uri,
-                run_id=run_id,
-                model_id=info.model_id,
-                description=_version_description(package, decision),
-                tags={
-                    "feature_set": package.feature_set,
-                    "feature_set_version": package.feature_set_version,
-                    "gate_reason": decision.reason[:5000],
-                    **{
-                        f"metric.{k}": f"{v:.6g}"
-                        for k, v in _finite_metrics(package.metrics).items()
-                        if k.startswith("oot_")
-                    },
+        mlflow.log_params({k: str(v)[:500] for k, v in package.params.items()})
+        mlflow.log_metrics(_finite_metrics(package.metrics))
+        mlflow.set_tags(
+            {
+                **package.tags,
+                "yidai.model": package.name,
+                "yidai.feature_set": package.feature_set,
+                "yidai.feature_set_version": package.feature_set_version,
+                "yidai.gate.alias": decision.alias,
+                "yidai.gate.reason": decision.reason,
+            }
+        )
+        mlflow.log_dict({"feature_names": list(estimator.feature_names_)}, "feature_columns.json")
+        _log_inputs(package)
+        if package.artifacts_dir is not None:
+            mlflow.log_artifacts(str(package.artifacts_dir), artifact_path="report")
+        info = mlflow.lightgbm.log_model(
+            estimator.booster_,
+            name="model",
+            signature=signature,
+            metadata={METADATA_KEY: package.serving_metadata()},
+            pip_requirements=[f"lightgbm=={lgb.__version__}"],
+        )
+        version = register_version(
+            client,
+            package.name,
+            info,
+            run_id=run_id,
+            alias=decision.alias,
+            model_description=f"Yidai {package.name} (LightGBM, calibrated)",
+            description=_version_description(package, decision),
+            tags={
+                "feature_set": package.feature_set,
+                "feature_set_version": package.feature_set_version,
+                "gate_reason": decision.reason[:5000],
+                **{
+                    f"metric.{k}": f"{v:.6g}"
+                    for k, v in _finite_metrics(package.metrics).items()
+                    if k.startswith("oot_")
                 },
-            )
-            version = str(model_version.version)
-            client.set_registered_model_alias(package.name, decision.alias, version)
-        except BaseException:
-            undo_registration(client, package.name, version, created_model)
-            raise
+            },
+        )
     log.info("registered %s v%s as %s: %s", package.name, version, decision.alias, decision.reason)
-    assert version is not None
     return RegisteredVersion(package.name, version, run_id, decision.alias, decision.reason)
 
 
@@ -415,6 +398,46 @@ def _log_inputs(package: ModelPackage) -> None:
                 "rows": str(len(frame)),
             },
         )
+
+
+def register_version(
+    client: MlflowClient,
+    name: str,
+    info: Any,
+    *,
+    run_id: str,
+    alias: str,
+    model_description: str,
+    description: str = "",
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Register the logged model ``info`` as a new version of ``name`` (the registered model
+    is created with ``model_description`` if new) and point ``alias`` at it; returns the
+    version.  On any failure the version, and a registered model created here, are removed."""
+    # heavy: MLflow
+    from mlflow.exceptions import MlflowException
+
+    created, version = False, None
+    try:
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, description=model_description)
+            created = True
+        model_version = client.create_model_version(
+            name,
+            source=info.model_uri,
+            run_id=run_id,
+            model_id=info.model_id,
+            description=description,
+            tags=dict(tags or {}),
+        )
+        version = str(model_version.version)
+        client.set_registered_model_alias(name, alias, version)
+    except BaseException:
+        undo_registration(client, name, version, created)
+        raise
+    return version
 
 
 def undo_registration(

@@ -24,8 +24,8 @@ from features.definitions import FEATURE_SETS
 from features.training import (
     credit_training_frame,
     default_as_of,
+    fraud_label_delay,
     fraud_training_frame,
-    measured_label_delay,
 )
 from models import metrics as m
 from models.calibration import CalibrationMethod
@@ -180,25 +180,17 @@ def training_split(
     test_days: int | None = None,
 ) -> SplitConfig:
     """:meth:`SplitConfig.for_kind`, with the fraud label delay measured on the warehouse
-    (``features.measured_label_delay``) when neither the argument nor the settings set it."""
+    (``features.training.fraud_label_delay``) when neither the argument nor the settings
+    set it."""
     delay = label_delay_days
     if spec.kind == "fraud" and delay is None:
-        delay = settings.fraud_label_delay_days
-        if delay is None:
-            if not settings.warehouse.exists():
-                raise YidaiError(f"warehouse {settings.warehouse} does not exist")
-            con = connect(settings.warehouse, read_only=True)
-            try:
-                day = as_of or default_as_of(con)
-                delay = measured_label_delay(con, day, settings.fraud_label_delay_share)
-            finally:
-                con.close()
-            log.info(
-                "%s: label delay %d days (%.0f%% of fraud reports by then, measured)",
-                spec.name,
-                delay,
-                100 * settings.fraud_label_delay_share,
-            )
+        if not settings.warehouse.exists():
+            raise YidaiError(f"warehouse {settings.warehouse} does not exist")
+        con = connect(settings.warehouse, read_only=True)
+        try:
+            delay = fraud_label_delay(con, as_of or default_as_of(con), settings)
+        finally:
+            con.close()
     return SplitConfig.for_kind(
         spec.kind, settings, label_delay_days=delay, train_days=train_days, test_days=test_days
     )

@@ -56,10 +56,17 @@ _LEDGER_BY_IDEM = {
 
 
 def open_line(
-    tx: Tx, account_id: str, product: str, borrower_id: str, credit_limit: float, created_at: str
+    tx: Tx,
+    account_id: str,
+    product: str,
+    borrower_id: str,
+    credit_limit: float,
+    created_at: str,
+    decision_id: str | None = None,
 ) -> None:
-    """Append the line an approved decision opens (inside the decision's transaction; the
-    account id is the decision id)."""
+    """Append a line: the one an approved decision opens (inside the decision's transaction;
+    the account id is the decision id) or one adopted from the loan book (``decision_id``
+    names its source)."""
     tx.rows(
         INSERT_LINE,
         {
@@ -67,7 +74,7 @@ def open_line(
             "product": product,
             "borrower_id": borrower_id,
             "credit_limit": credit_limit,
-            "decision_id": account_id,
+            "decision_id": account_id if decision_id is None else decision_id,
             "created_at": created_at,
         },
     )
@@ -131,16 +138,8 @@ class Ledger:
             with self._db.write() as tx:
                 if _line(tx, account_id) is not None:
                     return
-                tx.rows(
-                    INSERT_LINE,
-                    {
-                        "account_id": account_id,
-                        "product": product,
-                        "borrower_id": borrower_id,
-                        "credit_limit": credit_limit,
-                        "decision_id": source[:40],
-                        "created_at": now,
-                    },
+                open_line(
+                    tx, account_id, product, borrower_id, credit_limit, now, decision_id=source[:40]
                 )
                 if opening_balance > 0:
                     response = {"account_id": account_id, "opening_balance": opening_balance}

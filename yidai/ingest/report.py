@@ -68,6 +68,16 @@ class IngestReport:
     def rows_quarantined(self) -> int:
         return sum(f.rows_quarantined for f in self.files)
 
+    def describe(self) -> str:
+        """One line for the log: files by outcome, rows, time."""
+        return (
+            f"{len(self.with_status('loaded'))} file(s) loaded ({len(self.with_status('skipped'))}"
+            f" skipped as already ingested, {len(self.skipped_entries)} hidden or temporary "
+            f"entries skipped, {len(self.failed)} failed): {self.rows_landed} rows landed, "
+            f"{self.rows_loaded} loaded, {self.rows_quarantined} quarantined in "
+            f"{self.seconds:.1f} s"
+        )
+
     def by_source(self) -> dict[str, dict[str, int]]:
         """Per source: files loaded / skipped / failed and rows landed / loaded / quarantined."""
         summary: dict[str, dict[str, int]] = {}

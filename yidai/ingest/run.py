@@ -112,18 +112,7 @@ def ingest_landing(
         pool.shutdown(wait=True, cancel_futures=True)
         con.close()
     report.seconds = time.perf_counter() - started
-    log.info(
-        "ingested %d file(s) (%d skipped as already ingested, %d hidden or temporary entries "
-        "skipped, %d failed): %d rows landed, %d loaded, %d quarantined in %.1f s",
-        len(report.with_status("loaded")),
-        len(report.with_status("skipped")),
-        len(report.skipped_entries),
-        len(report.failed),
-        report.rows_landed,
-        report.rows_loaded,
-        report.rows_quarantined,
-        report.seconds,
-    )
+    log.info("ingested %s", report.describe())
     return report
 
 

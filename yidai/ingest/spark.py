@@ -92,17 +92,7 @@ def ingest_landing_spark(
     finally:
         inspector.close()
     report.seconds = time.perf_counter() - started
-    log.info(
-        "spark ingest: %d file(s) loaded, %d skipped, %d failed: %d rows landed, %d loaded, "
-        "%d quarantined in %.1f s",
-        len(report.with_status("loaded")),
-        len(report.with_status("skipped")),
-        len(report.failed),
-        report.rows_landed,
-        report.rows_loaded,
-        report.rows_quarantined,
-        report.seconds,
-    )
+    log.info("spark ingest: %s", report.describe())
     return report
 
 
