@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from yidai.core.errors import YidaiError
+from yidai.core.settings import DEFAULT_PERFORMANCE_MONTHS
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,9 @@ class SimConfig:
     Credit applications start after ``history_months`` of behaviour (6 fill the 180-day
     feature windows); ``application_rate`` scales their number (re-applications, line
     reviews), so that matured cohorts hold enough defaults to validate the PD models.
+    ``performance_months`` is the credit truth's horizon (an application's ``defaulted`` and
+    ``true_pd``: 90+ days past due within that many months), the same window as the label
+    (``YIDAI_PERFORMANCE_MONTHS``; ``yidai simulate`` passes the setting on).
     """
 
     seed: int = 42
@@ -35,6 +39,7 @@ class SimConfig:
     fraud_intensity: float = 1.0  # scales every fraud scenario's frequency
     history_months: int = 1  # months of behaviour before the first credit application
     application_rate: float = 1.0  # scales every product's applications per entity and year
+    performance_months: int = DEFAULT_PERFORMANCE_MONTHS  # the credit truth's horizon
 
     PRESETS = ("tiny", "demo", "large")
 
@@ -107,6 +112,11 @@ class SimConfig:
             )
         if not 0.0 < self.application_rate <= 50.0:
             raise YidaiError(f"application_rate must be in (0, 50], got {self.application_rate}")
+        if not 4 <= self.performance_months <= 24:
+            raise YidaiError(
+                f"performance_months must be between 4 and 24 (90+ days past due must fit), "
+                f"got {self.performance_months}"
+            )
         if self.fraud_intensity < 0:
             raise YidaiError("fraud_intensity must be >= 0")
         return self

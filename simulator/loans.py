@@ -1,9 +1,12 @@
 """The loan book: applications with the bank's historic decision, revolving accounts,
 drawdowns, repayment schedules and the month-end performance tape; and the credit truth.
 
-The true 12-month PD of an application is a logistic function of the applicant's latent
-state in the month before it (the state its recent behaviour shows) and of observable master
-data; the realised default is a Bernoulli draw from it, for approved and declined applicants.
+An applicant's PD is a logistic function of its latent state in the month before the
+application (the state its recent behaviour shows) and of observable master data; the
+realised default is a draw from it, for approved and declined applicants (a personal loan's
+own draw, a line's monthly hazard).  The truth written out (``true_pd``, ``defaulted``) is on
+the label's horizon, ``SimConfig.performance_months``: the account reaches 90+ days past
+due at a month end within that many months of the application.
 The bank's historic decision is a crude rule on a few observables, so it declines some good
 applicants and approves some bad ones.
 """
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from simulator.calendar import Calendar
 from simulator.landing import Batch
 from simulator.world import LOANS, SME_BILLS, Merchants, Smes, World, rng_for, sigmoid
 
@@ -25,6 +29,8 @@ APPROVE_SHARE = {PERSONAL: 0.7, MERCHANT: 0.65, SME: 0.65}
 TERMS = {PERSONAL: [3, 6, 12], MERCHANT: [3, 6, 12], SME: [6, 12]}
 LINE_PRODUCTS = (MERCHANT, SME)  # one revolving line per borrower, reviewed on re-application
 PRODUCTS = (PERSONAL, MERCHANT, SME)
+LINE_DUE_LAG = 5  # days from a line's default draw to its first unpaid instalment (mean)
+FIRST_MISS_P = 0.38  # a personal defaulter's first miss: geometric months after booking
 NEVER = np.iinfo(np.int64).max // 2
 CHARGE_OFF_DPD = 180  # a balance this many days past due is written off
 RECOVERY_RATE = 0.3  # share of a written-off balance recovered in the charge-off month
@@ -41,9 +47,9 @@ class Applications:
     day: np.ndarray
     ts: np.ndarray
     state: np.ndarray  # latent state the true PD is computed from
-    true_pd: np.ndarray
-    defaulted: np.ndarray
-    default_month: np.ndarray  # -1 if no default within 12 months
+    true_pd: np.ndarray  # probability of ``defaulted`` (the oracle)
+    defaulted: np.ndarray  # 90+ days past due within the performance window (the truth)
+    default_month: np.ndarray  # months from booking to 90+ DPD whenever it falls; -1 if none
     requested: np.ndarray
     approved: np.ndarray
     limit: np.ndarray
@@ -176,18 +182,24 @@ def draw_applications(world: World) -> Applications:
         rank = (obs[k].argsort().argsort() + 0.5) / k.sum()
         rate[k] = np.round((0.065 + 0.12 * (1 - rank)) / 0.0025) * 0.0025
     defaulted = rng.random(n) < true_pd
-    first_missed = 1 + np.minimum(rng.geometric(0.38, n) - 1, 8)  # months after booking
+    first_missed = 1 + np.minimum(rng.geometric(FIRST_MISS_P, n) - 1, 8)  # months after booking
     default_month = np.where(defaulted, first_missed + 3, -1)
     requested = np.maximum(np.round(requested, -2), 100.0)
     limit = np.where(approved, np.maximum(np.round(np.minimum(requested, cap), -2), 1000.0), 0.0)
     account = _open_lines(product, applicant, approved)
     missed = missed_day(day, default_month)
     arrears = missed.copy()  # personal: the account's own first miss
+    cutoff = label_cutoff(cal, day, cfg.performance_months)
+    # an own draw (personal loans, applications before a line): the miss must come by the
+    # cutoff, i.e. within ``floor((cutoff - day) / 30)`` months of the geometric delay
+    within = np.clip((cutoff - day) // 30, 0, 9)
+    true_pd = true_pd * np.where(within >= 9, 1.0, 1 - (1 - FIRST_MISS_P) ** within)
+    defaulted = (missed < NEVER) & (missed <= cutoff)
     _line_defaults(
-        world, intercept, product, applicant, day, approved, account, missed, arrears, true_pd
-    )
-    defaulted = missed < NEVER
-    default_month = np.where(defaulted, (missed - day) // 30 + 3, -1)
+        world, intercept, product, applicant, day, approved, account, missed, arrears, true_pd,
+        defaulted, cutoff,
+    )  # fmt: skip
+    default_month = np.where(missed < NEVER, (missed - day) // 30 + 3, -1)
     limit[~approved] = 0.0
     return Applications(
         product=product,
@@ -205,6 +217,25 @@ def draw_applications(world: World) -> Applications:
         account=account,
         arrears=arrears,
     )
+
+
+def label_cutoff(cal: Calendar, day: np.ndarray, months: int) -> np.ndarray:
+    """The last first-missed due day that the label of an application on ``day`` sees.
+
+    The label is 90+ days past due on a month-end tape row within ``months`` of the
+    application: the last such row is the end of the month ``months - 1`` after its month,
+    so the first unpaid instalment must be due ``90`` days before it (a line's first unpaid
+    instalment comes ``LINE_DUE_LAG`` days after its default draw on average).
+    """
+    month_end = cal.month_end_days()
+    idx = cal.month_of(day) + months - 1
+    last = len(month_end) - 1
+    ends = np.where(
+        idx <= last,
+        month_end[np.minimum(idx, last)],
+        month_end[last] + np.round(30.44 * (idx - last)).astype(np.int64),
+    )
+    return ends - 90
 
 
 def missed_day(apps_day: np.ndarray, default_month: np.ndarray) -> np.ndarray:
@@ -244,6 +275,8 @@ def _line_defaults(
     missed: np.ndarray,
     arrears: np.ndarray,
     true_pd: np.ndarray,
+    defaulted: np.ndarray,
+    cutoff: np.ndarray,
 ) -> None:
     """One default per merchant or SME line, from a monthly hazard; updates in place.
 
@@ -252,12 +285,13 @@ def _line_defaults(
     time (the same score and intercept as its applications): at a constant state that is
     ``pd`` over 6 months.  The first miss is the line's default: every application on the
     line gets ``arrears`` = that day, ``missed`` = that day if it falls within 9 months of it
-    (its own 12-month truth), and the
-    bank declines every application of the borrower from then on (``approved``): its line
-    is frozen, then charged off.  Applications before the line opened keep their own draw.
-    The ``true_pd`` of an application on a line is the probability its line's first miss
-    falls within the 9 months after it, given the borrower's hazards over those months (the
-    probability its truth was drawn with: the oracle)."""
+    (when its drawdowns must still be running), and the bank declines every application of
+    the borrower from then on (``approved``): its line is frozen, then charged off.
+    Applications before the line opened keep their own draw.
+    Its truth ``defaulted`` is that miss falling by its label ``cutoff`` less ``LINE_DUE_LAG``
+    (the performance window), and its ``true_pd`` the probability of that given the
+    borrower's hazards over those days (each month's hazard for the share of the month in
+    the window: the probability its truth was drawn with, the oracle)."""
     cfg, cal = world.config, world.calendar
     rng = rng_for(cfg.seed, LOANS, 2)
     month_start = cal.month_starts
@@ -290,15 +324,23 @@ def _line_defaults(
         on_line = np.flatnonzero((product == prod) & (account >= 0))
         when = default_day[applicant[on_line]]
         ahead = when - day[on_line]
-        # the application's own 12-month truth: its line misses a payment within 9 months
+        # the line's miss as the behaviour sees it (within 9 months: drawdowns still run)
         missed[on_line] = np.where((ahead >= 0) & (ahead < 270), when, NEVER)
         approved[on_line[ahead < 0]] = False  # the borrower is in arrears: declined
         arrears[on_line] = when
+        last = cutoff[on_line] - LINE_DUE_LAG
+        defaulted[on_line] = (ahead >= 0) & (when <= last)
         month_k = cal.month_of(day[on_line])
-        survive = np.ones(len(on_line))
-        for ahead_m in range(9):
-            survive *= 1 - hazards[applicant[on_line], month_k + ahead_m]
-        true_pd[on_line] = np.clip(1 - survive, 1e-6, 1 - 1e-6)
+        bounds = np.append(month_start, month_start[-1] + 30 * np.arange(1, 26))
+        log_survive = np.zeros(len(on_line))
+        for ahead_m in range(cfg.performance_months + 1):
+            m = month_k + ahead_m
+            start, stop = bounds[m], bounds[m + 1]
+            lo = np.maximum(start, day[on_line])
+            share = np.clip(np.minimum(stop, last + 1) - lo, 0, None) / (stop - start)
+            h = hazards[applicant[on_line], np.minimum(m, hazards.shape[1] - 1)]
+            log_survive += share * np.log1p(-np.minimum(h, 1 - 1e-12))
+        true_pd[on_line] = np.clip(-np.expm1(log_survive), 1e-6, 1 - 1e-6)
 
 
 def loan_batches(world: World, apps: Applications) -> list[Batch]:
@@ -386,7 +428,8 @@ def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> di
     review = apps.account[acc] != acc
     per_year = np.array([1.0, 2.0, 6.0])[apps.product[acc]] * world.config.application_rate
     intensity = np.where(review, np.minimum(1.0, 4.0 / per_year), 1.0)
-    first = apps.defaulted[acc] | (rng.random(len(acc)) < 0.85 * intensity)
+    ever = apps.default_month >= 0  # defaults at some point (within the window or later)
+    first = ever[acc] | (rng.random(len(acc)) < 0.85 * intensity)
     n_more = rng.poisson(1.2 * intensity)
     p_app = np.concatenate([acc[first], np.repeat(acc, n_more)])
     is_first = np.arange(len(p_app)) < first.sum()
@@ -409,7 +452,7 @@ def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> di
         k = prod == p
         term[k] = rng.choice(terms, int(k.sum()))
         # a defaulter's first drawdown still runs when it stops paying, so the tape shows it
-        short = k & is_first & apps.defaulted[p_app] & (term < needed)
+        short = k & is_first & ever[p_app] & (term < needed)
         longer = np.array(sorted(terms))
         term[short] = longer[np.minimum(np.searchsorted(longer, needed[short]), len(longer) - 1)]
     k = len(p_app)
