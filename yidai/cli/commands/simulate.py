@@ -58,6 +58,7 @@ def register(app: typer.Typer) -> None:
             months=months,
             defect_rate=defect_rate,
             chunk_size=chunk_size,
+            performance_months=settings.performance_months,  # the truth on the label's window
         )
         landing_dir = landing or settings.landing
         truth_dir = truth or settings.truth

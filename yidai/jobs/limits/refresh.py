@@ -828,10 +828,14 @@ def summarise(limits: pd.DataFrame) -> tuple[dict[str, Any], pd.DataFrame]:
 
 
 def _write_runs(root: Path) -> None:
-    """Rewrite ``runs.parquet``: one summary row per complete version (for the dashboards)."""
+    """Rewrite ``runs.parquet``: one summary row per complete version the refresh wrote (for
+    the dashboards); a version published by other means (no ``summary.json``: a hand-made or
+    test version) has no run to show."""
     rows = []
     for manifest in publishing.list_versions(root):
         path = publishing.version_dir(root, str(manifest["version"])) / SUMMARY_FILE
+        if not path.exists():
+            continue
         data = json.loads(path.read_text(encoding="utf-8"))
         data.pop("reasons", None)
         rows.append(data)
