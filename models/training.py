@@ -715,7 +715,15 @@ def register_fitted(
             metrics=metrics,
             primary_metric=spec.primary_metric,
             artifacts_dir=report,
-            tags={"yidai.kind": spec.kind},
+            tags={
+                "yidai.kind": spec.kind,
+                # the label's horizon: 90+ DPD within this many months (credit models)
+                **(
+                    {"yidai.performance_months": str(settings.performance_months)}
+                    if spec.kind == "credit"
+                    else {}
+                ),
+            },
             inputs=_run_inputs(fitted, data),
             extra_metadata={
                 "kind": spec.kind,

@@ -29,7 +29,7 @@ APPROVE_SHARE = {PERSONAL: 0.7, MERCHANT: 0.65, SME: 0.65}
 TERMS = {PERSONAL: [3, 6, 12], MERCHANT: [3, 6, 12], SME: [6, 12]}
 LINE_PRODUCTS = (MERCHANT, SME)  # one revolving line per borrower, reviewed on re-application
 PRODUCTS = (PERSONAL, MERCHANT, SME)
-LINE_DUE_LAG = 5  # days from a line's default draw to its first unpaid instalment (mean)
+LINE_DUE_LAG = 8  # days from a line's default draw to its first unpaid instalment (mean)
 FIRST_MISS_P = 0.38  # a personal defaulter's first miss: geometric months after booking
 NEVER = np.iinfo(np.int64).max // 2
 CHARGE_OFF_DPD = 180  # a balance this many days past due is written off
@@ -420,7 +420,11 @@ class _Book:
 
 def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Drawdowns borrowers would like to make: one soon after each approval (always for a
-    future defaulter), a few more later; the line's available limit decides what is paid."""
+    personal loan's future defaulter), a few more later, and a merchant's or an SME's distress
+    drawdown of its whole line the day before its line's default; the line's available limit
+    decides what is paid.  A line's drawdowns before the default do not depend on it (its
+    future default must not show in the behaviour the next review reads: only the
+    borrower's state, which the oracle knows too, drives both)."""
     n_days = world.calendar.n_days
     acc = np.flatnonzero(apps.approved)
     # a review (an approval of an existing line) brings fewer and smaller drawdowns than an
@@ -428,11 +432,14 @@ def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> di
     review = apps.account[acc] != acc
     per_year = np.array([1.0, 2.0, 6.0])[apps.product[acc]] * world.config.application_rate
     intensity = np.where(review, np.minimum(1.0, 4.0 / per_year), 1.0)
-    ever = apps.default_month >= 0  # defaults at some point (within the window or later)
+    ever = (apps.default_month >= 0) & (apps.product == PERSONAL)  # a loan that will default
     first = ever[acc] | (rng.random(len(acc)) < 0.85 * intensity)
     n_more = rng.poisson(1.2 * intensity)
-    p_app = np.concatenate([acc[first], np.repeat(acc, n_more)])
+    opens = acc[(apps.account[acc] == acc) & (apps.product[acc] != PERSONAL)]
+    distressed = opens[apps.arrears[opens] < n_days]  # lines that default in the period
+    p_app = np.concatenate([acc[first], np.repeat(acc, n_more), distressed])
     is_first = np.arange(len(p_app)) < first.sum()
+    is_distress = np.arange(len(p_app)) >= len(p_app) - len(distressed)
     opening = apps.account[p_app] == p_app
     book = apps.day[p_app]
     p_day = np.where(
@@ -440,11 +447,13 @@ def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> di
         book + rng.integers(0, 6, len(p_app)),
         book + 10 + (rng.random(len(p_app)) * np.maximum(n_days - book - 10, 1)).astype(np.int64),
     )
+    p_day = np.where(is_distress, apps.arrears[p_app] - 1, p_day)
     share = np.where(
         is_first & opening,
         rng.uniform(0.3, 0.8, len(p_app)),
         np.where(opening, rng.uniform(0.05, 0.2, len(p_app)), rng.uniform(0.1, 0.4, len(p_app))),
     )
+    share = np.where(is_distress, 1.0, share)
     prod = apps.product[p_app]
     term = np.zeros(len(p_app), np.int64)
     needed = apps.default_month[p_app] - 2
@@ -455,6 +464,7 @@ def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> di
         short = k & is_first & ever[p_app] & (term < needed)
         longer = np.array(sorted(terms))
         term[short] = longer[np.minimum(np.searchsorted(longer, needed[short]), len(longer) - 1)]
+    term = np.where(is_distress, 12, term)  # the distress drawdown's instalments fall due
     k = len(p_app)
     return {
         "app": p_app,

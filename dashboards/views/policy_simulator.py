@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboards import data, ui
 from yidai.core.errors import YidaiError
+from yidai.core.settings import get_settings
 from yidai.decisioning import load_credit_policy
 from yidai.jobs.analytics import policy_sim as ps
 
@@ -41,7 +42,9 @@ def render() -> None:
     st.caption(
         f"Live policy {live.policy_version}: approve >= {live.cutoffs.approve_min_score:.0f}, "
         f"refer >= {live.cutoffs.refer_min_score:.0f}, limit {name} {value:g}. "
-        f"{len(scored):,} historical applications."
+        f"{len(scored):,} historical applications. Horizon of every bad rate and PD: 90+ days "
+        f"past due within {get_settings().performance_months} months of the application "
+        "(truth and matured alike; YIDAI_PERFORMANCE_MONTHS)."
     )
     cols = st.columns(4)
     approve = cols[0].number_input(

@@ -110,3 +110,37 @@ def test_frozen_lines_draw_nothing_and_cured_lines_unfreeze(
     draws = book["loan_drawdowns"].merge(frozen, on="account_id")
     same_day = draws[draws["ts"].dt.normalize() == draws["snapshot_date"]]
     assert same_day.empty
+
+
+def test_truth_and_label_share_one_horizon(
+    clean_year_run: SimRun, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 18, one horizon: the simulator's ``defaulted`` and ``true_pd`` are on the label's
+    performance window (90+ DPD within ``performance_months``), so on the matured
+    applications the truth is the label and the oracle's mean PD is the label's rate."""
+    import datetime as dt
+
+    from features.training import credit_spine
+    from yidai.core.contracts import PRODUCTS
+    from yidai.ingest import ingest_landing
+
+    run = clean_year_run
+    warehouse = tmp_path_factory.mktemp("horizon") / "warehouse.duckdb"
+    ingest_landing(run.landing, warehouse)
+    truth = pd.read_parquet(run.truth / "applications.parquet")
+    end = run.config.start.replace(year=run.config.start.year + 1) - dt.timedelta(days=1)
+    con = duckdb.connect(str(warehouse))
+    try:
+        frames = [
+            credit_spine(con, product, end, run.config.performance_months) for product in PRODUCTS
+        ]
+    finally:
+        con.close()
+    matured = pd.concat(frames).merge(truth, on="application_id")
+    label, bad = matured["label"].astype(int), matured["defaulted"].astype(int)
+    assert len(matured) > 500 and label.sum() >= 15
+    assert (label == bad).mean() >= 0.99
+    # the same defaults, but for a few at the window's edge (the default day is drawn within
+    # a month, the label reads month-end rows; a borrower's reviews share its default)
+    assert (label & bad).sum() >= 0.6 * max(label.sum(), bad.sum())
+    assert matured["true_pd"].mean() == pytest.approx(label.mean(), rel=0.35)
