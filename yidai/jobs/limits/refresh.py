@@ -667,9 +667,18 @@ def _assemble(
         if previous_as_of is not None
         else np.zeros(len(frame), dtype=bool)
     )
-    frame["current_line"] = np.where(
-        in_prev & ~reviewed, frame["previous_line"].fillna(0.0).to_numpy(np.float64), book_line
+    previous_line = frame["previous_line"].fillna(0.0).to_numpy(np.float64)
+    balance = frame["outstanding"].fillna(0.0).to_numpy(np.float64)
+    # The core book lets a borrower draw up to the book's line: a balance drawn above the
+    # last published figure but within the book's line was drawn on a line in force, not over
+    # it, so that much of the book's line is the current line (only interest accrual takes a
+    # balance past the book's line: KEEP_OVER_LIMIT).
+    honoured = np.where(
+        previous_line > 0,
+        np.maximum(previous_line, np.minimum(book_line, balance)),
+        previous_line,
     )
+    frame["current_line"] = np.where(in_prev & ~reviewed, honoured, book_line)
     prev_status = frame["previous_status"].eq("frozen").fillna(False).to_numpy(dtype=bool)
     prev_active = frame["previous_status"].eq("active").fillna(False).to_numpy(dtype=bool)
     status_code = np.where(
