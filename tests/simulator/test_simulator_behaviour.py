@@ -152,7 +152,6 @@ def test_behaviour_recovers_true_pd(tiny_run: SimRun) -> None:
         assert row["proxy_expected_auc"] > row["oracle_expected_auc"] - slack, (product, row)
         # on the label's 6-month horizon (90+ DPD: a miss within about 2-3 months)
         assert 0.015 <= row["mean_true_pd"] <= 0.10, (product, row)
-        assert row["mean_true_pd"] == pytest.approx(row["bad_rate"], rel=0.5), (product, row)
     apps = pq.read_table(tiny_run.truth / "applications.parquet").to_pandas()
     ranked = apps.sort_values("true_pd")
     low, high = np.array_split(ranked["defaulted"].to_numpy(), 2)
