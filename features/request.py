@@ -172,7 +172,8 @@ class RequestBatch:
             t = self.ts_us()
             events = pd.DataFrame({"payer_id": h["payer_id"], "ev": h["ts_us"]})
             events = events.assign(t=events["ev"]).sort_values("t", kind="stable")
-            queries = pd.DataFrame({"payer_id": self._field("payer_id"), "t": t, "i": range(self.n)})
+            payers = self._field("payer_id")
+            queries = pd.DataFrame({"payer_id": payers, "t": t, "i": range(self.n)})
             found = pd.merge_asof(
                 queries.sort_values("t", kind="stable"),
                 events,

@@ -141,8 +141,12 @@ def test_fraud_parity_online_equals_offline(
     ).df()
     assert offline["event_type"].nunique() == 2
     if fs_name == "payment_fraud_v2":  # the new features carry values, not only blanks
-        for col in ("payer_median_amount_30d", "payer_amount_zscore_30d",
-                    "payer_hours_since_previous_now", "counterpart_txn_count_7d"):
+        for col in (
+            "payer_median_amount_30d",
+            "payer_amount_zscore_30d",
+            "payer_hours_since_previous_now",
+            "counterpart_txn_count_7d",
+        ):
             assert offline[col].notna().sum() > 5 and offline[col].nunique() > 3, col
     for i, row in offline.iterrows():
         t = row["decision_ts"]
