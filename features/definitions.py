@@ -406,6 +406,23 @@ FROM {keys} k JOIN {source} d ON d.entity_id = k.entity_id
  AND d.day <= k.as_of AND d.day > k.as_of - {days}
 GROUP BY ALL
 """
+
+
+def _median_windowed(days: int) -> str:
+    """:data:`_MEDIAN` for every key at once: a median over a RANGE window of day numbers."""
+    dn = _DAY_NUMBER.format(col="day")
+    return f"""
+SELECT entity_id, as_of, median(amount) OVER w AS value FROM (
+  SELECT entity_id, {dn} AS dn, amount, false AS __key FROM {{source}}
+  UNION ALL BY NAME
+  SELECT DISTINCT entity_id, as_of, {_DAY_NUMBER.format(col="as_of")} AS dn, true AS __key
+  FROM {{keys}})
+WINDOW w AS (PARTITION BY entity_id ORDER BY dn
+             RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW)
+QUALIFY __key
+"""
+
+
 #: Hours from the payer's last event to the previous close (the end of the as-of day).
 _LAST_EVENT_AGE = (
     "(date_diff('day', max(day), as_of) * 86400 + 86400 - arg_max(last_second, day)) / 3600.0"
@@ -752,9 +769,11 @@ FRAUD_V2 = (
          "The payer's average event amount over 7 days (previous close).", reason="profile",
          fill=None),
     _sql("payer_median_amount_7d", "payer_event_amounts", _MEDIAN.replace("{days}", "7"),
-         "The payer's median event amount over 7 days (previous close).", reason="profile"),
+         "The payer's median event amount over 7 days (previous close).", reason="profile",
+         windowed=_median_windowed(7)),
     _sql("payer_median_amount_30d", "payer_event_amounts", _MEDIAN.replace("{days}", "30"),
-         "The payer's median event amount over 30 days (previous close).", reason="profile"),
+         "The payer's median event amount over 30 days (previous close).", reason="profile",
+         windowed=_median_windowed(30)),
     _agg("payer_amount_sd_30d", "payer_amounts", _SD,
          "Standard deviation of the payer's event amounts over 30 days (previous close).",
          reason="profile", fill=None),
