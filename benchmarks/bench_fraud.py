@@ -1,15 +1,17 @@
 """Benchmark: the payment fraud model before and after issue 18, over several simulated worlds.
 
-    uv run python benchmarks/bench_fraud.py [--seeds 42 43 44 45 46] [--customers 4000]
-        [--months 8] [--tune-trials 8] [--work-dir DIR]
+    uv run python benchmarks/bench_fraud.py [--seeds 42 43 44 45 46] [--customers 3000]
+        [--months 8] [--fraud-intensity 1.0] [--tune-trials 6] [--work-dir DIR]
 
 For each seed: simulate a world (``tiny`` preset scaled to ``--customers``, ``--months``
 long) into a fresh YIDAI_HOME, ingest it, then train the fraud model out of time exactly as
 ``yidai train`` does (the label delay measured on the data, the production split and
 defaults, no refit: the figures are the out-of-time model's) on
 
-* **before**: ``payment_fraud_v1``, the default hyperparameters;
-* **after**: ``payment_fraud_v2`` (the active set), the default hyperparameters;
+* **before**: ``payment_fraud_v1`` with the hyperparameters of before issue 18 (the size
+  defaults, frauds weighted up to ``max_pos_weight``);
+* **after**: ``payment_fraud_v2`` (the active set), today's defaults (fraud: no class
+  re-weighting, ``models.training.FRAUD_HYPERPARAMETERS``);
 * **after, tuned**: ``payment_fraud_v2`` with ``--tune-trials`` Optuna trials on rolling
   out-of-time folds of the training window (``models.tuning``).
 
@@ -38,12 +40,21 @@ def _say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run_world(seed: int, customers: int, months: int, tune_trials: int, home: Path) -> dict:
+def run_world(
+    seed: int, customers: int, months: int, fraud_intensity: float, tune_trials: int, home: Path
+) -> dict:
     """Simulate and ingest one world; the three variants' out-of-time figures."""
     os.environ["YIDAI_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from models.metrics import auc, average_precision, card_precision_top_k
-    from models.training import fit_and_evaluate, get_spec, load_training_data, training_split
+    from models.training import (
+        default_hyperparameters,
+        fit_and_evaluate,
+        get_spec,
+        load_training_data,
+        split_out_of_time,
+        training_split,
+    )
     from simulator import SimConfig, simulate
     from yidai.core.settings import get_settings, reset_settings_cache
     from yidai.ingest import ingest_landing
@@ -56,6 +67,7 @@ def run_world(seed: int, customers: int, months: int, tune_trials: int, home: Pa
         n_customers=customers,
         n_merchants=max(80, customers // 10),
         months=months,
+        fraud_intensity=fraud_intensity,
     )
     t0 = time.perf_counter()
     simulate(config, settings.landing, settings.truth)
@@ -72,12 +84,17 @@ def run_world(seed: int, customers: int, months: int, tune_trials: int, home: Pa
         if fs not in frames:
             frames[fs] = load_training_data(spec, settings, None, split)
         data = frames[fs]
+        before = {}
+        if "v1" in variant:  # the class weights of before issue 18
+            n_train = len(split_out_of_time(data.frame, split).train)
+            before = {"max_pos_weight": default_hyperparameters(n_train)["max_pos_weight"]}
         fitted = fit_and_evaluate(
             spec,
             data,
             split=split,
             seed=settings.seed,
             refit=False,
+            estimator_params=before,
             tune_trials=tune_trials if "tuned" in variant else 0,
         )
         test = fitted.split.test
@@ -105,20 +122,31 @@ def run_world(seed: int, customers: int, months: int, tune_trials: int, home: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[42, 43, 44, 45, 46])
-    parser.add_argument("--customers", type=int, default=4000)
+    parser.add_argument("--customers", type=int, default=3000)
     parser.add_argument("--months", type=int, default=8)
-    parser.add_argument("--tune-trials", type=int, default=8)
+    parser.add_argument("--fraud-intensity", type=float, default=1.0)
+    parser.add_argument("--tune-trials", type=int, default=6)
     parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args()
     _say(
         f"{platform.node()} {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores; worlds of {args.customers} customers, {args.months} months"
+        f"{os.cpu_count()} cores; worlds of {args.customers} customers, {args.months} months, "
+        f"fraud intensity {args.fraud_intensity}, {args.tune_trials} tuning trials"
     )
     results = []
     for seed in args.seeds:
         home = Path(tempfile.mkdtemp(prefix=f"bench-fraud-{seed}-", dir=args.work_dir))
         try:
-            results.append(run_world(seed, args.customers, args.months, args.tune_trials, home))
+            results.append(
+                run_world(
+                    seed,
+                    args.customers,
+                    args.months,
+                    args.fraud_intensity,
+                    args.tune_trials,
+                    home,
+                )
+            )
         finally:
             shutil.rmtree(home, ignore_errors=True)
     n = len(results)
