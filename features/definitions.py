@@ -401,7 +401,7 @@ def _weekend(b: RequestBatch) -> np.ndarray:
 
 
 _MEDIAN = """
-SELECT k.entity_id, k.as_of, median(d.amount) AS value
+SELECT k.entity_id, k.as_of, median(CAST(d.amount AS DOUBLE)) AS value
 FROM {keys} k JOIN {source} d ON d.entity_id = k.entity_id
  AND d.day <= k.as_of AND d.day > k.as_of - {days}
 GROUP BY ALL
@@ -412,7 +412,7 @@ def _median_windowed(days: int) -> str:
     """:data:`_MEDIAN` for every key at once: a median over a RANGE window of day numbers."""
     dn = _DAY_NUMBER.format(col="day")
     return f"""
-SELECT entity_id, as_of, median(amount) OVER w AS value FROM (
+SELECT entity_id, as_of, median(CAST(amount AS DOUBLE)) OVER w AS value FROM (
   SELECT entity_id, {dn} AS dn, amount, false AS __key FROM {{source}}
   UNION ALL BY NAME
   SELECT DISTINCT entity_id, as_of, {_DAY_NUMBER.format(col="as_of")} AS dn, true AS __key
