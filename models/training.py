@@ -340,8 +340,9 @@ def default_hyperparameters(n_train_rows: int) -> dict[str, Any]:
 
 #: Fraud on top of the size defaults: no class re-weighting.  The training window already
 #: keeps every fraud and a quarter of the legitimate events; weighting the frauds up again
-#: lowered average precision on the rolling out-of-time folds of the training window in
-#: each simulated world tried (docs/benchmarks.md, Fraud model, issue 18).
+#: lowered average precision on the rolling out-of-time folds of the training window
+#: (a simulated world, v1 and v2 sets alike; then the test windows of bench_fraud.py's
+#: five worlds: docs/benchmarks.md, Fraud model before and after issue 18).
 FRAUD_HYPERPARAMETERS: dict[str, Any] = {"max_pos_weight": 1.0}
 
 
