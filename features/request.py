@@ -170,10 +170,14 @@ class RequestBatch:
         if key not in self._cache:
             h = self._history_frame()
             t = self.ts_us()
-            events = pd.DataFrame({"payer_id": h["payer_id"], "ev": h["ts_us"]})
+            # payers as integer codes shared by both sides (merge_asof needs equal key types)
+            ev_key = np.asarray(h["payer_id"], dtype=object)
+            codes, _ = pd.factorize(
+                np.concatenate([ev_key, np.asarray(self._field("payer_id"), dtype=object)])
+            )
+            events = pd.DataFrame({"payer_id": codes[: len(ev_key)], "ev": h["ts_us"]})
             events = events.assign(t=events["ev"]).sort_values("t", kind="stable")
-            payers = self._field("payer_id")
-            queries = pd.DataFrame({"payer_id": payers, "t": t, "i": range(self.n)})
+            queries = pd.DataFrame({"payer_id": codes[len(ev_key) :], "t": t, "i": range(self.n)})
             found = pd.merge_asof(
                 queries.sort_values("t", kind="stable"),
                 events,
