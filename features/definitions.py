@@ -353,6 +353,85 @@ def _is_transfer(b: RequestBatch) -> np.ndarray:
     return b.equals("payment_type", ("transfer_out",))
 
 
+# payment_fraud_v2 (issue 18): the signal fraud leaves against the payer's own history.
+_US_PER_HOUR = 3_600_000_000
+_US_PER_DAY = 24 * _US_PER_HOUR
+
+
+def _amount_ratio(b: RequestBatch, column: str) -> np.ndarray:
+    base = b.profile(column)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(base > 0, b.number("amount") / base, np.nan)
+
+
+def _amount_to_avg_7d(b: RequestBatch) -> np.ndarray:
+    return _amount_ratio(b, "payer_avg_amount_7d")
+
+
+def _amount_to_median_7d(b: RequestBatch) -> np.ndarray:
+    return _amount_ratio(b, "payer_median_amount_7d")
+
+
+def _amount_to_median_30d(b: RequestBatch) -> np.ndarray:
+    return _amount_ratio(b, "payer_median_amount_30d")
+
+
+def _amount_zscore_30d(b: RequestBatch) -> np.ndarray:
+    sd = b.profile("payer_amount_sd_30d")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = (b.number("amount") - b.profile("payer_avg_amount_30d")) / sd
+    return np.where(sd > 0, z, np.nan)
+
+
+def _hours_since_previous(b: RequestBatch) -> np.ndarray:
+    """Hours since the payer's previous event: the latest of its events of the 24 hours
+    before (recent), else its last event before the previous close (profile); NaN if none
+    in 30 days."""
+    t = b.ts_us()
+    previous = b.previous_ts(hours=24)
+    since_close = (t % _US_PER_DAY) / _US_PER_HOUR
+    from_profile = b.profile("payer_last_event_age_30d") + since_close
+    with np.errstate(invalid="ignore"):
+        return np.where(previous >= 0, (t - previous) / _US_PER_HOUR, from_profile)
+
+
+def _weekend(b: RequestBatch) -> np.ndarray:
+    day = b.ts_us() // _US_PER_DAY  # 1970-01-01 was a Thursday: Saturday is 2, Sunday 3
+    return np.isin(day % 7, (2, 3)).astype(np.float64)
+
+
+_MEDIAN = """
+SELECT k.entity_id, k.as_of, median(CAST(d.amount AS DOUBLE)) AS value
+FROM {keys} k JOIN {source} d ON d.entity_id = k.entity_id
+ AND d.day <= k.as_of AND d.day > k.as_of - {days}
+GROUP BY ALL
+"""
+
+
+def _median_windowed(days: int) -> str:
+    """:data:`_MEDIAN` for every key at once: a median over a RANGE window of day numbers."""
+    dn = _DAY_NUMBER.format(col="day")
+    return f"""
+SELECT entity_id, as_of, median(CAST(amount AS DOUBLE)) OVER w AS value FROM (
+  SELECT entity_id, {dn} AS dn, amount, false AS __key FROM {{source}}
+  UNION ALL BY NAME
+  SELECT DISTINCT entity_id, as_of, {_DAY_NUMBER.format(col="as_of")} AS dn, true AS __key
+  FROM {{keys}})
+WINDOW w AS (PARTITION BY entity_id ORDER BY dn
+             RANGE BETWEEN {days - 1} PRECEDING AND CURRENT ROW)
+QUALIFY __key
+"""
+
+
+#: Hours from the payer's last event to the previous close (the end of the as-of day).
+_LAST_EVENT_AGE = (
+    "(date_diff('day', max(day), as_of) * 86400 + 86400 - arg_max(last_second, day)) / 3600.0"
+)
+_SD = (
+    "sqrt(greatest(sum(amount_sq) - sum(amount) * sum(amount) / nullif(sum(txn_n), 0), 0)"
+    " / nullif(sum(txn_n) - 1, 0))"
+)
+
 # ----------------------------------------------------------------- personal consumer credit
 PERSONAL = (
     _agg("customer_spend_amount_30d", "customer_pos", "sum(spend)",
@@ -681,6 +760,68 @@ FRAUD = (
     _req("event_transfer_now", _is_transfer, "1 for an outgoing transfer.", reason="channel"),
 )  # fmt: skip
 
+# v2 (issue 18): amount against the payer's own history, time since its previous event,
+# the counterpart's and merchant's fraud rates over 1/7/30 days (reports counted when they
+# arrived, so only reports known at the decision), terminal activity, weekend.
+FRAUD_V2 = (
+    *FRAUD,
+    _agg("payer_avg_amount_7d", "payer_amounts", "sum(amount) / nullif(sum(txn_n), 0)",
+         "The payer's average event amount over 7 days (previous close).", reason="profile",
+         fill=None),
+    _sql("payer_median_amount_7d", "payer_event_amounts", _MEDIAN.replace("{days}", "7"),
+         "The payer's median event amount over 7 days (previous close).", reason="profile",
+         windowed=_median_windowed(7)),
+    _sql("payer_median_amount_30d", "payer_event_amounts", _MEDIAN.replace("{days}", "30"),
+         "The payer's median event amount over 30 days (previous close).", reason="profile",
+         windowed=_median_windowed(30)),
+    _agg("payer_amount_sd_30d", "payer_amounts", _SD,
+         "Standard deviation of the payer's event amounts over 30 days (previous close).",
+         reason="profile", fill=None),
+    _agg("payer_last_event_age_30d", "payer_amounts", _LAST_EVENT_AGE,
+         "Hours from the payer's last event to the previous close (none in 30 days: empty).",
+         reason="velocity", fill=None),
+    _req("payer_amount_to_avg_7d", _amount_to_avg_7d,
+         "This amount over the payer's 7-day average amount.", reason="amount", monotone=1),
+    _req("payer_amount_to_median_7d", _amount_to_median_7d,
+         "This amount over the payer's 7-day median amount.", reason="amount", monotone=1),
+    _req("payer_amount_to_median_30d", _amount_to_median_30d,
+         "This amount over the payer's 30-day median amount.", reason="amount", monotone=1),
+    _req("payer_amount_zscore_30d", _amount_zscore_30d,
+         "This amount's z-score against the payer's 30-day amounts.", reason="amount",
+         monotone=1),
+    _req("payer_hours_since_previous_now", _hours_since_previous,
+         "Hours since the payer's previous event (empty if none in 30 days).",
+         reason="velocity"),
+    _agg("counterpart_fraud_rate_1d", "counterpart_risk",
+         "sum(report_n) / nullif(sum(txn_n), 0)",
+         "Fraud reports known on the previous day per event at this terminal / payee.",
+         reason="counterpart_risk", fill=None),
+    _agg("counterpart_fraud_rate_7d", "counterpart_risk",
+         "sum(report_n) / nullif(sum(txn_n), 0)",
+         "Fraud reports known over 7 days per event at this terminal / payee.",
+         reason="counterpart_risk", fill=None),
+    _agg("counterpart_txn_count_1d", "counterpart_events", "sum(txn_n)",
+         "Events at this terminal / payee on the previous day.", reason="velocity"),
+    _agg("counterpart_txn_amount_1d", "counterpart_events", "sum(amount)",
+         "Amount (CNY) of the events at this terminal / payee on the previous day.",
+         reason="velocity"),
+    _agg("counterpart_txn_count_7d", "counterpart_events", "sum(txn_n)",
+         "Events at this terminal / payee over 7 days.", reason="velocity"),
+    _agg("counterpart_txn_amount_7d", "counterpart_events", "sum(amount)",
+         "Amount (CNY) of the events at this terminal / payee over 7 days.",
+         reason="velocity"),
+    _agg("merchant_fraud_reports_1d", "merchant_risk", "sum(report_n)",
+         "Fraud reports known on the previous day about the merchant's POS transactions.",
+         reason="merchant_risk", monotone=1),
+    _agg("merchant_fraud_rate_1d", "merchant_risk", "sum(report_n) / nullif(sum(txn_n), 0)",
+         "Fraud reports known on the previous day per POS transaction of the merchant.",
+         reason="merchant_risk", fill=None),
+    _agg("merchant_fraud_rate_7d", "merchant_risk", "sum(report_n) / nullif(sum(txn_n), 0)",
+         "Fraud reports known over 7 days per POS transaction of the merchant.",
+         reason="merchant_risk", fill=None),
+    _req("event_weekend_now", _weekend, "1 on a Saturday or Sunday.", reason="time"),
+)  # fmt: skip
+
 _SETS = (
     FeatureSet("personal_credit", 1, "customer",
                "Personal consumer credit (逸贷) on real spending.", PERSONAL),
@@ -695,6 +836,9 @@ _SETS = (
     FeatureSet("sme_credit", 1, "sme", "SME revolving online loans (网贷通).", SME),
     FeatureSet("payment_fraud", 1, "payer",
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
+    FeatureSet("payment_fraud", 2, "payer",
+               "Fraud on POS card transactions and online payments, per event, against the "
+               "payer's own history and the counterpart's known fraud.", FRAUD_V2),
 )  # fmt: skip
 FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in _SETS}
 #: The set each model trains on (``yidai.core.catalogue``): built and published by default.

@@ -164,6 +164,34 @@ class RequestBatch:
         result: tuple[np.ndarray, np.ndarray] = self._cache[key]
         return result
 
+    def previous_ts(self, hours: int) -> np.ndarray:
+        """The time (us) of the payer's latest event in ``[ts - hours, ts)``; -1 if none."""
+        key = ("previous", hours)
+        if key not in self._cache:
+            h = self._history_frame()
+            t = self.ts_us()
+            # payers as integer codes shared by both sides (merge_asof needs equal key types)
+            ev_key = np.asarray(h["payer_id"], dtype=object)
+            codes, _ = pd.factorize(
+                np.concatenate([ev_key, np.asarray(self._field("payer_id"), dtype=object)])
+            )
+            events = pd.DataFrame({"payer_id": codes[: len(ev_key)], "ev": h["ts_us"]})
+            events = events.assign(t=events["ev"]).sort_values("t", kind="stable")
+            queries = pd.DataFrame({"payer_id": codes[len(ev_key) :], "t": t, "i": range(self.n)})
+            found = pd.merge_asof(
+                queries.sort_values("t", kind="stable"),
+                events,
+                on="t",
+                by="payer_id",
+                allow_exact_matches=False,
+                direction="backward",
+            ).sort_values("i")
+            ev = found["ev"].to_numpy(np.float64)
+            inside = ~np.isnan(ev) & (ev >= t - hours * US_PER_HOUR)
+            self._cache[key] = np.where(inside, np.nan_to_num(ev), -1).astype(np.int64)
+        result: np.ndarray = self._cache[key]
+        return result
+
     def _seen_in(self, field: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         h = self._history_frame()
         ev_mask = ~pd.isna(h[field])
@@ -361,6 +389,13 @@ class SingleRequest:
             total = np.array([int(cents[inside].sum())], dtype=np.int64)
             self._velocity[hours] = (count.astype(np.float64), total / 100.0)
         return self._velocity[hours]
+
+    def previous_ts(self, hours: int) -> np.ndarray:
+        """The time (us) of the payer's latest event in ``[ts - hours, ts)``; -1 if none."""
+        ts, _ = self._events()
+        t = int(self.ts_us()[0])
+        inside = ts[(ts >= t - hours * US_PER_HOUR) & (ts < t)]
+        return np.array([int(inside.max()) if len(inside) else -1], dtype=np.int64)
 
     def _seen_in(self, field: str, lo: int, hi: int) -> bool:
         ts, _ = self._events()

@@ -363,6 +363,36 @@ _SOURCE_LIST = [
             ("night_n", f"count_if({NIGHT})"),
         ),
     ),
+    # payment_fraud_v2 (issue 18): the payer's amounts (sum of squares for the spread), the
+    # time of its last event of the day, each event's amount (medians), and the
+    # counterpart's activity (count and amount per terminal / payee).
+    Source(
+        name="payer_amounts",
+        entity="payer",
+        relation=FRAUD_EVENTS_SQL,
+        entity_expr="payer_id",
+        measures=(
+            ("txn_n", "count(*)"),
+            ("amount", "sum(amount)"),
+            ("amount_sq", "sum(amount * amount)"),
+            ("last_second", "max(hour(ts) * 3600 + minute(ts) * 60 + second(ts))"),
+        ),
+    ),
+    Source(
+        name="payer_event_amounts",
+        entity="payer",
+        relation=FRAUD_EVENTS_SQL,
+        entity_expr="payer_id",
+        dims=("event_id",),
+        measures=(("amount", "sum(amount)"),),
+    ),
+    Source(
+        name="counterpart_events",
+        entity="counterpart",
+        relation=FRAUD_EVENTS_SQL,
+        entity_expr="counterpart_id",
+        measures=(("txn_n", "count(*)"), ("amount", "sum(amount)")),
+    ),
     Source(
         name="counterpart_risk",
         entity="counterpart",

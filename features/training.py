@@ -164,7 +164,7 @@ def _validate_spine(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame, fs_name
             f"the spine has {int(future.sum())} decision_ts after the data "
             f"(latest usable {limit}), e.g. {ts[future].iloc[0]}: features would be unknown"
         )
-    if fs_name == FRAUD_FEATURE_SET:
+    if resolve_feature_sets([fs_name])[0].entity == "payer":  # every payment-fraud version
         lacking = [c for c in FRAUD_REQUEST_FIELDS if c not in spine.columns]
         if lacking:
             raise YidaiError(f"a {fs_name} spine needs the event fields {lacking} (fraud_spine)")

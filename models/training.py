@@ -44,6 +44,7 @@ from models.registry import (
     version_by_alias,
 )
 from models.scorecard import Scorecard
+from models.tuning import TuningResult, tune
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings, get_settings
@@ -337,6 +338,14 @@ def default_hyperparameters(n_train_rows: int) -> dict[str, Any]:
     }
 
 
+#: Fraud on top of the size defaults: no class re-weighting.  The training window already
+#: keeps every fraud and a quarter of the legitimate events; weighting the frauds up again
+#: lowered average precision on the rolling out-of-time folds of the training window
+#: (a simulated world, v1 and v2 sets alike; then the test windows of bench_fraud.py's
+#: five worlds: docs/benchmarks.md, Fraud model before and after issue 18).
+FRAUD_HYPERPARAMETERS: dict[str, Any] = {"max_pos_weight": 1.0}
+
+
 @dataclass
 class FittedModel:
     """The output of :func:`fit_and_evaluate`, before anything is logged."""
@@ -352,6 +361,8 @@ class FittedModel:
     #: when ``refit`` ran (else the same object).
     oot_estimator: GradientBoostedPD | None = None
     refit: Refit | None = None
+    #: The hyperparameter search, when one ran (``tune_trials``).
+    tuning: TuningResult | None = None
 
     @property
     def rows(self) -> dict[str, int]:
@@ -448,21 +459,37 @@ def fit_and_evaluate(
     estimator_params: dict[str, Any] | None = None,
     max_train_rows: int = 2_000_000,
     refit: bool = True,
+    tune_trials: int = 0,
 ) -> FittedModel:
     """Split out of time, fit the calibrated model, evaluate it on the test window; then
     (``refit``) refit it on all labelled data (:func:`refit_on_all`): the refit is the model
-    registered, the out-of-time figures are the validated model's."""
+    registered, the out-of-time figures are the validated model's.  ``tune_trials`` > 0
+    first searches the hyperparameters on rolling folds of the training window
+    (:func:`models.tuning.tune`); explicit ``estimator_params`` still win."""
     data.check()
     parts = split_out_of_time(data.frame, split)
     train = downsample_negatives(parts.train, max_train_rows, seed)
     features = data.feature_names
     params: dict[str, Any] = {
         **default_hyperparameters(len(train)),
+        **(FRAUD_HYPERPARAMETERS if spec.kind == "fraud" else {}),
         "random_state": seed,
         "calibration": spec.calibration,
         "early_stopping_metric": spec.early_stopping_metric,
         **(estimator_params or {}),
     }
+    tuning = None
+    if tune_trials > 0:
+        tuning = tune(
+            train.sort_values("ts", kind="stable"),
+            features,
+            params,
+            n_trials=tune_trials,
+            kind=spec.kind,
+            monotone=data.monotone,
+            seed=seed,
+        )
+        params = {**params, **tuning.best_params, **(estimator_params or {})}
     estimator = GradientBoostedPD(monotone=data.monotone, **params)
     calibration = parts.calibration.sort_values("ts", kind="stable")  # time order: "auto"
     estimator.fit(
@@ -507,6 +534,12 @@ def fit_and_evaluate(
         "train_rows_used": len(train),
         **{f"window_{k}": v for k, v in parts.windows.items()},
     }
+    if tuning is not None:
+        logged_params |= {
+            "tune_trials": tune_trials,
+            f"tune_best_mean_{tuning.metric}": round(tuning.best_value, 6),
+            "tune_folds": ",".join(tuning.folds),
+        }
     refitted = (
         refit_on_all(data, estimator, split, seed=seed, max_train_rows=max_train_rows)
         if refit
@@ -530,6 +563,7 @@ def fit_and_evaluate(
         logged_params,
         oot_estimator=estimator,
         refit=refitted,
+        tuning=tuning,
     )
 
 
@@ -639,9 +673,11 @@ def train_and_register(
     estimator_params: dict[str, Any] | None = None,
     champion_rows: ChampionRows | None = None,
     refit: bool = True,
+    tune_trials: int | None = None,
 ) -> TrainResult:
     """Fit, evaluate, apply the gate against the champion, log the run and register (the
-    refit on all labelled data unless ``refit`` is False)."""
+    refit on all labelled data unless ``refit`` is False); ``tune_trials`` (default: the
+    ``tune_trials`` setting) > 0 searches the hyperparameters first."""
     settings = settings or get_settings()
     tracking_client(settings)  # fail fast on an unreachable store, before training
     fitted = fit_and_evaluate(
@@ -651,6 +687,7 @@ def train_and_register(
         seed=settings.seed,
         estimator_params=estimator_params,
         refit=refit,
+        tune_trials=settings.tune_trials if tune_trials is None else tune_trials,
     )
     return register_fitted(
         fitted, data, settings=settings, gate=gate, scorecard=scorecard, champion_rows=champion_rows
@@ -685,6 +722,8 @@ def register_fitted(
     scorecard = scorecard or Scorecard()
     with tempfile.TemporaryDirectory(prefix=f"yidai-{spec.name}-") as tmp:
         report = Path(tmp)
+        if fitted.tuning is not None:  # the search, one row per trial, beside the report
+            fitted.tuning.trials.to_csv(report / "tuning_trials.csv", index=False)
         write_report(
             report,
             name=spec.name,
@@ -836,9 +875,11 @@ def train_model(
     gate: GateConfig | None = None,
     split: SplitConfig | None = None,
     estimator_params: dict[str, Any] | None = None,
+    tune_trials: int | None = None,
 ) -> TrainResult:
     """Train, evaluate, log and register model ``name`` (one of ``MODEL_SPECS``); ``split``
-    fixes the out-of-time windows (default: :meth:`SplitConfig.for_kind`)."""
+    fixes the out-of-time windows (default: :meth:`SplitConfig.for_kind`); ``tune_trials``
+    (default: the ``tune_trials`` setting) > 0 searches the hyperparameters first."""
     spec = get_spec(name)
     settings = settings or get_settings()
     tracking_client(settings)  # an unreachable MLflow fails before the expensive part
@@ -851,4 +892,5 @@ def train_model(
         split=split,
         gate=gate,
         estimator_params=estimator_params,
+        tune_trials=tune_trials,
     )

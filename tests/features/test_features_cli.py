@@ -39,7 +39,7 @@ def test_build_publish_and_training_set_commands(home: Path) -> None:
     assert published.exit_code == 0, published.output
     published = runner.invoke(app, ["features", "publish", "--as-of", "2026-01-20"])
     assert published.exit_code == 0, published.output
-    assert (home / "serving" / "features" / "payment_fraud_v1" / "CURRENT").exists()
+    assert (home / "serving" / "features" / "payment_fraud_v2" / "CURRENT").exists()
     out = home / "ts.parquet"
     made = runner.invoke(app, ["features", "training-set", "sme_credit_v1", "--as-of",
                                "2026-01-28", "--out", str(out), "--include-declined"])  # fmt: skip

@@ -23,6 +23,7 @@ def test_four_sets_with_entities_and_hints() -> None:
         "merchant_credit_v2",
         "sme_credit_v1",
         "payment_fraud_v1",
+        "payment_fraud_v2",
     }
     for fs in FEATURE_SETS.values():
         assert len(fs.columns) == len(set(fs.columns)) >= 15

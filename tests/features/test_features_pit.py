@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -127,6 +128,42 @@ def test_fraud_velocity_and_flags_use_only_earlier_events(
     assert df.loc["e3", "counterpart_fraud_reports_1d"] == 0
     assert df.loc["e4", "counterpart_fraud_reports_1d"] == 1
     assert df.loc["e4", "merchant_fraud_reports_7d"] == 1
+
+
+def test_fraud_v2_history_features_by_hand(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    """payment_fraud_v2 on the same events, computed by hand: the payer's amounts up to the
+    previous close, the previous event (recent, else the profile), reports as they arrive."""
+    _world(empty_wh, rows_into)
+    spine = features.fraud_spine(
+        empty_wh, dt.date(2026, 3, 20), label_delay_days=0, start=dt.date(2026, 3, 11)
+    )
+    df = features.build_training_set(empty_wh, spine, "payment_fraud_v2").set_index("event_id")
+    # e3 (12th 15:00): the profile of the 11th close holds e0, e1, e2 (10, 20, 30 CNY)
+    assert df.loc["e3", "payer_avg_amount_7d"] == 20.0
+    assert df.loc["e3", "payer_median_amount_30d"] == 20.0
+    assert df.loc["e3", "payer_amount_sd_30d"] == pytest.approx(10.0)
+    assert df.loc["e3", "payer_amount_zscore_30d"] == pytest.approx((40 - 20) / 10)
+    assert df.loc["e3", "payer_amount_to_median_7d"] == 2.0
+    # the last event before the close was e2 at 09:30:01: 14.5 h minus 1 s before midnight
+    assert df.loc["e3", "payer_last_event_age_30d"] == pytest.approx(14.5 - 1 / 3600)
+    # e3 has no event in the 24 h before it: e2 through the profile, 29.5 h - 1 s earlier
+    assert df.loc["e3", "payer_hours_since_previous_now"] == pytest.approx(29.5 - 1 / 3600)
+    assert df.loc["e2", "payer_hours_since_previous_now"] == pytest.approx(1 / 3600)  # e1
+    assert df.loc["e4", "payer_hours_since_previous_now"] == 24.0  # e3, among the recent
+    assert np.isnan(df.loc["e0", "payer_hours_since_previous_now"])  # nothing before
+    assert np.isnan(df.loc["e0", "payer_median_amount_7d"])
+    # the 11th's close: T1 had p3 (card K1), e0 and e1 that day
+    assert df.loc["e3", "counterpart_txn_count_1d"] == 3
+    assert df.loc["e3", "counterpart_txn_amount_1d"] == 5000.0 + 10.0 + 20.0
+    # e0's report arrives on the 12th 10:00: not in e3's rate (11th close), in e4's
+    # (12th: 1 report, 1 event at T1; 7 events at M1 over the 7 days)
+    assert df.loc["e3", "counterpart_fraud_rate_1d"] == 0.0
+    assert df.loc["e4", "counterpart_fraud_rate_1d"] == 1.0
+    assert df.loc["e4", "merchant_fraud_rate_7d"] == pytest.approx(1 / 7)
+    # 2026-03-11 was a Wednesday, 2026-03-14 a Saturday
+    assert df["event_weekend_now"].sum() == 0
 
 
 def test_fraud_labels_only_as_known_at_as_of(

@@ -124,21 +124,30 @@ def test_credit_parity_online_equals_offline(
         np.testing.assert_array_equal(online, expected, err_msg=f"row {i} {row['entity_id']}")
 
 
+@pytest.mark.parametrize("fs_name", ["payment_fraud_v1", "payment_fraud_v2"])
 def test_fraud_parity_online_equals_offline(
-    wh: duckdb.DuckDBPyConnection, as_of: dt.date, tmp_path: Path, store: OnlineStore
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date, tmp_path: Path, store: OnlineStore, fs_name: str
 ) -> None:
-    features.publish_snapshot(wh, tmp_path, as_of, ["payment_fraud_v1"], store=store)
-    snap = features.load_snapshot(tmp_path, "payment_fraud_v1", store)
+    features.publish_snapshot(wh, tmp_path, as_of, [fs_name], store=store)
+    snap = features.load_snapshot(tmp_path, fs_name, store)
     next_day = as_of + dt.timedelta(days=1)
     spine = features.fraud_spine(wh, next_day, label_delay_days=0, start=next_day)
     spine = spine.sample(n=min(60, len(spine)), random_state=5)
-    offline = features.build_training_set(wh, spine, "payment_fraud_v1")
+    offline = features.build_training_set(wh, spine, fs_name)
     events = wh.execute(
         f"SELECT payer_id, ts, amount, counterpart_id, device_id, channel "
         f"FROM ({FRAUD_EVENTS_SQL}) WHERE ts >= ?",
         [dt.datetime.combine(as_of, dt.time())],
     ).df()
     assert offline["event_type"].nunique() == 2
+    if fs_name == "payment_fraud_v2":  # the new features carry values, not only blanks
+        for col in (
+            "payer_median_amount_30d",
+            "payer_amount_zscore_30d",
+            "payer_hours_since_previous_now",
+            "counterpart_txn_count_7d",
+        ):
+            assert offline[col].notna().sum() > 5 and offline[col].nunique() > 3, col
     for i, row in offline.iterrows():
         t = row["decision_ts"]
         recent = events[

@@ -16,10 +16,12 @@ from mlflow import MlflowClient
 
 from models.registry import load_model
 from models.training import train_model
+from yidai.core.catalogue import FRAUD_MODEL
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
 
 AS_OF = dt.date(2026, 9, 30)
+FRAUD_SET = FRAUD_MODEL.feature_set  # the active payment-fraud set
 FAST = {"n_estimators": 40, "learning_rate": 0.2, "early_stopping_rounds": 10}
 
 
@@ -34,9 +36,9 @@ def warehouse_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     con = connect(home / "warehouse" / "yidai.duckdb")
     try:
         synthetic_warehouse(con, n_pos=12_000, n_payments=4_000, n_orders=1_000)
-        build_features_history(con, dt.date(2025, 10, 1), AS_OF, ["payment_fraud_v1"])
-        build_features(con, AS_OF, ["payment_fraud_v1"])
-        publish_snapshot(con, home / "serving", AS_OF, ["payment_fraud_v1"])
+        build_features_history(con, dt.date(2025, 10, 1), AS_OF, [FRAUD_SET])
+        build_features(con, AS_OF, [FRAUD_SET])
+        publish_snapshot(con, home / "serving", AS_OF, [FRAUD_SET])
     finally:
         con.close()
     return home
@@ -53,7 +55,7 @@ def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
     from yidai.core.warehouse import connect
 
     result = train_model("payment_fraud", settings=settings, estimator_params=FAST)
-    fs = FEATURE_SETS["payment_fraud_v1"]
+    fs = FEATURE_SETS[FRAUD_SET]
     assert (result.feature_set, result.feature_set_version) == (fs.name, fs.fingerprint)
     assert result.alias == "champion"
     for metric in ("oot_average_precision", "oot_card_precision_top_k",
@@ -75,7 +77,7 @@ def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
     assert (test_start - cal_end).days == delay + 1
 
     # The service's path: the published snapshot's fingerprint must match the model's.
-    snapshot = load_snapshot(settings.serving, "payment_fraud_v1")
+    snapshot = load_snapshot(settings.serving, FRAUD_SET)
     model = load_model(
         "payment_fraud", settings=settings, expected_feature_set_version=snapshot.fingerprint
     )
@@ -83,13 +85,40 @@ def test_fraud_model_from_the_feature_store(settings: Settings) -> None:
     con = connect(settings.warehouse)
     try:
         spine = fraud_spine(con, AS_OF).tail(50)
-        rows = build_training_set(con, spine, "payment_fraud_v1")
+        rows = build_training_set(con, spine, FRAUD_SET)
     finally:
         con.close()
     p = model.predict_pd(rows[fs.columns].to_numpy())
     assert p.shape == (50,) and ((p > 0) & (p < 1)).all()
     reasons = model.reason_codes(rows[fs.columns].to_numpy(), top_k=3)
     assert any(reasons) and all(r.text_zh and r.text_en for row in reasons for r in row)
+
+
+def test_a_tuned_fraud_model_logs_its_search(settings: Settings) -> None:
+    """``tune_trials``: an Optuna search on rolling out-of-time folds of the training window
+    (average precision), its best parameters used and logged, every trial in a table."""
+    import pandas as pd
+
+    result = train_model(
+        "payment_fraud",
+        settings=settings,
+        estimator_params={"n_estimators": 60, "early_stopping_rounds": 10},
+        tune_trials=2,
+    )
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    run = client.get_run(result.run_id)
+    params = run.data.params
+    assert params["tune_trials"] == "2"
+    assert 0 < float(params["tune_best_mean_average_precision"]) <= 1
+    folds = params["tune_folds"].split(",")
+    assert len(folds) == 3 and folds == sorted(folds)  # rolling: later and later blocks
+    assert params["tune_folds"].split(",")[-1].split("..")[1] < params["window_calibration"]
+    path = client.download_artifacts(result.run_id, "report/tuning_trials.csv", str(settings.home))
+    trials = pd.read_csv(path)
+    assert len(trials) == 2 and trials["mean_average_precision"].between(0, 1).all()
+    best = trials.loc[trials["mean_average_precision"].idxmax()]
+    assert int(params["num_leaves"]) == int(best["num_leaves"])  # the best trial's settings
+    assert float(params["learning_rate"]) == pytest.approx(best["learning_rate"])
 
 
 def test_too_little_credit_history_is_a_clear_error(settings: Settings) -> None:
@@ -138,7 +167,7 @@ def busy_weeks_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         synthetic_warehouse(
             con, n_pos=40_000, n_payments=14_000, n_orders=300, start=start, days=60, seed=11
         )
-        build_features_history(con, start, AS_OF, ["payment_fraud_v1"])
+        build_features_history(con, start, AS_OF, [FRAUD_SET])
     finally:
         con.close()
     return home

@@ -160,6 +160,13 @@ class Settings(BaseSettings):
         lt=1,
         description="Share of fraud reports that must have arrived for the measured label delay.",
     )
+    # Hyperparameter search (issue 18, models.tuning): off unless asked for.
+    tune_trials: int = Field(
+        0,
+        ge=0,
+        description="Optuna trials of the hyperparameter search on rolling out-of-time folds "
+        "before each training (0: no search, the defaults); `yidai train --tune-trials N`.",
+    )
     ingest_max_lateness_days: int = Field(
         365,
         ge=0,

@@ -48,6 +48,13 @@ def register(app: typer.Typer) -> None:
             min=1,
             help="Days of the out-of-time test window. Default: 30 (fraud), 61 (credit).",
         ),
+        tune_trials: int | None = typer.Option(
+            None,
+            "--tune-trials",
+            min=0,
+            help="Optuna trials of a hyperparameter search on rolling out-of-time folds "
+            "(logged in MLflow). Default: YIDAI_TUNE_TRIALS (0: no search).",
+        ),
         scorecard: bool = typer.Option(
             True,
             "--scorecard/--no-scorecard",
@@ -110,7 +117,9 @@ def register(app: typer.Typer) -> None:
                         train_days=train_days,
                         test_days=test_days,
                     )
-                    result = train_model(name, as_of=day, gate=gate, split=split)
+                    result = train_model(
+                        name, as_of=day, gate=gate, split=split, tune_trials=tune_trials
+                    )
                 except YidaiError as exc:
                     # One model's bad data must not stop the others; reported at the end.
                     failures.append(f"{name}: {exc}")
