@@ -138,3 +138,52 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(QUARANTINE_DDL)
     con.execute(MANIFEST_DDL)
     con.execute(reconciliation_view_ddl())
+
+
+# --- the batch tables of the active engine (issue 19) ---
+def connect_tables(
+    warehouse: Path | str | None = None,
+    *,
+    read_only: bool = True,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """The ingested tables as a DuckDB connection, for the jobs that read them (training-set
+    spines and labels, the loan book, monitoring, the dashboards' tables, the snapshot).
+
+    ``warehouse`` given: that DuckDB file.  Otherwise the active engine's (``YIDAI_ENGINE``):
+    the warehouse file on DuckDB; on Spark the lake's committed Parquet read in place through
+    one view per contract (an in-memory DuckDB: nothing is written to the lake, and it opens
+    while Spark writes new runs, which readers see only once committed).
+    """
+    # deferred: settings are read at run time only; the lake imports the Spark ground
+    from yidai.core import lake
+    from yidai.core.settings import get_settings
+    from yidai.core.spark import engine_name
+
+    if warehouse is not None or engine_name() == "duckdb":
+        path = warehouse if warehouse is not None else get_settings().warehouse
+        return connect_existing(path, read_only=read_only, memory_limit=memory_limit)
+    root = get_settings().lake
+    if not lake.committed_runs(root):
+        raise YidaiError(f"the lake {root} holds no committed runs; run `yidai ingest` first")
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(config=config)
+    con.execute("SET TimeZone = 'UTC'")
+    lake.attach_duckdb(con, root)
+    return con
+
+
+def tables_location(warehouse: Path | str | None = None) -> str:
+    """Where :func:`connect_tables` reads (for messages): the warehouse file or the lake."""
+    # deferred: settings are read at run time only
+    from yidai.core.settings import get_settings
+    from yidai.core.spark import engine_name
+
+    if warehouse is not None:
+        return str(warehouse)
+    settings = get_settings()
+    if engine_name() == "spark":
+        return f"lake {settings.lake}"
+    return str(settings.warehouse)
