@@ -16,6 +16,7 @@ import duckdb
 
 from yidai.core.contracts import CONTRACTS, Contract
 from yidai.core.errors import YidaiError
+from yidai.core.settings import Settings
 from yidai.core.warehouse import connect_tables, tables_location
 
 
@@ -81,13 +82,16 @@ def require_ingested_day(
     )
 
 
-def require_warehouse_day(warehouse: Path | None, day: dt.date) -> None:
+def require_warehouse_day(
+    warehouse: Path | None, day: dt.date, *, settings: Settings | None = None
+) -> None:
     """Raise :class:`YidaiError` unless the warehouse file exists (it is never created) and
     holds ingested rows for ``day`` (:func:`require_ingested_day`); ``None``: the active
-    engine's tables (``yidai.core.warehouse.connect_tables``: the warehouse or the lake)."""
+    engine's tables of ``settings`` (``yidai.core.warehouse.connect_tables``: the warehouse
+    or the lake)."""
 
-    con = connect_tables(warehouse, read_only=True)
+    con = connect_tables(warehouse, settings=settings, read_only=True)
     try:
-        require_ingested_day(con, day, tables_location(warehouse))
+        require_ingested_day(con, day, tables_location(warehouse, settings=settings))
     finally:
         con.close()

@@ -184,7 +184,7 @@ def training_split(
     set it."""
     delay = label_delay_days
     if spec.kind == "fraud" and delay is None:
-        con = connect_tables(read_only=True)  # the active engine's tables
+        con = connect_tables(settings=settings, read_only=True)  # the engine's tables
         try:
             delay = fraud_label_delay(con, as_of or default_as_of(con), settings)
         finally:
@@ -545,7 +545,7 @@ def warehouse_rows(settings: Settings) -> ChampionRows:
         columns = set(get_feature_set(feature_set).columns)
         spine = rows.drop(columns=[c for c in rows.columns if c in columns])
         spine = spine.rename(columns={"ts": "decision_ts"})
-        con = connect_tables(read_only=False)  # the active engine's tables
+        con = connect_tables(settings=settings, read_only=False)  # the engine's tables
         try:
             return build_training_set(con, spine, feature_set)
         finally:
@@ -779,7 +779,7 @@ def load_training_data(
         split = split or training_split(spec, settings, as_of)
     # The spine functions create missing tables, so they need a read-write connection
     # (training runs in the warehouse pool of the pipeline).
-    con = connect_tables(read_only=False)
+    con = connect_tables(settings=settings, read_only=False)
     try:
         as_of = as_of or default_as_of(con)
         if spec.kind == "credit":

@@ -10,11 +10,15 @@ actually present per batch).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from yidai.core.contracts import CONTRACTS, Contract
 from yidai.core.errors import YidaiError
+
+if TYPE_CHECKING:
+    from yidai.core.settings import Settings
 
 LINEAGE_COLUMNS = (("_batch_id", "VARCHAR"), ("_ingested_at", "TIMESTAMP"))
 
@@ -144,13 +148,15 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 def connect_tables(
     warehouse: Path | str | None = None,
     *,
+    settings: Settings | None = None,
     read_only: bool = True,
     memory_limit: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """The ingested tables as a DuckDB connection, for the jobs that read them (training-set
     spines and labels, the loan book, monitoring, the dashboards' tables, the snapshot).
 
-    ``warehouse`` given: that DuckDB file.  Otherwise the active engine's (``YIDAI_ENGINE``):
+    ``warehouse`` given: that DuckDB file.  Otherwise the engine's of ``settings`` (default
+    ``get_settings()``; ``YIDAI_ENGINE``):
     the warehouse file on DuckDB; on Spark the lake's committed Parquet read in place through
     one view per contract (an in-memory DuckDB: nothing is written to the lake, and it opens
     while Spark writes new runs, which readers see only once committed).
@@ -158,12 +164,12 @@ def connect_tables(
     # deferred: settings are read at run time only; the lake imports the Spark ground
     from yidai.core import lake
     from yidai.core.settings import get_settings
-    from yidai.core.spark import engine_name
 
-    if warehouse is not None or engine_name() == "duckdb":
-        path = warehouse if warehouse is not None else get_settings().warehouse
+    settings = settings or get_settings()
+    if warehouse is not None or settings.engine == "duckdb":
+        path = warehouse if warehouse is not None else settings.warehouse
         return connect_existing(path, read_only=read_only, memory_limit=memory_limit)
-    root = get_settings().lake
+    root = settings.lake
     if not lake.committed_runs(root):
         raise YidaiError(f"the lake {root} holds no committed runs; run `yidai ingest` first")
     config: dict[str, str | bool | int | float | list[str]] = {}
@@ -175,15 +181,16 @@ def connect_tables(
     return con
 
 
-def tables_location(warehouse: Path | str | None = None) -> str:
+def tables_location(
+    warehouse: Path | str | None = None, *, settings: Settings | None = None
+) -> str:
     """Where :func:`connect_tables` reads (for messages): the warehouse file or the lake."""
     # deferred: settings are read at run time only
     from yidai.core.settings import get_settings
-    from yidai.core.spark import engine_name
 
     if warehouse is not None:
         return str(warehouse)
-    settings = get_settings()
-    if engine_name() == "spark":
+    settings = settings or get_settings()
+    if settings.engine == "spark":
         return f"lake {settings.lake}"
     return str(settings.warehouse)

@@ -466,7 +466,7 @@ def run_monitoring(
 
     settings = settings or get_settings()
     drifts, perfs, infos, notes = [], [], [], []
-    con = connect_tables(read_only=True)  # the active engine's tables
+    con = connect_tables(settings=settings, read_only=True)  # the engine's tables
     try:
         first_day = history_start(con)
         for name in (*CREDIT_MODELS, FRAUD_MODEL):
@@ -584,7 +584,7 @@ def check_liquidity(as_of: date, *, settings: Any = None, days: int = 7) -> dict
     settings = settings or get_settings()
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     start = end - pd.Timedelta(days=days)
-    con = connect_tables(read_only=True)  # the active engine's tables
+    con = connect_tables(settings=settings, read_only=True)  # the engine's tables
     try:
         lines = con.execute(_LINES_SQL, {"end": end.to_pydatetime()}).df()
         drawn = con.execute(
