@@ -15,7 +15,8 @@ memory is its own):
   data exported into the lake layout (wall, driver + JVM CPU, JVM peak RSS).
 
 Usage: ``uv run python benchmarks/bench_features.py --size 1m [--steps daily,history,pandas]``
-or ``--engine duckdb,spark``;
+or ``--engine duckdb,spark --sizes 10m,50m`` (both engines at both sizes in one run; rows
+per core-second = rows / the build's CPU-seconds, the JVM's included);
 ``--scaling`` runs the daily build at 1M, 3M and 10M.
 """
 
@@ -349,6 +350,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=list(SIZES), default="1m", help="POS transactions.")
     parser.add_argument(
+        "--sizes", default=None, help="Comma-separated sizes run one after the other (10m,50m)."
+    )
+    parser.add_argument(
         "--steps",
         default="daily,history,duck_pos,pandas,equal,lookup",
         help=f"Comma-separated steps among {', '.join(STEPS)}.",
@@ -374,6 +378,11 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_features_"))
     workdir.mkdir(parents=True, exist_ok=True)
     sizes = ["1m", "3m", "10m"] if args.scaling else [args.size]
+    if args.sizes:
+        sizes = [s.strip() for s in args.sizes.split(",")]
+        unknown = [s for s in sizes if s not in SIZES]
+        if unknown:
+            raise SystemExit(f"unknown sizes {unknown}; choose among {', '.join(SIZES)}")
     steps = ["daily"] if args.scaling else args.steps.split(",")
     if args.engine:
         by_engine = {"duckdb": "daily", "spark": "spark_daily"}
@@ -386,6 +395,10 @@ def main() -> None:
             print(f"[{size}] generated in {gen['seconds']:.1f} s: {gen['rows']}", flush=True)
         for step in steps:
             result = run_step(step, path)
+            if "cpu_s" in result:  # the build's own CPU (the JVM's too on Spark)
+                cpu = float(result["cpu_s"]) or float("nan")  # type: ignore[arg-type]
+                result["pos_rows_per_core_s"] = round(SIZES[size] / cpu)
+                result["input_rows_per_core_s"] = round(SIZES[size] * 1.3 / cpu)
             print(f"[{size}] {step}: {json.dumps(result, default=str)}", flush=True)
 
 

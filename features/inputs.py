@@ -16,13 +16,15 @@ import duckdb
 
 from yidai.core.contracts import CONTRACTS, Contract
 from yidai.core.errors import YidaiError
-from yidai.core.warehouse import connect_existing
+from yidai.core.settings import Settings
+from yidai.core.warehouse import connect_tables, tables_location
 
 
 def _event_contracts(con: duckdb.DuckDBPyConnection) -> list[Contract]:
     """Contracts whose table exists and whose event time is when the event happened
     (a schedule's future due date says nothing about what was delivered)."""
-    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    listed = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    tables = {r[0] for r in listed}  # views too: the Spark engine's lake views
     return [
         c
         for c in CONTRACTS.values()
@@ -80,12 +82,16 @@ def require_ingested_day(
     )
 
 
-def require_warehouse_day(warehouse: Path, day: dt.date) -> None:
+def require_warehouse_day(
+    warehouse: Path | None, day: dt.date, *, settings: Settings | None = None
+) -> None:
     """Raise :class:`YidaiError` unless the warehouse file exists (it is never created) and
-    holds ingested rows for ``day`` (:func:`require_ingested_day`)."""
+    holds ingested rows for ``day`` (:func:`require_ingested_day`); ``None``: the active
+    engine's tables of ``settings`` (``yidai.core.warehouse.connect_tables``: the warehouse
+    or the lake)."""
 
-    con = connect_existing(warehouse, read_only=True)
+    con = connect_tables(warehouse, settings=settings, read_only=True)
     try:
-        require_ingested_day(con, day, warehouse)
+        require_ingested_day(con, day, tables_location(warehouse, settings=settings))
     finally:
         con.close()

@@ -9,6 +9,7 @@ for DuckDB, run on Spark through :class:`yidai.core.spark.SparkSql` (sqlglot, ``
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import math
 import tempfile
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from features.declarations import FeatureSet
-from features.engine import compute_profiles_sql, resolve_feature_sets
+from features.engine import SCHEMA, compute_profiles_sql, profile_table, resolve_feature_sets
 from yidai.core import lake as lake_layout
 from yidai.core.contracts import CONTRACTS
 from yidai.core.errors import YidaiError
@@ -32,6 +33,7 @@ from yidai.core.spark import SparkSql, get_spark
 log = logging.getLogger(__name__)
 PARITY_TOLERANCE = 1e-9
 FEATURES_DIR = "_features"
+BUILDS_DIR = "_builds"
 
 
 def profiles_duckdb(
@@ -74,6 +76,32 @@ def profiles_for_keys_spark(
     return runner.sql(sql)
 
 
+def profiles_for_keys_frame(fs: FeatureSet, entity: str, known: pd.DataFrame) -> pd.DataFrame:
+    """A training set's point-in-time profiles on Spark (the active session, over the lake):
+    one row per (entity_id, as_of) of ``known``, as a pandas frame."""
+    # deferred: settings are read at run time only
+    from yidai.core.settings import get_settings
+
+    spark = get_spark()
+    lake_layout.attach_spark(spark, get_settings().lake, CONTRACTS)
+    keys = f"__keys_{uuid.uuid4().hex[:8]}"
+    spine = pd.DataFrame(
+        {
+            "entity_id": known["entity_id"].astype(str).to_numpy(),
+            "as_of": pd.to_datetime(known["as_of"]).dt.date.to_numpy(),
+        }
+    )
+    spark.createDataFrame(spine, schema="entity_id string, as_of date").createOrReplaceTempView(
+        keys
+    )
+    try:
+        first, last = min(spine["as_of"]), max(spine["as_of"])
+        frame = profiles_for_keys_spark(spark, fs, entity, keys, first, last).toPandas()
+    finally:
+        spark.catalog.dropTempView(keys)
+    return frame
+
+
 def build_features_spark(
     as_of: dt.date,
     feature_sets: Sequence[str] | None = None,
@@ -92,12 +120,81 @@ def build_features_spark(
     written: dict[str, int] = {}
     for fs in resolve_feature_sets(feature_sets):
         for entity in fs.profile_entities:
+            record = _build_record_path(lake, fs.name, entity, as_of)
+            record.unlink(missing_ok=True)  # the day is incomplete until its record is back
             frame = profiles_spark(spark, fs, entity, as_of).cache()
             target = lake / FEATURES_DIR / fs.name / entity / f"as_of={as_of.isoformat()}"
             frame.drop("as_of").coalesce(1).write.mode("overwrite").parquet(str(target))
-            written[f"{fs.name}/{entity}"] = int(frame.count())
+            rows = int(frame.count())
             frame.unpersist()
+            lake_layout.write_json_atomic(
+                record,
+                {
+                    "feature_set": fs.name,
+                    "entity": entity,
+                    "as_of": as_of.isoformat(),
+                    "fingerprint": fs.fingerprint,
+                    "n_rows": rows,
+                    "complete": True,
+                    "built_at": dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(),
+                },
+            )
+            written[f"{fs.name}/{entity}"] = rows
     return written
+
+
+def _build_record_path(lake: Path, feature_set: str, entity: str, as_of: dt.date) -> Path:
+    """Where a Spark build of one set's entity profiles as of a day is recorded (written last:
+    the day's profiles are complete only with it)."""
+    return lake / FEATURES_DIR / BUILDS_DIR / f"{feature_set}__{entity}__{as_of.isoformat()}.json"
+
+
+def attach_features_duckdb(con: duckdb.DuckDBPyConnection, lake: Path) -> int:
+    """The Spark-built profiles as DuckDB views named as the DuckDB engine's tables
+    (``feat.<set>__<entity>``, read in place) and their build records as ``feat.builds``:
+    what the serving snapshot publisher reads.  Returns the number of build records."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    con.execute(
+        f"CREATE OR REPLACE TABLE {SCHEMA}.builds (feature_set VARCHAR, entity VARCHAR, "
+        "as_of DATE, fingerprint VARCHAR, n_rows BIGINT, complete BOOLEAN, built_at TIMESTAMP)"
+    )
+    records = [
+        json.loads(p.read_text(encoding="utf-8"))
+        for p in sorted((lake / FEATURES_DIR / BUILDS_DIR).glob("*.json"))
+    ]
+    for r in records:
+        con.execute(
+            f"INSERT INTO {SCHEMA}.builds VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [r["feature_set"], r["entity"], r["as_of"], r["fingerprint"], r["n_rows"],
+             r["complete"], r["built_at"]],
+        )  # fmt: skip
+        fs = resolve_feature_sets([r["feature_set"]])[0]
+        folder = lake / FEATURES_DIR / fs.name / r["entity"]
+        glob = str(folder / "as_of=*" / "*.parquet").replace("'", "''")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {profile_table(fs, r['entity'])} AS SELECT * FROM "
+            f"read_parquet('{glob}', hive_partitioning = true, hive_types = {{'as_of': DATE}})"
+        )
+    return len(records)
+
+
+def publish_snapshot_spark(
+    serving_dir: Path, as_of: dt.date, feature_sets: Sequence[str] | None = None
+) -> dict[str, Path]:
+    """Publish the serving snapshots of ``as_of`` from the profiles Spark wrote to the lake:
+    the same publisher as on DuckDB (:func:`features.serving.publish_snapshot`), reading the
+    lake's Parquet in place (the profiles of one day, and the payers' pairs)."""
+    # deferred: settings are read at run time only; serving imports the online stores
+    from features.serving import publish_snapshot
+    from yidai.core.settings import get_settings
+    from yidai.core.warehouse import connect_tables
+
+    con = connect_tables(read_only=True)
+    try:
+        attach_features_duckdb(con, get_settings().lake)
+        return publish_snapshot(con, serving_dir, as_of, feature_sets)
+    finally:
+        con.close()
 
 
 @dataclass

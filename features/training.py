@@ -17,6 +17,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from features.declarations import FeatureSet
 from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
 from features.engine import compute_profiles_for_keys, fetch_one, resolve_feature_sets
 from features.request import (
@@ -31,6 +32,7 @@ from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE
 from yidai.core.contracts import PRODUCTS
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings, get_settings
+from yidai.core.spark import engine_name
 from yidai.core.warehouse import ensure_tables
 
 SPINE_COLUMNS = ("entity_id", "decision_ts", "label")
@@ -182,17 +184,13 @@ def _profiles_at(
     cols = fs.profile_columns(entity)
     wanted = pd.DataFrame({"entity_id": entity_ids.astype(object).to_numpy(), "as_of": days})
     known = wanted.dropna(subset=["entity_id"]).drop_duplicates()
-    keys = f"__keys_{uuid.uuid4().hex[:8]}"
-    con.register(f"{keys}_df", known)
-    con.execute(
-        f"CREATE TEMP TABLE {keys} AS SELECT CAST(entity_id AS VARCHAR) AS entity_id, "
-        f"CAST(as_of AS DATE) AS as_of FROM {keys}_df"
-    )
-    con.unregister(f"{keys}_df")
-    try:
-        prof = compute_profiles_for_keys(con, fs, entity, keys).df() if len(known) else None
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {keys}")
+    if engine_name() == "spark":  # the same declared queries on Spark, over the lake
+        # heavy: pyspark starts only on the Spark engine
+        from features.spark import profiles_for_keys_frame
+
+        prof = profiles_for_keys_frame(fs, entity, known) if len(known) else None
+    else:
+        prof = _profiles_duckdb(con, fs, entity, known)
     out = wanted.copy()
     out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[us]")
     if prof is None:
@@ -207,6 +205,23 @@ def _profiles_at(
         if f.fill is not None:
             merged[c] = merged[c].fillna(f.fill)
     return merged[cols].reset_index(drop=True)
+
+
+def _profiles_duckdb(
+    con: duckdb.DuckDBPyConnection, fs: FeatureSet, entity: str, known: pd.DataFrame
+) -> pd.DataFrame | None:
+    """The profiles of the (entity_id, as_of) rows of ``known`` computed by DuckDB."""
+    keys = f"__keys_{uuid.uuid4().hex[:8]}"
+    con.register(f"{keys}_df", known)
+    con.execute(
+        f"CREATE TEMP TABLE {keys} AS SELECT CAST(entity_id AS VARCHAR) AS entity_id, "
+        f"CAST(as_of AS DATE) AS as_of FROM {keys}_df"
+    )
+    con.unregister(f"{keys}_df")
+    try:
+        return compute_profiles_for_keys(con, fs, entity, keys).df() if len(known) else None
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {keys}")
 
 
 def _fraud_history(con: duckdb.DuckDBPyConnection, spine: pd.DataFrame) -> dict[str, np.ndarray]:

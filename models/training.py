@@ -48,7 +48,7 @@ from models.tuning import TuningResult, tune
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings, get_settings
-from yidai.core.warehouse import connect
+from yidai.core.warehouse import connect_tables
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +185,7 @@ def training_split(
     set it."""
     delay = label_delay_days
     if spec.kind == "fraud" and delay is None:
-        if not settings.warehouse.exists():
-            raise YidaiError(f"warehouse {settings.warehouse} does not exist")
-        con = connect(settings.warehouse, read_only=True)
+        con = connect_tables(settings=settings, read_only=True)  # the engine's tables
         try:
             delay = fraud_label_delay(con, as_of or default_as_of(con), settings)
         finally:
@@ -581,9 +579,7 @@ def warehouse_rows(settings: Settings) -> ChampionRows:
         columns = set(get_feature_set(feature_set).columns)
         spine = rows.drop(columns=[c for c in rows.columns if c in columns])
         spine = spine.rename(columns={"ts": "decision_ts"})
-        if not settings.warehouse.exists():
-            raise YidaiError(f"warehouse {settings.warehouse} does not exist")
-        con = connect(settings.warehouse)
+        con = connect_tables(settings=settings, read_only=False)  # the engine's tables
         try:
             return build_training_set(con, spine, feature_set)
         finally:
@@ -826,13 +822,11 @@ def load_training_data(
             f"feature set {spec.feature_set} of {spec.name} is not declared in features/"
         )
     fs = FEATURE_SETS[spec.feature_set]
-    if not settings.warehouse.exists():
-        raise YidaiError(f"warehouse {settings.warehouse} does not exist; run `yidai ingest`")
     if spec.kind == "fraud":
         split = split or training_split(spec, settings, as_of)
     # The spine functions create missing tables, so they need a read-write connection
     # (training runs in the warehouse pool of the pipeline).
-    con = connect(settings.warehouse)
+    con = connect_tables(settings=settings, read_only=False)
     try:
         as_of = as_of or default_as_of(con)
         if spec.kind == "credit":

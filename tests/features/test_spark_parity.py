@@ -6,21 +6,29 @@ every feature of every active set equal between the engines."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 import simulator
-from features.engine import active_feature_sets, resolve_feature_sets
-from features.spark import parity
+from features import publish_snapshot
+from features.definitions import CREDIT_FEATURE_SETS, FRAUD_FEATURE_SET
+from features.engine import active_feature_sets, build_features, resolve_feature_sets
+from features.inputs import require_warehouse_day
+from features.spark import build_features_spark, parity, publish_snapshot_spark
+from features.training import build_training_set
 from yidai.cli import app
 from yidai.core import lake as lake_layout
 from yidai.core.contracts import CONTRACTS
 from yidai.core.settings import reset_settings_cache
 from yidai.core.spark import get_spark, stop_spark
+from yidai.core.warehouse import connect_tables
 from yidai.ingest import IngestReport, ingest_landing
 from yidai.ingest.spark import ingest_landing_spark
 
@@ -186,3 +194,86 @@ def test_training_set_profiles_many_days_are_equal_on_both_engines(engines) -> N
             r = compare_profiles(f"{fs.name}/{entity}", a, b)
             assert r.rows_duckdb == r.rows_spark == len(spine) > 0, r.name
             assert r.ok, (r.name, {k: v for k, v in r.max_rel_diff.items() if v > 1e-9})
+
+
+def _engine_spark(mp: pytest.MonkeyPatch, lake: Path, home: Path) -> None:
+    """The Spark engine over ``lake``, its serving area under ``home``."""
+    mp.setenv("YIDAI_ENGINE", "spark")
+    mp.setenv("YIDAI_LAKE_DIR", str(lake))
+    mp.setenv("YIDAI_HOME", str(home))
+    reset_settings_cache()
+
+
+def _snapshot_tables(serving: Path, feature_set: str) -> dict[str, pd.DataFrame]:
+    """The live snapshot's tables of one set (its entities' profiles and the pairs)."""
+    meta = json.loads((serving / "features" / feature_set / "CURRENT").read_text())
+    folder = next(p for p in (serving / "features" / feature_set).iterdir() if p.is_dir())
+    assert meta["as_of"] == AS_OF.isoformat()
+    return {p.stem: pd.read_parquet(p) for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_the_spark_build_publishes_the_duckdb_snapshot(engines, tmp_path: Path) -> None:
+    """The daily build and the serving publish of the Spark engine (the pipeline's dispatch):
+    the snapshot published from its profiles in the lake equals DuckDB's, table by table (the
+    fraud set: three entities and the payers' pairs)."""
+    warehouse, lake, _, _ = engines
+    sets = [FRAUD_FEATURE_SET]
+    copy = tmp_path / "wh.duckdb"
+    shutil.copy(warehouse, copy)
+    con = duckdb.connect(str(copy))
+    build_features(con, AS_OF, sets)
+    publish_snapshot(con, tmp_path / "duck-serving", AS_OF, sets)
+    con.close()
+    mp = pytest.MonkeyPatch()
+    try:
+        _engine_spark(mp, lake, tmp_path / "spark-home")
+        require_warehouse_day(None, AS_OF)  # the input check reads the lake
+        built = build_features_spark(AS_OF, sets)
+        assert built and all(n > 0 for n in built.values())
+        publish_snapshot_spark(tmp_path / "spark-home" / "serving", AS_OF, sets)
+    finally:
+        mp.undo()
+        reset_settings_cache()
+    duck = _snapshot_tables(tmp_path / "duck-serving", FRAUD_FEATURE_SET)
+    spark = _snapshot_tables(tmp_path / "spark-home" / "serving", FRAUD_FEATURE_SET)
+    assert set(duck) == set(spark) and "pairs" in duck
+    for table, frame in duck.items():
+        other = spark[table]
+        if table == "pairs":  # a set of (payer, field, value): order is not meaningful
+            frame = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+            other = other.sort_values(list(other.columns)).reset_index(drop=True)
+        assert len(frame) == len(other) > 0, table
+        pd.testing.assert_frame_equal(frame, other, check_dtype=False, rtol=1e-9)
+
+
+def test_a_training_set_on_spark_equals_duckdb(engines) -> None:
+    """build_training_set through the engine dispatch: the spine and labels read from the
+    lake, the point-in-time profiles computed on Spark; equal to the DuckDB warehouse's."""
+    warehouse, lake, _, _ = engines
+    con = duckdb.connect(str(warehouse), read_only=True)
+    ids = con.execute("SELECT merchant_id FROM merchants ORDER BY merchant_id LIMIT 40").df()
+    spine = pd.concat(
+        [
+            ids.rename(columns={"merchant_id": "entity_id"}).assign(
+                decision_ts=pd.Timestamp(day) + pd.Timedelta(hours=10),
+                label=i % 2,
+                requested_amount=20_000.0 * (i + 1),
+            )
+            for i, day in enumerate([DAYS[3], DAYS[7], DAYS[-1]])
+        ],
+        ignore_index=True,
+    )
+    name = CREDIT_FEATURE_SETS["merchant"]
+    on_duckdb = build_training_set(con, spine, name)
+    con.close()
+    mp = pytest.MonkeyPatch()
+    try:
+        _engine_spark(mp, lake, lake.parent / "spark-home")
+        tables = connect_tables()
+        on_spark = build_training_set(tables, spine, name)
+        tables.close()
+    finally:
+        mp.undo()
+        reset_settings_cache()
+    assert len(on_spark) == len(on_duckdb) == len(spine)
+    pd.testing.assert_frame_equal(on_duckdb, on_spark, check_dtype=False, rtol=1e-9)

@@ -31,6 +31,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POOLS: dict[str, tuple[int, str]] = {
     WAREHOUSE_POOL: (1, "Tasks that open the DuckDB warehouse (one read-write process at a time)"),
 }
+#: On the Spark engine the same pool (the DAG files do not change) only bounds how many tasks
+#: send work to the cluster at once (``YIDAI_SPARK_POOL_SLOTS``); nothing opens one file.
+SPARK_POOL_DESCRIPTION = "Tasks that send batch work to the Spark cluster (YIDAI_ENGINE=spark)"
+
+
+def pool_slots() -> dict[str, tuple[int, str]]:
+    """The pools and their slots for the active batch engine (``YIDAI_ENGINE``)."""
+    # deferred: settings are read at run time only
+    from yidai.core.settings import get_settings
+
+    settings = get_settings()
+    if settings.engine == "spark":
+        return {WAREHOUSE_POOL: (settings.spark_pool_slots, SPARK_POOL_DESCRIPTION)}
+    return dict(POOLS)
 
 
 def airflow_home() -> Path:
@@ -98,7 +112,7 @@ def setup_airflow(home: Path | None = None) -> Path:
 
     log.info("migrating the Airflow metadata database under %s", env["AIRFLOW_HOME"])
     db.upgradedb()
-    for name, (slots, description) in POOLS.items():
+    for name, (slots, description) in pool_slots().items():
         Pool.create_or_update_pool(name, slots, description, include_deferred=False)
         log.info("pool %s: %d slot(s)", name, slots)
     return Path(env["AIRFLOW_HOME"])

@@ -224,6 +224,12 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(
         8, ge=1, description="Spark engine: spark.sql.shuffle.partitions."
     )
+    spark_pool_slots: int = Field(
+        8,
+        ge=1,
+        description="Spark engine: slots of the Airflow pool duckdb_warehouse (tasks that send "
+        "work to the cluster at once); the DuckDB engine's pool has one slot.",
+    )
     # --- end batch engine ---
 
     # --- operable pipelines (issue 21): the DAGs' landing sensor, monitoring freshness,

@@ -10,11 +10,15 @@ actually present per batch).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from yidai.core.contracts import CONTRACTS, Contract
 from yidai.core.errors import YidaiError
+
+if TYPE_CHECKING:
+    from yidai.core.settings import Settings
 
 LINEAGE_COLUMNS = (("_batch_id", "VARCHAR"), ("_ingested_at", "TIMESTAMP"))
 
@@ -138,3 +142,55 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(QUARANTINE_DDL)
     con.execute(MANIFEST_DDL)
     con.execute(reconciliation_view_ddl())
+
+
+# --- the batch tables of the active engine (issue 19) ---
+def connect_tables(
+    warehouse: Path | str | None = None,
+    *,
+    settings: Settings | None = None,
+    read_only: bool = True,
+    memory_limit: str | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """The ingested tables as a DuckDB connection, for the jobs that read them (training-set
+    spines and labels, the loan book, monitoring, the dashboards' tables, the snapshot).
+
+    ``warehouse`` given: that DuckDB file.  Otherwise the engine's of ``settings`` (default
+    ``get_settings()``; ``YIDAI_ENGINE``):
+    the warehouse file on DuckDB; on Spark the lake's committed Parquet read in place through
+    one view per contract (an in-memory DuckDB: nothing is written to the lake, and it opens
+    while Spark writes new runs, which readers see only once committed).
+    """
+    # deferred: settings are read at run time only; the lake imports the Spark ground
+    from yidai.core import lake
+    from yidai.core.settings import get_settings
+
+    settings = settings or get_settings()
+    if warehouse is not None or settings.engine == "duckdb":
+        path = warehouse if warehouse is not None else settings.warehouse
+        return connect_existing(path, read_only=read_only, memory_limit=memory_limit)
+    root = settings.lake
+    if not lake.committed_runs(root):
+        raise YidaiError(f"the lake {root} holds no committed runs; run `yidai ingest` first")
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(config=config)
+    con.execute("SET TimeZone = 'UTC'")
+    lake.attach_duckdb(con, root)
+    return con
+
+
+def tables_location(
+    warehouse: Path | str | None = None, *, settings: Settings | None = None
+) -> str:
+    """Where :func:`connect_tables` reads (for messages): the warehouse file or the lake."""
+    # deferred: settings are read at run time only
+    from yidai.core.settings import get_settings
+
+    if warehouse is not None:
+        return str(warehouse)
+    settings = settings or get_settings()
+    if settings.engine == "spark":
+        return f"lake {settings.lake}"
+    return str(settings.warehouse)

@@ -33,7 +33,7 @@ from yidai.audit import AuditReader
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
-from yidai.core.warehouse import connect
+from yidai.core.warehouse import connect_tables
 from yidai.decisioning import exposure as book
 from yidai.jobs.analytics.dashboard_tables import publish_tables, read_meta, read_table
 from yidai.jobs.analytics.model_monitoring import cohort_performance
@@ -466,7 +466,7 @@ def run_monitoring(
 
     settings = settings or get_settings()
     drifts, perfs, infos, notes = [], [], [], []
-    con = connect(settings.warehouse, read_only=True)
+    con = connect_tables(settings=settings, read_only=True)  # the engine's tables
     try:
         first_day = history_start(con)
         for name in (*CREDIT_MODELS, FRAUD_MODEL):
@@ -584,7 +584,7 @@ def check_liquidity(as_of: date, *, settings: Any = None, days: int = 7) -> dict
     settings = settings or get_settings()
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     start = end - pd.Timedelta(days=days)
-    con = connect(settings.warehouse, read_only=True)
+    con = connect_tables(settings=settings, read_only=True)  # the engine's tables
     try:
         lines = con.execute(_LINES_SQL, {"end": end.to_pydatetime()}).df()
         drawn = con.execute(

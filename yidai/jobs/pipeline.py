@@ -29,7 +29,7 @@ from yidai.core.contracts import CONTRACTS
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.core.spark import engine_name
-from yidai.core.warehouse import connect_existing
+from yidai.core.warehouse import connect_existing, connect_tables
 from yidai.ingest import ingest_landing
 from yidai.jobs.analytics.dashboard_tables import read_meta
 from yidai.jobs.analytics.portfolio_tables import PORTFOLIO_AREA, publish_portfolio
@@ -307,7 +307,12 @@ def run_feature_build(day: date, *, backfill: bool = False) -> dict[str, Any]:
         # heavy: pyspark starts only on the Spark engine
         from features.spark import build_features_spark
 
-        return {"day": day.isoformat(), "engine": "spark", "rows": build_features_spark(day)}
+        days = [d for d in landing_days() if d < day] if backfill else []
+        built: dict[str, int] = {}
+        for each in [*days, day]:  # the point-in-time history: one build per day
+            for key, n in build_features_spark(each).items():
+                built[key] = built.get(key, 0) + n
+        return {"day": day.isoformat(), "engine": "spark", "backfill": backfill, "rows": built}
     warehouse = get_settings().warehouse
     con = connect_existing(warehouse, memory_limit=FEATURE_BUILD_MEMORY_LIMIT)
     try:
@@ -331,7 +336,13 @@ def publish_serving(day: date) -> dict[str, Any]:
     """Publish the online feature snapshot of ``day`` (atomic pointer swap)."""
 
     settings = get_settings()
-    published = publish_snapshot(settings.warehouse, settings.serving, day)
+    if engine_name() == "spark":  # from the profiles Spark wrote to the lake
+        # heavy: pyspark's module of the features (no session is started to publish)
+        from features.spark import publish_snapshot_spark
+
+        published = publish_snapshot_spark(settings.serving, day)
+    else:
+        published = publish_snapshot(settings.warehouse, settings.serving, day)
     return {"day": day.isoformat(), "snapshots": {k: str(v) for k, v in published.items()}}
 
 
@@ -423,13 +434,12 @@ def run_monitoring(day: date) -> dict[str, Any]:
     # heavy: loads SQLAlchemy
     from yidai.jobs import monitoring
 
-    warehouse = get_settings().warehouse
     try:
-        require_warehouse_day(warehouse, day)
+        require_warehouse_day(None, day)  # the active engine's tables
     except YidaiError as exc:  # the same warehouse, the same answer on a retry
         raise PermanentError(str(exc)) from exc
     report = monitoring.run_monitoring(day)
-    con = connect_existing(warehouse, read_only=True)
+    con = connect_tables(read_only=True)
     try:
         latest = monitoring.latest_data_day(con)
     finally:

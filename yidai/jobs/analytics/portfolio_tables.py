@@ -20,7 +20,7 @@ import pandas as pd
 
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
-from yidai.core.warehouse import connect
+from yidai.core.warehouse import connect_tables, tables_location
 from yidai.jobs.analytics.dashboard_tables import publish_tables
 from yidai.jobs.analytics.tiers import DEFAULT_TIERS, amount_tier_sql, payment_tiers
 
@@ -283,14 +283,16 @@ def publish_portfolio(
     warehouse pool (a read-only DuckDB open fails while another process writes the file).
     """
     settings = get_settings()
-    warehouse = warehouse or settings.warehouse
     serving = serving or settings.serving
-    con = connect(warehouse, read_only=True)
+    con = connect_tables(warehouse, read_only=True)  # None: the active engine's tables
     try:
-        present = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        listed = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        present = {r[0] for r in listed}
         missing = [t for t in REQUIRED_TABLES if t not in present]
         if missing:
-            raise YidaiError(f"warehouse {warehouse} lacks tables {missing}; run `yidai ingest`")
+            raise YidaiError(
+                f"{tables_location(warehouse)} lacks tables {missing}; run `yidai ingest`"
+            )
         as_of = as_of or warehouse_as_of(con)
         tiers = payment_tiers()
         tables = portfolio_tables(con, as_of, tiers)

@@ -25,7 +25,7 @@ from models.registry import load_model
 from yidai.core import catalogue
 from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
-from yidai.core.warehouse import connect
+from yidai.core.warehouse import connect_tables
 from yidai.decisioning import load_credit_policy
 from yidai.jobs.analytics.dashboard_tables import publish_tables
 from yidai.jobs.analytics.portfolio_tables import warehouse_as_of
@@ -137,7 +137,7 @@ def publish_scored_applications(
     serving = serving or settings.serving
     truth_file = settings.truth / "applications.parquet"
     truth = pd.read_parquet(truth_file) if truth_file.exists() else None
-    con = connect(warehouse or settings.warehouse, read_only=True)
+    con = connect_tables(warehouse, read_only=True)  # None: the active engine's tables
     tables: dict[str, pd.DataFrame] = {}
     versions: dict[str, str] = {}
     features: dict[str, list[str]] = {}

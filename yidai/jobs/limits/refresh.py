@@ -44,8 +44,8 @@ from features.request import request_features_batch
 from models.registry import load_model
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
-from yidai.core.settings import get_settings
-from yidai.core.warehouse import connect
+from yidai.core.settings import Settings, get_settings
+from yidai.core.warehouse import connect_tables, tables_location
 from yidai.decisioning import exposure as defs
 from yidai.decisioning.credit import decide_credit_batch
 from yidai.decisioning.merchant_limits import (
@@ -97,8 +97,11 @@ class RefreshResult:
 
 
 # ---------------------------------------------------------------------------- inputs
-def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
-    """Merchant lines from the warehouse as of ``as_of`` (inclusive).
+def read_loan_book(
+    warehouse: Path | None, as_of: date, *, settings: Settings | None = None
+) -> pd.DataFrame:
+    """Merchant lines from the warehouse as of ``as_of`` (inclusive); ``None``: the engine's
+    tables of ``settings`` (the warehouse, or on Spark the lake read in place).
 
     A merchant has one line for life (``loan_applications.account_id``: its first approved
     application opens it, later ones review it).  One row per merchant with a line:
@@ -166,14 +169,15 @@ def read_loan_book(warehouse: Path, as_of: date) -> pd.DataFrame:
         LEFT JOIN perf p USING (account_id)
         ORDER BY l.merchant_id
     """
-    con = connect(warehouse, read_only=True)
+    con = connect_tables(warehouse, settings=settings, read_only=True)
     try:
         missing = {"loan_applications", "loan_performance", "loan_repayments"} - {
             r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
         }
         if missing:
             raise YidaiError(
-                f"warehouse {warehouse} lacks tables {sorted(missing)}; run `yidai ingest` first"
+                f"{tables_location(warehouse, settings=settings)} lacks tables "
+                f"{sorted(missing)}; run `yidai ingest` first"
             )
         book = con.execute(sql, {"cutoff": cutoff.to_pydatetime()}).df()
     finally:
@@ -263,7 +267,7 @@ def refresh_limits(
     _check_force_reason(force_reason)
     policy = load_merchant_limit_policy(settings.policies / POLICY_FILE)
     credit_policy = load_credit_policy(policy.underwriting_product, settings.policies)
-    require_warehouse_day(settings.warehouse, as_of)
+    require_warehouse_day(None, as_of, settings=settings)  # the engine's tables
     snapshot = load_snapshot(settings.serving, credit_policy.feature_set)
     _check_snapshot(snapshot, as_of)
     model = load_model(
@@ -272,7 +276,7 @@ def refresh_limits(
         expected_feature_set_version=snapshot.fingerprint,
         settings=settings,
     )
-    book = read_loan_book(settings.warehouse, as_of)
+    book = read_loan_book(None, as_of, settings=settings)
     return run_refresh(
         as_of,
         snapshot=snapshot,
