@@ -27,7 +27,7 @@ import numpy as np
 import features
 from features.online import OnlineStoreUnavailable, open_store
 from features.online.redis_store import redacted
-from models.registry import load_model, tracking_client
+from models.registry import LocalRegistryReader, load_model, tracking_client
 from scoring_service.fastpredict import SingleRowMargin, single_row_margin
 from scoring_service.security import KeyRing
 from scoring_service.vectors import RequestVectorizer
@@ -138,12 +138,18 @@ class GuardedSnapshot:
 
 
 class _MlflowRegistry:
+    """The model registry as the service reads it: straight from the embedded MLflow store
+    when it is one (``LocalRegistryReader``: no MLflow in the worker), else through MLflow."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: Any = None
+        self._local = LocalRegistryReader.for_settings(settings)
 
     def version_of(self, name: str, alias: str) -> str | None:
-        # heavy: MLflow
+        if self._local is not None:
+            return self._local.version_of(name, alias)
+        # heavy: MLflow (a tracking server; the embedded store is read without it)
         from mlflow.exceptions import MlflowException
 
         if self._client is None:
@@ -154,7 +160,8 @@ class _MlflowRegistry:
             return None
 
     def load(self, name: str, alias: str, feature_set_version: str | None) -> ModelLike:
-
+        if self._local is not None:
+            return self._local.load(name, alias, feature_set_version)
         return load_model(
             name, alias, expected_feature_set_version=feature_set_version, settings=self.settings
         )
