@@ -33,9 +33,7 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-def _redis_settings(
-    sandbox_home: Path, tmp_path: Path, url: str, **overrides: object
-) -> Settings:
+def _redis_settings(sandbox_home: Path, tmp_path: Path, url: str, **overrides: object) -> Settings:
     """Per-test settings whose snapshots are published to the Redis at ``url``."""
     shutil.copytree(POLICIES, tmp_path / "policies")
     serving = tmp_path / "serving"
