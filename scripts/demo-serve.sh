@@ -10,23 +10,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/demo-common.sh
 stop_previous
 
-step "API key for the example integration (mall checkout)"
-KEY_FILE=$DEMO_DIR/mall_checkout.key
-(umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
-# and one for the operators' readiness and metrics endpoints
-(umask 077 && yidai keys create --module demo_ops --scopes ops >"$DEMO_DIR/ops.key")
-# The example checkouts, "customer device seller channel" (scoring_service.demo.demo_checkouts).
-"$UV" run --frozen python -c '
-from scoring_service.demo import demo_checkouts
-from yidai.core.settings import get_settings
-for row in demo_checkouts(get_settings()):
-    print(*row)
-' >"$DEMO_DIR/checkouts.txt"
-CUSTOMER=$(head -1 "$DEMO_DIR/checkouts.txt" | cut -d' ' -f1)
-
 ONLINE_STORE=${YIDAI_ONLINE_STORE:-embedded}
 if [[ $ONLINE_STORE != embedded ]]; then
-  step "Online feature store: ${ONLINE_STORE%%@*}... (the live snapshots must be in it)"
+  step "Online feature store: $(sed -E 's#//[^@/]*@#//#' <<<"$ONLINE_STORE") (the live snapshots must be in it)"
   # The pipeline published into this store if YIDAI_ONLINE_STORE was set for it; a home
   # published to the embedded store only (or a fresh Redis) gets the live day published here.
   AS_OF=$("$UV" run --frozen python - <<'PY'
@@ -51,6 +37,20 @@ PY
     echo "the online store holds every live snapshot"
   fi
 fi
+
+step "API key for the example integration (mall checkout)"
+KEY_FILE=$DEMO_DIR/mall_checkout.key
+(umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
+# and one for the operators' readiness and metrics endpoints
+(umask 077 && yidai keys create --module demo_ops --scopes ops >"$DEMO_DIR/ops.key")
+# The example checkouts, "customer device seller channel" (scoring_service.demo.demo_checkouts).
+"$UV" run --frozen python -c '
+from scoring_service.demo import demo_checkouts
+from yidai.core.settings import get_settings
+for row in demo_checkouts(get_settings()):
+    print(*row)
+' >"$DEMO_DIR/checkouts.txt"
+CUSTOMER=$(head -1 "$DEMO_DIR/checkouts.txt" | cut -d' ' -f1)
 
 step "Start the scoring service and the dashboards in the background"
 setsid "$UV" run --frozen yidai serve --port "$SERVE_PORT" >"$DEMO_DIR/serve.log" 2>&1 &
