@@ -1006,6 +1006,16 @@ def online_run(args: argparse.Namespace, home: Path) -> None:
                         f"(p99 {t['p99_ms']:.1f} ms; server CPU {t['server_cpu_ms']:.2f} ms/req, "
                         f"load {t['load']:.1f})"
                     )
+                    # the request of docs/benchmarks.md row #5: personal credit at N clients
+                    many = credit_requests(key, customers, args.concurrent)
+                    meter.start()
+                    t = load(port, many, args.clients, args.time_limit)
+                    t.update(meter.stop(t["requests"]))
+                    figures.append(
+                        f"personal {args.clients} clients {t['throughput_rps']:.0f} req/s "
+                        f"(p99 {t['p99_ms']:.1f} ms; server CPU {t['server_cpu_ms']:.2f} ms/req, "
+                        f"load {t['load']:.1f})"
+                    )
                     mem = worker_memory(proc.pid)
                     figures.append(
                         "per worker RSS "

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
@@ -633,9 +634,7 @@ def load_model(
     """
     # heavy: MLflow
     import mlflow.artifacts
-    from mlflow.models import Model
 
-    lgb = import_lightgbm()
     client = tracking_client(settings)
     model_version = version_by_alias(client, name, alias)
     version = str(model_version.version)
@@ -651,8 +650,31 @@ def load_model(
             artifact_uri=f"models:/{name}/{version}", tracking_uri=client.tracking_uri
         )
     )
-    mlmodel = Model.load(str(local / "MLmodel"))
-    metadata = (mlmodel.metadata or {}).get(METADATA_KEY)
+    return load_model_folder(
+        local,
+        name=name,
+        version=version,
+        alias=alias,
+        run_id=str(model_version.run_id),
+        expected_feature_set_version=expected_feature_set_version,
+    )
+
+
+def load_model_folder(
+    folder: Path,
+    *,
+    name: str,
+    version: str,
+    alias: str | None,
+    run_id: str,
+    expected_feature_set_version: str | None = None,
+) -> LoadedModel:
+    """A registered version from its local artifact folder (``MLmodel`` and the booster
+    file), read without MLflow; refuses a model Yidai did not register or one trained on
+    another feature-set version than ``expected_feature_set_version``."""
+    lgb = import_lightgbm()
+    mlmodel = yaml.safe_load((folder / "MLmodel").read_text()) or {}
+    metadata = (mlmodel.get("metadata") or {}).get(METADATA_KEY)
     if not metadata:
         raise YidaiError(f"{name} v{version} was not registered by Yidai (no serving metadata)")
     if (
@@ -664,16 +686,78 @@ def load_model(
             f"{metadata['feature_set']} version {metadata['feature_set_version']}, but the "
             f"online snapshot has version {expected_feature_set_version}; refusing to serve it"
         )
-    booster_file = local / mlmodel.flavors["lightgbm"]["data"]
+    booster_file = folder / mlmodel["flavors"]["lightgbm"]["data"]
     booster = lgb.Booster(model_file=str(booster_file))
     return LoadedModel(
-        name=name,
-        version=version,
-        alias=alias,
-        run_id=str(model_version.run_id),
-        booster=booster,
-        metadata=metadata,
+        name=name, version=version, alias=alias, run_id=run_id, booster=booster, metadata=metadata
     )
+
+
+class LocalRegistryReader:
+    """The registry as the scoring service reads it, without importing MLflow (about 90 MB
+    per worker): aliases and artifact folders read straight from the embedded MLflow store
+    (SQLite, read-only).  :meth:`for_settings` gives None for any other store (a tracking
+    server), which the service then reads through MLflow; a test checks every answer
+    against MLflow's own client (the store's schema is MLflow's, see ``ARTIFACT_COLUMNS``)."""
+
+    def __init__(self, database: Path, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> LocalRegistryReader | None:
+        uri = settings.tracking_uri
+        if not uri.startswith("sqlite:///"):
+            return None
+        return cls(Path(uri[len("sqlite:///") :]), settings)
+
+    def _version(self, name: str, alias: str) -> tuple[str, str, str] | None:
+        """(version, artifact location, run id) of the version ``alias`` points to."""
+        if not self.database.exists():
+            raise YidaiError(f"the model registry {self.database} does not exist")
+        con = sqlite3.connect(f"{self.database.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            rows = con.execute(
+                "SELECT v.version, v.storage_location, v.run_id "
+                "FROM registered_model_aliases a JOIN model_versions v "
+                "ON v.name = a.name AND v.version = a.version "
+                "WHERE a.name = ? AND a.alias = ?",
+                (name, alias),
+            ).fetchall()
+        finally:
+            con.close()
+        if len(rows) > 1:
+            raise YidaiError(f"{name}@{alias}: {len(rows)} versions in {self.database}")
+        return None if not rows else (str(rows[0][0]), str(rows[0][1] or ""), str(rows[0][2]))
+
+    def version_of(self, name: str, alias: str) -> str | None:
+        """The version ``alias`` points to, or None."""
+        found = self._version(name, alias)
+        return None if found is None else found[0]
+
+    def load(
+        self, name: str, alias: str, expected_feature_set_version: str | None = None
+    ) -> LoadedModel:
+        """As :func:`load_model` (same checks), from the version's local artifact folder."""
+        found = self._version(name, alias)
+        if found is None:
+            raise YidaiError(
+                f"no registered model {name!r} with alias {alias!r}; train it first "
+                f"(yidai train --model {name})"
+            )
+        version, location, run_id = found
+        folder = _local_artifact_path(location)
+        if folder is None:
+            raise YidaiError(f"{name} v{version}: artifacts at {location!r} are not local")
+        require_artifacts_in_home(location, self.settings)
+        return load_model_folder(
+            folder,
+            name=name,
+            version=version,
+            alias=alias,
+            run_id=run_id,
+            expected_feature_set_version=expected_feature_set_version,
+        )
 
 
 def set_run_note(run_id: str, note: str, *, settings: Settings | None = None) -> None:

@@ -12,6 +12,7 @@ the installed ``fastapi-offline`` package under ``/static-docs``: no CDN, closed
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -126,6 +127,17 @@ def create_app(
         return error_response(422, detail, "INVALID_REQUEST", errors=problems)
 
     return app
+
+
+def serving_app() -> FastAPI:
+    """The app of a ``yidai serve`` worker (uvicorn's factory): :func:`create_app` in a
+    process kept lean.  LightGBM imports scikit-learn (and much of SciPy) only for its
+    estimator classes; a worker scores boosters and never fits, so scikit-learn is kept out
+    of it (about 55 MB per worker; importing it there raises ImportError, never a silent
+    change).  The registry is read without MLflow (:class:`models.registry.LocalRegistryReader`)."""
+    if "lightgbm" not in sys.modules:
+        sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
+    return create_app()
 
 
 def _offline_docs(app: FastAPI) -> None:

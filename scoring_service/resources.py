@@ -11,13 +11,14 @@ reported in :meth:`Resources.status` and the logs while the previous bundle keep
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,9 +26,10 @@ from typing import Any, Protocol
 import numpy as np
 
 import features
-from features.online import OnlineStoreUnavailable, open_store
+from features.online import OnlineStoreUnavailable, SnapshotReader, open_store
+from features.online.base import PairKey, ProfileKey
 from features.online.redis_store import redacted
-from models.registry import load_model, tracking_client
+from models.registry import LocalRegistryReader, load_model, tracking_client
 from scoring_service.fastpredict import SingleRowMargin, single_row_margin
 from scoring_service.security import KeyRing
 from scoring_service.vectors import RequestVectorizer
@@ -108,9 +110,14 @@ class Loaders:
 
 class GuardedSnapshot:
     """A snapshot whose store failures are :class:`StoreUnavailable` (HTTP 503 with the
-    reason): a decision is never made on features the store could not give."""
+    reason): a decision is never made on features the store could not give.  Its reader
+    remembers the profiles of a request's vector read (:class:`_OneReadReader`), so a
+    payment decision that asks for the payer's profile after its vector reads the store
+    once (one Redis round trip)."""
 
     def __init__(self, snapshot: Any) -> None:
+        if isinstance(snapshot, features.FeatureSnapshot):
+            snapshot = dataclasses.replace(snapshot, reader=_OneReadReader(snapshot.reader))
         self._snapshot = snapshot
         self.feature_set: str = snapshot.feature_set
         self.fingerprint: str = snapshot.fingerprint
@@ -137,13 +144,52 @@ class GuardedSnapshot:
             raise StoreUnavailable(str(exc)) from exc
 
 
+class _OneReadReader(SnapshotReader):
+    """A snapshot reader that keeps, per thread, the profiles its last read with pair
+    checks (a payment vector's) returned, and answers the next profile-only read of those
+    keys from them, once: the payment decision's vector and its payer's profile are one
+    read of the store.  A snapshot version never changes, so the answer is the store's."""
+
+    def __init__(self, inner: SnapshotReader) -> None:
+        self.inner = inner
+        self.meta = inner.meta
+        self._last = threading.local()
+
+    def lookup(
+        self, profiles: Sequence[ProfileKey], pairs: Sequence[PairKey] = ()
+    ) -> tuple[list[np.ndarray | None], list[bool]]:
+        last: dict[ProfileKey, np.ndarray | None] | None = getattr(self._last, "read", None)
+        self._last.read = None
+        if not pairs and last is not None and all(k in last for k in profiles):
+            return [last[k] for k in profiles], []
+        vectors, seen = self.inner.lookup(profiles, pairs)
+        if pairs:
+            self._last.read = dict(zip(profiles, vectors, strict=True))
+        return vectors, seen
+
+    def seen_values(self, payer_ids: Collection[str], field: str) -> dict[str, list[str]]:
+        return self.inner.seen_values(payer_ids, field)
+
+    def entity_ids(self, entity: str) -> list[str]:
+        return self.inner.entity_ids(entity)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class _MlflowRegistry:
+    """The model registry as the service reads it: straight from the embedded MLflow store
+    when it is one (``LocalRegistryReader``: no MLflow in the worker), else through MLflow."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._client: Any = None
+        self._local = LocalRegistryReader.for_settings(settings)
 
     def version_of(self, name: str, alias: str) -> str | None:
-        # heavy: MLflow
+        if self._local is not None:
+            return self._local.version_of(name, alias)
+        # heavy: MLflow (a tracking server; the embedded store is read without it)
         from mlflow.exceptions import MlflowException
 
         if self._client is None:
@@ -154,7 +200,8 @@ class _MlflowRegistry:
             return None
 
     def load(self, name: str, alias: str, feature_set_version: str | None) -> ModelLike:
-
+        if self._local is not None:
+            return self._local.load(name, alias, feature_set_version)
         return load_model(
             name, alias, expected_feature_set_version=feature_set_version, settings=self.settings
         )

@@ -10,6 +10,34 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/demo-common.sh
 stop_previous
 
+ONLINE_STORE=${YIDAI_ONLINE_STORE:-embedded}
+if [[ $ONLINE_STORE != embedded ]]; then
+  step "Online feature store: $(sed -E 's#//[^@/]*@#//#' <<<"$ONLINE_STORE") (the live snapshots must be in it)"
+  # The pipeline published into this store if YIDAI_ONLINE_STORE was set for it; a home
+  # published to the embedded store only (or a fresh Redis) gets the live day published here.
+  AS_OF=$("$UV" run --frozen python - <<'PY'
+from features import current_pointer
+from features.engine import resolve_feature_sets
+from features.online import open_store
+from yidai.core.settings import get_settings
+
+settings = get_settings()
+store = open_store()
+sets = resolve_feature_sets(None)
+missing = [fs.name for fs in sets if store.current(fs.name) is None]
+live = current_pointer(settings.serving, sets[0].name)
+if missing and live is not None:
+    print(live["as_of"])
+PY
+)
+  if [[ -n $AS_OF ]]; then
+    echo "publishing the snapshots of $AS_OF into the online store"
+    yidai features publish --as-of "$AS_OF"
+  else
+    echo "the online store holds every live snapshot"
+  fi
+fi
+
 step "API key for the example integration (mall checkout)"
 KEY_FILE=$DEMO_DIR/mall_checkout.key
 (umask 077 && yidai keys create --module mall_checkout --scopes personal-credit,payment-risk >"$KEY_FILE")
@@ -53,8 +81,8 @@ _, report = client.wait_until_loaded(timeout=float(os.environ.get("DEMO_READY_SE
 print("\n".join(readiness_lines(report)))
 PY
 # Memory of each service process (RSS, and the private part: the embedded feature store's
-# mapped snapshot pages are shared through the page cache, so they are not private).
-"$UV" run --frozen python - "$(cat "$DEMO_DIR/serve.pid")" "${YIDAI_ONLINE_STORE:-embedded}" <<'PY'
+# snapshot pages live in the page cache, shared, never in a worker); shown again at the end.
+"$UV" run --frozen python - "$(cat "$DEMO_DIR/serve.pid")" "$ONLINE_STORE" <<'PY' | tee "$DEMO_DIR/memory.txt"
 import os, re, sys
 root, store = int(sys.argv[1]), sys.argv[2].split("@")[-1]
 parents = {}
@@ -97,6 +125,8 @@ while read -r customer device seller channel; do
 done <"$DEMO_DIR/checkouts.txt"
 
 cat <<EOF
+
+$(cat "$DEMO_DIR/memory.txt")
 
 Yidai is running (state under $YIDAI_HOME):
   scoring service  http://127.0.0.1:$SERVE_PORT   (OpenAPI: http://127.0.0.1:$SERVE_PORT/docs)

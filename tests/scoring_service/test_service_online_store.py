@@ -33,7 +33,7 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
-def _redis_settings(sandbox_home: Path, tmp_path: Path, url: str) -> Settings:
+def _redis_settings(sandbox_home: Path, tmp_path: Path, url: str, **overrides: object) -> Settings:
     """Per-test settings whose snapshots are published to the Redis at ``url``."""
     shutil.copytree(POLICIES, tmp_path / "policies")
     serving = tmp_path / "serving"
@@ -43,7 +43,7 @@ def _redis_settings(sandbox_home: Path, tmp_path: Path, url: str) -> Settings:
     store.client.flushdb()
     warehouse = sandbox_home / "sandbox" / "warehouse.duckdb"
     features.publish_snapshot(warehouse, serving, AS_OF, store=store)
-    return settings_at(sandbox_home, tmp_path, serving_dir=serving, online_store=url)
+    return settings_at(sandbox_home, tmp_path, serving_dir=serving, online_store=url, **overrides)
 
 
 def _key(settings: Settings) -> str:
@@ -132,6 +132,60 @@ def test_redis_store_decides_switches_without_restart_and_fails_closed(
             assert "unreachable" in body["detail"] or "unreachable" in r.text
     finally:
         own.stop()
+
+
+def test_one_redis_round_trip_per_decision(
+    sandbox: Sandbox,
+    sandbox_home: Path,
+    tmp_path: Path,
+    redis_server: RedisServer,
+    make_client: Callable[..., TestClient],
+) -> None:
+    """A personal-credit and a payment decision each read Redis in one round trip (the
+    server's count of processed reads, with the service's reload loop idle)."""
+    url = redis_server.url(6)
+    settings = _redis_settings(sandbox_home, tmp_path, url, service_reload_seconds=3600)
+    key = _key(settings)
+    client = make_client(settings, wait_ready=False)
+    wait_until(
+        lambda: all(
+            client.get("/readyz", headers={"X-API-Key": key}).json()["products"][p]["ready"]
+            for p in ("personal", "payment")
+        ),
+        what="personal and payment ready",
+    )
+    probe = RedisStore(url).client
+
+    def reads() -> int:
+        return int(probe.info("stats")["total_reads_processed"])
+
+    def decide(i: int, product: str) -> None:
+        d = _decide_one(client, key, sandbox, i, product)
+        assert d.status_code == 200, d.text
+
+    for i in range(2):  # warm: the service's connection is open
+        decide(i, "credit")
+        decide(i, "pay")
+    before = reads()
+    idle = reads() - before  # the probe's own INFO
+    n = 5
+    for product in ("credit", "pay"):
+        start = reads()
+        for i in range(n):
+            decide(i, product)
+        assert reads() - start - idle == n, product
+
+
+def _decide_one(client: Any, key: str, sandbox: Sandbox, i: int, product: str) -> Any:
+    if product == "credit":
+        body: dict[str, Any] = {
+            "customer_id": sandbox.entities["personal"][i],
+            "requested_amount": 3000.0,
+        }
+        return client.post("/v1/decisions/personal-credit", json=body, headers={"X-API-Key": key})
+    body = {"payer_id": sandbox.entities["payment"][i], "amount": 120.0, "channel": "app",
+            "device_id": "D1", "counterpart_id": "P9", "ts": f"2026-07-01T10:0{i}:00"}  # fmt: skip
+    return client.post("/v1/payments/risk", json=body, headers={"X-API-Key": key})
 
 
 CREDIT_KEYS = ("decision", "pd", "score", "grade", "limit", "model_version", "policy_version")

@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
             f"audit store {settings.audit_url.split('@')[-1]}; docs at /docs"
         )
         uvicorn.run(
-            "scoring_service.main:create_app",
+            "scoring_service.main:serving_app",  # a lean worker (no scikit-learn, no MLflow)
             factory=True,
             host=host,
             port=port,
