@@ -7,6 +7,7 @@ only slices the scored applications into cohorts.  ``label`` is set only for mat
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -167,3 +168,53 @@ def champion_vs_challenger(scored: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["arm", "version", "accounts", "auc", "ks", "brier"])
+
+
+def characteristic_table(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Characteristic analysis of one feature: its distribution by bin in the reference
+    (``expected``) and the current (``actual``) sample, and each bin's part of the PSI.
+
+    The bins are those of :func:`models.metrics.psi`: the ``bins`` quantiles of the
+    reference (repeated edges merged; bin ``i`` holds ``edge[i-1] < x <= edge[i]``) plus a
+    ``missing`` bin; shares are floored at ``PSI_EPSILON``.  ``contribution_i = (a_i - e_i)
+    * ln(a_i / e_i)``, so the contributions sum to the feature's PSI.  Returns ``bin, label,
+    lower, upper, n_reference, n_current, reference_share, current_share, contribution``.
+    """
+    e = np.asarray(expected, dtype=np.float64).ravel()
+    a = np.asarray(actual, dtype=np.float64).ravel()
+    if e.size == 0 or a.size == 0:
+        raise ValueError("characteristic_table needs non-empty reference and current samples")
+    present = e[~np.isnan(e)]
+    edges = (
+        np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+        if present.size
+        else np.empty(0)
+    )
+
+    def counts(values: np.ndarray) -> np.ndarray:
+        missing = np.isnan(values)
+        idx = np.searchsorted(edges, values[~missing], side="left")
+        return np.r_[np.bincount(idx, minlength=edges.size + 1), missing.sum()].astype(np.int64)
+
+    n_e, n_a = counts(e), counts(a)
+    e_share = np.maximum(n_e / e.size, metrics.PSI_EPSILON)
+    a_share = np.maximum(n_a / a.size, metrics.PSI_EPSILON)
+    lower = np.r_[-np.inf, edges, np.nan]
+    upper = np.r_[edges, np.inf, np.nan]
+    labels = [f"≤ {edges[0]:,.4g}" if edges.size else "all values"]
+    labels += [f"{lo:,.4g} – {hi:,.4g}" for lo, hi in itertools.pairwise(edges)]
+    labels += [f"> {edges[-1]:,.4g}"] if edges.size else []
+    labels += ["missing"]
+    return pd.DataFrame(
+        {
+            "bin": np.arange(len(labels)),
+            "label": labels,
+            "lower": lower,
+            "upper": upper,
+            "n_reference": n_e,
+            "n_current": n_a,
+            "reference_share": e_share,
+            "current_share": a_share,
+            "contribution": (a_share - e_share) * np.log(a_share / e_share),
+        }
+    )
