@@ -94,7 +94,11 @@ def sidebar_filters(
     chosen: list[str] = []
     if products:
         chosen = sidebar.multiselect(
-            "Product", list(products), default=list(products), key=f"{key}_product"
+            "Product",
+            list(products),
+            default=list(products),
+            format_func=product_label,
+            key=f"{key}_product",
         )
     start = end = None
     if days is not None and len(days):
