@@ -11,6 +11,7 @@ from datetime import date
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.elements.lib.column_types import ColumnConfig
 
 EMPTY_HINT = "run `make demo` (or the pipeline) to publish it"
 
@@ -201,17 +202,17 @@ def fmt_int(value: float | None) -> str:
     return f"{value:,.0f}"
 
 
-def pct_column(label: str, help: str | None = None) -> object:
+def pct_column(label: str, help: str | None = None) -> ColumnConfig:
     """A table column of shares shown as percentages (0.021 -> 2.10%)."""
     return st.column_config.NumberColumn(label, help=help, format="percent")
 
 
-def cny_column(label: str, help: str | None = None) -> object:
+def cny_column(label: str, help: str | None = None) -> ColumnConfig:
     """A table column of CNY amounts with thousands separators (¥402,988,799)."""
     return st.column_config.NumberColumn(label, help=help, format="¥%,.0f")
 
 
-def int_column(label: str, help: str | None = None) -> object:
+def int_column(label: str, help: str | None = None) -> ColumnConfig:
     """A table column of counts with thousands separators."""
     return st.column_config.NumberColumn(label, help=help, format="localized")
 
