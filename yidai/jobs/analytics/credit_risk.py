@@ -9,7 +9,7 @@ month-end performance tape); :func:`read_tape` is the one warehouse reader.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -195,6 +195,23 @@ def calibration_status(z: pd.Series) -> pd.Series:
     return pd.Series(np.where(np.isnan(values), "unknown", labels), index=z.index)
 
 
-def band_order(labels: Sequence[str]) -> list[str]:
+def band_order(labels: Iterable[str]) -> list[str]:
     """Score-band labels (``"600-649"``) sorted by their lower bound."""
     return sorted({str(v) for v in labels}, key=lambda v: int(v.split("-")[0]))
+
+
+def roll_matrix(rates: pd.DataFrame, month: pd.Timestamp) -> pd.DataFrame:
+    """The roll-rate matrix of one month (rows: bucket at that month end, columns: bucket
+    at the next; each row sums to 1), buckets in :data:`DPD_BUCKETS` order plus ``closed``;
+    rows of buckets with no account are left out."""
+    rows = rates[pd.to_datetime(rates["month"]) == pd.Timestamp(month)]
+    if rows.empty:
+        return pd.DataFrame()
+    matrix = rows.pivot_table(
+        index="from_bucket", columns="to_bucket", values="n", aggfunc="sum", fill_value=0
+    )
+    order = [b for b in (*DPD_BUCKETS, CLOSED)]
+    matrix = matrix.reindex(
+        index=[b for b in order if b in matrix.index], columns=order, fill_value=0
+    )
+    return matrix.div(matrix.sum(axis=1), axis=0)

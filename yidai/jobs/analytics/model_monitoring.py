@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from models import metrics
+from models.drift import PSI_WATCH_THRESHOLD
 
 #: The dashboard shows AUC / KS only for booking months with at least this many matured loans.
 MIN_COHORT = 30
@@ -218,3 +219,35 @@ def characteristic_table(expected: np.ndarray, actual: np.ndarray, bins: int = 1
             "contribution": (a_share - e_share) * np.log(a_share / e_share),
         }
     )
+
+
+#: The drift alert's thresholds (``models.drift``), for pages that chart PSI.
+PSI_WATCH = PSI_WATCH_THRESHOLD
+PSI_ALERT = metrics.PSI_ALERT_THRESHOLD
+#: The name under which the monitoring job reports the score's PSI.
+SCORE_FEATURE = "__score__"
+
+
+def model_drift(drift: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The published drift rows of ``model`` (``monitoring/drift``), worst first, the
+    score shown as ``score``, with ``is_structural`` (the row's reference is rolling)."""
+    rows = drift[drift["model"] == model].copy()
+    rows["feature"] = rows["feature"].replace({SCORE_FEATURE: "score"})
+    structural = rows["structural"] if "structural" in rows else pd.Series("", index=rows.index)
+    rows["structural"] = structural.fillna("").astype(str)
+    rows["is_structural"] = rows["structural"] != ""
+    if "reference" not in rows:
+        rows["reference"] = ""
+    return rows.sort_values(["psi", "feature"], ascending=[False, True]).reset_index(drop=True)
+
+
+def trend_for(trend: pd.DataFrame, model: str, top: int = 8) -> pd.DataFrame:
+    """The monthly PSI rows (``monitoring/drift_trend``) of ``model`` for the score and the
+    ``top`` features with the largest PSI in the latest month, oldest month first."""
+    rows = trend[trend["model"] == model].copy()
+    if rows.empty:
+        return rows
+    rows["feature"] = rows["feature"].replace({SCORE_FEATURE: "score"})
+    latest = rows[rows["month"] == rows["month"].max()].sort_values("psi", ascending=False)
+    keep = ["score", *[f for f in latest["feature"] if f != "score"][:top]]
+    return rows[rows["feature"].isin(keep)].sort_values(["month", "feature"]).reset_index(drop=True)
