@@ -164,3 +164,16 @@ def test_characteristic_table_reproduces_the_psi() -> None:
     binary = characteristic_table(e2, a2)  # repeated quantile edges merged
     assert binary["label"].iloc[0] == "≤ 0" and binary["label"].iloc[-1] == "missing"
     assert binary["contribution"].sum() == pytest.approx(psi(e2, a2), rel=1e-12)
+
+
+def test_the_alert_says_which_bin_moved() -> None:
+    from yidai.jobs.monitoring import explain_drift
+
+    history = book(shift=0.8)
+    drift, info = run(history)
+    explained = explain_drift(drift, characteristics(CHAMPION, history, drift, info))
+    moved = explained.set_index("feature")["moved"]
+    assert moved["customer_spend_amount_90d"].startswith("bin > ")
+    assert moved[SCORE] == ""  # the score has no characteristic analysis
+    with pytest.raises(DriftError, match=r"\(vs training; bin > \S+: \d+\.\d% -> \d+\.\d%\)"):
+        check_drift(explained)

@@ -70,7 +70,9 @@ UNKNOWN_TIER = "unknown"
 
 
 #: The drift columns carried in the run's summary (XCom) and read by :func:`check_drift`.
-DRIFT_SUMMARY_COLUMNS = ("model", "feature", "psi", "status", "reference", "structural")
+DRIFT_SUMMARY_COLUMNS = (
+    "model", "feature", "psi", "status", "reference", "structural", "moved",
+)  # fmt: skip
 
 
 class DriftError(YidaiError):
@@ -190,10 +192,13 @@ def check_drift(
     bad = bad.sort_values(["model", "psi"], ascending=[True, False])
     parts = []
     for model_name, group in bad.groupby("model", sort=True):
-        kinds = group["reference"] if "reference" in group else pd.Series("", index=group.index)
+        blank = pd.Series("", index=group.index)
+        kinds = (group.get("reference", blank)).fillna("")
+        moved = (group.get("moved", blank)).fillna("")
         names = ", ".join(
-            f"{'score' if f == SCORE else f} {p:.3f}" + (f" (vs {k})" if k else "")
-            for f, p, k in zip(group["feature"], group["psi"], kinds.fillna(""), strict=True)
+            f"{'score' if f == SCORE else f} {p:.3f}"
+            + (f" (vs {k}{'; ' + m if m else ''})" if k or m else "")
+            for f, p, k, m in zip(group["feature"], group["psi"], kinds, moved, strict=True)
         )
         parts.append(f"{model_name}: {names}")
     raise DriftError(
@@ -201,6 +206,29 @@ def check_drift(
         "(or its reference of complete history; a structural feature against a rolling "
         "reference): " + "; ".join(parts)
     )
+
+
+def explain_drift(drift: pd.DataFrame, characteristics: pd.DataFrame) -> pd.DataFrame:
+    """``drift`` with a ``moved`` column: for each (model, feature) of the characteristic
+    analysis, the bin contributing most to its PSI and how its share moved (``bin > 3.2:
+    10.0% -> 31.5%``), so an alert says what changed; empty for the other rows."""
+    out = drift.copy()
+    out["moved"] = ""
+    if characteristics.empty:
+        return out
+    worst = characteristics.loc[
+        characteristics.groupby(["model", "feature"])["contribution"].idxmax()
+    ]
+    text = {
+        (m, f): f"bin {b}: {r:.1%} -> {c:.1%}"
+        for m, f, b, r, c in zip(
+            worst["model"], worst["feature"], worst["label"],
+            worst["reference_share"], worst["current_share"], strict=True,
+        )
+    }  # fmt: skip
+    keys = list(zip(out["model"], out["feature"], strict=True))
+    out["moved"] = [text.get(k, "") for k in keys]
+    return out
 
 
 # ---------------------------------------------------------------------------- orchestration
@@ -697,7 +725,9 @@ def run_monitoring(
         notes.append(liquidity["alert"])
     report = MonitoringReport(
         as_of=as_of,
-        drift=pd.concat(drifts, ignore_index=True),
+        drift=explain_drift(
+            pd.concat(drifts, ignore_index=True), pd.concat(chars, ignore_index=True)
+        ),
         performance=pd.concat(perfs, ignore_index=True),
         decision_rates=decision_rates(decisions, payment_tiers()),
         models=pd.DataFrame(infos),

@@ -171,6 +171,13 @@ def champion_vs_challenger(scored: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["arm", "version", "accounts", "auc", "ks", "brier"])
 
 
+def _edge(value: float) -> str:
+    """A bin edge as a reader wants it: 12,345 / 3.25 / 0.0123."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
 def characteristic_table(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> pd.DataFrame:
     """Characteristic analysis of one feature: its distribution by bin in the reference
     (``expected``) and the current (``actual``) sample, and each bin's part of the PSI.
@@ -202,9 +209,9 @@ def characteristic_table(expected: np.ndarray, actual: np.ndarray, bins: int = 1
     a_share = np.maximum(n_a / a.size, metrics.PSI_EPSILON)
     lower = np.r_[-np.inf, edges, np.nan]
     upper = np.r_[edges, np.inf, np.nan]
-    labels = [f"≤ {edges[0]:,.4g}" if edges.size else "all values"]
-    labels += [f"{lo:,.4g} – {hi:,.4g}" for lo, hi in itertools.pairwise(edges)]
-    labels += [f"> {edges[-1]:,.4g}"] if edges.size else []
+    labels = [f"≤ {_edge(edges[0])}" if edges.size else "all values"]
+    labels += [f"{_edge(lo)} – {_edge(hi)}" for lo, hi in itertools.pairwise(edges)]
+    labels += [f"> {_edge(edges[-1])}"] if edges.size else []
     labels += ["missing"]
     return pd.DataFrame(
         {
