@@ -177,3 +177,20 @@ def test_the_alert_says_which_bin_moved() -> None:
     assert moved[SCORE] == ""  # the score has no characteristic analysis
     with pytest.raises(DriftError, match=r"\(vs training; bin > \S+: \d+\.\d% -> \d+\.\d%\)"):
         check_drift(explained)
+
+
+def test_the_dags_last_task_alarms_on_the_planted_shift_only() -> None:
+    from yidai.jobs.pipeline import check_monitoring
+
+    def summary(history: pd.DataFrame) -> dict[str, Any]:
+        drift, info = run(history)
+        report = MonitoringReport(AS_OF, drift, *(pd.DataFrame(),) * 2, pd.DataFrame([info]))
+        return {
+            **report.summary(),
+            "performance_computable": {CHAMPION.name: True},
+            "latest_data_day": {"loan_applications": AS_OF.isoformat()},
+        }
+
+    assert check_monitoring(summary(book()))["drifted"] == 0
+    with pytest.raises(DriftError, match="customer_spend_amount_90d"):
+        check_monitoring(summary(book(shift=0.8)))
