@@ -75,7 +75,7 @@ def run(history: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, Any]]:
 
 def test_a_stable_book_whose_tenure_grows_with_calendar_time_does_not_alarm() -> None:
     history = book()
-    drift, info = run(history)
+    drift, _info = run(history)
     check_drift(drift)  # silent
     rows = drift.set_index("feature")
     assert rows.loc[TENURE, "reference"] == "rolling 28d" and rows.loc[TENURE, "structural"]
@@ -122,7 +122,7 @@ def test_the_dag_summary_carries_what_the_alert_reads() -> None:
     assert {"reference", "structural"} <= set(summary["drift"][0])
     with pytest.raises(DriftError, match="customer_spend_amount_90d"):
         check_drift(summary)  # what check_thresholds in monitoring_daily does
-    quiet, quiet_info = run(book())
+    quiet, _quiet_info = run(book())
     check_drift(MonitoringReport(AS_OF, quiet, *(pd.DataFrame(),) * 2, pd.DataFrame()).summary())
 
 
