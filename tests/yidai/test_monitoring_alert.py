@@ -194,3 +194,13 @@ def test_the_dags_last_task_alarms_on_the_planted_shift_only() -> None:
     assert check_monitoring(summary(book()))["drifted"] == 0
     with pytest.raises(DriftError, match="customer_spend_amount_90d"):
         check_monitoring(summary(book(shift=0.8)))
+
+
+def test_a_model_without_decisions_gives_empty_tables_not_a_crash() -> None:
+    empty = book().iloc[0:0]
+    drift, info = run(empty)
+    assert drift["psi"].isna().all() and set(drift["status"]) == {"unknown"}
+    trend = drift_trend(CHAMPION, empty, info)
+    assert trend.empty and {"month", "psi", "status"} <= set(trend.columns)
+    assert characteristics(CHAMPION, empty, drift, info).empty
+    check_drift(drift)  # unknown is for the blind-monitoring check, not a drift alarm

@@ -69,6 +69,11 @@ FRAUD_MODEL = catalogue.FRAUD_MODEL.name
 UNKNOWN_TIER = "unknown"
 
 
+#: The columns of a drift table (:func:`drift_table`).
+DRIFT_COLUMNS = [
+    "model", "feature", "psi", "status", "n_reference", "n_current", "mean_reference",
+    "mean_current", "bins", "reference", "structural",
+]  # fmt: skip
 #: The drift columns carried in the run's summary (XCom) and read by :func:`check_drift`.
 DRIFT_SUMMARY_COLUMNS = (
     "model", "feature", "psi", "status", "reference", "structural", "moved",
@@ -134,7 +139,7 @@ def drift_table(
                 "structural": STRUCTURAL_DRIFT.get(column, ""),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
 
 
 def decision_rates(
@@ -451,7 +456,10 @@ def drift_trend(
     month to the as-of month (``info["current_window"]`` end).  Months with fewer than
     ``min_rows`` decisions are left out.  Returns the :func:`drift_table` columns plus
     ``month``; the statuses use the alert's thresholds."""
+    columns = [*drift_table(scored, scored, []).columns, "month"]
     ts = pd.to_datetime(scored["ts"])
+    if ts.isna().all():
+        return pd.DataFrame(columns=columns)
     frame = scored.rename(columns={"score": SCORE})
     ref_lo, _, ref_hi = str(info["reference_window"]).partition("..")
     ref_start = pd.Timestamp(ref_lo) if ref_lo else None
@@ -482,7 +490,7 @@ def drift_trend(
             )  # fmt: skip
         parts.append(pd.concat(rows, ignore_index=True).assign(month=lo.to_period("M").start_time))
     if not parts:
-        return pd.DataFrame(columns=[*drift_table(reference, reference, []).columns, "month"])
+        return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)
 
 
