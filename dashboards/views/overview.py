@@ -23,7 +23,7 @@ def render() -> None:
     # deferred: dashboards.app runs the navigation when imported
     from dashboards.app import PAGES, PAGES_DIR
 
-    st.title("Yidai risk dashboards")
+    st.title("Overview: Yidai risk dashboards")
     meta = data.published_meta("portfolio")
     st.caption(
         "Products: "

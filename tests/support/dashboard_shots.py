@@ -99,7 +99,9 @@ def wait_rendered(driver: Any, title: str, timeout: float = 90) -> None:
             and len(drawn) >= len(charts)
         )
 
-    WebDriverWait(driver, timeout, poll_frequency=0.5).until(done)
+    WebDriverWait(driver, timeout, poll_frequency=0.5).until(
+        done, f"page {title!r} did not finish rendering within {timeout:.0f} s"
+    )
 
 
 def change_a_filter(driver: Any) -> str | None:
