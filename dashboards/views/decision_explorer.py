@@ -51,9 +51,10 @@ def _inputs(summary: dict[str, object], features: dict[str, float | None]) -> No
         return
     model_version = str(summary["model_version"] or "")
     feature_set = _feature_set(model_version)
-    population = data.feature_population(feature_set) if feature_set else {}
-    model = data.registered_model(model_version) if model_version else None
-    contributions = feature_contributions(model, features) if model is not None else None
+    with st.spinner("Loading the feature snapshot and the model..."):
+        population = data.feature_population(feature_set) if feature_set else {}
+        model = data.registered_model(model_version) if model_version else None
+        contributions = feature_contributions(model, features) if model is not None else None
     table = inputs_table(features, population, contributions)  # type: ignore[arg-type]
     notes = []
     if not population:

@@ -83,13 +83,15 @@ def wait_rendered(driver: Any, title: str, timeout: float = 90) -> None:
     history: list[int] = []
 
     def done(d: Any) -> bool:
-        # the number of rendered elements must be stable for 2 s (the script may still add some)
+        # the number of rendered elements must be stable for 3 s (the script may still add some)
         history.append(len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stElementContainer"]')))
-        if len(history) < 5 or len(set(history[-5:])) > 1:
+        if len(history) < 7 or len(set(history[-7:])) > 1:
             return False
         titles = [h.text for h in d.find_elements(By.CSS_SELECTOR, "h1")]
         running = d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-        loading = d.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]')
+        loading = d.find_elements(
+            By.CSS_SELECTOR, '[data-testid="stSkeleton"], [data-testid="stSpinner"]'
+        )
         charts = d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
         drawn = d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .main-svg')
         return (
