@@ -186,6 +186,9 @@ def registered_model(model_version: str) -> object | None:
     from yidai.jobs.analytics.explorer import split_model_version
 
     name, version = split_model_version(model_version)
+    uri = get_settings().tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no registry in this home (nothing was trained): nothing to load
     for alias in ("champion", "challenger"):
         model = _model(name, alias)
         if model is not None and str(getattr(model, "version", "")) == version:

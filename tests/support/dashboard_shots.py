@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dashboards.app import PAGES
+from dashboards.pages import PAGES
 
 ERROR_SELECTORS = (
     '[data-testid="stException"]',
@@ -83,9 +83,9 @@ def wait_rendered(driver: Any, title: str, timeout: float = 90) -> None:
     history: list[int] = []
 
     def done(d: Any) -> bool:
-        # the number of rendered elements must be stable for 3 s (the script may still add some)
+        # the number of rendered elements must be stable for 2 s (the script may still add some)
         history.append(len(d.find_elements(By.CSS_SELECTOR, '[data-testid="stElementContainer"]')))
-        if len(history) < 7 or len(set(history[-7:])) > 1:
+        if len(history) < 5 or len(set(history[-5:])) > 1:
             return False
         titles = [h.text for h in d.find_elements(By.CSS_SELECTOR, "h1")]
         running = d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
@@ -149,7 +149,7 @@ def full_page_screenshot(driver: Any, path: Path, width: int = WIDTH) -> None:
     """A screenshot of the whole page at ``width`` CSS pixels, as a palette PNG (small)."""
     height = min(max(_page_height(driver), 900), MAX_HEIGHT)
     driver.set_window_size(width, height)
-    time.sleep(1.5)  # plotly re-lays out to the new size
+    time.sleep(1.0)  # plotly re-lays out to the new size
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     _shrink_png(path)
@@ -180,7 +180,7 @@ def capture_every_page(driver: Any, url: str, out: Path, width: int = WIDTH) -> 
             problems.append(f"{title}: /{url_path} is not a page")
         changed = change_a_filter(driver)
         if changed:
-            time.sleep(1.0)
+            time.sleep(0.5)
             wait_rendered(driver, title)
         full_page_screenshot(driver, out / f"{url_path}.png", width)
         for selector in ERROR_SELECTORS:
