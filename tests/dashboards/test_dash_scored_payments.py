@@ -5,29 +5,44 @@ at the time."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import duckdb
 import numpy as np
+import pandas as pd
 import pytest
 
 from features import build_training_set, fraud_spine, get_feature_set
 from models.estimator import GradientBoostedPD
-from models.registry import GateDecision, ModelPackage, load_model, log_and_register
-from models.scorecard import Scorecard
 from tests.support.sandbox import FAST_PARAMS
 from tests.support.synthetic import synthetic_warehouse
 from yidai.core.errors import YidaiError
-from yidai.core.settings import Settings
 from yidai.jobs.analytics.scored import score_payment_events
 
 AS_OF = dt.date(2026, 6, 30)
+
+
+@dataclass
+class TrainedFraudModel:
+    """A fraud model as ``score_payment_events`` uses a loaded one (name, version, feature
+    set and names, ``predict_pd``): a real LightGBM estimator, not registered (loading from
+    the registry is tested in tests/models/test_models_registry.py; MLflow's set-up would
+    cost this test most of its time)."""
+
+    estimator: GradientBoostedPD
+    feature_set: str
+    feature_names: list[str]
+    name: str = "payment_fraud"
+    version: str = "1"
+
+    def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.estimator.predict_pd(X[self.feature_names]))
 
 
 @pytest.fixture(scope="module")
 def fraud_home(tmp_path_factory):
     """A synthetic warehouse and a small fraud model trained on its labelled events."""
     home = tmp_path_factory.mktemp("scored_payments")
-    settings = Settings(home=home, mlflow_tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}")
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     synthetic_warehouse(con, n_pos=6_000, n_payments=1_500, n_orders=600, seed=5)
     fs = get_feature_set("payment_fraud_v1")
@@ -36,18 +51,9 @@ def fraud_home(tmp_path_factory):
     estimator = GradientBoostedPD(**FAST_PARAMS, random_state=5, n_jobs=1)  # type: ignore[arg-type]
     cut = int(len(frame) * 0.7)
     label = frame["label"].astype(int).to_numpy()
-    estimator.fit(
-        frame[fs.columns].iloc[:cut],
-        label[:cut],
-        eval_set=(frame[fs.columns].iloc[cut:], label[cut:]),
-    )
-    package = ModelPackage(
-        name="payment_fraud", estimator=estimator, scorecard=Scorecard(), feature_set=fs.name,
-        feature_set_version=fs.fingerprint, reason_groups=fs.reason_groups, params={},
-        metrics={}, primary_metric="oot_auc",
-    )  # fmt: skip
-    log_and_register(package, GateDecision(True, "test model"), settings=settings)
-    yield con, load_model("payment_fraud", settings=settings)
+    X = frame[list(fs.columns)]
+    estimator.fit(X.iloc[:cut], label[:cut], eval_set=(X.iloc[cut:], label[cut:]))
+    yield con, TrainedFraudModel(estimator, fs.name, list(fs.columns))
     con.close()
 
 
