@@ -89,8 +89,9 @@ def wait_rendered(driver: Any, title: str, timeout: float = 90) -> None:
             return False
         titles = [h.text for h in d.find_elements(By.CSS_SELECTOR, "h1")]
         running = d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-        loading = d.find_elements(
-            By.CSS_SELECTOR, '[data-testid="stSkeleton"], [data-testid="stSpinner"]'
+        loading = d.find_elements(  # stale: left from before a rerun that is still going
+            By.CSS_SELECTOR,
+            '[data-testid="stSkeleton"], [data-testid="stSpinner"], [data-stale="true"]',
         )
         charts = d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
         drawn = d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .main-svg')
