@@ -180,9 +180,15 @@ def _model(name: str, alias: str) -> object | None:
 
 
 def registered_model(model_version: str) -> object | None:
-    """The loaded model of an audited ``"<name> v<version>"`` if it is still the champion or
+    """The loaded model of an audited ``"<name>:<version>"`` if it is still the champion or
     the challenger (None otherwise: its contributions cannot be recomputed here)."""
-    name, _, version = model_version.partition(" v")
+    # deferred: only the decision explorer asks
+    from yidai.jobs.analytics.explorer import split_model_version
+
+    name, version = split_model_version(model_version)
+    uri = get_settings().tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no registry in this home (nothing was trained): nothing to load
     for alias in ("champion", "challenger"):
         model = _model(name, alias)
         if model is not None and str(getattr(model, "version", "")) == version:

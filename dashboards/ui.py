@@ -212,6 +212,11 @@ def cny_column(label: str, help: str | None = None) -> ColumnConfig:
     return st.column_config.NumberColumn(label, help=help, format="¥%,.0f")
 
 
+def cny_change_column(label: str, help: str | None = None) -> ColumnConfig:
+    """A table column of CNY changes, sign first (+500, -423); the label should say CNY."""
+    return st.column_config.NumberColumn(label, help=help, format="%+,.0f")
+
+
 def int_column(label: str, help: str | None = None) -> ColumnConfig:
     """A table column of counts with thousands separators."""
     return st.column_config.NumberColumn(label, help=help, format="localized")

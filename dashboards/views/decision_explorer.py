@@ -12,7 +12,11 @@ import streamlit as st
 from dashboards import data, ui
 from yidai.core import catalogue
 from yidai.jobs.analytics.decisions import decision_detail
-from yidai.jobs.analytics.explorer import feature_contributions, inputs_table
+from yidai.jobs.analytics.explorer import (
+    feature_contributions,
+    inputs_table,
+    split_model_version,
+)
 
 LIST_COLUMNS: dict[str, Any] = {
     "decision_id": st.column_config.TextColumn("Decision id"),
@@ -36,7 +40,7 @@ INPUT_COLUMNS = {
 
 
 def _feature_set(model_version: str) -> str | None:
-    name = model_version.partition(" v")[0]
+    name = split_model_version(model_version)[0]
     return next((m.feature_set for m in catalogue.MODELS if m.name == name), None)
 
 
@@ -47,9 +51,10 @@ def _inputs(summary: dict[str, object], features: dict[str, float | None]) -> No
         return
     model_version = str(summary["model_version"] or "")
     feature_set = _feature_set(model_version)
-    population = data.feature_population(feature_set) if feature_set else {}
-    model = data.registered_model(model_version) if model_version else None
-    contributions = feature_contributions(model, features) if model is not None else None
+    with st.spinner("Loading the feature snapshot and the model..."):
+        population = data.feature_population(feature_set) if feature_set else {}
+        model = data.registered_model(model_version) if model_version else None
+        contributions = feature_contributions(model, features) if model is not None else None
     table = inputs_table(features, population, contributions)  # type: ignore[arg-type]
     notes = []
     if not population:
@@ -64,22 +69,23 @@ def _inputs(summary: dict[str, object], features: dict[str, float | None]) -> No
 def _show(row: pd.Series) -> None:
     detail = decision_detail(row)
     summary, scores = detail["summary"], detail["scores"]
-    cols = st.columns(5)
+    cols = st.columns(4)
     cols[0].metric("Outcome", ui.decision_label(str(summary["outcome"])))
     probability = scores["probability"]
     label = "Fraud probability" if summary["product"] == "payment" else "PD"
     cols[1].metric(label, "—" if probability is None else ui.fmt_pct(float(probability), 2))
     cols[2].metric("Score", "—" if scores["score"] is None else f"{scores['score']:.0f}")
     cols[3].metric("Grade", str(scores["grade"] or "—"))
-    cols[4].metric("Product", ui.product_label(str(summary["product"])))
     st.dataframe(
         pd.DataFrame(
             {
-                "": ["Decision id", "Customer / merchant / SME", "Created", "Calling module",
-                     "Arm", "Model version", "Policy version", "Feature snapshot"],
-                "Value": [str(summary[k]) if summary[k] is not None else "— (not recorded)"
-                          for k in ("decision_id", "entity_id", "created_at", "module", "arm",
-                                    "model_version", "policy_version", "snapshot_version")],
+                "": ["Decision id", "Product", "Customer / merchant / SME", "Created",
+                     "Calling module", "Arm", "Model version", "Policy version",
+                     "Feature snapshot"],
+                "Value": [str(summary["decision_id"]), ui.product_label(str(summary["product"])), *(
+                    str(summary[k]) if summary[k] is not None else "— (not recorded)"
+                    for k in ("entity_id", "created_at", "module", "arm", "model_version",
+                              "policy_version", "snapshot_version"))],
             }
         ),
         hide_index=True,

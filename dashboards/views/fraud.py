@@ -23,11 +23,13 @@ TIER_COLUMNS = {
     "catch_rate": ui.pct_column("Model catch (count)"),
     "catch_rate_amount": ui.pct_column("Model catch (amount)"),
     "fraud_amount_stopped": ui.cny_column("Fraud amount stopped (model)"),
+    "decline_rate": ui.pct_column("Decline rate", "all payments declined"),
     "false_positive_rate": ui.pct_column("False-positive rate", "good payments declined"),
     "step_up_rate": ui.pct_column("Step-up rate", "all payments asked to step up"),
     "friction": ui.pct_column("Customer friction", "good payments declined or stepped up"),
     "rules_catch_rate": ui.pct_column("Rules catch (count)"),
     "rules_catch_rate_amount": ui.pct_column("Rules catch (amount)"),
+    "rules_fraud_amount_stopped": ui.cny_column("Fraud amount stopped (rules)"),
     "rules_false_positive_rate": ui.pct_column("Rules false-positive rate"),
 }
 

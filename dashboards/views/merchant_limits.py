@@ -16,7 +16,7 @@ CHANGE_COLUMNS = {
     "status": "Status",
     "previous_line": ui.cny_column("Line before"),
     "credit_line": ui.cny_column("Line"),
-    "change": ui.cny_column("Change"),
+    "change": ui.cny_change_column("Change (CNY)"),
     "outstanding": ui.cny_column("Drawn"),
     "decision": "Decision",
     "reason_text": "Reason",
@@ -143,7 +143,7 @@ def render() -> None:
                     markers=True,
                     labels={"as_of": "Refresh date", "exposure_after": "Committed exposure (CNY)"},
                     title="Committed exposure after each refresh",
-                )
+                ).update_xaxes(tickformat="%Y-%m-%d", dtick=86_400_000 if len(runs) <= 31 else None)
             ),
             key="ml_runs",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards import data, ui
+from dashboards.pages import PAGES
 
 PAGE_HELP: dict[str, str] = {
     "portfolio": "applications, approvals, exposure, vintages by product and quarter, "
@@ -20,16 +21,16 @@ PAGE_HELP: dict[str, str] = {
 
 def render() -> None:
     """Lay out the overview."""
-    # deferred: dashboards.app runs the navigation when imported
-    from dashboards.app import PAGES, PAGES_DIR
-
-    st.title("Yidai risk dashboards")
+    st.title("Overview: Yidai risk dashboards")
     meta = data.published_meta("portfolio")
     st.caption(
         "Products: "
         + " · ".join(ui.PRODUCT_LABELS.values())
         + f". Published data as of {meta.get('as_of', '—')}."
     )
-    for file, title, icon, url in PAGES[1:]:
-        st.page_link(str(PAGES_DIR / file), label=f"{title}: {PAGE_HELP.get(url, '')}", icon=icon)
-        st.caption(f"Direct link: `/{url}`")
+    st.markdown(
+        "\n".join(
+            f"- [**{title}**](/{url}) (`/{url}`): {PAGE_HELP.get(url, '')}"
+            for _file, title, _icon, url in PAGES[1:]
+        )
+    )

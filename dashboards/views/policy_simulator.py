@@ -142,6 +142,7 @@ def render() -> None:
             column_config={
                 "cell": st.column_config.TextColumn("Live / candidate decision"),
                 "applicants": ui.int_column("Applicants"),
+                "true_defaults": ui.int_column("True defaults"),
                 "true_bad_rate": ui.pct_column("True bad rate"),
             },
         )
@@ -165,20 +166,20 @@ def render() -> None:
 def _model_comparison(scored: pd.DataFrame) -> None:
     """Champion vs challenger vs WoE scorecard on the same applicants."""
     st.subheader("Champion, challenger and scorecard on the same applicants")
-    share = st.slider("Each model approves its safest", 0.05, 1.0, 0.6, 0.05, key="ps_share",
-                      format="%.2f")  # fmt: skip
+    share = st.slider("Each model approves this share of applicants, its safest first",
+                      0.05, 1.0, 0.6, 0.05, key="ps_share", format="%.2f")  # fmt: skip
     table = ps.compare_models(scored, share)
     if len(table) < 2:
         st.caption("Only the champion is registered: train the challengers (`yidai train`).")
     st.dataframe(
-        table.style.format(
-            {
-                "expected_bad_rate": "{:.2%}",
-                "true_bad_rate": "{:.2%}",
-                "true_auc": "{:.4f}",
-                "label_auc": "{:.4f}",
-            },
-            na_rep="-",
-        ),
+        table,
         hide_index=True,
+        column_config={
+            "model": "Model",
+            "version": "Version",
+            "expected_bad_rate": ui.pct_column("Expected bad rate (mean PD)"),
+            "true_bad_rate": ui.pct_column("True bad rate (simulator)"),
+            "true_auc": st.column_config.NumberColumn("AUC on truth", format="%.3f"),
+            "label_auc": st.column_config.NumberColumn("AUC on matured labels", format="%.3f"),
+        },
     )

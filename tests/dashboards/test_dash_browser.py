@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.app import PAGES
+from dashboards.pages import PAGES
 from tests.support.browser import headless_chromium
 from tests.support.dashboard_shots import WIDTH, capture_every_page, running_dashboard
 

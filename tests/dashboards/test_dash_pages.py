@@ -24,7 +24,7 @@ PAGES = (
 def test_page_shows_an_empty_state_before_any_publication(empty_home, page, run_page):
     app = run_page(page)
     if page == "overview":  # links only: nothing to publish
-        assert app.title[0].value == "Yidai risk dashboards"
+        assert app.title[0].value == "Overview: Yidai risk dashboards"
         return
     assert any("No data yet" in info.value for info in app.info)
 
@@ -144,7 +144,7 @@ def test_policy_simulator_explains_bad_cutoffs_and_resets_on_product_change(full
     (warning,) = app.warning
     assert "refer cut-off" in warning.value and "above the approve cut-off" in warning.value
     assert "http" not in warning.value and "validation error" not in warning.value
-    other = next(p for p in app.sidebar.selectbox(key="ps_product").options if p != first)
+    other = next(p for p in ("personal", "merchant", "sme") if p != first)
     app.sidebar.selectbox(key="ps_product").set_value(other).run()
     live = load_credit_policy(other)
     assert app.number_input(key="ps_refer").value == live.cutoffs.refer_min_score
@@ -165,10 +165,10 @@ def test_decision_explorer_finds_a_decision_and_its_challenger(full_home, run_pa
     assert metric_values(app)["Outcome"] == "decline"
     assert metric_values(app)["Grade"] == "F"
     assert metric_values(app)["PD"] == "21.00%"
-    assert metric_values(app)["Product"] == "逸贷 personal"
+    assert app.dataframe[1].value.set_index("")["Value"]["Product"] == "逸贷 personal"
     details = app.dataframe[1].value.set_index("")["Value"]
     assert details["Feature snapshot"] == "s1" and details["Model version"] == "personal_pd v3"
-    inputs = app.dataframe[2].value
+    (inputs,) = [d.value for d in app.dataframe if "percentile" in d.value.columns]
     assert inputs.columns.tolist() == ["feature", "value", "percentile", "contribution"]
     assert inputs.set_index("feature").at["customer_spend_amount_180d", "value"] == 1200.0
     shown = " ".join(str(j.value) for j in app.json)

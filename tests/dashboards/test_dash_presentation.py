@@ -210,3 +210,9 @@ def test_find_by_any_id(tmp_path):
         assert found["decision_id"].tolist() == ["d1"] and matched == how
     found, _ = explorer.find_by_any_id(url, "A000000007")  # a prefix is not an id
     assert found.empty
+
+
+def test_model_versions_as_the_service_and_the_tables_write_them():
+    assert explorer.split_model_version("payment_fraud:1") == ("payment_fraud", "1")
+    assert explorer.split_model_version("personal_pd v3") == ("personal_pd", "3")
+    assert explorer.split_model_version("scorecard") == ("scorecard", "")

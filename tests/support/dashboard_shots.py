@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from dashboards.app import PAGES
+from dashboards.pages import PAGES
 
 ERROR_SELECTORS = (
     '[data-testid="stException"]',
@@ -89,7 +89,10 @@ def wait_rendered(driver: Any, title: str, timeout: float = 90) -> None:
             return False
         titles = [h.text for h in d.find_elements(By.CSS_SELECTOR, "h1")]
         running = d.find_elements(By.CSS_SELECTOR, '[data-testid="stStatusWidget"]')
-        loading = d.find_elements(By.CSS_SELECTOR, '[data-testid="stSkeleton"]')
+        loading = d.find_elements(  # stale: left from before a rerun that is still going
+            By.CSS_SELECTOR,
+            '[data-testid="stSkeleton"], [data-testid="stSpinner"], [data-stale="true"]',
+        )
         charts = d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"]')
         drawn = d.find_elements(By.CSS_SELECTOR, '[data-testid="stPlotlyChart"] .main-svg')
         return (
@@ -99,7 +102,9 @@ def wait_rendered(driver: Any, title: str, timeout: float = 90) -> None:
             and len(drawn) >= len(charts)
         )
 
-    WebDriverWait(driver, timeout, poll_frequency=0.5).until(done)
+    WebDriverWait(driver, timeout, poll_frequency=0.5).until(
+        done, f"page {title!r} did not finish rendering within {timeout:.0f} s"
+    )
 
 
 def change_a_filter(driver: Any) -> str | None:
@@ -145,7 +150,7 @@ def full_page_screenshot(driver: Any, path: Path, width: int = WIDTH) -> None:
     """A screenshot of the whole page at ``width`` CSS pixels, as a palette PNG (small)."""
     height = min(max(_page_height(driver), 900), MAX_HEIGHT)
     driver.set_window_size(width, height)
-    time.sleep(1.5)  # plotly re-lays out to the new size
+    time.sleep(1.0)  # plotly re-lays out to the new size
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
     _shrink_png(path)
@@ -176,7 +181,7 @@ def capture_every_page(driver: Any, url: str, out: Path, width: int = WIDTH) -> 
             problems.append(f"{title}: /{url_path} is not a page")
         changed = change_a_filter(driver)
         if changed:
-            time.sleep(1.0)
+            time.sleep(0.5)
             wait_rendered(driver, title)
         full_page_screenshot(driver, out / f"{url_path}.png", width)
         for selector in ERROR_SELECTORS:

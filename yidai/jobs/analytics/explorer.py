@@ -43,6 +43,17 @@ def find_by_any_id(url: str, text: str, limit: int = 500) -> tuple[pd.DataFrame,
     return latest.loc[hit].head(limit).reset_index(drop=True), "id in the request or response"
 
 
+def split_model_version(model_version: str) -> tuple[str, str]:
+    """``"personal_pd:3"`` (the service's audit) or ``"personal_pd v3"`` -> ``("personal_pd",
+    "3")``; the version is empty when there is none."""
+    text = model_version.strip()
+    if ":" in text:
+        name, _, version = text.rpartition(":")
+        return name, version
+    name, sep, version = text.rpartition(" v")
+    return (name, version) if sep else (text, "")
+
+
 def snapshot_population(serving: Path, feature_set: str) -> dict[str, np.ndarray]:
     """Each feature's non-missing values over the live snapshot's entities, sorted (empty if
     the feature set has no published snapshot)."""
