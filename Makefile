@@ -4,7 +4,7 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: help bootstrap install test lint format demo docs bench clean
+.PHONY: help bootstrap install test lint format demo docs bench clean screenshots
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -37,6 +37,10 @@ format: install  ## Apply ruff fixes and formatting
 docs: install  ## Regenerate the generated docs (contracts, notebooks rendered to HTML)
 	$(UV) run yidai contracts --write docs/data-contracts.md
 	$(UV) run python scripts/render_notebooks.py
+
+screenshots: install  ## Regenerate docs/screenshots/*.png from a demo home (YIDAI_HOME or var)
+	bash scripts/install-browser.sh
+	$(UV) run --frozen python scripts/screenshots.py --home $${YIDAI_HOME:-var}
 
 demo: install  ## Install, then run the whole pipeline on the demo simulation (DEMO_SERVE=0: stop after it)
 	bash scripts/demo.sh

@@ -1,7 +1,11 @@
 """monitoring_daily: drift, performance and decision rates, written for the dashboards.
 
-Score and feature drift (PSI against the training window), performance on newly matured
-loans and on fraud labels that arrived, approval and step-up rates.  First the credit
+Score and feature drift (PSI against the training window, or the first window of complete
+feature history when training saw truncated windows; a feature whose drift is structural,
+declared in ``models.drift``, against the 28 days before), its monthly trend and the
+characteristic analysis of the features that moved, DPD roll rates, performance on newly
+matured loans and on fraud labels that arrived, approval and step-up rates: one published
+table set (``serving/monitoring``) that the model monitoring page reads too.  First the credit
 applications are scored with the champions and published (model monitoring and the policy
 simulator read them; the credit drift reuses them).  Scheduled on the features asset
 (data-aware): it runs once ``ingest_daily`` has published the features of a day, as of

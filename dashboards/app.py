@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parent / "app_pages"
-#: (file, title, icon, url path) of every page, in menu order.
-PAGES: tuple[tuple[str, str, str, str], ...] = (
-    ("portfolio.py", "Portfolio", ":material/account_balance:", "portfolio"),
-    ("model_monitoring.py", "Model monitoring", ":material/monitoring:", "model-monitoring"),
-    ("fraud.py", "Fraud", ":material/gpp_maybe:", "fraud"),
-    ("merchant_limits.py", "Merchant limits", ":material/storefront:", "merchant-limits"),
-    ("decision_explorer.py", "Decision explorer", ":material/search:", "decision-explorer"),
-    ("policy_simulator.py", "Policy simulator", ":material/tune:", "policy-simulator"),
-)
+from dashboards.pages import PAGES, PAGES_DIR  # re-exported: the page table
+
+__all__ = ["PAGES", "PAGES_DIR", "main"]
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.jobs.analytics import dashboard_tables as published
 from yidai.jobs.analytics.tiers import payment_tiers as live_tiers
@@ -131,3 +132,65 @@ def scored_products() -> list[str]:
     """Credit products with published scored applications, in product order."""
     area = serving_area("applications")
     return [p for p in ("personal", "merchant", "sme") if published.table_path(area, p) is not None]
+
+
+@st.cache_data(show_spinner=False, ttl=15, max_entries=64)
+def _find_any(url: str, text: str, limit: int) -> tuple[pd.DataFrame, str]:
+    # heavy: loads SQLAlchemy
+    from yidai.jobs.analytics.explorer import find_by_any_id
+
+    return find_by_any_id(url, text, limit)
+
+
+def find_decisions_by_any_id(text: str, limit: int = 500) -> tuple[pd.DataFrame, str]:
+    """Decisions matching a decision, customer, merchant, SME or account id, and how."""
+    return _find_any(get_settings().audit_url, text, limit)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _population(serving: str, feature_set: str, stamp: str) -> dict[str, object]:
+    # deferred: only the decision explorer reads snapshots
+    from yidai.jobs.analytics.explorer import snapshot_population
+
+    return dict(snapshot_population(Path(serving), feature_set))
+
+
+def feature_population(feature_set: str) -> dict[str, object]:
+    """Sorted values of each feature over the live snapshot of ``feature_set`` (cached per
+    snapshot)."""
+    # heavy: features.serving reads the snapshot pointer
+    from features.serving import current_pointer
+
+    serving = get_settings().serving
+    meta = current_pointer(serving, feature_set)
+    if meta is None:
+        return {}
+    return _population(str(serving), feature_set, str(meta["snapshot_id"]))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _model(name: str, alias: str) -> object | None:
+    # heavy: MLflow
+    from models.registry import load_model
+
+    try:
+        return load_model(name, alias)
+    except YidaiError:
+        return None
+
+
+def registered_model(model_version: str) -> object | None:
+    """The loaded model of an audited ``"<name>:<version>"`` if it is still the champion or
+    the challenger (None otherwise: its contributions cannot be recomputed here)."""
+    # deferred: only the decision explorer asks
+    from yidai.jobs.analytics.explorer import split_model_version
+
+    name, version = split_model_version(model_version)
+    uri = get_settings().tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None  # no registry in this home (nothing was trained): nothing to load
+    for alias in ("champion", "challenger"):
+        model = _model(name, alias)
+        if model is not None and str(getattr(model, "version", "")) == version:
+            return model
+    return None

@@ -26,6 +26,7 @@ import yaml
 
 from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
+from models.drift import gate_drift
 from models.metrics import PSI_ALERT_THRESHOLD
 from models.reasons import FeatureReason, ReasonCoder
 from models.scorecard import Scorecard
@@ -192,22 +193,17 @@ def promotion_decision(
 ) -> GateDecision:
     """Apply the promotion gate (see :class:`GateConfig`).  The first version is champion
     (there is nothing to keep serving instead), with any drift named in its reason."""
-    drifted = sorted(
-        ((f, v) for f, v in (feature_psi or {}).items() if v >= gate.max_feature_psi),
-        key=lambda item: -item[1],
-    )
-    drift = (
-        f"features drifted between training and the OOT window (PSI >= "
-        f"{gate.max_feature_psi:.2f}): "
-        + ", ".join(f"{f} {v:.2f}" for f, v in drifted[:5])
-        + (f" and {len(drifted) - 5} more" if len(drifted) > 5 else "")
-    )
+    found = gate_drift(feature_psi, gate.max_feature_psi)
+    drifted, drift = found.drifted, found.describe(gate.max_feature_psi)
+    if found.structural:
+        drift = "; ".join(p for p in (drift, found.structural_note()) if p)
     if champion is None:
         return GateDecision(
-            True, "first registered version" + (f"; WARNING {drift}" if drifted else "")
+            True, "first registered version" + (f"; WARNING {drift}" if drift else "")
         )
     if drifted:
         return GateDecision(False, f"{drift}; promote by hand after review")
+    note = f"; {drift}" if drift else ""
     if math.isnan(score_psi) or score_psi >= gate.max_score_psi:
         return GateDecision(
             False, f"score PSI train vs OOT {score_psi:.3f} >= limit {gate.max_score_psi:.3f}"
@@ -224,7 +220,8 @@ def promotion_decision(
         return GateDecision(
             True,
             f"{metric} {new_value:.4f} beats champion v{champion.version} "
-            f"{champion.value:.4f}{basis} by >= {gate.margin:.4f}; score PSI {score_psi:.3f}",
+            f"{champion.value:.4f}{basis} by >= {gate.margin:.4f}; score PSI {score_psi:.3f}"
+            f"{note}",
         )
     return GateDecision(
         False,
@@ -463,16 +460,30 @@ def promote(name: str, version: str, *, reason: str, settings: Settings | None =
         raise YidaiError("a manual promotion needs a reason")
     client = tracking_client(settings)
     try:
-        client.get_model_version(name, str(version))
+        found = client.get_model_version(name, str(version))
     except MlflowException:
         raise YidaiError(
             f"{name} has no version {version!r} (see: yidai models list --model {name})"
         ) from None
     previous = version_by_alias(client, name, CHAMPION, missing_ok=True)
     client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(name, version, "gate_reason", f"manual: {reason}")
+    _record_manual_promotion(client, found, reason)
     if previous is not None and str(previous.version) != str(version):
         client.set_registered_model_alias(name, CHALLENGER, str(previous.version))
+
+
+def _record_manual_promotion(client: MlflowClient, version: Any, reason: str) -> None:
+    """Record a promotion by hand in MLflow: the version's ``gate_reason`` becomes
+    ``manual: <reason>`` (the gate's own verdict kept as ``gate_reason_before_manual``), and
+    the training run gets the tag ``yidai.gate.manual_reason``."""
+    before = str((version.tags or {}).get("gate_reason", ""))
+    if before and not before.startswith("manual: "):
+        client.set_model_version_tag(
+            version.name, version.version, "gate_reason_before_manual", before[:5000]
+        )
+    client.set_model_version_tag(version.name, version.version, "gate_reason", f"manual: {reason}")
+    if getattr(version, "run_id", None):
+        client.set_tag(version.run_id, "yidai.gate.manual_reason", reason[:5000])
 
 
 def version_by_alias(

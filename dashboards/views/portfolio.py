@@ -1,7 +1,11 @@
-"""Portfolio page: activity, exposure, vintage curves, committed vs drawn, drawdown spikes."""
+"""Portfolio page: activity, exposure, vintage curves, committed vs drawn, drawdown spikes.
+
+Every figure follows the sidebar's Product and Period filters: applications and drawdowns by
+day, exposure by month-end snapshot, vintages by booking month."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -9,6 +13,7 @@ from dashboards import data, ui
 from yidai.jobs.analytics import portfolio as pf
 
 AREA = "portfolio"
+PRODUCT = {"product": "Product"}
 
 
 def render() -> None:
@@ -23,12 +28,22 @@ def render() -> None:
         return
     meta = data.published_meta(AREA)
     st.caption(
-        f"Published tables as of {meta.get('as_of', '?')} (version {meta.get('version', '?')})"
+        f"Published tables as of {meta.get('as_of', '?')} (version {meta.get('version', '?')}). "
+        "Product and Period filters apply to every figure."
     )
-    products = sorted(apps["product"].unique())
-    f = ui.sidebar_filters("portfolio", products, apps["day"])
+    products = [p for p in ui.PRODUCT_LABELS if p in set(apps["product"])]
+    days = pd.concat(
+        [
+            pd.to_datetime(apps["day"]),
+            pd.to_datetime(exposure["snapshot_date"]),
+            pd.to_datetime(drawdowns["day"]),
+        ]
+    )
+    f = ui.sidebar_filters("portfolio", products, days)
     apps = pf.filter_rows(apps, products=f.products, start=f.start, end=f.end)
-    exposure = pf.filter_rows(exposure, products=f.products, date_column="snapshot_date")
+    exposure = pf.filter_rows(
+        exposure, products=f.products, start=f.start, end=f.end, date_column="snapshot_date"
+    )
     kpis = pf.portfolio_kpis(apps, exposure)
     cols = st.columns(6)
     cols[0].metric("Applications", ui.fmt_int(kpis["applications"]))
@@ -38,65 +53,96 @@ def render() -> None:
     cols[4].metric("Drawn", ui.fmt_money(kpis["drawn"]))
     cols[5].metric("30+ DPD of drawn", ui.fmt_pct(kpis["dpd30_share"], 2))
 
-    activity = pf.daily_activity(apps)
+    activity = ui.label_products(pf.daily_activity(apps))
+    colours = {"color_discrete_map": ui.PRODUCT_COLOURS}
     left, right = st.columns(2)
     left.plotly_chart(
-        px.line(activity, x="day", y="applications", color="product", title="Applications per day"),
-        key="pf_apps",
-    )
-    right.plotly_chart(
         px.line(
-            activity, x="day", y="approval_rate", color="product", title="Approval rate per day"
+            activity, x="day", y="applications", color="product", **colours,
+            labels={"day": "Day", "applications": "Applications per day", **PRODUCT},
+            title="Applications per day",
+        ),
+        key="pf_apps",
+    )  # fmt: skip
+    right.plotly_chart(
+        ui.axis_pct(
+            px.line(
+                activity, x="day", y="approval_rate", color="product", **colours,
+                labels={"day": "Day", "approval_rate": "Approval rate", **PRODUCT},
+                title="Approval rate per day",
+            )
         ),
         key="pf_rate",
-    )
+    )  # fmt: skip
     st.plotly_chart(
-        px.bar(
-            activity,
-            x="day",
-            y="booked_amount",
-            color="product",
-            title="Booked lines (CNY) per day",
+        ui.axis_cny(
+            px.bar(
+                activity, x="day", y="booked_amount", color="product", **colours,
+                labels={"day": "Day", "booked_amount": "Booked lines (CNY)", **PRODUCT},
+                title="Booked lines per day (CNY)",
+            )
         ),
         key="pf_booked",
-    )
+    )  # fmt: skip
 
-    st.subheader("Delinquency vintages")
-    dpd = st.radio(
-        "Bad definition", [30, 90], format_func=lambda d: f"ever {d}+ DPD", horizontal=True
+    st.subheader("Delinquency vintages by product and origination quarter")
+    left, right = st.columns(2)
+    dpd = left.radio(
+        "Bad definition",
+        [30, 90],
+        format_func=lambda d: f"ever {d}+ DPD",
+        horizontal=True,
+        key="pf_dpd",
     )
-    curves = pf.vintage_curves(
-        pf.filter_rows(vintages, products=f.products, date_column="booking_month"), dpd
+    cohort = right.radio(
+        "Cohort",
+        ["Q", "M"],
+        format_func=lambda c: "origination quarter" if c == "Q" else "booking month",
+        horizontal=True,
+        key="pf_cohort",
     )
+    booked = pf.filter_rows(
+        vintages, products=f.products, start=f.start, end=f.end, date_column="booking_month"
+    )
+    curves = ui.label_products(pf.vintage_curves_by_cohort(booked, int(dpd), str(cohort)))
     if curves.empty:
         st.info("No booked accounts in this selection yet.")
     else:
-        st.plotly_chart(
-            px.line(
-                curves,
-                x="mob",
-                y="bad_rate",
-                color="cohort",
-                markers=True,
-                labels={"mob": "months on book", "bad_rate": f"cumulative {dpd}+ DPD rate"},
-                title=f"{dpd}+ DPD by booking month",
-            ),
-            key="pf_vintage",
+        fig = px.line(
+            curves,
+            x="mob",
+            y="bad_rate",
+            color="cohort",
+            facet_col="product",
+            markers=True,
+            labels={
+                "mob": "Months on book",
+                "bad_rate": f"Cumulative {dpd}+ DPD rate (share of accounts)",
+                "cohort": "Cohort",
+                **PRODUCT,
+            },
+            title=f"Ever {dpd}+ DPD by months on book, per product and cohort",
         )
+        fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+        st.plotly_chart(ui.axis_pct(fig), key="pf_vintage")
 
     st.subheader("Revolving lines: committed vs drawn")
-    lines = pf.committed_vs_drawn(exposure)
-    st.plotly_chart(
-        px.bar(
-            lines.melt(id_vars=["snapshot_date", "product"], value_vars=["drawn", "undrawn"]),
-            x="snapshot_date",
-            y="value",
-            color="variable",
-            facet_col="product",
-            title="Drawn and undrawn commitment at month end (CNY)",
-        ),
-        key="pf_lines",
+    lines = ui.label_products(pf.committed_vs_drawn(exposure))
+    melted = lines.melt(
+        id_vars=["snapshot_date", "product"], value_vars=["drawn", "undrawn"], var_name="part"
     )
+    fig = px.bar(
+        melted,
+        x="snapshot_date",
+        y="value",
+        color="part",
+        facet_col="product",
+        color_discrete_map={"drawn": "#1f77b4", "undrawn": "#aec7e8"},
+        labels={"snapshot_date": "Month end", "value": "CNY", "part": "", **PRODUCT},
+        title="Drawn and undrawn commitment at month end (CNY)",
+    )
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    st.plotly_chart(ui.axis_cny(fig), key="pf_lines")
 
     st.subheader("Drawdown spikes")
     spikes = pf.drawdown_spikes(
@@ -104,7 +150,11 @@ def render() -> None:
     )
     st.metric("Spike days", int(spikes["spike"].sum()))
     fig = px.line(
-        spikes, x="day", y=["amount", "baseline"], title="Daily drawn amount vs 28-day baseline"
+        spikes.rename(columns={"amount": "drawn", "baseline": "28-day baseline"}),
+        x="day",
+        y=["drawn", "28-day baseline"],
+        labels={"day": "Day", "value": "Drawn per day (CNY)", "variable": ""},
+        title="Daily drawn amount vs its 28-day baseline",
     )
     flagged = spikes[spikes["spike"]]
     fig.add_scatter(
@@ -112,6 +162,6 @@ def render() -> None:
         y=flagged["amount"],
         mode="markers",
         name="spike",
-        marker={"color": "red", "size": 10},
+        marker={"color": ui.DECISION_COLOURS["decline"], "size": 10},
     )
-    st.plotly_chart(fig, key="pf_spikes")
+    st.plotly_chart(ui.axis_cny(fig), key="pf_spikes")

@@ -260,6 +260,41 @@ def _scored_from_truth(
     return out
 
 
+def _scored_payment_events(con: duckdb.DuckDBPyConnection, as_of) -> pd.DataFrame:
+    """Payment events of the last 28 days shaped like
+    ``yidai.jobs.analytics.scored.score_payment_events``'s: every reported fraud, a seeded
+    half of the others (``weight`` 2), a noisy fraud probability that ranks frauds higher."""
+    import numpy as np
+
+    events = con.execute(
+        """
+        WITH ev AS (
+          SELECT 'pos' AS event_type, txn_id AS event_id, ts, card_token AS payer_id, amount,
+                 status = 'declined' AS rules_blocked
+          FROM pos_transactions WHERE status IN ('approved', 'declined')
+          UNION ALL
+          SELECT 'payment', payment_id, ts, payer_id, amount, status = 'failed'
+          FROM payments WHERE payment_type <> 'transfer_in')
+        SELECT ev.*, CAST(EXISTS (SELECT 1 FROM fraud_reports r WHERE r.ref_id = ev.event_id
+                 AND r.ref_type = ev.event_type) AS INTEGER) AS label
+        FROM ev WHERE ev.ts >= CAST(? AS TIMESTAMP) - INTERVAL 28 DAY
+        ORDER BY ev.ts, ev.event_id
+        """,
+        [pd.Timestamp(as_of)],
+    ).df()
+    rng = np.random.default_rng(11)
+    fraud = events["label"].to_numpy() == 1
+    keep = fraud | (rng.uniform(size=len(events)) < 0.5)
+    events = events[keep].reset_index(drop=True)
+    fraud = events["label"].to_numpy() == 1
+    logit = np.where(fraud, 0.5, -4.5) + rng.normal(0, 1.5, len(events))
+    return events.assign(
+        fraud_prob=1 / (1 + np.exp(-logit)),
+        weight=np.where(fraud, 1.0, 2.0),
+        model_version="payment_fraud v1",
+    )
+
+
 @pytest.fixture(scope="session")
 def simulated_home(tmp_path_factory):
     """A YIDAI_HOME with a small seeded simulation and every dashboard table published."""
@@ -282,6 +317,7 @@ def simulated_home(tmp_path_factory):
         p: [c for c in t.columns if c.startswith(("customer_", "merchant_", "sme_"))]
         for p, t in scored.items()
     }
+    scored["payment_events"] = _scored_payment_events(con, as_of)
     publish_tables(
         home / "serving" / "applications",
         scored,

@@ -212,6 +212,11 @@ def test_register_load_and_gate(
     assert client.get_model_version(spec.name, "1").tags["gate_reason"] == (
         "manual: rollback after review"
     )
+    # recorded in MLflow: the gate's own verdict kept beside, the reason on the training run
+    assert client.get_model_version(spec.name, "1").tags["gate_reason_before_manual"]
+    assert client.get_run(first.run_id).data.tags["yidai.gate.manual_reason"] == (
+        "rollback after review"
+    )
     with pytest.raises(YidaiError, match="has no version '99'"):
         promote(spec.name, "99", reason="typo", settings=mlflow_settings)
     with pytest.raises(YidaiError, match="needs a reason"):

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_SETS, build_training_set, credit_spine, fraud_spine
+from models.drift import STRUCTURAL_DRIFT, DriftThresholds, is_structural
 from models.metrics import PSI_ALERT_THRESHOLD, psi
 from models.registry import load_model
 from yidai.audit import AuditReader
@@ -35,8 +36,9 @@ from yidai.core.errors import YidaiError
 from yidai.core.settings import get_settings
 from yidai.core.warehouse import connect_tables
 from yidai.decisioning import exposure as book
+from yidai.jobs.analytics import credit_risk
 from yidai.jobs.analytics.dashboard_tables import publish_tables, read_meta, read_table
-from yidai.jobs.analytics.model_monitoring import cohort_performance
+from yidai.jobs.analytics.model_monitoring import characteristic_table, cohort_performance
 from yidai.jobs.analytics.scored import SCORED_AREA
 from yidai.jobs.analytics.tiers import CREDIT_TIERS, amount_tier, payment_tiers
 
@@ -51,11 +53,31 @@ MIN_ROWS_PER_BIN = 20
 #: product the recent window widens (up to ``MAX_CURRENT_DAYS``) until it does.
 MIN_CURRENT_ROWS = 100
 MAX_CURRENT_DAYS = 60
+#: The rolling reference of a structural feature (``models.drift.STRUCTURAL_DRIFT``): the
+#: days just before the current window, so slow calendar growth is not drift, a jump is.
+ROLLING_REFERENCE_DAYS = 28
+#: A month of the PSI trend needs at least this many decisions (fewer: left out).
+MIN_TREND_ROWS = 2 * MIN_ROWS_PER_BIN
+#: Characteristic analysis: every feature at ``shift`` or worse, and at least the
+#: ``CHARACTERISTIC_TOP`` largest PSIs of each model (at most ``CHARACTERISTIC_MAX``).
+CHARACTERISTIC_TOP = 3
+CHARACTERISTIC_MAX = 10
 SCORE = "__score__"  # the feature name under which the score's PSI is reported
 CREDIT_MODELS = {m.name: m.product for m in catalogue.CREDIT_MODELS}
 FRAUD_MODEL = catalogue.FRAUD_MODEL.name
 #: The amount tier of a decision without a (numeric) amount.
 UNKNOWN_TIER = "unknown"
+
+
+#: The columns of a drift table (:func:`drift_table`).
+DRIFT_COLUMNS = [
+    "model", "feature", "psi", "status", "n_reference", "n_current", "mean_reference",
+    "mean_current", "bins", "reference", "structural",
+]  # fmt: skip
+#: The drift columns carried in the run's summary (XCom) and read by :func:`check_drift`.
+DRIFT_SUMMARY_COLUMNS = (
+    "model", "feature", "psi", "status", "reference", "structural", "moved",
+)  # fmt: skip
 
 
 class DriftError(YidaiError):
@@ -64,10 +86,9 @@ class DriftError(YidaiError):
 
 # ---------------------------------------------------------------------------- pure metrics
 def psi_status(psi: float, threshold: float = DEFAULT_PSI_THRESHOLD) -> str:
-    """``stable`` (< 0.1), ``shift`` (< threshold) or ``drift``."""
-    if not np.isfinite(psi):
-        return "unknown"
-    return "drift" if psi >= threshold else "shift" if psi >= 0.1 else "stable"
+    """``stable`` (< 0.1), ``shift`` (< threshold) or ``drift`` (``models.drift``'s
+    severities: the alert and the gate use the same thresholds); ``unknown`` for NaN."""
+    return DriftThresholds(watch=min(0.1, threshold), alert=threshold).status(psi)
 
 
 def psi_bins(n_reference: int, n_current: int, max_bins: int = 10) -> int:
@@ -83,12 +104,15 @@ def drift_table(
     model: str = "",
     bins: int | None = None,
     threshold: float = DEFAULT_PSI_THRESHOLD,
+    reference_kind: str = "",
 ) -> pd.DataFrame:
     """PSI of each column of ``current`` against ``reference`` (``models.metrics.psi``).
 
     ``bins`` defaults to :func:`psi_bins` of the sample sizes.  Returns ``model, feature,
-    psi, status, n_reference, n_current, mean_reference, mean_current, bins``; an empty
-    side gives PSI NaN with status ``unknown`` (never a crash).
+    psi, status, n_reference, n_current, mean_reference, mean_current, bins, reference,
+    structural`` (``reference`` = ``reference_kind``; ``structural`` = why the feature's
+    drift is structural, ``models.drift.STRUCTURAL_DRIFT``, else empty); an empty side gives
+    PSI NaN with status ``unknown`` (never a crash).
     """
 
     missing = [c for c in columns if c not in reference.columns or c not in current.columns]
@@ -111,9 +135,11 @@ def drift_table(
                 "mean_reference": float(np.nanmean(ref)) if np.isfinite(ref).any() else np.nan,
                 "mean_current": float(np.nanmean(cur)) if np.isfinite(cur).any() else np.nan,
                 "bins": bins,
+                "reference": reference_kind,
+                "structural": STRUCTURAL_DRIFT.get(column, ""),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=DRIFT_COLUMNS)
 
 
 def decision_rates(
@@ -171,15 +197,43 @@ def check_drift(
     bad = bad.sort_values(["model", "psi"], ascending=[True, False])
     parts = []
     for model_name, group in bad.groupby("model", sort=True):
+        blank = pd.Series("", index=group.index)
+        kinds = (group.get("reference", blank)).fillna("")
+        moved = (group.get("moved", blank)).fillna("")
         names = ", ".join(
             f"{'score' if f == SCORE else f} {p:.3f}"
-            for f, p in zip(group["feature"], group["psi"], strict=True)
+            + (f" (vs {k}{'; ' + m if m else ''})" if k or m else "")
+            for f, p, k, m in zip(group["feature"], group["psi"], kinds, moved, strict=True)
         )
         parts.append(f"{model_name}: {names}")
     raise DriftError(
-        f"PSI >= {threshold:g} for {len(bad)} feature(s) against the training window: "
-        + "; ".join(parts)
+        f"PSI >= {threshold:g} for {len(bad)} feature(s) against the training window "
+        "(or its reference of complete history; a structural feature against a rolling "
+        "reference): " + "; ".join(parts)
     )
+
+
+def explain_drift(drift: pd.DataFrame, characteristics: pd.DataFrame) -> pd.DataFrame:
+    """``drift`` with a ``moved`` column: for each (model, feature) of the characteristic
+    analysis, the bin contributing most to its PSI and how its share moved (``bin > 3.2:
+    10.0% -> 31.5%``), so an alert says what changed; empty for the other rows."""
+    out = drift.copy()
+    out["moved"] = ""
+    if characteristics.empty:
+        return out
+    worst = characteristics.loc[
+        characteristics.groupby(["model", "feature"])["contribution"].idxmax()
+    ]
+    text = {
+        (m, f): f"bin {b}: {r:.1%} -> {c:.1%}"
+        for m, f, b, r, c in zip(
+            worst["model"], worst["feature"], worst["label"],
+            worst["reference_share"], worst["current_share"], strict=True,
+        )
+    }  # fmt: skip
+    keys = list(zip(out["model"], out["feature"], strict=True))
+    out["moved"] = [text.get(k, "") for k in keys]
+    return out
 
 
 # ---------------------------------------------------------------------------- orchestration
@@ -195,6 +249,12 @@ class MonitoringReport:
     version: str | None = None
     notes: list[str] = field(default_factory=list)
     liquidity: dict[str, Any] = field(default_factory=dict)
+    #: Monthly PSI per model and feature against the same reference (:func:`drift_trend`).
+    drift_trend: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Bin-level distributions of the drifting features (:func:`characteristics`).
+    characteristics: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Month-to-month DPD roll rates of the credit book (``credit_risk.roll_rates``).
+    roll_rates: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def summary(self, threshold: float = DEFAULT_PSI_THRESHOLD) -> dict[str, Any]:
         """A JSON-friendly digest (for Airflow XCom and logs); ``check_drift`` accepts it."""
@@ -207,8 +267,11 @@ class MonitoringReport:
             if self.drift.empty or self.drift["psi"].isna().all()
             else float(self.drift["psi"].max()),
             "drifted": int((self.drift["psi"] >= threshold).sum()) if len(self.drift) else 0,
+            "watch": int((self.drift["status"] == "shift").sum()) if len(self.drift) else 0,
             "drift": json.loads(
-                drift[["model", "feature", "psi", "status"]].to_json(orient="records")
+                drift[[c for c in DRIFT_SUMMARY_COLUMNS if c in drift.columns]].to_json(
+                    orient="records"
+                )
             )
             if len(drift)
             else [],
@@ -293,6 +356,7 @@ def monitor_model(
     history_start: date | None = None,
     min_current_rows: int = 0,
     max_current_days: int = MAX_CURRENT_DAYS,
+    rolling_days: int = ROLLING_REFERENCE_DAYS,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Drift and performance of one model from its scored decisions.
 
@@ -302,7 +366,10 @@ def monitor_model(
     (widened to ``min_current_rows`` decisions, see :func:`current_start`).
     With ``history_start`` (the first day of the warehouse's history), a training window
     whose decisions saw truncated feature windows is replaced by the first window of
-    complete history (:func:`reference_window`), so PSI compares like with like.
+    complete history (:func:`reference_window`), so PSI compares like with like.  A feature
+    whose drift is structural (``models.drift.STRUCTURAL_DRIFT``, e.g. a tenure that grows
+    with calendar time) is compared with the ``rolling_days`` before the current window
+    instead: its row says so (``reference`` ``rolling <n>d``, ``structural`` the reason).
     """
     ts = pd.to_datetime(scored["ts"])
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
@@ -316,17 +383,29 @@ def monitor_model(
     ref_start, ref_end, reference_kind = reference_window(window, recent_start, complete_from)
     ref_mask = ts < ref_end if ref_start is None else (ts >= ref_start) & (ts < ref_end)
     cur_mask = (ts >= recent_start) & (ts < end)
-    reference, current = scored[ref_mask.to_numpy()], scored[cur_mask.to_numpy()]
-    drift = drift_table(
-        reference.rename(columns={"score": SCORE}),
-        current.rename(columns={"score": SCORE}),
-        [SCORE, *model.feature_names],
-        model=model.name,
-        threshold=threshold,
-    )
+    frame = scored.rename(columns={"score": SCORE})
+    reference, current = frame[ref_mask.to_numpy()], frame[cur_mask.to_numpy()]
+    fixed = [SCORE, *(f for f in model.feature_names if not is_structural(f))]
+    structural = [f for f in model.feature_names if is_structural(f)]
+    parts = [
+        drift_table(
+            reference, current, fixed, model=model.name, threshold=threshold,
+            reference_kind=reference_kind,
+        )
+    ]  # fmt: skip
+    if structural:
+        roll_mask = (ts >= recent_start - pd.Timedelta(days=rolling_days)) & (ts < recent_start)
+        parts.append(
+            drift_table(
+                frame[roll_mask.to_numpy()], current, structural, model=model.name,
+                threshold=threshold, reference_kind=f"rolling {rolling_days}d",
+            )
+        )  # fmt: skip
+    drift = pd.concat(parts, ignore_index=True)
     performance = cohort_performance(
         scored[ts < end], model=model.name, period="W" if fraud else "M", fraud=fraud
     )
+    features = drift.loc[drift["feature"] != SCORE, "psi"]
     info = {
         "model": model.name,
         "version": str(model.version),
@@ -342,12 +421,123 @@ def monitor_model(
         "n_reference": len(reference),
         "n_current": len(current),
         "score_psi": float(drift.loc[drift["feature"] == SCORE, "psi"].iloc[0]),
-        "max_feature_psi": float(drift.loc[drift["feature"] != SCORE, "psi"].max())
-        if len(drift) > 1
-        else np.nan,
+        "max_feature_psi": float(features.max()) if len(features) else np.nan,
         "status": "ok",
     }
     return drift, performance, info
+
+
+def _month_windows(
+    ts: pd.Series, start: pd.Timestamp | None, end: pd.Timestamp
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    first = ts.min() if start is None else start
+    months = pd.period_range(pd.Timestamp(first), end - pd.Timedelta(days=1), freq="M")
+    return [
+        (
+            max(m.start_time, pd.Timestamp(first)),
+            min(m.end_time.normalize() + pd.Timedelta(days=1), end),
+        )
+        for m in months
+    ]
+
+
+def drift_trend(
+    model: Any,
+    scored: pd.DataFrame,
+    info: Mapping[str, Any],
+    *,
+    threshold: float = DEFAULT_PSI_THRESHOLD,
+    rolling_days: int = ROLLING_REFERENCE_DAYS,
+    min_rows: int = MIN_TREND_ROWS,
+) -> pd.DataFrame:
+    """Monthly PSI of the score and of every feature against the same reference as the
+    day's drift (``info["reference_window"]`` of :func:`monitor_model`; a structural
+    feature against the ``rolling_days`` before the month), from the reference's first
+    month to the as-of month (``info["current_window"]`` end).  Months with fewer than
+    ``min_rows`` decisions are left out.  Returns the :func:`drift_table` columns plus
+    ``month``; the statuses use the alert's thresholds."""
+    columns = [*drift_table(scored, scored, []).columns, "month"]
+    ts = pd.to_datetime(scored["ts"])
+    if ts.isna().all():
+        return pd.DataFrame(columns=columns)
+    frame = scored.rename(columns={"score": SCORE})
+    ref_lo, _, ref_hi = str(info["reference_window"]).partition("..")
+    ref_start = pd.Timestamp(ref_lo) if ref_lo else None
+    ref_end = pd.Timestamp(ref_hi) + pd.Timedelta(days=1)
+    end = pd.Timestamp(str(info["current_window"]).partition("..")[2]) + pd.Timedelta(days=1)
+    ref_mask = (ts < ref_end) if ref_start is None else (ts >= ref_start) & (ts < ref_end)
+    reference = frame[ref_mask.to_numpy()]
+    fixed = [SCORE, *(f for f in model.feature_names if not is_structural(f))]
+    structural = [f for f in model.feature_names if is_structural(f)]
+    parts = []
+    for lo, hi in _month_windows(ts, ref_start, end):
+        month = frame[((ts >= lo) & (ts < hi)).to_numpy()]
+        if len(month) < min_rows or reference.empty:
+            continue
+        rows = [
+            drift_table(
+                reference, month, fixed, model=model.name, threshold=threshold,
+                reference_kind=str(info.get("reference", "")),
+            )
+        ]  # fmt: skip
+        rolling = frame[((ts >= lo - pd.Timedelta(days=rolling_days)) & (ts < lo)).to_numpy()]
+        if structural and len(rolling):
+            rows.append(
+                drift_table(
+                    rolling, month, structural, model=model.name, threshold=threshold,
+                    reference_kind=f"rolling {rolling_days}d",
+                )
+            )  # fmt: skip
+        parts.append(pd.concat(rows, ignore_index=True).assign(month=lo.to_period("M").start_time))
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(parts, ignore_index=True)
+
+
+def characteristics(
+    model: Any,
+    scored: pd.DataFrame,
+    drift: pd.DataFrame,
+    info: Mapping[str, Any],
+    *,
+    rolling_days: int = ROLLING_REFERENCE_DAYS,
+    top: int = CHARACTERISTIC_TOP,
+    limit: int = CHARACTERISTIC_MAX,
+) -> pd.DataFrame:
+    """Characteristic analysis of the day's drift for one model: for every feature at
+    ``shift`` or worse (and at least the ``top`` largest PSIs; at most ``limit``), the
+    distribution by bin of the reference and the current window with each bin's
+    contribution to the PSI (:func:`~yidai.jobs.analytics.model_monitoring.characteristic_table`,
+    the same bins as the drift row, so the contributions sum to its PSI)."""
+    rows = drift[(drift["model"] == model.name) & (drift["feature"] != SCORE)]
+    rows = rows[rows["psi"].notna()].sort_values("psi", ascending=False)
+    chosen = rows[(rows["status"] != "stable") | (np.arange(len(rows)) < top)].head(limit)
+    if chosen.empty:
+        return pd.DataFrame()
+    ts = pd.to_datetime(scored["ts"])
+    ref_lo, _, ref_hi = str(info["reference_window"]).partition("..")
+    cur_lo, _, cur_hi = str(info["current_window"]).partition("..")
+    cur_start = pd.Timestamp(cur_lo)
+    cur_mask = (ts >= cur_start) & (ts < pd.Timestamp(cur_hi) + pd.Timedelta(days=1))
+    ref_end = pd.Timestamp(ref_hi) + pd.Timedelta(days=1)
+    fixed_mask = (ts < ref_end) & (ts >= (pd.Timestamp(ref_lo) if ref_lo else ts.min()))
+    roll_mask = (ts >= cur_start - pd.Timedelta(days=rolling_days)) & (ts < cur_start)
+    parts = []
+    for row in chosen.itertuples(index=False):
+        ref = scored.loc[(roll_mask if row.structural else fixed_mask).to_numpy(), row.feature]
+        cur = scored.loc[cur_mask.to_numpy(), row.feature]
+        table = characteristic_table(
+            ref.to_numpy(np.float64, na_value=np.nan),
+            cur.to_numpy(np.float64, na_value=np.nan),
+            int(row.bins),
+        )
+        parts.append(
+            table.assign(
+                model=model.name, feature=row.feature, psi=row.psi, status=row.status,
+                reference=row.reference,
+            )
+        )  # fmt: skip
+    return pd.concat(parts, ignore_index=True)
 
 
 def _scored_decisions(
@@ -466,9 +656,12 @@ def run_monitoring(
 
     settings = settings or get_settings()
     drifts, perfs, infos, notes = [], [], [], []
+    trends: list[pd.DataFrame] = []
+    chars: list[pd.DataFrame] = []
     con = connect_tables(settings=settings, read_only=True)  # the engine's tables
     try:
         first_day = history_start(con)
+        rolls = credit_risk.roll_rates(credit_risk.read_tape(con, as_of))
         for name in (*CREDIT_MODELS, FRAUD_MODEL):
             fraud = name == FRAUD_MODEL
             try:
@@ -514,6 +707,8 @@ def run_monitoring(
             drifts.append(drift)
             perfs.append(perf)
             infos.append(info)
+            trends.append(drift_trend(model, scored, info, threshold=threshold))
+            chars.append(characteristics(model, scored, drift, info))
             log.info(
                 "monitoring %s v%s: score PSI %.3f, max feature PSI %.3f",
                 name, model.version, info["score_psi"], info["max_feature_psi"],
@@ -538,12 +733,17 @@ def run_monitoring(
         notes.append(liquidity["alert"])
     report = MonitoringReport(
         as_of=as_of,
-        drift=pd.concat(drifts, ignore_index=True),
+        drift=explain_drift(
+            pd.concat(drifts, ignore_index=True), pd.concat(chars, ignore_index=True)
+        ),
         performance=pd.concat(perfs, ignore_index=True),
         decision_rates=decision_rates(decisions, payment_tiers()),
         models=pd.DataFrame(infos),
         notes=notes,
         liquidity=liquidity,
+        drift_trend=pd.concat(trends, ignore_index=True),
+        characteristics=pd.concat(chars, ignore_index=True),
+        roll_rates=rolls,
     )
     if publish:
         report.version = publish_report(report, settings.serving, threshold)
@@ -650,8 +850,17 @@ def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float)
         "performance": perf,
         "decision_rates": report.decision_rates.assign(as_of=day),
         "models": report.models.assign(as_of=day),
+        "drift_trend": report.drift_trend.assign(as_of=day),
+        "characteristics": report.characteristics.assign(as_of=day),
+        "roll_rates": report.roll_rates.assign(as_of=day),
     }
-    meta = {"as_of": report.as_of.isoformat(), "threshold": threshold, "notes": report.notes}
+    meta = {
+        "as_of": report.as_of.isoformat(),
+        "threshold": threshold,
+        "watch_threshold": min(DriftThresholds().watch, threshold),
+        "rolling_reference_days": ROLLING_REFERENCE_DAYS,
+        "notes": report.notes,
+    }
     return publish_tables(area, tables, meta)
 
 

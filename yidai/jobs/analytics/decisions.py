@@ -71,7 +71,9 @@ def decision_detail(row: pd.Series) -> dict[str, Any]:
             "arm": row["arm"],
             "model_version": row["model_version"],
             "policy_version": row["policy_version"],
-            "snapshot_version": record.get("snapshot_version"),
+            # the service records ``snapshot`` (the feature snapshot id); older rows
+            # ``snapshot_version``
+            "snapshot_version": record.get("snapshot", record.get("snapshot_version")),
         },
         "inputs": record.get("request", {}),
         "scores": {

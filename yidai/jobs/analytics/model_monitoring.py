@@ -7,12 +7,14 @@ only slices the scored applications into cohorts.  ``label`` is set only for mat
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from models import metrics
+from models.drift import PSI_WATCH_THRESHOLD
 
 #: The dashboard shows AUC / KS only for booking months with at least this many matured loans.
 MIN_COHORT = 30
@@ -167,3 +169,92 @@ def champion_vs_challenger(scored: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["arm", "version", "accounts", "auc", "ks", "brier"])
+
+
+def _edge(value: float) -> str:
+    """A bin edge as a reader wants it: 12,345 / 3.25 / 0.0123."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:,.2f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def characteristic_table(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Characteristic analysis of one feature: its distribution by bin in the reference
+    (``expected``) and the current (``actual``) sample, and each bin's part of the PSI.
+
+    The bins are those of :func:`models.metrics.psi`: the ``bins`` quantiles of the
+    reference (repeated edges merged; bin ``i`` holds ``edge[i-1] < x <= edge[i]``) plus a
+    ``missing`` bin; shares are floored at ``PSI_EPSILON``.  ``contribution_i = (a_i - e_i)
+    * ln(a_i / e_i)``, so the contributions sum to the feature's PSI.  Returns ``bin, label,
+    lower, upper, n_reference, n_current, reference_share, current_share, contribution``.
+    """
+    e = np.asarray(expected, dtype=np.float64).ravel()
+    a = np.asarray(actual, dtype=np.float64).ravel()
+    if e.size == 0 or a.size == 0:
+        raise ValueError("characteristic_table needs non-empty reference and current samples")
+    present = e[~np.isnan(e)]
+    edges = (
+        np.unique(np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1]))
+        if present.size
+        else np.empty(0)
+    )
+
+    def counts(values: np.ndarray) -> np.ndarray:
+        missing = np.isnan(values)
+        idx = np.searchsorted(edges, values[~missing], side="left")
+        return np.r_[np.bincount(idx, minlength=edges.size + 1), missing.sum()].astype(np.int64)
+
+    n_e, n_a = counts(e), counts(a)
+    e_share = np.maximum(n_e / e.size, metrics.PSI_EPSILON)
+    a_share = np.maximum(n_a / a.size, metrics.PSI_EPSILON)
+    lower = np.r_[-np.inf, edges, np.nan]
+    upper = np.r_[edges, np.inf, np.nan]
+    labels = [f"≤ {_edge(edges[0])}" if edges.size else "all values"]
+    labels += [f"{_edge(lo)} – {_edge(hi)}" for lo, hi in itertools.pairwise(edges)]
+    labels += [f"> {_edge(edges[-1])}"] if edges.size else []
+    labels += ["missing"]
+    return pd.DataFrame(
+        {
+            "bin": np.arange(len(labels)),
+            "label": labels,
+            "lower": lower,
+            "upper": upper,
+            "n_reference": n_e,
+            "n_current": n_a,
+            "reference_share": e_share,
+            "current_share": a_share,
+            "contribution": (a_share - e_share) * np.log(a_share / e_share),
+        }
+    )
+
+
+#: The drift alert's thresholds (``models.drift``), for pages that chart PSI.
+PSI_WATCH = PSI_WATCH_THRESHOLD
+PSI_ALERT = metrics.PSI_ALERT_THRESHOLD
+#: The name under which the monitoring job reports the score's PSI.
+SCORE_FEATURE = "__score__"
+
+
+def model_drift(drift: pd.DataFrame, model: str) -> pd.DataFrame:
+    """The published drift rows of ``model`` (``monitoring/drift``), worst first, the
+    score shown as ``score``, with ``is_structural`` (the row's reference is rolling)."""
+    rows = drift[drift["model"] == model].copy()
+    rows["feature"] = rows["feature"].replace({SCORE_FEATURE: "score"})
+    structural = rows["structural"] if "structural" in rows else pd.Series("", index=rows.index)
+    rows["structural"] = structural.fillna("").astype(str)
+    rows["is_structural"] = rows["structural"] != ""
+    if "reference" not in rows:
+        rows["reference"] = ""
+    return rows.sort_values(["psi", "feature"], ascending=[False, True]).reset_index(drop=True)
+
+
+def trend_for(trend: pd.DataFrame, model: str, top: int = 8) -> pd.DataFrame:
+    """The monthly PSI rows (``monitoring/drift_trend``) of ``model`` for the score and the
+    ``top`` features with the largest PSI in the latest month, oldest month first."""
+    rows = trend[trend["model"] == model].copy()
+    if rows.empty:
+        return rows
+    rows["feature"] = rows["feature"].replace({SCORE_FEATURE: "score"})
+    latest = rows[rows["month"] == rows["month"].max()].sort_values("psi", ascending=False)
+    keep = ["score", *[f for f in latest["feature"] if f != "score"][:top]]
+    return rows[rows["feature"].isin(keep)].sort_values(["month", "feature"]).reset_index(drop=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from models.metrics import auc
 from yidai.core.errors import YidaiError
@@ -42,10 +43,18 @@ def candidate_policy(
 ) -> CreditPolicy:
     """The live policy with other cut-offs and its limit size parameter scaled by ``limit_factor``.
 
-    Validated like a policy file (e.g. refer cut-off above approve cut-off is refused).
+    Validated like a policy file; the mistakes an analyst makes at the keyboard are refused
+    with a plain sentence (:func:`check_cutoffs`), anything else with the policy's own
+    validation message (no URLs or field paths).
     """
-    if limit_factor <= 0:
-        raise YidaiError(f"limit factor must be positive, got {limit_factor}")
+    problem = check_cutoffs(
+        live.cutoffs.approve_min_score if approve_min_score is None else approve_min_score,
+        live.cutoffs.refer_min_score if refer_min_score is None else refer_min_score,
+        max_pd,
+        limit_factor,
+    )
+    if problem:
+        raise YidaiError(problem)
     data: dict[str, Any] = live.model_dump()
     cut = data["cutoffs"]
     if approve_min_score is not None:
@@ -59,8 +68,27 @@ def candidate_policy(
     data["version"] = f"{live.version}-candidate"
     try:
         return CreditPolicy.model_validate(data)
-    except ValueError as exc:
-        raise YidaiError(f"candidate policy is not valid: {exc}") from exc
+    except ValidationError as exc:
+        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise YidaiError(f"This candidate policy is not valid: {messages}.") from exc
+
+
+def check_cutoffs(
+    approve_min_score: float, refer_min_score: float, max_pd: float | None, limit_factor: float
+) -> str | None:
+    """A plain-language sentence saying what is wrong with candidate cut-offs, or None."""
+    if refer_min_score > approve_min_score:
+        return (
+            f"The refer cut-off ({refer_min_score:g}) is above the approve cut-off "
+            f"({approve_min_score:g}). Applicants are approved from the approve cut-off and "
+            "referred between the two, so the refer cut-off must be at or below the approve "
+            "cut-off: lower the refer cut-off or raise the approve cut-off."
+        )
+    if max_pd is not None and not 0 < max_pd <= 1:
+        return f"The maximum PD must be a probability above 0% and at most 100%, not {max_pd:g}."
+    if limit_factor <= 0:
+        return f"The limit multiplier must be above 0, not {limit_factor:g}."
+    return None
 
 
 def apply_policy(scored: pd.DataFrame, policy: CreditPolicy) -> pd.DataFrame:

@@ -118,3 +118,29 @@ def drawdown_spikes(
     daily["zscore"] = (daily["amount"] - daily["baseline"]) / std
     daily["spike"] = daily["zscore"] >= threshold
     return daily.reset_index(drop=True)
+
+
+def vintage_curves_by_cohort(
+    vintages: pd.DataFrame, dpd: int = 30, cohort: str = "Q"
+) -> pd.DataFrame:
+    """Cumulative bad rate per product, origination cohort and months on book.
+
+    ``cohort`` is ``"Q"`` (origination quarter, e.g. ``2025Q2``) or ``"M"`` (month,
+    ``2025-04``).  ``bad_rate = sum(ever{dpd}) / sum(accounts)`` over the cohort's booking
+    months observed at that month on book (a quarter's later months join as they age).
+    """
+    if dpd not in (30, 90):
+        raise ValueError(f"vintage curves exist for 30+ or 90+ DPD, not {dpd}")
+    if cohort not in ("Q", "M"):
+        raise ValueError(f"cohort is 'Q' (quarter) or 'M' (month), not {cohort!r}")
+    column = f"ever{dpd}"
+    months = pd.to_datetime(vintages["booking_month"])
+    label = months.dt.to_period("Q").astype(str) if cohort == "Q" else months.dt.strftime("%Y-%m")
+    out = (
+        vintages.assign(cohort=label)
+        .groupby(["product", "cohort", "mob"], as_index=False)[["accounts", column]]
+        .sum()
+        .sort_values(["product", "cohort", "mob"])
+    )
+    out["bad_rate"] = out[column] / out["accounts"].where(out["accounts"] > 0)
+    return out.reset_index(drop=True)
