@@ -50,7 +50,7 @@ def test_thin_test_window_warns_and_empty_one_refuses(
     with caplog.at_level(logging.WARNING, logger="models.training"):
         parts = split_out_of_time(frame, SplitConfig(test_days=10, calibration_days=30))
     assert parts.test["label"].sum() < MIN_TEST_POSITIVES
-    assert any("only" in r.message and "positives" in r.message for r in caplog.records)
+    assert any("only" in r.getMessage() and "positives" in r.getMessage() for r in caplog.records)
     caplog.clear()
     big = make_frame(n=60000, seed=4, months=8)
     with caplog.at_level(logging.WARNING, logger="models.training"):

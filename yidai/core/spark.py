@@ -142,6 +142,16 @@ def to_spark_sql(duckdb_sql: str, schema: Any = None) -> str:
     _duckdb_functions(tree)
     _union_by_name(tree, schema)
     for window in list(tree.find_all(exp.Window)):
+        if isinstance(window.this, exp.Median):
+            # Spark's median takes no window frame; its exact percentile does (same
+            # interpolation as DuckDB's median: the mean of the two middle values)
+            value = window.this.this
+            window.set(
+                "this",
+                exp.Anonymous(
+                    this="percentile", expressions=[value.copy(), exp.Literal.number(0.5)]
+                ),
+            )
         count = window.this
         if isinstance(count, exp.Count) and isinstance(count.this, exp.Distinct):
             # no DISTINCT window aggregate on Spark: the size of the window's set of values
