@@ -4,25 +4,15 @@ rates recomputed by the analytics functions."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tests.support.champions import Champion
 from yidai.jobs.analytics import credit_risk as cr
 from yidai.jobs.analytics.dashboard_tables import read_meta, read_table
-
-
-@dataclass(frozen=True)
-class Champion:
-    name: str
-    version: str
-    feature_names: list[str]
-    feature_set: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _monitor(home) -> None:

@@ -4,7 +4,6 @@ the trend and the characteristic analysis are the alert's own numbers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -13,6 +12,7 @@ import pandas as pd
 import pytest
 
 from models.metrics import psi
+from tests.support.champions import Champion
 from yidai.jobs.monitoring import (
     SCORE,
     DriftError,
@@ -29,18 +29,12 @@ START = pd.Timestamp("2025-04-01")
 TENURE = "customer_tenure_days_life"  # declared structural in models.drift
 
 
-@dataclass(frozen=True)
-class Champion:
-    name: str
-    version: str
-    feature_names: list[str]
-    feature_set: str = ""
-    metadata: dict[str, Any] = field(
-        default_factory=lambda: {"windows": {"train": "2025-10-01..2026-03-31"}}
-    )
-
-
-CHAMPION = Champion("personal_pd", "3", ["customer_spend_amount_90d", TENURE])
+CHAMPION = Champion(
+    "personal_pd",
+    "3",
+    ["customer_spend_amount_90d", TENURE],
+    metadata={"windows": {"train": "2025-10-01..2026-03-31"}},
+)
 
 
 def book(seed: int = 11, *, shift: float = 0.0, tenure_jump: float = 0.0) -> pd.DataFrame:

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tests.support.champions import Champion
 from yidai.jobs.monitoring import (
     SCORE,
     current_start,
@@ -22,15 +21,6 @@ from yidai.jobs.monitoring import (
 
 AS_OF = date(2026, 9, 30)
 HISTORY_START = date(2025, 10, 1)
-
-
-@dataclass(frozen=True)
-class Champion:
-    name: str
-    version: str
-    feature_names: list[str]
-    feature_set: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def truncated_history(seed: int = 5) -> pd.DataFrame:
