@@ -14,12 +14,9 @@ are only ever inserted: triggers in both databases reject UPDATE and DELETE (and
 PostgreSQL).
 
 The SQLite write-ahead log is checkpointed in the background and, once it exceeds
-``wal_limit_bytes``, checkpointed with ``RESTART`` (the writer waiting briefly for readers to
-move on; the background thread not at all), the file then cut back to the limit by
-``journal_size_limit``: under a steady write load with readers always present a passive
-checkpoint never lets the log restart, and it would grow without bound.  ``RESTART``, not
-``TRUNCATE``: a log cut to zero bytes is re-extended by the next commits, which stalled
-decisions (sequential p99 29-43 ms against 9-13 ms, docs/benchmarks.md).
+``wal_limit_bytes``, checkpointed with ``TRUNCATE`` (waiting for readers to move on): under a
+steady write load with readers always present a passive checkpoint never lets the log
+restart, and it would grow without bound.
 """
 
 from __future__ import annotations
@@ -381,13 +378,11 @@ class Database:
         self._checkpointer.start()
 
     def _bound_wal(self, conn: sqlite3.Connection, background: bool = False) -> None:
-        """Checkpoint and restart the WAL once it exceeds the limit.
+        """Checkpoint and truncate the WAL once it exceeds the limit.
 
-        ``RESTART`` waits (the writer up to ``wal_truncate_wait_ms``, other writers waiting
-        too; the background thread not at all, it tries again a second later) for readers
-        still on older WAL frames, then makes the next commit write from the log's start,
-        the file cut back to the limit (``journal_size_limit``); a passive checkpoint alone
-        never restarts it while writes and reads keep overlapping.
+        ``TRUNCATE`` waits (up to ``wal_truncate_wait_ms``, writers waiting too) for readers
+        still on older WAL frames, then resets the log to zero bytes; a passive checkpoint
+        alone never resets it while writes and reads keep overlapping.
         """
         try:
             size = os.stat(f"{self._path}-wal").st_size
@@ -395,15 +390,14 @@ class Database:
             return
         if size <= self._wal_limit or (not background and size < self._wal_retry_at):
             return
-        wait_ms = 0 if background else self._wal_wait_ms
         with self._checkpoint_lock:
-            conn.execute(f"PRAGMA busy_timeout={wait_ms}")
+            conn.execute(f"PRAGMA busy_timeout={self._wal_wait_ms}")
             try:
-                busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             finally:
                 conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._wal_retry_at = size + self._wal_limit // 4 if busy else 0
-        if busy and background and size > 2 * self._wal_limit:
+        if busy and background:
             log.warning("audit WAL (%d bytes) not truncated yet: a reader is still active", size)
 
     def _committed(self, conn: sqlite3.Connection) -> None:
