@@ -9,7 +9,6 @@ process: it decides, and neither MLflow nor scikit-learn was imported.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 
 from models.registry import LocalRegistryReader, load_model, tracking_client
 from scoring_service.security import SCOPES, create_key
-from tests.support.sandbox import Sandbox
+from tests.support.sandbox import Sandbox, service_env
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
 
@@ -101,19 +100,7 @@ def test_serving_worker_decides_without_mlflow_or_scikit_learn(
     settings = settings_at(sandbox_home, tmp_path)
     assert settings.api_keys_file is not None
     key, _ = create_key(settings.api_keys_file, "ops_console", list(SCOPES))
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("YIDAI_", "MLFLOW_", "AIRFLOW_"))
-    }
-    env.update(
-        YIDAI_HOME=str(settings.home),
-        YIDAI_MLFLOW_TRACKING_URI=settings.tracking_uri,
-        YIDAI_AUDIT_DB_URL=settings.audit_url,
-        YIDAI_API_KEYS_FILE=str(settings.api_keys_file),
-        YIDAI_POLICY_DIR=str(settings.policies),
-        YIDAI_SERVING_DIR=str(settings.serving),
-        YIDAI_ENV_FILE="",
-        YIDAI_AUDIT_HASH_KEY_FILE=str(tmp_path / "audit_hash.key"),
-    )
+    env = service_env(settings, tmp_path / "audit_hash.key")
     args = [key, sandbox.entities["personal"][0], sandbox.entities["payment"][0]]
     done = subprocess.run(
         [sys.executable, "-c", WORKER, *args],

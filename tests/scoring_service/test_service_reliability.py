@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from scoring_service.security import create_key
-from tests.support.sandbox import Sandbox
+from tests.support.sandbox import Sandbox, service_env
 from yidai.audit import AuditStore
 from yidai.core.settings import Settings
 
@@ -73,19 +73,7 @@ def _yidai_serve(
     settings: Settings, tmp_path: Path, port: int
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``yidai serve`` in its own process group, its environment from ``settings`` only."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("YIDAI_", "MLFLOW_", "AIRFLOW_"))
-    }
-    env.update(
-        YIDAI_HOME=str(settings.home),
-        YIDAI_MLFLOW_TRACKING_URI=settings.tracking_uri,
-        YIDAI_AUDIT_DB_URL=settings.audit_url,
-        YIDAI_API_KEYS_FILE=str(settings.api_keys_file),
-        YIDAI_POLICY_DIR=str(settings.policies),
-        YIDAI_SERVING_DIR=str(settings.serving),
-        YIDAI_ENV_FILE="",
-        YIDAI_AUDIT_HASH_KEY_FILE=str(tmp_path / "audit_hash.key"),  # generated, then reused
-    )
+    env = service_env(settings, tmp_path / "audit_hash.key")
     log = open(tmp_path / "serve.log", "ab")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "yidai"), "serve", "--port", str(port)],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +116,23 @@ def build_sandbox(
         if product in challengers:
             train_registered_model(settings, product, seed=seed + 1, alias="challenger")
     return Sandbox(settings.serving, entity_ids(settings, products))
+
+
+def service_env(settings: Settings, hash_key_file: Path) -> dict[str, str]:
+    """The environment of a ``yidai serve`` process on ``settings`` alone: the caller's
+    ``YIDAI_``/``MLFLOW_``/``AIRFLOW_`` variables dropped, no ``.env`` read, the audit hash key
+    kept in ``hash_key_file`` (generated on first start, then reused)."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("YIDAI_", "MLFLOW_", "AIRFLOW_"))
+    }
+    env.update(
+        YIDAI_HOME=str(settings.home),
+        YIDAI_MLFLOW_TRACKING_URI=settings.tracking_uri,
+        YIDAI_AUDIT_DB_URL=settings.audit_url,
+        YIDAI_API_KEYS_FILE=str(settings.api_keys_file),
+        YIDAI_POLICY_DIR=str(settings.policies),
+        YIDAI_SERVING_DIR=str(settings.serving),
+        YIDAI_ENV_FILE="",
+        YIDAI_AUDIT_HASH_KEY_FILE=str(hash_key_file),
+    )
+    return env
