@@ -13,11 +13,13 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from simulator.landing import arrow_schema
 from yidai.core.contracts import CONTRACTS, Column, Contract
+from yidai.core.warehouse import connect, ensure_tables
 from yidai.ingest.inspect import sql_str
 from yidai.ingest.validation import q
 
@@ -176,3 +178,17 @@ def write_rows(path: Path, contract: Contract, rows: list[dict[str, object]]) ->
         return path
     pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema(contract)), path)
     return path
+
+
+def insert_rows(warehouse: Path, table: str, rows: list[dict[str, object]]) -> None:
+    """Append ``rows`` to ``table`` of the warehouse (created with every table if new)."""
+    frame = pd.DataFrame(rows)
+    con = connect(warehouse)
+    try:
+        ensure_tables(con)
+        con.register("frame", frame)
+        cols = ", ".join(frame.columns)
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
+        con.unregister("frame")
+    finally:
+        con.close()

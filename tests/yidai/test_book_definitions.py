@@ -7,11 +7,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
+from tests.support.samples import insert_rows
 from yidai.core.settings import Settings
-from yidai.core.warehouse import connect, ensure_tables
 from yidai.decisioning import exposure as book
 from yidai.jobs.monitoring import check_liquidity
 
@@ -38,23 +37,11 @@ def test_each_figure_follows_its_formula() -> None:
     )
 
 
-def _insert(warehouse: Path, table: str, rows: list[dict[str, object]]) -> None:
-    frame = pd.DataFrame(rows)
-    con = connect(warehouse)
-    try:
-        ensure_tables(con)
-        con.register("frame", frame)
-        cols = ", ".join(frame.columns)
-        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
-    finally:
-        con.close()
-
-
 def test_liquidity_alert_on_a_run_of_drawdowns(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, liquidity_drawn_share_alert=0.1)
     app = {"product": "merchant", "requested_amount": 1.0, "decision": "approved",
            "approved_limit": 100_000.0, "annual_rate": 0.1}  # fmt: skip
-    _insert(
+    insert_rows(
         settings.warehouse,
         "loan_applications",
         [
@@ -67,7 +54,7 @@ def test_liquidity_alert_on_a_run_of_drawdowns(tmp_path: Path) -> None:
     month_end = datetime(2026, 1, 31)
     perf = {"snapshot_date": month_end, "credit_limit": 100_000.0, "days_past_due": 0,
             "charged_off": 0.0, "recovered": 0.0}  # fmt: skip
-    _insert(
+    insert_rows(
         settings.warehouse,
         "loan_performance",
         [
@@ -75,7 +62,7 @@ def test_liquidity_alert_on_a_run_of_drawdowns(tmp_path: Path) -> None:
             {**perf, "account_id": "A2", "outstanding": 90_000.0, "status": "frozen"},
         ],
     )
-    _insert(
+    insert_rows(
         settings.warehouse,
         "loan_drawdowns",
         [

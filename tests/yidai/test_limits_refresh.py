@@ -20,6 +20,7 @@ from features.serving import FeatureSnapshot, load_snapshot
 from models.estimator import GradientBoostedPD
 from models.registry import LoadedModel
 from models.scorecard import Scorecard
+from tests.support.samples import insert_rows
 from tests.support.synthetic import synthetic_merchant_profiles
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
@@ -237,19 +238,6 @@ def test_loan_book_reads_lines_balances_and_arrears(world: dict[str, object]) ->
     assert (book.loc[~book["merchant_id"].isin(DELINQUENT), "dpd"] == 0).all()
     assert (book["outstanding"] <= book["book_line"]).all()
     assert read_loan_book(world["warehouse"], date(2025, 9, 30)).empty  # type: ignore[arg-type]
-
-
-def insert_rows(warehouse: Path, table: str, rows: list[dict[str, object]]) -> None:
-    frame = pd.DataFrame(rows)
-    con = connect(warehouse)
-    try:
-        ensure_tables(con)
-        con.register("frame", frame)
-        cols = ", ".join(frame.columns)
-        con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
-        con.unregister("frame")
-    finally:
-        con.close()
 
 
 def test_loan_book_takes_the_latest_line_all_balances_and_current_arrears(
