@@ -89,11 +89,12 @@ with TestClient(serving_app()) as client:
                       "channel": "app", "ts": "2026-07-01T10:00:00"}, headers=h)
     print(json.dumps({"credit": credit.status_code, "pay": pay.status_code,
                       "mlflow": "mlflow" in sys.modules, "lightgbm": "lightgbm" in sys.modules,
-                      "sklearn": sys.modules.get("sklearn") is not None}))
+                      "sklearn": sys.modules.get("sklearn") is not None,
+                      "sqlalchemy": "sqlalchemy" in sys.modules}))
 """
 
 
-def test_serving_worker_decides_without_mlflow_or_scikit_learn(
+def test_serving_worker_decides_without_mlflow_scikit_learn_or_sqlalchemy(
     sandbox: Sandbox, sandbox_home: Path, tmp_path: Path
 ) -> None:
     shutil.copytree(POLICIES, tmp_path / "policies")
@@ -114,4 +115,5 @@ def test_serving_worker_decides_without_mlflow_or_scikit_learn(
         "mlflow": False,
         "lightgbm": True,
         "sklearn": False,
+        "sqlalchemy": False,  # the SQLite audit store needs no SQLAlchemy (PostgreSQL only)
     }, report

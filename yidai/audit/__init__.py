@@ -12,7 +12,12 @@ Written through :class:`AuditStore` (the scoring service), read through :class:`
 - :mod:`~yidai.audit.payment_events`: scored payments, a payer's intra-day velocity;
 - :mod:`~yidai.audit.store`: :class:`AuditStore`, the write facade over the above;
 - :mod:`~yidai.audit.reader`: :class:`AuditReader`, the public read API (DataFrames).
+
+The read API (pandas, SQLAlchemy) loads on first use, so a scoring worker writing to SQLite
+starts without either.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from yidai.audit.backends import (
     APPEND_ONLY_TABLES,
@@ -20,7 +25,6 @@ from yidai.audit.backends import (
     CHECKPOINT_SECONDS,
     PG_POOL_SIZE,
     SCHEMA,
-    WAL_CHECK_EVERY,
     WAL_LIMIT_BYTES,
     WAL_TRUNCATE_WAIT_MS,
     engine_url,
@@ -31,15 +35,32 @@ from yidai.audit.hashing import (
     load_hash_key,
     load_previous_hash_keys,
 )
-from yidai.audit.reader import (
-    DECISION_COLUMNS,
-    LINE_COLUMNS,
-    OUTCOME_COLUMNS,
-    PAYMENT_EVENT_COLUMNS,
-    AuditReader,
-)
 from yidai.audit.rows import Booked, DecisionRow, Line, PaymentEvent, to_fen, utc_now
 from yidai.audit.store import AuditStore
+
+if TYPE_CHECKING:
+    from yidai.audit.reader import (
+        DECISION_COLUMNS,
+        LINE_COLUMNS,
+        OUTCOME_COLUMNS,
+        PAYMENT_EVENT_COLUMNS,
+        AuditReader,
+    )
+
+_READ_API = frozenset(
+    {"DECISION_COLUMNS", "LINE_COLUMNS", "OUTCOME_COLUMNS", "PAYMENT_EVENT_COLUMNS", "AuditReader"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The read API, imported on first use."""
+    if name in _READ_API:
+        # deferred: pandas and SQLAlchemy, which a scoring worker does not need
+        from yidai.audit import reader
+
+        return getattr(reader, name)
+    raise AttributeError(f"module 'yidai.audit' has no attribute {name!r}")
+
 
 __all__ = [
     "APPEND_ONLY_TABLES",
@@ -52,7 +73,6 @@ __all__ = [
     "PAYMENT_EVENT_COLUMNS",
     "PG_POOL_SIZE",
     "SCHEMA",
-    "WAL_CHECK_EVERY",
     "WAL_LIMIT_BYTES",
     "WAL_TRUNCATE_WAIT_MS",
     "AuditReader",

@@ -13,10 +13,18 @@ Rows of ``decisions``, ``credit_lines``, ``drawdowns``, ``repayments`` and ``pay
 are only ever inserted: triggers in both databases reject UPDATE and DELETE (and TRUNCATE on
 PostgreSQL).
 
-The SQLite write-ahead log is checkpointed in the background and, once it exceeds
-``wal_limit_bytes``, checkpointed with ``TRUNCATE`` (waiting for readers to move on): under a
-steady write load with readers always present a passive checkpoint never lets the log
-restart, and it would grow without bound.
+The SQLite write-ahead log is bounded without putting checkpoints on the request path.  A
+background thread checkpoints it ``PASSIVE``ly every second (copying and syncing what was
+written, never blocking writers).  SQLite restarts the log by itself when a write begins
+after a complete checkpoint, but under a steady write load (or with readers always present)
+that moment may never come, and the log would grow without bound.  So once the log's
+*content* (frames, as the passive checkpoint reports them, not the file's size) exceeds
+``wal_limit_bytes``, the same thread follows with a ``RESTART`` checkpoint: it blocks
+writers, but only for the few frames written since the passive pass and its two syncs, and
+the file is cut back to the limit by ``journal_size_limit`` at the next commit.  Writers of
+this process wait for it on a lock (woken at once) rather than in SQLite's busy handler,
+which sleeps in steps of up to 100 ms.  Only if the background thread falls behind (the file
+reaches 1.5 times the limit) does a writer restart the log itself.
 """
 
 from __future__ import annotations
@@ -31,13 +39,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
-
-from sqlalchemy import Engine, create_engine, make_url, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from yidai.core.errors import YidaiError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import Connection
 
 log = logging.getLogger("yidai.audit")
 
@@ -146,15 +154,14 @@ _PG_SCHEMA_PRESENT = (
     + f")) = {len(APPEND_ONLY_TABLES)}"
 )
 
-# A unique index refused the insert: a concurrent request with the same idempotency key won.
-INTEGRITY_ERRORS = (IntegrityError, sqlite3.IntegrityError)
 CHECKPOINT_SECONDS = 1.0
-# SQLite: the writer looks at the WAL's size every this many commits (one stat call).
-WAL_CHECK_EVERY = 16
 WAL_LIMIT_BYTES = 64 << 20
-# How long a truncating checkpoint waits for readers: writers wait while it is pending, so
-# briefly; a reader still busy after that delays the truncation (the writer tries again once
-# the WAL has grown by another quarter of the limit, the checkpointer every second).
+# The WAL file size (times the limit) at which a writer restarts the log itself because the
+# background checkpointer fell behind.
+WAL_WRITER_BOUND = 1.5
+# How long the restarting checkpoint waits for readers: writers wait while it is pending, so
+# briefly; a reader still busy after that delays the restart (the checkpointer tries again a
+# second later, a writer once the file has grown by another quarter of the limit).
 WAL_TRUNCATE_WAIT_MS = 200
 BUSY_TIMEOUT_MS = 30_000
 # Connections per process to a server database (SQLAlchemy pool, no overflow).  Every store
@@ -203,7 +210,13 @@ class SqliteTx:
         self.conn.execute(sql)
 
 
-_text = functools.lru_cache(maxsize=256)(text)  # compile each statement's text() once
+@functools.lru_cache(maxsize=256)
+def _text(sql: str) -> Any:
+    """The statement's SQLAlchemy ``text()``, compiled once."""
+    # heavy: SQLAlchemy, loaded only by a PostgreSQL store (a SQLite worker starts without it)
+    from sqlalchemy import text
+
+    return text(sql)
 
 
 class AlchemyTx:
@@ -273,7 +286,6 @@ class Database:
         self._wal_limit = int(wal_limit_bytes)
         self._wal_wait_ms = int(wal_truncate_wait_ms)
         self._wal_retry_at = 0  # WAL size of the writer's next attempt after a failed one
-        self._commits = 0
         # sqlite:///path uses the thin sqlite3 adapter; any other URL (postgresql://...,
         # or sqlite+pysqlite:///path to exercise the same path locally) uses SQLAlchemy.
         self.is_sqlite = url.startswith("sqlite:///")
@@ -281,13 +293,21 @@ class Database:
         self._sqlite_conns: list[sqlite3.Connection] = []
         self._checkpointer: threading.Thread | None = None
         # One checkpoint at a time in this process: SQLite refuses a second concurrent
-        # checkpoint at once (without its busy handler), so the writer's truncation would
+        # checkpoint at once (without its busy handler), so the writer's restart would
         # fail whenever the background checkpointer happened to be running.
         self._checkpoint_lock = threading.Lock()
+        # Held by this process's SQLite write transactions and by the restarting checkpoint:
+        # a writer that meets a restart waits here, woken as soon as it ends, instead of
+        # sleeping in SQLite's busy handler (1, 2, 5, 10, 15, 20, 25 ... ms steps).
+        self._write_gate = threading.Lock()
         self._stopping = threading.Event()
         self._synchronous = sqlite_synchronous
         self.engine: Engine | None = None
         self.dialect = "sqlite"
+        # A unique index refused an insert: a concurrent request with the same idempotency
+        # key won (the caller catches these).
+        self.integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+        open_errors: tuple[type[Exception], ...] = (sqlite3.Error,)
         # How many calls may use the store at once (the connection pool's size); None: the
         # thin SQLite adapter, whose calls take tens of microseconds and need no thread.
         self.max_concurrent_calls: int | None = None if self.is_sqlite else PG_POOL_SIZE
@@ -299,6 +319,17 @@ class Database:
                 self._path = Path(path)
                 self._path.parent.mkdir(parents=True, exist_ok=True)
             else:
+                # heavy: SQLAlchemy and its driver, only for a server database
+                from sqlalchemy import create_engine, make_url
+                from sqlalchemy.exc import (
+                    ArgumentError,
+                    DBAPIError,
+                    IntegrityError,
+                    NoSuchModuleError,
+                )
+
+                open_errors += (DBAPIError, ArgumentError, NoSuchModuleError)
+                self.integrity_errors += (IntegrityError,)
                 self.dialect = make_url(engine_url(url)).get_backend_name()
                 if self.dialect not in ("sqlite", "postgresql"):
                     raise YidaiError(
@@ -317,7 +348,7 @@ class Database:
                         tx.ddl(_PG_SCHEMA_LOCK)
                     for ddl in (*SCHEMA, *append_only_ddl(self.dialect)):
                         tx.ddl(ddl)
-        except (DBAPIError, ArgumentError, NoSuchModuleError, sqlite3.Error) as exc:
+        except open_errors as exc:
             self.close()
             raise YidaiError(f"cannot open the audit store {redact(url)}: {exc}") from exc
 
@@ -364,11 +395,13 @@ class Database:
         def run() -> None:
             conn = sqlite3.connect(self._path, timeout=30, isolation_level=None)
             try:
+                page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
                 while not self._stopping.wait(CHECKPOINT_SECONDS):
                     try:
                         with self._checkpoint_lock:
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                        self._bound_wal(conn, background=True)
+                            row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                        if int(row[1]) * page_size > self._wal_limit:
+                            self._restart_wal(conn, background=True)
                     except sqlite3.Error as exc:
                         log.warning("audit WAL checkpoint failed: %s", exc)
             finally:
@@ -377,38 +410,47 @@ class Database:
         self._checkpointer = threading.Thread(target=run, name="audit-checkpoint", daemon=True)
         self._checkpointer.start()
 
-    def _bound_wal(self, conn: sqlite3.Connection, background: bool = False) -> None:
-        """Checkpoint and truncate the WAL once it exceeds the limit.
+    def _restart_wal(self, conn: sqlite3.Connection, background: bool) -> None:
+        """Checkpoint everything and restart the log from its beginning (``RESTART``).
 
-        ``TRUNCATE`` waits (up to ``wal_truncate_wait_ms``, writers waiting too) for readers
-        still on older WAL frames, then resets the log to zero bytes; a passive checkpoint
-        alone never resets it while writes and reads keep overlapping.
+        Waits up to ``wal_truncate_wait_ms`` for readers still on older frames (writers wait
+        meanwhile, on :attr:`_write_gate` in this process); the next commit cuts the file back
+        to the limit (``journal_size_limit``).  Called by the background checkpointer right
+        after a passive pass, so only the frames written since then are copied here.
         """
+        with self._checkpoint_lock, self._write_gate:
+            conn.execute(f"PRAGMA busy_timeout={self._wal_wait_ms}")
+            try:
+                if not background:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                busy = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        if busy:
+            try:
+                size = os.stat(f"{self._path}-wal").st_size
+            except FileNotFoundError:
+                size = 0
+            self._wal_retry_at = size + self._wal_limit // 4
+            if background:
+                log.warning("audit WAL (%d bytes) not restarted yet: a reader is active", size)
+        else:
+            self._wal_retry_at = 0
+
+    def _committed(self, conn: sqlite3.Connection) -> None:
+        """After a SQLite commit (one ``stat`` call, about a microsecond): restart the log
+        here if the file reached ``WAL_WRITER_BOUND`` times the limit (the background
+        checkpointer fell behind a fast writer, or a reader held it back)."""
         try:
             size = os.stat(f"{self._path}-wal").st_size
         except FileNotFoundError:
             return
-        if size <= self._wal_limit or (not background and size < self._wal_retry_at):
+        if size <= WAL_WRITER_BOUND * self._wal_limit or size < self._wal_retry_at:
             return
-        with self._checkpoint_lock:
-            conn.execute(f"PRAGMA busy_timeout={self._wal_wait_ms}")
-            try:
-                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._wal_retry_at = size + self._wal_limit // 4 if busy else 0
-        if busy and background:
-            log.warning("audit WAL (%d bytes) not truncated yet: a reader is still active", size)
-
-    def _committed(self, conn: sqlite3.Connection) -> None:
-        """After a SQLite commit: every ``WAL_CHECK_EVERY`` commits, bound the WAL here (the
-        background checkpointer may fall behind a fast writer)."""
-        self._commits += 1
-        if self._commits % WAL_CHECK_EVERY == 0:
-            try:
-                self._bound_wal(conn)
-            except sqlite3.Error as exc:
-                log.warning("audit WAL checkpoint failed: %s", exc)
+        try:
+            self._restart_wal(conn, background=False)
+        except sqlite3.Error as exc:
+            log.warning("audit WAL checkpoint failed: %s", exc)
 
     @contextmanager
     def write(self, single: bool = False) -> Iterator[Tx]:
@@ -418,17 +460,17 @@ class Database:
         """
         if self.engine is None:
             conn = self._sqlite()
-            if single:
-                yield SqliteTx(conn)
-                self._committed(conn)
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield SqliteTx(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+            with self._write_gate:
+                if single:
+                    yield SqliteTx(conn)
+                else:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield SqliteTx(conn)
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+                    conn.execute("COMMIT")
             self._committed(conn)
         else:
             with self.engine.begin() as alchemy:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from yidai.audit.backends import INTEGRITY_ERRORS, Database
+from yidai.audit.backends import Database
 from yidai.audit.hashing import RequestHasher
 from yidai.audit.ledger import open_line
 from yidai.audit.payment_events import append_payment_event
@@ -79,7 +79,7 @@ class DecisionLog:
                 if row.open_line is not None:
                     borrower_id, credit_limit = row.open_line
                     open_line(tx, row.decision_id, row.product, borrower_id, credit_limit, now)
-        except INTEGRITY_ERRORS:
+        except self._db.integrity_errors:
             if row.idempotency_key is None:
                 raise
             earlier = self.find_idempotent(row.module, row.idempotency_key, row.request_hash)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from yidai.audit.backends import INTEGRITY_ERRORS, Database, Tx
+from yidai.audit.backends import Database, Tx
 from yidai.audit.hashing import RequestHasher
 from yidai.audit.rows import Booked, Line, dumps, to_fen, utc_now
 
@@ -158,7 +158,7 @@ class Ledger:
                             "response": dumps(response),
                         },
                     )
-        except INTEGRITY_ERRORS:  # adopted concurrently by another request: same line
+        except self._db.integrity_errors:  # adopted concurrently by another request: same line
             return
 
     def outstanding(self, account_id: str) -> float:
@@ -268,7 +268,7 @@ class Ledger:
                         "response": booked.json,
                     },
                 )
-        except INTEGRITY_ERRORS:
+        except self._db.integrity_errors:
             if idempotency_key is None:
                 raise
             earlier = self._replay(table, module, idempotency_key, request_hash)

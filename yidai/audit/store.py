@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from yidai.audit.backends import WAL_LIMIT_BYTES, WAL_TRUNCATE_WAIT_MS, Database, Tx
 from yidai.audit.decision_log import DecisionLog
@@ -14,6 +12,9 @@ from yidai.audit.hashing import RequestHasher
 from yidai.audit.ledger import Ledger
 from yidai.audit.payment_events import recent_payments
 from yidai.audit.rows import Booked, DecisionRow, Line
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 class AuditStore:
