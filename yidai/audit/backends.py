@@ -157,8 +157,9 @@ _PG_SCHEMA_PRESENT = (
 CHECKPOINT_SECONDS = 1.0
 WAL_LIMIT_BYTES = 64 << 20
 # The WAL file size (times the limit) at which a writer restarts the log itself because the
-# background checkpointer fell behind.
+# background checkpointer fell behind; the writer looks every WAL_CHECK_EVERY commits.
 WAL_WRITER_BOUND = 1.5
+WAL_CHECK_EVERY = 8
 # How long the restarting checkpoint waits for readers: writers wait while it is pending, so
 # briefly; a reader still busy after that delays the restart (the checkpointer tries again a
 # second later, a writer once the file has grown by another quarter of the limit).
@@ -286,6 +287,7 @@ class Database:
         self._wal_limit = int(wal_limit_bytes)
         self._wal_wait_ms = int(wal_truncate_wait_ms)
         self._wal_retry_at = 0  # WAL size of the writer's next attempt after a failed one
+        self._commits = 0
         # sqlite:///path uses the thin sqlite3 adapter; any other URL (postgresql://...,
         # or sqlite+pysqlite:///path to exercise the same path locally) uses SQLAlchemy.
         self.is_sqlite = url.startswith("sqlite:///")
@@ -438,9 +440,12 @@ class Database:
             self._wal_retry_at = 0
 
     def _committed(self, conn: sqlite3.Connection) -> None:
-        """After a SQLite commit (one ``stat`` call, about a microsecond): restart the log
-        here if the file reached ``WAL_WRITER_BOUND`` times the limit (the background
-        checkpointer fell behind a fast writer, or a reader held it back)."""
+        """After a SQLite commit, every ``WAL_CHECK_EVERY`` commits (one ``stat`` call):
+        restart the log here if the file reached ``WAL_WRITER_BOUND`` times the limit (the
+        background checkpointer fell behind a fast writer, or a reader held it back)."""
+        self._commits += 1
+        if self._commits % WAL_CHECK_EVERY:
+            return
         try:
             size = os.stat(f"{self._path}-wal").st_size
         except FileNotFoundError:
