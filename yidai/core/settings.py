@@ -128,8 +128,9 @@ class Settings(BaseSettings):
     audit_sqlite_wal_limit_mb: float = Field(
         64.0,
         gt=0,
-        description="SQLite audit store: once its write-ahead log exceeds this size it is "
-        "checkpointed and truncated (waiting for readers), so it stays bounded under load.",
+        description="SQLite audit store: once its write-ahead log holds more than this, the "
+        "background checkpointer restarts it (the file is cut back to this size), so it stays "
+        "bounded under load.",
     )
     api_key_default_expiry_days: int = Field(
         365,
