@@ -16,18 +16,56 @@ Public API (stable):
   ``request_features(get_feature_set(name), profile_vector, request)``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from features.declarations import Feature, FeatureSet
 from features.definitions import FEATURE_SETS, get_feature_set
-from features.engine import build_features, build_features_history
-from features.request import request_features
-from features.serving import FeatureSnapshot, current_pointer, load_snapshot, publish_snapshot
-from features.training import (
-    CREDIT_FEATURE_SETS,
-    FRAUD_FEATURE_SET,
-    build_training_set,
-    credit_spine,
-    fraud_spine,
-)
+
+if TYPE_CHECKING:
+    from features.engine import build_features, build_features_history
+    from features.request import request_features
+    from features.serving import (
+        FeatureSnapshot,
+        current_pointer,
+        load_snapshot,
+        publish_snapshot,
+    )
+    from features.training import (
+        CREDIT_FEATURE_SETS,
+        FRAUD_FEATURE_SET,
+        build_training_set,
+        credit_spine,
+        fraud_spine,
+    )
+
+# The offline and publishing side (DuckDB, pandas) loads on first use: a scoring worker
+# imports only what it reads.
+_LAZY = {
+    "build_features": "features.engine",
+    "build_features_history": "features.engine",
+    "request_features": "features.request",
+    "FeatureSnapshot": "features.serving",
+    "current_pointer": "features.serving",
+    "load_snapshot": "features.serving",
+    "publish_snapshot": "features.serving",
+    "CREDIT_FEATURE_SETS": "features.training",
+    "FRAUD_FEATURE_SET": "features.training",
+    "build_training_set": "features.training",
+    "credit_spine": "features.training",
+    "fraud_spine": "features.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The lazily loaded part of the public API."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'features' has no attribute {name!r}")
+    # deferred: DuckDB and pandas only for the callers that need them
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "CREDIT_FEATURE_SETS",

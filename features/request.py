@@ -10,15 +10,19 @@ fraud the payer's recent events (``recent``: every event of the payer in the 24 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from features.declarations import FeatureSet
 from yidai.core.errors import YidaiError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
@@ -40,6 +44,15 @@ FRAUD_REQUEST_FIELDS = (
 )
 
 
+def _pandas() -> ModuleType:
+    """pandas, for the batch (offline) path: the online path (:class:`SingleRequest`) runs
+    without it, so a scoring worker need not import it."""
+    # heavy: pandas, only for batches of requests (training sets, backfills)
+    import pandas
+
+    return pandas
+
+
 def to_us(values: Any) -> np.ndarray:
     """Timestamps (datetime64 array, Series, datetime or string) as int64 microseconds."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "M":
@@ -47,7 +60,7 @@ def to_us(values: Any) -> np.ndarray:
     try:
         return np.asarray(values, dtype="datetime64[us]").astype(np.int64)
     except (TypeError, ValueError):
-        arr = np.asarray(pd.to_datetime(values), dtype="datetime64[us]")
+        arr = np.asarray(_pandas().to_datetime(values), dtype="datetime64[us]")
         return arr.astype(np.int64)
 
 
@@ -70,7 +83,7 @@ def window_stats(
     """
     if len(q_key) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    codes, _ = pd.factorize(np.concatenate([np.asarray(ev_key), np.asarray(q_key)]))
+    codes, _ = _pandas().factorize(np.concatenate([np.asarray(ev_key), np.asarray(q_key)]))
     ev_code, q_code = codes[: len(ev_key)].astype(np.int64), codes[len(ev_key) :].astype(np.int64)
     stamps = np.unique(np.concatenate([ev_ts, q_lo, q_hi]))
     n_stamps = np.int64(len(stamps))
@@ -114,6 +127,7 @@ class RequestBatch:
         try:
             values = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError):
+            pd = _pandas()
             values = pd.to_numeric(pd.Series(raw), errors="coerce").to_numpy(np.float64)
         if np.isnan(values).any():
             raise YidaiError(f"{self.fs.name}: request field {name!r} is missing or not a number")
@@ -122,7 +136,7 @@ class RequestBatch:
     def ts_us(self) -> np.ndarray:
         if "ts_us" not in self._cache:
             raw = self._field("ts")
-            if pd.isna(raw).any():
+            if _pandas().isna(raw).any():
                 raise YidaiError(f"{self.fs.name}: request field 'ts' is missing")
             self._cache["ts_us"] = to_us(raw)
         ts: np.ndarray = self._cache["ts_us"]
@@ -170,6 +184,7 @@ class RequestBatch:
         if key not in self._cache:
             h = self._history_frame()
             t = self.ts_us()
+            pd = _pandas()
             # payers as integer codes shared by both sides (merge_asof needs equal key types)
             ev_key = np.asarray(h["payer_id"], dtype=object)
             codes, _ = pd.factorize(
@@ -194,6 +209,7 @@ class RequestBatch:
 
     def _seen_in(self, field: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         h = self._history_frame()
+        pd = _pandas()
         ev_mask = ~pd.isna(h[field])
         ev_key = h["payer_id"][ev_mask] + "\x1f" + h[field][ev_mask]
         q_val = self._field(field).astype(object)
@@ -222,7 +238,7 @@ class RequestBatch:
         else:
             before_today = self._seen_in(field, np.full(self.n, NO_LOWER_BOUND), day_start)
         seen = before_today | self._seen_in(field, day_start, t)
-        present = ~pd.isna(self._field(field))
+        present = ~_pandas().isna(self._field(field))
         return np.where(present & ~seen, 1.0, 0.0)
 
 
@@ -276,6 +292,7 @@ def request_features_batch(
     ``requests``; ``history`` the payer's events (offline: all events; online: the recent
     ones); ``seen_before_today`` per pair field, or None to derive it from ``history``.
     """
+    pd = _pandas()
     if isinstance(requests, pd.DataFrame):
         n = len(requests)
         fields = {c: requests[c].to_numpy() for c in requests.columns}
@@ -421,10 +438,19 @@ class SingleRequest:
 
 
 def _is_missing(value: Any) -> bool:
-    """What ``pd.isna`` says of one scalar (None, NaN, NaT, pd.NA)."""
+    """What ``pd.isna`` says of one scalar (None, NaN, NaT, pd.NA), without importing pandas:
+    a pandas value (NaT, NA) can only exist once pandas is loaded."""
     if value is None or isinstance(value, str):
         return value is None
-    return bool(pd.isna(value))
+    pandas = sys.modules.get("pandas")
+    if pandas is not None:
+        return bool(pandas.isna(value))
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(value))
+    try:
+        return bool(value != value)  # NaN (float, numpy, Decimal)
+    except (TypeError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

@@ -17,23 +17,21 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 
 from features.declarations import FeatureSet
 from features.definitions import get_feature_set
-from features.engine import SCHEMA, fetch_one, profile_table, resolve_feature_sets
 from features.online import OnlineStore, SnapshotReader, open_store
 from features.online.embedded import SNAPSHOT_LAYOUT, write_arrays
 from features.request import PAIR_FIELDS, request_features
-from features.sources import FRAUD_EVENTS_SQL
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
-from yidai.core.warehouse import connect
+
+if TYPE_CHECKING:
+    import duckdb
+    import pandas as pd
 
 __all__ = ["SNAPSHOT_LAYOUT", "FeatureSnapshot", "current_pointer", "load_snapshot",
            "publish_snapshot", "publish_tables"]  # fmt: skip
@@ -56,6 +54,13 @@ def publish_snapshot(
     of each feature set, into ``store`` (default: the ``online_store`` setting; the snapshot
     folder is always written, it is the embedded store and the source of the Redis load);
     returns the snapshot folder per feature set."""
+    # heavy: DuckDB, for publishing only (a scoring worker reads snapshots without it)
+    import duckdb
+
+    # deferred: the warehouse side of publishing (DuckDB)
+    from features.engine import resolve_feature_sets
+    from yidai.core.warehouse import connect
+
     if keep < 2:
         raise YidaiError("keep at least 2 snapshots (readers may still be opening the previous)")
     if isinstance(con_or_warehouse_path, duckdb.DuckDBPyConnection):
@@ -78,6 +83,12 @@ def publish_snapshot(
 def _check_build(con: duckdb.DuckDBPyConnection, fs: FeatureSet, as_of: dt.date) -> None:
     """Refuse a set whose profiles of ``as_of`` are not built, built from another
     definition, or empty (an empty snapshot would serve every entity as unknown)."""
+    # heavy: DuckDB, for publishing only
+    import duckdb
+
+    # deferred: the warehouse side of publishing (DuckDB)
+    from features.engine import SCHEMA, fetch_one
+
     for entity in fs.profile_entities:
         try:
             row = fetch_one(
@@ -109,6 +120,10 @@ def _publish_one(
     keep: int,
     store: OnlineStore,
 ) -> Path:
+    # deferred: the warehouse side of publishing (DuckDB)
+    from features.engine import profile_table
+    from features.sources import FRAUD_EVENTS_SQL
+
     def write_tables(tmp: Path) -> None:
         for entity in fs.profile_entities:
             cols = ", ".join(f'"{c}"' for c in fs.profile_columns(entity))
@@ -163,6 +178,9 @@ def publish_tables(
     }
 
     def fill(tmp: Path) -> None:
+        # heavy: pyarrow, for publishing only
+        import pyarrow.parquet as pq
+
         write_tables(tmp)
         meta["rows"] = {
             e: int(pq.ParquetFile(tmp / f"{e}.parquet").metadata.num_rows)
@@ -220,6 +238,9 @@ class FeatureSnapshot:
         if self.folder is None or not (self.folder / f"{self.entity}.parquet").exists():
             raise YidaiError(f"snapshot {self.snapshot_id}: no snapshot folder to read here")
         cols = self.profile_columns()
+        # heavy: pandas, for analysts' and tests' whole-snapshot reads only
+        import pandas as pd
+
         df = pd.read_parquet(self.folder / f"{self.entity}.parquet")
         index = pd.Index(df["entity_id"].astype(str), name="entity_id")
         return pd.DataFrame(df[cols].to_numpy(np.float64), index=index, columns=cols)

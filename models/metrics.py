@@ -8,14 +8,16 @@ Inputs are validated: empty arrays, NaN scores or a single class raise :class:`Y
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import pandas as pd
 
 from yidai.core.errors import YidaiError
 
-ArrayLike = np.ndarray | pd.Series | Sequence[float]
+if TYPE_CHECKING:
+    import pandas as pd
+
+ArrayLike: TypeAlias = "np.ndarray | pd.Series | Sequence[float]"
 
 #: PSI at or above which a feature or score counts as drifted: the monitoring alert and the
 #: promotion gate use this one threshold (0.1-0.25 some shift, > 0.25 major shift).
@@ -176,6 +178,9 @@ def calibration_table(y_true: ArrayLike, y_prob: ArrayLike, bins: int = 10) -> p
     """
     y, p = _labels_and_scores(y_true, y_prob)
     bins = max(1, min(bins, y.size))
+    # heavy: pandas, for the tables (reports); the scalar metrics need none
+    import pandas as pd
+
     frame = pd.DataFrame({"bucket": _score_buckets(p, bins) + 1, "y": y, "p": p})
     grouped = frame.groupby("bucket", sort=True)
     table = pd.DataFrame(
@@ -263,6 +268,9 @@ def _cards_per_day(day: ArrayLike, card: ArrayLike, y: np.ndarray, s: np.ndarray
             f"card precision: day ({days.size}), card ({cards.size}) and labels/scores"
             f" ({y.size}) differ in length"
         )
+    # heavy: pandas, for the grouping by day and card
+    import pandas as pd
+
     frame = pd.DataFrame({"day": days, "card": cards, "y": y, "s": s})
     per_card = frame.groupby(["day", "card"], sort=False).agg(y=("y", "max"), s=("s", "max"))
     per_card = per_card.reset_index()

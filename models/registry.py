@@ -12,16 +12,16 @@ import logging
 import math
 import os
 import sqlite3
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from models._runtime import import_lightgbm
@@ -34,6 +34,7 @@ from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
 
     from models.estimator import GradientBoostedPD
@@ -304,6 +305,9 @@ def log_and_register(
     client = tracking_client(settings)
     experiment_id = ensure_experiment(client, package.name, settings)
     estimator = package.estimator
+    # heavy: pandas, for the model's signature at registration
+    import pandas as pd
+
     example = pd.DataFrame(
         np.zeros((2, len(estimator.feature_names_))), columns=estimator.feature_names_
     )
@@ -544,7 +548,7 @@ def list_versions(
                     name=name,
                     version=str(mv.version),
                     aliases=tuple(sorted(by_version.get(str(mv.version), []))),
-                    created=pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC"),
+                    created=_timestamp_ms(mv.creation_timestamp),
                     feature_set=str((mv.tags or {}).get("feature_set", "")),
                     metrics=dict(run.data.metrics) if run else {},
                     gate_reason=str((mv.tags or {}).get("gate_reason", "")),
@@ -590,7 +594,7 @@ class LoadedModel:
         )
 
     def _matrix(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
-        if isinstance(X, pd.DataFrame):
+        if _is_frame(X):
             missing = [c for c in self.feature_names if c not in X.columns]
             if missing:
                 raise YidaiError(f"{self.name}: input lacks features {missing}")
@@ -888,3 +892,18 @@ def relocate_artifacts(old_home: Path, settings: Settings) -> RelocationReport:
     log.info("relocated MLflow artifacts from %s to %s: %s, %d MLmodel file(s)",
              old_root, new_root, rows, mlmodels)  # fmt: skip
     return RelocationReport(database, rows, mlmodels)
+
+
+def _timestamp_ms(ms: int) -> pd.Timestamp:
+    """A registry timestamp (ms since the epoch) as a UTC ``pd.Timestamp``."""
+    # heavy: pandas, for the registry listings (CLI, dashboards), not for scoring
+    import pandas as pd
+
+    return pd.Timestamp(ms, unit="ms", tz="UTC")
+
+
+def _is_frame(X: object) -> TypeGuard[pd.DataFrame]:
+    """Whether ``X`` is a pandas DataFrame (it cannot be one while pandas is not loaded: a
+    scoring worker passes NumPy rows and never imports it)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)

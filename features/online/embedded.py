@@ -25,9 +25,8 @@ import weakref
 from bisect import bisect_left
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import numpy as np
 
 from features.online.base import (
@@ -42,6 +41,9 @@ from features.online.base import (
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
 
+if TYPE_CHECKING:
+    import duckdb
+
 # The snapshots' layout (deployed, read by the scoring service): see yidai.core.publishing.
 SNAPSHOT_LAYOUT = publishing.Layout(versions="", manifest="meta.json", version_key="snapshot_id")
 LOW_64 = "CAST(18446744073709551615 AS UHUGEINT)"
@@ -52,6 +54,9 @@ PAIRS_FILE = "pairs.parquet"
 
 def quiet_connection() -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection without a progress bar (no noise in job logs)."""
+    # heavy: DuckDB, for building the arrays (publishing); reading them needs none
+    import duckdb
+
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     return con
@@ -266,7 +271,7 @@ class EmbeddedReader(SnapshotReader):
         wanted = sorted({str(p) for p in payer_ids})
         if not pairs.exists() or not wanted:
             return {}
-        con = duckdb.connect()
+        con = quiet_connection()
         try:
             rows = con.execute(
                 f"SELECT DISTINCT CAST(payer_id AS VARCHAR), CAST(value AS VARCHAR) "
@@ -284,7 +289,7 @@ class EmbeddedReader(SnapshotReader):
 
     def entity_ids(self, entity: str) -> list[str]:
         path = self.folder / f"{entity}.parquet"
-        con = duckdb.connect()
+        con = quiet_connection()
         try:
             rows = con.execute(
                 f"SELECT CAST(entity_id AS VARCHAR) FROM read_parquet('{_sql_path(path)}') "

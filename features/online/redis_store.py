@@ -24,10 +24,9 @@ import json
 import time
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import duckdb
 import numpy as np
 
 from features.online.base import (
@@ -40,6 +39,9 @@ from features.online.base import (
 from features.online.embedded import PAIRS_FILE, _sql_path, quiet_connection
 from features.request import PAIR_FIELDS as PAIR_FIELD_ORDER
 from yidai.core.errors import YidaiError
+
+if TYPE_CHECKING:
+    import duckdb
 
 BATCH = 2_000  # commands per pipeline while loading
 

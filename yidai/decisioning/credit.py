@@ -13,10 +13,9 @@ import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import pandas as pd
 
 from yidai.decisioning.policy import (
     CashFlowLimit,
@@ -28,6 +27,9 @@ from yidai.decisioning.policy import (
     TurnoverShareLimit,
 )
 from yidai.decisioning.reasons import Reason, policy_reason
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OPS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt,
@@ -229,6 +231,9 @@ def decide_credit_batch(
     ``decision, limit, approved_amount, proposed_limit, annual_rate, reason_codes`` (the
     policy's reason codes, a tuple per row, in the order :func:`decide_credit` gives them).
     """
+    # heavy: pandas, for the vectorised (batch) path only; one decision needs none
+    import pandas as pd
+
     n = len(features)
     pd_arr = np.asarray(pd_, dtype=float)
     score_arr = np.asarray(score, dtype=float)

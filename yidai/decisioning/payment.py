@@ -10,13 +10,15 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import pandas as pd
 
 from yidai.decisioning.policy import PaymentPolicy
 from yidai.decisioning.reasons import Reason, policy_reason
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Action = Literal["allow", "step_up", "decline"]
 ACTIONS: tuple[Action, ...] = ("allow", "step_up", "decline")
@@ -91,6 +93,9 @@ def decide_payment_batch(
     new_device: np.ndarray | Sequence[bool] | None = None,
 ) -> pd.DataFrame:
     """Vectorised :func:`decide_payment`: ``action, tier, reason_codes`` per payment."""
+    # heavy: pandas, for the vectorised (batch) path only; one decision needs none
+    import pandas as pd
+
     amount_arr = np.asarray(amount, dtype=float)
     prob = np.asarray(fraud_prob, dtype=float)
     n = len(amount_arr)

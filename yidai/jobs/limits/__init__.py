@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from yidai.jobs.limits import refresh
 from yidai.jobs.limits.serving import (
     MerchantLimit,
     PublishedLimits,
@@ -39,6 +38,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
+    """The writers, imported on first use (DuckDB, the models): the readers need neither."""
     if name in ("RefreshResult", "refresh_limits", "run_refresh"):
+        # deferred: the refresh's heavy dependencies, for the batch only
+        from yidai.jobs.limits import refresh
+
         return getattr(refresh, name)
     raise AttributeError(name)

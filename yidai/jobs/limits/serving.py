@@ -10,16 +10,19 @@ version (hot reload).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 AREA = "limits"
 LIMITS_FILE = "limits.parquet"
@@ -65,21 +68,22 @@ class MerchantLimit:
 class PublishedLimits:
     """One published limits version, indexed by merchant id (built once, read-only)."""
 
-    def __init__(self, version: str, as_of: date, table: pd.DataFrame) -> None:
+    def __init__(self, version: str, as_of: date, table: Mapping[str, Any]) -> None:
+        """``table``: the ``READ_COLUMNS`` by name (arrays, lists or a DataFrame)."""
         self.version = version
         self.as_of = as_of
-        self._ids = table["merchant_id"].astype(str).to_numpy()
+        self._ids = np.asarray(table["merchant_id"], dtype=object).astype(str)
         self._index = dict(zip(self._ids.tolist(), range(len(self._ids)), strict=True))
-        self._account = table["account_id"].astype(object).to_numpy()
-        self._line = table["credit_line"].to_numpy(np.float64)
-        self._outstanding = table["outstanding"].to_numpy(np.float64)
-        self._available = table["available"].to_numpy(np.float64)
-        self._status = table["status"].astype(str).to_numpy()
-        self._decision = table["decision"].astype(str).to_numpy()
-        self._reason = table["reason_code"].astype(str).to_numpy()
-        self._grade = table["grade"].astype(str).to_numpy()
+        self._account = np.asarray(table["account_id"], dtype=object)
+        self._line = np.asarray(table["credit_line"], dtype=np.float64)
+        self._outstanding = np.asarray(table["outstanding"], dtype=np.float64)
+        self._available = np.asarray(table["available"], dtype=np.float64)
+        self._status = np.asarray(table["status"], dtype=object).astype(str)
+        self._decision = np.asarray(table["decision"], dtype=object).astype(str)
+        self._reason = np.asarray(table["reason_code"], dtype=object).astype(str)
+        self._grade = np.asarray(table["grade"], dtype=object).astype(str)
         self._by_account = {
-            str(a): i for i, a in enumerate(self._account.tolist()) if a is not None and a == a
+            str(a): i for i, a in enumerate(self._account.tolist()) if not _missing(a)
         }
 
     def by_account(self, account_id: str) -> MerchantLimit | None:
@@ -101,7 +105,7 @@ class PublishedLimits:
         account = self._account[i]
         return MerchantLimit(
             merchant_id=merchant_id,
-            account_id=None if account is None or pd.isna(account) else str(account),
+            account_id=None if _missing(account) else str(account),
             credit_line=float(self._line[i]),
             outstanding=float(self._outstanding[i]),
             available=float(self._available[i]),
@@ -128,16 +132,29 @@ def load_published_limits(serving_dir: Path, version: str | None = None) -> Publ
                 f"no merchant limits published under {root}; run `yidai limits refresh`"
             )
     manifest = publishing.read_manifest(root, version)
-    table = pd.read_parquet(
-        publishing.version_dir(root, version) / LIMITS_FILE, columns=list(READ_COLUMNS)
+    # heavy: pyarrow's Parquet reader (a fifth of pandas' import time, which a worker skips)
+    import pyarrow.parquet as pq
+
+    # ParquetFile.read and to_pylist: read_table's datasets and to_numpy import pandas
+    read = pq.ParquetFile(publishing.version_dir(root, version) / LIMITS_FILE).read(
+        columns=list(READ_COLUMNS)
     )
+    table = {name: read.column(name).to_pylist() for name in READ_COLUMNS}
     return PublishedLimits(version, date.fromisoformat(str(manifest["as_of"])), table)
+
+
+def _missing(value: Any) -> bool:
+    """None or NaN (a line without an account)."""
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def read_limits_table(
     serving_dir: Path, name: str = LIMITS_FILE, version: str | None = None
 ) -> pd.DataFrame:
     """A whole table of the live (or given) version: limits, changes or summary by grade."""
+    # heavy: pandas, for the dashboards' and the CLI's tables
+    import pandas as pd
+
     version = version or current_limits_pointer(serving_dir)
     if version is None:
         raise YidaiError(f"no merchant limits published under {limits_root(serving_dir)}")
@@ -156,5 +173,8 @@ def read_limits_summary(serving_dir: Path, version: str | None = None) -> dict[s
 
 def read_limit_runs(serving_dir: Path) -> pd.DataFrame:
     """One summary row per refresh run (empty if none), for the dashboards."""
+    # heavy: pandas, for the dashboards' tables
+    import pandas as pd
+
     path = limits_root(serving_dir) / "runs.parquet"
     return pd.read_parquet(path) if path.exists() else pd.DataFrame()
