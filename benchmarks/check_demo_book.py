@@ -29,6 +29,7 @@ from simulator.loans import CHARGE_OFF_DPD
 from yidai.jobs.analytics.dashboard_tables import read_meta, read_table
 from yidai.jobs.analytics.merchant_lines import exposure_by_grade, line_kpis
 from yidai.jobs.limits import read_limit_runs, read_limits_summary, read_limits_table
+from yidai.jobs.limits.refresh import read_loan_book
 
 
 def tape_over_line(warehouse: Path, as_of: date) -> pd.DataFrame:
@@ -51,6 +52,18 @@ def tape_over_line(warehouse: Path, as_of: date) -> pd.DataFrame:
             ORDER BY product, account_id
             """,
             {"cutoff": pd.Timestamp(as_of) + pd.Timedelta(days=1)},
+        ).df()
+    finally:
+        con.close()
+
+
+def account_rates(warehouse: Path) -> pd.DataFrame:
+    """Each merchant line's annual rate (its opening application's)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(
+            "SELECT application_id AS account_id, annual_rate FROM loan_applications "
+            "WHERE product = 'merchant'"
         ).df()
     finally:
         con.close()
@@ -87,7 +100,17 @@ def main() -> int:
     above = limits[(status == "active") & (limits["outstanding"] > limits["credit_line"] + 0.005)]
     print(f"active lines with outstanding above the published line: {len(above)}")
     if len(above):
-        print(above[["merchant_id", "credit_line", "outstanding", "reason_code"]].to_string())
+        book = read_loan_book(home / "warehouse" / "yidai.duckdb", args.as_of)
+        rates = account_rates(home / "warehouse" / "yidai.duckdb")
+        above = above.merge(book[["merchant_id", "account_id", "book_line", "dpd"]], how="left")
+        above = above.merge(rates, on="account_id", how="left")
+        bound = above["book_line"] * (1 + above["annual_rate"] * CHARGE_OFF_DPD / 365)
+        above["past_book_line"] = above["outstanding"] > above["book_line"] + 0.005
+        above["within_accrual_rule"] = above["outstanding"] <= bound + 0.005
+        cols = ["merchant_id", "credit_line", "book_line", "outstanding", "dpd", "reason_code"]
+        print(above[[*cols, "past_book_line", "within_accrual_rule"]].to_string())
+        beyond = int((~above["past_book_line"] | ~above["within_accrual_rule"]).sum())
+        print(f"above the line other than by accrual past the book's line: {beyond}")
     print("decisions:", limits["decision"].astype(str).value_counts().to_dict())
 
     print("\n== Merchant limits page: tiles vs bars")
