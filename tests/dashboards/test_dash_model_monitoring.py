@@ -21,8 +21,10 @@ def _monitor(home) -> None:
     and the landing zone's performance tape."""
     from tests.dashboards.conftest import _landing_con
     from yidai.jobs.monitoring import (
+        MAX_CURRENT_DAYS,
         MonitoringReport,
         characteristics,
+        current_start,
         drift_trend,
         monitor_model,
         publish_report,
@@ -46,11 +48,15 @@ def _monitor(home) -> None:
         np.random.default_rng(3).exponential(600, len(frame))
         + (pd.to_datetime(frame["ts"]) - pd.to_datetime(frame["ts"]).min()).dt.days
     )
-    recent = pd.to_datetime(frame["ts"]) > pd.Timestamp(as_of) - pd.Timedelta(days=14)
+    # the planted shift covers the drift's whole current window: the last 14 days, widened
+    # to 200 decisions (enough for 10 PSI bins) as monitor_model widens it
+    ts = pd.to_datetime(frame["ts"])
+    end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
+    recent = ts >= current_start(ts, end, 14, 200, MAX_CURRENT_DAYS)
     frame.loc[recent, features[0]] = frame.loc[recent, features[0]] * 3  # the planted shift
     champion = Champion("personal_pd", "1", [*features, "customer_tenure_days_life"])
     drift, perf, info = monitor_model(
-        champion, frame, as_of=as_of, recent_days=14, fraud=False, min_current_rows=50
+        champion, frame, as_of=as_of, recent_days=14, fraud=False, min_current_rows=200
     )
     con = _landing_con(home / "landing")
     try:

@@ -360,6 +360,49 @@ def test_a_line_review_after_the_last_refresh_replaces_the_line(
     assert (t2.loc[others, "previous_line"] == t1.loc[others, "credit_line"]).all()
 
 
+def test_a_balance_within_the_book_line_is_not_over_limit_only_accrual_is(
+    world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
+) -> None:
+    """The core book lets a borrower draw up to the book's line: a balance drawn above the
+    last published figure but within the book's line is honoured as the current line (not
+    ``KEEP_OVER_LIMIT``); only a balance past the book's line (interest accrual) is over."""
+    first = refresh(world, DAY1, model, credit_policy)
+    serving = world["serving"]
+    assert isinstance(serving, Path)
+    t1 = read_limits_table(serving, version=first.version).set_index("merchant_id")
+    day2 = DAY1 + timedelta(days=1)
+    given = inputs(world, day2, model, credit_policy)
+    book = given["book"]
+    assert isinstance(book, pd.DataFrame)
+    book = book.set_index("merchant_id")
+    # active, scored lines the first night cut below the book's line
+    cut = t1[
+        (t1["status"] == "active")
+        & t1.index.isin(BOOKED)
+        & ~t1.index.isin(DELINQUENT + COLLAPSED)
+        & (t1["credit_line"] < book["book_line"].reindex(t1.index) - 1_000)
+    ]
+    assert len(cut) >= 2, "the fixture's first night cuts no line below the book's line"
+    within, accrued = cut.index[0], cut.index[1]
+    drawn = (float(t1.loc[within, "credit_line"]) + float(book.loc[within, "book_line"])) / 2
+    over = float(book.loc[accrued, "book_line"]) * 1.02  # a month or two of interest
+    book.loc[within, "outstanding"] = drawn
+    book.loc[accrued, "outstanding"] = over
+    given["book"] = book.reset_index()
+    result = run_refresh(day2, **given)  # type: ignore[arg-type]
+    t2 = read_limits_table(serving, version=result.version).set_index("merchant_id")
+
+    assert drawn > t1.loc[within, "credit_line"]  # above the last published figure
+    assert t2.loc[within, "previous_line"] == pytest.approx(drawn)  # honoured, not over it
+    assert t2.loc[within, "reason_code"] != "KEEP_OVER_LIMIT"
+    assert t2.loc[within, "credit_line"] >= drawn - 1e-6
+    assert t2.loc[accrued, "previous_line"] == pytest.approx(book.loc[accrued, "book_line"])
+    assert t2.loc[accrued, "reason_code"] == "KEEP_OVER_LIMIT"
+    assert t2.loc[accrued, "credit_line"] == pytest.approx(t2.loc[accrued, "previous_line"])
+    over_limit = t2[(t2["status"] == "active") & (t2["outstanding"] > t2["credit_line"] + 1e-6)]
+    assert list(over_limit.index) == [accrued]
+
+
 def test_first_refresh_publishes_bounded_reasoned_lines(
     world: dict[str, object], model: LoadedModel, credit_policy: CreditPolicy
 ) -> None:
