@@ -120,6 +120,8 @@ def test_truth_and_label_share_one_horizon(
     applications the truth is the label and the oracle's mean PD is the label's rate."""
     import datetime as dt
 
+    from scipy.stats import poisson  # deferred: only this test needs scipy
+
     from features.training import credit_spine
     from yidai.core.contracts import PRODUCTS
     from yidai.ingest import ingest_landing
@@ -138,9 +140,13 @@ def test_truth_and_label_share_one_horizon(
         con.close()
     matured = pd.concat(frames).merge(truth, on="application_id")
     label, bad = matured["label"].astype(int), matured["defaulted"].astype(int)
-    assert len(matured) > 500 and label.sum() >= 15
+    # (a line can first miss only from a month after it opens: few defaults in a tiny year)
+    assert len(matured) > 500 and label.sum() >= 8
     assert (label == bad).mean() >= 0.99
     # the same defaults, but for a few at the window's edge (the default day is drawn within
     # a month, the label reads month-end rows; a borrower's reviews share its default)
     assert (label & bad).sum() >= 0.6 * max(label.sum(), bad.sum())
-    assert matured["true_pd"].mean() == pytest.approx(label.mean(), rel=0.35)
+    # the oracle's expected count of defaults holds the observed one within Poisson noise
+    # (a tiny year: about 17 expected; a line's reviews share one default, so rows cluster)
+    expected = float(matured["true_pd"].sum())
+    assert poisson.ppf(0.0005, expected) <= label.sum() <= poisson.ppf(0.9995, expected)
