@@ -324,7 +324,9 @@ def _write_run(
             ingested_at.alias("_ingested_at"),
             partition.alias(lake_layout.PARTITION),
         )
-        .repartition(lake_layout.PARTITION)  # one file per event day and run
+        # one file per event day and run; a given number of tasks (not coalesced into one
+        # by adaptive execution: the files of a long history are written in parallel)
+        .repartition(get_settings().spark_shuffle_partitions, lake_layout.PARTITION)
         .write.mode("overwrite")
         .partitionBy(lake_layout.PARTITION)
         .parquet(str(staging / "data"))
