@@ -292,7 +292,7 @@ def test_the_contract_views_follow_the_committed_runs(engines) -> None:
     run = "20990101T000000-feedface"
     copy = committed.parent / f"{run}-0.parquet"
     copy.write_bytes(committed.read_bytes())
-    row = duckdb.sql(f"SELECT count(*) FROM read_parquet('{committed}')").fetchone()
+    row = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{committed}')").fetchone()
     extra = int(row[0]) if row else 0
     manifest = lake / lake_layout.MANIFEST / f"{run}.json"
     record = dict.fromkeys(lake_layout.MANIFEST_COLUMNS)
