@@ -28,7 +28,7 @@ ENGINES = ("duckdb", "spark")
 #: committed files (thousands of small ones: one per event day and run), which Spark lists
 #: with a job of one task per path beyond 32 paths and packs one small file per task at its
 #: 4 MB open cost; on one machine the driver lists them in milliseconds and a task can read
-#: many (docs/benchmarks.md, "The Spark demo on a quieter machine").  A cluster keeps Spark's
+#: many (docs/benchmarks.md, "The Spark demo, second attempt").  A cluster keeps Spark's
 #: defaults (listing on the executors suits an object store).
 LOCAL_FILE_CONFIG = {
     "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
