@@ -48,22 +48,33 @@ def profiles_duckdb(
     return frame
 
 
-def profiles_spark(spark: Any, fs: FeatureSet, entity: str, as_of: dt.date) -> Any:
+def profiles_spark(
+    spark: Any, fs: FeatureSet, entity: str, as_of: dt.date, *, runner: SparkSql | None = None
+) -> Any:
     """The same profiles as a Spark DataFrame, from the same generated SQL (transpiled),
-    over the session's contract views (:func:`yidai.core.lake.attach_spark`)."""
-    runner = SparkSql(spark, cache=True)
+    over the session's contract views (:func:`yidai.core.lake.attach_spark`).  The source
+    tables it caches are ``runner``'s views: drop them (``runner.drop_views()``) once the
+    frame is used."""
+    runner = runner or SparkSql(spark, cache=True)
     keys = f"__keys_{uuid.uuid4().hex[:8]}"
     sql = compute_profiles_sql(runner, fs, entity, keys, as_of, as_of, all_entities=True)  # type: ignore[arg-type]
     return runner.sql(sql)
 
 
 def profiles_for_keys_spark(
-    spark: Any, fs: FeatureSet, entity: str, keys: str, first_day: dt.date, last_day: dt.date
+    spark: Any,
+    fs: FeatureSet,
+    entity: str,
+    keys: str,
+    first_day: dt.date,
+    last_day: dt.date,
+    *,
+    runner: SparkSql | None = None,
 ) -> Any:
     """Point-in-time profiles of the (entity_id, as_of) rows of the view ``keys`` (a training
     set's spine) on Spark: the declared queries' sliding windows over many days (DuckDB runs
-    the daily layer, proven equal to them), transpiled."""
-    runner = SparkSql(spark, cache=True)
+    the daily layer, proven equal to them), transpiled (cached sources: ``runner``'s views)."""
+    runner = runner or SparkSql(spark, cache=True)
     sql = compute_profiles_sql(
         runner,  # type: ignore[arg-type]
         fs,
@@ -94,10 +105,14 @@ def profiles_for_keys_frame(fs: FeatureSet, entity: str, known: pd.DataFrame) ->
     spark.createDataFrame(spine, schema="entity_id string, as_of date").createOrReplaceTempView(
         keys
     )
+    runner = SparkSql(spark, cache=True)
     try:
         first, last = min(spine["as_of"]), max(spine["as_of"])
-        frame = profiles_for_keys_spark(spark, fs, entity, keys, first, last).toPandas()
-    finally:
+        frame = profiles_for_keys_spark(
+            spark, fs, entity, keys, first, last, runner=runner
+        ).toPandas()
+    finally:  # the cached sources freed: one process runs many builds (the demo's DAGs)
+        runner.drop_views()
         spark.catalog.dropTempView(keys)
     return frame
 
@@ -122,11 +137,15 @@ def build_features_spark(
         for entity in fs.profile_entities:
             record = _build_record_path(lake, fs.name, entity, as_of)
             record.unlink(missing_ok=True)  # the day is incomplete until its record is back
-            frame = profiles_spark(spark, fs, entity, as_of).cache()
+            runner = SparkSql(spark, cache=True)
+            frame = profiles_spark(spark, fs, entity, as_of, runner=runner).cache()
             target = lake / FEATURES_DIR / fs.name / entity / f"as_of={as_of.isoformat()}"
-            frame.drop("as_of").coalesce(1).write.mode("overwrite").parquet(str(target))
-            rows = int(frame.count())
-            frame.unpersist()
+            try:
+                frame.drop("as_of").coalesce(1).write.mode("overwrite").parquet(str(target))
+                rows = int(frame.count())
+            finally:  # the cached sources freed: a history builds many days in one process
+                frame.unpersist()
+                runner.drop_views()
             lake_layout.write_json_atomic(
                 record,
                 {
@@ -265,7 +284,9 @@ def parity(
         for fs in resolve_feature_sets(feature_sets):
             for entity in fs.profile_entities:
                 a = profiles_duckdb(con, fs, entity, as_of)
-                b = profiles_spark(spark, fs, entity, as_of).toPandas()
+                runner = SparkSql(spark, cache=True)
+                b = profiles_spark(spark, fs, entity, as_of, runner=runner).toPandas()
+                runner.drop_views()
                 out.append(compare_profiles(f"{fs.name}/{entity}", a, b))
         con.close()
     return out

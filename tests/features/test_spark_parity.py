@@ -277,3 +277,34 @@ def test_a_training_set_on_spark_equals_duckdb(engines) -> None:
         reset_settings_cache()
     assert len(on_spark) == len(on_duckdb) == len(spine)
     pd.testing.assert_frame_equal(on_duckdb, on_spark, check_dtype=False, rtol=1e-9)
+
+
+def test_the_contract_views_follow_the_committed_runs(engines) -> None:
+    """attach_spark keeps a view over unchanged files and re-reads a table whose committed
+    files changed (a new run seen, a removed one gone)."""
+    _, lake, _, _ = engines
+    spark = get_spark()
+    lake_layout.attach_spark(spark, lake, ["pos_transactions"])
+    before = spark.table("pos_transactions").count()
+    lake_layout.attach_spark(spark, lake, ["pos_transactions"])  # the same files: kept
+    assert spark.table("pos_transactions").count() == before > 0
+    committed = next((lake / "pos_transactions").glob("event_date=*/*.parquet"))
+    run = "20990101T000000-feedface"
+    copy = committed.parent / f"{run}-0.parquet"
+    copy.write_bytes(committed.read_bytes())
+    row = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{committed}')").fetchone()
+    extra = int(row[0]) if row else 0
+    manifest = lake / lake_layout.MANIFEST / f"{run}.json"
+    record = dict.fromkeys(lake_layout.MANIFEST_COLUMNS)
+    record |= {"path": "x", "source": "pos_transactions", "status": "loaded", "run_id": run}
+    try:
+        lake_layout.attach_spark(spark, lake, ["pos_transactions"])  # uncommitted: not read
+        assert spark.table("pos_transactions").count() == before
+        lake_layout.write_json_atomic(manifest, [record])
+        lake_layout.attach_spark(spark, lake, ["pos_transactions"])
+        assert spark.table("pos_transactions").count() == before + extra > before
+    finally:
+        manifest.unlink(missing_ok=True)
+        copy.unlink()
+    lake_layout.attach_spark(spark, lake, ["pos_transactions"])
+    assert spark.table("pos_transactions").count() == before

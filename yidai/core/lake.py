@@ -167,13 +167,25 @@ def attach_duckdb(con: duckdb.DuckDBPyConnection, lake: Path) -> dict[str, int]:
     return counts
 
 
+#: What :func:`attach_spark` last attached per (session, view): the lake and the files read.
+_attached: dict[tuple[int, str], tuple[str, tuple[Path, ...]]] = {}
+
+
 def attach_spark(spark: Any, lake: Path, names: Iterable[str]) -> None:
     """Spark temporary views named like the contract tables over the lake's committed files
-    (an empty typed view for a table without data yet)."""
+    (an empty typed view for a table without data yet).
+
+    A view already attached in this session to the same files is kept (a committed run's
+    files never change): the jobs of one process (ingestion runs, daily builds, training
+    sets) re-attach the lake often, and reading thousands of file footers each time is most
+    of a small job's cost."""
     runs = committed_runs(lake)
     for name in names:
         contract = get_contract(name)
         files = committed_files(lake, name, runs)
+        key, state = (id(spark), name), (str(lake), tuple(files))
+        if _attached.get(key) == state and spark.catalog.tableExists(name):
+            continue
         if files:
             frame = (
                 spark.read.option("basePath", str(lake / name))
@@ -187,6 +199,7 @@ def attach_spark(spark: Any, lake: Path, names: Iterable[str]) -> None:
                 "CAST(NULL AS TIMESTAMP) AS _ingested_at WHERE false"
             )
         frame.createOrReplaceTempView(name)
+        _attached[key] = state
 
 
 def export_warehouse(warehouse: Path, lake: Path) -> dict[str, int]:

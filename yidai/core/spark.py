@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _session: Any = None
 ENGINES = ("duckdb", "spark")
+#: File-source settings of a local session (``local[N]``): the lake is read by listing its
+#: committed files (thousands of small ones: one per event day and run), which Spark lists
+#: with a job of one task per path beyond 32 paths and packs one small file per task at its
+#: 4 MB open cost; on one machine the driver lists them in milliseconds and a task can read
+#: many (docs/benchmarks.md, "The Spark demo, second attempt").  A cluster keeps Spark's
+#: defaults (listing on the executors suits an object store).
+LOCAL_FILE_CONFIG = {
+    "spark.sql.sources.parallelPartitionDiscovery.threshold": "1000000",
+    "spark.sql.files.openCostInBytes": str(32 * 1024),
+}
 
 
 def engine_name(engine: str | None = None) -> str:
@@ -64,6 +74,9 @@ def get_spark() -> Any:
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
             )
+        if not settings.spark_remote and settings.spark_master.startswith("local"):
+            for key, value in LOCAL_FILE_CONFIG.items():
+                builder = builder.config(key, value)
         builder = (
             builder.config("spark.sql.session.timeZone", "UTC")
             .config("spark.sql.shuffle.partitions", str(settings.spark_shuffle_partitions))

@@ -183,7 +183,9 @@ def _read_files(spark: Any, run: Sequence[InspectedFile]) -> Any:
         [(f.file.rel_path, i, f.file.day, f.batch_id) for i, f in enumerate(run)],
         "__rel string, _f int, _day date, _batch_id string",
     )
-    rel = F.regexp_extract(F.input_file_name(), r"([^/]+/[^/]+/[^/]+)$", 1)
+    # <source>/dt=<day>/<name>: the path's last three parts (a string cut, not a regular
+    # expression searched on every row: that was a hot spot of a large history's ingest)
+    rel = F.substring_index(F.input_file_name(), "/", -3)
     frame = frame.withColumn("__rel", rel).join(F.broadcast(files), "__rel").drop("__rel")
     frame = frame.withColumn("__id", F.monotonically_increasing_id())
     order = Window.partitionBy("_f").orderBy("__id")
@@ -324,7 +326,9 @@ def _write_run(
             ingested_at.alias("_ingested_at"),
             partition.alias(lake_layout.PARTITION),
         )
-        .repartition(lake_layout.PARTITION)  # one file per event day and run
+        # one file per event day and run; a given number of tasks (not coalesced into one
+        # by adaptive execution: the files of a long history are written in parallel)
+        .repartition(get_settings().spark_shuffle_partitions, lake_layout.PARTITION)
         .write.mode("overwrite")
         .partitionBy(lake_layout.PARTITION)
         .parquet(str(staging / "data"))
