@@ -996,26 +996,20 @@ def online_run(args: argparse.Namespace, home: Path) -> None:
                         p = sequential(port, pays[200:], args.time_limit)
                         figures.append(f"personal p50 {c['p50_ms']:.2f} / p99 {c['p99_ms']:.2f} ms")
                         figures.append(f"payment p50 {p['p50_ms']:.2f} / p99 {p['p99_ms']:.2f} ms")
-                    many = payment_requests(key, args.payers, args.concurrent)
                     meter = CpuMeter(proc.pid)
-                    meter.start()
-                    t = load(port, many, args.clients, args.time_limit)
-                    t.update(meter.stop(t["requests"]))
-                    figures.append(
-                        f"payment {args.clients} clients {t['throughput_rps']:.0f} req/s "
-                        f"(p99 {t['p99_ms']:.1f} ms; server CPU {t['server_cpu_ms']:.2f} ms/req, "
-                        f"load {t['load']:.1f})"
-                    )
-                    # the request of docs/benchmarks.md row #5: personal credit at N clients
-                    many = credit_requests(key, customers, args.concurrent)
-                    meter.start()
-                    t = load(port, many, args.clients, args.time_limit)
-                    t.update(meter.stop(t["requests"]))
-                    figures.append(
-                        f"personal {args.clients} clients {t['throughput_rps']:.0f} req/s "
-                        f"(p99 {t['p99_ms']:.1f} ms; server CPU {t['server_cpu_ms']:.2f} ms/req, "
-                        f"load {t['load']:.1f})"
-                    )
+                    # personal credit at N clients is the request of docs/benchmarks.md row #5
+                    for product, many in (
+                        ("payment", payment_requests(key, args.payers, args.concurrent)),
+                        ("personal", credit_requests(key, customers, args.concurrent)),
+                    ):
+                        meter.start()
+                        t = load(port, many, args.clients, args.time_limit)
+                        t.update(meter.stop(t["requests"]))
+                        figures.append(
+                            f"{product} {args.clients} clients {t['throughput_rps']:.0f} req/s "
+                            f"(p99 {t['p99_ms']:.1f} ms; server CPU {t['server_cpu_ms']:.2f} "
+                            f"ms/req, load {t['load']:.1f})"
+                        )
                     mem = worker_memory(proc.pid)
                     figures.append(
                         "per worker RSS "

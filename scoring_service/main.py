@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from models._runtime import import_lightgbm
+from models._runtime import import_lightgbm_for_scoring
 from scoring_service.api.deps import ServiceState
 from scoring_service.api.errors import error_response
 from scoring_service.api.routes import decisions, health, lines, payments, repayments
@@ -132,31 +132,12 @@ def create_app(
 
 def serving_app() -> FastAPI:
     """The app of a ``yidai serve`` worker (uvicorn's factory): :func:`create_app` in a
-    process kept lean.  LightGBM imports scikit-learn (and much of SciPy) only for its
-    estimator classes; a worker scores boosters and never fits, so scikit-learn is kept out
-    of it (about 55 MB per worker; importing it there raises ImportError, never a silent
-    change).  The registry is read without MLflow (:class:`models.registry.LocalRegistryReader`),
-    and LightGBM is imported without pandas (:func:`_import_lightgbm_without_frames`)."""
+    process kept lean.  LightGBM comes without scikit-learn, pandas or pyarrow
+    (:func:`models._runtime.import_lightgbm_for_scoring`) and the registry is read without
+    MLflow (:class:`models.registry.LocalRegistryReader`)."""
     if "lightgbm" not in sys.modules:
-        sys.modules.setdefault("sklearn", None)  # type: ignore[arg-type]
-        _import_lightgbm_without_frames()
+        import_lightgbm_for_scoring()
     return create_app()
-
-
-def _import_lightgbm_without_frames() -> None:
-    """Import LightGBM with pandas and pyarrow hidden: it imports them only to accept their
-    frames, and a worker passes NumPy rows, so it starts without them (pandas alone takes
-    0.8 s of a worker's start).  Hidden only during the import: code that needs pandas
-    later still imports it."""
-    hidden = [name for name in ("pandas", "pyarrow") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]
-    try:
-        import_lightgbm()
-    finally:
-        for name in hidden:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]
 
 
 def _offline_docs(app: FastAPI) -> None:

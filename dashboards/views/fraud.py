@@ -161,15 +161,12 @@ def render() -> None:
     known = fr.known_frauds(events, as_of)  # type: ignore[arg-type]
     by_tier = fr.fraud_by_tier(volume, known, labels)
     st.subheader("Historical block rules: outcomes by amount tier (whole history)")
+    totals = fr.tier_totals(by_tier)
     cols = st.columns(4)
-    cols[0].metric("Known frauds", ui.fmt_int(float(by_tier["frauds"].sum())))
-    caught_total = float(by_tier["caught"].sum())
-    frauds_total = float(by_tier["frauds"].sum())
-    cols[1].metric(
-        "Caught", ui.fmt_pct(caught_total / frauds_total if frauds_total else float("nan"))
-    )
-    cols[2].metric("Missed loss", ui.fmt_money(float(by_tier["missed_amount"].sum())))
-    cols[3].metric("Fraud rate", ui.fmt_pct(frauds_total / float(by_tier["txns"].sum() or 1), 3))
+    cols[0].metric("Known frauds", ui.fmt_int(totals["frauds"]))
+    cols[1].metric("Caught", ui.fmt_pct(totals["caught_rate"]))
+    cols[2].metric("Missed loss", ui.fmt_money(totals["missed_amount"]))
+    cols[3].metric("Fraud rate", ui.fmt_pct(totals["fraud_rate"], 3))
     shares = by_tier.melt(
         id_vars="tier", value_vars=["blocked_rate", "fraud_rate"], var_name="what"
     ).replace({"what": {"blocked_rate": "blocked by the rules", "fraud_rate": "known fraud"}})

@@ -95,6 +95,17 @@ def test_fraud_by_tier_rates(tables):
     assert by_tier.index.tolist() == labels
 
 
+def test_tier_totals_add_the_tiers_up(tables):
+    by_tier = fr.fraud_by_tier(tables["txn_tiers"], tables["fraud_events"])
+    totals = fr.tier_totals(by_tier)
+    assert totals["frauds"] == by_tier["frauds"].sum() > 0
+    assert totals["caught_rate"] == pytest.approx(by_tier["caught"].sum() / totals["frauds"])
+    assert totals["fraud_rate"] == pytest.approx(totals["frauds"] / by_tier["txns"].sum())
+    assert totals["missed_amount"] == by_tier["missed_amount"].sum()
+    none = fr.tier_totals(by_tier.iloc[0:0])
+    assert none["frauds"] == 0 and np.isnan(none["caught_rate"]) and np.isnan(none["fraud_rate"])
+
+
 def test_decision_outcomes_by_tier():
     decisions = pd.DataFrame(
         {"amount": [10, 20, 500, 50000], "action": ["allow", "step_up", "allow", "decline"]}

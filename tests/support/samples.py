@@ -180,9 +180,9 @@ def write_rows(path: Path, contract: Contract, rows: list[dict[str, object]]) ->
     return path
 
 
-def insert_rows(warehouse: Path, table: str, rows: list[dict[str, object]]) -> None:
+def insert_rows(warehouse: Path, table: str, rows: list[dict[str, object]] | pd.DataFrame) -> None:
     """Append ``rows`` to ``table`` of the warehouse (created with every table if new)."""
-    frame = pd.DataFrame(rows)
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     con = connect(warehouse)
     try:
         ensure_tables(con)

@@ -25,7 +25,6 @@ from tests.support.synthetic import synthetic_merchant_profiles
 from yidai.core import publishing
 from yidai.core.errors import YidaiError
 from yidai.core.settings import Settings
-from yidai.core.warehouse import connect, ensure_tables
 from yidai.decisioning.exposure import exposure as book_exposure
 from yidai.decisioning.merchant_limits import REASONS, load_merchant_limit_policy
 from yidai.decisioning.policy import CreditPolicy, load_credit_policy
@@ -182,21 +181,13 @@ def write_warehouse(path: Path, as_of: date) -> None:
             "days_past_due": 40,
         }
     )
-    con = connect(path)
-    try:
-        ensure_tables(con)
-        for table, frame in (
-            ("loan_applications", apps),
-            ("loan_performance", perf),
-            ("loan_repayments", overdue),
-            ("payments", delivered_payment(as_of)),
-        ):
-            con.register("frame", frame)
-            cols = ", ".join(frame.columns)
-            con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM frame")
-            con.unregister("frame")
-    finally:
-        con.close()
+    for table, frame in (
+        ("loan_applications", apps),
+        ("loan_performance", perf),
+        ("loan_repayments", overdue),
+        ("payments", delivered_payment(as_of)),
+    ):
+        insert_rows(path, table, frame)
 
 
 @pytest.fixture()

@@ -48,6 +48,20 @@ def fraud_by_tier(
     return out.rename_axis("tier").reset_index()
 
 
+def tier_totals(by_tier: pd.DataFrame) -> dict[str, float]:
+    """All tiers of :func:`fraud_by_tier` together: ``frauds``, ``caught_rate = caught /
+    frauds``, ``missed_amount`` and ``fraud_rate = frauds / txns`` (NaN without frauds or
+    transactions)."""
+    frauds = float(by_tier["frauds"].sum())
+    txns = float(by_tier["txns"].sum())
+    return {
+        "frauds": frauds,
+        "caught_rate": float(by_tier["caught"].sum()) / frauds if frauds else float("nan"),
+        "missed_amount": float(by_tier["missed_amount"].sum()),
+        "fraud_rate": frauds / txns if txns else float("nan"),
+    }
+
+
 def decision_outcomes_by_tier(
     decisions: pd.DataFrame, tiers: Sequence[tuple[str, float]] = DEFAULT_TIERS
 ) -> pd.DataFrame:
