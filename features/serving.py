@@ -255,7 +255,14 @@ class FeatureSnapshot:
         return self.reader.seen_values(payer_ids, field_name)
 
     def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray:
-        """The full online feature vector of one request (same order as training).
+        """The full online feature vector of one request (see :meth:`vector_and_profile`)."""
+        return self.vector_and_profile(request, entity_id)[0]
+
+    def vector_and_profile(
+        self, request: Mapping[str, Any], entity_id: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The full online feature vector of one request (same order as training), and the
+        main entity's profile vector (None: not in the snapshot) from the same read.
 
         Credit sets: ``{"entity_id": ..., "requested_amount": ...}``.  ``payment_fraud_v1``:
         the event's fields (``payer_id`` = card token for POS / account holder for payments,
@@ -281,11 +288,12 @@ class FeatureSnapshot:
             profiles = dict(zip(("payer", "counterpart", "merchant"), vectors, strict=True))
             full = dict(request)
             full["seen_before_today"] = dict(zip(PAIR_FIELDS, seen, strict=True))
-            return request_features(fs, profiles, full)
+            return request_features(fs, profiles, full), profiles["payer"]
         key = entity_id if entity_id is not None else request.get("entity_id")
         if key is None:
             raise YidaiError(f"{self.feature_set}: the request names no entity_id")
-        return request_features(fs, self.get(str(key)), request)
+        profile = self.get(str(key))
+        return request_features(fs, profile, request), profile
 
 
 def load_snapshot(

@@ -421,10 +421,7 @@ def payment_decision(
     bundle = resources.bundle(product)
     payer_id = str(body["payer_id"])
     request, ts_us = _with_recent_payments(audit, body, payer_id)
-    # the payment set's vector reads the payer's profile itself (profile unused); the
-    # payer's profile (has_history) then comes from that same read: one store round trip
-    full = bundle.vectorizer.vector(None, request, payer_id)
-    profile = bundle.snapshot.get(payer_id)
+    full, profile = bundle.vectorizer.read(request, payer_id)
     champ, chall = _score_arms(bundle, full)
     use_challenger = challenger_arm(product, payer_id, bundle.policy.challenger.traffic_share)
     on_challenger = use_challenger and chall is not None

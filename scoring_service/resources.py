@@ -11,14 +11,13 @@ reported in :meth:`Resources.status` and the logs while the previous bundle keep
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -26,8 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 import features
-from features.online import OnlineStoreUnavailable, SnapshotReader, open_store
-from features.online.base import PairKey, ProfileKey
+from features.online import OnlineStoreUnavailable, open_store
 from features.online.redis_store import redacted
 from models.registry import LocalRegistryReader, load_model, tracking_client
 from scoring_service.fastpredict import SingleRowMargin, single_row_margin
@@ -59,6 +57,9 @@ class SnapshotLike(Protocol):
     def get(self, entity_id: str, entity: str | None = None) -> np.ndarray | None: ...
     def profile_columns(self, entity: str | None = None) -> list[str]: ...
     def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray: ...
+    def vector_and_profile(
+        self, request: Mapping[str, Any], entity_id: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 class ModelLike(Protocol):
@@ -110,14 +111,9 @@ class Loaders:
 
 class GuardedSnapshot:
     """A snapshot whose store failures are :class:`StoreUnavailable` (HTTP 503 with the
-    reason): a decision is never made on features the store could not give.  Its reader
-    remembers the profiles of a request's vector read (:class:`_OneReadReader`), so a
-    payment decision that asks for the payer's profile after its vector reads the store
-    once (one Redis round trip)."""
+    reason): a decision is never made on features the store could not give."""
 
     def __init__(self, snapshot: Any) -> None:
-        if isinstance(snapshot, features.FeatureSnapshot):
-            snapshot = dataclasses.replace(snapshot, reader=_OneReadReader(snapshot.reader))
         self._snapshot = snapshot
         self.feature_set: str = snapshot.feature_set
         self.fingerprint: str = snapshot.fingerprint
@@ -138,43 +134,16 @@ class GuardedSnapshot:
         return list(self._snapshot.profile_columns(entity))
 
     def vector(self, request: Mapping[str, Any], entity_id: str | None = None) -> np.ndarray:
+        return self.vector_and_profile(request, entity_id)[0]
+
+    def vector_and_profile(
+        self, request: Mapping[str, Any], entity_id: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         try:
-            return np.asarray(self._snapshot.vector(request, entity_id))
+            full, profile = self._snapshot.vector_and_profile(request, entity_id)
         except OnlineStoreUnavailable as exc:
             raise StoreUnavailable(str(exc)) from exc
-
-
-class _OneReadReader(SnapshotReader):
-    """A snapshot reader that keeps, per thread, the profiles its last read with pair
-    checks (a payment vector's) returned, and answers the next profile-only read of those
-    keys from them, once: the payment decision's vector and its payer's profile are one
-    read of the store.  A snapshot version never changes, so the answer is the store's."""
-
-    def __init__(self, inner: SnapshotReader) -> None:
-        self.inner = inner
-        self.meta = inner.meta
-        self._last = threading.local()
-
-    def lookup(
-        self, profiles: Sequence[ProfileKey], pairs: Sequence[PairKey] = ()
-    ) -> tuple[list[np.ndarray | None], list[bool]]:
-        last: dict[ProfileKey, np.ndarray | None] | None = getattr(self._last, "read", None)
-        self._last.read = None
-        if not pairs and last is not None and all(k in last for k in profiles):
-            return [last[k] for k in profiles], []
-        vectors, seen = self.inner.lookup(profiles, pairs)
-        if pairs:
-            self._last.read = dict(zip(profiles, vectors, strict=True))
-        return vectors, seen
-
-    def seen_values(self, payer_ids: Collection[str], field: str) -> dict[str, list[str]]:
-        return self.inner.seen_values(payer_ids, field)
-
-    def entity_ids(self, entity: str) -> list[str]:
-        return self.inner.entity_ids(entity)
-
-    def close(self) -> None:
-        self.inner.close()
+        return np.asarray(full), profile
 
 
 class _MlflowRegistry:

@@ -35,3 +35,10 @@ class RequestVectorizer:
         if self.by_snapshot:
             return np.asarray(self.snapshot.vector(request, entity_id), dtype=np.float64)
         return request_features(self.fs, profile, request)
+
+    def read(self, request: Mapping[str, Any], entity_id: str) -> tuple[np.ndarray, Any]:
+        """The request's full vector and the entity's profile (None: unknown), read from the
+        snapshot together: the payment set's profiles and pairs are one store read (one
+        Redis round trip)."""
+        full, profile = self.snapshot.vector_and_profile(request, entity_id)
+        return np.asarray(full, dtype=np.float64), profile
