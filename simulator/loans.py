@@ -123,8 +123,9 @@ def draw_applications(world: World) -> Applications:
     applicant = np.concatenate([p[1] for p in parts])
     since = np.concatenate([p[2] for p in parts])
     day = _app_days(rng, len(product), first_day, n_days)
-    day = np.maximum(day, since + 60)
-    keep = day < n_days
+    # an entity applies from its 60th day on: the applications drawn before it are not made
+    # (moving them to that day piled a late joiner's whole period onto one day)
+    keep = (day >= since + 60) & (day < n_days)
     product, applicant, since, day = product[keep], applicant[keep], since[keep], day[keep]
     n = len(product)
     ts = cal.to_us(day, 8 * 3600 + rng.integers(0, 14 * 3600, n))
@@ -596,6 +597,29 @@ def _arrays(columns: dict[str, list[float]], types: dict[str, type]) -> dict[str
     return {k: np.array(v, dtype=types.get(k, np.int64)) for k, v in columns.items()}
 
 
+def _repaid_month(
+    cal: Calendar,
+    apps: Applications,
+    accounts: np.ndarray,
+    pos: np.ndarray,
+    items: dict[str, np.ndarray],
+    n_days: int,
+) -> np.ndarray:
+    """Per account: the month its personal loan was repaid in full (its last instalment
+    paid), or ``NEVER`` (a line, a loan with an instalment unpaid or still to come)."""
+    n_acc = len(accounts)
+    open_items = np.zeros(n_acc, np.int64)
+    last_paid = np.zeros(n_acc, np.int64)
+    acc = pos[items["account"]]
+    unpaid = items["unpaid"] | (items["paid_day"] >= n_days)
+    np.add.at(open_items, acc[unpaid], 1)
+    np.maximum.at(last_paid, acc[~unpaid], items["paid_day"][~unpaid])
+    has_items = np.zeros(n_acc, bool)
+    has_items[acc] = True
+    repaid = (apps.product[accounts] == PERSONAL) & has_items & (open_items == 0)
+    return np.where(repaid, cal.month_of(np.minimum(last_paid, n_days - 1)), NEVER)
+
+
 def _performance_tape(world: World, apps: Applications, book: _Book, app_code: np.ndarray) -> Batch:
     """Month-end tape per account: line, balance, days past due, status, charge-off.
 
@@ -649,7 +673,10 @@ def _performance_tape(world: World, apps: Applications, book: _Book, app_code: n
     )
     months = np.arange(n_months)[None, :]
     is_co = months == co_month[:, None]
-    keep = (month_end[None, :] >= opened[:, None]) & (months <= co_month[:, None])
+    # a personal loan (one account per loan) is closed once repaid: its tape ends with the
+    # month-end row of its last instalment (a revolving line stays open at a zero balance)
+    last_month = np.minimum(co_month, _repaid_month(cal, apps, accounts, pos, it, n_days))
+    keep = (month_end[None, :] >= opened[:, None]) & (months <= last_month[:, None])
     rows_acc, rows_m = np.nonzero(keep)
     co_row = is_co[rows_acc, rows_m]
     bal = np.round(balance[rows_acc, rows_m], 2)

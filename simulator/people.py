@@ -566,8 +566,9 @@ def pos_followups(
     refund_prob: np.ndarray | float,
     zm: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Append the refunds (days later, same card and shop) and chargebacks (weeks later, each
-    with a fraud report) that follow approved POS rows; rows past the period are not emitted.
+    """Append the refunds (days later, same card and shop) and chargebacks (weeks later; the
+    disputed sale is reported about a day after it) that follow approved POS rows; rows and
+    reports past the period are not emitted.
 
     Returns the refunded row indices, their refund amounts and the charged-back row indices.
     """
@@ -585,20 +586,24 @@ def pos_followups(
             terminal[ref], mcc[ref], ref_amount, entry[ref], np.full(len(ref), STATUS_REFUND),
         )
     )  # fmt: skip
-    cb = np.flatnonzero(approved & (rng.random(k) < chargeback_p(zm)))
-    cb_ts = ts[cb] + (rng.uniform(15, 60, len(cb)) * US_PER_DAY).astype(np.int64)
-    ok = cal.day_of_us(cb_ts) < cal.n_days
-    cb, cb_ts = cb[ok], cb_ts[ok]
+    disputed = np.flatnonzero(approved & (rng.random(k) < chargeback_p(zm)))
+    cb_ts = ts[disputed] + (rng.uniform(15, 60, len(disputed)) * US_PER_DAY).astype(np.int64)
+    in_period = cal.day_of_us(cb_ts) < cal.n_days
+    cb, cb_ts = disputed[in_period], cb_ts[in_period]
     batches.append(
         pos_batch(
             cal, ids.take("pos", len(cb)), cb_ts, card[cb], customer[cb], merchant[cb],
             terminal[cb], mcc[cb], amount[cb], entry[cb], np.full(len(cb), STATUS_CHARGEBACK),
         )
     )  # fmt: skip
+    # The issuer reports every disputed sale about a day later, whether or not its chargeback
+    # (weeks later) falls inside the period: reporting only those whose chargeback did made
+    # the reports of the period's last weeks depend on the future, so the merchants' fraud
+    # rates fell in the last month (the monitoring saw it as drift).
     batches.append(
         fraud_reports(
-            rng, cal, ids, fraud_log, REF_POS, txn[cb], "chargeback", ts[cb], amount[cb],
-            report_p=1.0, median_delay_days=1.0,
+            rng, cal, ids, fraud_log, REF_POS, txn[disputed], "chargeback", ts[disputed],
+            amount[disputed], report_p=1.0, median_delay_days=1.0,
         )
     )  # fmt: skip
     return ref, ref_amount, cb

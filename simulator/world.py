@@ -75,10 +75,15 @@ ENTITIES, CUSTOMER_MONTH, MERCHANT_MONTH, SME_MONTH, SKIM_PLAN, LOANS, DEFECTS, 
 def _opened_days(
     rng: np.random.Generator, n: int, new_share: float, n_days: int, mean_years: float
 ) -> np.ndarray:
-    """Relationship start day: most before the period, a few joining during it."""
+    """Relationship start day: most before the period, a few joining during it.
+
+    Newcomers join at the same pace over the whole period, its last months included: a
+    cut-off before the end (there was one at ``n_days - 90``) emptied the young end of the
+    relationship-age distribution in the last months, so the monitoring saw the book age.
+    """
     before = -(30 + rng.exponential(mean_years * 365, n)).astype(np.int64)
     new = rng.random(n) < new_share
-    joined = rng.integers(0, max(n_days - 90, 1), n)
+    joined = rng.integers(0, max(n_days, 1), n)
     return np.where(new, joined, before)
 
 

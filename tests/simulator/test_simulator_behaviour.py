@@ -107,6 +107,30 @@ def test_fraud_scenarios_are_present_and_reported_late(tiny_run: SimRun) -> None
     assert not any((p, d) in seen for p, d in zip(ato.payer_id, ato.device_id, strict=True))
 
 
+def test_disputed_sales_are_reported_up_to_the_period_end(tiny_run: SimRun) -> None:
+    """The reports of disputed sales do not depend on whether their chargeback (15-60 days
+    later) falls inside the period: the last month's sales are disputed and reported at the
+    same rate as the earlier months' (they once fell to a tenth, a drift the monitoring saw)."""
+    con = duckdb.connect()
+    rates = con.execute(
+        f"""
+        with sales as (
+            select date_trunc('month', ts) as month, count(*) as n
+            from {_glob(tiny_run, "pos_transactions")} where status = 'approved' group by 1
+        ), reported as (
+            select date_trunc('month', f.ts) as month, count(*) as n
+            from read_parquet('{tiny_run.truth}/fraud.parquet') f
+            join {_glob(tiny_run, "fraud_reports")} r on r.ref_id = f.ref_id
+            where f.fraud_type = 'chargeback' group by 1
+        )
+        select s.month, r.n / s.n from sales s join reported r using (month) order by 1
+        """
+    ).fetchall()
+    earlier = np.mean([rate for _, rate in rates[1:-1]])
+    last_month, last_rate = rates[-1]
+    assert last_rate > 0.8 * earlier, (last_month, last_rate, earlier)
+
+
 def test_loan_book_matches_truth(tiny_run: SimRun) -> None:
     con = duckdb.connect()
     apps = pq.read_table(tiny_run.truth / "applications.parquet").to_pandas()
