@@ -38,15 +38,14 @@ def source_digest(path: Path) -> str:
 
 
 def small_home(root: Path) -> Path:
-    """A YIDAI_HOME with a tiny simulation ingested (800 customers, 1500 merchants)."""
+    """A YIDAI_HOME with the ``notebook`` preset's simulation ingested (as in the tests)."""
     # deferred: after the caller's settings are cleared
     from simulator import SimConfig, simulate
     from yidai.core.settings import Settings
     from yidai.ingest import ingest_landing
 
     settings = Settings(home=root)
-    simulate(SimConfig.preset("tiny", n_customers=800, n_merchants=1500), settings.landing,
-             settings.truth)  # fmt: skip
+    simulate(SimConfig.preset("notebook"), settings.landing, settings.truth)
     ingest_landing(settings.landing, settings.warehouse)
     return root
 
