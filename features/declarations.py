@@ -24,7 +24,7 @@ import hashlib
 import inspect
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -162,6 +162,15 @@ class FeatureSet:
     @property
     def reason_groups(self) -> dict[str, str]:
         return {f.name: f.reason_group for f in self.features}
+
+    def history_days(self, names: Iterable[str] | None = None) -> int:
+        """Days of event history the longest window of the set's features (or of ``names``
+        among them) reads back; 0 when none has a window of days."""
+        wanted = None if names is None else set(names)
+        return max(
+            (f.window_days or 0 for f in self.features if wanted is None or f.name in wanted),
+            default=0,
+        )
 
     def feature(self, name: str) -> Feature:
         for f in self.features:

@@ -12,6 +12,7 @@ import logging
 import math
 import uuid
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -319,6 +320,33 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ whole training frames
+#: Event tables whose first day starts a feature history: POS and payment traces, and the
+#: lending book (credit-history features such as utilisation or the worst DPD of 180 days
+#: read the loans, which begin with the first application).
+HISTORY_TABLES = ("pos_transactions", "payments", "loan_applications")
+
+
+def history_start(con: Any) -> dt.date | None:
+    """First day on which every event source of the features has data: the latest of the
+    first days of :data:`HISTORY_TABLES` (a feature window reaching before it is truncated)."""
+    firsts = ", ".join(f"(SELECT min(ts) FROM {table})" for table in HISTORY_TABLES)
+    row = con.execute(f"SELECT greatest({firsts})").fetchone()
+    if row is None or row[0] is None:
+        return None
+    return pd.Timestamp(row[0]).date()
+
+
+def complete_history_from(con: Any, feature_set: FeatureSet) -> pd.Timestamp | None:
+    """The first decision day whose features all see a complete window: the history's first
+    day plus the set's longest window (:meth:`FeatureSet.history_days`); None without data.
+    Decisions before it have truncated features (a 180-day utilisation over a book opened
+    40 days earlier), which drift against any later window by construction."""
+    first = history_start(con)
+    if first is None:
+        return None
+    return pd.Timestamp(first) + pd.Timedelta(days=feature_set.history_days())
+
+
 def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.date:
     """The last day with POS transactions or payments in the warehouse."""
     row = con.execute(

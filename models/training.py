@@ -22,6 +22,7 @@ import pandas as pd
 from features import build_training_set, get_feature_set
 from features.definitions import FEATURE_SETS
 from features.training import (
+    complete_history_from,
     credit_training_frame,
     default_as_of,
     fraud_label_delay,
@@ -211,6 +212,9 @@ class TrainingData:
     monotone: dict[str, int]
     reason_groups: dict[str, str]
     id_column: str = "id"
+    #: The first decision day with complete feature windows (``features.training.
+    #: complete_history_from``); the gate's drift is measured from it (:func:`drift_reference`).
+    complete_from: pd.Timestamp | None = None
 
     def check(self) -> None:
         """Refuse an empty, single-class or incomplete training set with a clear error."""
@@ -287,6 +291,40 @@ def split_out_of_time(frame: pd.DataFrame, config: SplitConfig) -> Split:
             n_test_pos,
         )
     return Split(train, cal, test, windows)
+
+
+#: The training rows with complete feature windows stand for the whole training window in
+#: the gate's drift only when they are at least this many (fewer: PSI would be noise).
+MIN_DRIFT_REFERENCE_ROWS = 500
+
+
+def drift_reference(
+    train: pd.DataFrame, complete_from: pd.Timestamp | None
+) -> tuple[np.ndarray, str | None]:
+    """Which training rows the gate's feature drift compares the test window with: those
+    decided on a complete feature history (``ts >= complete_from``), as the monitoring's
+    baseline does, so that a book's launch months (a 180-day utilisation over a book opened
+    weeks earlier) do not read as drift and block every challenger; the whole window when
+    all of it is complete or too few rows are.  Returns the row mask and a note (None when
+    the whole window is the reference as a matter of course)."""
+    whole = np.ones(len(train), dtype=bool)
+    if complete_from is None:
+        return whole, None
+    complete = (pd.to_datetime(train["ts"]) >= complete_from).to_numpy()
+    n_complete = int(complete.sum())
+    if n_complete == len(train):
+        return whole, None
+    if n_complete < MIN_DRIFT_REFERENCE_ROWS:
+        return whole, (
+            f"feature drift against the whole training window: only {n_complete} of its "
+            f"{len(train)} decisions were taken on a complete feature history "
+            f"(from {complete_from:%Y-%m-%d})"
+        )
+    return complete, (
+        f"feature and score drift against the {n_complete} training decisions taken on a "
+        f"complete feature history (from {complete_from:%Y-%m-%d}; the "
+        f"{len(train) - n_complete} earlier ones saw truncated windows)"
+    )
 
 
 def downsample_negatives(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -498,12 +536,13 @@ def fit_and_evaluate(
     p_test = estimator.predict_pd(parts.test[features])
     p_train = estimator.predict_pd(parts.train[features])
     test = parts.test
+    reference, reference_note = drift_reference(parts.train, data.complete_from)
     evaluation = evaluate(
         kind=spec.kind,
         y_test=test["label"].to_numpy(),
         p_test=p_test,
-        p_train=p_train,
-        X_train=parts.train[features],
+        p_train=p_train[reference],
+        X_train=parts.train.loc[reference, features],
         X_test=test[features],
         oracle_score=test["true_pd"].to_numpy() if "true_pd" in test else None,
         fraud_context=(
@@ -519,6 +558,8 @@ def fit_and_evaluate(
         ),
         true_fraud=test["true_fraud"].to_numpy() if "true_fraud" in test else None,
     )
+    if reference_note:
+        evaluation.notes.append(reference_note)
     logged_params = {
         **estimator.get_params(),
         "model": spec.name,
@@ -842,6 +883,7 @@ def load_training_data(
                 complete_days=split.test_days - 1 + split.gap_days + split.calibration_days,
                 seed=settings.seed,
             )  # fmt: skip
+        complete_from = complete_history_from(con, fs)
     finally:
         con.close()
     missing = [c for c in fs.columns if c not in frame.columns]
@@ -858,6 +900,7 @@ def load_training_data(
         monotone={f.name: f.monotone for f in fs.features if f.monotone},
         reason_groups=dict(fs.reason_groups),
         id_column="id",
+        complete_from=complete_from,
     )
 
 

@@ -4,7 +4,9 @@ thresholds, declared structural features, and the gate blocking a drifted challe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import pandas as pd
 import pytest
 
 from models.drift import (
@@ -14,6 +16,13 @@ from models.drift import (
     is_structural,
 )
 from models.registry import ChampionScore, GateConfig, promotion_decision
+from models.training import (
+    SplitConfig,
+    TrainingData,
+    drift_reference,
+    fit_and_evaluate,
+    get_spec,
+)
 
 
 def test_every_structural_feature_is_a_declared_feature_with_a_reason() -> None:
@@ -68,3 +77,51 @@ def test_the_gate_blocks_a_challenger_whose_features_drifted_past_the_alert_thre
     promote, reason = _decide({"sme_tenure_days_life": 0.8, "sme_credit_utilisation_180d": 0.2})
     assert promote and "structural drift not blocking" in reason and "0.80" in reason
     assert _decide({"a": 0.249})[0]
+
+
+def _launch_frame(make_frame: Callable[..., pd.DataFrame]) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Eight months of decisions whose first two saw a truncated history: their
+    ``customer_spend_avg_90d`` sits far below its level once 90 days of history exist."""
+    frame = make_frame(n=6000, seed=11, months=8).rename(columns={"application_id": "id"})
+    complete_from = frame["ts"].min().normalize() + pd.Timedelta(days=60)
+    early = (frame["ts"] < complete_from).to_numpy()
+    frame.loc[early, "customer_spend_avg_90d"] = frame.loc[early, "customer_spend_avg_90d"] - 3.0
+    return frame, complete_from
+
+
+@pytest.mark.parametrize("knows_history", [False, True])
+def test_the_gate_measures_drift_from_the_first_complete_history(
+    make_frame: Callable[..., pd.DataFrame],
+    feature_names: list[str],
+    monotone: dict[str, int],
+    knows_history: bool,
+) -> None:
+    """The launch months' truncated features read as drift (and would block every
+    challenger) unless the gate's reference starts where the history is complete."""
+    frame, complete_from = _launch_frame(make_frame)
+    data = TrainingData(
+        frame, feature_names, "synthetic_v1", "fp-abc", monotone,
+        {f: "other" for f in feature_names},
+        complete_from=complete_from if knows_history else None,
+    )  # fmt: skip
+    fitted = fit_and_evaluate(
+        get_spec("personal_pd"), data, split=SplitConfig(test_days=60, calibration_days=45),
+        refit=False,
+    )  # fmt: skip
+    psi = fitted.evaluation.feature_psi["customer_spend_avg_90d"]
+    notes = " ".join(fitted.evaluation.notes)
+    if knows_history:
+        assert psi < 0.1 and "complete feature history (from" in notes, (psi, notes)
+    else:
+        assert psi >= 0.25 and "complete feature history" not in notes, (psi, notes)
+
+
+def test_too_few_complete_rows_keep_the_whole_training_window() -> None:
+    ts = pd.date_range("2025-01-01", periods=1000, freq="h")
+    train = pd.DataFrame({"ts": ts})
+    mask, note = drift_reference(train, ts[-10])
+    assert mask.all() and note is not None and "only 10 of its 1000" in note
+    mask, note = drift_reference(train, ts[400])
+    assert mask.sum() == 600 and note is not None and "400 earlier ones" in note
+    mask, note = drift_reference(train, None)
+    assert mask.all() and note is None

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_SETS, build_training_set, credit_spine, fraud_spine
+from features.training import HISTORY_TABLES, history_start
 from models.drift import STRUCTURAL_DRIFT, DriftThresholds, is_structural
 from models.metrics import PSI_ALERT_THRESHOLD, psi
 from models.registry import load_model
@@ -300,8 +301,7 @@ def history_days_needed(model: Any) -> int:
     feature_set = FEATURE_SETS.get(str(getattr(model, "feature_set", "")))
     if feature_set is None:
         return 0
-    wanted = set(model.feature_names)
-    return max((f.window_days or 0 for f in feature_set.features if f.name in wanted), default=0)
+    return feature_set.history_days(model.feature_names)
 
 
 def reference_window(
@@ -582,22 +582,6 @@ def _scored_decisions(
     frame["ts"] = frame["decision_ts"]
     frame["label"] = pd.to_numeric(frame["label"], errors="coerce").astype("Float64")
     return frame[["ts", "label", "score", *model.feature_names]]
-
-
-#: Event tables whose first day starts a feature history: POS and payment traces, and the
-#: lending book (credit-history features such as utilisation or the worst DPD of 180 days
-#: read the loans, which begin with the first application).
-HISTORY_TABLES = ("pos_transactions", "payments", "loan_applications")
-
-
-def history_start(con: Any) -> date | None:
-    """First day on which every event source of the features has data: the latest of the
-    first days of :data:`HISTORY_TABLES` (a feature window reaching before it is truncated)."""
-    firsts = ", ".join(f"(SELECT min(ts) FROM {table})" for table in HISTORY_TABLES)
-    row = con.execute(f"SELECT greatest({firsts})").fetchone()
-    if row is None or row[0] is None:
-        return None
-    return pd.Timestamp(row[0]).date()
 
 
 def published_scored_decisions(
