@@ -69,6 +69,14 @@ class CreditRow:
     #: the model's tests on one decision per borrower (its first in the test window)
     obligor_hl_pvalue: float = float("nan")
     obligor_observed_expected: float = float("nan")
+    #: the same model on an earlier feature set (``--before``), on the same world and rows
+    before_set: str = ""
+    before_gap: float = float("nan")
+    before_gap_se: float = float("nan")
+    before_valid_gap: float = float("nan")
+    #: gap after minus gap before, and its paired-bootstrap standard error
+    change: float = float("nan")
+    change_se: float = float("nan")
 
 
 @dataclass
@@ -119,6 +127,30 @@ def bootstrap_gap_se(
     return float(np.std(gaps, ddof=1))
 
 
+def bootstrap_change_se(
+    y: np.ndarray,
+    p_after: np.ndarray,
+    p_before: np.ndarray,
+    n_boot: int,
+    seed: int,
+    groups: np.ndarray,
+) -> float:
+    """Standard error of ``AUC(after) - AUC(before)`` on the same test rows (the change of
+    the oracle gap, sign reversed), by a paired bootstrap over ``groups`` (applicants)."""
+    return bootstrap_gap_se(y, p_before, p_after, n_boot, seed, groups)
+
+
+def _validation_gap(fitted: object, cal: pd.DataFrame, features: list[str]) -> float:
+    """Oracle gap on the calibration window of the model validated out of time (the refit,
+    ``fitted.estimator``, has seen that window and beats the oracle there in sample)."""
+    from models.metrics import auc
+
+    validated = fitted.oot_estimator or fitted.estimator  # type: ignore[attr-defined]
+    y_cal = cal["label"].to_numpy(dtype=float)
+    p_cal = validated.predict_pd(cal[features])
+    return float(auc(y_cal, cal["true_pd"].to_numpy(dtype=float)) - auc(y_cal, p_cal))
+
+
 def run_seed(
     seed: int,
     config: SimConfig,
@@ -126,11 +158,13 @@ def run_seed(
     models: list[str],
     n_boot: int,
     frames: Path | None,
+    before: dict[str, str] | None = None,
 ) -> tuple[list[CreditRow], list[FraudRow]]:
-    """Simulate, ingest and train every model of one seed in ``home``."""
+    """Simulate, ingest and train every model of one seed in ``home``; a credit model named
+    in ``before`` is also fitted (not registered) on that earlier feature set, on the same
+    decisions and windows, for a paired before/after."""
     os.environ["YIDAI_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    from models.metrics import auc
     from models.training import (
         fit_and_evaluate,
         get_spec,
@@ -181,13 +215,7 @@ def run_seed(
         y = test["label"].to_numpy(dtype=float)
         if spec.kind == "credit":
             oracle = test["true_pd"].to_numpy(dtype=float)
-            cal = fitted.split.calibration
-            y_cal = cal["label"].to_numpy(dtype=float)
-            # the model validated out of time: the refit (``fitted.estimator``) has seen the
-            # calibration window and beats the oracle there in sample
-            validated = fitted.oot_estimator or fitted.estimator
-            p_cal = validated.predict_pd(cal[data.feature_names])
-            valid_gap = auc(y_cal, cal["true_pd"].to_numpy(dtype=float)) - auc(y_cal, p_cal)
+            valid_gap = _validation_gap(fitted, fitted.split.calibration, data.feature_names)
             row = CreditRow(
                 seed=seed,
                 model=name,
@@ -209,6 +237,8 @@ def run_seed(
                 calibration=str(fitted.estimator.calibrator_.to_dict()["method"]),
             )
             _calibration_reach(row, test, fitted.p_test)
+            if before and name in before:
+                _compare_before(row, spec, before[name], settings, split, fitted, n_boot)
             credit.append(row)
             _say(
                 f"seed {seed}: {name} test {row.test_window} {row.rows:,} rows "
@@ -238,6 +268,47 @@ def run_seed(
                 f"{seconds:.1f} s (data {t_data:.1f} s, CPU {_cpu() - c0:.1f} s)"
             )
     return credit, fraud
+
+
+def _compare_before(
+    row: CreditRow,
+    spec: object,
+    feature_set: str,
+    settings: object,
+    split: object,
+    fitted: object,
+    n_boot: int,
+) -> None:
+    """Fit the same model on ``feature_set`` (same world, decisions and windows; no refit,
+    not registered) and record its gap and the paired change of the gap."""
+    import dataclasses
+
+    from models.metrics import auc
+    from models.training import fit_and_evaluate, load_training_data
+
+    t0 = time.perf_counter()
+    old_spec = dataclasses.replace(spec, feature_set=feature_set)  # type: ignore[type-var]
+    data = load_training_data(old_spec, settings, None, split)  # type: ignore[arg-type]
+    old = fit_and_evaluate(old_spec, data, split=split, seed=settings.seed, refit=False)  # type: ignore[arg-type,attr-defined]
+    test, new_test = old.split.test, fitted.split.test  # type: ignore[attr-defined]
+    if not (test["id"].to_numpy() == new_test["id"].to_numpy()).all():
+        raise RuntimeError(f"{row.model}: the {feature_set} test rows differ from the new set's")
+    y = test["label"].to_numpy(dtype=float)
+    oracle = test["true_pd"].to_numpy(dtype=float)
+    groups = test["entity_id"].to_numpy()
+    p_new = fitted.p_test  # type: ignore[attr-defined]
+    row.before_set = feature_set
+    row.before_gap = float(auc(y, oracle) - auc(y, old.p_test))
+    row.before_gap_se = bootstrap_gap_se(y, old.p_test, oracle, n_boot, row.seed, groups)
+    row.before_valid_gap = _validation_gap(old, old.split.calibration, data.feature_names)
+    row.change = row.gap - row.before_gap
+    row.change_se = bootstrap_change_se(y, p_new, old.p_test, n_boot, row.seed, groups)
+    _say(
+        f"seed {row.seed}: {row.model} before ({feature_set}): gap {row.before_gap:+.4f} "
+        f"(se {row.before_gap_se:.4f}), validation gap {row.before_valid_gap:+.4f}; change of "
+        f"the gap {row.change:+.4f} (paired se {row.change_se:.4f}); "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
 
 
 def _calibration_reach(row: CreditRow, test: pd.DataFrame, p_test: np.ndarray) -> None:
@@ -310,6 +381,23 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
             f"PDs pass {sum(_oracle_calibrated(r) for r in rows)}/{len(rows)}); mean test "
             f"defaulting borrowers {np.mean([r.defaulters for r in rows]):.1f}"
         )
+    compared = [r for r in credit if r.before_set]
+    if compared:
+        print("\nbefore/after (same worlds, same test rows; change = gap after - gap before):")
+        for model in CREDIT_MODELS:
+            rows = [r for r in compared if r.model == model]
+            if not rows:
+                continue
+            before = np.array([r.before_gap for r in rows])
+            change = np.array([r.change for r in rows])
+            b_se = np.array([r.before_gap_se for r in rows])
+            c_se = np.array([r.change_se for r in rows])
+            print(
+                f"  {model:<12} before ({rows[0].before_set}) mean gap {before.mean():+.4f} "
+                f"(se {np.sqrt((b_se**2).sum()) / len(b_se):.4f}), mean validation gap "
+                f"{np.mean([r.before_valid_gap for r in rows]):+.4f}; mean change "
+                f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f})"
+            )
     if credit:
         all_gaps = np.array([r.gap for r in credit])
         print(f"  all credit  mean gap {all_gaps.mean():+.4f}, max {all_gaps.max():+.4f}")
@@ -343,12 +431,24 @@ def main() -> None:
     )
     parser.add_argument("--start", type=date.fromisoformat, help="override the preset's start")
     parser.add_argument("--months", type=int, help="override the preset's months")
+    for entity in ("customers", "merchants", "smes"):
+        parser.add_argument(
+            f"--n-{entity}", type=int, help=f"override the preset's number of {entity}"
+        )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--work-dir", type=Path, help="state folders (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the state folders")
     parser.add_argument("--frames-dir", type=Path, help="save the training sets as Parquet")
+    parser.add_argument(
+        "--before",
+        action="append",
+        default=[],
+        metavar="MODEL=FEATURE_SET",
+        help="also fit MODEL on an earlier FEATURE_SET on the same world (paired before/after)",
+    )
     args = parser.parse_args()
 
+    before = dict(item.split("=", 1) for item in args.before)
     started, cpu0 = time.perf_counter(), _cpu()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.node()}: {os.cpu_count()} CPUs, "
@@ -369,11 +469,16 @@ def main() -> None:
                 seed=seed,
                 start=args.start,
                 months=args.months,
+                n_customers=args.n_customers,
+                n_merchants=args.n_merchants,
+                n_smes=args.n_smes,
                 performance_months=_performance_months(),
             )
             if seed == args.seeds[0]:
                 _say(f"simulation: {config}")
-            c, f = run_seed(seed, config, home, args.models, args.bootstrap, args.frames_dir)
+            c, f = run_seed(
+                seed, config, home, args.models, args.bootstrap, args.frames_dir, before
+            )
             credit += c
             fraud += f
             if not args.keep:
