@@ -49,6 +49,7 @@ ALL_MODELS = catalogue.MODEL_NAMES
 class CreditRow:
     seed: int
     model: str
+    feature_set: str
     test_window: str
     rows: int
     defaults: int
@@ -159,10 +160,14 @@ def run_seed(
     n_boot: int,
     frames: Path | None,
     before: dict[str, str] | None = None,
+    candidate: dict[str, str] | None = None,
 ) -> tuple[list[CreditRow], list[FraudRow]]:
     """Simulate, ingest and train every model of one seed in ``home``; a credit model named
     in ``before`` is also fitted (not registered) on that earlier feature set, on the same
-    decisions and windows, for a paired before/after."""
+    decisions and windows, for a paired before/after; a model named in ``candidate`` trains
+    on that feature set instead of its catalogue set."""
+    import dataclasses
+
     os.environ["YIDAI_HOME"] = str(home)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     from models.training import (
@@ -195,6 +200,8 @@ def run_seed(
     fraud: list[FraudRow] = []
     for name in models:
         spec = get_spec(name)
+        if candidate and name in candidate:
+            spec = dataclasses.replace(spec, feature_set=candidate[name])
         t0, c0 = time.perf_counter(), _cpu()
         split = training_split(spec, settings, None)
         data = load_training_data(spec, settings, None, split)
@@ -219,6 +226,7 @@ def run_seed(
             row = CreditRow(
                 seed=seed,
                 model=name,
+                feature_set=spec.feature_set,
                 test_window=fitted.split.windows["test"],
                 rows=len(test),
                 defaults=int(y.sum()),
@@ -238,10 +246,11 @@ def run_seed(
             )
             _calibration_reach(row, test, fitted.p_test)
             if before and name in before:
-                _compare_before(row, spec, before[name], settings, split, fitted, n_boot)
+                _compare_before(row, spec, before[name], settings, split, fitted, data, n_boot)
             credit.append(row)
             _say(
-                f"seed {seed}: {name} test {row.test_window} {row.rows:,} rows "
+                f"seed {seed}: {name} ({spec.feature_set}) test {row.test_window} "
+                f"{row.rows:,} rows "
                 f"({row.defaults} defaults, {row.defaulters} borrowers): "
                 f"OOT AUC {row.oot_auc:.4f}, "
                 f"oracle {row.oracle_auc:.4f}, "
@@ -277,6 +286,7 @@ def _compare_before(
     settings: object,
     split: object,
     fitted: object,
+    new_data: object,
     n_boot: int,
 ) -> None:
     """Fit the same model on ``feature_set`` (same world, decisions and windows; no refit,
@@ -287,8 +297,24 @@ def _compare_before(
     from models.training import fit_and_evaluate, load_training_data
 
     t0 = time.perf_counter()
+    import features
+
     old_spec = dataclasses.replace(spec, feature_set=feature_set)  # type: ignore[type-var]
-    data = load_training_data(old_spec, settings, None, split)  # type: ignore[arg-type]
+    old_fs = features.FEATURE_SETS[feature_set]
+    new_fs = features.FEATURE_SETS[new_data.feature_set]  # type: ignore[attr-defined]
+    if set(old_fs.features) <= set(new_fs.features):
+        # the new set keeps every earlier declaration unchanged: the same columns of the
+        # same frame are the earlier set's training set (no second build)
+        data = dataclasses.replace(
+            new_data,  # type: ignore[type-var]
+            feature_names=list(old_fs.columns),
+            feature_set=old_fs.name,
+            feature_set_version=old_fs.fingerprint,
+            monotone={f.name: f.monotone for f in old_fs.features if f.monotone},
+            reason_groups=dict(old_fs.reason_groups),
+        )
+    else:
+        data = load_training_data(old_spec, settings, None, split)  # type: ignore[arg-type]
     old = fit_and_evaluate(old_spec, data, split=split, seed=settings.seed, refit=False)  # type: ignore[arg-type,attr-defined]
     test, new_test = old.split.test, fitted.split.test  # type: ignore[attr-defined]
     if not (test["id"].to_numpy() == new_test["id"].to_numpy()).all():
@@ -440,6 +466,13 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the state folders")
     parser.add_argument("--frames-dir", type=Path, help="save the training sets as Parquet")
     parser.add_argument(
+        "--feature-set",
+        action="append",
+        default=[],
+        metavar="MODEL=FEATURE_SET",
+        help="train MODEL on a candidate FEATURE_SET instead of its catalogue set",
+    )
+    parser.add_argument(
         "--before",
         action="append",
         default=[],
@@ -449,6 +482,7 @@ def main() -> None:
     args = parser.parse_args()
 
     before = dict(item.split("=", 1) for item in args.before)
+    candidate = dict(item.split("=", 1) for item in args.feature_set)
     started, cpu0 = time.perf_counter(), _cpu()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.node()}: {os.cpu_count()} CPUs, "
@@ -477,7 +511,7 @@ def main() -> None:
             if seed == args.seeds[0]:
                 _say(f"simulation: {config}")
             c, f = run_seed(
-                seed, config, home, args.models, args.bootstrap, args.frames_dir, before
+                seed, config, home, args.models, args.bootstrap, args.frames_dir, before, candidate
             )
             credit += c
             fraud += f
