@@ -24,6 +24,7 @@ oracle share one horizon, ``YIDAI_PERFORMANCE_MONTHS`` (passed to the simulation
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -78,6 +79,14 @@ class CreditRow:
     #: gap after minus gap before, and its paired-bootstrap standard error
     change: float = float("nan")
     change_se: float = float("nan")
+    #: the same model and set with other estimator parameters (``--variant``), same rows
+    variant: str = ""
+    variant_gap: float = float("nan")
+    variant_gap_se: float = float("nan")
+    variant_valid_gap: float = float("nan")
+    variant_hl_pvalue: float = float("nan")
+    variant_observed_expected: float = float("nan")
+    variant_change_se: float = float("nan")  # of variant gap - gap
 
 
 @dataclass
@@ -161,11 +170,13 @@ def run_seed(
     frames: Path | None,
     before: dict[str, str] | None = None,
     candidate: dict[str, str] | None = None,
+    variant: dict[str, dict[str, object]] | None = None,
 ) -> tuple[list[CreditRow], list[FraudRow]]:
     """Simulate, ingest and train every model of one seed in ``home``; a credit model named
     in ``before`` is also fitted (not registered) on that earlier feature set, on the same
     decisions and windows, for a paired before/after; a model named in ``candidate`` trains
-    on that feature set instead of its catalogue set."""
+    on that feature set instead of its catalogue set; one named in ``variant`` is also fitted
+    with those estimator parameters (same set and rows; not registered)."""
     import dataclasses
 
     os.environ["YIDAI_HOME"] = str(home)
@@ -247,6 +258,8 @@ def run_seed(
             _calibration_reach(row, test, fitted.p_test)
             if before and name in before:
                 _compare_before(row, spec, before[name], settings, split, fitted, data, n_boot)
+            if variant and name in variant:
+                _compare_variant(row, spec, variant[name], split, fitted, data, n_boot)
             credit.append(row)
             _say(
                 f"seed {seed}: {name} ({spec.feature_set}) test {row.test_window} "
@@ -333,6 +346,58 @@ def _compare_before(
         f"seed {row.seed}: {row.model} before ({feature_set}): gap {row.before_gap:+.4f} "
         f"(se {row.before_gap_se:.4f}), validation gap {row.before_valid_gap:+.4f}; change of "
         f"the gap {row.change:+.4f} (paired se {row.change_se:.4f}); "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
+
+
+def _compare_variant(
+    row: CreditRow,
+    spec: object,
+    params: dict[str, object],
+    split: object,
+    fitted: object,
+    data: object,
+    n_boot: int,
+) -> None:
+    """Fit the same model on the same rows with ``params`` overriding the estimator defaults
+    (no refit, not registered); record its gap and the paired change against the default."""
+    from models.metrics import auc
+    from models.training import fit_and_evaluate
+
+    t0 = time.perf_counter()
+    other = fit_and_evaluate(
+        spec,  # type: ignore[arg-type]
+        data,  # type: ignore[arg-type]
+        split=split,  # type: ignore[arg-type]
+        seed=42,
+        estimator_params=dict(params),
+        refit=False,
+    )
+    test = other.split.test
+    y = test["label"].to_numpy(dtype=float)
+    oracle = test["true_pd"].to_numpy(dtype=float)
+    groups = test["entity_id"].to_numpy()
+    metrics = other.evaluation.metrics
+    row.variant = json.dumps(params, sort_keys=True)
+    row.variant_gap = float(auc(y, oracle) - auc(y, other.p_test))
+    row.variant_gap_se = bootstrap_gap_se(y, other.p_test, oracle, n_boot, row.seed, groups)
+    row.variant_valid_gap = _validation_gap(other, other.split.calibration, data.feature_names)  # type: ignore[attr-defined]
+    row.variant_hl_pvalue = metrics["oot_hl_pvalue"]
+    row.variant_observed_expected = metrics["oot_observed_expected"]
+    row.variant_change_se = bootstrap_change_se(
+        y,
+        other.p_test,
+        fitted.p_test,  # type: ignore[attr-defined]
+        n_boot,
+        row.seed,
+        groups,
+    )
+    _say(
+        f"seed {row.seed}: {row.model} variant {row.variant}: gap {row.variant_gap:+.4f} "
+        f"(se {row.variant_gap_se:.4f}), validation gap {row.variant_valid_gap:+.4f}; "
+        f"{other.estimator.best_iteration_} trees; HL p {row.variant_hl_pvalue:.3f}, O/E "
+        f"{row.variant_observed_expected:.3f}; change of the gap "
+        f"{row.variant_gap - row.gap:+.4f} (paired se {row.variant_change_se:.4f}); "
         f"{time.perf_counter() - t0:.1f} s"
     )
 
@@ -424,6 +489,28 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
                 f"{np.mean([r.before_valid_gap for r in rows]):+.4f}; mean change "
                 f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f})"
             )
+    varied = [r for r in credit if r.variant]
+    if varied:
+        print("\nvariant (same set and rows, other estimator parameters; change = variant - main):")
+        for model in CREDIT_MODELS:
+            rows = [r for r in varied if r.model == model]
+            if not rows:
+                continue
+            gaps = np.array([r.variant_gap for r in rows])
+            g_se = np.array([r.variant_gap_se for r in rows])
+            c_se = np.array([r.variant_change_se for r in rows])
+            change = gaps - np.array([r.gap for r in rows])
+            passes = sum(
+                r.variant_hl_pvalue >= 0.05 and 0.85 <= r.variant_observed_expected <= 1.15
+                for r in rows
+            )
+            print(
+                f"  {model:<12} {rows[0].variant}: mean gap {gaps.mean():+.4f} (se "
+                f"{np.sqrt((g_se**2).sum()) / len(g_se):.4f}), mean validation gap "
+                f"{np.mean([r.variant_valid_gap for r in rows]):+.4f}; mean change "
+                f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f}); "
+                f"calibration passes {passes}/{len(rows)}"
+            )
     if credit:
         all_gaps = np.array([r.gap for r in credit])
         print(f"  all credit  mean gap {all_gaps.mean():+.4f}, max {all_gaps.max():+.4f}")
@@ -473,6 +560,13 @@ def main() -> None:
         help="train MODEL on a candidate FEATURE_SET instead of its catalogue set",
     )
     parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="MODEL=JSON",
+        help="also fit MODEL with these estimator parameters on the same rows (paired)",
+    )
+    parser.add_argument(
         "--before",
         action="append",
         default=[],
@@ -483,6 +577,7 @@ def main() -> None:
 
     before = dict(item.split("=", 1) for item in args.before)
     candidate = dict(item.split("=", 1) for item in args.feature_set)
+    variant = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.variant)}
     started, cpu0 = time.perf_counter(), _cpu()
     print(
         f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.node()}: {os.cpu_count()} CPUs, "
@@ -511,7 +606,15 @@ def main() -> None:
             if seed == args.seeds[0]:
                 _say(f"simulation: {config}")
             c, f = run_seed(
-                seed, config, home, args.models, args.bootstrap, args.frames_dir, before, candidate
+                seed,
+                config,
+                home,
+                args.models,
+                args.bootstrap,
+                args.frames_dir,
+                before,
+                candidate,
+                variant,
             )
             credit += c
             fraud += f
