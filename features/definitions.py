@@ -822,6 +822,95 @@ FRAUD_V2 = (
     _req("event_weekend_now", _weekend, "1 on a Saturday or Sunday.", reason="time"),
 )  # fmt: skip
 
+
+def _month_change(col: str) -> str:
+    """The last 30 days of a daily measure over the 30 days before them (a 90-day window
+    read only in its latest 60 days)."""
+    last = f"sum({col}) FILTER (WHERE day > as_of - 30)"
+    before = f"sum({col}) FILTER (WHERE day <= as_of - 30 AND day > as_of - 60)"
+    return f"{last} / nullif({before}, 0)"
+
+
+# v3 (issue 18): the merchant's state as its latest month shows it (the simulator's PD of a
+# line follows the borrower's state month by month, most of it from the latest months, and
+# the 90- and 180-day features of v2 dilute a recent turn), its category (risky MCC: master
+# data) and how it repays its line.
+MERCHANT_V3 = (
+    *MERCHANT_V2,
+    _agg("merchant_risky_mcc_life", "merchant_profile", "max(risky_n)",
+         "1 if the merchant's category is a risky MCC (gambling, quasi-cash, jewelry).",
+         reason="business_type", monotone=1, fill=None),
+    _agg("merchant_night_share_30d", "merchant_pos_events",
+         "sum(night_n) / nullif(sum(txn_n), 0)",
+         "Share of approved card payments between 00:00 and 06:00 over 30 days.",
+         reason="time", monotone=1, fill=None),
+    _agg("merchant_refund_rate_30d", "merchant_pos_events",
+         "sum(refund_n) / nullif(sum(txn_n), 0)",
+         "Refunds per approved card payment over 30 days (by count).", reason="refunds",
+         monotone=1, fill=None),
+    _agg("merchant_chargeback_rate_30d", "merchant_pos_events",
+         "sum(chargeback_n) / nullif(sum(txn_n), 0)",
+         "Chargebacks per approved card payment over 30 days.", reason="chargebacks",
+         monotone=1, fill=None),
+    _agg("merchant_avg_ticket_30d", "merchant_pos", "sum(gross) / nullif(sum(txn_n), 0)",
+         "Average approved ticket (CNY) over 30 days.", reason="turnover", fill=None),
+    _agg("merchant_distinct_card_ratio_30d", "merchant_cards",
+         "count(DISTINCT card_token) / nullif(count(*), 0)",
+         "Distinct cards over card-days with approved payments, 30 days (low: the shop "
+         "lives off a few regulars).", reason="concentration", monotone=-1, fill=None),
+    _agg("merchant_turnover_month_change_90d", "merchant_pos", _month_change("net"),
+         "Net turnover of the last 30 days over that of the 30 days before.",
+         reason="turnover_trend", monotone=-1, fill=None),
+    _agg("merchant_late_repayments_180d", "merchant_repayments", "sum(late_n)",
+         "Line instalments paid after the due date over 180 days.", reason="delinquency",
+         monotone=1),
+    _agg("merchant_late_repayment_ratio_180d", "merchant_repayments",
+         "sum(late_n) / nullif(sum(items_n), 0)",
+         "Share of the line's instalments paid after the due date over 180 days.",
+         reason="delinquency", monotone=1, fill=None),
+)  # fmt: skip
+
+# v2 (issue 18): the SME's state as its latest month shows it: failed supplier payments,
+# bill punctuality over 30 and 90 days and how late the late bills were, costs against
+# receipts, B2B purchases on instalment, client concentration, the month's change in
+# receipts, and how it repays its line.
+SME_V2 = (
+    *SME,
+    _agg("sme_failed_payment_ratio_30d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
+         "Share of outgoing payments (transfers, bills, e-payments) that failed over 30 days.",
+         reason="cash_flow", monotone=1, fill=None),
+    _agg("sme_failed_payment_ratio_90d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
+         "Share of outgoing payments (transfers, bills, e-payments) that failed over 90 days.",
+         reason="cash_flow", monotone=1, fill=None),
+    _agg("sme_bill_ontime_ratio_30d", "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
+         "Share of bill payments made successfully by the due date over 30 days.",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("sme_bill_ontime_ratio_90d", "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
+         "Share of bill payments made successfully by the due date over 90 days.",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("sme_bill_days_late_90d", "sme_bill_timing", "sum(days_late) / nullif(sum(paid_n), 0)",
+         "Mean days after the due date that bills were paid over 90 days (0: on time).",
+         reason="bill_payments", monotone=1, fill=None),
+    _agg("sme_outflow_to_inflow_30d", "sme_payments", "sum(outflow) / nullif(sum(inflow), 0)",
+         "Money paid out over money received over 30 days.", reason="cash_flow", monotone=1,
+         fill=None),
+    _agg("sme_b2b_instalment_share_90d", "sme_mall_buying",
+         "sum(instalment_n) / nullif(sum(orders_n), 0)",
+         "Share of B2B mall purchases paid by instalment credit over 90 days.",
+         reason="credit_usage", monotone=1, fill=None),
+    _agg("sme_distinct_counterparty_ratio_30d", "sme_counterparties",
+         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
+         "Distinct payers over payer-days of the inflows, 30 days (low: a few big clients).",
+         reason="concentration", monotone=-1, fill=None),
+    _agg("sme_inflow_month_change_90d", "sme_payments", _month_change("inflow"),
+         "Inflows of the last 30 days over those of the 30 days before.",
+         reason="cash_flow_trend", monotone=-1, fill=None),
+    _agg("sme_late_repayment_ratio_180d", "sme_repayments",
+         "sum(late_n) / nullif(sum(items_n), 0)",
+         "Share of the line's instalments paid after the due date over 180 days.",
+         reason="delinquency", monotone=1, fill=None),
+)  # fmt: skip
+
 _SETS = (
     FeatureSet("personal_credit", 1, "customer",
                "Personal consumer credit (逸贷) on real spending.", PERSONAL),
@@ -833,7 +922,15 @@ _SETS = (
     FeatureSet("merchant_credit", 2, "merchant",
                "Small-merchant revolving credit on POS turnover, its hours, refunds and "
                "chargebacks.", MERCHANT_V2),
+    FeatureSet("merchant_credit", 3, "merchant",
+               "Small-merchant revolving credit on POS turnover, its hours, refunds and "
+               "chargebacks, their latest month, the merchant's category and its line's "
+               "repayments.", MERCHANT_V3),
     FeatureSet("sme_credit", 1, "sme", "SME revolving online loans (网贷通).", SME),
+    FeatureSet("sme_credit", 2, "sme",
+               "SME revolving online loans (网贷通) on cash flow, bill punctuality, failed "
+               "payments and B2B trade, their latest month, and its line's repayments.",
+               SME_V2),
     FeatureSet("payment_fraud", 1, "payer",
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
     FeatureSet("payment_fraud", 2, "payer",

@@ -410,6 +410,65 @@ _SOURCE_LIST = [
         measures=(("txn_n", "sum(is_txn)"), ("report_n", "sum(is_report)")),
     ),
 ]
+# merchant_credit_v3 and sme_credit_v2 (issue 18): what the latest month shows of a
+# borrower's state, its master data and how it repays its line.
+_SOURCE_LIST += [
+    Source(
+        name="merchant_profile",
+        entity="merchant",
+        relation="merchants",
+        money=(),
+        entity_expr="merchant_id",
+        ts="onboarded_at",
+        measures=(("risky_n", f"count_if(mcc IN ({RISKY}))"),),
+    ),
+    Source(
+        name="merchant_repayments",
+        entity="merchant",
+        relation=_REPAYMENTS_SQL,
+        money=(),
+        entity_expr="applicant_id",
+        where="product = 'merchant'",
+        measures=(("items_n", "count(*)"), ("late_n", "count_if(days_past_due > 0)")),
+    ),
+    Source(
+        name="sme_outgoing",
+        entity="sme",
+        relation="payments",
+        money=(),
+        entity_expr="payer_id",
+        where="payer_type = 'sme' AND payment_type <> 'transfer_in'",
+        measures=(
+            ("out_n", "count(*)"),
+            ("failed_n", "count_if(status = 'failed')"),
+        ),
+    ),
+    Source(
+        name="sme_bill_timing",
+        entity="sme",
+        relation="payments",
+        money=(),
+        entity_expr="payer_id",
+        where="payer_type = 'sme' AND payment_type = 'bill' AND status = 'success'"
+        " AND due_date IS NOT NULL",
+        measures=(
+            ("paid_n", "count(*)"),
+            ("days_late", "sum(greatest(date_diff('day', due_date, CAST(ts AS DATE)), 0))"),
+        ),
+    ),
+    Source(
+        name="sme_mall_buying",
+        entity="sme",
+        relation="mall_orders",
+        money=(),
+        entity_expr="buyer_id",
+        where="buyer_type = 'sme'",
+        measures=(
+            ("orders_n", "count(*)"),
+            ("instalment_n", "count_if(payment_method = 'instalment')"),
+        ),
+    ),
+]
 SOURCES: dict[str, Source] = {s.name: s for s in _SOURCE_LIST}
 
 # Master tables that list every entity of a profile (for daily builds and snapshots).

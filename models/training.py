@@ -345,13 +345,22 @@ def downsample_negatives(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.Da
 SMALL_TRAINING_SET = 50_000
 
 
-def default_hyperparameters(n_train_rows: int) -> dict[str, Any]:
-    """Estimator defaults by training-set size (explicit ``estimator_params`` override them).
+#: Defaults below which a credit training set counts as small whatever its rows: a line's
+#: reviews (tens a year per borrower) multiply the rows, not the defaults, and the
+#: large-set values (31 leaves, learning rate 0.1) then stopped after 3-6 trees on the
+#: SMEs of a 2,500-SME world (docs/benchmarks.md, Issue #18, fifth session).
+SMALL_TRAINING_POSITIVES = 2_000
+
+
+def default_hyperparameters(n_train_rows: int, n_positives: int | None = None) -> dict[str, Any]:
+    """Estimator defaults by training-set size (explicit ``estimator_params`` override them):
+    rows, and for credit (``n_positives`` given) also the defaults it holds.
 
     The small-set values were chosen on the validation window only (never the test window)
     of five simulated demo worlds: see docs/benchmarks.md, Models.
     """
-    if n_train_rows < SMALL_TRAINING_SET:
+    few_positives = n_positives is not None and n_positives < SMALL_TRAINING_POSITIVES
+    if n_train_rows < SMALL_TRAINING_SET or few_positives:
         return {
             "num_leaves": 4,
             "min_child_samples": 20,
@@ -507,7 +516,9 @@ def fit_and_evaluate(
     train = downsample_negatives(parts.train, max_train_rows, seed)
     features = data.feature_names
     params: dict[str, Any] = {
-        **default_hyperparameters(len(train)),
+        **default_hyperparameters(
+            len(train), int(train["label"].sum()) if spec.kind == "credit" else None
+        ),
         **(FRAUD_HYPERPARAMETERS if spec.kind == "fraud" else {}),
         "random_state": seed,
         "calibration": spec.calibration,

@@ -21,7 +21,9 @@ def test_four_sets_with_entities_and_hints() -> None:
         "personal_credit_v2",
         "merchant_credit_v1",
         "merchant_credit_v2",
+        "merchant_credit_v3",
         "sme_credit_v1",
+        "sme_credit_v2",
         "payment_fraud_v1",
         "payment_fraud_v2",
     }

@@ -58,3 +58,22 @@ def test_thin_test_window_warns_and_empty_one_refuses(
     assert not caplog.records
     with pytest.raises(YidaiError, match="too short"):
         split_out_of_time(frame, SplitConfig(test_days=400, calibration_days=30))
+
+
+def test_credit_defaults_stay_small_while_the_defaults_are_few() -> None:
+    """Line reviews multiply a credit set's rows, not its defaults: below
+    ``SMALL_TRAINING_POSITIVES`` defaults the small-set values hold whatever the rows;
+    without a count of positives (fraud) the rows alone decide, as before."""
+    from models.training import (
+        SMALL_TRAINING_POSITIVES,
+        SMALL_TRAINING_SET,
+        default_hyperparameters,
+    )
+
+    small = default_hyperparameters(SMALL_TRAINING_SET - 1)
+    large = default_hyperparameters(SMALL_TRAINING_SET)
+    assert small["num_leaves"] < large["num_leaves"]
+    many_rows = 3 * SMALL_TRAINING_SET
+    assert default_hyperparameters(many_rows, SMALL_TRAINING_POSITIVES - 1) == small
+    assert default_hyperparameters(many_rows, SMALL_TRAINING_POSITIVES) == large
+    assert default_hyperparameters(many_rows) == large
