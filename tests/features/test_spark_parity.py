@@ -313,7 +313,7 @@ def test_the_contract_views_follow_the_committed_runs(engines) -> None:
 def test_a_training_set_asked_again_reuses_its_spark_profiles(engines) -> None:
     """The scorecard challenger asks for the champion's training set again: the same set,
     spine and committed lake runs are answered from the last Spark build (a copy, equal);
-    another spine or a new committed run is computed again."""
+    another spine, entity or committed run has another key, so is computed again."""
     # deferred: the module under test, its helper patched with a counting wrapper
     import features.spark as spark_features
 
@@ -348,15 +348,18 @@ def test_a_training_set_asked_again_reuses_its_spark_profiles(engines) -> None:
         pd.testing.assert_frame_equal(
             again, spark_features.profiles_for_keys_frame(fs, "merchant", known)
         )
-        spark_features.profiles_for_keys_frame(fs, "merchant", known.iloc[1:])
-        assert len(computed) == 2  # another spine
-        spark_features.profiles_for_keys_frame(fs, "merchant", known)
-        assert len(computed) == 3  # the last result is the other spine's
+        # what is computed again (the key differs; no Spark job needed to show it)
+        spine = known.assign(entity_id=known["entity_id"].astype(str))
+        key = spark_features._profiles_key(lake, fs, "merchant", spine)
+        assert spark_features._profiles_key(lake, fs, "merchant", spine) == key
+        assert spark_features._profiles_key(lake, fs, "merchant", spine.iloc[1:]) != key
+        assert spark_features._profiles_key(lake, fs, "payer", spine) != key
+        other_day = spine.assign(as_of=DAYS[0])
+        assert spark_features._profiles_key(lake, fs, "merchant", other_day) != key
         record = dict.fromkeys(lake_layout.MANIFEST_COLUMNS)
         record |= {"path": "y", "source": "smes", "status": "loaded", "run_id": run}
         lake_layout.write_json_atomic(manifest, [record])
-        spark_features.profiles_for_keys_frame(fs, "merchant", known)
-        assert len(computed) == 4  # a new committed run: the lake may have changed
+        assert spark_features._profiles_key(lake, fs, "merchant", spine) != key  # a new run
     finally:
         manifest.unlink(missing_ok=True)
         mp.undo()
