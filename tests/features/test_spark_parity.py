@@ -308,3 +308,59 @@ def test_the_contract_views_follow_the_committed_runs(engines) -> None:
         copy.unlink()
     lake_layout.attach_spark(spark, lake, ["pos_transactions"])
     assert spark.table("pos_transactions").count() == before
+
+
+def test_a_training_set_asked_again_reuses_its_spark_profiles(engines) -> None:
+    """The scorecard challenger asks for the champion's training set again: the same set,
+    spine and committed lake runs are answered from the last Spark build (a copy, equal);
+    another spine, entity or committed run has another key, so is computed again."""
+    # deferred: the module under test, its helper patched with a counting wrapper
+    import features.spark as spark_features
+
+    _, lake, _, _ = engines
+    fs = resolve_feature_sets([CREDIT_FEATURE_SETS["merchant"]])[0]
+    con = _lake_con(lake)
+    ids = con.execute("SELECT merchant_id FROM merchants ORDER BY merchant_id LIMIT 30").df()
+    known = pd.concat(
+        [ids.rename(columns={"merchant_id": "entity_id"}).assign(as_of=d) for d in DAYS[4:7]],
+        ignore_index=True,
+    )
+    computed: list[int] = []
+    original = spark_features._profiles_for_spine
+    mp = pytest.MonkeyPatch()
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        computed.append(1)
+        return original(*args, **kwargs)
+
+    run = "20990102T000000-beefcafe"
+    manifest = lake / lake_layout.MANIFEST / f"{run}.json"
+    try:
+        _engine_spark(mp, lake, lake.parent / "reuse-home")
+        mp.setattr(spark_features, "_profiles_for_spine", counting)
+        first = spark_features.profiles_for_keys_frame(fs, "merchant", known)
+        feature = fs.profile_columns("merchant")[0]
+        first[feature] = -1.0  # the caller's frame is its own
+        again = spark_features.profiles_for_keys_frame(fs, "merchant", known)
+        assert len(computed) == 1
+        assert len(again) == len(known) > 0
+        assert not (again[feature] == -1.0).all()
+        pd.testing.assert_frame_equal(
+            again, spark_features.profiles_for_keys_frame(fs, "merchant", known)
+        )
+        # what is computed again (the key differs; no Spark job needed to show it)
+        spine = known.assign(entity_id=known["entity_id"].astype(str))
+        key = spark_features._profiles_key(lake, fs, "merchant", spine)
+        assert spark_features._profiles_key(lake, fs, "merchant", spine) == key
+        assert spark_features._profiles_key(lake, fs, "merchant", spine.iloc[1:]) != key
+        assert spark_features._profiles_key(lake, fs, "payer", spine) != key
+        other_day = spine.assign(as_of=DAYS[0])
+        assert spark_features._profiles_key(lake, fs, "merchant", other_day) != key
+        record = dict.fromkeys(lake_layout.MANIFEST_COLUMNS)
+        record |= {"path": "y", "source": "smes", "status": "loaded", "run_id": run}
+        lake_layout.write_json_atomic(manifest, [record])
+        assert spark_features._profiles_key(lake, fs, "merchant", spine) != key  # a new run
+    finally:
+        manifest.unlink(missing_ok=True)
+        mp.undo()
+        reset_settings_cache()
