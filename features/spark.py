@@ -92,8 +92,14 @@ def profiles_for_keys_spark(
 #: The last point-in-time profiles :func:`profiles_for_keys_frame` built, under the key of
 #: what they depend on: a credit model's scorecard challenger asks for the champion's training
 #: set again in the same task (4-5 minutes of Spark per credit model in the demo).
-_last_profiles: dict[str, tuple[tuple[Any, ...], pd.DataFrame]] = {}
-_last_profiles_lock = threading.Lock()
+@dataclass
+class _LastBuild:
+    key: tuple[Any, ...] | None = None
+    frame: pd.DataFrame | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_last_build = _LastBuild()
 
 
 def _profiles_key(lake: Path, fs: FeatureSet, entity: str, spine: pd.DataFrame) -> tuple[Any, ...]:
@@ -121,16 +127,16 @@ def profiles_for_keys_frame(fs: FeatureSet, entity: str, known: pd.DataFrame) ->
         }
     )
     key = _profiles_key(lake, fs, entity, spine)
-    with _last_profiles_lock:
-        last = _last_profiles.get("last")
-    if last is not None and last[0] == key:
+    with _last_build.lock:
+        kept = _last_build.frame if _last_build.key == key else None
+    if kept is not None:
         log.info(
             "%s/%s: the point-in-time profiles of the same spine and lake reused", fs.name, entity
         )
-        return last[1].copy()
+        return kept.copy()
     frame = _profiles_for_spine(lake, fs, entity, spine)
-    with _last_profiles_lock:
-        _last_profiles["last"] = (key, frame.copy())
+    with _last_build.lock:
+        _last_build.key, _last_build.frame = key, frame.copy()
     return frame
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import features
-from tests.features.test_features_v2 import _compare, _payments, _profiles, _window
+from tests.support.feature_checks import compare_feature, event_window, payments_of, profiles_at
 from yidai.core.contracts import RISKY_MCCS
 
 
@@ -27,15 +27,15 @@ def _repayments(con: duckdb.DuckDBPyConnection, product: str) -> pd.DataFrame:
 def test_merchant_latest_month_category_and_repayments(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
-    built = _profiles(wh, "merchant_credit_v3", "merchant", as_of)
+    built = profiles_at(wh, "merchant_credit_v3", "merchant", as_of)
     merchants = wh.execute("SELECT merchant_id, onboarded_at, mcc FROM merchants").df()
     known = merchants[merchants["onboarded_at"] < pd.Timestamp(as_of) + pd.Timedelta(days=1)]
     risky = known.set_index("merchant_id")["mcc"].isin(RISKY_MCCS).astype(float)
     assert 0 < risky.sum() < len(risky)
-    _compare(risky, built, "merchant_risky_mcc_life")
+    compare_feature(risky, built, "merchant_risky_mcc_life")
 
     pos = wh.execute("SELECT * FROM pos_transactions").df()
-    last = _window(pos, as_of, 30)
+    last = event_window(pos, as_of, 30)
     approved = last["status"] == "approved"
     per = (
         pd.DataFrame(
@@ -51,15 +51,15 @@ def test_merchant_latest_month_category_and_repayments(
         .sum()
     )
     txn = per["txn"].where(per["txn"] > 0)
-    _compare(per["night"] / txn, built, "merchant_night_share_30d")
-    _compare(per["refund"] / txn, built, "merchant_refund_rate_30d")
-    _compare(per["chargeback"] / txn, built, "merchant_chargeback_rate_30d")
-    _compare(per["gross"] / txn, built, "merchant_avg_ticket_30d")
+    compare_feature(per["night"] / txn, built, "merchant_night_share_30d")
+    compare_feature(per["refund"] / txn, built, "merchant_refund_rate_30d")
+    compare_feature(per["chargeback"] / txn, built, "merchant_chargeback_rate_30d")
+    compare_feature(per["gross"] / txn, built, "merchant_avg_ticket_30d")
     cards = last[approved].assign(day=last["ts"].dt.normalize())
     card_days = cards.groupby("merchant_id")[["card_token", "day"]].apply(
         lambda g: g["card_token"].nunique() / len(g.drop_duplicates())
     )
-    _compare(card_days, built, "merchant_distinct_card_ratio_30d")
+    compare_feature(card_days, built, "merchant_distinct_card_ratio_30d")
 
     signed = pos.assign(
         net=np.select(
@@ -68,20 +68,20 @@ def test_merchant_latest_month_category_and_repayments(
             0.0,
         )
     )
-    recent = _window(signed, as_of, 30).groupby("merchant_id")["net"].sum()
-    sixty = _window(signed, as_of, 60).groupby("merchant_id")["net"].sum()
+    recent = event_window(signed, as_of, 30).groupby("merchant_id")["net"].sum()
+    sixty = event_window(signed, as_of, 60).groupby("merchant_id")["net"].sum()
     before = (sixty - recent.reindex(sixty.index).fillna(0)).replace(0, np.nan)
-    seen = _window(signed, as_of, 90)["merchant_id"].unique()
+    seen = event_window(signed, as_of, 90)["merchant_id"].unique()
     change = (recent.reindex(seen) / before.reindex(seen)).dropna()
     built_change = built["merchant_turnover_month_change_90d"]
     np.testing.assert_allclose(
         built_change.reindex(change.index).to_numpy(float), change.to_numpy(float), rtol=1e-6
     )
 
-    paid = _window(_repayments(wh, "merchant"), as_of, 180)
+    paid = event_window(_repayments(wh, "merchant"), as_of, 180)
     late = (paid["days_past_due"] > 0).groupby(paid["applicant_id"])
     assert late.sum().gt(0).any()
-    _compare(late.mean(), built, "merchant_late_repayment_ratio_180d")
+    compare_feature(late.mean(), built, "merchant_late_repayment_ratio_180d")
     np.testing.assert_array_equal(
         built["merchant_late_repayments_180d"].reindex(late.sum().index).to_numpy(float),
         late.sum().to_numpy(float),
@@ -91,33 +91,33 @@ def test_merchant_latest_month_category_and_repayments(
 def test_sme_failed_payments_bill_lateness_and_instalments(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
-    built = _profiles(wh, "sme_credit_v2", "sme", as_of)
-    pays = _payments(wh, "sme")
+    built = profiles_at(wh, "sme_credit_v2", "sme", as_of)
+    pays = payments_of(wh, "sme")
     out = pays[pays["payment_type"] != "transfer_in"]
     for days in (30, 90):
-        rows = _window(out, as_of, days)
+        rows = event_window(out, as_of, days)
         failed = (rows["status"] == "failed").groupby(rows["payer_id"]).mean()
         assert failed.gt(0).any() or days == 30
-        _compare(failed, built, f"sme_failed_payment_ratio_{days}d")
+        compare_feature(failed, built, f"sme_failed_payment_ratio_{days}d")
     bills = pays[(pays["payment_type"] == "bill")]
-    rows = _window(bills, as_of, 90)
+    rows = event_window(bills, as_of, 90)
     ontime = (rows["status"] == "success") & (
         rows["due_date"].isna() | (rows["ts"].dt.normalize() <= pd.to_datetime(rows["due_date"]))
     )
-    _compare(ontime.groupby(rows["payer_id"]).mean(), built, "sme_bill_ontime_ratio_90d")
+    compare_feature(ontime.groupby(rows["payer_id"]).mean(), built, "sme_bill_ontime_ratio_90d")
     paid = rows[(rows["status"] == "success") & rows["due_date"].notna()]
     late = (paid["ts"].dt.normalize() - pd.to_datetime(paid["due_date"])).dt.days.clip(lower=0)
     assert late.gt(0).any()
-    _compare(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_90d")
+    compare_feature(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_90d")
 
-    ok = _window(pays[pays["status"] == "success"], as_of, 30)
+    ok = event_window(pays[pays["status"] == "success"], as_of, 30)
     inflow = ok["amount"].where(ok["payment_type"] == "transfer_in", 0.0)
     outflow = ok["amount"].where(ok["payment_type"] != "transfer_in", 0.0)
     sums = pd.DataFrame({"i": inflow, "o": outflow}).groupby(ok["payer_id"]).sum()
-    _compare(sums["o"] / sums["i"].replace(0, np.nan), built, "sme_outflow_to_inflow_30d")
+    compare_feature(sums["o"] / sums["i"].replace(0, np.nan), built, "sme_outflow_to_inflow_30d")
 
     orders = wh.execute("SELECT * FROM mall_orders WHERE buyer_type = 'sme'").df()
-    rows = _window(orders, as_of, 90)
+    rows = event_window(orders, as_of, 90)
     share = (rows["payment_method"] == "instalment").groupby(rows["buyer_id"]).mean()
     assert 0 < share.mean() < 1 and len(share) >= 3  # the synthetic SME buyers are few
     got = built["sme_b2b_instalment_share_90d"]
@@ -136,6 +136,6 @@ def test_new_versions_keep_the_earlier_declarations_and_values(
     assert list(after.features[: len(before.features)]) == list(before.features)
     assert len(after.columns) > len(before.columns)
     shared = before.profile_columns(before.entity)
-    a = _profiles(wh, old, before.entity, as_of)[shared]
-    b = _profiles(wh, new, after.entity, as_of)[shared]
+    a = profiles_at(wh, old, before.entity, as_of)[shared]
+    b = profiles_at(wh, new, after.entity, as_of)[shared]
     pd.testing.assert_frame_equal(a.sort_index(), b.sort_index())

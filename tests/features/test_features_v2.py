@@ -10,68 +10,42 @@ import pandas as pd
 import pytest
 
 import features
-from features.engine import profile_table
+from tests.support.feature_checks import compare_feature, event_window, payments_of, profiles_at
 from yidai.core.errors import YidaiError
-
-
-def _profiles(
-    con: duckdb.DuckDBPyConnection, fs_name: str, entity: str, day: dt.date
-) -> pd.DataFrame:
-    table = profile_table(features.FEATURE_SETS[fs_name], entity)
-    return con.execute(f"SELECT * FROM {table} WHERE as_of = ?", [day]).df().set_index("entity_id")
-
-
-def _window(frame: pd.DataFrame, day: dt.date, days: int) -> pd.DataFrame:
-    """Rows with ``ts`` in the ``days``-day window ending with ``day`` (whole days)."""
-    end = pd.Timestamp(day) + pd.Timedelta(days=1)
-    return frame[(frame["ts"] >= end - pd.Timedelta(days=days)) & (frame["ts"] < end)]
-
-
-def _payments(con: duckdb.DuckDBPyConnection, payer_type: str) -> pd.DataFrame:
-    return con.execute("SELECT * FROM payments WHERE payer_type = ?", [payer_type]).df()
-
-
-def _compare(expected: pd.Series, built: pd.DataFrame, column: str) -> None:
-    """Every entity with a value or NaN as expected; entities absent from ``expected`` NaN."""
-    assert expected.notna().sum() >= 5, f"too few entities to test {column}"
-    got = built[column].reindex(expected.index)
-    np.testing.assert_allclose(got.to_numpy(float), expected.to_numpy(float), rtol=1e-6, atol=1e-6)
-    others = built.index.difference(expected.index)
-    assert built.loc[others, column].isna().all(), f"{column} should be NaN without rows"
 
 
 def test_bill_days_early_is_the_mean_lead_over_the_due_date(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
-    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
-    bills = _payments(wh, "customer")
+    built = profiles_at(wh, "personal_credit_v2", "customer", as_of)
+    bills = payments_of(wh, "customer")
     bills = bills[(bills["payment_type"] == "bill") & (bills["status"] == "success")]
     bills = bills[bills["due_date"].notna()]
     lead = (pd.to_datetime(bills["due_date"]) - bills["ts"].dt.normalize()).dt.days
     bills = bills.assign(lead=lead)
     assert (bills["lead"] < 0).any() and (bills["lead"] > 0).any()  # late and early payers
-    expected = _window(bills, as_of, 180).groupby("payer_id")["lead"].mean()
-    _compare(expected, built, "customer_bill_days_early_180d")
+    expected = event_window(bills, as_of, 180).groupby("payer_id")["lead"].mean()
+    compare_feature(expected, built, "customer_bill_days_early_180d")
 
 
 def test_inflow_variability_is_the_sample_sd_of_log_amounts(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
-    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
-    inflows = _payments(wh, "customer")
+    built = profiles_at(wh, "personal_credit_v2", "customer", as_of)
+    inflows = payments_of(wh, "customer")
     inflows = inflows[(inflows["payment_type"] == "transfer_in") & (inflows["status"] == "success")]
-    rows = _window(inflows, as_of, 180)
+    rows = event_window(inflows, as_of, 180)
     # NaN below two inflows (pandas' std with ddof=1 says the same)
     expected = np.log(rows["amount"].round(2)).groupby(rows["payer_id"]).std(ddof=1)
     assert expected.isna().any() and expected.notna().any()
-    _compare(expected, built, "customer_inflow_variability_180d")
+    compare_feature(expected, built, "customer_inflow_variability_180d")
 
 
 def test_merchant_refund_and_night_rates_count_card_payments(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
-    built = _profiles(wh, "merchant_credit_v2", "merchant", as_of)
-    pos = _window(wh.execute("SELECT * FROM pos_transactions").df(), as_of, 180)
+    built = profiles_at(wh, "merchant_credit_v2", "merchant", as_of)
+    pos = event_window(wh.execute("SELECT * FROM pos_transactions").df(), as_of, 180)
     approved = pos["status"] == "approved"
     per = (
         pd.DataFrame(
@@ -86,22 +60,22 @@ def test_merchant_refund_and_night_rates_count_card_payments(
     )
     assert per["refund"].sum() > 0 and per["night"].sum() > 0
     txn = per["txn"].where(per["txn"] > 0)
-    _compare(per["refund"] / txn, built, "merchant_refund_rate_180d")
-    _compare(per["night"] / txn, built, "merchant_night_share_180d")
+    compare_feature(per["refund"] / txn, built, "merchant_refund_rate_180d")
+    compare_feature(per["night"] / txn, built, "merchant_night_share_180d")
 
 
 def test_epayment_failure_share_and_mean_log_amount(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
-    built = _profiles(wh, "personal_credit_v2", "customer", as_of)
-    epay = _window(_payments(wh, "customer"), as_of, 180)
+    built = profiles_at(wh, "personal_credit_v2", "customer", as_of)
+    epay = event_window(payments_of(wh, "customer"), as_of, 180)
     epay = epay[epay["payment_type"] == "e_payment"]
     failed = (epay["status"] == "failed").groupby(epay["payer_id"]).mean()
     assert failed.gt(0).any()
-    _compare(failed, built, "customer_epay_failed_ratio_180d")
+    compare_feature(failed, built, "customer_epay_failed_ratio_180d")
     # logs are rounded to 1e-6 before they are summed (exact sums in any build order)
     logs = np.round(np.log(epay["amount"].round(2)), 6).groupby(epay["payer_id"]).mean()
-    _compare(logs, built, "customer_epay_log_amount_180d")
+    compare_feature(logs, built, "customer_epay_log_amount_180d")
 
 
 @pytest.mark.parametrize("base", ["personal_credit", "merchant_credit"])
@@ -114,8 +88,8 @@ def test_v2_profiles_keep_the_v1_values(
     entity = v1.entity
     shared = [c for c in v1.profile_columns(entity) if c in v2.columns]
     assert len(shared) >= len(v1.profile_columns(entity)) - 1
-    old = _profiles(wh, v1.name, entity, as_of)[shared]
-    new = _profiles(wh, v2.name, entity, as_of)[shared]
+    old = profiles_at(wh, v1.name, entity, as_of)[shared]
+    new = profiles_at(wh, v2.name, entity, as_of)[shared]
     pd.testing.assert_frame_equal(old.sort_index(), new.sort_index())
 
 
