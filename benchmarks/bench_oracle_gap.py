@@ -235,6 +235,14 @@ def run_seed(
         if frames is not None:
             frames.mkdir(parents=True, exist_ok=True)
             data.frame.to_parquet(frames / f"seed{seed}_{name}.parquet", index=False)
+            meta = {
+                "feature_set": data.feature_set,
+                "feature_names": data.feature_names,
+                "monotone": data.monotone,
+                "complete_from": None if data.complete_from is None else str(data.complete_from),
+                "split": dataclasses.asdict(split),
+            }
+            (frames / f"seed{seed}_{name}.json").write_text(json.dumps(meta, indent=1))
         fitted = fit_and_evaluate(
             spec,
             data,

@@ -60,8 +60,16 @@ class PlattCalibrator:
 
 
 class IsotonicCalibrator:
-    """Isotonic regression of the label on the margin, interpolated linearly between knots and
-    clipped to ``[min_prob, 1 - min_prob]`` so no PD is exactly 0 or 1."""
+    """Isotonic regression of the label on the margin, *centred*: each block of the
+    pool-adjacent-violators fit becomes one knot at its margins' mean, and the PD is
+    interpolated linearly between knots (flat beyond the first and last), clipped to
+    ``[min_prob, 1 - min_prob]`` so no PD is exactly 0 or 1.
+
+    Plain isotonic regression is a step function: every applicant of a block gets the same PD,
+    which throws away the model's ranking inside it (on the SME test windows of
+    docs/benchmarks.md it cost up to 0.004 AUC).  Centred, the PD rises strictly with the
+    margin between the first and the last knot (Oron and Flournoy, "Centered isotonic
+    regression", 2017), and the calibration is as good or better."""
 
     def __init__(self, knots_x: list[float], knots_y: list[float], min_prob: float = 1e-4) -> None:
         self.knots_x = np.asarray(knots_x, dtype=np.float64)
@@ -75,7 +83,11 @@ class IsotonicCalibrator:
 
         m, t = _check_fit_input(margin, y)
         iso = IsotonicRegression(out_of_bounds="clip", increasing=True).fit(m, t)
-        return cls(iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist(), min_prob)
+        order = np.argsort(m, kind="stable")
+        x, level = m[order], iso.predict(m[order])
+        starts = np.flatnonzero(np.r_[True, np.diff(level) != 0])
+        centres = np.add.reduceat(x, starts) / np.diff(np.r_[starts, x.size])
+        return cls(centres.tolist(), level[starts].tolist(), min_prob)
 
     def predict(self, margin: np.ndarray) -> np.ndarray:
         p = np.interp(np.asarray(margin, dtype=np.float64), self.knots_x, self.knots_y)

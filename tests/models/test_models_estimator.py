@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.isotonic import IsotonicRegression
 
 from models.calibration import (
     IsotonicCalibrator,
@@ -114,6 +115,27 @@ def test_calibrators_round_trip() -> None:
         PlattCalibrator.fit(margin, np.zeros(5000))
 
 
+def test_isotonic_calibration_keeps_the_ranking_and_the_level() -> None:
+    """Centred isotonic: the PD rises strictly with the margin between the first and last
+    knots, so held-out applicants keep the margin's ranking (a step function tied them)."""
+    rng = np.random.default_rng(3)
+    margin = rng.normal(size=20_000)
+    y = (rng.uniform(size=margin.size) < 1 / (1 + np.exp(-(1.5 * margin - 3)))).astype(int)
+    iso = IsotonicCalibrator.fit(margin[:10_000], y[:10_000])
+    assert (np.diff(iso.knots_x) > 0).all() and (np.diff(iso.knots_y) > 0).all()
+    held_out = (margin[10_000:] > iso.knots_x[0]) & (margin[10_000:] < iso.knots_x[-1])
+    m, t = margin[10_000:][held_out], y[10_000:][held_out]
+    p = iso.predict(m)
+    above_floor = p > iso.min_prob  # the clip to min_prob ties the very lowest PDs only
+    assert above_floor.mean() > 0.9
+    assert np.unique(p[above_floor]).size == np.unique(m[above_floor]).size  # no ties made
+    assert auc(t, p) == pytest.approx(auc(t, m), abs=1e-12)
+    assert p.mean() == pytest.approx(t.mean(), rel=0.1)
+    # plain isotonic regression, a step function, ties most of them
+    steps = IsotonicRegression(out_of_bounds="clip").fit(margin[:10_000], y[:10_000]).predict(m)
+    assert np.unique(steps).size < 0.05 * np.unique(p).size
+
+
 def test_scorecard_points_and_grades() -> None:
     card = Scorecard()  # 600 at 50:1, PDO 20
     assert card.points(1 / 51) == pytest.approx(600)
@@ -180,12 +202,13 @@ def test_a_missing_input_is_a_no_history_reason_not_its_groups_fact() -> None:
 
 
 def test_auto_calibration_is_chosen_out_of_time() -> None:
-    """Platt when the margin's log-odds are linear; isotonic when they are not (a step)."""
+    """Platt when the margin's log-odds are linear; isotonic when they are not (a steep
+    rise to a plateau)."""
     rng = np.random.default_rng(11)
     margin = rng.normal(size=40_000)
     linear = (rng.uniform(size=margin.size) < 1 / (1 + np.exp(-(margin - 3)))).astype(int)
     assert choose_calibration(margin, linear) == "platt"
-    step = np.where(margin > 1.0, 0.3, 0.01)
+    step = 0.01 + 0.29 / (1 + np.exp(-8 * (margin - 1.0)))
     stepped = (rng.uniform(size=margin.size) < step).astype(int)
     assert choose_calibration(margin, stepped) == "isotonic"
     assert fit_calibrator("auto", margin, stepped).to_dict()["method"] == "isotonic"

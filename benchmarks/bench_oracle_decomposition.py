@@ -1,0 +1,275 @@
+"""Benchmark: where the credit models' oracle gap comes from (issue 18), on saved frames.
+
+    uv run python benchmarks/bench_oracle_gap.py --frames-dir DIR ...   # saves the frames
+    uv run python benchmarks/bench_oracle_decomposition.py --frames-dir DIR
+        [--models personal_pd merchant_pd sme_pd] [--bootstrap 300]
+
+``bench_oracle_gap.py --frames-dir`` keeps each world's point-in-time training set (one
+Parquet file per seed and model, with a JSON of its features, monotone signs and windows).
+This script splits each the way training does and splits the oracle gap in two:
+
+* **ceiling**: a LightGBM regression of logit(``true_pd``) on the model's own features,
+  fitted on the training window (early-stopped on the calibration window's truth).  The
+  truth is a diagnostic target here, never a product's: it estimates the best ranking any
+  learner could reach from these features (an estimate: a regression is itself a learner).
+* **observation gap** = AUC(oracle) - AUC(ceiling): what the features do not carry (the
+  latent state's noise in the behaviour, the months after the decision that the oracle
+  integrates);
+* **learning gap** = AUC(ceiling) - AUC(model): what a better learner on the same features
+  could still win.
+
+Learners on the same rows: ``champion`` (``models.training.fit_and_evaluate`` with the
+production defaults, the model validated out of time), ``logistic`` (an L2 logistic
+regression on normal-quantile features, its C chosen by the calibration window's log loss,
+Platt on that window) and ``blend`` (the sum of their z-scored margins, Platt on that window).
+Each on the validation window (the calibration window: the GBM's early stopping and every
+calibrator saw its labels, so its figures there lean optimistic) and the out-of-time test
+window, with a paired bootstrap standard error over borrowers on the test window and the
+observed/expected of one decision per borrower.  Means over worlds with their standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bench_oracle_gap import bootstrap_gap_se
+
+WINDOWS = ("validation", "test")
+LEARNERS = ("champion", "logistic", "blend")
+
+
+@dataclass
+class WorldModel:
+    seed: str
+    model: str
+    borrowers: int  # distinct borrowers behind the test window's defaults
+    oracle: dict[str, float] = field(default_factory=dict)  # AUC per window
+    ceiling: dict[str, float] = field(default_factory=dict)
+    learners: dict[str, dict[str, float]] = field(default_factory=dict)  # AUC per window
+    test_se: dict[str, float] = field(default_factory=dict)  # of each learner's test gap
+    obligor_oe: dict[str, float] = field(default_factory=dict)
+    #: the champion's test AUC on its calibrated PDs (an isotonic calibrator ties scores)
+    champion_calibrated_test: float = float("nan")
+    calibration: str = ""
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    q = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))
+
+
+def _first_per_borrower(frame: pd.DataFrame) -> np.ndarray:
+    """Row positions of each borrower's first decision in ``frame``."""
+    order = np.argsort(frame["ts"].to_numpy(), kind="stable")
+    keep = ~pd.Series(frame["entity_id"].to_numpy()[order]).duplicated().to_numpy()
+    return order[keep]
+
+
+def ceiling_scores(
+    train: pd.DataFrame, cal: pd.DataFrame, parts: dict[str, pd.DataFrame], features: list[str]
+) -> dict[str, np.ndarray]:
+    """Scores of a LightGBM regression of logit(true_pd) on ``features`` (train window,
+    early-stopped on the calibration window's truth), for each frame of ``parts``."""
+    import lightgbm as lgb
+
+    params = {
+        "objective": "regression",
+        "learning_rate": 0.05,
+        "num_leaves": 15,
+        "min_child_samples": 50,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "num_threads": 1,
+        "seed": 7,
+        "verbosity": -1,
+    }
+    fit = lgb.Dataset(train[features].to_numpy(float), _logit(train["true_pd"].to_numpy()))
+    stop = lgb.Dataset(cal[features].to_numpy(float), _logit(cal["true_pd"].to_numpy()))
+    booster = lgb.train(
+        params, fit, 2000, valid_sets=[stop], callbacks=[lgb.early_stopping(50, verbose=False)]
+    )
+    return {k: booster.predict(v[features].to_numpy(float)) for k, v in parts.items()}
+
+
+def logistic_margins(
+    train: pd.DataFrame, cal: pd.DataFrame, parts: dict[str, pd.DataFrame], features: list[str]
+) -> dict[str, np.ndarray]:
+    """Margins of an L2 logistic regression on normal-quantile features (missing values at
+    the training median), C chosen by the calibration window's log loss."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+    from sklearn.preprocessing import QuantileTransformer
+
+    median = train[features].median()
+    qt = QuantileTransformer(n_quantiles=200, output_distribution="normal", random_state=0)
+    x_train = qt.fit_transform(train[features].fillna(median))
+    x_cal = qt.transform(cal[features].fillna(median))
+    y_train, y_cal = train["label"].to_numpy(), cal["label"].to_numpy()
+    fits = [
+        LogisticRegression(C=c, max_iter=3000).fit(x_train, y_train)
+        for c in (0.001, 0.003, 0.01, 0.03, 0.1, 1.0)
+    ]
+    best = min(fits, key=lambda m: log_loss(y_cal, m.predict_proba(x_cal)[:, 1]))
+    return {
+        k: best.decision_function(qt.transform(v[features].fillna(median)))
+        for k, v in parts.items()
+    }
+
+
+def decompose(path: Path, n_boot: int) -> WorldModel:
+    """Oracle, ceiling and the three learners on one saved frame."""
+    from models.calibration import fit_calibrator
+    from models.metrics import auc, observed_to_expected
+    from models.training import (
+        SplitConfig,
+        TrainingData,
+        fit_and_evaluate,
+        get_spec,
+        split_out_of_time,
+    )
+
+    seed, model = path.stem.split("_", 1)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    frame = pd.read_parquet(path)
+    features: list[str] = meta["feature_names"]
+    split = SplitConfig(**meta["split"])
+    parts = split_out_of_time(frame, split)
+    train, cal, test = parts.train, parts.calibration.sort_values("ts", kind="stable"), parts.test
+    windows = {"validation": cal, "test": test}
+    labels = {k: v["label"].to_numpy(dtype=float) for k, v in windows.items()}
+    row = WorldModel(seed, model, int(test.loc[labels["test"] == 1, "entity_id"].nunique()))
+    row.oracle = {k: auc(labels[k], v["true_pd"]) for k, v in windows.items()}
+    ceiling = ceiling_scores(train, cal, windows, features)
+    row.ceiling = {k: auc(labels[k], ceiling[k]) for k in windows}
+
+    data = TrainingData(
+        frame=frame,
+        feature_names=features,
+        feature_set=meta["feature_set"],
+        feature_set_version="",
+        monotone=meta["monotone"],
+        reason_groups={},
+        id_column="id",
+        complete_from=pd.Timestamp(meta["complete_from"]) if meta["complete_from"] else None,
+    )
+    fitted = fit_and_evaluate(get_spec(model), data, split=split, refit=False)
+    champion = {k: fitted.estimator.decision_function(v[features]) for k, v in windows.items()}
+    row.champion_calibrated_test = auc(labels["test"], fitted.p_test)
+    row.calibration = str(fitted.params["calibration_chosen"])
+    logistic = logistic_margins(train, cal, windows, features)
+
+    def z(margins: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        mean, sd = margins["validation"].mean(), margins["validation"].std() or 1.0
+        return {k: (v - mean) / sd for k, v in margins.items()}
+
+    blend = {k: z(champion)[k] + z(logistic)[k] for k in windows}
+    first = _first_per_borrower(test)
+    for name, margins in (("champion", champion), ("logistic", logistic), ("blend", blend)):
+        row.learners[name] = {k: auc(labels[k], margins[k]) for k in windows}
+        if name == "champion":
+            p_test = fitted.p_test
+        else:
+            p_test = fit_calibrator("platt", margins["validation"], labels["validation"]).predict(
+                margins["test"]
+            )
+        row.test_se[name] = bootstrap_gap_se(
+            labels["test"],
+            margins["test"],
+            test["true_pd"].to_numpy(),
+            n_boot,
+            int(seed.removeprefix("seed")),
+            test["entity_id"].to_numpy(),
+        )
+        row.obligor_oe[name] = observed_to_expected(labels["test"][first], p_test[first])
+    return row
+
+
+def _mean_se(values: list[float]) -> str:
+    a = np.asarray(values, dtype=float)
+    se = a.std(ddof=1) / np.sqrt(a.size) if a.size > 1 else float("nan")
+    return f"{a.mean():+.4f} ({se:.4f})"
+
+
+def summarise(rows: list[WorldModel]) -> None:
+    """Per model: the mean over worlds of each gap on each window, with its standard error."""
+    print("\nmeans over worlds (se of the mean); gaps are AUC differences on the same rows")
+    print(
+        "| model | worlds | window | oracle gap of the ceiling (observation) | "
+        + " | ".join(f"{n}: oracle gap / learning gap" for n in LEARNERS)
+        + " |"
+    )
+    print("|---|---|---|---|" + "---|" * len(LEARNERS))
+    for model in sorted({r.model for r in rows}):
+        mine = [r for r in rows if r.model == model]
+        for w in WINDOWS:
+            observation = [r.oracle[w] - r.ceiling[w] for r in mine]
+            cells = [
+                _mean_se([r.oracle[w] - r.learners[n][w] for r in mine])
+                + " / "
+                + _mean_se([r.ceiling[w] - r.learners[n][w] for r in mine])
+                for n in LEARNERS
+            ]
+            print(
+                f"| {model} | {len(mine)} | {w} | {_mean_se(observation)} | {' | '.join(cells)} |"
+            )
+        tie_cost = [r.learners["champion"]["test"] - r.champion_calibrated_test for r in mine]
+        print(
+            f"| {model} | | champion: test AUC of its margin minus its calibrated PDs "
+            f"| {_mean_se(tie_cost)} | | | |"
+        )
+        oe = " / ".join(f"{n} {np.mean([r.obligor_oe[n] for r in mine]):.2f}" for n in LEARNERS)
+        print(f"| {model} | | O/E per borrower (test, mean) | | {oe} | | |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames-dir", type=Path, required=True, help="bench_oracle_gap's frames")
+    parser.add_argument("--models", nargs="+", default=["personal_pd", "merchant_pd", "sme_pd"])
+    parser.add_argument("--bootstrap", type=int, default=300, help="bootstrap resamples")
+    args = parser.parse_args(argv)
+    paths = sorted(
+        p
+        for p in args.frames_dir.glob("seed*_*.parquet")
+        if p.stem.split("_", 1)[1] in args.models and p.with_suffix(".json").exists()
+    )
+    if not paths:
+        parser.error(f"no frames with their JSON for {args.models} in {args.frames_dir}")
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} on {platform.node()}: "
+        f"{len(paths)} frames from {args.frames_dir}",
+        flush=True,
+    )
+    rows = []
+    for path in paths:
+        t0 = time.perf_counter()
+        row = decompose(path, args.bootstrap)
+        rows.append(row)
+        learned = "; ".join(
+            f"{n} {row.learners[n]['validation']:.4f} / {row.learners[n]['test']:.4f} "
+            f"(test gap {row.oracle['test'] - row.learners[n]['test']:+.4f}, se "
+            f"{row.test_se[n]:.4f}, O/E {row.obligor_oe[n]:.2f})"
+            for n in LEARNERS
+        )
+        print(
+            f"{row.seed} {row.model}: AUC validation / test: oracle {row.oracle['validation']:.4f}"
+            f" / {row.oracle['test']:.4f}; ceiling {row.ceiling['validation']:.4f} / "
+            f"{row.ceiling['test']:.4f}; {learned}; champion's calibrated PDs ({row.calibration})"
+            f" test {row.champion_calibrated_test:.4f}; {row.borrowers} defaulting borrowers; "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
+    summarise(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
