@@ -20,7 +20,8 @@ Hosmer-Lemeshow p-value, observed/expected and the method chosen.  Then a summar
 seeds (mean and max gap per model).  Target (issue 18): every credit gap <= 0.01 on average
 and on the demo world (seed 42); HL p >= 0.05 and O/E within 0.85-1.15.  The label and the
 oracle share one horizon, ``YIDAI_PERFORMANCE_MONTHS`` (passed to the simulation).
-``--frames-dir`` keeps each training set as Parquet for offline analysis.
+``--frames-dir`` keeps each training set as Parquet for offline analysis, with a JSON of its
+features, monotone signs and windows: ``bench_oracle_decomposition.py`` reads them.
 
 A world of the demo's size holds 6-11 defaulting SMEs and 23-36 merchants per two-month
 test window, too few to tell a gap of 0.01 from one of 0.05; ``--n-customers``,
