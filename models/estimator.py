@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from models._runtime import import_lightgbm
-from models.calibration import CalibrationMethod, Calibrator, fit_calibrator
+from models.calibration import CalibrationMethod, Calibrator, anchor_level, fit_calibrator
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,14 @@ class GradientBoostedPD:
         *,
         eval_set: tuple[pd.DataFrame, np.ndarray | pd.Series],
         calibration_set: tuple[pd.DataFrame, np.ndarray | pd.Series] | None = None,
+        level_rate: float | None = None,
     ) -> GradientBoostedPD:
         """Train on ``(X, y)``, stop early on ``eval_set``, calibrate on ``calibration_set``
-        (default: ``eval_set``).  All sets are DataFrames with the same columns."""
+        (default: ``eval_set``).  All sets are DataFrames with the same columns.
+
+        ``level_rate`` (e.g. the long-run default rate of all labelled decisions) moves the
+        calibrated PDs so that they average to it on the calibration set
+        (:func:`models.calibration.anchor_level`); None keeps that set's own rate."""
         lgb = import_lightgbm()
 
         if not isinstance(X, pd.DataFrame):
@@ -182,9 +187,11 @@ class GradientBoostedPD:
         stopped_at = self.booster_.best_iteration if self.early_stopping_rounds > 0 else 0
         self.best_iteration_ = int(stopped_at or self.n_estimators)
         self.booster_ = _truncate(self.booster_, self.best_iteration_)
-        self.calibrator_: Calibrator = fit_calibrator(
-            self.calibration, self.decision_function(X_cal), y_cal
-        )
+        cal_margin = self.decision_function(X_cal)
+        self.calibrator_: Calibrator = fit_calibrator(self.calibration, cal_margin, y_cal)
+        if level_rate is not None:
+            self.calibrator_ = anchor_level(self.calibrator_, cal_margin, level_rate)
+        self.level_rate_ = level_rate
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = len(self.feature_names_)
         log.info(

@@ -68,6 +68,14 @@ class ModelSpec:
     #: ``auto``: Platt or isotonic, whichever predicts the later half of the (time-ordered)
     #: calibration window better when fitted on its earlier half.
     calibration: CalibrationMethod = "auto"
+    #: The level of the calibrated PDs: ``window``, the calibration window's own realised rate;
+    #: ``long_run``, the default rate of all labelled decisions before the test window
+    #: (:func:`models.calibration.anchor_level`), for the line products, whose two-month window
+    #: holds about fifty defaulting borrowers with correlated reviews (its realised rate was
+    #: 0.67-1.09x the truth's on the benchmark worlds, and the calibrator copied it; personal's
+    #: ~250 independent borrowers follow its book's trend better: docs/benchmarks.md, issue 18,
+    #: sixth session).
+    calibration_level: Literal["window", "long_run"] = "window"
 
     @property
     def early_stopping_metric(self) -> str:
@@ -99,6 +107,7 @@ MODEL_SPECS: dict[str, ModelSpec] = {
         c.feature_set,
         c.product if c.kind == "credit" else None,
         MODEL_DESCRIPTIONS[c.name],
+        calibration_level="long_run" if c.product in catalogue.LINE_PRODUCTS else "window",
     )
     for c in catalogue.MODELS
 }
@@ -439,6 +448,14 @@ class Refit:
     fitted_through: str
 
 
+def long_run_rate(*windows: pd.DataFrame) -> float:
+    """The default rate of all these labelled decisions, ``sum(label) / rows``: the level a
+    credit model's calibrated PDs are anchored on (the central tendency; see
+    :func:`models.calibration.anchor_level`), before any down-sampling of negatives."""
+    labels = pd.concat([w["label"] for w in windows])
+    return float(labels.mean())
+
+
 def refit_on_all(
     data: TrainingData,
     oot: GradientBoostedPD,
@@ -486,6 +503,7 @@ def refit_on_all(
         train[features],
         train["label"].to_numpy(),
         eval_set=(cal[features], cal["label"].to_numpy()),
+        level_rate=None if oot.level_rate_ is None else long_run_rate(frame),
     )
     return Refit(
         estimator,
@@ -543,6 +561,11 @@ def fit_and_evaluate(
         train[features],
         train["label"].to_numpy(),
         eval_set=(calibration[features], calibration["label"].to_numpy()),
+        level_rate=(
+            long_run_rate(parts.train, parts.calibration)
+            if spec.calibration_level == "long_run"
+            else None
+        ),
     )
     p_test = estimator.predict_pd(parts.test[features])
     p_train = estimator.predict_pd(parts.train[features])
@@ -579,6 +602,9 @@ def fit_and_evaluate(
         "n_features": len(features),
         "best_iteration": estimator.best_iteration_,
         "calibration_chosen": estimator.calibrator_.to_dict()["method"],
+        "calibration_level_rate": (
+            "window" if estimator.level_rate_ is None else round(estimator.level_rate_, 6)
+        ),
         "scale_pos_weight": round(estimator.scale_pos_weight_, 4),
         "monotone_features": ",".join(f for f, s in data.monotone.items() if s),
         "train_rows_used": len(train),

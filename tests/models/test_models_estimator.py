@@ -10,6 +10,7 @@ from sklearn.isotonic import IsotonicRegression
 from models.calibration import (
     IsotonicCalibrator,
     PlattCalibrator,
+    anchor_level,
     calibrator_from_dict,
     choose_calibration,
     fit_calibrator,
@@ -134,6 +135,25 @@ def test_isotonic_calibration_keeps_the_ranking_and_the_level() -> None:
     # plain isotonic regression, a step function, ties most of them
     steps = IsotonicRegression(out_of_bounds="clip").fit(margin[:10_000], y[:10_000]).predict(m)
     assert np.unique(steps).size < 0.05 * np.unique(p).size
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic"])
+def test_anchoring_the_level_moves_the_mean_pd_and_keeps_the_ranking(method: str) -> None:
+    rng = np.random.default_rng(5)
+    margin = rng.normal(size=8000)
+    y = (rng.uniform(size=margin.size) < 1 / (1 + np.exp(-(1.2 * margin - 4)))).astype(int)
+    window = fit_calibrator(method, margin, y)  # type: ignore[arg-type]
+    anchored = anchor_level(window, margin, 0.08)
+    p_window, p_anchored = window.predict(margin), anchored.predict(margin)
+    assert p_window.mean() == pytest.approx(y.mean(), rel=0.05) and y.mean() < 0.08 / 1.5
+    assert p_anchored.mean() == pytest.approx(0.08, rel=1e-3 if method == "platt" else 0.02)
+    assert auc(y, p_anchored) == pytest.approx(auc(y, p_window), abs=1e-9)
+    again = calibrator_from_dict(anchored.to_dict())
+    assert np.allclose(again.predict(margin), p_anchored)
+    if method == "platt":
+        assert anchored.to_dict()["a"] == window.to_dict()["a"]  # the slope is kept
+    with pytest.raises(YidaiError, match="anchor rate"):
+        anchor_level(window, margin, 0.0)
 
 
 def test_scorecard_points_and_grades() -> None:

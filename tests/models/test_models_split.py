@@ -77,3 +77,33 @@ def test_credit_defaults_stay_small_while_the_defaults_are_few() -> None:
     assert default_hyperparameters(many_rows, SMALL_TRAINING_POSITIVES - 1) == small
     assert default_hyperparameters(many_rows, SMALL_TRAINING_POSITIVES) == large
     assert default_hyperparameters(many_rows) == large
+
+
+def test_line_models_anchor_their_pd_level_on_the_long_run_default_rate(
+    credit_frame: pd.DataFrame, feature_names: list[str], monotone: dict[str, int]
+) -> None:
+    """A line model's calibrated PDs average to the default rate of all labelled decisions
+    before the test window, not to the calibration window's own (here planted low); the
+    personal model keeps its window's rate."""
+    from models.training import TrainingData, fit_and_evaluate, get_spec, long_run_rate
+
+    frame = credit_frame.rename(columns={"application_id": "id"})
+    split = SplitConfig(test_days=60, calibration_days=60)
+    parts = split_out_of_time(frame, split)
+    # the calibration window's defaults: keep one in three (a window that happened to be good)
+    in_window = frame.index.isin(parts.calibration.index) & (frame["label"] == 1)
+    frame.loc[frame.index[in_window][::3].union(frame.index[in_window][1::3]), "label"] = 0
+    parts = split_out_of_time(frame, split)
+    data = TrainingData(
+        frame, feature_names, "synthetic_v1", "fp", monotone, {f: "other" for f in feature_names}
+    )
+    rate = long_run_rate(parts.train, parts.calibration)
+    window_rate = parts.calibration["label"].mean()
+    assert window_rate < 0.6 * rate
+    cal = parts.calibration[feature_names]
+    for model, level in (("merchant_pd", rate), ("personal_pd", window_rate)):
+        fitted = fit_and_evaluate(get_spec(model), data, split=split, refit=False)
+        mean_pd = fitted.estimator.predict_pd(cal).mean()
+        assert mean_pd == pytest.approx(level, rel=0.03), (model, mean_pd, level, window_rate)
+        logged = fitted.params["calibration_level_rate"]
+        assert logged == (round(rate, 6) if model == "merchant_pd" else "window")

@@ -17,6 +17,9 @@ ModelKind = Literal["credit", "fraud"]
 
 #: Credit products (a PD model each), then the payment product (the fraud model).
 CREDIT_PRODUCTS: tuple[str, ...] = ("personal", "merchant", "sme")
+#: The revolving-line credit products (a borrower's line is reviewed again and again, and
+#: all its reviews share one default).
+LINE_PRODUCTS: tuple[str, ...] = ("merchant", "sme")
 PAYMENT_PRODUCT = "payment"
 PRODUCTS: tuple[str, ...] = (*CREDIT_PRODUCTS, PAYMENT_PRODUCT)
 
