@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_oracle_gap import bootstrap_gap_se
+from bench_oracle_gap import bootstrap_gap_se, first_per_borrower
 
 WINDOWS = ("validation", "test")
 LEARNERS = ("champion", "logistic", "blend")
@@ -64,13 +64,6 @@ class WorldModel:
 def _logit(p: np.ndarray) -> np.ndarray:
     q = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
     return np.log(q / (1 - q))
-
-
-def _first_per_borrower(frame: pd.DataFrame) -> np.ndarray:
-    """Row positions of each borrower's first decision in ``frame``."""
-    order = np.argsort(frame["ts"].to_numpy(), kind="stable")
-    keep = ~pd.Series(frame["entity_id"].to_numpy()[order]).duplicated().to_numpy()
-    return order[keep]
 
 
 def ceiling_scores(
@@ -172,7 +165,7 @@ def decompose(path: Path, n_boot: int) -> WorldModel:
         return {k: (v - mean) / sd for k, v in margins.items()}
 
     blend = {k: z(champion)[k] + z(logistic)[k] for k in windows}
-    first = _first_per_borrower(test)
+    first = first_per_borrower(test)
     for name, margins in (("champion", champion), ("logistic", logistic), ("blend", blend)):
         row.learners[name] = {k: auc(labels[k], margins[k]) for k in windows}
         if name == "champion":

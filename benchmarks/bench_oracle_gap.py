@@ -426,6 +426,12 @@ def _compare_variant(
     )
 
 
+def first_per_borrower(frame: pd.DataFrame) -> np.ndarray:
+    """Row positions of each borrower's (``entity_id``) first decision in ``frame``."""
+    order = np.argsort(frame["ts"].to_numpy(), kind="stable")
+    return order[~pd.Series(frame["entity_id"].to_numpy()[order]).duplicated().to_numpy()]
+
+
 def _calibration_reach(row: CreditRow, test: pd.DataFrame, p_test: np.ndarray) -> None:
     """The calibration tests on the oracle's PDs (rows of a line's reviews share one default,
     so a row-level Hosmer-Lemeshow test can reject even the truth), and the model's on one
@@ -436,10 +442,8 @@ def _calibration_reach(row: CreditRow, test: pd.DataFrame, p_test: np.ndarray) -
     oracle = test["true_pd"].to_numpy(dtype=float)
     row.oracle_hl_pvalue = hosmer_lemeshow(y, oracle)[1]
     row.oracle_observed_expected = observed_to_expected(y, oracle)
-    order = np.argsort(test["ts"].to_numpy(), kind="stable")
     first = np.zeros(len(test), dtype=bool)
-    seen = test["entity_id"].to_numpy()[order]
-    first[order[~pd.Series(seen).duplicated().to_numpy()]] = True
+    first[first_per_borrower(test)] = True
     if 0 < y[first].sum() < first.sum():
         row.obligor_hl_pvalue = hosmer_lemeshow(y[first], p_test[first])[1]
         row.obligor_observed_expected = observed_to_expected(y[first], p_test[first])
