@@ -246,6 +246,7 @@ def _write_truth(
                 "applicant_id": fixed_width_strings(applicant),
                 "ts": arrow_array(apps.ts, ts_type),
                 "true_pd": arrow_array(apps.true_pd, pa.float64()),
+                "path_pd": arrow_array(apps.path_pd, pa.float64()),
                 "defaulted": arrow_array(apps.defaulted, pa.bool_()),
                 "default_month": arrow_array(
                     apps.default_month, pa.int32(), apps.default_month < 0

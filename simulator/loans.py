@@ -6,7 +6,9 @@ application (the state its recent behaviour shows) and of observable master data
 realised default is a draw from it, for approved and declined applicants (a personal loan's
 own draw, a line's monthly hazard).  The truth written out (``true_pd``, ``defaulted``) is on
 the label's horizon, ``SimConfig.performance_months``: the account reaches 90+ days past
-due at a month end within that many months of the application.
+due at a month end within that many months of the application.  ``true_pd`` is the PD as
+known at the decision (the oracle); a line's ``path_pd`` also knows the states that came
+after it (what its monthly hazards were), which no model can.
 The bank's historic decision is a crude rule on a few observables, so it declines some good
 applicants and approves some bad ones.
 """
@@ -20,7 +22,18 @@ import numpy as np
 
 from simulator.calendar import Calendar
 from simulator.landing import Batch
-from simulator.world import LOANS, SME_BILLS, Merchants, Smes, World, rng_for, sigmoid
+from simulator.world import (
+    BUSINESS_SHOCK_P,
+    LOANS,
+    SHOCK_SIZE,
+    SME_BILLS,
+    STATE_DRIFT_SD,
+    Merchants,
+    Smes,
+    World,
+    rng_for,
+    sigmoid,
+)
 
 PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.core.contracts.PRODUCTS)
 TARGET_BAD_RATE = {PERSONAL: 0.05, MERCHANT: 0.065, SME: 0.065}
@@ -37,6 +50,7 @@ CHARGE_OFF_DPD = 180  # a balance this many days past due is written off
 RECOVERY_RATE = 0.3  # share of a written-off balance recovered in the charge-off month
 FROZEN_DPD = 30  # a line this many days past due at month end is frozen (no drawdowns)
 MIN_DRAW = 100.0  # smallest drawdown; a line with less available is not drawn
+EX_ANTE_PATHS = 128  # futures a line's ex-ante true PD averages over
 
 
 @dataclass
@@ -48,7 +62,8 @@ class Applications:
     day: np.ndarray
     ts: np.ndarray
     state: np.ndarray  # latent state the true PD is computed from
-    true_pd: np.ndarray  # probability of ``defaulted`` (the oracle)
+    true_pd: np.ndarray  # probability of ``defaulted`` given what exists then (the oracle)
+    path_pd: np.ndarray  # a line's, given also the state path that followed (not reachable)
     defaulted: np.ndarray  # 90+ days past due within the performance window (the truth)
     default_month: np.ndarray  # months from booking to 90+ DPD whenever it falls; -1 if none
     requested: np.ndarray
@@ -197,9 +212,10 @@ def draw_applications(world: World) -> Applications:
     within = np.clip((cutoff - day) // 30, 0, 9)
     true_pd = true_pd * np.where(within >= 9, 1.0, 1 - (1 - FIRST_MISS_P) ** within)
     defaulted = (missed < NEVER) & (missed <= cutoff)
+    path_pd = true_pd.copy()
     _line_defaults(
         world, intercept, product, applicant, day, approved, account, missed, arrears, true_pd,
-        defaulted, cutoff,
+        path_pd, defaulted, cutoff,
     )  # fmt: skip
     default_month = np.where(missed < NEVER, (missed - day) // 30 + 3, -1)
     limit[~approved] = 0.0
@@ -210,6 +226,7 @@ def draw_applications(world: World) -> Applications:
         ts=ts,
         state=state,
         true_pd=true_pd,
+        path_pd=path_pd,
         defaulted=defaulted,
         default_month=default_month,
         requested=requested,
@@ -277,6 +294,7 @@ def _line_defaults(
     missed: np.ndarray,
     arrears: np.ndarray,
     true_pd: np.ndarray,
+    path_pd: np.ndarray,
     defaulted: np.ndarray,
     cutoff: np.ndarray,
 ) -> None:
@@ -296,10 +314,11 @@ def _line_defaults(
     the borrower from then on (``approved``): its line is frozen, then charged off.
     Applications before the line opened keep their own draw.
     Its truth ``defaulted`` is that miss falling by its label ``cutoff`` less ``LINE_DUE_LAG``
-    (the performance window), and its ``true_pd`` the probability of that given the
-    borrower's hazards over those days (each month's hazard for the share of the month in
-    the window on which the line can miss: the probability its truth was drawn with, the
-    oracle)."""
+    (the performance window); its ``path_pd`` the probability of that given the borrower's
+    hazards over those days (each month's hazard for the share of the month in the window
+    on which the line can miss: the probability its truth was drawn with, which knows the
+    state path after the decision), and its ``true_pd`` the same probability as known at
+    the decision (``ex_ante_line_pd``: the oracle)."""
     cfg, cal = world.config, world.calendar
     rng = rng_for(cfg.seed, LOANS, 2)
     month_start = cal.month_starts
@@ -342,18 +361,82 @@ def _line_defaults(
         last = cutoff[on_line] - LINE_DUE_LAG
         defaulted[on_line] = (ahead >= 0) & (when <= last)
         month_k = cal.month_of(day[on_line])
-        line_first = np.zeros(len(product), np.int64)
-        line_first[on_line] = opened[applicant[on_line]] + LINE_FIRST_MISS_DAYS
+        line_first = opened[applicant[on_line]] + LINE_FIRST_MISS_DAYS
         bounds = np.append(month_start, month_start[-1] + 30 * np.arange(1, 26))
+        shares = np.zeros((len(on_line), cfg.performance_months + 1))
         log_survive = np.zeros(len(on_line))
         for ahead_m in range(cfg.performance_months + 1):
             m = month_k + ahead_m
             start, stop = bounds[m], bounds[m + 1]
-            lo = np.maximum(np.maximum(start, day[on_line]), line_first[on_line])
-            share = np.clip(np.minimum(stop, last + 1) - lo, 0, None) / (stop - start)
+            lo = np.maximum(np.maximum(start, day[on_line]), line_first)
+            shares[:, ahead_m] = np.clip(np.minimum(stop, last + 1) - lo, 0, None) / (stop - start)
             h = hazards[applicant[on_line], np.minimum(m, hazards.shape[1] - 1)]
-            log_survive += share * np.log1p(-np.minimum(h, 1 - 1e-12))
-        true_pd[on_line] = np.clip(-np.expm1(log_survive), 1e-6, 1 - 1e-6)
+            log_survive += shares[:, ahead_m] * np.log1p(-np.minimum(h, 1 - 1e-12))
+        path_pd[on_line] = np.clip(-np.expm1(log_survive), 1e-6, 1 - 1e-6)
+        line_extra = 0.3 * world.merchants.risky[applicant[on_line]] if prod == MERCHANT else 0.0
+        true_pd[on_line] = ex_ante_line_pd(
+            group, applicant[on_line], month_k, shares, intercept[prod] + line_extra,
+            SLOPE[prod], month_start, cfg.months, rng_for(cfg.seed, LOANS, 3, prod),
+        )  # fmt: skip
+
+
+def ex_ante_line_pd(
+    group: Merchants | Smes,
+    who: np.ndarray,
+    month_k: np.ndarray,
+    shares: np.ndarray,
+    offset: np.ndarray | float,
+    slope: float,
+    month_start: np.ndarray,
+    months: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """The probability of a line's first miss in its window as known at the application.
+
+    The borrower's hazard in month ``k + o`` (``o`` = 0 .. the window's months; ``shares`` is
+    the part of each month the miss can fall on) follows its state then, which at the
+    application in month ``k`` is known up to month ``k - 1`` only: from there the state
+    walks on (steps ``N(0, STATE_DRIFT_SD)``) and, if the borrower has not been hit yet,
+    may drop by a shock (each later month of the period with the probability its not yet
+    having come leaves it).  The survival over the window is averaged over ``EX_ANTE_PATHS``
+    such futures (the same draws for every application, so the PD is a smooth, monotone
+    function of what is known).  This is the oracle: the probability of default given
+    everything that exists at the decision.  ``path_pd``, the same probability given the
+    state path that then came, also knows the future and no model can reach it.
+    """
+    n_ahead = shares.shape[1]
+    steps = rng.normal(0, STATE_DRIFT_SD, (EX_ANTE_PATHS, n_ahead))
+    walk = np.cumsum(steps, axis=1)[None, :, :]
+    u = rng.random(EX_ANTE_PATHS)[None, :]
+    size = rng.uniform(*SHOCK_SIZE, EX_ANTE_PATHS)[None, :, None]
+    per_month = BUSINESS_SHOCK_P / (months - 1)  # shock months are 1 .. months - 1
+    ahead = np.arange(n_ahead)
+    offsets = np.broadcast_to(np.asarray(offset, dtype=float), who.shape)
+    out = np.empty(len(who))
+    for lo in range(0, len(who), 1024):
+        sl = slice(lo, lo + 1024)
+        w, k = who[sl], month_k[sl]
+        z = group.z_eff
+        known = [z[w, np.maximum(k - back, 0)] for back in (2, 1)]  # months k-2, k-1
+        not_yet = (group.shock_month[w] < 0) | (group.shock_month[w] >= k)
+        rate = per_month / (1 - per_month * np.maximum(k - 1, 0))  # per month from month k
+        shock_at = np.floor(u / rate[:, None])  # months after k-1's end; none if >= months - k
+        hit = not_yet[:, None] & (shock_at < (months - k)[:, None])
+        drop = size * (hit[:, :, None] & (ahead[None, None, :] >= shock_at[:, :, None]))
+        future = known[1][:, None, None] + walk - drop  # (rows, paths, months k ..)
+        past = np.broadcast_to(np.stack(known, axis=1)[:, None, :], (*future.shape[:2], 2))
+        path = np.concatenate([past, future], axis=2)
+        state = 0.5 * path[:, :, 2:] + 0.3 * path[:, :, 1:-1] + 0.2 * path[:, :, :-2]
+        month = k[:, None] + ahead[None, :]
+        start = month_start[np.minimum(month, len(month_start) - 1)]
+        tenure_short = (start - group.onboarded_day[w][:, None]) < 365
+        score = offsets[sl][:, None] + 0.35 * tenure_short  # (rows, months)
+        pd_t = sigmoid(score[:, None, :] - slope * state)
+        log_keep = np.log1p(-np.minimum(1 - (1 - pd_t) ** (1 / 6), 1 - 1e-12))
+        log_keep = np.where((month < months)[:, None, :], log_keep, 0.0)  # no miss after the end
+        log_survive = (shares[sl][:, None, :] * log_keep).sum(axis=2)
+        out[sl] = 1 - np.exp(log_survive).mean(axis=1)
+    return np.clip(out, 1e-6, 1 - 1e-6)
 
 
 def loan_batches(world: World, apps: Applications) -> list[Batch]:

@@ -44,6 +44,9 @@ OTHER_MCC_P = np.array([0.14, 0.16, 0.14, 0.1, 0.08, 0.06, 0.14, 0.18])
 BILL_CATEGORY_P = np.array([0.95, 0.85, 0.5, 0.2, 0.06, 0.25])  # has the bill, by category
 BILL_LOG_AMOUNT = np.log(np.array([90.0, 220.0, 120.0, 1800.0, 900.0, 150.0]))
 # an SME's monthly bills: telecom, power, water, tax, social insurance ("other")
+STATE_DRIFT_SD = 0.07  # monthly random-walk step of an entity's latent state
+SHOCK_SIZE = (1.2, 2.2)  # a shock lowers the state by a uniform draw from this range
+BUSINESS_SHOCK_P = 0.12  # share of merchants and SMEs hit by one shock over the period
 SME_BILLS = np.array([0, 1, 1, 4, 5])
 SME_BILL_DUE_DAY = np.array([15, 18, 22, 15, 5])
 MALL_LOG_TICKET = np.log(np.array([1800, 260, 420, 110, 210, 70, 650, 5200, 900], dtype=float))
@@ -90,12 +93,17 @@ def _opened_days(
 def _effective_state(
     rng: np.random.Generator, z: np.ndarray, months: int, shock_p: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Monthly ``z_eff`` (drift plus shock), the shock month (-1 if none) and its size."""
+    """Monthly ``z_eff`` (drift plus shock), the shock month (-1 if none) and its size.
+
+    The drift is a random walk with steps ``N(0, STATE_DRIFT_SD)``; with probability
+    ``shock_p`` the state drops once by ``U(SHOCK_SIZE)`` in a month drawn uniformly from
+    ``1 .. months - 1`` (the law the ex-ante line PD of ``simulator.loans`` integrates over).
+    """
     n = len(z)
-    drift = np.cumsum(rng.normal(0, 0.07, (n, months)), axis=1)
+    drift = np.cumsum(rng.normal(0, STATE_DRIFT_SD, (n, months)), axis=1)
     shocked = rng.random(n) < shock_p
     shock_month = np.where(shocked, rng.integers(1, months, n), -1)
-    shock_size = np.where(shocked, rng.uniform(1.2, 2.2, n), 0.0)
+    shock_size = np.where(shocked, rng.uniform(*SHOCK_SIZE, n), 0.0)
     after = (np.arange(months)[None, :] >= shock_month[:, None]) & shocked[:, None]
     z_eff = z[:, None] + drift - shock_size[:, None] * after
     return z_eff.astype(np.float32), shock_month, shock_size
@@ -236,7 +244,7 @@ def _business_volume(
 
 def _merchants(rng: np.random.Generator, n: int, months: int, n_days: int) -> Merchants:
     z = rng.normal(0, 1, n)
-    z_eff, shock_month, shock_size = _effective_state(rng, z, months, 0.12)
+    z_eff, shock_month, shock_size = _effective_state(rng, z, months, BUSINESS_SHOCK_P)
     mtype = rng.choice(len(MERCHANT_TYPES), n, p=[0.3, 0.15, 0.2, 0.07, 0.28])
     other_mcc = rng.choice(len(OTHER_MCCS), n, p=OTHER_MCC_P)
     type_mcc = np.array([MCC_LIST.index(TYPE_MCC.get(t, "5999")) for t in MERCHANT_TYPES])
@@ -324,7 +332,7 @@ def _customers(
 
 def _smes(rng: np.random.Generator, n: int, months: int, n_days: int) -> Smes:
     z = rng.normal(0, 1, n)
-    z_eff, shock_month, shock_size = _effective_state(rng, z, months, 0.12)
+    z_eff, shock_month, shock_size = _effective_state(rng, z, months, BUSINESS_SHOCK_P)
     size = rng.normal(0, 0.5, n)
     weight = _business_volume(rng, z, z_eff, shock_month, shock_size, size)
     return Smes(

@@ -9,7 +9,14 @@ import pytest
 
 from simulator import SimConfig
 from simulator.calendar import Calendar
-from simulator.loans import MERCHANT, PERSONAL, SME, Applications, draw_applications
+from simulator.loans import (
+    MERCHANT,
+    PERSONAL,
+    SME,
+    Applications,
+    draw_applications,
+    ex_ante_line_pd,
+)
 from simulator.world import build_world
 from yidai.core.errors import YidaiError
 
@@ -63,3 +70,40 @@ def test_bad_application_knobs_are_clear_errors() -> None:
         SimConfig.preset("tiny", history_months=0)
     with pytest.raises(YidaiError, match="application_rate"):
         SimConfig.preset("tiny", application_rate=0.0)
+
+
+def test_a_line_true_pd_knows_the_past_and_path_pd_the_future() -> None:
+    """Issue 18, the oracle: a line's ``true_pd`` is its PD as known at the decision (the
+    state up to the month before, the law of what may follow), so a change to the states
+    after that month leaves it as it was, and a change before it moves it; ``path_pd`` (the
+    hazards of the path that came) knows the future.  Both agree on the level of defaults."""
+    config = SimConfig.preset("tiny", seed=11, months=18, history_months=6, application_rate=3)
+    calendar = Calendar.build(config.start, config.months)
+    world = build_world(config, calendar)
+    apps = draw_applications(world)
+    lines = np.isin(apps.product, (MERCHANT, SME)) & (apps.account >= 0)
+    assert lines.sum() > 300
+    assert not np.array_equal(apps.true_pd[lines], apps.path_pd[lines])
+    # the ex-ante PD is the path PD's expectation: the same level over many applications
+    ratio = apps.true_pd[lines].mean() / apps.path_pd[lines].mean()
+    assert 0.8 < ratio < 1.25, ratio
+    # personal loans have no path: their own draw is made from the PD at the decision
+    personal = apps.product == PERSONAL
+    np.testing.assert_array_equal(apps.true_pd[personal], apps.path_pd[personal])
+
+    merchants = world.merchants
+    who = np.arange(merchants.n)
+    month_k = np.full(merchants.n, 10)
+    shares = np.ones((merchants.n, config.performance_months + 1))
+
+    def ex_ante() -> np.ndarray:
+        return ex_ante_line_pd(
+            merchants, who, month_k, shares, -5.0, 1.4, calendar.month_starts, config.months,
+            np.random.default_rng(0),
+        )  # fmt: skip
+
+    known = ex_ante()
+    merchants.z_eff[:, 10:] -= 1.5  # a hit in the decision's month and after
+    np.testing.assert_array_equal(ex_ante(), known)
+    merchants.z_eff[:, 9] -= 1.5  # the month before the decision: seen, and priced
+    assert (ex_ante() > known).all()
