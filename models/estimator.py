@@ -16,6 +16,7 @@ import pandas as pd
 
 from models._runtime import import_lightgbm
 from models.calibration import CalibrationMethod, Calibrator, anchor_level, fit_calibrator
+from models.linear import MarginBlend, fit_linear_margin
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ class GradientBoostedPD:
     ``n_estimators`` trees (a refit with the number of trees chosen out of time).
     ``n_jobs`` None picks one thread below ``SMALL_DATA_ROWS`` rows (extra threads only add
     contention there) and two above; the choice is part of the fitted state (``n_jobs_``).
+    ``linear_weight`` > 0 blends the trees' margin with a linear one (``blend_``, a
+    :class:`models.linear.MarginBlend`: that share of the standardised margin comes from an
+    L2 logistic regression on normal scores, its coefficients signed as ``monotone``, its
+    ``C`` = ``linear_c`` or chosen on ``eval_set``); the calibrator maps the blended margin.
     """
 
     def __init__(
@@ -54,6 +59,8 @@ class GradientBoostedPD:
         balance_classes: bool = True,
         max_pos_weight: float = 50.0,
         calibration: CalibrationMethod = "platt",
+        linear_weight: float = 0.0,
+        linear_c: float | None = None,
         random_state: int = 42,
         n_jobs: int | None = None,
     ) -> None:
@@ -71,6 +78,8 @@ class GradientBoostedPD:
         self.balance_classes = balance_classes
         self.max_pos_weight = max_pos_weight
         self.calibration = calibration
+        self.linear_weight = linear_weight
+        self.linear_c = linear_c
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -91,6 +100,8 @@ class GradientBoostedPD:
             "balance_classes": self.balance_classes,
             "max_pos_weight": self.max_pos_weight,
             "calibration": self.calibration,
+            "linear_weight": self.linear_weight,
+            "linear_c": self.linear_c,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,
         }
@@ -149,6 +160,8 @@ class GradientBoostedPD:
         bad_signs = {k: v for k, v in self.monotone.items() if v not in (-1, 0, 1)}
         if bad_signs:
             raise YidaiError(f"monotone constraints must be -1, 0 or +1: {bad_signs}")
+        if not 0.0 <= self.linear_weight <= 1.0:
+            raise YidaiError(f"linear_weight must be within 0..1, got {self.linear_weight}")
 
         n_pos = float(y_train.sum())
         n_neg = float(y_train.size - n_pos)
@@ -187,6 +200,18 @@ class GradientBoostedPD:
         stopped_at = self.booster_.best_iteration if self.early_stopping_rounds > 0 else 0
         self.best_iteration_ = int(stopped_at or self.n_estimators)
         self.booster_ = _truncate(self.booster_, self.best_iteration_)
+        self.blend_: MarginBlend | None = None
+        if self.linear_weight > 0:
+            linear = fit_linear_margin(
+                self._matrix(X),
+                y_train,
+                signs=self.monotone_constraints_,
+                eval_set=None if self.linear_c is not None else (X_eval, y_eval),
+                C=self.linear_c,
+            )
+            self.blend_ = MarginBlend.standardised_on(
+                linear, self.linear_weight, self._trees_margin(X_cal), X_cal
+            )
         cal_margin = self.decision_function(X_cal)
         self.calibrator_: Calibrator = fit_calibrator(self.calibration, cal_margin, y_cal)
         if level_rate is not None:
@@ -226,10 +251,17 @@ class GradientBoostedPD:
         if not hasattr(self, "booster_"):
             raise YidaiError("the model is not fitted yet; call fit() first")
 
+    def _trees_margin(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster_.predict(matrix, raw_score=True))
+
     def decision_function(self, X: Features) -> np.ndarray:
-        """Raw margin (log-odds under the training weights)."""
+        """Raw margin: the trees' log-odds under the training weights, or with a linear part
+        (``blend_``) the blended standardised margin."""
         self._check_fitted()
-        return np.asarray(self.booster_.predict(self._matrix(X), raw_score=True))
+        matrix = self._matrix(X)
+        trees = self._trees_margin(matrix)
+        blend = getattr(self, "blend_", None)
+        return trees if blend is None else blend.combine(trees, matrix)
 
     def predict_proba(self, X: Features) -> np.ndarray:
         """Calibrated probabilities, shape ``(n, 2)``: columns P(good), P(bad)."""
@@ -241,10 +273,13 @@ class GradientBoostedPD:
         return self.predict_proba(X)[:, 1]
 
     def contributions(self, X: Features) -> np.ndarray:
-        """Per-feature contributions to the margin (TreeSHAP), shape ``(n, n_features)``."""
+        """Per-feature contributions to the margin (TreeSHAP, plus the linear part's with a
+        blend), shape ``(n, n_features)``."""
         self._check_fitted()
-        contrib = np.asarray(self.booster_.predict(self._matrix(X), pred_contrib=True))
-        return contrib[:, :-1]
+        matrix = self._matrix(X)
+        contrib = np.asarray(self.booster_.predict(matrix, pred_contrib=True))[:, :-1]
+        blend = getattr(self, "blend_", None)
+        return contrib if blend is None else blend.contributions(contrib, matrix)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, highest first."""

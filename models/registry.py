@@ -27,6 +27,7 @@ import yaml
 from models._runtime import import_lightgbm
 from models.calibration import Calibrator, calibrator_from_dict
 from models.drift import gate_drift
+from models.linear import MarginBlend
 from models.metrics import PSI_ALERT_THRESHOLD
 from models.reasons import FeatureReason, ReasonCoder
 from models.scorecard import Scorecard
@@ -262,6 +263,7 @@ class ModelPackage:
             "feature_set_version": self.feature_set_version,
             "feature_names": list(self.estimator.feature_names_),
             "calibrator": self.estimator.calibrator_.to_dict(),
+            "blend": (None if self.estimator.blend_ is None else self.estimator.blend_.to_dict()),
             "scorecard": self.scorecard.to_dict(),
             "reason_groups": dict(self.reason_groups),
             "primary_metric": self.primary_metric,
@@ -583,6 +585,8 @@ class LoadedModel:
         self.feature_set_version: str = str(metadata["feature_set_version"])
         self.feature_names: list[str] = [str(f) for f in metadata["feature_names"]]
         self.calibrator: Calibrator = calibrator_from_dict(metadata["calibrator"])
+        blend = metadata.get("blend")  # absent from versions registered before issue 18's
+        self.blend: MarginBlend | None = None if not blend else MarginBlend.from_dict(blend)
         self.scorecard = Scorecard.from_dict(metadata["scorecard"])
         self.reason_coder = ReasonCoder(self.feature_names, metadata.get("reason_groups") or {})
         self._n_features = len(self.feature_names)
@@ -610,8 +614,28 @@ class LoadedModel:
         return matrix
 
     def margin(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
-        """Raw booster margin."""
-        return np.asarray(self.booster.predict(self._matrix(X), raw_score=True, num_threads=1))
+        """The margin the calibrator maps: the booster's, blended with the linear part's."""
+        matrix = self._matrix(X)
+        trees = np.asarray(self.booster.predict(matrix, raw_score=True, num_threads=1))
+        return self.blended_margin(trees, matrix)
+
+    def blended_margin(self, trees_margin: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """``trees_margin`` (the booster's, e.g. from a fast single-row path) of the rows
+        ``matrix``, with the linear part when the model has one (:class:`MarginBlend`)."""
+        return trees_margin if self.blend is None else self.blend.combine(trees_margin, matrix)
+
+    def blended_contributions(self, trees_contrib: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Per-feature contributions (the booster's TreeSHAP without its bias column), with
+        the linear part's when the model has one."""
+        if self.blend is None:
+            return trees_contrib
+        return self.blend.contributions(trees_contrib, matrix)
+
+    def contributions(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
+        """Per-feature contributions to :meth:`margin`, shape ``(n, n_features)``."""
+        matrix = self._matrix(X)
+        contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=1))
+        return self.blended_contributions(contrib[:, :-1], matrix)
 
     def predict_pd(self, X: np.ndarray | pd.DataFrame) -> np.ndarray:
         """Calibrated PD (or fraud probability) per row, shape ``(n,)`` (as
@@ -629,10 +653,9 @@ class LoadedModel:
     def reason_codes(
         self, X: np.ndarray | pd.DataFrame, top_k: int = 3
     ) -> list[list[FeatureReason]]:
-        """Top adverse reasons per row from the booster's feature contributions."""
+        """Top adverse reasons per row from the features' contributions."""
         matrix = self._matrix(X)
-        contrib = np.asarray(self.booster.predict(matrix, pred_contrib=True, num_threads=1))
-        return self.reason_coder.reasons(contrib[:, :-1], top_k=top_k, values=matrix)
+        return self.reason_coder.reasons(self.contributions(matrix), top_k=top_k, values=matrix)
 
 
 def load_model(

@@ -86,7 +86,7 @@ def _inputs(slot: ModelSlot, full: np.ndarray) -> np.ndarray:
 def _score(slot: ModelSlot, X: np.ndarray) -> Scored:
     model = slot.model
     if slot.margin is not None:  # same margin as the booster's predict, without its overhead
-        margin = np.array([slot.margin(X[0])])
+        margin = model.blended_margin(np.array([slot.margin(X[0])]), X)  # type: ignore[attr-defined]
         pd_ = float(model.calibrator.predict(margin)[0])  # type: ignore[attr-defined]
     else:
         pd_ = float(model.predict_pd(X)[0])
@@ -100,8 +100,9 @@ def _reasons(slot: ModelSlot, X: np.ndarray, top_k: int) -> tuple[Any, ...]:
     the fast single-row contributions when the booster has them."""
     coder = getattr(slot.model, "reason_coder", None)
     if slot.margin is not None and coder is not None:
-        contrib = slot.margin.contributions(X[0])
-        return model_reasons(coder.reasons(contrib[None, :-1], top_k=top_k, values=X[:1])[0])
+        trees = slot.margin.contributions(X[0])[None, :-1]
+        contrib = slot.model.blended_contributions(trees, X[:1])  # type: ignore[attr-defined]
+        return model_reasons(coder.reasons(contrib, top_k=top_k, values=X[:1])[0])
     return model_reasons(slot.model.reason_codes(X, top_k=top_k)[0])
 
 

@@ -100,10 +100,12 @@ class SingleRowMargin:
 
 
 def single_row_margin(model: Any) -> SingleRowMargin | None:
-    """The fast margin of a binary LightGBM model (``models.registry.LoadedModel``), or None
-    for anything else (then the model's own ``predict_pd`` is used)."""
+    """The fast margin of a binary LightGBM model (``models.registry.LoadedModel``: its
+    ``calibrator`` and ``blended_margin``, which adds a linear part to the booster's), or
+    None for anything else (then the model's own ``predict_pd`` is used)."""
     booster = getattr(model, "booster", None)
-    if booster is None or getattr(model, "calibrator", None) is None:
+    needs = ("calibrator", "blended_margin", "blended_contributions")
+    if booster is None or any(getattr(model, name, None) is None for name in needs):
         return None
     try:
         if booster.num_model_per_iteration() != 1:

@@ -105,14 +105,22 @@ def test_fast_margin_equals_booster_predict(
     rng = np.random.default_rng(5)
     X = rng.normal(0, 1, (40, len(model.feature_names))) * rng.choice([1, 10, 1000], (40, 1))
     X[rng.random(X.shape) < 0.2] = np.nan
-    expected = model.margin(X)
     got = np.array([fast(row) for row in X])
-    np.testing.assert_array_equal(got, expected)
-    np.testing.assert_array_equal(model.calibrator.predict(got), model.predict_pd(X))
+    np.testing.assert_array_equal(got, model.booster.predict(X, raw_score=True))
+    # the credit models blend a linear part into the trees' margin (issue 18); fraud does not
+    assert (model.blend is not None) == (product == "personal")
+    served = np.concatenate(  # one row at a time, as scoring_service.decide does
+        [model.blended_margin(np.array([g]), row[None, :]) for g, row in zip(got, X, strict=True)]
+    )
+    np.testing.assert_allclose(served, model.margin(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        model.calibrator.predict(served), model.predict_pd(X), rtol=0, atol=1e-12
+    )
     contributions = np.array([fast.contributions(row) for row in X])
     np.testing.assert_array_equal(contributions, model.booster.predict(X, pred_contrib=True))
     for row, contribution in zip(X, contributions, strict=True):  # one row, as served
-        fast_reasons = model.reason_coder.reasons(contribution[None, :-1], values=row[None, :])
+        blended = model.blended_contributions(contribution[None, :-1], row[None, :])
+        fast_reasons = model.reason_coder.reasons(blended, values=row[None, :])
         assert fast_reasons == model.reason_codes(row[None, :])
 
 

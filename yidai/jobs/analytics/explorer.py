@@ -86,11 +86,12 @@ def percentile(value: float | None, population: np.ndarray | None) -> float:
 def feature_contributions(model: Any, features: Mapping[str, float | None]) -> dict[str, float]:
     """Each feature's contribution to the model's raw score (log-odds of default or fraud;
     positive = riskier) for the recorded inputs: the booster's SHAP values
-    (``pred_contrib``), the same the reason codes are derived from."""
+    (``pred_contrib``), with the linear part's when the model blends one
+    (``LoadedModel.contributions``), the same the reason codes are derived from."""
     row = np.array(
         [[np.nan if features.get(n) is None else float(features[n]) for n in model.feature_names]]  # type: ignore[arg-type]
     )
-    contrib = np.asarray(model.booster.predict(row, pred_contrib=True, num_threads=1))[0, :-1]
+    contrib = np.asarray(model.contributions(row))[0]
     return dict(zip(model.feature_names, contrib.tolist(), strict=True))
 
 

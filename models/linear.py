@@ -1,0 +1,226 @@
+"""The linear companion of a gradient-boosted PD: an L2 logistic regression on normal scores,
+blended with the trees' margin (issue 18).
+
+Why: on the simulator's five benchmark worlds the credit models' learning gap (a regression
+on the truth from the same features minus the model) was as large as their observation gap.
+The trees, grown from a few hundred defaulting borrowers, rank each borrower's many noisy
+traces of one latent state worse than a linear score of them. Half trees, half linear was
+better out of time than either on its own (docs/benchmarks.md, issue 18).
+
+* :class:`NormalScores`: each feature through its training quantiles to a standard normal
+  score (missing values at the training median), so that one coefficient per feature
+  suits skewed amounts and bounded ratios alike;
+* :class:`LinearMargin`: ``score @ coef + intercept``, fitted by L2-penalised log loss
+  (``sum(log loss) + |coef|^2 / (2 C)``, as scikit-learn's ``C``), each coefficient bounded
+  to the sign of its feature's monotone constraint, ``C`` chosen on a held-out window;
+* :class:`MarginBlend`: ``(1 - w) * z(trees) + w * z(linear)``, each margin standardised on
+  the calibration window, so a weight means a share of the ranking.
+
+Everything the service needs is plain numbers (:meth:`MarginBlend.to_dict`), stored with
+the booster in the registered version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from yidai.core.errors import YidaiError
+
+N_LEVELS = 101  # quantile levels of a normal-score map (0, 1, ..., 100 %)
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 1.0)
+_EDGE = 1e-7  # a score's probability level is kept within [_EDGE, 1 - _EDGE]
+
+
+@dataclass(frozen=True)
+class NormalScores:
+    """Per feature: ``Phi^-1(F(x))``, ``F`` the training distribution (its ``N_LEVELS``
+    quantiles, linear between them; ties get their mid level), missing values at ``fill``."""
+
+    quantiles: np.ndarray  # (N_LEVELS, n_features)
+    fill: np.ndarray  # (n_features,) training medians
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> NormalScores:
+        """The quantiles of each column's present values (a column never present: zeros)."""
+        empty = np.isnan(X).all(axis=0)
+        present = np.where(empty, 0.0, X)
+        quantiles = np.nanquantile(present, np.linspace(0, 1, N_LEVELS), axis=0)
+        return cls(quantiles, np.nanmedian(present, axis=0))
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        # heavy: scipy (only a blended model needs it)
+        from scipy.special import ndtri
+
+        filled = np.where(np.isnan(X), self.fill, X)
+        levels = np.linspace(0, 1, N_LEVELS)
+        out = np.empty_like(filled, dtype=np.float64)
+        for j in range(filled.shape[1]):
+            q, x = self.quantiles[:, j], filled[:, j]
+            # up from the left and down from the right: a value tied over several quantiles
+            # gets the middle of their levels
+            out[:, j] = 0.5 * (np.interp(x, q, levels) - np.interp(-x, -q[::-1], -levels[::-1]))
+        return np.asarray(ndtri(np.clip(out, _EDGE, 1 - _EDGE)))
+
+
+@dataclass(frozen=True)
+class LinearMargin:
+    """``NormalScores(x) @ coef + intercept``: log-odds of default (unweighted classes)."""
+
+    scores: NormalScores
+    coef: np.ndarray
+    intercept: float
+    C: float
+    center: np.ndarray  # mean training score per feature (contributions are relative to it)
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.scores.transform(X) @ self.coef + self.intercept)
+
+    def contributions(self, X: np.ndarray) -> np.ndarray:
+        """Each feature's share of the margin against the average training row."""
+        return np.asarray((self.scores.transform(X) - self.center) * self.coef)
+
+
+def _fit_logistic(
+    Z: np.ndarray, y: np.ndarray, C: float, bounds: list[tuple[float | None, float | None]]
+) -> tuple[np.ndarray, float]:
+    """Minimise ``sum(log loss) + |coef|^2 / (2 C)`` within ``bounds`` (L-BFGS-B)."""
+    # heavy: scipy
+    from scipy.optimize import minimize
+    from scipy.special import expit
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        coef, b = theta[:-1], theta[-1]
+        t = Z @ coef + b
+        # log(1 + e^t) - y t, stably
+        value = float(np.sum(np.logaddexp(0.0, t) - y * t) + coef @ coef / (2 * C))
+        residual = expit(t) - y
+        return value, np.append(Z.T @ residual + coef / C, residual.sum())
+
+    rate = float(np.clip(y.mean(), 1e-6, 1 - 1e-6))
+    start = np.append(np.zeros(Z.shape[1]), np.log(rate / (1 - rate)))
+    result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=[*bounds, (None, None)])
+    return np.asarray(result.x[:-1]), float(result.x[-1])
+
+
+def _log_loss(y: np.ndarray, margin: np.ndarray) -> float:
+    return float(np.mean(np.logaddexp(0.0, margin) - y * margin))
+
+
+def fit_linear_margin(
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    signs: Sequence[int],
+    eval_set: tuple[np.ndarray, np.ndarray] | None = None,
+    C: float | None = None,
+) -> LinearMargin:
+    """Fit the linear margin on ``(X, y)``; ``signs`` per column (+1: the coefficient is
+    >= 0, -1: <= 0, 0: free; the trees' monotone constraints); ``C`` given, or the value of
+    ``C_GRID`` with the lowest log loss on ``eval_set``."""
+    if C is None and eval_set is None:
+        raise YidaiError("fit_linear_margin needs C or an eval_set to choose it on")
+    if len(signs) != X.shape[1]:
+        raise YidaiError(f"{len(signs)} monotone signs for {X.shape[1]} features")
+    scores = NormalScores.fit(X)
+    Z = scores.transform(X)
+    bounds: list[tuple[float | None, float | None]] = [
+        (0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None) for s in signs
+    ]
+    candidates = (C,) if C is not None else C_GRID
+    best: tuple[float, LinearMargin] | None = None
+    for c in candidates:
+        coef, intercept = _fit_logistic(Z, y, float(c), bounds)
+        fitted = LinearMargin(scores, coef, intercept, float(c), Z.mean(axis=0))
+        if eval_set is None:
+            return fitted
+        held_loss = _log_loss(eval_set[1], fitted.margin(eval_set[0]))
+        if best is None or held_loss < best[0]:
+            best = (held_loss, fitted)
+    assert best is not None
+    return best[1]
+
+
+@dataclass(frozen=True)
+class MarginBlend:
+    """``(1 - weight) * (trees - trees_center) / trees_scale + weight * (linear -
+    linear_center) / linear_scale``: the blended log-odds the calibrator maps to a PD."""
+
+    linear: LinearMargin
+    weight: float
+    trees_center: float
+    trees_scale: float
+    linear_center: float
+    linear_scale: float
+
+    @classmethod
+    def standardised_on(
+        cls, linear: LinearMargin, weight: float, trees_margin: np.ndarray, X: np.ndarray
+    ) -> MarginBlend:
+        """The blend with each margin's centre and scale taken on the rows ``X`` (whose
+        trees' margins are ``trees_margin``): the calibration window."""
+        lin = linear.margin(X)
+        return cls(
+            linear,
+            float(weight),
+            float(trees_margin.mean()),
+            float(trees_margin.std() or 1.0),
+            float(lin.mean()),
+            float(lin.std() or 1.0),
+        )
+
+    def combine(self, trees_margin: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """The blended margin of rows ``X`` whose trees' margins are ``trees_margin``."""
+        trees = (np.asarray(trees_margin) - self.trees_center) / self.trees_scale
+        lin = (self.linear.margin(X) - self.linear_center) / self.linear_scale
+        return np.asarray((1 - self.weight) * trees + self.weight * lin)
+
+    def contributions(self, trees_contrib: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """Per-feature contributions to the blended margin: the trees' (TreeSHAP) and the
+        linear part's, each on its blended scale (their sum is the margin up to a constant)."""
+        trees = np.asarray(trees_contrib) * (1 - self.weight) / self.trees_scale
+        return trees + self.linear.contributions(X) * self.weight / self.linear_scale
+
+    def to_dict(self) -> dict[str, Any]:
+        lin = self.linear
+        return {
+            "weight": self.weight,
+            "trees_center": self.trees_center,
+            "trees_scale": self.trees_scale,
+            "linear_center": self.linear_center,
+            "linear_scale": self.linear_scale,
+            "coef": lin.coef.tolist(),
+            "intercept": lin.intercept,
+            "C": lin.C,
+            "center": lin.center.tolist(),
+            "quantiles": lin.scores.quantiles.T.tolist(),  # one list of levels per feature
+            "fill": lin.scores.fill.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MarginBlend:
+        try:
+            scores = NormalScores(
+                np.asarray(data["quantiles"], dtype=np.float64).T,
+                np.asarray(data["fill"], dtype=np.float64),
+            )
+            linear = LinearMargin(
+                scores,
+                np.asarray(data["coef"], dtype=np.float64),
+                float(data["intercept"]),
+                float(data["C"]),
+                np.asarray(data["center"], dtype=np.float64),
+            )
+            return cls(
+                linear,
+                float(data["weight"]),
+                float(data["trees_center"]),
+                float(data["trees_scale"]),
+                float(data["linear_center"]),
+                float(data["linear_scale"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise YidaiError(f"a stored margin blend is malformed: {exc}") from exc

@@ -1,0 +1,119 @@
+"""The linear companion of the gradient-boosted PD (issue 18): normal scores, the signed L2
+logistic margin, the blend, its storage and its contributions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import kstest
+
+from models.estimator import GradientBoostedPD
+from models.linear import (
+    C_GRID,
+    MarginBlend,
+    NormalScores,
+    fit_linear_margin,
+)
+from models.metrics import auc
+from models.registry import LoadedModel
+from models.scorecard import Scorecard
+from yidai.core.errors import YidaiError
+
+
+def test_normal_scores_are_standard_normal_monotone_and_fill_the_median() -> None:
+    rng = np.random.default_rng(3)
+    X = np.column_stack([rng.lognormal(8, 1.5, 5000), rng.integers(0, 3, 5000).astype(float)])
+    X[rng.random(5000) < 0.1, 0] = np.nan
+    scores = NormalScores.fit(X)
+    Z = scores.transform(X)
+    skewed = Z[~np.isnan(X[:, 0]), 0]
+    assert kstest(skewed, "norm").statistic < 0.03  # a lognormal amount, made normal
+    grid = np.linspace(0, 1e6, 200)[:, None] * np.ones((1, 2))
+    assert np.all(np.diff(scores.transform(grid)[:, 0]) >= 0)  # order kept
+    # a missing value scores as the training median; a tie scores as its levels' middle
+    assert Z[np.isnan(X[:, 0]), 0] == pytest.approx(0.0, abs=0.03)
+    ties = scores.transform(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]))[:, 1]
+    assert ties[0] < -0.8 and abs(ties[1]) < 0.2 and ties[2] > 0.8
+
+
+def test_the_linear_margin_is_signed_as_the_monotone_constraints_and_chooses_c() -> None:
+    rng = np.random.default_rng(4)
+    X = rng.normal(0, 1, (4000, 3))
+    y = (rng.random(4000) < 1 / (1 + np.exp(-(-3 + 1.0 * X[:, 0] + 0.6 * X[:, 1])))).astype(float)
+    held = (X[:2000], y[:2000])
+    free = fit_linear_margin(X[2000:], y[2000:], signs=[0, 0, 0], eval_set=held)
+    assert free.coef[0] > 0.5 and free.coef[1] > 0.3 and free.C in C_GRID
+    # the second feature raises risk; a constraint saying it lowers it pins it at zero
+    signed = fit_linear_margin(X[2000:], y[2000:], signs=[1, -1, 0], eval_set=held)
+    assert signed.coef[0] > 0.5 and signed.coef[1] == 0.0
+    fixed = fit_linear_margin(X[2000:], y[2000:], signs=[0, 0, 0], C=0.001)
+    assert fixed.C == 0.001 and abs(fixed.coef).sum() < abs(free.coef).sum()  # shrunk
+    with pytest.raises(YidaiError, match="needs C or an eval_set"):
+        fit_linear_margin(X, y, signs=[0, 0, 0])
+    with pytest.raises(YidaiError, match="2 monotone signs for 3 features"):
+        fit_linear_margin(X, y, signs=[0, 0], C=1.0)
+
+
+def _noisy_traces(n: int, seed: int) -> pd.DataFrame:
+    """One latent state seen through many noisy traces, few defaults: the lines' shape."""
+    rng = np.random.default_rng(seed)
+    state = rng.normal(0, 1, n)
+    frame = pd.DataFrame(
+        {f"trace_{j}": state + rng.normal(0, 2.0, n) for j in range(12)}
+        | {"noise": rng.normal(0, 1, n)}
+    )
+    frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-(-4.2 - 1.4 * state)))).astype(int)
+    return frame
+
+
+def test_a_blend_ranks_many_noisy_traces_better_and_serves_as_fitted() -> None:
+    train, cal, test = (_noisy_traces(n, seed) for n, seed in ((8000, 1), (4000, 2), (20000, 3)))
+    names = [c for c in train.columns if c != "label"]
+    monotone = {f"trace_{j}": -1 for j in range(12)}
+
+    def fit(weight: float) -> GradientBoostedPD:
+        model = GradientBoostedPD(monotone=monotone, linear_weight=weight, n_estimators=300)
+        return model.fit(train[names], train["label"], eval_set=(cal[names], cal["label"]))
+
+    trees, blended = fit(0.0), fit(0.5)
+    assert trees.blend_ is None and blended.blend_ is not None
+    assert (blended.blend_.linear.coef[:12] <= 0).all()  # signed as the constraints
+    y = test["label"].to_numpy()
+    gain = auc(y, blended.predict_pd(test[names])) - auc(y, trees.predict_pd(test[names]))
+    assert gain > 0.005, gain
+    assert blended.get_params()["linear_weight"] == 0.5
+    with pytest.raises(YidaiError, match=r"linear_weight must be within 0\.\.1"):
+        GradientBoostedPD(linear_weight=1.5).fit(
+            train[names], train["label"], eval_set=(cal[names], cal["label"])
+        )
+
+    # contributions add up to the blended margin (up to one constant: the average row's)
+    X = test[names].to_numpy()[:500]
+    offset = blended.decision_function(X) - blended.contributions(X).sum(axis=1)
+    assert np.ptp(offset) < 1e-6
+    # stored as plain numbers and served the same: PDs and reasons
+    assert blended.blend_ is not None
+    stored = MarginBlend.from_dict(blended.blend_.to_dict())
+    np.testing.assert_allclose(
+        stored.combine(blended._trees_margin(X), X), blended.decision_function(X), atol=1e-12
+    )
+    served = LoadedModel(
+        name="noisy_pd",
+        version="1",
+        alias=None,
+        run_id="r",
+        booster=blended.booster_,
+        metadata={
+            "feature_set": "noisy_v1",
+            "feature_set_version": "fp",
+            "feature_names": names,
+            "calibrator": blended.calibrator_.to_dict(),
+            "blend": blended.blend_.to_dict(),
+            "scorecard": Scorecard().to_dict(),
+        },
+    )
+    np.testing.assert_allclose(served.predict_pd(X), blended.predict_pd(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(served.contributions(X), blended.contributions(X), atol=1e-12)
+    with pytest.raises(YidaiError, match="margin blend is malformed"):
+        MarginBlend.from_dict({"weight": 0.5})
