@@ -2,7 +2,7 @@
 
     uv run python benchmarks/bench_oracle_gap.py --frames-dir DIR ...   # saves the frames
     uv run python benchmarks/bench_oracle_decomposition.py --frames-dir DIR
-        [--models personal_pd merchant_pd sme_pd] [--bootstrap 300]
+        [--models personal_pd merchant_pd sme_pd] [--bootstrap 300] [--weights 0.5 0.85 1]
 
 ``bench_oracle_gap.py --frames-dir`` keeps each world's point-in-time training set (one
 Parquet file per seed and model, with a JSON of its features, monotone signs and windows).
@@ -19,9 +19,13 @@ This script splits each the way training does and splits the oracle gap in two:
   could still win.
 
 Learners on the same rows: ``champion`` (``models.training.fit_and_evaluate`` with the
-production defaults, the model validated out of time), ``logistic`` (an L2 logistic
-regression on normal-quantile features, its C chosen by the calibration window's log loss,
-Platt on that window) and ``blend`` (the sum of their z-scored margins, Platt on that window).
+production defaults, the model validated out of time: the trees blended with the linear
+part at the product's ``LINEAR_WEIGHTS``), ``trees`` (the same with ``linear_weight`` 0),
+``linear`` (the production linear part alone, ``models.linear.fit_linear_margin``: an L2
+logistic regression on normal scores, signed as the monotone constraints, C chosen by the
+calibration window's log loss; Platt on that window) and ``blend@w`` for each ``--weights``
+(``(1 - w) z(trees) + w z(linear)``, each margin standardised on the calibration window as
+the estimator does; Platt on that window): how the weight was chosen.
 Each on the validation window (the calibration window: the GBM's early stopping and every
 calibrator saw its labels, so its figures there lean optimistic) and the out-of-time test
 window, with a paired bootstrap standard error over borrowers on the test window and the
@@ -43,7 +47,6 @@ import pandas as pd
 from bench_oracle_gap import bootstrap_gap_se, first_per_borrower
 
 WINDOWS = ("validation", "test")
-LEARNERS = ("champion", "logistic", "blend")
 
 
 @dataclass
@@ -59,6 +62,7 @@ class WorldModel:
     #: the champion's test AUC on its calibrated PDs (an isotonic calibrator ties scores)
     champion_calibrated_test: float = float("nan")
     calibration: str = ""
+    linear_weight: float = float("nan")  # the champion's (the product's LINEAR_WEIGHTS)
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -93,34 +97,10 @@ def ceiling_scores(
     return {k: booster.predict(v[features].to_numpy(float)) for k, v in parts.items()}
 
 
-def logistic_margins(
-    train: pd.DataFrame, cal: pd.DataFrame, parts: dict[str, pd.DataFrame], features: list[str]
-) -> dict[str, np.ndarray]:
-    """Margins of an L2 logistic regression on normal-quantile features (missing values at
-    the training median), C chosen by the calibration window's log loss."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-    from sklearn.preprocessing import QuantileTransformer
-
-    median = train[features].median()
-    qt = QuantileTransformer(n_quantiles=200, output_distribution="normal", random_state=0)
-    x_train = qt.fit_transform(train[features].fillna(median))
-    x_cal = qt.transform(cal[features].fillna(median))
-    y_train, y_cal = train["label"].to_numpy(), cal["label"].to_numpy()
-    fits = [
-        LogisticRegression(C=c, max_iter=3000).fit(x_train, y_train)
-        for c in (0.001, 0.003, 0.01, 0.03, 0.1, 1.0)
-    ]
-    best = min(fits, key=lambda m: log_loss(y_cal, m.predict_proba(x_cal)[:, 1]))
-    return {
-        k: best.decision_function(qt.transform(v[features].fillna(median)))
-        for k, v in parts.items()
-    }
-
-
-def decompose(path: Path, n_boot: int) -> WorldModel:
-    """Oracle, ceiling and the three learners on one saved frame."""
+def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
+    """Oracle, ceiling and the learners on one saved frame."""
     from models.calibration import fit_calibrator
+    from models.linear import fit_linear_margin
     from models.metrics import auc, observed_to_expected
     from models.training import (
         SplitConfig,
@@ -154,19 +134,39 @@ def decompose(path: Path, n_boot: int) -> WorldModel:
         id_column="id",
         complete_from=pd.Timestamp(meta["complete_from"]) if meta["complete_from"] else None,
     )
-    fitted = fit_and_evaluate(get_spec(model), data, split=split, refit=False)
-    champion = {k: fitted.estimator.decision_function(v[features]) for k, v in windows.items()}
+    spec = get_spec(model)
+    fitted = fit_and_evaluate(spec, data, split=split, refit=False)
+    trees_only = fit_and_evaluate(
+        spec, data, split=split, refit=False, estimator_params={"linear_weight": 0.0}
+    )
     row.champion_calibrated_test = auc(labels["test"], fitted.p_test)
     row.calibration = str(fitted.params["calibration_chosen"])
-    logistic = logistic_margins(train, cal, windows, features)
+    row.linear_weight = spec.linear_weight
+    linear = fit_linear_margin(
+        train[features].to_numpy(float),
+        train["label"].to_numpy(float),
+        signs=[int(meta["monotone"].get(f, 0)) for f in features],
+        eval_set=(cal[features].to_numpy(float), labels["validation"]),
+    )
+
+    def margins_of(score: object) -> dict[str, np.ndarray]:
+        return {k: np.asarray(score(v[features])) for k, v in windows.items()}  # type: ignore[operator]
 
     def z(margins: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         mean, sd = margins["validation"].mean(), margins["validation"].std() or 1.0
         return {k: (v - mean) / sd for k, v in margins.items()}
 
-    blend = {k: z(champion)[k] + z(logistic)[k] for k in windows}
+    trees = margins_of(trees_only.estimator.decision_function)
+    lin = margins_of(lambda x: linear.margin(x.to_numpy(float)))
+    learners = {
+        "champion": margins_of(fitted.estimator.decision_function),
+        "trees": trees,
+        "linear": lin,
+    } | {
+        f"blend@{w:g}": {k: (1 - w) * z(trees)[k] + w * z(lin)[k] for k in windows} for w in weights
+    }
     first = first_per_borrower(test)
-    for name, margins in (("champion", champion), ("logistic", logistic), ("blend", blend)):
+    for name, margins in learners.items():
         row.learners[name] = {k: auc(labels[k], margins[k]) for k in windows}
         if name == "champion":
             p_test = fitted.p_test
@@ -194,13 +194,16 @@ def _mean_se(values: list[float]) -> str:
 
 def summarise(rows: list[WorldModel]) -> None:
     """Per model: the mean over worlds of each gap on each window, with its standard error."""
+    learners = list(rows[0].learners)
     print("\nmeans over worlds (se of the mean); gaps are AUC differences on the same rows")
+    weights = {r.model: r.linear_weight for r in rows}
+    print("the champions' linear weights: " + ", ".join(f"{m} {w:g}" for m, w in weights.items()))
     print(
         "| model | worlds | window | oracle gap of the ceiling (observation) | "
-        + " | ".join(f"{n}: oracle gap / learning gap" for n in LEARNERS)
+        + " | ".join(f"{n}: oracle gap / learning gap" for n in learners)
         + " |"
     )
-    print("|---|---|---|---|" + "---|" * len(LEARNERS))
+    print("|---|---|---|---|" + "---|" * len(learners))
     for model in sorted({r.model for r in rows}):
         mine = [r for r in rows if r.model == model]
         for w in WINDOWS:
@@ -209,7 +212,7 @@ def summarise(rows: list[WorldModel]) -> None:
                 _mean_se([r.oracle[w] - r.learners[n][w] for r in mine])
                 + " / "
                 + _mean_se([r.ceiling[w] - r.learners[n][w] for r in mine])
-                for n in LEARNERS
+                for n in learners
             ]
             print(
                 f"| {model} | {len(mine)} | {w} | {_mean_se(observation)} | {' | '.join(cells)} |"
@@ -219,7 +222,7 @@ def summarise(rows: list[WorldModel]) -> None:
             f"| {model} | | champion: test AUC of its margin minus its calibrated PDs "
             f"| {_mean_se(tie_cost)} | | | |"
         )
-        oe = " / ".join(f"{n} {np.mean([r.obligor_oe[n] for r in mine]):.2f}" for n in LEARNERS)
+        oe = " / ".join(f"{n} {np.mean([r.obligor_oe[n] for r in mine]):.2f}" for n in learners)
         print(f"| {model} | | O/E per borrower (test, mean) | | {oe} | | |")
 
 
@@ -228,6 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames-dir", type=Path, required=True, help="bench_oracle_gap's frames")
     parser.add_argument("--models", nargs="+", default=["personal_pd", "merchant_pd", "sme_pd"])
     parser.add_argument("--bootstrap", type=int, default=300, help="bootstrap resamples")
+    parser.add_argument(
+        "--weights",
+        nargs="+",
+        type=float,
+        default=[0.5, 0.85, 1.0],
+        help="linear weights of the blends to compare",
+    )
     args = parser.parse_args(argv)
     paths = sorted(
         p
@@ -244,13 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in paths:
         t0 = time.perf_counter()
-        row = decompose(path, args.bootstrap)
+        row = decompose(path, args.bootstrap, args.weights)
         rows.append(row)
+        learners = list(row.learners)
         learned = "; ".join(
             f"{n} {row.learners[n]['validation']:.4f} / {row.learners[n]['test']:.4f} "
             f"(test gap {row.oracle['test'] - row.learners[n]['test']:+.4f}, se "
             f"{row.test_se[n]:.4f}, O/E {row.obligor_oe[n]:.2f})"
-            for n in LEARNERS
+            for n in learners
         )
         print(
             f"{row.seed} {row.model}: AUC validation / test: oracle {row.oracle['validation']:.4f}"
