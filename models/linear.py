@@ -33,6 +33,7 @@ from yidai.core.errors import YidaiError
 N_LEVELS = 101  # quantile levels of a normal-score map (0, 1, ..., 100 %)
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 1.0)
 _EDGE = 1e-7  # a score's probability level is kept within [_EDGE, 1 - _EDGE]
+_ROWS_PER_PASS = 2048  # rows compared with every quantile at once (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -56,14 +57,34 @@ class NormalScores:
         from scipy.special import ndtri
 
         filled = np.where(np.isnan(X), self.fill, X)
-        levels = np.linspace(0, 1, N_LEVELS)
-        out = np.empty_like(filled, dtype=np.float64)
-        for j in range(filled.shape[1]):
-            q, x = self.quantiles[:, j], filled[:, j]
-            # up from the left and down from the right: a value tied over several quantiles
-            # gets the middle of their levels
-            out[:, j] = 0.5 * (np.interp(x, q, levels) - np.interp(-x, -q[::-1], -levels[::-1]))
-        return np.asarray(ndtri(np.clip(out, _EDGE, 1 - _EDGE)))
+        levels = np.empty(filled.shape, dtype=np.float64)
+        for lo in range(0, len(filled), _ROWS_PER_PASS):
+            levels[lo : lo + _ROWS_PER_PASS] = self._levels(filled[lo : lo + _ROWS_PER_PASS])
+        return np.asarray(ndtri(np.clip(levels, _EDGE, 1 - _EDGE)))
+
+    def _levels(self, x: np.ndarray) -> np.ndarray:
+        """``F(x)`` per cell: linear between the quantiles, up from the left and down from
+        the right averaged (a value tied over several quantiles gets the middle of their
+        levels).  All columns at once, the same arithmetic for one row as for many (a
+        loop of ``np.interp`` per column cost 0.25 ms per served row)."""
+        q = self.quantiles
+        last = q.shape[0] - 1
+        step = 1.0 / last
+        cols = np.arange(q.shape[1])[None, :]
+        at_or_below = (q[None, :, :] <= x[:, None, :]).sum(axis=1)
+        below = (q[None, :, :] < x[:, None, :]).sum(axis=1)
+        # from the left: q[i] <= x < q[i + 1]
+        i = np.clip(at_or_below - 1, 0, last - 1)
+        left, right = q[i, cols], q[i + 1, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = (i + (x - left) / (right - left)) * step
+            # from the right: q[j - 1] < x <= q[j]
+            j = np.clip(below, 1, last)
+            left, right = q[j - 1, cols], q[j, cols]
+            down = (j - (right - x) / (right - left)) * step
+        up = np.where(at_or_below == 0, 0.0, np.where(at_or_below > last, 1.0, up))
+        down = np.where(below == 0, 0.0, np.where(below > last, 1.0, down))
+        return np.asarray(0.5 * (up + down))
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import ndtri
 from scipy.stats import kstest
 
 from models.estimator import GradientBoostedPD
 from models.linear import (
     C_GRID,
+    N_LEVELS,
     MarginBlend,
     NormalScores,
     fit_linear_margin,
@@ -35,6 +37,20 @@ def test_normal_scores_are_standard_normal_monotone_and_fill_the_median() -> Non
     assert Z[np.isnan(X[:, 0]), 0] == pytest.approx(0.0, abs=0.03)
     ties = scores.transform(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]))[:, 1]
     assert ties[0] < -0.8 and abs(ties[1]) < 0.2 and ties[2] > 0.8
+    # the levels are np.interp's, up and down averaged (below, between, on and above the
+    # quantiles), and one row scores as it does in a batch (the service scores one)
+    rows = np.vstack([X[:3000], [[-1.0, -1.0], [1e12, 9.0], [X[1, 0], 1.0]]])
+    filled = np.where(np.isnan(rows), scores.fill, rows)
+    grid = np.linspace(0, 1, N_LEVELS)
+    reference = np.column_stack(
+        [
+            0.5 * (np.interp(x, q, grid) - np.interp(-x, -q[::-1], -grid[::-1]))
+            for x, q in zip(filled.T, scores.quantiles.T, strict=True)
+        ]
+    )
+    np.testing.assert_allclose(ndtri(np.clip(reference, 1e-7, 1 - 1e-7)), scores.transform(rows))
+    one_by_one = np.vstack([scores.transform(row[None, :]) for row in rows[:50]])
+    np.testing.assert_array_equal(one_by_one, scores.transform(rows)[:50])
 
 
 def test_the_linear_margin_is_signed_as_the_monotone_constraints_and_chooses_c() -> None:
