@@ -394,40 +394,41 @@ def ex_ante_line_pd(
     """The probability of a line's first miss in its window as known at the application.
 
     The borrower's hazard in month ``k + o`` (``o`` = 0 .. the window's months; ``shares`` is
-    the part of each month the miss can fall on) follows its state then, which at the
-    application in month ``k`` is known up to month ``k - 1`` only: from there the state
-    walks on (steps ``N(0, STATE_DRIFT_SD)``) and, if the borrower has not been hit yet,
-    may drop by a shock (each later month of the period with the probability its not yet
-    having come leaves it).  The survival over the window is averaged over ``EX_ANTE_PATHS``
-    such futures (the same draws for every application, so the PD is a smooth, monotone
-    function of what is known).  This is the oracle: the probability of default given
-    everything that exists at the decision.  ``path_pd``, the same probability given the
-    state path that then came, also knows the future and no model can reach it.
+    the part of each month the miss can fall on) follows its state then.  At an application
+    in month ``k`` the state is known through month ``k`` (the state in effect at the
+    decision: it drives every trace of that month from its first day); from there it walks
+    on (steps ``N(0, STATE_DRIFT_SD)``) and, if the borrower has not been hit yet, may drop
+    by a shock (each later month of the period with the probability its not yet having come
+    leaves it).  The survival over the window is averaged over ``EX_ANTE_PATHS`` such futures
+    (the same draws for every application, so the PD is a smooth, monotone function of what
+    is known).  This is the oracle: the probability of default given everything that exists
+    at the decision.  ``path_pd``, the same probability given the state path that then came,
+    also knows the future and no model can reach it.
     """
     n_ahead = shares.shape[1]
-    steps = rng.normal(0, STATE_DRIFT_SD, (EX_ANTE_PATHS, n_ahead))
-    walk = np.cumsum(steps, axis=1)[None, :, :]
+    steps = rng.normal(0, STATE_DRIFT_SD, (EX_ANTE_PATHS, n_ahead - 1))
+    walk = np.cumsum(steps, axis=1)[None, :, :]  # months k + 1 .. from month k's state
     u = rng.random(EX_ANTE_PATHS)[None, :]
     size = rng.uniform(*SHOCK_SIZE, EX_ANTE_PATHS)[None, :, None]
     per_month = BUSINESS_SHOCK_P / (months - 1)  # shock months are 1 .. months - 1
-    ahead = np.arange(n_ahead)
+    ahead = np.arange(1, n_ahead)
     offsets = np.broadcast_to(np.asarray(offset, dtype=float), who.shape)
     out = np.empty(len(who))
     for lo in range(0, len(who), 1024):
         sl = slice(lo, lo + 1024)
         w, k = who[sl], month_k[sl]
         z = group.z_eff
-        known = [z[w, np.maximum(k - back, 0)] for back in (2, 1)]  # months k-2, k-1
-        not_yet = (group.shock_month[w] < 0) | (group.shock_month[w] >= k)
-        rate = per_month / (1 - per_month * np.maximum(k - 1, 0))  # per month from month k
-        shock_at = np.floor(u / rate[:, None])  # months after k-1's end; none if >= months - k
+        known = np.stack([z[w, np.maximum(k - back, 0)] for back in (2, 1, 0)], axis=1)
+        not_yet = (group.shock_month[w] < 0) | (group.shock_month[w] > k)
+        rate = per_month / (1 - per_month * k)  # per later month, none having come by month k
+        shock_at = 1 + np.floor(u / rate[:, None])  # months after k; none after the period
         hit = not_yet[:, None] & (shock_at < (months - k)[:, None])
         drop = size * (hit[:, :, None] & (ahead[None, None, :] >= shock_at[:, :, None]))
-        future = known[1][:, None, None] + walk - drop  # (rows, paths, months k ..)
-        past = np.broadcast_to(np.stack(known, axis=1)[:, None, :], (*future.shape[:2], 2))
-        path = np.concatenate([past, future], axis=2)
+        future = known[:, 2, None, None] + walk - drop  # (rows, paths, months k + 1 ..)
+        past = np.broadcast_to(known[:, None, :], (*future.shape[:2], 3))
+        path = np.concatenate([past, future], axis=2)  # months k - 2 .. k + n_ahead - 1
         state = 0.5 * path[:, :, 2:] + 0.3 * path[:, :, 1:-1] + 0.2 * path[:, :, :-2]
-        month = k[:, None] + ahead[None, :]
+        month = k[:, None] + np.arange(n_ahead)[None, :]
         start = month_start[np.minimum(month, len(month_start) - 1)]
         tenure_short = (start - group.onboarded_day[w][:, None]) < 365
         score = offsets[sl][:, None] + 0.35 * tenure_short  # (rows, months)

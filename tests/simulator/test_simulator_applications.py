@@ -74,8 +74,8 @@ def test_bad_application_knobs_are_clear_errors() -> None:
 
 def test_a_line_true_pd_knows_the_past_and_path_pd_the_future() -> None:
     """Issue 18, the oracle: a line's ``true_pd`` is its PD as known at the decision (the
-    state up to the month before, the law of what may follow), so a change to the states
-    after that month leaves it as it was, and a change before it moves it; ``path_pd`` (the
+    state through the decision's month, the law of what may follow), so a change to the
+    states after that month leaves it as it was, and a change in it moves it; ``path_pd`` (the
     hazards of the path that came) knows the future.  Both agree on the level of defaults."""
     config = SimConfig.preset("tiny", seed=11, months=18, history_months=6, application_rate=3)
     calendar = Calendar.build(config.start, config.months)
@@ -103,7 +103,7 @@ def test_a_line_true_pd_knows_the_past_and_path_pd_the_future() -> None:
         )  # fmt: skip
 
     known = ex_ante()
-    merchants.z_eff[:, 10:] -= 1.5  # a hit in the decision's month and after
+    merchants.z_eff[:, 11:] -= 1.5  # a hit in the months after the decision's
     np.testing.assert_array_equal(ex_ante(), known)
-    merchants.z_eff[:, 9] -= 1.5  # the month before the decision: seen, and priced
+    merchants.z_eff[:, 10] -= 1.5  # the decision's month: its state is in effect, and priced
     assert (ex_ante() > known).all()
