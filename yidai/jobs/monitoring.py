@@ -734,10 +734,12 @@ def run_monitoring(
     return report
 
 
-_LINES_SQL = """
+#: The line products as a SQL list (``catalogue.LINE_PRODUCTS``: names from the catalogue).
+_LINE_PRODUCTS_SQL = ", ".join(f"'{p}'" for p in catalogue.LINE_PRODUCTS)
+_LINES_SQL = f"""
     WITH lines AS (
         SELECT DISTINCT account_id FROM loan_applications
-        WHERE product IN ('merchant', 'sme') AND account_id IS NOT NULL
+        WHERE product IN ({_LINE_PRODUCTS_SQL}) AND account_id IS NOT NULL
     )
     SELECT p.account_id, arg_max(p.credit_limit, p.snapshot_date) AS credit_limit,
            arg_max(p.outstanding, p.snapshot_date) AS outstanding,
@@ -746,11 +748,11 @@ _LINES_SQL = """
     WHERE p.snapshot_date < $end
     GROUP BY p.account_id
 """
-_DRAWN_SQL = """
+_DRAWN_SQL = f"""
     SELECT CAST(d.ts AS DATE) AS day, sum(d.amount) AS drawn
     FROM loan_drawdowns d
     WHERE d.ts >= $start AND d.ts < $end AND d.account_id IN (
-        SELECT account_id FROM loan_applications WHERE product IN ('merchant', 'sme'))
+        SELECT account_id FROM loan_applications WHERE product IN ({_LINE_PRODUCTS_SQL}))
     GROUP BY 1 ORDER BY 1
 """
 
