@@ -51,6 +51,11 @@ RECOVERY_RATE = 0.3  # share of a written-off balance recovered in the charge-of
 FROZEN_DPD = 30  # a line this many days past due at month end is frozen (no drawdowns)
 MIN_DRAW = 100.0  # smallest drawdown; a line with less available is not drawn
 EX_ANTE_PATHS = 128  # futures a line's ex-ante true PD averages over
+# The true-PD formula's terms (``logit = intercept - SLOPE * state + extra + short tenure``):
+RECENT_WEIGHTS = (0.5, 0.3, 0.2)  # the state a PD reads: the months before, latest first
+TENURE_SHORT_DAYS = 365  # an entity this new at the decision (or the month) is riskier...
+TENURE_SHORT_LOGIT = 0.35  # ...by this much on the logit
+RISKY_MCC_LOGIT = 0.3  # a merchant in a risky MCC
 
 
 @dataclass
@@ -107,9 +112,8 @@ def _mean_before(values: np.ndarray, who: np.ndarray, month: np.ndarray, span: i
 
 def _recent_state(z_eff: np.ndarray, who: np.ndarray, month: np.ndarray) -> np.ndarray:
     """The latent state recent behaviour shows: last three months before the application."""
-    weights = (0.5, 0.3, 0.2)
     total = np.zeros(len(who))
-    for back, w in enumerate(weights, start=1):
+    for back, w in enumerate(RECENT_WEIGHTS, start=1):
         total += w * z_eff[who, np.maximum(month - back, 0)]
     return total
 
@@ -147,7 +151,7 @@ def draw_applications(world: World) -> Applications:
     order = np.lexsort((applicant, product, ts))
     product, applicant, since, day, ts = (a[order] for a in (product, applicant, since, day, ts))
     month = cal.month_of(day)
-    tenure_short = (day - since) < 365
+    tenure_short = (day - since) < TENURE_SHORT_DAYS
 
     state = np.zeros(n)
     extra = np.zeros(n)
@@ -168,7 +172,7 @@ def draw_applications(world: World) -> Applications:
             cap[k] = np.maximum(3 * spend, 1000)
         elif prod == MERCHANT:
             state[k] = _recent_state(m.z_eff, who, month[k])
-            extra[k] = 0.3 * m.risky[who]
+            extra[k] = RISKY_MCC_LOGIT * m.risky[who]
             turnover = np.maximum(_mean_before(world.agg["merch_turnover"], who, mo, 3), 0)
             older = np.maximum(_mean_before(world.agg["merch_turnover"], who, mo - 3, 3), 1)
             obs[k] = 0.6 * np.log1p(turnover) + 0.8 * np.log((turnover + 1) / older).clip(-2, 2)
@@ -191,7 +195,7 @@ def draw_applications(world: World) -> Applications:
         k = product == prod
         if not k.any():
             continue
-        score = -SLOPE[prod] * state[k] + extra[k] + 0.35 * tenure_short[k]
+        score = -SLOPE[prod] * state[k] + extra[k] + TENURE_SHORT_LOGIT * tenure_short[k]
         intercept[prod] = _calibrate_intercept(score, TARGET_BAD_RATE[prod])
         true_pd[k] = sigmoid(intercept[prod] + score)
         threshold = np.quantile(obs[k], 1 - APPROVE_SHARE[prod])
@@ -301,7 +305,7 @@ def _line_defaults(
     """One default per merchant or SME line, from a monthly hazard; updates in place.
 
     From ``LINE_FIRST_MISS_DAYS`` after its line opens, a borrower misses a payment in month
-    ``t`` with the hazard ``1 - (1 - pd_t) ** (1 / 6)`` spread evenly over the month's days
+    ``t`` with the hazard ``_monthly_hazard(pd_t)`` spread evenly over the month's days
     (a month the line can miss on only in part gets that share of it), ``pd_t`` the true-PD
     formula at its state of the time (the same score and intercept as its applications): at
     a constant state that is ``pd`` over 6 months.  (Before, a new line drew its whole
@@ -330,15 +334,17 @@ def _line_defaults(
         who = np.unique(applicant[rows])
         opened = np.full(group.n, NEVER)
         np.minimum.at(opened, applicant[rows], day[account[rows]])
-        extra = 0.3 * world.merchants.risky[who] if prod == MERCHANT else np.zeros(len(who))
+        extra_of = (  # the borrower's fixed terms of the PD's logit
+            RISKY_MCC_LOGIT * world.merchants.risky if prod == MERCHANT else np.zeros(group.n)
+        )
         default_day = np.full(group.n, NEVER)
         hazards = np.zeros((group.n, cfg.months + 9))
         for month in range(cal.month_of(np.array([opened[who].min()]))[0], cfg.months):
             start, stop = int(month_start[month]), int(month_start[month + 1])
             state = _recent_state(group.z_eff, who, np.full(len(who), month + 1))
-            tenure_short = (start - group.onboarded_day[who]) < 365
-            pd_t = sigmoid(intercept[prod] - SLOPE[prod] * state + extra + 0.35 * tenure_short)
-            hazard = 1 - (1 - pd_t) ** (1 / 6)
+            tenure_short = (start - group.onboarded_day[who]) < TENURE_SHORT_DAYS
+            pd_t = _line_pd(intercept[prod] + extra_of[who], SLOPE[prod], state, tenure_short)
+            hazard = _monthly_hazard(pd_t)
             # a line can first miss from a month after it opened; the month's hazard applies
             # to its days from then on, the miss falling on one of them at random
             first = np.maximum(start, opened[who] + LINE_FIRST_MISS_DAYS)
@@ -373,11 +379,24 @@ def _line_defaults(
             h = hazards[applicant[on_line], np.minimum(m, hazards.shape[1] - 1)]
             log_survive += shares[:, ahead_m] * np.log1p(-np.minimum(h, 1 - 1e-12))
         path_pd[on_line] = np.clip(-np.expm1(log_survive), 1e-6, 1 - 1e-6)
-        line_extra = 0.3 * world.merchants.risky[applicant[on_line]] if prod == MERCHANT else 0.0
+        base = intercept[prod] + extra_of[applicant[on_line]]
         true_pd[on_line] = ex_ante_line_pd(
-            group, applicant[on_line], month_k, shares, intercept[prod] + line_extra,
-            SLOPE[prod], month_start, cfg.months, rng_for(cfg.seed, LOANS, 3, prod),
+            group, applicant[on_line], month_k, shares, base, SLOPE[prod], month_start,
+            cfg.months, rng_for(cfg.seed, LOANS, 3, prod),
         )  # fmt: skip
+
+
+def _line_pd(
+    base: np.ndarray, slope: float, state: np.ndarray, tenure_short: np.ndarray
+) -> np.ndarray:
+    """The true-PD formula for a line's month: ``base`` = the product's intercept plus the
+    borrower's fixed terms, ``state`` its recent state (``RECENT_WEIGHTS``)."""
+    return sigmoid(base - slope * state + TENURE_SHORT_LOGIT * tenure_short)
+
+
+def _monthly_hazard(pd: np.ndarray) -> np.ndarray:
+    """The monthly hazard that compounds to ``pd`` over six months."""
+    return 1 - (1 - pd) ** (1 / 6)
 
 
 def ex_ante_line_pd(
@@ -385,7 +404,7 @@ def ex_ante_line_pd(
     who: np.ndarray,
     month_k: np.ndarray,
     shares: np.ndarray,
-    offset: np.ndarray | float,
+    base: np.ndarray | float,
     slope: float,
     month_start: np.ndarray,
     months: int,
@@ -394,7 +413,8 @@ def ex_ante_line_pd(
     """The probability of a line's first miss in its window as known at the application.
 
     The borrower's hazard in month ``k + o`` (``o`` = 0 .. the window's months; ``shares`` is
-    the part of each month the miss can fall on) follows its state then.  At an application
+    the part of each month the miss can fall on) is ``_line_pd`` (``base``: the product's
+    intercept plus the borrower's fixed terms) at its state then.  At an application
     in month ``k`` the state is known through month ``k`` (the state in effect at the
     decision: it drives every trace of that month from its first day); from there it walks
     on (steps ``N(0, STATE_DRIFT_SD)``) and, if the borrower has not been hit yet, may drop
@@ -412,7 +432,7 @@ def ex_ante_line_pd(
     size = rng.uniform(*SHOCK_SIZE, EX_ANTE_PATHS)[None, :, None]
     per_month = BUSINESS_SHOCK_P / (months - 1)  # shock months are 1 .. months - 1
     ahead = np.arange(1, n_ahead)
-    offsets = np.broadcast_to(np.asarray(offset, dtype=float), who.shape)
+    bases = np.broadcast_to(np.asarray(base, dtype=float), who.shape)
     out = np.empty(len(who))
     for lo in range(0, len(who), 1024):
         sl = slice(lo, lo + 1024)
@@ -427,13 +447,13 @@ def ex_ante_line_pd(
         future = known[:, 2, None, None] + walk - drop  # (rows, paths, months k + 1 ..)
         past = np.broadcast_to(known[:, None, :], (*future.shape[:2], 3))
         path = np.concatenate([past, future], axis=2)  # months k - 2 .. k + n_ahead - 1
-        state = 0.5 * path[:, :, 2:] + 0.3 * path[:, :, 1:-1] + 0.2 * path[:, :, :-2]
+        latest, before, earliest = RECENT_WEIGHTS  # _recent_state's, on each month's path
+        state = latest * path[:, :, 2:] + before * path[:, :, 1:-1] + earliest * path[:, :, :-2]
         month = k[:, None] + np.arange(n_ahead)[None, :]
         start = month_start[np.minimum(month, len(month_start) - 1)]
-        tenure_short = (start - group.onboarded_day[w][:, None]) < 365
-        score = offsets[sl][:, None] + 0.35 * tenure_short  # (rows, months)
-        pd_t = sigmoid(score[:, None, :] - slope * state)
-        log_keep = np.log1p(-np.minimum(1 - (1 - pd_t) ** (1 / 6), 1 - 1e-12))
+        tenure_short = (start - group.onboarded_day[w][:, None]) < TENURE_SHORT_DAYS
+        pd_t = _line_pd(bases[sl][:, None, None], slope, state, tenure_short[:, None, :])
+        log_keep = np.log1p(-np.minimum(_monthly_hazard(pd_t), 1 - 1e-12))
         log_keep = np.where((month < months)[:, None, :], log_keep, 0.0)  # no miss after the end
         log_survive = (shares[sl][:, None, :] * log_keep).sum(axis=2)
         out[sl] = 1 - np.exp(log_survive).mean(axis=1)
