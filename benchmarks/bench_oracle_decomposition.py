@@ -24,8 +24,9 @@ part at the product's ``LINEAR_WEIGHTS``), ``trees`` (the same with ``linear_wei
 ``linear`` (the production linear part alone, ``models.linear.fit_linear_margin``: an L2
 logistic regression on normal scores, signed as the monotone constraints, C chosen by the
 calibration window's log loss; Platt on that window) and ``blend@w`` for each ``--weights``
-(``(1 - w) z(trees) + w z(linear)``, each margin standardised on the calibration window as
-the estimator does; Platt on that window): how the weight was chosen.
+(``models.linear.MarginBlend`` at weight ``w``: ``(1 - w) z(trees) + w z(linear)``, each
+margin standardised on the calibration window, as the estimator blends; Platt on that
+window): how the weight was chosen.
 Each on the validation window (the calibration window: the GBM's early stopping and every
 calibrator saw its labels, so its figures there lean optimistic) and the out-of-time test
 window, with a paired bootstrap standard error over borrowers on the test window and the
@@ -100,7 +101,7 @@ def ceiling_scores(
 def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
     """Oracle, ceiling and the learners on one saved frame."""
     from models.calibration import fit_calibrator
-    from models.linear import fit_linear_margin
+    from models.linear import MarginBlend, fit_linear_margin
     from models.metrics import auc, observed_to_expected
     from models.training import (
         SplitConfig,
@@ -152,19 +153,19 @@ def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
     def margins_of(score: object) -> dict[str, np.ndarray]:
         return {k: np.asarray(score(v[features])) for k, v in windows.items()}  # type: ignore[operator]
 
-    def z(margins: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        mean, sd = margins["validation"].mean(), margins["validation"].std() or 1.0
-        return {k: (v - mean) / sd for k, v in margins.items()}
-
     trees = margins_of(trees_only.estimator.decision_function)
-    lin = margins_of(lambda x: linear.margin(x.to_numpy(float)))
+    cal_matrix = cal[features].to_numpy(float)
+
+    def blended(weight: float) -> dict[str, np.ndarray]:
+        """The estimator's own blend (standardised on the calibration window) at ``weight``."""
+        blend = MarginBlend.standardised_on(linear, weight, trees["validation"], cal_matrix)
+        return {k: blend.combine(trees[k], v[features].to_numpy(float)) for k, v in windows.items()}
+
     learners = {
         "champion": margins_of(fitted.estimator.decision_function),
         "trees": trees,
-        "linear": lin,
-    } | {
-        f"blend@{w:g}": {k: (1 - w) * z(trees)[k] + w * z(lin)[k] for k in windows} for w in weights
-    }
+        "linear": margins_of(lambda x: linear.margin(x.to_numpy(float))),
+    } | {f"blend@{w:g}": blended(w) for w in weights}
     first = first_per_borrower(test)
     for name, margins in learners.items():
         row.learners[name] = {k: auc(labels[k], margins[k]) for k in windows}
