@@ -24,6 +24,7 @@ from features import build_features, get_feature_set, load_snapshot, publish_sna
 from models.estimator import GradientBoostedPD
 from models.registry import GateDecision, ModelPackage, log_and_register
 from models.scorecard import Scorecard
+from models.training import LINEAR_WEIGHTS
 from scoring_service.demo import entity_ids
 from tests.support.synthetic import synthetic_warehouse
 from yidai.core import catalogue
@@ -84,10 +85,9 @@ def train_registered_model(
     label = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
     cut = int(n * 0.7)
     # the credit models blend a linear part into the trees' margin, as trained ones do
-    blend = 0.0 if product == "payment" else 0.5
     estimator = GradientBoostedPD(
         **FAST_PARAMS,  # type: ignore[arg-type]
-        linear_weight=blend,
+        linear_weight=LINEAR_WEIGHTS.get(product, 0.0),
         random_state=seed,
         n_jobs=1,
     )
