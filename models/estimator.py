@@ -260,8 +260,7 @@ class GradientBoostedPD:
         self._check_fitted()
         matrix = self._matrix(X)
         trees = self._trees_margin(matrix)
-        blend = getattr(self, "blend_", None)
-        return trees if blend is None else blend.combine(trees, matrix)
+        return trees if self.blend_ is None else self.blend_.combine(trees, matrix)
 
     def predict_proba(self, X: Features) -> np.ndarray:
         """Calibrated probabilities, shape ``(n, 2)``: columns P(good), P(bad)."""
@@ -278,8 +277,7 @@ class GradientBoostedPD:
         self._check_fitted()
         matrix = self._matrix(X)
         contrib = np.asarray(self.booster_.predict(matrix, pred_contrib=True))[:, :-1]
-        blend = getattr(self, "blend_", None)
-        return contrib if blend is None else blend.contributions(contrib, matrix)
+        return contrib if self.blend_ is None else self.blend_.contributions(contrib, matrix)
 
     def feature_importance(self) -> pd.Series:
         """Total gain per feature, highest first."""

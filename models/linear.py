@@ -4,8 +4,9 @@ blended with the trees' margin (issue 18).
 Why: on the simulator's five benchmark worlds the credit models' learning gap (a regression
 on the truth from the same features minus the model) was as large as their observation gap.
 The trees, grown from a few hundred defaulting borrowers, rank each borrower's many noisy
-traces of one latent state worse than a linear score of them. Half trees, half linear was
-better out of time than either on its own (docs/benchmarks.md, issue 18).
+traces of one latent state worse than a linear score of them. The blend was better out of
+time than either on its own; its weight is per product (``models.training.LINEAR_WEIGHTS``;
+docs/benchmarks.md, issue 18, seventh session).
 
 * :class:`NormalScores`: each feature through its training quantiles to a standard normal
   score (missing values at the training median), so that one coefficient per feature
