@@ -8,7 +8,7 @@ attributes end with ``_``.  Deterministic for a given ``random_state`` and ``n_j
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,10 @@ class GradientBoostedPD:
     ``linear_weight`` > 0 blends the trees' margin with a linear one (``blend_``, a
     :class:`models.linear.MarginBlend`: that share of the standardised margin comes from an
     L2 logistic regression on normal scores, its coefficients signed as ``monotone``, its
-    ``C`` = ``linear_c`` or chosen on ``eval_set``); the calibrator maps the blended margin.
+    ``C`` = ``linear_c`` or chosen on ``eval_set``, one slope per feature or, with
+    ``linear_knots``, one per segment of its normal score between them: an option no product
+    uses by default, its gain did not hold on fresh worlds, docs/benchmarks.md, issue 18,
+    eighth session); the calibrator maps the blended margin.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class GradientBoostedPD:
         calibration: CalibrationMethod = "platt",
         linear_weight: float = 0.0,
         linear_c: float | None = None,
+        linear_knots: Sequence[float] = (),
         random_state: int = 42,
         n_jobs: int | None = None,
     ) -> None:
@@ -80,6 +84,7 @@ class GradientBoostedPD:
         self.calibration = calibration
         self.linear_weight = linear_weight
         self.linear_c = linear_c
+        self.linear_knots = [float(k) for k in linear_knots]
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -102,6 +107,7 @@ class GradientBoostedPD:
             "calibration": self.calibration,
             "linear_weight": self.linear_weight,
             "linear_c": self.linear_c,
+            "linear_knots": self.linear_knots,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,
         }
@@ -208,6 +214,7 @@ class GradientBoostedPD:
                 signs=self.monotone_constraints_,
                 eval_set=None if self.linear_c is not None else (X_eval, y_eval),
                 C=self.linear_c,
+                knots=self.linear_knots,
             )
             self.blend_ = MarginBlend.standardised_on(
                 linear, self.linear_weight, self._trees_margin(X_cal), X_cal

@@ -11,9 +11,13 @@ docs/benchmarks.md, issue 18, seventh session).
 * :class:`NormalScores`: each feature through its training quantiles to a standard normal
   score (missing values at the training median), so that one coefficient per feature
   suits skewed amounts and bounded ratios alike;
-* :class:`LinearMargin`: ``score @ coef + intercept``, fitted by L2-penalised log loss
+* :class:`LinearMargin`: ``basis(score) @ coef + intercept``, fitted by L2-penalised log loss
   (``sum(log loss) + |coef|^2 / (2 C)``, as scikit-learn's ``C``), each coefficient bounded
-  to the sign of its feature's monotone constraint, ``C`` chosen on a held-out window;
+  to the sign of its feature's monotone constraint, ``C`` chosen on a held-out window.  The
+  basis is the score itself, or with ``knots`` one slope per segment between them
+  (:func:`hinge_basis`): a monotone piecewise-linear effect per feature, which lets a
+  feature's tail (a collapsed turnover, a burst of refunds) weigh more than its middle (an
+  option no product uses by default: docs/benchmarks.md, issue 18, eighth session);
 * :class:`MarginBlend`: ``(1 - w) * z(trees) + w * z(linear)``, each margin standardised on
   the calibration window, so a weight means a share of the ranking.
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -88,22 +93,47 @@ class NormalScores:
         return np.asarray(0.5 * (up + down))
 
 
+def hinge_basis(Z: np.ndarray, knots: Sequence[float]) -> np.ndarray:
+    """Each column of ``Z`` split at ``knots`` (increasing) into one increasing piece per
+    segment: ``min(z - k1, 0)``, ``clip(z, k_i, k_i+1) - k_i`` ..., ``max(z - k_last, 0)``;
+    the pieces sum to ``z - k1``.  Columns are segment-major: all features' first piece,
+    then all features' second ...  No knots: ``Z`` itself."""
+    if not knots:
+        return Z
+    k = np.asarray(knots, dtype=np.float64)
+    lower = np.concatenate([[-np.inf], k])[:, None]  # (segments, 1)
+    upper = np.concatenate([k, [np.inf]])[:, None]
+    origin = np.concatenate([k[:1], k])[:, None]  # the first piece is 0 from k1 up
+    pieces = np.minimum(np.maximum(Z[:, None, :], lower), upper) - origin
+    return pieces.reshape(len(Z), -1)  # three ufunc calls: a served row pays little for them
+
+
 @dataclass(frozen=True)
 class LinearMargin:
-    """``NormalScores(x) @ coef + intercept``: log-odds of default (unweighted classes)."""
+    """``hinge_basis(NormalScores(x), knots) @ coef + intercept``: log-odds of default
+    (unweighted classes); one coefficient per feature and segment."""
 
     scores: NormalScores
     coef: np.ndarray
     intercept: float
     C: float
-    center: np.ndarray  # mean training score per feature (contributions are relative to it)
+    center: np.ndarray  # mean training basis per column (contributions are relative to it)
+    knots: tuple[float, ...] = ()
+
+    def basis(self, X: np.ndarray) -> np.ndarray:
+        return hinge_basis(self.scores.transform(X), self.knots)
 
     def margin(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.scores.transform(X) @ self.coef + self.intercept)
+        return np.asarray(self.basis(X) @ self.coef + self.intercept)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Each feature's share of the margin against the average training row."""
-        return np.asarray((self.scores.transform(X) - self.center) * self.coef)
+        """Each feature's share of the margin against the average training row (the sum
+        over its segments)."""
+        parts = (self.basis(X) - self.center) * self.coef
+        if not self.knots:
+            return np.asarray(parts)
+        n_features = self.scores.quantiles.shape[1]
+        return np.asarray(parts.reshape(len(parts), -1, n_features).sum(axis=1))
 
 
 def _fit_logistic(
@@ -139,24 +169,30 @@ def fit_linear_margin(
     signs: Sequence[int],
     eval_set: tuple[np.ndarray, np.ndarray] | None = None,
     C: float | None = None,
+    knots: Sequence[float] = (),
 ) -> LinearMargin:
-    """Fit the linear margin on ``(X, y)``; ``signs`` per column (+1: the coefficient is
-    >= 0, -1: <= 0, 0: free; the trees' monotone constraints); ``C`` given, or the value of
-    ``C_GRID`` with the lowest log loss on ``eval_set``."""
+    """Fit the linear margin on ``(X, y)``; ``signs`` per column (+1: the coefficients are
+    >= 0, -1: <= 0, 0: free; the trees' monotone constraints, held by every segment's slope
+    when there are ``knots``, so each feature's effect stays monotone); ``C`` given, or the
+    value of ``C_GRID`` with the lowest log loss on ``eval_set``."""
     if C is None and eval_set is None:
         raise YidaiError("fit_linear_margin needs C or an eval_set to choose it on")
     if len(signs) != X.shape[1]:
         raise YidaiError(f"{len(signs)} monotone signs for {X.shape[1]} features")
+    knots = tuple(float(k) for k in knots)
+    if any(b <= a for a, b in pairwise(knots)):
+        raise YidaiError(f"the linear part's knots must increase, got {list(knots)}")
     scores = NormalScores.fit(X)
-    Z = scores.transform(X)
-    bounds: list[tuple[float | None, float | None]] = [
+    Z = hinge_basis(scores.transform(X), knots)
+    per_feature: list[tuple[float | None, float | None]] = [
         (0.0, None) if s > 0 else (None, 0.0) if s < 0 else (None, None) for s in signs
     ]
+    bounds = per_feature * (len(knots) + 1)  # segment-major, as the basis
     candidates = (C,) if C is not None else C_GRID
     best: tuple[float, LinearMargin] | None = None
     for c in candidates:
         coef, intercept = _fit_logistic(Z, y, float(c), bounds)
-        fitted = LinearMargin(scores, coef, intercept, float(c), Z.mean(axis=0))
+        fitted = LinearMargin(scores, coef, intercept, float(c), Z.mean(axis=0), knots)
         if eval_set is None:
             return fitted
         held_loss = _log_loss(eval_set[1], fitted.margin(eval_set[0]))
@@ -220,6 +256,7 @@ class MarginBlend:
             "center": lin.center.tolist(),
             "quantiles": lin.scores.quantiles.T.tolist(),  # one list of levels per feature
             "fill": lin.scores.fill.tolist(),
+            "knots": list(lin.knots),
         }
 
     @classmethod
@@ -235,7 +272,13 @@ class MarginBlend:
                 float(data["intercept"]),
                 float(data["C"]),
                 np.asarray(data["center"], dtype=np.float64),
+                tuple(float(k) for k in data.get("knots", ())),  # none: stored before knots
             )
+            if linear.coef.size != scores.quantiles.shape[1] * (len(linear.knots) + 1):
+                raise ValueError(
+                    f"{linear.coef.size} coefficients for {scores.quantiles.shape[1]} features "
+                    f"and {len(linear.knots)} knots"
+                )
             return cls(
                 linear,
                 float(data["weight"]),

@@ -16,6 +16,7 @@ from models.linear import (
     MarginBlend,
     NormalScores,
     fit_linear_margin,
+    hinge_basis,
 )
 from models.metrics import auc
 from models.registry import LoadedModel
@@ -133,3 +134,51 @@ def test_a_blend_ranks_many_noisy_traces_better_and_serves_as_fitted() -> None:
     np.testing.assert_allclose(served.contributions(X), blended.contributions(X), atol=1e-12)
     with pytest.raises(YidaiError, match="margin blend is malformed"):
         MarginBlend.from_dict({"weight": 0.5})
+
+
+KNOTS = (-1.5, -0.5, 0.5, 1.5)
+
+
+def test_hinge_pieces_rise_and_add_up_to_the_score() -> None:
+    z = np.linspace(-4, 4, 81)[:, None]
+    pieces = hinge_basis(z, KNOTS)
+    assert pieces.shape == (81, len(KNOTS) + 1)
+    assert (np.diff(pieces, axis=0) >= 0).all()  # each piece never falls
+    np.testing.assert_allclose(pieces.sum(axis=1), z[:, 0] - KNOTS[0])
+    assert hinge_basis(z, ()) is z
+
+
+def test_knots_let_a_tail_weigh_more_and_keep_every_segment_signed() -> None:
+    """Risk jumps past a threshold of the first feature (a collapse): the piecewise part
+    learns it, every slope keeps the constraint's sign, and it stores and serves as fitted."""
+    rng = np.random.default_rng(11)
+    X = rng.normal(0, 1, (24000, 3))
+    logit = -3.5 + np.where(X[:, 0] > 1.2, 2.5, 0.2 * X[:, 0]) + 0.5 * X[:, 1]
+    y = (rng.random(24000) < 1 / (1 + np.exp(-logit))).astype(float)
+    fit_rows, held, test = slice(0, 8000), slice(8000, 12000), slice(12000, None)
+    common = {"signs": [1, 1, 0], "eval_set": (X[held], y[held])}
+    straight = fit_linear_margin(X[fit_rows], y[fit_rows], **common)  # type: ignore[arg-type]
+    bent = fit_linear_margin(X[fit_rows], y[fit_rows], knots=KNOTS, **common)  # type: ignore[arg-type]
+    assert bent.knots == KNOTS and bent.coef.shape == (3 * (len(KNOTS) + 1),)
+    slopes = bent.coef.reshape(len(KNOTS) + 1, 3)  # segment by feature
+    assert (slopes[:, :2] >= 0).all()
+    assert slopes[3, 0] > 3 * slopes[1, 0]  # the segment holding the threshold is the steepest
+    gain = auc(y[test], bent.margin(X[test])) - auc(y[test], straight.margin(X[test]))
+    assert gain > 0.005, gain
+    offset = bent.margin(X[:300]) - bent.contributions(X[:300]).sum(axis=1)
+    assert np.ptp(offset) < 1e-9 and bent.contributions(X[:300]).shape == (300, 3)
+
+    blend = MarginBlend.standardised_on(bent, 0.85, rng.normal(size=500), X[:500])
+    stored = blend.to_dict()
+    trees = rng.normal(size=300)
+    np.testing.assert_array_equal(
+        MarginBlend.from_dict(stored).combine(trees, X[:300]), blend.combine(trees, X[:300])
+    )
+    # a blend stored before knots existed has none
+    plain = MarginBlend.standardised_on(straight, 0.5, trees, X[:300]).to_dict()
+    plain.pop("knots")
+    assert MarginBlend.from_dict(plain).linear.knots == ()
+    with pytest.raises(YidaiError, match="15 coefficients for 3 features and 0 knots"):
+        MarginBlend.from_dict(stored | {"knots": []})
+    with pytest.raises(YidaiError, match="knots must increase"):
+        fit_linear_margin(X[:100], y[:100], signs=[0, 0, 0], C=1.0, knots=(0.5, -0.5))
