@@ -36,7 +36,6 @@ observed/expected of one decision per borrower.  Means over worlds with their st
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import time
@@ -45,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_oracle_gap import bootstrap_gap_se, first_per_borrower
+from bench_oracle_gap import bootstrap_gap_se, first_per_borrower, read_frame
 
 WINDOWS = ("validation", "test")
 
@@ -103,20 +102,17 @@ def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
     from models.calibration import fit_calibrator
     from models.linear import MarginBlend, fit_linear_margin
     from models.metrics import auc, observed_to_expected
-    from models.training import (
-        SplitConfig,
-        TrainingData,
-        fit_and_evaluate,
-        get_spec,
-        split_out_of_time,
-    )
+    from models.training import fit_and_evaluate, get_spec, split_out_of_time
 
-    seed, model = path.stem.split("_", 1)
-    meta = json.loads(path.with_suffix(".json").read_text())
-    frame = pd.read_parquet(path)
-    features: list[str] = meta["feature_names"]
-    split = SplitConfig(**meta["split"])
-    parts = split_out_of_time(frame, split)
+    saved = read_frame(path)
+    seed, model, data, split, features = (
+        saved.seed,
+        saved.model,
+        saved.data,
+        saved.split,
+        saved.features,
+    )
+    parts = split_out_of_time(saved.frame, split)
     train, cal, test = parts.train, parts.calibration.sort_values("ts", kind="stable"), parts.test
     windows = {"validation": cal, "test": test}
     labels = {k: v["label"].to_numpy(dtype=float) for k, v in windows.items()}
@@ -125,16 +121,6 @@ def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
     ceiling = ceiling_scores(train, cal, windows, features)
     row.ceiling = {k: auc(labels[k], ceiling[k]) for k in windows}
 
-    data = TrainingData(
-        frame=frame,
-        feature_names=features,
-        feature_set=meta["feature_set"],
-        feature_set_version="",
-        monotone=meta["monotone"],
-        reason_groups={},
-        id_column="id",
-        complete_from=pd.Timestamp(meta["complete_from"]) if meta["complete_from"] else None,
-    )
     spec = get_spec(model)
     fitted = fit_and_evaluate(spec, data, split=split, refit=False)
     trees_only = fit_and_evaluate(
@@ -146,7 +132,7 @@ def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
     linear = fit_linear_margin(
         train[features].to_numpy(float),
         train["label"].to_numpy(float),
-        signs=[int(meta["monotone"].get(f, 0)) for f in features],
+        signs=[int(data.monotone.get(f, 0)) for f in features],
         eval_set=(cal[features].to_numpy(float), labels["validation"]),
     )
 

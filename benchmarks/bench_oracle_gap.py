@@ -48,6 +48,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -424,6 +425,43 @@ def _compare_variant(
         f"{row.variant_gap - row.gap:+.4f} (paired se {row.variant_change_se:.4f}); "
         f"{time.perf_counter() - t0:.1f} s"
     )
+
+
+@dataclass
+class SavedFrame:
+    """One training set kept by ``--frames-dir``: its world, model, rows and windows."""
+
+    seed: str  # "seed47"
+    model: str
+    frame: pd.DataFrame
+    data: Any  # models.training.TrainingData
+    split: Any  # models.training.SplitConfig
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.data.feature_names)
+
+
+def read_frame(path: Path) -> SavedFrame:
+    """A frame written by ``--frames-dir`` (``seedN_MODEL.parquet`` beside its JSON), as the
+    training set and split that ``fit_and_evaluate`` takes."""
+    # heavy: the models package (pandas, LightGBM) only for the readers of saved frames
+    from models.training import SplitConfig, TrainingData
+
+    seed, model = path.stem.split("_", 1)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    frame = pd.read_parquet(path)
+    data = TrainingData(
+        frame=frame,
+        feature_names=meta["feature_names"],
+        feature_set=meta["feature_set"],
+        feature_set_version="",
+        monotone=meta["monotone"],
+        reason_groups={},
+        id_column="id",
+        complete_from=pd.Timestamp(meta["complete_from"]) if meta["complete_from"] else None,
+    )
+    return SavedFrame(seed, model, frame, data, SplitConfig(**meta["split"]))
 
 
 def first_per_borrower(frame: pd.DataFrame) -> np.ndarray:

@@ -21,13 +21,13 @@ defaults shows how much of the gap is that group's.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_oracle_gap import read_frame
 
 from simulator import SimConfig
 
@@ -47,32 +47,14 @@ def shock_groups(shock_month: np.ndarray, decision_month: np.ndarray) -> np.ndar
 def one_frame(path: Path, config: SimConfig) -> pd.DataFrame:
     """Per shock group of one frame's test window: rows, defaults, mean ranks, gap without."""
     from models.metrics import auc
-    from models.training import (
-        SplitConfig,
-        TrainingData,
-        fit_and_evaluate,
-        get_spec,
-        split_out_of_time,
-    )
+    from models.training import fit_and_evaluate, get_spec, split_out_of_time
     from simulator.calendar import Calendar
     from simulator.world import build_world
 
-    seed, model = path.stem.split("_", 1)
-    meta = json.loads(path.with_suffix(".json").read_text())
-    frame = pd.read_parquet(path)
-    split = SplitConfig(**meta["split"])
-    data = TrainingData(
-        frame=frame,
-        feature_names=meta["feature_names"],
-        feature_set=meta["feature_set"],
-        feature_set_version="",
-        monotone=meta["monotone"],
-        reason_groups={},
-        id_column="id",
-        complete_from=pd.Timestamp(meta["complete_from"]) if meta["complete_from"] else None,
-    )
-    fitted = fit_and_evaluate(get_spec(model), data, split=split, refit=False)
-    test = split_out_of_time(frame, split).test
+    saved = read_frame(path)
+    seed, model = saved.seed, saved.model
+    fitted = fit_and_evaluate(get_spec(model), saved.data, split=saved.split, refit=False)
+    test = split_out_of_time(saved.frame, saved.split).test
     calendar = Calendar.build(config.start, config.months)
     world = build_world(config, calendar)
     group = world.merchants if model == "merchant_pd" else world.smes
@@ -82,7 +64,7 @@ def one_frame(path: Path, config: SimConfig) -> pd.DataFrame:
     labels = shock_groups(group.shock_month[who], month)
     y = test["label"].to_numpy(dtype=float)
     oracle = test["true_pd"].to_numpy()
-    score = np.asarray(fitted.estimator.decision_function(test[meta["feature_names"]]))
+    score = np.asarray(fitted.estimator.decision_function(test[saved.features]))
     oracle_rank = pd.Series(oracle).rank(pct=True).to_numpy()
     model_rank = pd.Series(score).rank(pct=True).to_numpy()
     rows = []
