@@ -105,18 +105,14 @@ def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
     from models.training import fit_and_evaluate, get_spec, split_out_of_time
 
     saved = read_frame(path)
-    seed, model, data, split, features = (
-        saved.seed,
-        saved.model,
-        saved.data,
-        saved.split,
-        saved.features,
-    )
+    model, data, split, features = saved.model, saved.data, saved.split, saved.features
     parts = split_out_of_time(saved.frame, split)
     train, cal, test = parts.train, parts.calibration.sort_values("ts", kind="stable"), parts.test
     windows = {"validation": cal, "test": test}
     labels = {k: v["label"].to_numpy(dtype=float) for k, v in windows.items()}
-    row = WorldModel(seed, model, int(test.loc[labels["test"] == 1, "entity_id"].nunique()))
+    row = WorldModel(
+        f"seed{saved.seed}", model, int(test.loc[labels["test"] == 1, "entity_id"].nunique())
+    )
     row.oracle = {k: auc(labels[k], v["true_pd"]) for k, v in windows.items()}
     ceiling = ceiling_scores(train, cal, windows, features)
     row.ceiling = {k: auc(labels[k], ceiling[k]) for k in windows}
@@ -166,7 +162,7 @@ def decompose(path: Path, n_boot: int, weights: list[float]) -> WorldModel:
             margins["test"],
             test["true_pd"].to_numpy(),
             n_boot,
-            int(seed.removeprefix("seed")),
+            saved.seed,
             test["entity_id"].to_numpy(),
         )
         row.obligor_oe[name] = observed_to_expected(labels["test"][first], p_test[first])

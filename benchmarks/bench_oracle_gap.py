@@ -431,7 +431,7 @@ def _compare_variant(
 class SavedFrame:
     """One training set kept by ``--frames-dir``: its world, model, rows and windows."""
 
-    seed: str  # "seed47"
+    seed: int  # the world's (the file is seedN_MODEL.parquet)
     model: str
     frame: pd.DataFrame
     data: Any  # models.training.TrainingData
@@ -461,7 +461,8 @@ def read_frame(path: Path) -> SavedFrame:
         id_column="id",
         complete_from=pd.Timestamp(meta["complete_from"]) if meta["complete_from"] else None,
     )
-    return SavedFrame(seed, model, frame, data, SplitConfig(**meta["split"]))
+    world = int(seed.removeprefix("seed"))
+    return SavedFrame(world, model, frame, data, SplitConfig(**meta["split"]))
 
 
 def first_per_borrower(frame: pd.DataFrame) -> np.ndarray:

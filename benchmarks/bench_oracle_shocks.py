@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_oracle_gap import read_frame
+from bench_oracle_gap import SavedFrame, read_frame
 
 from simulator import SimConfig
 
@@ -44,14 +44,14 @@ def shock_groups(shock_month: np.ndarray, decision_month: np.ndarray) -> np.ndar
     )
 
 
-def one_frame(path: Path, config: SimConfig) -> pd.DataFrame:
-    """Per shock group of one frame's test window: rows, defaults, mean ranks, gap without."""
+def one_frame(saved: SavedFrame, config: SimConfig) -> pd.DataFrame:
+    """Per shock group of one frame's test window: rows, defaults, mean ranks, gap without
+    (``config``: the frame's world)."""
     from models.metrics import auc
     from models.training import fit_and_evaluate, get_spec, split_out_of_time
     from simulator.calendar import Calendar
     from simulator.world import build_world
 
-    saved = read_frame(path)
     seed, model = saved.seed, saved.model
     fitted = fit_and_evaluate(get_spec(model), saved.data, split=saved.split, refit=False)
     test = split_out_of_time(saved.frame, saved.split).test
@@ -108,14 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}: {len(paths)} frames")
     tables = []
     for path in paths:
+        saved = read_frame(path)
         config = SimConfig.preset(
             args.preset,
-            seed=int(path.stem.split("_", 1)[0].removeprefix("seed")),
+            seed=saved.seed,
             n_customers=args.n_customers,
             n_merchants=args.n_merchants,
             n_smes=args.n_smes,
         )
-        table = one_frame(path, config)
+        table = one_frame(saved, config)
         tables.append(table)
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"), flush=True)
     every = pd.concat(tables)
