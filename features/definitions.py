@@ -911,6 +911,35 @@ SME_V2 = (
          reason="delinquency", monotone=1, fill=None),
 )  # fmt: skip
 
+MERCHANT_V4 = (
+    *MERCHANT_V2,
+    _agg("merchant_offus_night_share_90d", "merchant_pos_offus",
+         "sum(offus_night_n) / nullif(sum(offus_n), 0)",
+         "Share of other banks' cards' approved payments between 00:00 and 06:00, 90 days.",
+         reason="time", monotone=1, fill=None),
+    _agg("merchant_offus_night_share_180d", "merchant_pos_offus",
+         "sum(offus_night_n) / nullif(sum(offus_n), 0)",
+         "Share of other banks' cards' approved payments between 00:00 and 06:00, 180 days.",
+         reason="time", monotone=1, fill=None),
+    _agg("merchant_offus_refund_rate_90d", "merchant_pos_offus",
+         "sum(offus_refund_n) / nullif(sum(offus_n), 0)",
+         "Refunds per approved payment by other banks' cards over 90 days.", reason="refunds",
+         monotone=1, fill=None),
+    _agg("merchant_offus_refund_rate_180d", "merchant_pos_offus",
+         "sum(offus_refund_n) / nullif(sum(offus_n), 0)",
+         "Refunds per approved payment by other banks' cards over 180 days.", reason="refunds",
+         monotone=1, fill=None),
+    _agg("merchant_offus_ticket_premium_180d", "merchant_pos_offus",
+         "sum(offus_log_ticket) / nullif(sum(offus_n), 0) "
+         "- sum(onus_log_ticket) / nullif(sum(onus_n), 0)",
+         "Mean log ticket of other banks' cards minus that of our cardholders at the same shop, "
+         "180 days.", reason="turnover", monotone=-1, fill=None),
+    _agg("merchant_offus_card_repeat_90d", "merchant_offus_cards",
+         "1 - count(DISTINCT card_token) / nullif(sum(txn_n), 0)",
+         "Share of other banks' cards' payments by a card already seen in the 90 days "
+         "(regulars).", reason="concentration", monotone=1, fill=None),
+)  # fmt: skip
+
 _SETS = (
     FeatureSet("personal_credit", 1, "customer",
                "Personal consumer credit (逸贷) on real spending.", PERSONAL),
@@ -926,6 +955,10 @@ _SETS = (
                "Small-merchant revolving credit on POS turnover, its hours, refunds and "
                "chargebacks, their latest month, the merchant's category and its line's "
                "repayments.", MERCHANT_V3),
+    FeatureSet("merchant_credit", 4, "merchant",
+               "Small-merchant revolving credit on POS turnover, its hours, refunds and "
+               "chargebacks, and other banks' cardholders' hours, refunds, tickets and loyalty.",
+               MERCHANT_V4),
     FeatureSet("sme_credit", 1, "sme", "SME revolving online loans (网贷通).", SME),
     FeatureSet("sme_credit", 2, "sme",
                "SME revolving online loans (网贷通) on cash flow, bill punctuality, failed "

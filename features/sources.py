@@ -88,6 +88,16 @@ class Source:
         )
 
 
+# Approved card payments by other banks' cards (no customer of ours) and by our own.
+_OFFUS_APPROVED = "status = 'approved' AND customer_id IS NULL"
+_ONUS_APPROVED = "status = 'approved' AND customer_id IS NOT NULL"
+
+
+def _log_ticket_sum(condition: str) -> str:
+    """The day's sum of log tickets of the payments matching ``condition`` (0 without)."""
+    return f"coalesce(sum({LOG_AMOUNT}) FILTER (WHERE {condition}), 0)"
+
+
 def _credit(entity: str, product: str) -> Source:
     return Source(
         name=f"{entity}_credit_tape",
@@ -260,6 +270,33 @@ _SOURCE_LIST = [
             ("refund_n", "count_if(status = 'refund')"),
             ("chargeback_n", "count_if(status = 'chargeback')"),
         ),
+    ),
+    # merchant_credit_v4: other banks' cards (no customer of ours), whose hours, refunds and
+    # tickets follow the shop; our own cardholders' follow the cardholder
+    Source(
+        name="merchant_pos_offus",
+        entity="merchant",
+        relation="pos_transactions",
+        money=(),
+        entity_expr="merchant_id",
+        measures=(
+            ("offus_n", f"count_if({_OFFUS_APPROVED})"),
+            ("offus_night_n", f"count_if({_OFFUS_APPROVED} AND {NIGHT})"),
+            ("offus_refund_n", "count_if(status = 'refund' AND customer_id IS NULL)"),
+            ("offus_log_ticket", _log_ticket_sum(_OFFUS_APPROVED)),
+            ("onus_n", f"count_if({_ONUS_APPROVED})"),
+            ("onus_log_ticket", _log_ticket_sum(_ONUS_APPROVED)),
+        ),
+    ),
+    Source(
+        name="merchant_offus_cards",
+        entity="merchant",
+        relation="pos_transactions",
+        money=(),
+        entity_expr="merchant_id",
+        where=_OFFUS_APPROVED,
+        dims=("card_token",),
+        measures=(("txn_n", "count(*)"),),
     ),
     _credit("merchant", "merchant"),
     Source(

@@ -22,6 +22,7 @@ def test_four_sets_with_entities_and_hints() -> None:
         "merchant_credit_v1",
         "merchant_credit_v2",
         "merchant_credit_v3",
+        "merchant_credit_v4",
         "sme_credit_v1",
         "sme_credit_v2",
         "payment_fraud_v1",
@@ -36,7 +37,8 @@ def test_four_sets_with_entities_and_hints() -> None:
 
 def test_credit_v2_sets_reuse_the_v1_declarations() -> None:
     """v2 keeps v1's features unchanged (same declarations, same order) and adds its own;
-    merchant keeps all of them, personal drops only the MCC diversity."""
+    merchant keeps all of them, personal drops only the MCC diversity. The active set is v2
+    or a later version that starts with v2's declarations."""
     from features import CREDIT_FEATURE_SETS
 
     dropped = {"personal_credit": ["customer_mcc_diversity_90d"]}
@@ -46,7 +48,10 @@ def test_credit_v2_sets_reuse_the_v1_declarations() -> None:
         assert list(v2.features[: len(kept)]) == kept
         assert [c for c in v1.columns if c not in v2.columns] == dropped.get(base, [])
         assert len(v2.columns) > len(kept)
-        assert f"{base}_v2" in CREDIT_FEATURE_SETS.values()
+        active = FEATURE_SETS[CREDIT_FEATURE_SETS[base.removesuffix("_credit")]]
+        assert active.version >= 2 and list(active.features[: len(v2.features)]) == list(
+            v2.features
+        )
 
 
 def test_lock_file_matches_declarations() -> None:

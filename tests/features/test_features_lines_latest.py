@@ -1,5 +1,6 @@
 """merchant_credit_v3 and sme_credit_v2 (issue 18): the latest month of a line borrower's
-behaviour, its category and its line's repayments, recomputed independently in pandas."""
+behaviour, its category and its line's repayments; merchant_credit_v4: other banks'
+cardholders at the shop. All recomputed independently in pandas."""
 
 from __future__ import annotations
 
@@ -88,6 +89,48 @@ def test_merchant_latest_month_category_and_repayments(
     )
 
 
+def test_merchant_other_banks_cardholders(wh: duckdb.DuckDBPyConnection, as_of: dt.date) -> None:
+    """merchant_credit_v4 reads other banks' cards (no customer of ours) apart: their hours,
+    refunds, tickets against our cardholders' at the same shop, and repeat cards."""
+    built = profiles_at(wh, "merchant_credit_v4", "merchant", as_of)
+    pos = wh.execute("SELECT * FROM pos_transactions").df()
+    for days in (90, 180):
+        rows = event_window(pos, as_of, days)
+        offus = rows["customer_id"].isna()
+        approved = (rows["status"] == "approved") & offus
+        per = (
+            pd.DataFrame(
+                {
+                    "txn": approved,
+                    "night": approved & (rows["ts"].dt.hour < 6),
+                    "refund": (rows["status"] == "refund") & offus,
+                }
+            )
+            .groupby(rows["merchant_id"])
+            .sum()
+        )
+        txn = per["txn"].where(per["txn"] > 0)
+        assert per["night"].gt(0).any() and per["refund"].gt(0).any()
+        compare_feature(per["night"] / txn, built, f"merchant_offus_night_share_{days}d")
+        compare_feature(per["refund"] / txn, built, f"merchant_offus_refund_rate_{days}d")
+
+    rows = event_window(pos, as_of, 180)
+    ok = rows[rows["status"] == "approved"].assign(log_ticket=lambda f: np.log(f["amount"]))
+    mean_log = ok.groupby([ok["merchant_id"], ok["customer_id"].isna()])["log_ticket"].mean()
+    premium = (mean_log.xs(True, level=1) - mean_log.xs(False, level=1)).dropna()
+    seen = rows["merchant_id"].unique()
+    compare_feature(premium.reindex(seen), built, "merchant_offus_ticket_premium_180d")
+
+    offus = event_window(pos, as_of, 90)
+    offus = offus[(offus["status"] == "approved") & offus["customer_id"].isna()]
+    repeat = (
+        1
+        - offus.groupby("merchant_id")["card_token"].nunique() / offus.groupby("merchant_id").size()
+    )
+    assert repeat.gt(0).any()
+    compare_feature(repeat, built, "merchant_offus_card_repeat_90d")
+
+
 def test_sme_failed_payments_bill_lateness_and_instalments(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
@@ -126,6 +169,7 @@ def test_sme_failed_payments_bill_lateness_and_instalments(
 
 
 @pytest.mark.parametrize(("old", "new"), [("merchant_credit_v2", "merchant_credit_v3"),
+                                          ("merchant_credit_v2", "merchant_credit_v4"),
                                           ("sme_credit_v1", "sme_credit_v2")])  # fmt: skip
 def test_new_versions_keep_the_earlier_declarations_and_values(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date, old: str, new: str

@@ -198,7 +198,7 @@ def synthetic_merchant_profiles(
     delinquent_share: float = 0.0,
     min_tenure_days: float = 200.0,
 ) -> pd.DataFrame:
-    """Seeded ``merchant_credit_v2`` profile columns plus a ``label`` drawn from a known
+    """Seeded merchant credit profile columns (v2's and v4's) plus a ``label`` drawn from a known
     logistic PD (low turnover, high volatility and chargebacks raise it), for the limit
     refresh's tests and benchmark."""
     rng = np.random.default_rng(seed)
@@ -244,4 +244,12 @@ def synthetic_merchant_profiles(
         merchant_refund_rate_180d=refunds,
         merchant_chargeback_rate_180d=cb * rng.uniform(0.8, 1.2, n),
     )
-    return frame
+    # v4's other banks' cardholders, drawn last so every earlier column stays as it was
+    return frame.assign(
+        merchant_offus_night_share_90d=night * rng.uniform(0.6, 1.4, n),
+        merchant_offus_night_share_180d=night * rng.uniform(0.8, 1.2, n),
+        merchant_offus_refund_rate_90d=refunds * rng.uniform(0.6, 1.4, n),
+        merchant_offus_refund_rate_180d=refunds * rng.uniform(0.8, 1.2, n),
+        merchant_offus_ticket_premium_180d=rng.normal(0, 0.1, n),
+        merchant_offus_card_repeat_90d=rng.uniform(0.3, 0.8, n),
+    )

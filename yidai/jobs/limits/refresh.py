@@ -1,7 +1,7 @@
 """The nightly merchant limit refresh: re-underwrite every merchant, version, publish.
 
 Steps (:func:`refresh_limits`): read the serving snapshot of the merchant policy's feature set
-(``merchant_credit_v2``), score it with the ``merchant_pd`` champion, take current lines from
+(``merchant_credit_v4``), score it with the ``merchant_pd`` champion, take current lines from
 the previous limits version (or, the first time, from the warehouse loan book) and
 outstanding balances / days past due from the warehouse, underwrite with the online merchant policy
 (:func:`yidai.decisioning.credit.decide_credit_batch`), bound the change with
