@@ -88,8 +88,9 @@ class Source:
         )
 
 
-# Approved card payments by other banks' cards (no customer of ours) and by our own.
-_OFFUS_APPROVED = "status = 'approved' AND customer_id IS NULL"
+# Card payments by other banks' cards (no customer of ours); approved ones, and our own.
+_OFFUS = "customer_id IS NULL"
+_OFFUS_APPROVED = f"status = 'approved' AND {_OFFUS}"
 _ONUS_APPROVED = "status = 'approved' AND customer_id IS NOT NULL"
 
 
@@ -282,7 +283,7 @@ _SOURCE_LIST = [
         measures=(
             ("offus_n", f"count_if({_OFFUS_APPROVED})"),
             ("offus_night_n", f"count_if({_OFFUS_APPROVED} AND {NIGHT})"),
-            ("offus_refund_n", "count_if(status = 'refund' AND customer_id IS NULL)"),
+            ("offus_refund_n", f"count_if(status = 'refund' AND {_OFFUS})"),
             ("offus_log_ticket", _log_ticket_sum(_OFFUS_APPROVED)),
             ("onus_n", f"count_if({_ONUS_APPROVED})"),
             ("onus_log_ticket", _log_ticket_sum(_ONUS_APPROVED)),
