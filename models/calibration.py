@@ -102,34 +102,64 @@ class IsotonicCalibrator:
         }
 
 
+def _row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Per row ``-(y ln p + (1 - y) ln(1 - p))``, p clipped to ``[1e-12, 1 - 1e-12]``."""
+    t = np.asarray(y, dtype=np.float64)
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    return np.asarray(-(t * np.log(q) + (1 - t) * np.log(1 - q)))
+
+
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     """Mean negative log-likelihood ``-mean(y ln p + (1 - y) ln(1 - p))`` (p clipped to
     ``[1e-12, 1 - 1e-12]``)."""
-    t = np.asarray(y, dtype=np.float64)
-    q = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
-    return float(-np.mean(t * np.log(q) + (1 - t) * np.log(1 - q)))
+    return float(np.mean(_row_log_loss(y, p)))
 
 
-def choose_calibration(margin: np.ndarray, y: np.ndarray) -> CalibrationMethod:
-    """The method that predicts the later half of a time-ordered calibration window best
-    (lowest log loss) when fitted on its earlier half: chosen out of time.  Platt when a
-    half holds a single class (too few events to tell)."""
+def choose_calibration(
+    margin: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
+) -> CalibrationMethod:
+    """The method chosen out of time on a time-ordered calibration window: each is fitted on
+    its earlier half and scored by log loss on its later half.  Isotonic, the more flexible,
+    is chosen only when its loss is lower than Platt's by more than one standard error of
+    their paired difference (the one-standard-error rule): a choice that a few rows decide
+    otherwise follows noise, and a zero-default block of an isotonic fit then puts near-zero
+    PDs on the best grade (docs/benchmarks.md, issue 18, tenth session).  The standard error
+    treats each of ``groups`` (the borrowers: a line's reviews share one default) as one
+    draw, so ``sd(sum of its differences) * sqrt(G) / n`` over ``G`` groups; without groups,
+    each row.  Platt when a half holds a single class (too few events to tell)."""
     m, t = _check_fit_input(margin, y)
+    if groups is not None and len(groups) != m.size:
+        raise YidaiError(f"{len(groups)} calibration groups for {m.size} scores")
     half = m.size // 2
     if t[:half].min() == t[:half].max() or t[half:].min() == t[half:].max():
         return "platt"
-    losses = {
-        method: log_loss(t[half:], fit_calibrator(method, m[:half], t[:half]).predict(m[half:]))
+    later = {
+        method: _row_log_loss(
+            t[half:], fit_calibrator(method, m[:half], t[:half]).predict(m[half:])
+        )
         for method in CALIBRATION_METHODS
     }
-    return min(losses, key=lambda k: losses[k])
+    diff = later["isotonic"] - later["platt"]
+    if groups is None:
+        se = float(diff.std(ddof=1) / np.sqrt(diff.size))
+    else:
+        _, group_of = np.unique(np.asarray(groups)[half:], return_inverse=True)
+        per_group = np.bincount(group_of, weights=diff)
+        se = float(per_group.std(ddof=1) * np.sqrt(per_group.size) / diff.size)
+    return "isotonic" if float(diff.mean()) < -se else "platt"
 
 
-def fit_calibrator(method: CalibrationMethod, margin: np.ndarray, y: np.ndarray) -> Calibrator:
+def fit_calibrator(
+    method: CalibrationMethod,
+    margin: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+) -> Calibrator:
     """Fit the calibrator named by ``method`` on held-out margins and labels (``"auto"``:
-    the one :func:`choose_calibration` picks, fitted on all of them)."""
+    the one :func:`choose_calibration` picks, with ``groups`` the rows' borrowers, fitted on
+    all of them)."""
     if method == "auto":
-        method = choose_calibration(margin, y)
+        method = choose_calibration(margin, y, groups)
     if method == "platt":
         return PlattCalibrator.fit(margin, y)
     if method == "isotonic":

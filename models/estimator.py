@@ -142,9 +142,12 @@ class GradientBoostedPD:
         eval_set: tuple[pd.DataFrame, np.ndarray | pd.Series],
         calibration_set: tuple[pd.DataFrame, np.ndarray | pd.Series] | None = None,
         level_rate: float | None = None,
+        calibration_groups: np.ndarray | pd.Series | None = None,
     ) -> GradientBoostedPD:
         """Train on ``(X, y)``, stop early on ``eval_set``, calibrate on ``calibration_set``
         (default: ``eval_set``).  All sets are DataFrames with the same columns.
+        ``calibration_groups`` (one per calibration row: the borrower) lets the ``auto``
+        calibration weigh a borrower's correlated rows as one draw when it chooses.
 
         ``level_rate`` (e.g. the long-run default rate of all labelled decisions) moves the
         calibrated PDs so that they average to it on the calibration set
@@ -220,7 +223,12 @@ class GradientBoostedPD:
                 linear, self.linear_weight, self._trees_margin(X_cal), X_cal
             )
         cal_margin = self.decision_function(X_cal)
-        self.calibrator_: Calibrator = fit_calibrator(self.calibration, cal_margin, y_cal)
+        self.calibrator_: Calibrator = fit_calibrator(
+            self.calibration,
+            cal_margin,
+            y_cal,
+            None if calibration_groups is None else np.asarray(calibration_groups),
+        )
         if level_rate is not None:
             self.calibrator_ = anchor_level(self.calibrator_, cal_margin, level_rate)
         self.level_rate_ = level_rate

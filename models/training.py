@@ -65,8 +65,10 @@ class ModelSpec:
     feature_set: str
     product: str | None
     description: str
-    #: ``auto``: Platt or isotonic, whichever predicts the later half of the (time-ordered)
-    #: calibration window better when fitted on its earlier half.
+    #: ``auto``: Platt or isotonic, each fitted on the earlier half of the (time-ordered)
+    #: calibration window and scored on its later half; isotonic only when it wins by more
+    #: than one standard error, a borrower's rows counted as one draw
+    #: (:func:`models.calibration.choose_calibration`).
     calibration: CalibrationMethod = "auto"
     #: The level of the calibrated PDs: ``window``, the calibration window's own realised rate;
     #: ``long_run``, the default rate of all labelled decisions before the test window
@@ -467,6 +469,12 @@ def long_run_rate(*windows: pd.DataFrame) -> float:
     return float(labels.mean())
 
 
+def borrowers(frame: pd.DataFrame) -> np.ndarray | None:
+    """Each row's borrower (``entity_id``: the applicant, for fraud the payer), whose rows
+    share one outcome; None for a frame without it."""
+    return frame["entity_id"].to_numpy() if "entity_id" in frame.columns else None
+
+
 def refit_on_all(
     data: TrainingData,
     oot: GradientBoostedPD,
@@ -520,6 +528,7 @@ def refit_on_all(
         train[features],
         train["label"].to_numpy(),
         eval_set=(cal[features], cal["label"].to_numpy()),
+        calibration_groups=borrowers(cal),
         level_rate=None if oot.level_rate_ is None else long_run_rate(frame),
     )
     return Refit(
@@ -579,6 +588,7 @@ def fit_and_evaluate(
         train[features],
         train["label"].to_numpy(),
         eval_set=(calibration[features], calibration["label"].to_numpy()),
+        calibration_groups=borrowers(calibration),
         level_rate=(
             long_run_rate(parts.train, parts.calibration)
             if spec.calibration_level == "long_run"

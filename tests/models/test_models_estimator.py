@@ -236,3 +236,27 @@ def test_auto_calibration_is_chosen_out_of_time() -> None:
     few = np.zeros(100, dtype=int)
     few[[10, 20]] = 1
     assert choose_calibration(rng.normal(size=100), few) == "platt"
+
+
+def test_isotonic_must_beat_platt_by_one_standard_error_per_borrower() -> None:
+    """The one-standard-error rule, with a borrower's rows as one draw: eight identical
+    rows per borrower make a win that looks significant row by row (isotonic) a small one
+    per borrower (Platt, the simpler); a clear win is isotonic either way."""
+    rng = np.random.default_rng(0)
+    n_borrowers, rows_each = 3000, 8
+    once = rng.normal(size=n_borrowers)
+    pd_true = 0.02 + 0.2 / (1 + np.exp(-6 * (once - 1.0)))
+    defaulted = (rng.uniform(size=n_borrowers) < pd_true).astype(int)
+    margin, y = np.repeat(once, rows_each), np.repeat(defaulted, rows_each)
+    borrower = np.repeat(np.arange(n_borrowers), rows_each)
+    assert choose_calibration(margin, y) == "isotonic"
+    assert choose_calibration(margin, y, borrower) == "platt"
+    assert fit_calibrator("auto", margin, y, borrower).to_dict()["method"] == "platt"
+    # a steep rise to a plateau over many borrowers: isotonic whichever way it is counted
+    big = rng.normal(size=40_000)
+    stepped = (rng.uniform(size=big.size) < 0.01 + 0.29 / (1 + np.exp(-8 * (big - 1.0)))).astype(
+        int
+    )
+    assert choose_calibration(big, stepped, np.arange(big.size) // 2) == "isotonic"
+    with pytest.raises(YidaiError, match="3 calibration groups for 24000 scores"):
+        choose_calibration(margin, y, borrower[:3])
