@@ -109,12 +109,6 @@ def _row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     return np.asarray(-(t * np.log(q) + (1 - t) * np.log(1 - q)))
 
 
-def log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    """Mean negative log-likelihood ``-mean(y ln p + (1 - y) ln(1 - p))`` (p clipped to
-    ``[1e-12, 1 - 1e-12]``)."""
-    return float(np.mean(_row_log_loss(y, p)))
-
-
 def choose_calibration(
     margin: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None
 ) -> CalibrationMethod:

@@ -92,7 +92,7 @@ def test_the_example_checkout_integration_over_http(
 
     # the fixture waits for uvicorn only; a storefront starts checkouts once the models are in
     with YidaiClient(server, keys.all) as yidai:
-        wait_until(lambda: yidai.readiness()[0], what="ready over HTTP", timeout=120)
+        yidai.wait_until_loaded()
     first, second = (
         run("--customer", c, "--amount", "899") for c in sandbox.entities["personal"][:2]
     )
