@@ -3,6 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# pytest worker processes for `make test` (pytest-xdist; each test file runs whole on one worker,
+# so a module's servers and clusters start once)
+TEST_WORKERS ?= 2
 
 .PHONY: help bootstrap install test lint format demo docs bench clean screenshots
 
@@ -18,11 +21,11 @@ bootstrap: $(UV)  ## Install uv if it is missing
 install: bootstrap  ## Create .venv with every extra and the dev tools, from uv.lock
 	$(UV) sync --all-extras --frozen
 
-test: install  ## Install, then run the whole test suite
+test: install  ## Install, then run the whole test suite (TEST_WORKERS=2 processes)
 	bash scripts/install-browser.sh
 	bash scripts/install-postgres.sh
 	bash scripts/install-redis.sh
-	$(UV) run pytest
+	$(UV) run pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install  ## ruff (lint + format check), mypy and the import contracts (layers, no cycles)
 	$(UV) run ruff check .
