@@ -25,7 +25,7 @@ test: install  ## Install, then run the whole test suite (TEST_WORKERS=2 process
 	bash scripts/install-browser.sh
 	bash scripts/install-postgres.sh
 	bash scripts/install-redis.sh
-	$(UV) run pytest -n $(TEST_WORKERS) --dist loadfile
+	$(UV) run pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: install  ## ruff (lint + format check), mypy and the import contracts (layers, no cycles)
 	$(UV) run ruff check .
