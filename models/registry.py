@@ -379,6 +379,17 @@ def _version_description(package: ModelPackage, decision: GateDecision) -> str:
     )
 
 
+def schema_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` from which MLflow infers the schema it would infer from the whole
+    frame: the first row and each column's first missing value (a column's type follows its
+    dtype; it is ``required`` when it has no missing value)."""
+    if frame.empty:
+        return frame
+    missing = frame.isna().to_numpy()
+    first_missing = missing.argmax(axis=0)[missing.any(axis=0)]
+    return frame.iloc[sorted({0, *first_missing.tolist()})]
+
+
 def _log_inputs(package: ModelPackage) -> None:
     """Log each input frame as an MLflow dataset (digest, schema, feature-set version)."""
     # heavy: MLflow
@@ -388,11 +399,15 @@ def _log_inputs(package: ModelPackage) -> None:
     for context, frame in package.inputs.items():
         # integer columns as floats: MLflow's schema would warn that they cannot hold NaN
         frame = frame.astype({c: "float64" for c in frame.select_dtypes("integer").columns})
+        targets = "label" if "label" in frame.columns else None
         dataset = from_pandas(
             frame,
             name=f"{package.feature_set}@{package.feature_set_version[:12]}:{context}",
-            targets="label" if "label" in frame.columns else None,
+            targets=targets,
         )
+        # MLflow infers the schema cell by cell in Python (11 s for the fraud model's 114k
+        # rows x 52 features); the same schema from the rows that decide it
+        dataset.schema = from_pandas(schema_rows(frame), targets=targets).schema
         mlflow.log_input(
             dataset,
             context=context,

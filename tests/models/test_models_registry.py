@@ -22,6 +22,7 @@ from models.registry import (
     log_and_register,
     promote,
     promotion_decision,
+    schema_rows,
 )
 from models.training import (
     ModelSpec,
@@ -351,3 +352,32 @@ def test_failure_after_version_creation_leaves_nothing_registered(
     with pytest.raises(YidaiError, match="report folder"):
         log_and_register(package, GateDecision(True, "test"), settings=mlflow_settings)
     assert spec.name not in _registered_names(mlflow_settings)
+
+
+def test_the_logged_dataset_schema_is_inferred_from_the_rows_that_decide_it() -> None:
+    from mlflow.data.pandas_dataset import from_pandas
+
+    rng = np.random.default_rng(7)
+    n = 5_000
+    late_gap = rng.normal(size=n)
+    late_gap[4_321] = np.nan  # one missing value, far down the frame
+    frame = pd.DataFrame(
+        {
+            "ts": pd.date_range("2026-01-01", periods=n, freq="h"),
+            "label": rng.integers(0, 2, n).astype("float64"),
+            "complete": rng.normal(size=n),
+            "late_gap": late_gap,
+            "sparse": np.where(rng.random(n) < 0.3, np.nan, 1.0),
+            "empty": np.full(n, np.nan),
+            "segment": rng.choice(["a", "b"], n),
+        }
+    )
+    rows = schema_rows(frame)
+    assert len(rows) <= 1 + frame.shape[1]
+    assert rows["late_gap"].isna().any() and rows["sparse"].isna().any()
+    whole = from_pandas(frame, targets="label").schema
+    assert whole is not None
+    assert from_pandas(rows, targets="label").schema == whole
+    required = {c.name: c.required for c in whole.inputs}
+    assert required["complete"] and not required["late_gap"] and not required["empty"]
+    assert schema_rows(frame.iloc[:0]).empty
