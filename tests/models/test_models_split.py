@@ -77,6 +77,8 @@ def test_credit_defaults_stay_small_while_the_defaults_are_few() -> None:
     assert default_hyperparameters(many_rows, SMALL_TRAINING_POSITIVES - 1) == small
     assert default_hyperparameters(many_rows, SMALL_TRAINING_POSITIVES) == large
     assert default_hyperparameters(many_rows) == large
+    # a book four times the benchmark's: 5,421 defaults in a personal training window
+    assert default_hyperparameters(many_rows, 5_421) == small
 
 
 def test_line_models_anchor_their_pd_level_on_the_long_run_default_rate(
