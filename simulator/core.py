@@ -23,6 +23,7 @@ from simulator.landing import (
     ENTITY_WIDTH,
     EVENT_WIDTH,
     ID_FORMATS,
+    Batch,
     LandingWriter,
     arrow_array,
     fixed_width_strings,
@@ -141,7 +142,7 @@ def simulate(
     world = build_world(config, cal)
     writer = LandingWriter(landing, cal, config.defect_rate)
     fraud_log = FraudLog()
-    n_chunks = max(-(-config.n_customers // config.chunk_size), 1)
+    n_chunks = _n_chunks(config)
     try:
         with _progress(progress, n_chunks * cal.months + 2) as bar:
             summary = _run(config, world, writer, fraud_log, truth, bar)
@@ -168,34 +169,19 @@ def _run(
     bar: _Ticker,
 ) -> SimulationSummary:
     """Simulate chunk by chunk, month by month; then the loan book and the truth tables."""
-    cal, months = world.calendar, world.calendar.months
-    n_chunks = max(-(-config.n_customers // config.chunk_size), 1)
-    customer_chunks = _split(config.n_customers, n_chunks)
-    merchant_chunks = _split(config.n_merchants, n_chunks)
-    sme_chunks = _split(config.n_smes, n_chunks)
+    cal = world.calendar
+    n_chunks = _n_chunks(config)
     for batch in master_batches(world):
         writer.add("master", batch, rng_for(config.seed, MISC), defects=False)
     writer.flush("master")
-    for month in range(months):
-        skim = skim_plan(world, month)
-        for chunk in range(n_chunks):
-            stream = f"k{chunk:04d}"
-            defect_rng = rng_for(config.seed, DEFECTS, chunk, month)
-            batches = []
-            lo, hi = customer_chunks[chunk]
-            if hi > lo:
-                batches += customer_month(world, chunk, lo, hi, month, skim, fraud_log)
-            lo, hi = merchant_chunks[chunk]
-            if hi > lo:
-                batches += merchant_month(world, chunk, lo, hi, month, fraud_log)
-            lo, hi = sme_chunks[chunk]
-            if hi > lo:
-                batches += sme_month(world, chunk, lo, hi, month)
-            for batch in batches:
-                writer.add(stream, batch, defect_rng)
-            del batches
-            writer.flush(stream, int(cal.month_starts[month + 1]))
-            bar.update(f"{cal.date_of(int(cal.month_starts[month]))} chunk {chunk + 1}/{n_chunks}")
+    for month, chunk, batches in month_batches(world, fraud_log):
+        stream = f"k{chunk:04d}"
+        defect_rng = rng_for(config.seed, DEFECTS, chunk, month)
+        for batch in batches:
+            writer.add(stream, batch, defect_rng)
+        del batches
+        writer.flush(stream, int(cal.month_starts[month + 1]))
+        bar.update(f"{cal.date_of(int(cal.month_starts[month]))} chunk {chunk + 1}/{n_chunks}")
     for chunk in range(n_chunks):
         writer.flush(f"k{chunk:04d}")
     apps = draw_applications(world)
@@ -211,6 +197,44 @@ def _run(
     summary.truth_rows = _write_truth(world, apps, fraud_log, writer, truth)
     bar.update("truth")
     return summary
+
+
+def _n_chunks(config: SimConfig) -> int:
+    return max(-(-config.n_customers // config.chunk_size), 1)
+
+
+def month_batches(world: World, fraud_log: FraudLog) -> Iterator[tuple[int, int, list[Batch]]]:
+    """Each month's and chunk's rows of customers, merchants and SMEs, in the order
+    :func:`simulate` writes them (it fills ``world.agg``, which the loan book reads)."""
+    config = world.config
+    n_chunks = _n_chunks(config)
+    customer_chunks = _split(config.n_customers, n_chunks)
+    merchant_chunks = _split(config.n_merchants, n_chunks)
+    sme_chunks = _split(config.n_smes, n_chunks)
+    for month in range(world.calendar.months):
+        skim = skim_plan(world, month)
+        for chunk in range(n_chunks):
+            batches = []
+            lo, hi = customer_chunks[chunk]
+            if hi > lo:
+                batches += customer_month(world, chunk, lo, hi, month, skim, fraud_log)
+            lo, hi = merchant_chunks[chunk]
+            if hi > lo:
+                batches += merchant_month(world, chunk, lo, hi, month, fraud_log)
+            lo, hi = sme_chunks[chunk]
+            if hi > lo:
+                batches += sme_month(world, chunk, lo, hi, month)
+            yield month, chunk, batches
+
+
+def simulate_book(config: SimConfig) -> tuple[World, Applications]:
+    """The world and its loan applications exactly as :func:`simulate` draws them, the
+    events simulated in memory and dropped: for studies of the credit truth alone."""
+    config = config.validated()
+    world = build_world(config, Calendar.build(config.start, config.months))
+    for _ in month_batches(world, FraudLog()):
+        pass
+    return world, draw_applications(world)
 
 
 def _write_malformed_file(writer: LandingWriter, cal: Calendar) -> None:

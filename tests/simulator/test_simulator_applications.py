@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import date
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from simulator import SimConfig
 from simulator.calendar import Calendar
+from simulator.core import simulate_book
 from simulator.loans import (
     MERCHANT,
     PERSONAL,
@@ -18,6 +20,7 @@ from simulator.loans import (
     ex_ante_line_pd,
 )
 from simulator.world import build_world
+from tests.simulator.conftest import SimRun
 from yidai.core.errors import YidaiError
 
 
@@ -107,3 +110,17 @@ def test_a_line_true_pd_knows_the_past_and_path_pd_the_future() -> None:
     np.testing.assert_array_equal(ex_ante(), known)
     merchants.z_eff[:, 10] -= 1.5  # the decision's month: its state is in effect, and priced
     assert (ex_ante() > known).all()
+
+
+def test_simulate_book_draws_the_applications_that_simulate_writes(clean_year_run: SimRun) -> None:
+    """The in-memory book (events simulated and dropped) is the written truth, row for row:
+    the behaviour aggregates that the bank's historic decisions read are filled the same way."""
+    world, apps = simulate_book(clean_year_run.config)
+    truth = pq.read_table(clean_year_run.truth / "applications.parquet").to_pandas()
+    assert len(apps.product) == len(truth) > 0
+    np.testing.assert_array_equal(apps.true_pd, truth["true_pd"].to_numpy())
+    np.testing.assert_array_equal(apps.defaulted, truth["defaulted"].to_numpy())
+    np.testing.assert_array_equal(apps.approved, truth["decision"].to_numpy() == "approved")
+    # the decisions read behaviour: a world without events would decide differently
+    bare = draw_applications(build_world(world.config, world.calendar))
+    assert not np.array_equal(bare.approved, apps.approved)
