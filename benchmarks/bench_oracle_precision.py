@@ -37,6 +37,7 @@ from simulator import SimConfig
 from simulator.core import simulate_book
 from simulator.loans import LINE_PRODUCTS, PRODUCTS, Applications, label_cutoff
 from simulator.world import World
+from yidai.core.settings import DEFAULT_DPD
 
 PRODUCT_NAMES = ("personal", "merchant", "SME")
 
@@ -44,7 +45,7 @@ PRODUCT_NAMES = ("personal", "merchant", "SME")
 def closed_windows(world: World, apps: Applications) -> np.ndarray:
     """Whether each application's label window has closed by the end of the period."""
     cal = world.calendar
-    window_end = label_cutoff(cal, apps.day, world.config.performance_months) + 90
+    window_end = label_cutoff(cal, apps.day, world.config.performance_months) + DEFAULT_DPD
     return np.asarray(window_end <= cal.month_end_days()[-1])
 
 

@@ -34,6 +34,7 @@ from simulator.world import (
     rng_for,
     sigmoid,
 )
+from yidai.core.settings import DEFAULT_DPD
 
 PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.core.contracts.PRODUCTS)
 TARGET_BAD_RATE = {PERSONAL: 0.05, MERCHANT: 0.065, SME: 0.065}
@@ -245,20 +246,21 @@ def draw_applications(world: World) -> Applications:
 def label_cutoff(cal: Calendar, day: np.ndarray, months: int) -> np.ndarray:
     """The last first-missed due day that the label of an application on ``day`` sees.
 
-    The label is 90+ days past due on a month-end tape row within ``months`` of the
-    application: the last such row is the end of the month ``months - 1`` after its month,
-    so the first unpaid instalment must be due ``90`` days before it (a line's first unpaid
-    instalment comes ``LINE_DUE_LAG`` days after its default draw on average).
+    The label is the account reaching ``DEFAULT_DPD`` days past due within ``months``
+    calendar months of the application (to the same day of the month, or the month's last
+    day, as SQL's ``+ INTERVAL months MONTH``): its first miss due at least ``DEFAULT_DPD``
+    days before that date.  The same exposure for an application on any day of the month.
     """
-    month_end = cal.month_end_days()
-    idx = cal.month_of(day) + months - 1
-    last = len(month_end) - 1
-    ends = np.where(
-        idx <= last,
-        month_end[np.minimum(idx, last)],
-        month_end[last] + np.round(30.44 * (idx - last)).astype(np.int64),
+    start = np.datetime64(cal.start, "D")
+    dates = start + day.astype("timedelta64[D]")
+    month = dates.astype("datetime64[M]")
+    day_in_month = (dates - month.astype("datetime64[D]")).astype(np.int64)
+    target = month + months
+    length = ((target + 1).astype("datetime64[D]") - target.astype("datetime64[D]")).astype(
+        np.int64
     )
-    return ends - 90
+    end = target.astype("datetime64[D]") + np.minimum(day_in_month, length - 1)
+    return np.asarray((end - start).astype(np.int64) - DEFAULT_DPD)
 
 
 def missed_day(apps_day: np.ndarray, default_month: np.ndarray) -> np.ndarray:

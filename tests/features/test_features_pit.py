@@ -180,12 +180,14 @@ def test_fraud_labels_only_as_known_at_as_of(
     assert delayed["decision_ts"].max() < T(2026, 3, 13)  # the last 8 days are left out
 
 
-def _loans(con: duckdb.DuckDBPyConnection, rows_into: Any) -> None:
-    apps = [
-        ("A1", T(2026, 3, 10), "approved"),
-        ("A2", T(2026, 1, 5), "approved"),
-        ("A3", T(2026, 1, 6), "declined"),
-    ]
+def _book(
+    con: duckdb.DuckDBPyConnection,
+    rows_into: Any,
+    apps: list[tuple[str, dt.datetime, str]],
+    tape: list[tuple[str, dt.datetime, int]],
+) -> None:
+    """Personal loan applications of C1 ``(id, ts, decision)`` and their month-end tape rows
+    ``(account, snapshot date, days past due)``."""
     rows_into(
         con,
         "loan_applications",
@@ -203,13 +205,52 @@ def _loans(con: duckdb.DuckDBPyConnection, rows_into: Any) -> None:
         ],
     )
     rows_into(con, "loan_performance", [
-        {"account_id": "A1", "snapshot_date": T(2026, 8, 31), "credit_limit": 5000.0,
-         "outstanding": 4000.0, "days_past_due": 90},
-        {"account_id": "A2", "snapshot_date": T(2026, 6, 30), "credit_limit": 5000.0,
-         "outstanding": 1000.0, "days_past_due": 30},
-        {"account_id": "A2", "snapshot_date": T(2026, 8, 31), "credit_limit": 5000.0,
-         "outstanding": 5000.0, "days_past_due": 95},  # after A2's 6-month window
+        {"account_id": account, "snapshot_date": day, "credit_limit": 5000.0,
+         "outstanding": 4000.0, "days_past_due": dpd}
+        for account, day, dpd in tape
     ])  # fmt: skip
+
+
+def _loans(con: duckdb.DuckDBPyConnection, rows_into: Any) -> None:
+    apps = [
+        ("A1", T(2026, 3, 10), "approved"),
+        ("A2", T(2026, 1, 5), "approved"),
+        ("A3", T(2026, 1, 6), "declined"),
+    ]
+    tape = [
+        ("A1", T(2026, 8, 31), 90),
+        ("A2", T(2026, 6, 30), 30),
+        ("A2", T(2026, 8, 31), 95),  # after A2's 6-month window
+    ]
+    _book(con, rows_into, apps, tape)
+
+
+def test_every_decision_has_the_same_exposure_whatever_its_day_of_the_month(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    """Issue 18: a first miss 85 days after the booking is a default in a 6-month window for
+    a booking on the 2nd and on the 30th alike (the latter's 90 days past due show only on the
+    month-end row after its window: the rows inside it alone labelled it good); 113 days after
+    is not, though that tape row shows 97 days past due."""
+    apps = [
+        ("B1", T(2026, 1, 2), "approved"),  # first miss 2026-03-28 (+85 days)
+        ("B2", T(2026, 1, 30), "approved"),  # first miss 2026-04-25 (+85 days)
+        ("B3", T(2026, 1, 2), "approved"),  # first miss 2026-04-25 (+113 days)
+    ]
+    tape = [
+        ("B1", T(2026, 6, 30), 94),
+        ("B2", T(2026, 6, 30), 66),
+        ("B2", T(2026, 7, 31), 97),
+        ("B3", T(2026, 6, 30), 66),
+        ("B3", T(2026, 7, 31), 97),
+    ]
+    _book(empty_wh, rows_into, apps, tape)
+    spine = features.credit_spine(empty_wh, "personal", dt.date(2026, 8, 31), 6)
+    assert dict(zip(spine["application_id"], spine["label"], strict=True)) == {
+        "B1": 1,
+        "B2": 1,
+        "B3": 0,
+    }
 
 
 def test_credit_labels_only_for_matured_accounts(

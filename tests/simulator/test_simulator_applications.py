@@ -18,6 +18,7 @@ from simulator.loans import (
     Applications,
     draw_applications,
     ex_ante_line_pd,
+    label_cutoff,
 )
 from simulator.world import build_world
 from tests.simulator.conftest import SimRun
@@ -124,3 +125,22 @@ def test_simulate_book_draws_the_applications_that_simulate_writes(clean_year_ru
     # the decisions read behaviour: a world without events would decide differently
     bare = draw_applications(build_world(world.config, world.calendar))
     assert not np.array_equal(bare.approved, apps.approved)
+
+
+def test_the_truth_window_ends_where_the_label_sql_ends_it_on_any_day() -> None:
+    """Issue 18: the truth's last first-miss day is the label's (DuckDB's ``+ INTERVAL 6
+    MONTH`` less 90 days: month ends clamp), so every decision has the same 91-94 days of
+    exposure, whatever its day of the month."""
+    import duckdb  # deferred: only this test compares with the label's SQL
+
+    calendar = Calendar.build(date(2024, 10, 1), 24)
+    day = np.arange(calendar.n_days)
+    cutoff = label_cutoff(calendar, day, 6)
+    assert set(np.unique(cutoff - day)) <= {91, 92, 93, 94}
+    dates = [calendar.date_of(int(d)) for d in day]
+    sql = duckdb.sql(
+        "SELECT CAST(d + INTERVAL 6 MONTH - INTERVAL 90 DAY AS DATE) AS cut "
+        "FROM (SELECT unnest($dates) AS d)",
+        params={"dates": dates},
+    ).fetchall()
+    assert [calendar.date_of(int(c)) for c in cutoff] == [row[0] for row in sql]

@@ -24,6 +24,12 @@ ENV_FILE_VARIABLE = "YIDAI_ENV_FILE"
 #: simulates 18 months of applications, and a 12-month window would leave only its first 6
 #: matured (too few for a training, a calibration and a test window); 6 months leave 12.
 DEFAULT_PERFORMANCE_MONTHS = 6
+#: Days past due that make a booking bad.  The label is the account reaching them within the
+#: performance window (to the day: from a first miss due at least this many days before the
+#: window's end), read on the month-end tape row that follows the window's end: every decision
+#: has the same exposure, whatever its day of the month.  (Reading only the rows within the
+#: window gave a decision on the 1st a month more to default in than one on the 30th.)
+DEFAULT_DPD = 90
 
 
 def _default_home() -> Path:
