@@ -72,9 +72,9 @@ def credit_spine(
     Only approved accounts booked at least ``performance_months`` before the end of ``as_of``
     are labelled (on the rows known by then: with ``as_of`` a month end, every one is read
     in full); by default the others are left out, with ``include_declined`` every
-    application is kept (label <NA>), for scoring
-    and policy simulation.  Columns: entity_id, decision_ts, label, application_id, product,
-    requested_amount, decision, approved_limit.
+    application is kept (label <NA>), for scoring and policy simulation.  Columns:
+    entity_id, decision_ts, label, application_id, product, requested_amount, decision,
+    approved_limit.
     """
     if product not in PRODUCTS:
         raise YidaiError(f"unknown product {product!r}; known: {', '.join(PRODUCTS)}")
