@@ -33,6 +33,7 @@ import time
 
 import numpy as np
 
+from models.metrics import auc
 from simulator import SimConfig
 from simulator.core import simulate_book
 from simulator.loans import LINE_PRODUCTS, PRODUCTS, Applications, label_cutoff
@@ -55,26 +56,6 @@ def scored_rows(apps: Applications, closed: np.ndarray, product: int) -> np.ndar
     if product in LINE_PRODUCTS:
         rows &= apps.account >= 0
     return np.flatnonzero(rows)
-
-
-def auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC = P(score of a random default > score of a random non-default), ties half:
-    the Mann-Whitney statistic over the average ranks."""
-    ranks = _average_ranks(score)
-    positives = y.astype(bool)
-    n_pos, n_neg = positives.sum(), (~positives).sum()
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    starts = np.flatnonzero(np.r_[True, sorted_x[1:] != sorted_x[:-1]])
-    ends = np.r_[starts[1:], len(x)]
-    avg = (starts + ends + 1) / 2.0  # 1-based average rank of each run of ties
-    ranks = np.empty(len(x))
-    ranks[order] = np.repeat(avg, ends - starts)
-    return ranks
 
 
 def gap_curve(
