@@ -38,7 +38,7 @@ from simulator import SimConfig
 from simulator.core import simulate_book
 from simulator.loans import LINE_PRODUCTS, PRODUCTS, Applications, label_cutoff
 from simulator.world import World
-from yidai.core.settings import DEFAULT_DPD
+from yidai.core.settings import BAD_DAYS_PAST_DUE
 
 PRODUCT_NAMES = ("personal", "merchant", "SME")
 
@@ -46,7 +46,8 @@ PRODUCT_NAMES = ("personal", "merchant", "SME")
 def closed_windows(world: World, apps: Applications) -> np.ndarray:
     """Whether each application's label window has closed by the end of the period."""
     cal = world.calendar
-    window_end = label_cutoff(cal, apps.day, world.config.performance_months) + DEFAULT_DPD
+    cutoff = label_cutoff(cal, apps.day, world.config.performance_months)
+    window_end = cutoff + BAD_DAYS_PAST_DUE  # the decision plus the window's months
     return np.asarray(window_end <= cal.month_end_days()[-1])
 
 

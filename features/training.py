@@ -32,7 +32,7 @@ from features.request import (
 from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE
 from yidai.core.contracts import PRODUCTS
 from yidai.core.errors import YidaiError
-from yidai.core.settings import DEFAULT_DPD, Settings, get_settings
+from yidai.core.settings import BAD_DAYS_PAST_DUE, Settings, get_settings
 from yidai.core.spark import engine_name
 from yidai.core.warehouse import ensure_tables
 
@@ -65,8 +65,8 @@ def credit_spine(
     """Applications of ``product`` up to ``as_of`` with their default label.
 
     label = 1 if the account the application opened or reviewed (a merchant's or an SME's
-    one line) reached ``DEFAULT_DPD`` (90) days past due within ``performance_months`` of the
-    decision, to the day: a month-end tape row's first miss (its date less its days past due)
+    one line) reached ``BAD_DAYS_PAST_DUE`` (90) days past due within ``performance_months``
+    of the decision, to the day: a month-end tape row's first miss (its date less its days past due)
     due at least 90 days before the window's end, read on the rows up to the month end that
     follows the window's end, so a decision on any day of the month has the same exposure.
     Only approved accounts booked at least ``performance_months`` before the end of ``as_of``
@@ -97,11 +97,11 @@ def credit_spine(
         AND p.snapshot_date <= last_day(a.ts + INTERVAL {months} MONTH)
         AND p.snapshot_date < CAST(? AS TIMESTAMP)
         AND CAST(p.snapshot_date AS DATE) - p.days_past_due
-          <= CAST(a.ts AS DATE) + INTERVAL {months} MONTH - INTERVAL {DEFAULT_DPD} DAY
+          <= CAST(a.ts AS DATE) + INTERVAL {months} MONTH - INTERVAL {BAD_DAYS_PAST_DUE} DAY
       GROUP BY a.application_id)
     SELECT a.applicant_id AS entity_id, a.ts AS decision_ts,
-           CASE WHEN a.matured THEN CAST(coalesce(perf.worst, 0) >= {DEFAULT_DPD} AS INTEGER)
-           END AS label,
+           CASE WHEN a.matured
+             THEN CAST(coalesce(perf.worst, 0) >= {BAD_DAYS_PAST_DUE} AS INTEGER) END AS label,
            a.application_id, ? AS product, a.requested_amount, a.decision, a.approved_limit
     FROM apps a LEFT JOIN perf USING (application_id)
     {"" if include_declined else "WHERE a.matured"}

@@ -34,7 +34,7 @@ from simulator.world import (
     rng_for,
     sigmoid,
 )
-from yidai.core.settings import DEFAULT_DPD
+from yidai.core.settings import BAD_DAYS_PAST_DUE
 
 PERSONAL, MERCHANT, SME = range(3)  # product codes (order of yidai.core.contracts.PRODUCTS)
 TARGET_BAD_RATE = {PERSONAL: 0.05, MERCHANT: 0.065, SME: 0.065}
@@ -246,10 +246,11 @@ def draw_applications(world: World) -> Applications:
 def label_cutoff(cal: Calendar, day: np.ndarray, months: int) -> np.ndarray:
     """The last first-missed due day that the label of an application on ``day`` sees.
 
-    The label is the account reaching ``DEFAULT_DPD`` days past due within ``months``
+    The label is the account reaching ``BAD_DAYS_PAST_DUE`` days past due within ``months``
     calendar months of the application (to the same day of the month, or the month's last
-    day, as SQL's ``+ INTERVAL months MONTH``): its first miss due at least ``DEFAULT_DPD``
-    days before that date.  The same exposure for an application on any day of the month.
+    day, as SQL's ``+ INTERVAL months MONTH``): its first miss due at least
+    ``BAD_DAYS_PAST_DUE`` days before that date.  The same exposure for an application on
+    any day of the month.
     """
     start = np.datetime64(cal.start, "D")
     dates = start + day.astype("timedelta64[D]")
@@ -260,7 +261,7 @@ def label_cutoff(cal: Calendar, day: np.ndarray, months: int) -> np.ndarray:
         np.int64
     )
     end = target.astype("datetime64[D]") + np.minimum(day_in_month, length - 1)
-    return np.asarray((end - start).astype(np.int64) - DEFAULT_DPD)
+    return np.asarray((end - start).astype(np.int64) - BAD_DAYS_PAST_DUE)
 
 
 def missed_day(apps_day: np.ndarray, default_month: np.ndarray) -> np.ndarray:

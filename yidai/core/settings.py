@@ -29,7 +29,7 @@ DEFAULT_PERFORMANCE_MONTHS = 6
 #: window's end), read on the month-end tape row that follows the window's end: every decision
 #: has the same exposure, whatever its day of the month.  (Reading only the rows within the
 #: window gave a decision on the 1st a month more to default in than one on the 30th.)
-DEFAULT_DPD = 90
+BAD_DAYS_PAST_DUE = 90
 
 
 def _default_home() -> Path:
