@@ -45,7 +45,10 @@ LINE_PRODUCTS = (MERCHANT, SME)  # one revolving line per borrower, reviewed on 
 PRODUCTS = (PERSONAL, MERCHANT, SME)
 LINE_FIRST_MISS_DAYS = 31  # a line's first miss comes at least this long after it opened
 LINE_DUE_LAG = 8  # days from a line's default draw to its first unpaid instalment (mean)
-FIRST_MISS_P = 0.38  # a personal defaulter's first miss: geometric months after booking
+FIRST_MISS_P = 0.38  # an own-draw defaulter's first missed instalment: geometric number
+MAX_FIRST_MISSED = 9  # ...at most the 9th
+FIRST_DRAW_DAYS = 6  # a booking's first drawdown: 0-5 days after the decision
+INSTALMENT_DAYS = 30.44  # a drawdown's instalments fall due monthly from its day
 NEVER = np.iinfo(np.int64).max // 2
 CHARGE_OFF_DPD = 180  # a balance this many days past due is written off
 RECOVERY_RATE = 0.3  # share of a written-off balance recovered in the charge-off month
@@ -78,6 +81,7 @@ class Applications:
     rate: np.ndarray
     account: np.ndarray  # application index of the account it opened or reviewed; -1 if none
     arrears: np.ndarray  # first missed due day of its account (NEVER if none)
+    draw_delay: np.ndarray  # days from the decision to an approval's first drawdown
 
 
 def _app_days(rng: np.random.Generator, n: int, first: int, n_days: int) -> np.ndarray:
@@ -204,18 +208,18 @@ def draw_applications(world: World) -> Applications:
         rank = (obs[k].argsort().argsort() + 0.5) / k.sum()
         rate[k] = np.round((0.065 + 0.12 * (1 - rank)) / 0.0025) * 0.0025
     defaulted = rng.random(n) < true_pd
-    first_missed = 1 + np.minimum(rng.geometric(FIRST_MISS_P, n) - 1, 8)  # months after booking
-    default_month = np.where(defaulted, first_missed + 3, -1)
+    first_missed = 1 + np.minimum(rng.geometric(FIRST_MISS_P, n) - 1, MAX_FIRST_MISSED - 1)
+    draw_delay = rng.integers(0, FIRST_DRAW_DAYS, n)
     requested = np.maximum(np.round(requested, -2), 100.0)
     limit = np.where(approved, np.maximum(np.round(np.minimum(requested, cap), -2), 1000.0), 0.0)
     account = _open_lines(product, applicant, approved)
-    missed = missed_day(day, default_month)
+    # an own draw (personal loans, applications before a line): the first instalment it does
+    # not pay is the ``first_missed``-th of its first drawdown, ``draw_delay`` days after the
+    # decision; its truth is that instalment's due day falling by the label's cutoff
+    missed = np.where(defaulted, instalment_due(day + draw_delay, first_missed), NEVER)
     arrears = missed.copy()  # personal: the account's own first miss
     cutoff = label_cutoff(cal, day, cfg.performance_months)
-    # an own draw (personal loans, applications before a line): the miss must come by the
-    # cutoff, i.e. within ``floor((cutoff - day) / 30)`` months of the geometric delay
-    within = np.clip((cutoff - day) // 30, 0, 9)
-    true_pd = true_pd * np.where(within >= 9, 1.0, 1 - (1 - FIRST_MISS_P) ** within)
+    true_pd = true_pd * own_draw_window_share(cutoff - day)
     defaulted = (missed < NEVER) & (missed <= cutoff)
     path_pd = true_pd.copy()
     _line_defaults(
@@ -240,6 +244,7 @@ def draw_applications(world: World) -> Applications:
         rate=rate,
         account=account,
         arrears=arrears,
+        draw_delay=draw_delay,
     )
 
 
@@ -264,9 +269,25 @@ def label_cutoff(cal: Calendar, day: np.ndarray, months: int) -> np.ndarray:
     return np.asarray((end - start).astype(np.int64) - BAD_DAYS_PAST_DUE)
 
 
-def missed_day(apps_day: np.ndarray, default_month: np.ndarray) -> np.ndarray:
-    """The due day of the first instalment a defaulter misses (``NEVER`` for the others)."""
-    return np.where(default_month >= 0, apps_day + 30 * (default_month - 3), NEVER)
+def instalment_due(draw_day: np.ndarray | int, number: np.ndarray | int) -> np.ndarray:
+    """The due day of a drawdown's ``number``-th monthly instalment (1 = the first)."""
+    return np.asarray(draw_day + np.round(INSTALMENT_DAYS * np.asarray(number)).astype(np.int64))
+
+
+def own_draw_window_share(days: np.ndarray) -> np.ndarray:
+    """The probability that an own-draw defaulter's first missed instalment falls due within
+    ``days`` of the decision: its first drawdown comes ``U{0 .. FIRST_DRAW_DAYS - 1}`` days
+    after the decision, the instalment it first misses is geometric (``FIRST_MISS_P``, at
+    most the ``MAX_FIRST_MISSED``-th).  The factor from a loan's PD to its truth's."""
+    days = np.asarray(days)
+    share = np.zeros(days.shape)
+    numbers = np.arange(1, MAX_FIRST_MISSED + 1)
+    p_number = FIRST_MISS_P * (1 - FIRST_MISS_P) ** (numbers - 1)
+    p_number[-1] = (1 - FIRST_MISS_P) ** (MAX_FIRST_MISSED - 1)  # the cap takes the tail
+    for delay in range(FIRST_DRAW_DAYS):
+        due = instalment_due(delay, numbers)
+        share += (due[None, :] <= days.reshape(-1, 1)) @ p_number
+    return (share / FIRST_DRAW_DAYS).reshape(days.shape)
 
 
 def _open_lines(product: np.ndarray, applicant: np.ndarray, approved: np.ndarray) -> np.ndarray:
@@ -564,7 +585,7 @@ def _proposals(world: World, apps: Applications, rng: np.random.Generator) -> di
     book = apps.day[p_app]
     p_day = np.where(
         is_first,
-        book + rng.integers(0, 6, len(p_app)),
+        book + apps.draw_delay[p_app],
         book + 10 + (rng.random(len(p_app)) * np.maximum(n_days - book - 10, 1)).astype(np.int64),
     )
     p_day = np.where(is_distress, apps.arrears[p_app] - 1, p_day)
@@ -622,6 +643,7 @@ def _run_accounts(world: World, apps: Applications) -> _Book:
     arrears = np.full(len(apps.product), NEVER)
     np.minimum.at(arrears, account_of[approved], apps.arrears[approved])
     p_acc = account_of[prop["app"]]
+    offsets = instalment_due(0, np.arange(1, 13)).tolist()  # instalment j is due ...[j - 1] days on
     late_p = sigmoid(-3.2 - 1.2 * apps.state)
     # events per account in time order: reviews (kind 0) before drawdowns (kind 1) on a day
     ev_acc = np.concatenate([account_of[approved], p_acc])
@@ -669,7 +691,7 @@ def _run_accounts(world: World, apps: Applications) -> _Book:
         owed += amount
         rate = float(apps.rate[app])
         for j in range(1, term + 1):
-            due = day + round(30.44 * j)
+            due = day + offsets[j - 1]
             if due >= n_days:
                 break
             principal = amount / term
