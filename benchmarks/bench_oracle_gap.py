@@ -32,6 +32,13 @@ catalogue's; ``--before MODEL=SET`` also fits the model on an earlier set and
 windows (not registered), printing the paired change of the gap with its bootstrap standard
 error.  Calibration is also printed per obligor (one decision per borrower: its first in
 the test window), the unit whose defaults are independent.
+
+Every gap is also printed *expected*: both AUCs judged against the oracle's probabilities
+instead of the test window's draws (``simulator.signal.expected_auc``: each row is a default
+with weight ``true_pd``).  The realised gap of a world of this size moves by 0.01-0.02 with
+the draws alone (40-60 defaulting borrowers per test window); the expected one measures the
+same ranking without them (its mean over five worlds to about 0.001), so it tells a model
+change of a thousandth from noise.
 """
 
 from __future__ import annotations
@@ -74,6 +81,8 @@ class CreditRow:
     gap: float
     gap_se: float
     valid_gap: float
+    #: the gap judged against the oracle's probabilities, not the window's draws
+    expected_gap: float
     trees: int
     seconds: float
     hl_pvalue: float = float("nan")
@@ -93,6 +102,7 @@ class CreditRow:
     before_gap: float = float("nan")
     before_gap_se: float = float("nan")
     before_valid_gap: float = float("nan")
+    before_expected_gap: float = float("nan")
     #: gap after minus gap before, and its paired-bootstrap standard error
     change: float = float("nan")
     change_se: float = float("nan")
@@ -101,6 +111,7 @@ class CreditRow:
     variant_gap: float = float("nan")
     variant_gap_se: float = float("nan")
     variant_valid_gap: float = float("nan")
+    variant_expected_gap: float = float("nan")
     variant_hl_pvalue: float = float("nan")
     variant_observed_expected: float = float("nan")
     variant_change_se: float = float("nan")  # of variant gap - gap
@@ -165,6 +176,14 @@ def bootstrap_change_se(
     """Standard error of ``AUC(after) - AUC(before)`` on the same test rows (the change of
     the oracle gap, sign reversed), by a paired bootstrap over ``groups`` (applicants)."""
     return bootstrap_gap_se(y, p_before, p_after, n_boot, seed, groups)
+
+
+def expected_gap(score: np.ndarray, oracle: np.ndarray) -> float:
+    """The oracle's expected AUC minus the score's, both judged against the oracle's
+    probabilities (``simulator.signal.expected_auc``): the gap without the labels' draw."""
+    from simulator.signal import expected_auc
+
+    return expected_auc(oracle, oracle) - expected_auc(score, oracle)
 
 
 def _validation_gap(fitted: object, cal: pd.DataFrame, features: list[str]) -> float:
@@ -274,6 +293,7 @@ def run_seed(
                     y, fitted.p_test, oracle, n_boot, seed, test["entity_id"].to_numpy()
                 ),
                 valid_gap=valid_gap,
+                expected_gap=expected_gap(fitted.p_test, oracle),
                 trees=fitted.estimator.best_iteration_,
                 seconds=seconds,
                 hl_pvalue=metrics["oot_hl_pvalue"],
@@ -292,7 +312,8 @@ def run_seed(
                 f"({row.defaults} defaults, {row.defaulters} borrowers): "
                 f"OOT AUC {row.oot_auc:.4f}, "
                 f"oracle {row.oracle_auc:.4f}, "
-                f"gap {row.gap:+.4f} (se {row.gap_se:.4f}); validation gap {valid_gap:+.4f}; "
+                f"gap {row.gap:+.4f} (se {row.gap_se:.4f}), expected {row.expected_gap:+.4f}; "
+                f"validation gap {valid_gap:+.4f}; "
                 f"{row.trees} trees; calibration {row.calibration}: HL p "
                 f"{row.hl_pvalue:.3f}, O/E {row.observed_expected:.3f}; "
                 f"{seconds:.1f} s (data {t_data:.1f} s, "
@@ -365,13 +386,14 @@ def _compare_before(
     row.before_gap = float(auc(y, oracle) - auc(y, old.p_test))
     row.before_gap_se = bootstrap_gap_se(y, old.p_test, oracle, n_boot, row.seed, groups)
     row.before_valid_gap = _validation_gap(old, old.split.calibration, data.feature_names)
+    row.before_expected_gap = expected_gap(old.p_test, oracle)
     row.change = row.gap - row.before_gap
     row.change_se = bootstrap_change_se(y, p_new, old.p_test, n_boot, row.seed, groups)
     _say(
         f"seed {row.seed}: {row.model} before ({feature_set}): gap {row.before_gap:+.4f} "
         f"(se {row.before_gap_se:.4f}), validation gap {row.before_valid_gap:+.4f}; change of "
-        f"the gap {row.change:+.4f} (paired se {row.change_se:.4f}); "
-        f"{time.perf_counter() - t0:.1f} s"
+        f"the gap {row.change:+.4f} (paired se {row.change_se:.4f}), of the expected gap "
+        f"{row.expected_gap - row.before_expected_gap:+.4f}; {time.perf_counter() - t0:.1f} s"
     )
 
 
@@ -407,6 +429,7 @@ def _compare_variant(
     row.variant_gap = float(auc(y, oracle) - auc(y, other.p_test))
     row.variant_gap_se = bootstrap_gap_se(y, other.p_test, oracle, n_boot, row.seed, groups)
     row.variant_valid_gap = _validation_gap(other, other.split.calibration, data.feature_names)  # type: ignore[attr-defined]
+    row.variant_expected_gap = expected_gap(other.p_test, oracle)
     row.variant_hl_pvalue = metrics["oot_hl_pvalue"]
     row.variant_observed_expected = metrics["oot_observed_expected"]
     row.variant_change_se = bootstrap_change_se(
@@ -422,7 +445,8 @@ def _compare_variant(
         f"(se {row.variant_gap_se:.4f}), validation gap {row.variant_valid_gap:+.4f}; "
         f"{other.estimator.best_iteration_} trees; HL p {row.variant_hl_pvalue:.3f}, O/E "
         f"{row.variant_observed_expected:.3f}; change of the gap "
-        f"{row.variant_gap - row.gap:+.4f} (paired se {row.variant_change_se:.4f}); "
+        f"{row.variant_gap - row.gap:+.4f} (paired se {row.variant_change_se:.4f}), of the "
+        f"expected gap {row.variant_expected_gap - row.expected_gap:+.4f}; "
         f"{time.perf_counter() - t0:.1f} s"
     )
 
@@ -511,13 +535,26 @@ def _oracle_calibrated(row: CreditRow) -> bool:
     return _passes(row.oracle_obligor_hl_pvalue, row.oracle_obligor_observed_expected)
 
 
+def _se_of_mean(values: np.ndarray) -> float:
+    """The standard error of a mean over worlds (their spread; nan for one world)."""
+    return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def _mean_and_se(rows: list[CreditRow], other: str, sign: int = 1) -> str:
+    """The mean over worlds of ``sign * (row.expected_gap - row.<other>)`` and its standard
+    error: the paired change of the expected gap (main minus ``other``, or the reverse)."""
+    change = sign * np.array([r.expected_gap - getattr(r, other) for r in rows])
+    return f"{change.mean():+.4f} (se {_se_of_mean(change):.4f})"
+
+
 def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
     """Per-seed table, then the mean and max gap per model across seeds."""
     print("\nper seed:")
     print(
         f"{'seed':>5} {'model':<12} {'test rows':>9} {'defaults':>8} {'borrowers':>9} "
         f"{'OOT AUC':>8} "
-        f"{'oracle':>7} {'gap':>7} {'se':>6} {'valid gap':>9} {'trees':>5} {'HL p':>6} "
+        f"{'oracle':>7} {'gap':>7} {'se':>6} {'exp. gap':>8} {'valid gap':>9} {'trees':>5} "
+        f"{'HL p':>6} "
         f"{'O/E':>5} {'oracle HL p':>11} {'oracle O/E':>10} {'obligor HL p':>12} "
         f"{'obligor O/E':>11} {'oracle obl. p':>13} {'oracle obl. O/E':>12} calibration"
     )
@@ -525,7 +562,8 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
         print(
             f"{r.seed:>5} {r.model:<12} {r.rows:>9,} {r.defaults:>8} {r.defaulters:>9} "
             f"{r.oot_auc:>8.4f} "
-            f"{r.oracle_auc:>7.4f} {r.gap:>+7.4f} {r.gap_se:>6.4f} {r.valid_gap:>+9.4f} "
+            f"{r.oracle_auc:>7.4f} {r.gap:>+7.4f} {r.gap_se:>6.4f} {r.expected_gap:>+8.4f} "
+            f"{r.valid_gap:>+9.4f} "
             f"{r.trees:>5} {r.hl_pvalue:>6.3f} {r.observed_expected:>5.2f} "
             f"{r.oracle_hl_pvalue:>11.3f} {r.oracle_observed_expected:>10.2f} "
             f"{r.obligor_hl_pvalue:>12.3f} {r.obligor_observed_expected:>11.2f} "
@@ -548,10 +586,12 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
             continue
         gaps = np.array([r.gap for r in rows])
         se = np.array([r.gap_se for r in rows])
+        expected = np.array([r.expected_gap for r in rows])
         print(
             f"  {model:<12} mean gap {gaps.mean():+.4f} (se of the mean "
             f"{np.sqrt((se**2).sum()) / len(se):.4f}), max {gaps.max():+.4f}, "
-            f"{int((gaps <= 0.01).sum())}/{len(gaps)} seeds within 0.01; "
+            f"{int((gaps <= 0.01).sum())}/{len(gaps)} seeds within 0.01; mean expected gap "
+            f"{expected.mean():+.4f} (over the worlds: se {_se_of_mean(expected):.4f}); "
             f"mean validation gap {np.mean([r.valid_gap for r in rows]):+.4f}; calibration "
             f"per borrower passes {sum(_calibrated(r) for r in rows)}/{len(rows)} seeds (the "
             f"oracle's own PDs {sum(_oracle_calibrated(r) for r in rows)}/{len(rows)}; per row "
@@ -573,7 +613,8 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
                 f"  {model:<12} before ({rows[0].before_set}) mean gap {before.mean():+.4f} "
                 f"(se {np.sqrt((b_se**2).sum()) / len(b_se):.4f}), mean validation gap "
                 f"{np.mean([r.before_valid_gap for r in rows]):+.4f}; mean change "
-                f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f})"
+                f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f}); "
+                f"mean change of the expected gap {_mean_and_se(rows, 'before_expected_gap')}"
             )
     varied = [r for r in credit if r.variant]
     if varied:
@@ -595,6 +636,8 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
                 f"{np.sqrt((g_se**2).sum()) / len(g_se):.4f}), mean validation gap "
                 f"{np.mean([r.variant_valid_gap for r in rows]):+.4f}; mean change "
                 f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f}); "
+                f"mean change of the expected gap "
+                f"{_mean_and_se(rows, 'variant_expected_gap', sign=-1)}; "
                 f"calibration passes {passes}/{len(rows)}"
             )
     if credit:
