@@ -539,6 +539,34 @@ PERSONAL_V2 = (
          fill=None),
 )  # fmt: skip
 
+# v3 (issue 18): the customer's card events as rates of events rather than shares of
+# spending (declined, night, risky-MCC and refunded payments, 90 and 180 days), and the hours
+# of its own payments.
+PERSONAL_V3 = (
+    *PERSONAL_V2,
+    *(
+        _agg(f"customer_{what}_rate_{days}d", "customer_pos_events",
+             f"sum({hits}) / nullif(sum({total}), 0)", f"{text} over {days} days (by count).",
+             reason=reason, monotone=1, fill=None)
+        for what, hits, total, text, reason in (
+            ("declined", "declined_n", "txn_n + declined_n",
+             "Declined card transactions per attempted one", "declines"),
+            ("night", "night_n", "txn_n",
+             "Approved card payments between 00:00 and 06:00 per approved one",
+             "risky_spending"),
+            ("risky_mcc", "risky_n", "txn_n",
+             "Approved card payments at risky MCCs (gambling, quasi-cash, jewelry) per "
+             "approved one", "risky_spending"),
+            ("refund", "refund_n", "txn_n", "POS refunds per approved card payment", "refunds"),
+        )
+        for days in (90, 180)
+    ),
+    _agg("customer_payment_night_share_180d", "customer_payment_hours",
+         "sum(night_n) / nullif(sum(out_n), 0)",
+         "Own payments (bills, e支付, transfers out) made between 00:00 and 06:00, per "
+         "payment, over 180 days.", reason="online_payments", monotone=1, fill=None),
+)  # fmt: skip
+
 # ----------------------------------------------------------------- small-merchant credit
 MERCHANT = (
     _agg("merchant_net_turnover_30d", "merchant_pos", "sum(net)",
@@ -911,6 +939,31 @@ SME_V2 = (
          reason="delinquency", monotone=1, fill=None),
 )  # fmt: skip
 
+# v3 (issue 18): the SME's strongest signals (how late its bills are paid, its failed
+# payments, B2B purchases on instalment, repeat payers) over 180 days as well: its state
+# moves slowly, so six months of them tell it more precisely than three.
+SME_V3 = (
+    *SME_V2,
+    _agg("sme_bill_days_late_180d", "sme_bill_timing", "sum(days_late) / nullif(sum(paid_n), 0)",
+         "Mean days after the due date that bills were paid over 180 days (0: on time).",
+         reason="bill_payments", monotone=1, fill=None),
+    _agg("sme_failed_payment_ratio_180d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
+         "Share of outgoing payments (transfers, bills, e-payments) that failed over 180 days.",
+         reason="cash_flow", monotone=1, fill=None),
+    _agg("sme_b2b_instalment_share_180d", "sme_mall_buying",
+         "sum(instalment_n) / nullif(sum(orders_n), 0)",
+         "Share of B2B mall purchases paid by instalment credit over 180 days.",
+         reason="credit_usage", monotone=1, fill=None),
+    _agg("sme_distinct_counterparty_ratio_90d", "sme_counterparties",
+         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
+         "Distinct payers over payer-days of the inflows, 90 days (low: a few big clients).",
+         reason="concentration", monotone=-1, fill=None),
+    _agg("sme_distinct_counterparty_ratio_180d", "sme_counterparties",
+         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
+         "Distinct payers over payer-days of the inflows, 180 days (low: a few big clients).",
+         reason="concentration", monotone=-1, fill=None),
+)  # fmt: skip
+
 MERCHANT_V4 = (
     *MERCHANT_V2,
     _agg("merchant_offus_night_share_90d", "merchant_pos_offus",
@@ -946,6 +999,10 @@ _SETS = (
     FeatureSet("personal_credit", 2, "customer",
                "Personal consumer credit (逸贷) on real spending, payment punctuality and "
                "income stability.", PERSONAL_V2),
+    FeatureSet("personal_credit", 3, "customer",
+               "Personal consumer credit (逸贷) on real spending, payment punctuality, income "
+               "stability, and the rates of its declined, night, risky and refunded card "
+               "payments.", PERSONAL_V3),
     FeatureSet("merchant_credit", 1, "merchant",
                "Small-merchant revolving credit on POS turnover.", MERCHANT),
     FeatureSet("merchant_credit", 2, "merchant",
@@ -964,6 +1021,10 @@ _SETS = (
                "SME revolving online loans (网贷通) on cash flow, bill punctuality, failed "
                "payments and B2B trade, their latest month, and its line's repayments.",
                SME_V2),
+    FeatureSet("sme_credit", 3, "sme",
+               "SME revolving online loans (网贷通) on cash flow, bill punctuality, failed "
+               "payments and B2B trade, their latest month and the last six months, and its "
+               "line's repayments.", SME_V3),
     FeatureSet("payment_fraud", 1, "payer",
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
     FeatureSet("payment_fraud", 2, "payer",

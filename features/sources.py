@@ -507,6 +507,34 @@ _SOURCE_LIST += [
         ),
     ),
 ]
+# personal_credit_v3 (issue 18): the customer's card events counted, not weighted by amount
+# (a share of spending is dominated by a few large tickets; a rate of events is what each
+# event's odds reveal), and the hours of its own payments.
+_SOURCE_LIST += [
+    Source(
+        name="customer_pos_events",
+        entity="customer",
+        relation="pos_transactions",
+        money=(),
+        entity_expr="customer_id",
+        measures=(
+            ("txn_n", "count_if(status = 'approved')"),
+            ("declined_n", "count_if(status = 'declined')"),
+            ("night_n", f"count_if(status = 'approved' AND {NIGHT})"),
+            ("risky_n", f"count_if(status = 'approved' AND mcc IN ({RISKY}))"),
+            ("refund_n", "count_if(status = 'refund')"),
+        ),
+    ),
+    Source(
+        name="customer_payment_hours",
+        entity="customer",
+        relation="payments",
+        money=(),
+        entity_expr="payer_id",
+        where="payer_type = 'customer' AND payment_type <> 'transfer_in'",
+        measures=(("out_n", "count(*)"), ("night_n", f"count_if({NIGHT})")),
+    ),
+]
 SOURCES: dict[str, Source] = {s.name: s for s in _SOURCE_LIST}
 
 # Master tables that list every entity of a profile (for daily builds and snapshots).

@@ -1,10 +1,11 @@
-"""merchant_credit_v3 and sme_credit_v2 (issue 18): the latest month of a line borrower's
+"""merchant_credit_v3/v4 and sme_credit_v2/v3 (issue 18): the latest month of a line borrower's
 behaviour, its category and its line's repayments; merchant_credit_v4: other banks'
 cardholders at the shop. All recomputed independently in pandas."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -168,9 +169,75 @@ def test_sme_failed_payments_bill_lateness_and_instalments(
     assert got.drop(share.index).isna().all()
 
 
-@pytest.mark.parametrize(("old", "new"), [("merchant_credit_v2", "merchant_credit_v3"),
-                                          ("merchant_credit_v2", "merchant_credit_v4"),
-                                          ("sme_credit_v1", "sme_credit_v2")])  # fmt: skip
+def test_sme_six_months_of_bill_lateness_failures_instalments_and_payers(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    """sme_credit_v3's 180-day windows (and the 90-day payer ratio), recomputed from events."""
+    built = profiles_at(wh, "sme_credit_v3", "sme", as_of)
+    pays = payments_of(wh, "sme")
+    rows = event_window(pays[pays["payment_type"] != "transfer_in"], as_of, 180)
+    failed = (rows["status"] == "failed").groupby(rows["payer_id"]).mean()
+    assert failed.gt(0).any()
+    compare_feature(failed, built, "sme_failed_payment_ratio_180d")
+    bills = event_window(pays[pays["payment_type"] == "bill"], as_of, 180)
+    paid = bills[(bills["status"] == "success") & bills["due_date"].notna()]
+    late = (paid["ts"].dt.normalize() - pd.to_datetime(paid["due_date"])).dt.days.clip(lower=0)
+    assert late.gt(0).any()
+    compare_feature(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_180d")
+    inflows = pays[(pays["payment_type"] == "transfer_in") & (pays["status"] == "success")]
+    for days in (90, 180):  # (every synthetic payer pays once: the ratio's windows only)
+        rows = event_window(inflows[inflows["counterparty_id"].notna()], as_of, days)
+        payer_days = rows.groupby(["payer_id", rows["ts"].dt.normalize(), "counterparty_id"])
+        per_sme = payer_days.size().groupby(level="payer_id")
+        distinct = rows.groupby("payer_id")["counterparty_id"].nunique()
+        compare_feature(
+            distinct / per_sme.size(), built, f"sme_distinct_counterparty_ratio_{days}d"
+        )
+    orders = event_window(wh.execute("SELECT * FROM mall_orders WHERE buyer_type = 'sme'").df(),
+                          as_of, 180)  # fmt: skip
+    share = (orders["payment_method"] == "instalment").groupby(orders["buyer_id"]).mean()
+    got = built["sme_b2b_instalment_share_180d"]
+    np.testing.assert_allclose(got.reindex(share.index).to_numpy(float), share.to_numpy(float))
+    assert got.drop(share.index).isna().all()
+
+
+def test_sme_repeat_payers_over_90_and_180_days(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    """Distinct payers over payer-days: a payer paying on two days counts twice below, two
+    payments of one payer on one day once; each window sees only its own days."""
+    start = dt.datetime(2025, 1, 1, 10)
+    rows_into(empty_wh, "smes", [{"sme_id": "S1", "onboarded_at": start - dt.timedelta(days=30)}])
+    paid = [(0, "P1"), (1, "P1"), (1, "P2"), (1, "P2"), (100, "P1"), (150, "P1")]
+    rows_into(
+        empty_wh,
+        "payments",
+        [
+            {"payment_id": f"p{i}", "ts": start + dt.timedelta(days=day), "payer_type": "sme",
+             "payer_id": "S1", "payment_type": "transfer_in", "counterparty_id": payer,
+             "amount": 1000.0, "channel": "online_banking", "status": "success"}
+            for i, (day, payer) in enumerate(paid)
+        ],
+    )  # fmt: skip
+    as_of = (start + dt.timedelta(days=179)).date()
+    features.build_features(empty_wh, as_of, ["sme_credit_v3"])
+    built = profiles_at(empty_wh, "sme_credit_v3", "sme", as_of)
+    # 180 days: P1 and P2 over 5 payer-days (P1 on days 0, 1, 100, 150; P2 on day 1)
+    assert built.loc["S1", "sme_distinct_counterparty_ratio_180d"] == pytest.approx(2 / 5)
+    # 90 days (days 90-179): P1 on days 100 and 150
+    assert built.loc["S1", "sme_distinct_counterparty_ratio_90d"] == pytest.approx(1 / 2)
+
+
+_LATER_VERSIONS = [
+    ("merchant_credit_v2", "merchant_credit_v3"),
+    ("merchant_credit_v2", "merchant_credit_v4"),
+    ("sme_credit_v1", "sme_credit_v2"),
+    ("sme_credit_v2", "sme_credit_v3"),
+    ("personal_credit_v2", "personal_credit_v3"),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), _LATER_VERSIONS)
 def test_new_versions_keep_the_earlier_declarations_and_values(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date, old: str, new: str
 ) -> None:

@@ -1,4 +1,5 @@
-"""The credit v2 features, recomputed independently in pandas from the warehouse rows."""
+"""The credit v2 (and personal v3) features, recomputed independently in pandas from the
+warehouse rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 import features
 from tests.support.feature_checks import compare_feature, event_window, payments_of, profiles_at
+from yidai.core.contracts import RISKY_MCCS
 from yidai.core.errors import YidaiError
 
 
@@ -118,3 +120,40 @@ def test_default_builds_the_active_sets_and_the_extra_ones(
     finally:
         monkeypatch.delenv("YIDAI_EXTRA_FEATURE_SETS")
         reset_settings_cache()
+
+
+def test_personal_v3_rates_count_card_events_and_payment_hours(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    """personal_credit_v3: declined, night, risky-MCC and refunded card payments as rates of
+    events over 90 and 180 days, and the night share of the customer's own payments."""
+    built = profiles_at(wh, "personal_credit_v3", "customer", as_of)
+    pos = wh.execute("SELECT * FROM pos_transactions WHERE customer_id IS NOT NULL").df()
+    for days in (90, 180):
+        rows = event_window(pos, as_of, days)
+        approved = rows["status"] == "approved"
+        per = (
+            pd.DataFrame(
+                {
+                    "txn": approved,
+                    "declined": rows["status"] == "declined",
+                    "night": approved & (rows["ts"].dt.hour < 6),
+                    "risky": approved & rows["mcc"].isin(RISKY_MCCS),
+                    "refund": rows["status"] == "refund",
+                }
+            )
+            .groupby(rows["customer_id"])
+            .sum()
+        )
+        assert (per[["declined", "night", "risky", "refund"]].sum() > 0).all()
+        txn = per["txn"].where(per["txn"] > 0)
+        attempted = (per["txn"] + per["declined"]).where(lambda n: n > 0)
+        compare_feature(per["declined"] / attempted, built, f"customer_declined_rate_{days}d")
+        compare_feature(per["night"] / txn, built, f"customer_night_rate_{days}d")
+        compare_feature(per["risky"] / txn, built, f"customer_risky_mcc_rate_{days}d")
+        compare_feature(per["refund"] / txn, built, f"customer_refund_rate_{days}d")
+    own = event_window(payments_of(wh, "customer"), as_of, 180)
+    own = own[own["payment_type"] != "transfer_in"]
+    night = (own["ts"].dt.hour < 6).groupby(own["payer_id"]).mean()
+    assert night.gt(0).any()
+    compare_feature(night, built, "customer_payment_night_share_180d")

@@ -36,7 +36,7 @@ def test_personal_credit_decisions_carry_everything(
         body = r.json()
         outcomes.setdefault(body["decision"], body)
         assert body["model_version"].startswith("personal_pd:")
-        assert body["policy_version"].startswith("2026.12.1")
+        assert body["policy_version"].startswith("2026.12.2")
         assert 0 <= body["pd"] <= 1 and body["grade"] in "ABCDEFG"
         if body["decision"] == "approve":
             assert 0 < body["approved_amount"] <= min(1500.0, body["limit"])
