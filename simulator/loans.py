@@ -643,7 +643,8 @@ def _run_accounts(world: World, apps: Applications) -> _Book:
     arrears = np.full(len(apps.product), NEVER)
     np.minimum.at(arrears, account_of[approved], apps.arrears[approved])
     p_acc = account_of[prop["app"]]
-    offsets = instalment_due(0, np.arange(1, 13)).tolist()  # instalment j is due ...[j - 1] days on
+    # days from a drawdown to its j-th instalment: offsets[j - 1] (terms are at most 12)
+    offsets = instalment_due(0, np.arange(1, 13)).tolist()
     late_p = sigmoid(-3.2 - 1.2 * apps.state)
     # events per account in time order: reviews (kind 0) before drawdowns (kind 1) on a day
     ev_acc = np.concatenate([account_of[approved], p_acc])
