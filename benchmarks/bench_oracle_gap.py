@@ -540,10 +540,9 @@ def _se_of_mean(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
 
 
-def _mean_and_se(rows: list[CreditRow], other: str, sign: int = 1) -> str:
-    """The mean over worlds of ``sign * (row.expected_gap - row.<other>)`` and its standard
-    error: the paired change of the expected gap (main minus ``other``, or the reverse)."""
-    change = sign * np.array([r.expected_gap - getattr(r, other) for r in rows])
+def _mean_and_se(values: list[float]) -> str:
+    """The mean over worlds and its standard error (a paired change, one per world)."""
+    change = np.array(values)
     return f"{change.mean():+.4f} (se {_se_of_mean(change):.4f})"
 
 
@@ -614,7 +613,8 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
                 f"(se {np.sqrt((b_se**2).sum()) / len(b_se):.4f}), mean validation gap "
                 f"{np.mean([r.before_valid_gap for r in rows]):+.4f}; mean change "
                 f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f}); "
-                f"mean change of the expected gap {_mean_and_se(rows, 'before_expected_gap')}"
+                "mean change of the expected gap "
+                + _mean_and_se([r.expected_gap - r.before_expected_gap for r in rows])
             )
     varied = [r for r in credit if r.variant]
     if varied:
@@ -637,7 +637,7 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
                 f"{np.mean([r.variant_valid_gap for r in rows]):+.4f}; mean change "
                 f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f}); "
                 f"mean change of the expected gap "
-                f"{_mean_and_se(rows, 'variant_expected_gap', sign=-1)}; "
+                f"{_mean_and_se([r.variant_expected_gap - r.expected_gap for r in rows])}; "
                 f"calibration passes {passes}/{len(rows)}"
             )
     if credit:
