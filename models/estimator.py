@@ -16,7 +16,7 @@ import pandas as pd
 
 from models._runtime import import_lightgbm
 from models.calibration import CalibrationMethod, Calibrator, anchor_level, fit_calibrator
-from models.linear import MarginBlend, fit_linear_margin
+from models.linear import MarginBlend, fit_linear_factor, fit_linear_margin
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,9 @@ class GradientBoostedPD:
     ``C`` = ``linear_c`` or chosen on ``eval_set``, one slope per feature or, with
     ``linear_knots``, one per segment of its normal score between them: an option no product
     uses by default, its gain did not hold on fresh worlds, docs/benchmarks.md, issue 18,
-    eighth session); the calibrator maps the blended margin.
+    eighth session); the calibrator maps the blended margin.  ``factor_weight`` > 0 (with a
+    linear part) gives that share of the blend to a label-free one-factor score of the same
+    normal scores (:func:`models.linear.fit_linear_factor`), fitted on the training rows.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class GradientBoostedPD:
         linear_weight: float = 0.0,
         linear_c: float | None = None,
         linear_knots: Sequence[float] = (),
+        factor_weight: float = 0.0,
         random_state: int = 42,
         n_jobs: int | None = None,
     ) -> None:
@@ -85,6 +88,7 @@ class GradientBoostedPD:
         self.linear_weight = linear_weight
         self.linear_c = linear_c
         self.linear_knots = [float(k) for k in linear_knots]
+        self.factor_weight = factor_weight
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -108,6 +112,7 @@ class GradientBoostedPD:
             "linear_weight": self.linear_weight,
             "linear_c": self.linear_c,
             "linear_knots": self.linear_knots,
+            "factor_weight": self.factor_weight,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,
         }
@@ -171,6 +176,13 @@ class GradientBoostedPD:
             raise YidaiError(f"monotone constraints must be -1, 0 or +1: {bad_signs}")
         if not 0.0 <= self.linear_weight <= 1.0:
             raise YidaiError(f"linear_weight must be within 0..1, got {self.linear_weight}")
+        if not 0.0 <= self.factor_weight <= 1.0:
+            raise YidaiError(f"factor_weight must be within 0..1, got {self.factor_weight}")
+        if self.factor_weight > 0 and self.linear_weight == 0:
+            raise YidaiError(
+                "factor_weight needs a linear part (linear_weight > 0): the factor reads "
+                "its normal scores"
+            )
 
         n_pos = float(y_train.sum())
         n_neg = float(y_train.size - n_pos)
@@ -211,16 +223,25 @@ class GradientBoostedPD:
         self.booster_ = _truncate(self.booster_, self.best_iteration_)
         self.blend_: MarginBlend | None = None
         if self.linear_weight > 0:
+            X_train = self._matrix(X)
             linear = fit_linear_margin(
-                self._matrix(X),
+                X_train,
                 y_train,
                 signs=self.monotone_constraints_,
                 eval_set=None if self.linear_c is not None else (X_eval, y_eval),
                 C=self.linear_c,
                 knots=self.linear_knots,
             )
+            factor = None
+            if self.factor_weight > 0:
+                factor = fit_linear_factor(linear.scores.transform(X_train), linear.slopes)
             self.blend_ = MarginBlend.standardised_on(
-                linear, self.linear_weight, self._trees_margin(X_cal), X_cal
+                linear,
+                self.linear_weight,
+                self._trees_margin(X_cal),
+                X_cal,
+                factor=factor,
+                factor_weight=self.factor_weight,
             )
         cal_margin = self.decision_function(X_cal)
         self.calibrator_: Calibrator = fit_calibrator(

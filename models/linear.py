@@ -18,8 +18,14 @@ docs/benchmarks.md, issue 18, seventh session).
   (:func:`hinge_basis`): a monotone piecewise-linear effect per feature, which lets a
   feature's tail (a collapsed turnover, a burst of refunds) weigh more than its middle (an
   option no product uses by default: docs/benchmarks.md, issue 18, eighth session);
-* :class:`MarginBlend`: ``(1 - w) * z(trees) + w * z(linear)``, each margin standardised on
-  the calibration window, so a weight means a share of the ranking.
+* :class:`LinearFactor`: a label-free score, the one common factor of the features' normal
+  scores (factor analysis), turned to rise with risk as the linear part does.  It knows
+  nothing of the labels, so the few hundred defaulting borrowers of a line cannot bend it:
+  blended in, it ranked the lines closer to the truth (docs/benchmarks.md, issue 18,
+  fourteenth and fifteenth sessions);
+* :class:`MarginBlend`: ``(1 - f) * ((1 - w) * z(trees) + w * z(linear)) + f * z(factor)``,
+  each margin standardised on the calibration window, so a weight means a share of the
+  ranking.
 
 Everything the service needs is plain numbers (:meth:`MarginBlend.to_dict`), stored with
 the booster in the registered version.
@@ -120,16 +126,26 @@ class LinearMargin:
     center: np.ndarray  # mean training basis per column (contributions are relative to it)
     knots: tuple[float, ...] = ()
 
-    def basis(self, X: np.ndarray) -> np.ndarray:
-        return hinge_basis(self.scores.transform(X), self.knots)
-
     def margin(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.basis(X) @ self.coef + self.intercept)
+        return self.margin_of_scores(self.scores.transform(X))
+
+    def margin_of_scores(self, Z: np.ndarray) -> np.ndarray:
+        """The margin of rows whose normal scores are ``Z``."""
+        return np.asarray(hinge_basis(Z, self.knots) @ self.coef + self.intercept)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
+        return self.contributions_of_scores(self.scores.transform(X))
+
+    @property
+    def slopes(self) -> np.ndarray:
+        """Each feature's coefficient (summed over its segments with knots)."""
+        n_features = self.scores.quantiles.shape[1]
+        return np.asarray(self.coef.reshape(-1, n_features).sum(axis=0))
+
+    def contributions_of_scores(self, Z: np.ndarray) -> np.ndarray:
         """Each feature's share of the margin against the average training row (the sum
-        over its segments)."""
-        parts = (self.basis(X) - self.center) * self.coef
+        over its segments), for rows whose normal scores are ``Z``."""
+        parts = (hinge_basis(Z, self.knots) - self.center) * self.coef
         if not self.knots:
             return np.asarray(parts)
         n_features = self.scores.quantiles.shape[1]
@@ -203,9 +219,47 @@ def fit_linear_margin(
 
 
 @dataclass(frozen=True)
+class LinearFactor:
+    """``(Z - center) @ coef``: the factor score of normal scores ``Z`` (the regression
+    estimate of a one-factor model's common factor: a fixed linear combination)."""
+
+    coef: np.ndarray
+    center: np.ndarray  # mean training normal score per feature
+
+    def margin(self, Z: np.ndarray) -> np.ndarray:
+        return np.asarray((Z - self.center) @ self.coef)
+
+    def contributions(self, Z: np.ndarray) -> np.ndarray:
+        return np.asarray((Z - self.center) * self.coef)
+
+
+def fit_linear_factor(Z: np.ndarray, direction: np.ndarray) -> LinearFactor:
+    """The one-factor model of the normal scores ``Z`` (scikit-learn's ``FactorAnalysis``,
+    ``z = mean + loading * factor + noise``, one noise variance per feature); its score is
+    ``E[factor | z] = (z - mean) @ psi^-1 loading / (1 + loading' psi^-1 loading)``.  The
+    labels play no part; only the factor's arbitrary sign is turned so that its
+    coefficients agree with ``direction`` (per feature: the linear part's slope, signed as
+    the monotone constraints), i.e. so that it rises with risk."""
+    # heavy: scikit-learn (only a model with a factor needs it)
+    from sklearn.decomposition import FactorAnalysis
+
+    if direction.shape != (Z.shape[1],):
+        raise YidaiError(f"a factor of {Z.shape[1]} features needs as many directions")
+    model = FactorAnalysis(n_components=1, random_state=0).fit(Z)
+    loading = model.components_[0]
+    precision_loading = loading / model.noise_variance_
+    coef = precision_loading / (1.0 + loading @ precision_loading)
+    if coef @ direction < 0:
+        coef = -coef
+    return LinearFactor(np.asarray(coef, dtype=np.float64), np.asarray(model.mean_))
+
+
+@dataclass(frozen=True)
 class MarginBlend:
-    """``(1 - weight) * (trees - trees_center) / trees_scale + weight * (linear -
-    linear_center) / linear_scale``: the blended log-odds the calibrator maps to a PD."""
+    """``(1 - factor_weight) * ((1 - weight) * z(trees) + weight * z(linear)) + factor_weight
+    * z(factor)``, ``z(m) = (m - center) / scale`` of each margin on the calibration window:
+    the blended log-odds the calibrator maps to a PD.  The factor reads the linear part's
+    normal scores; a blend without one has ``factor`` None."""
 
     linear: LinearMargin
     weight: float
@@ -213,14 +267,27 @@ class MarginBlend:
     trees_scale: float
     linear_center: float
     linear_scale: float
+    factor: LinearFactor | None = None
+    factor_weight: float = 0.0
+    factor_center: float = 0.0
+    factor_scale: float = 1.0
 
     @classmethod
     def standardised_on(
-        cls, linear: LinearMargin, weight: float, trees_margin: np.ndarray, X: np.ndarray
+        cls,
+        linear: LinearMargin,
+        weight: float,
+        trees_margin: np.ndarray,
+        X: np.ndarray,
+        *,
+        factor: LinearFactor | None = None,
+        factor_weight: float = 0.0,
     ) -> MarginBlend:
         """The blend with each margin's centre and scale taken on the rows ``X`` (whose
         trees' margins are ``trees_margin``): the calibration window."""
-        lin = linear.margin(X)
+        Z = linear.scores.transform(X)
+        lin = linear.margin_of_scores(Z)
+        fac = np.zeros(1) if factor is None else factor.margin(Z)
         return cls(
             linear,
             float(weight),
@@ -228,19 +295,39 @@ class MarginBlend:
             float(trees_margin.std() or 1.0),
             float(lin.mean()),
             float(lin.std() or 1.0),
+            factor,
+            float(factor_weight) if factor is not None else 0.0,
+            float(fac.mean()),
+            float(fac.std() or 1.0),
         )
+
+    def _shares(self) -> tuple[float, float, float]:
+        """The trees', linear part's and factor's weights on their standardised margins."""
+        rest = 1.0 - self.factor_weight
+        return rest * (1 - self.weight), rest * self.weight, self.factor_weight
 
     def combine(self, trees_margin: np.ndarray, X: np.ndarray) -> np.ndarray:
         """The blended margin of rows ``X`` whose trees' margins are ``trees_margin``."""
+        Z = self.linear.scores.transform(X)
+        w_trees, w_linear, w_factor = self._shares()
         trees = (np.asarray(trees_margin) - self.trees_center) / self.trees_scale
-        lin = (self.linear.margin(X) - self.linear_center) / self.linear_scale
-        return np.asarray((1 - self.weight) * trees + self.weight * lin)
+        lin = (self.linear.margin_of_scores(Z) - self.linear_center) / self.linear_scale
+        blended = w_trees * trees + w_linear * lin
+        if self.factor is not None:
+            blended += w_factor * (self.factor.margin(Z) - self.factor_center) / self.factor_scale
+        return np.asarray(blended)
 
     def contributions(self, trees_contrib: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """Per-feature contributions to the blended margin: the trees' (TreeSHAP) and the
-        linear part's, each on its blended scale (their sum is the margin up to a constant)."""
-        trees = np.asarray(trees_contrib) * (1 - self.weight) / self.trees_scale
-        return trees + self.linear.contributions(X) * self.weight / self.linear_scale
+        """Per-feature contributions to the blended margin: the trees' (TreeSHAP), the
+        linear part's and the factor's, each on its blended scale (their sum is the margin
+        up to a constant)."""
+        Z = self.linear.scores.transform(X)
+        w_trees, w_linear, w_factor = self._shares()
+        parts = np.asarray(trees_contrib) * w_trees / self.trees_scale
+        parts = parts + self.linear.contributions_of_scores(Z) * w_linear / self.linear_scale
+        if self.factor is not None:
+            parts = parts + self.factor.contributions(Z) * w_factor / self.factor_scale
+        return np.asarray(parts)
 
     def to_dict(self) -> dict[str, Any]:
         lin = self.linear
@@ -257,6 +344,15 @@ class MarginBlend:
             "quantiles": lin.scores.quantiles.T.tolist(),  # one list of levels per feature
             "fill": lin.scores.fill.tolist(),
             "knots": list(lin.knots),
+            "factor": None
+            if self.factor is None
+            else {
+                "weight": self.factor_weight,
+                "coef": self.factor.coef.tolist(),
+                "center": self.factor.center.tolist(),
+                "margin_center": self.factor_center,
+                "margin_scale": self.factor_scale,
+            },
         }
 
     @classmethod
@@ -266,6 +362,7 @@ class MarginBlend:
                 np.asarray(data["quantiles"], dtype=np.float64).T,
                 np.asarray(data["fill"], dtype=np.float64),
             )
+            n_features = scores.quantiles.shape[1]
             linear = LinearMargin(
                 scores,
                 np.asarray(data["coef"], dtype=np.float64),
@@ -274,11 +371,20 @@ class MarginBlend:
                 np.asarray(data["center"], dtype=np.float64),
                 tuple(float(k) for k in data.get("knots", ())),  # none: stored before knots
             )
-            if linear.coef.size != scores.quantiles.shape[1] * (len(linear.knots) + 1):
+            if linear.coef.size != n_features * (len(linear.knots) + 1):
                 raise ValueError(
-                    f"{linear.coef.size} coefficients for {scores.quantiles.shape[1]} features "
+                    f"{linear.coef.size} coefficients for {n_features} features "
                     f"and {len(linear.knots)} knots"
                 )
+            stored_factor = data.get("factor")  # none: stored before the factor
+            factor = None
+            if stored_factor:
+                factor = LinearFactor(
+                    np.asarray(stored_factor["coef"], dtype=np.float64),
+                    np.asarray(stored_factor["center"], dtype=np.float64),
+                )
+                if factor.coef.shape != (n_features,) or factor.center.shape != (n_features,):
+                    raise ValueError(f"the factor needs {n_features} coefficients and centres")
             return cls(
                 linear,
                 float(data["weight"]),
@@ -286,6 +392,10 @@ class MarginBlend:
                 float(data["trees_scale"]),
                 float(data["linear_center"]),
                 float(data["linear_scale"]),
+                factor,
+                float(stored_factor["weight"]) if stored_factor else 0.0,
+                float(stored_factor["margin_center"]) if stored_factor else 0.0,
+                float(stored_factor["margin_scale"]) if stored_factor else 1.0,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise YidaiError(f"a stored margin blend is malformed: {exc}") from exc

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from scipy.special import ndtri
 from scipy.stats import kstest
+from sklearn.decomposition import FactorAnalysis
 
 from models.estimator import GradientBoostedPD
 from models.linear import (
@@ -15,6 +16,7 @@ from models.linear import (
     N_LEVELS,
     MarginBlend,
     NormalScores,
+    fit_linear_factor,
     fit_linear_margin,
     hinge_basis,
 )
@@ -73,7 +75,8 @@ def test_the_linear_margin_is_signed_as_the_monotone_constraints_and_chooses_c()
 
 
 def _noisy_traces(n: int, seed: int) -> pd.DataFrame:
-    """One latent state seen through many noisy traces, few defaults: the lines' shape."""
+    """One latent state seen through many noisy traces, few defaults: the lines' shape
+    (``state`` is the truth, not a feature)."""
     rng = np.random.default_rng(seed)
     state = rng.normal(0, 1, n)
     frame = pd.DataFrame(
@@ -81,12 +84,17 @@ def _noisy_traces(n: int, seed: int) -> pd.DataFrame:
         | {"noise": rng.normal(0, 1, n)}
     )
     frame["label"] = (rng.random(n) < 1 / (1 + np.exp(-(-4.2 - 1.4 * state)))).astype(int)
+    frame["state"] = state
     return frame
+
+
+def _features(frame: pd.DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in ("label", "state")]
 
 
 def test_a_blend_ranks_many_noisy_traces_better_and_serves_as_fitted() -> None:
     train, cal, test = (_noisy_traces(n, seed) for n, seed in ((8000, 1), (4000, 2), (20000, 3)))
-    names = [c for c in train.columns if c != "label"]
+    names = _features(train)
     monotone = {f"trace_{j}": -1 for j in range(12)}
 
     def fit(weight: float) -> GradientBoostedPD:
@@ -182,3 +190,98 @@ def test_knots_let_a_tail_weigh_more_and_keep_every_segment_signed() -> None:
         MarginBlend.from_dict(stored | {"knots": []})
     with pytest.raises(YidaiError, match="knots must increase"):
         fit_linear_margin(X[:100], y[:100], signs=[0, 0, 0], C=1.0, knots=(0.5, -0.5))
+
+
+def test_the_factor_is_the_common_factor_of_the_scores_turned_to_rise_with_risk() -> None:
+    frame = _noisy_traces(6000, 5)
+    names = _features(frame)
+    scores = NormalScores.fit(frame[names].to_numpy())
+    Z = scores.transform(frame[names].to_numpy())
+    lower_is_riskier = np.r_[-np.ones(12), 0.0]  # the traces lower risk; the noise is free
+    factor = fit_linear_factor(Z, lower_is_riskier)
+    # sklearn's own factor scores, up to the sign turned to the direction
+    reference = FactorAnalysis(n_components=1, random_state=0).fit(Z).transform(Z)[:, 0]
+    np.testing.assert_allclose(np.abs(factor.margin(Z)), np.abs(reference), atol=1e-9)
+    assert (factor.coef[:12] < 0).all() and abs(factor.coef[12]) < 0.2 * abs(factor.coef[0])
+    # rises with risk, as near the state as twelve traces of noise sd 2 allow: 1/sqrt(1 + 4/12)
+    assert np.corrcoef(factor.margin(Z), -frame["state"])[0, 1] > 0.85
+    flipped = fit_linear_factor(Z, -lower_is_riskier)
+    np.testing.assert_allclose(flipped.coef, -factor.coef)
+    np.testing.assert_allclose(factor.contributions(Z).sum(axis=1), factor.margin(Z))
+    with pytest.raises(YidaiError, match="13 features needs as many directions"):
+        fit_linear_factor(Z, np.ones(3))
+
+
+def test_a_factor_in_the_blend_ranks_closer_to_the_truth_and_serves_as_fitted() -> None:
+    """Few defaults, many noisy traces: the label-free factor carries the state the labels
+    teach the linear part only roughly."""
+    train, cal, test = (_noisy_traces(n, seed) for n, seed in ((8000, 1), (4000, 2), (20000, 3)))
+    names = _features(train)
+    monotone = {f"trace_{j}": -1 for j in range(12)}
+
+    def fit(factor_weight: float) -> GradientBoostedPD:
+        model = GradientBoostedPD(
+            monotone=monotone, linear_weight=0.85, factor_weight=factor_weight, n_estimators=300
+        )
+        return model.fit(train[names], train["label"], eval_set=(cal[names], cal["label"]))
+
+    without, with_factor = fit(0.0), fit(0.5)
+    assert without.blend_ is not None and without.blend_.factor is None
+    assert with_factor.blend_ is not None and with_factor.blend_.factor is not None
+    risk = -test["state"].to_numpy()
+
+    def agreement(model: GradientBoostedPD) -> float:
+        return float(np.corrcoef(model.decision_function(test[names]), risk)[0, 1])
+
+    assert agreement(with_factor) > agreement(without) + 0.005, (
+        agreement(with_factor),
+        agreement(without),
+    )
+    assert with_factor.get_params()["factor_weight"] == 0.5
+
+    X = test[names].to_numpy()[:500]
+    offset = with_factor.decision_function(X) - with_factor.contributions(X).sum(axis=1)
+    assert np.ptp(offset) < 1e-6
+    stored = with_factor.blend_.to_dict()
+    served = LoadedModel(
+        name="noisy_pd",
+        version="1",
+        alias=None,
+        run_id="r",
+        booster=with_factor.booster_,
+        metadata={
+            "feature_set": "noisy_v1",
+            "feature_set_version": "fp",
+            "feature_names": names,
+            "calibrator": with_factor.calibrator_.to_dict(),
+            "blend": stored,
+            "scorecard": Scorecard().to_dict(),
+        },
+    )
+    np.testing.assert_allclose(served.predict_pd(X), with_factor.predict_pd(X), atol=1e-12)
+    np.testing.assert_allclose(served.contributions(X), with_factor.contributions(X), atol=1e-12)
+    # a blend stored before the factor existed has none
+    older = without.blend_.to_dict()
+    older.pop("factor")
+    assert MarginBlend.from_dict(older).factor is None
+    short = stored | {"factor": stored["factor"] | {"coef": [1.0, 2.0]}}
+    with pytest.raises(YidaiError, match="factor needs 13 coefficients"):
+        MarginBlend.from_dict(short)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"linear_weight": 0.5, "factor_weight": 1.5}, r"factor_weight must be within 0\.\.1"),
+        ({"linear_weight": 0.0, "factor_weight": 0.5}, r"factor_weight needs a linear part"),
+    ],
+)
+def test_a_factor_weight_out_of_range_or_without_a_linear_part_is_refused(
+    params: dict[str, float], message: str
+) -> None:
+    frame = _noisy_traces(2000, 6)
+    names = _features(frame)
+    with pytest.raises(YidaiError, match=message):
+        GradientBoostedPD(**params).fit(  # type: ignore[arg-type]
+            frame[names], frame["label"], eval_set=(frame[names], frame["label"])
+        )
