@@ -92,6 +92,29 @@ def _features(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in ("label", "state")]
 
 
+def _assert_served_as_fitted(model: GradientBoostedPD, names: list[str], X: np.ndarray) -> None:
+    """A registered version's metadata (the blend as plain numbers) scores ``X`` as the
+    fitted model does: PDs and contributions."""
+    assert model.blend_ is not None
+    served = LoadedModel(
+        name="noisy_pd",
+        version="1",
+        alias=None,
+        run_id="r",
+        booster=model.booster_,
+        metadata={
+            "feature_set": "noisy_v1",
+            "feature_set_version": "fp",
+            "feature_names": names,
+            "calibrator": model.calibrator_.to_dict(),
+            "blend": model.blend_.to_dict(),
+            "scorecard": Scorecard().to_dict(),
+        },
+    )
+    np.testing.assert_allclose(served.predict_pd(X), model.predict_pd(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(served.contributions(X), model.contributions(X), atol=1e-12)
+
+
 def test_a_blend_ranks_many_noisy_traces_better_and_serves_as_fitted() -> None:
     train, cal, test = (_noisy_traces(n, seed) for n, seed in ((8000, 1), (4000, 2), (20000, 3)))
     names = _features(train)
@@ -123,23 +146,7 @@ def test_a_blend_ranks_many_noisy_traces_better_and_serves_as_fitted() -> None:
     np.testing.assert_allclose(
         stored.combine(blended._trees_margin(X), X), blended.decision_function(X), atol=1e-12
     )
-    served = LoadedModel(
-        name="noisy_pd",
-        version="1",
-        alias=None,
-        run_id="r",
-        booster=blended.booster_,
-        metadata={
-            "feature_set": "noisy_v1",
-            "feature_set_version": "fp",
-            "feature_names": names,
-            "calibrator": blended.calibrator_.to_dict(),
-            "blend": blended.blend_.to_dict(),
-            "scorecard": Scorecard().to_dict(),
-        },
-    )
-    np.testing.assert_allclose(served.predict_pd(X), blended.predict_pd(X), rtol=0, atol=1e-12)
-    np.testing.assert_allclose(served.contributions(X), blended.contributions(X), atol=1e-12)
+    _assert_served_as_fitted(blended, names, X)
     with pytest.raises(YidaiError, match="margin blend is malformed"):
         MarginBlend.from_dict({"weight": 0.5})
 
@@ -242,24 +249,8 @@ def test_a_factor_in_the_blend_ranks_closer_to_the_truth_and_serves_as_fitted() 
     X = test[names].to_numpy()[:500]
     offset = with_factor.decision_function(X) - with_factor.contributions(X).sum(axis=1)
     assert np.ptp(offset) < 1e-6
+    _assert_served_as_fitted(with_factor, names, X)
     stored = with_factor.blend_.to_dict()
-    served = LoadedModel(
-        name="noisy_pd",
-        version="1",
-        alias=None,
-        run_id="r",
-        booster=with_factor.booster_,
-        metadata={
-            "feature_set": "noisy_v1",
-            "feature_set_version": "fp",
-            "feature_names": names,
-            "calibrator": with_factor.calibrator_.to_dict(),
-            "blend": stored,
-            "scorecard": Scorecard().to_dict(),
-        },
-    )
-    np.testing.assert_allclose(served.predict_pd(X), with_factor.predict_pd(X), atol=1e-12)
-    np.testing.assert_allclose(served.contributions(X), with_factor.contributions(X), atol=1e-12)
     # a blend stored before the factor existed has none
     older = without.blend_.to_dict()
     older.pop("factor")
