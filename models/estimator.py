@@ -16,7 +16,7 @@ import pandas as pd
 
 from models._runtime import import_lightgbm
 from models.calibration import CalibrationMethod, Calibrator, anchor_level, fit_calibrator
-from models.linear import MarginBlend, fit_linear_factor, fit_linear_margin
+from models.linear import MarginBlend, fit_linear_factor, fit_linear_margin, scale_factor
 from yidai.core.errors import YidaiError
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,9 @@ class GradientBoostedPD:
     uses by default, its gain did not hold on fresh worlds, docs/benchmarks.md, issue 18,
     eighth session); the calibrator maps the blended margin.  ``factor_weight`` > 0 (with a
     linear part) gives that share of the blend to a label-free one-factor score of the same
-    normal scores (:func:`models.linear.fit_linear_factor`), fitted on the training rows.
+    normal scores (:func:`models.linear.fit_linear_factor`), fitted on the training rows;
+    ``factor_scaling_rounds`` > 0 then scales each feature for it without labels
+    (:func:`models.linear.scale_factor`).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class GradientBoostedPD:
         linear_c: float | None = None,
         linear_knots: Sequence[float] = (),
         factor_weight: float = 0.0,
+        factor_scaling_rounds: int = 0,
         random_state: int = 42,
         n_jobs: int | None = None,
     ) -> None:
@@ -89,6 +92,7 @@ class GradientBoostedPD:
         self.linear_c = linear_c
         self.linear_knots = [float(k) for k in linear_knots]
         self.factor_weight = factor_weight
+        self.factor_scaling_rounds = factor_scaling_rounds
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -113,6 +117,7 @@ class GradientBoostedPD:
             "linear_c": self.linear_c,
             "linear_knots": self.linear_knots,
             "factor_weight": self.factor_weight,
+            "factor_scaling_rounds": self.factor_scaling_rounds,
             "random_state": self.random_state,
             "n_jobs": self.n_jobs,
         }
@@ -234,7 +239,12 @@ class GradientBoostedPD:
             )
             factor = None
             if self.factor_weight > 0:
-                factor = fit_linear_factor(linear.scores.transform(X_train), linear.slopes)
+                factor = scale_factor(
+                    X_train,
+                    linear.scores,
+                    fit_linear_factor(linear.scores.transform(X_train), linear.slopes),
+                    self.factor_scaling_rounds,
+                )
             self.blend_ = MarginBlend.standardised_on(
                 linear,
                 self.linear_weight,

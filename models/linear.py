@@ -65,13 +65,22 @@ class NormalScores:
         return cls(quantiles, np.nanmedian(present, axis=0))
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        # heavy: scipy (only a blended model needs it)
-        from scipy.special import ndtri
+        return self.of_levels(self.levels(X))
 
+    def levels(self, X: np.ndarray) -> np.ndarray:
+        """``F(x)`` per cell, within 0..1 (a missing value at the median's level)."""
         filled = np.where(np.isnan(X), self.fill, X)
         levels = np.empty(filled.shape, dtype=np.float64)
         for lo in range(0, len(filled), _ROWS_PER_PASS):
             levels[lo : lo + _ROWS_PER_PASS] = self._levels(filled[lo : lo + _ROWS_PER_PASS])
+        return levels
+
+    @staticmethod
+    def of_levels(levels: np.ndarray) -> np.ndarray:
+        """The normal scores of :meth:`levels`."""
+        # heavy: scipy (only a blended model needs it)
+        from scipy.special import ndtri
+
         return np.asarray(ndtri(np.clip(levels, _EDGE, 1 - _EDGE)))
 
     def _levels(self, x: np.ndarray) -> np.ndarray:
@@ -219,39 +228,114 @@ def fit_linear_margin(
 
 
 @dataclass(frozen=True)
+class OrdinalScaling:
+    """Per feature a monotone map of its level ``F(x)`` (:meth:`NormalScores.levels`) to a
+    value: ``values[i, j]`` at level ``i / (N_LEVELS - 1)``, linear between the levels, and
+    ``fill[j]`` for a missing value."""
+
+    values: np.ndarray  # (N_LEVELS, n_features)
+    fill: np.ndarray  # (n_features,)
+
+    def transform(self, levels: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        position = levels * (N_LEVELS - 1)
+        lo = np.clip(position.astype(np.int64), 0, N_LEVELS - 2)  # floor: levels are >= 0
+        frac = position - lo
+        cols = np.arange(self.values.shape[1])[None, :]
+        inner = self.values[lo, cols] * (1 - frac) + self.values[lo + 1, cols] * frac
+        return np.asarray(np.where(missing, self.fill, inner))
+
+
+@dataclass(frozen=True)
 class LinearFactor:
-    """``(Z - center) @ coef``: the factor score of normal scores ``Z`` (the regression
-    estimate of a one-factor model's common factor: a fixed linear combination)."""
+    """``(T - center) @ coef``: the factor score of the factor's inputs ``T`` (the regression
+    estimate of a one-factor model's common factor: a fixed linear combination).  ``T`` is
+    the normal scores, or with ``scaling`` each feature's optimally scaled value."""
 
     coef: np.ndarray
-    center: np.ndarray  # mean training normal score per feature
+    center: np.ndarray  # mean training input per feature
+    scaling: OrdinalScaling | None = None
 
-    def margin(self, Z: np.ndarray) -> np.ndarray:
-        return np.asarray((Z - self.center) @ self.coef)
+    def inputs(self, scores: np.ndarray, levels: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        """``T`` of rows whose normal scores, levels and missing cells are given."""
+        return scores if self.scaling is None else self.scaling.transform(levels, missing)
 
-    def contributions(self, Z: np.ndarray) -> np.ndarray:
-        return np.asarray((Z - self.center) * self.coef)
+    def margin(self, T: np.ndarray) -> np.ndarray:
+        return np.asarray((T - self.center) @ self.coef)
+
+    def contributions(self, T: np.ndarray) -> np.ndarray:
+        return np.asarray((T - self.center) * self.coef)
 
 
-def fit_linear_factor(Z: np.ndarray, direction: np.ndarray) -> LinearFactor:
-    """The one-factor model of the normal scores ``Z`` (scikit-learn's ``FactorAnalysis``,
-    ``z = mean + loading * factor + noise``, one noise variance per feature); its score is
-    ``E[factor | z] = (z - mean) @ psi^-1 loading / (1 + loading' psi^-1 loading)``.  The
-    labels play no part; only the factor's arbitrary sign is turned so that its
-    coefficients agree with ``direction`` (per feature: the linear part's slope, signed as
-    the monotone constraints), i.e. so that it rises with risk."""
+def _one_factor(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The coefficients and centre of the factor score of a one-factor model of ``T``
+    (scikit-learn's ``FactorAnalysis``: ``t = mean + loading * factor + noise``, one noise
+    variance per column): ``E[factor | t] = (t - mean) @ psi^-1 loading / (1 + loading'
+    psi^-1 loading)``; its sign is arbitrary."""
     # heavy: scikit-learn (only a model with a factor needs it)
     from sklearn.decomposition import FactorAnalysis
 
-    if direction.shape != (Z.shape[1],):
-        raise YidaiError(f"a factor of {Z.shape[1]} features needs as many directions")
-    model = FactorAnalysis(n_components=1, random_state=0).fit(Z)
+    model = FactorAnalysis(n_components=1, random_state=0).fit(T)
     loading = model.components_[0]
     precision_loading = loading / model.noise_variance_
     coef = precision_loading / (1.0 + loading @ precision_loading)
-    if coef @ direction < 0:
-        coef = -coef
-    return LinearFactor(np.asarray(coef, dtype=np.float64), np.asarray(model.mean_))
+    return np.asarray(coef, dtype=np.float64), np.asarray(model.mean_, dtype=np.float64)
+
+
+def fit_linear_factor(Z: np.ndarray, direction: np.ndarray) -> LinearFactor:
+    """The one-factor model of the normal scores ``Z`` (:func:`_one_factor`).  The labels
+    play no part; only the factor's arbitrary sign is turned so that its coefficients agree
+    with ``direction`` (per feature: the linear part's slope, signed as the monotone
+    constraints), i.e. so that it rises with risk."""
+    if direction.shape != (Z.shape[1],):
+        raise YidaiError(f"a factor of {Z.shape[1]} features needs as many directions")
+    coef, center = _one_factor(Z)
+    return LinearFactor(-coef if coef @ direction < 0 else coef, center)
+
+
+def scale_factor(
+    X: np.ndarray, scores: NormalScores, factor: LinearFactor, rounds: int
+) -> LinearFactor:
+    """Optimal scaling of a one-factor model (nonlinear principal components with ordinal
+    scaling, as in Gifi's PRINCALS), without labels: each round maps every feature through
+    the isotonic regression of the current factor score on it (rising or falling as the
+    two correlate; a missing value at the mean score of the training rows missing it),
+    standardises the maps and refits the factor on them, turned to agree with the previous
+    score.  A feature whose risk is not linear in its normal score (a zero that means "no
+    credit yet", a ratio that only matters past a point) gets the shape the other features
+    agree on.  ``rounds`` 0: ``factor`` itself."""
+    # heavy: scikit-learn (only a model with a scaled factor needs it)
+    from sklearn.isotonic import IsotonicRegression
+
+    levels, missing = scores.levels(X), np.isnan(X)
+    current = factor.margin(factor.inputs(scores.of_levels(levels), levels, missing))
+    for _ in range(rounds):
+        values = np.zeros_like(scores.quantiles)
+        fill = np.zeros(X.shape[1])
+        for j in range(X.shape[1]):
+            present = ~missing[:, j]
+            x, score = X[present, j], current[present]
+            if x.size < 2 or np.ptp(x) == 0:
+                continue  # nothing to scale: the column stays at 0
+            iso = IsotonicRegression(
+                increasing=bool(np.corrcoef(x, score)[0, 1] >= 0), out_of_bounds="clip"
+            ).fit(x, score)
+            values[:, j] = iso.predict(scores.quantiles[:, j])
+            fill[j] = (
+                current[~present].mean()
+                if (~present).any()
+                else iso.predict(scores.fill[j : j + 1])[0]
+            )
+        T = OrdinalScaling(values, fill).transform(levels, missing)
+        mean, sd = T.mean(axis=0), T.std(axis=0)
+        sd = np.where(sd > 0, sd, 1.0)
+        scaling = OrdinalScaling((values - mean) / sd, (fill - mean) / sd)
+        T = (T - mean) / sd
+        coef, center = _one_factor(T)
+        if np.corrcoef((T - center) @ coef, current)[0, 1] < 0:
+            coef = -coef
+        factor = LinearFactor(coef, center, scaling)
+        current = factor.margin(T)
+    return factor
 
 
 @dataclass(frozen=True)
@@ -285,9 +369,12 @@ class MarginBlend:
     ) -> MarginBlend:
         """The blend with each margin's centre and scale taken on the rows ``X`` (whose
         trees' margins are ``trees_margin``): the calibration window."""
-        Z = linear.scores.transform(X)
+        levels = linear.scores.levels(X)
+        Z = linear.scores.of_levels(levels)
         lin = linear.margin_of_scores(Z)
-        fac = np.zeros(1) if factor is None else factor.margin(Z)
+        fac = (
+            np.zeros(1) if factor is None else factor.margin(factor.inputs(Z, levels, np.isnan(X)))
+        )
         return cls(
             linear,
             float(weight),
@@ -306,27 +393,35 @@ class MarginBlend:
         rest = 1.0 - self.factor_weight
         return rest * (1 - self.weight), rest * self.weight, self.factor_weight
 
+    def _inputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The normal scores of rows ``X``, and what the factor reads (None: no factor)."""
+        levels = self.linear.scores.levels(X)
+        Z = self.linear.scores.of_levels(levels)
+        if self.factor is None:
+            return Z, None
+        return Z, self.factor.inputs(Z, levels, np.isnan(X))
+
     def combine(self, trees_margin: np.ndarray, X: np.ndarray) -> np.ndarray:
         """The blended margin of rows ``X`` whose trees' margins are ``trees_margin``."""
-        Z = self.linear.scores.transform(X)
+        Z, T = self._inputs(X)
         w_trees, w_linear, w_factor = self._shares()
         trees = (np.asarray(trees_margin) - self.trees_center) / self.trees_scale
         lin = (self.linear.margin_of_scores(Z) - self.linear_center) / self.linear_scale
         blended = w_trees * trees + w_linear * lin
-        if self.factor is not None:
-            blended += w_factor * (self.factor.margin(Z) - self.factor_center) / self.factor_scale
+        if self.factor is not None and T is not None:
+            blended += w_factor * (self.factor.margin(T) - self.factor_center) / self.factor_scale
         return np.asarray(blended)
 
     def contributions(self, trees_contrib: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Per-feature contributions to the blended margin: the trees' (TreeSHAP), the
         linear part's and the factor's, each on its blended scale (their sum is the margin
         up to a constant)."""
-        Z = self.linear.scores.transform(X)
+        Z, T = self._inputs(X)
         w_trees, w_linear, w_factor = self._shares()
         parts = np.asarray(trees_contrib) * w_trees / self.trees_scale
         parts = parts + self.linear.contributions_of_scores(Z) * w_linear / self.linear_scale
-        if self.factor is not None:
-            parts = parts + self.factor.contributions(Z) * w_factor / self.factor_scale
+        if self.factor is not None and T is not None:
+            parts = parts + self.factor.contributions(T) * w_factor / self.factor_scale
         return np.asarray(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -352,6 +447,12 @@ class MarginBlend:
                 "center": self.factor.center.tolist(),
                 "margin_center": self.factor_center,
                 "margin_scale": self.factor_scale,
+                "scaling": None
+                if self.factor.scaling is None
+                else {
+                    "values": self.factor.scaling.values.T.tolist(),  # one list per feature
+                    "fill": self.factor.scaling.fill.tolist(),
+                },
             },
         }
 
@@ -379,9 +480,24 @@ class MarginBlend:
             stored_factor = data.get("factor")  # none: stored before the factor
             factor = None
             if stored_factor:
+                stored_scaling = stored_factor.get("scaling")  # none: a factor of normal scores
+                scaling = None
+                if stored_scaling:
+                    scaling = OrdinalScaling(
+                        np.asarray(stored_scaling["values"], dtype=np.float64).T,
+                        np.asarray(stored_scaling["fill"], dtype=np.float64),
+                    )
+                    if scaling.values.shape != (N_LEVELS, n_features) or scaling.fill.shape != (
+                        n_features,
+                    ):
+                        raise ValueError(
+                            f"the factor's scaling needs {N_LEVELS} levels and a fill for "
+                            f"each of {n_features} features"
+                        )
                 factor = LinearFactor(
                     np.asarray(stored_factor["coef"], dtype=np.float64),
                     np.asarray(stored_factor["center"], dtype=np.float64),
+                    scaling,
                 )
                 if factor.coef.shape != (n_features,) or factor.center.shape != (n_features,):
                     raise ValueError(f"the factor needs {n_features} coefficients and centres")

@@ -14,11 +14,14 @@ from models.estimator import GradientBoostedPD
 from models.linear import (
     C_GRID,
     N_LEVELS,
+    LinearFactor,
     MarginBlend,
     NormalScores,
+    OrdinalScaling,
     fit_linear_factor,
     fit_linear_margin,
     hinge_basis,
+    scale_factor,
 )
 from models.metrics import auc
 from models.registry import LoadedModel
@@ -276,3 +279,75 @@ def test_a_factor_weight_out_of_range_or_without_a_linear_part_is_refused(
         GradientBoostedPD(**params).fit(  # type: ignore[arg-type]
             frame[names], frame["label"], eval_set=(frame[names], frame["label"])
         )
+
+
+def test_an_ordinal_scaling_maps_levels_linearly_and_missing_cells_to_their_fill() -> None:
+    values = np.column_stack([np.linspace(-1, 1, N_LEVELS), np.linspace(0, 10, N_LEVELS) ** 2])
+    scaling = OrdinalScaling(values, np.array([5.0, -5.0]))
+    levels = np.array([[0.0, 1.0], [0.5, 0.015], [0.255, 0.5]])
+    missing = np.array([[False, False], [False, False], [True, False]])
+    out = scaling.transform(levels, missing)
+    np.testing.assert_allclose(out[0], [-1.0, 100.0])  # the ends
+    np.testing.assert_allclose(out[1], [0.0, 0.5 * (0.1**2 + 0.2**2)])  # half-way: linear
+    np.testing.assert_allclose(out[2], [5.0, 25.0])  # a missing cell takes the fill
+
+
+def _threshold_traces(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Four noisy traces of the state, and four events only a state past a point produces
+    (below it they are all about zero, their order noise)."""
+    rng = np.random.default_rng(seed)
+    state = rng.normal(0, 1, 8000)
+    traces = [state + rng.normal(0, 2.0, 8000) for _ in range(4)]
+    events = [np.maximum(state - 0.5, 0) * 2 + rng.normal(0, 0.05, 8000) for _ in range(4)]
+    return np.column_stack(traces + events), state
+
+
+def test_scaling_the_factor_reads_a_threshold_from_the_other_features_without_labels() -> None:
+    X, state = _threshold_traces(1)
+    X[::7, 0] = np.nan
+    scores = NormalScores.fit(X)
+    Z = scores.transform(X)
+    factor = fit_linear_factor(Z, np.ones(8))
+    assert scale_factor(X, scores, factor, 0) is factor
+    scaled = scale_factor(X, scores, factor, 1)
+    assert scaled.scaling is not None
+    levels, missing = scores.levels(X), np.isnan(X)
+    T = scaled.inputs(Z, levels, missing)
+
+    def agreement(f: LinearFactor, inputs: np.ndarray) -> float:
+        return float(np.corrcoef(f.margin(inputs), state)[0, 1])
+
+    # the events' maps are flat where they are noise, so the factor follows the state better
+    assert agreement(scaled, T) > agreement(factor, Z) + 0.004
+    assert (np.diff(scaled.scaling.values, axis=0) >= -1e-12).all()  # every map rises here
+    np.testing.assert_allclose(T.mean(axis=0), 0.0, atol=1e-9)  # standardised on training
+    np.testing.assert_allclose(T.std(axis=0), 1.0, atol=1e-9)
+    # a missing cell sits where the rows missing it score on average, not at the median
+    assert T[missing[:, 0], 0][0] == pytest.approx(scaled.scaling.fill[0])
+
+
+def test_a_scaled_factor_in_the_blend_stores_and_serves_as_fitted() -> None:
+    X, state = _threshold_traces(2)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(8)])
+    rng = np.random.default_rng(2)
+    frame["label"] = (rng.random(len(frame)) < 1 / (1 + np.exp(-(-3.5 + 1.2 * state)))).astype(int)
+    names = [f"f{j}" for j in range(8)]
+    fit_rows, cal_rows = frame.iloc[:5000], frame.iloc[5000:]
+    model = GradientBoostedPD(
+        monotone=dict.fromkeys(names, 1),
+        linear_weight=0.85,
+        factor_weight=0.5,
+        factor_scaling_rounds=2,
+        n_estimators=100,
+    ).fit(fit_rows[names], fit_rows["label"], eval_set=(cal_rows[names], cal_rows["label"]))
+    assert model.blend_ is not None and model.blend_.factor is not None
+    assert model.blend_.factor.scaling is not None
+    assert model.get_params()["factor_scaling_rounds"] == 2
+    rows = cal_rows[names].to_numpy()[:400].copy()
+    rows[::5, 3] = np.nan
+    _assert_served_as_fitted(model, names, rows)
+    stored = model.blend_.to_dict()
+    assert stored["factor"]["scaling"] is not None
+    broken = stored | {"factor": stored["factor"] | {"scaling": {"values": [[0.0]], "fill": []}}}
+    with pytest.raises(YidaiError, match="scaling needs 101 levels and a fill for each of 8"):
+        MarginBlend.from_dict(broken)

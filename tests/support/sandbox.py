@@ -24,7 +24,7 @@ from features import build_features, get_feature_set, load_snapshot, publish_sna
 from models.estimator import GradientBoostedPD
 from models.registry import GateDecision, ModelPackage, log_and_register
 from models.scorecard import Scorecard
-from models.training import FACTOR_WEIGHTS, LINEAR_WEIGHTS
+from models.training import FACTOR_SCALING_ROUNDS, FACTOR_WEIGHTS, LINEAR_WEIGHTS
 from scoring_service.demo import entity_ids
 from tests.support.synthetic import synthetic_warehouse
 from yidai.core import catalogue
@@ -89,6 +89,7 @@ def train_registered_model(
         **FAST_PARAMS,  # type: ignore[arg-type]
         linear_weight=LINEAR_WEIGHTS.get(product, 0.0),
         factor_weight=FACTOR_WEIGHTS.get(product, 0.0),
+        factor_scaling_rounds=FACTOR_SCALING_ROUNDS.get(product, 0),
         random_state=seed,
         n_jobs=1,
     )
