@@ -22,7 +22,8 @@ docs/benchmarks.md, issue 18, seventh session).
   scores (factor analysis), turned to rise with risk as the linear part does.  It knows
   nothing of the labels, so the few hundred defaulting borrowers of a line cannot bend it:
   blended in, it ranked the lines closer to the truth (docs/benchmarks.md, issue 18,
-  fourteenth and fifteenth sessions);
+  fourteenth and fifteenth sessions).  :func:`scale_factor` can then give each feature the
+  monotone shape the factor reads it with (:class:`OrdinalScaling`, still without labels);
 * :class:`MarginBlend`: ``(1 - f) * ((1 - w) * z(trees) + w * z(linear)) + f * z(factor)``,
   each margin standardised on the calibration window, so a weight means a share of the
   ranking.
@@ -265,6 +266,42 @@ class LinearFactor:
     def contributions(self, T: np.ndarray) -> np.ndarray:
         return np.asarray((T - self.center) * self.coef)
 
+    def to_dict(self) -> dict[str, Any]:
+        scaling = self.scaling
+        return {
+            "coef": self.coef.tolist(),
+            "center": self.center.tolist(),
+            "scaling": None
+            if scaling is None
+            else {"values": scaling.values.T.tolist(), "fill": scaling.fill.tolist()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], n_features: int) -> LinearFactor:
+        """A stored factor of ``n_features`` features (ValueError/KeyError if malformed)."""
+        stored_scaling = data.get("scaling")  # none: a factor of normal scores
+        scaling = None
+        if stored_scaling:
+            scaling = OrdinalScaling(
+                np.asarray(stored_scaling["values"], dtype=np.float64).T,
+                np.asarray(stored_scaling["fill"], dtype=np.float64),
+            )
+            if scaling.values.shape != (N_LEVELS, n_features) or scaling.fill.shape != (
+                n_features,
+            ):
+                raise ValueError(
+                    f"the factor's scaling needs {N_LEVELS} levels and a fill for each of "
+                    f"{n_features} features"
+                )
+        factor = cls(
+            np.asarray(data["coef"], dtype=np.float64),
+            np.asarray(data["center"], dtype=np.float64),
+            scaling,
+        )
+        if factor.coef.shape != (n_features,) or factor.center.shape != (n_features,):
+            raise ValueError(f"the factor needs {n_features} coefficients and centres")
+        return factor
+
 
 def _one_factor(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The coefficients and centre of the factor score of a one-factor model of ``T``
@@ -443,16 +480,9 @@ class MarginBlend:
             if self.factor is None
             else {
                 "weight": self.factor_weight,
-                "coef": self.factor.coef.tolist(),
-                "center": self.factor.center.tolist(),
                 "margin_center": self.factor_center,
                 "margin_scale": self.factor_scale,
-                "scaling": None
-                if self.factor.scaling is None
-                else {
-                    "values": self.factor.scaling.values.T.tolist(),  # one list per feature
-                    "fill": self.factor.scaling.fill.tolist(),
-                },
+                **self.factor.to_dict(),
             },
         }
 
@@ -478,29 +508,7 @@ class MarginBlend:
                     f"and {len(linear.knots)} knots"
                 )
             stored_factor = data.get("factor")  # none: stored before the factor
-            factor = None
-            if stored_factor:
-                stored_scaling = stored_factor.get("scaling")  # none: a factor of normal scores
-                scaling = None
-                if stored_scaling:
-                    scaling = OrdinalScaling(
-                        np.asarray(stored_scaling["values"], dtype=np.float64).T,
-                        np.asarray(stored_scaling["fill"], dtype=np.float64),
-                    )
-                    if scaling.values.shape != (N_LEVELS, n_features) or scaling.fill.shape != (
-                        n_features,
-                    ):
-                        raise ValueError(
-                            f"the factor's scaling needs {N_LEVELS} levels and a fill for "
-                            f"each of {n_features} features"
-                        )
-                factor = LinearFactor(
-                    np.asarray(stored_factor["coef"], dtype=np.float64),
-                    np.asarray(stored_factor["center"], dtype=np.float64),
-                    scaling,
-                )
-                if factor.coef.shape != (n_features,) or factor.center.shape != (n_features,):
-                    raise ValueError(f"the factor needs {n_features} coefficients and centres")
+            factor = LinearFactor.from_dict(stored_factor, n_features) if stored_factor else None
             return cls(
                 linear,
                 float(data["weight"]),
