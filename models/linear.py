@@ -375,12 +375,23 @@ def scale_factor(
     return factor
 
 
+def _blend_inputs(
+    linear: LinearMargin, factor: LinearFactor | None, X: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The normal scores of rows ``X``, and what the factor reads (None: no factor): the
+    quantile levels are computed once for both."""
+    levels = linear.scores.levels(X)
+    Z = linear.scores.of_levels(levels)
+    return Z, None if factor is None else factor.inputs(Z, levels, np.isnan(X))
+
+
 @dataclass(frozen=True)
 class MarginBlend:
     """``(1 - factor_weight) * ((1 - weight) * z(trees) + weight * z(linear)) + factor_weight
     * z(factor)``, ``z(m) = (m - center) / scale`` of each margin on the calibration window:
     the blended log-odds the calibrator maps to a PD.  The factor reads the linear part's
-    normal scores; a blend without one has ``factor`` None."""
+    normal scores, or its own scaling of the same levels; a blend without one has
+    ``factor`` None."""
 
     linear: LinearMargin
     weight: float
@@ -406,12 +417,9 @@ class MarginBlend:
     ) -> MarginBlend:
         """The blend with each margin's centre and scale taken on the rows ``X`` (whose
         trees' margins are ``trees_margin``): the calibration window."""
-        levels = linear.scores.levels(X)
-        Z = linear.scores.of_levels(levels)
+        Z, T = _blend_inputs(linear, factor, X)
         lin = linear.margin_of_scores(Z)
-        fac = (
-            np.zeros(1) if factor is None else factor.margin(factor.inputs(Z, levels, np.isnan(X)))
-        )
+        fac = np.zeros(1) if factor is None or T is None else factor.margin(T)
         return cls(
             linear,
             float(weight),
@@ -430,17 +438,9 @@ class MarginBlend:
         rest = 1.0 - self.factor_weight
         return rest * (1 - self.weight), rest * self.weight, self.factor_weight
 
-    def _inputs(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The normal scores of rows ``X``, and what the factor reads (None: no factor)."""
-        levels = self.linear.scores.levels(X)
-        Z = self.linear.scores.of_levels(levels)
-        if self.factor is None:
-            return Z, None
-        return Z, self.factor.inputs(Z, levels, np.isnan(X))
-
     def combine(self, trees_margin: np.ndarray, X: np.ndarray) -> np.ndarray:
         """The blended margin of rows ``X`` whose trees' margins are ``trees_margin``."""
-        Z, T = self._inputs(X)
+        Z, T = _blend_inputs(self.linear, self.factor, X)
         w_trees, w_linear, w_factor = self._shares()
         trees = (np.asarray(trees_margin) - self.trees_center) / self.trees_scale
         lin = (self.linear.margin_of_scores(Z) - self.linear_center) / self.linear_scale
@@ -453,7 +453,7 @@ class MarginBlend:
         """Per-feature contributions to the blended margin: the trees' (TreeSHAP), the
         linear part's and the factor's, each on its blended scale (their sum is the margin
         up to a constant)."""
-        Z, T = self._inputs(X)
+        Z, T = _blend_inputs(self.linear, self.factor, X)
         w_trees, w_linear, w_factor = self._shares()
         parts = np.asarray(trees_contrib) * w_trees / self.trees_scale
         parts = parts + self.linear.contributions_of_scores(Z) * w_linear / self.linear_scale
