@@ -304,7 +304,7 @@ def _threshold_traces(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_scaling_the_factor_reads_a_threshold_from_the_other_features_without_labels() -> None:
     X, state = _threshold_traces(1)
-    X[::7, 0] = np.nan
+    X[state < -1.2, 0] = np.nan  # the first trace is missing for the safest borrowers
     scores = NormalScores.fit(X)
     Z = scores.transform(X)
     factor = fit_linear_factor(Z, np.ones(8))
@@ -322,8 +322,11 @@ def test_scaling_the_factor_reads_a_threshold_from_the_other_features_without_la
     assert (np.diff(scaled.scaling.values, axis=0) >= -1e-12).all()  # every map rises here
     np.testing.assert_allclose(T.mean(axis=0), 0.0, atol=1e-9)  # standardised on training
     np.testing.assert_allclose(T.std(axis=0), 1.0, atol=1e-9)
-    # a missing cell sits where the rows missing it score on average, not at the median
+    # a missing cell sits where the rows missing it score on average (low: they are the
+    # safest), not at the median's value, where the normal scores put it
     assert T[missing[:, 0], 0][0] == pytest.approx(scaled.scaling.fill[0])
+    median_value = scaled.scaling.values[(N_LEVELS - 1) // 2, 0]
+    assert scaled.scaling.fill[0] < median_value - 0.5, (scaled.scaling.fill[0], median_value)
 
 
 def test_a_scaled_factor_in_the_blend_stores_and_serves_as_fitted() -> None:
