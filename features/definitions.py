@@ -964,6 +964,20 @@ SME_V3 = (
          reason="concentration", monotone=-1, fill=None),
 )  # fmt: skip
 
+# v4 (issue 18): the SME's transfers out (suppliers, payroll) per transfer in (clients),
+# counted over 30, 90 and 180 days: a rate of payment orders, which the size of the business
+# and its few large amounts do not blur.
+SME_V4 = (
+    *SME_V3,
+    *(
+        _agg(f"sme_transfers_out_per_in_{days}d", "sme_transfers",
+             "sum(out_n) / nullif(sum(in_n), 0)",
+             f"Transfers sent (suppliers, payroll) per transfer received over {days} days.",
+             reason="cash_flow", monotone=1, fill=None)
+        for days in (30, 90, 180)
+    ),
+)  # fmt: skip
+
 MERCHANT_V4 = (
     *MERCHANT_V2,
     _agg("merchant_offus_night_share_90d", "merchant_pos_offus",
@@ -1025,6 +1039,11 @@ _SETS = (
                "SME revolving online loans (网贷通) on cash flow, bill punctuality, failed "
                "payments and B2B trade, their latest month and the last six months, and its "
                "line's repayments.", SME_V3),
+    FeatureSet("sme_credit", 4, "sme",
+               "SME revolving online loans (网贷通) on cash flow, bill punctuality, failed "
+               "payments and B2B trade, their latest month and the last six months, the "
+               "transfers it sends per transfer it receives, and its line's repayments.",
+               SME_V4),
     FeatureSet("payment_fraud", 1, "payer",
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
     FeatureSet("payment_fraud", 2, "payer",

@@ -535,6 +535,23 @@ _SOURCE_LIST += [
         measures=(("out_n", "count(*)"), ("night_n", f"count_if({NIGHT})")),
     ),
 ]
+# sme_credit_v4 (issue 18): the SME's payment orders counted by direction.  Money out per
+# money in is dominated by a few large amounts; the number of transfers it must send per
+# transfer it receives is the rate at which its costs outrun its receipts.
+_SOURCE_LIST += [
+    Source(
+        name="sme_transfers",
+        entity="sme",
+        relation="payments",
+        money=(),
+        entity_expr="payer_id",
+        where="payer_type = 'sme' AND payment_type IN ('transfer_in', 'transfer_out')",
+        measures=(
+            ("in_n", "count_if(payment_type = 'transfer_in')"),
+            ("out_n", "count_if(payment_type = 'transfer_out')"),
+        ),
+    ),
+]
 SOURCES: dict[str, Source] = {s.name: s for s in _SOURCE_LIST}
 
 # Master tables that list every entity of a profile (for daily builds and snapshots).

@@ -1,6 +1,7 @@
 """merchant_credit_v3/v4 and sme_credit_v2/v3 (issue 18): the latest month of a line borrower's
 behaviour, its category and its line's repayments; merchant_credit_v4: other banks'
-cardholders at the shop. All recomputed independently in pandas."""
+cardholders at the shop; sme_credit_v4: transfers sent per transfer received. All recomputed
+independently in pandas."""
 
 from __future__ import annotations
 
@@ -228,11 +229,64 @@ def test_sme_repeat_payers_over_90_and_180_days(
     assert built.loc["S1", "sme_distinct_counterparty_ratio_90d"] == pytest.approx(1 / 2)
 
 
+def test_sme_transfers_sent_per_transfer_received(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    """sme_credit_v4: every transfer out (failed ones too: each is an order the SME had to
+    send) per transfer in, over 30, 90 and 180 days; bills and e-payments count in neither."""
+    built = profiles_at(wh, "sme_credit_v4", "sme", as_of)
+    pays = payments_of(wh, "sme")
+    assert (pays["payment_type"] == "transfer_out").any() and (pays["status"] == "failed").any()
+    for days in (30, 90, 180):
+        rows = event_window(pays, as_of, days)
+        kind = rows["payment_type"]
+        out_n = (kind == "transfer_out").groupby(rows["payer_id"]).sum()
+        in_n = (kind == "transfer_in").groupby(rows["payer_id"]).sum()
+        moving = out_n.index[(out_n + in_n) > 0]
+        ratio = (out_n / in_n.where(in_n > 0)).reindex(moving)
+        compare_feature(ratio, built, f"sme_transfers_out_per_in_{days}d")
+
+
+def test_sme_transfers_count_orders_by_direction_within_the_window(
+    empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
+) -> None:
+    """Three transfers out (one failed) per two in over 30 days; a bill, an e-payment and a
+    transfer 31 days back count in no 30-day ratio but in the 90-day one."""
+    start = dt.datetime(2025, 3, 1, 10)
+    rows_into(empty_wh, "smes", [{"sme_id": "S1", "onboarded_at": start - dt.timedelta(days=90)}])
+    made = [
+        (0, "transfer_out", "success"),
+        (1, "transfer_out", "failed"),
+        (2, "transfer_out", "success"),
+        (3, "transfer_in", "success"),
+        (4, "transfer_in", "success"),
+        (5, "bill", "success"),
+        (6, "e_payment", "success"),
+        (-31, "transfer_in", "success"),
+    ]
+    rows_into(
+        empty_wh,
+        "payments",
+        [
+            {"payment_id": f"p{i}", "ts": start + dt.timedelta(days=day), "payer_type": "sme",
+             "payer_id": "S1", "payment_type": kind, "counterparty_id": "C1", "amount": 500.0,
+             "channel": "online_banking", "status": status}
+            for i, (day, kind, status) in enumerate(made)
+        ],
+    )  # fmt: skip
+    as_of = (start + dt.timedelta(days=6)).date()
+    features.build_features(empty_wh, as_of, ["sme_credit_v4"])
+    built = profiles_at(empty_wh, "sme_credit_v4", "sme", as_of)
+    assert built.loc["S1", "sme_transfers_out_per_in_30d"] == pytest.approx(3 / 2)
+    assert built.loc["S1", "sme_transfers_out_per_in_90d"] == pytest.approx(3 / 3)
+
+
 _LATER_VERSIONS = [
     ("merchant_credit_v2", "merchant_credit_v3"),
     ("merchant_credit_v2", "merchant_credit_v4"),
     ("sme_credit_v1", "sme_credit_v2"),
     ("sme_credit_v2", "sme_credit_v3"),
+    ("sme_credit_v3", "sme_credit_v4"),
     ("personal_credit_v2", "personal_credit_v3"),
 ]
 
