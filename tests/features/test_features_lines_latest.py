@@ -202,24 +202,37 @@ def test_sme_six_months_of_bill_lateness_failures_instalments_and_payers(
     assert got.drop(share.index).isna().all()
 
 
+def _one_sme_paying(
+    con: duckdb.DuckDBPyConnection,
+    rows_into: Any,
+    start: dt.datetime,
+    payments: list[tuple[int, str, str, str]],
+) -> None:
+    """SME ``S1``, onboarded 90 days before ``start``, and its payments as (days after
+    ``start``, payment type, counterparty, status)."""
+    rows_into(con, "smes", [{"sme_id": "S1", "onboarded_at": start - dt.timedelta(days=90)}])
+    rows_into(
+        con,
+        "payments",
+        [
+            {"payment_id": f"p{i}", "ts": start + dt.timedelta(days=day), "payer_type": "sme",
+             "payer_id": "S1", "payment_type": kind, "counterparty_id": counterparty,
+             "amount": 500.0, "channel": "online_banking", "status": status}
+            for i, (day, kind, counterparty, status) in enumerate(payments)
+        ],
+    )  # fmt: skip
+
+
 def test_sme_repeat_payers_over_90_and_180_days(
     empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
 ) -> None:
     """Distinct payers over payer-days: a payer paying on two days counts twice below, two
     payments of one payer on one day once; each window sees only its own days."""
     start = dt.datetime(2025, 1, 1, 10)
-    rows_into(empty_wh, "smes", [{"sme_id": "S1", "onboarded_at": start - dt.timedelta(days=30)}])
     paid = [(0, "P1"), (1, "P1"), (1, "P2"), (1, "P2"), (100, "P1"), (150, "P1")]
-    rows_into(
-        empty_wh,
-        "payments",
-        [
-            {"payment_id": f"p{i}", "ts": start + dt.timedelta(days=day), "payer_type": "sme",
-             "payer_id": "S1", "payment_type": "transfer_in", "counterparty_id": payer,
-             "amount": 1000.0, "channel": "online_banking", "status": "success"}
-            for i, (day, payer) in enumerate(paid)
-        ],
-    )  # fmt: skip
+    _one_sme_paying(
+        empty_wh, rows_into, start, [(day, "transfer_in", payer, "success") for day, payer in paid]
+    )
     as_of = (start + dt.timedelta(days=179)).date()
     features.build_features(empty_wh, as_of, ["sme_credit_v3"])
     built = profiles_at(empty_wh, "sme_credit_v3", "sme", as_of)
@@ -253,7 +266,6 @@ def test_sme_transfers_count_orders_by_direction_within_the_window(
     """Three transfers out (one failed) per two in over 30 days; a bill, an e-payment and a
     transfer 31 days back count in no 30-day ratio but in the 90-day one."""
     start = dt.datetime(2025, 3, 1, 10)
-    rows_into(empty_wh, "smes", [{"sme_id": "S1", "onboarded_at": start - dt.timedelta(days=90)}])
     made = [
         (0, "transfer_out", "success"),
         (1, "transfer_out", "failed"),
@@ -264,16 +276,9 @@ def test_sme_transfers_count_orders_by_direction_within_the_window(
         (6, "e_payment", "success"),
         (-31, "transfer_in", "success"),
     ]
-    rows_into(
-        empty_wh,
-        "payments",
-        [
-            {"payment_id": f"p{i}", "ts": start + dt.timedelta(days=day), "payer_type": "sme",
-             "payer_id": "S1", "payment_type": kind, "counterparty_id": "C1", "amount": 500.0,
-             "channel": "online_banking", "status": status}
-            for i, (day, kind, status) in enumerate(made)
-        ],
-    )  # fmt: skip
+    _one_sme_paying(
+        empty_wh, rows_into, start, [(day, kind, "C1", status) for day, kind, status in made]
+    )
     as_of = (start + dt.timedelta(days=6)).date()
     features.build_features(empty_wh, as_of, ["sme_credit_v4"])
     built = profiles_at(empty_wh, "sme_credit_v4", "sme", as_of)
