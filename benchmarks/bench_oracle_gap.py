@@ -114,6 +114,8 @@ class CreditRow:
     variant_expected_gap: float = float("nan")
     variant_hl_pvalue: float = float("nan")
     variant_observed_expected: float = float("nan")
+    variant_obligor_hl_pvalue: float = float("nan")
+    variant_obligor_observed_expected: float = float("nan")
     variant_change_se: float = float("nan")  # of variant gap - gap
 
 
@@ -432,6 +434,9 @@ def _compare_variant(
     row.variant_expected_gap = expected_gap(other.p_test, oracle)
     row.variant_hl_pvalue = metrics["oot_hl_pvalue"]
     row.variant_observed_expected = metrics["oot_observed_expected"]
+    row.variant_obligor_hl_pvalue, row.variant_obligor_observed_expected = _obligor_calibration(
+        test, other.p_test
+    )
     row.variant_change_se = bootstrap_change_se(
         y,
         other.p_test,
@@ -444,7 +449,9 @@ def _compare_variant(
         f"seed {row.seed}: {row.model} variant {row.variant}: gap {row.variant_gap:+.4f} "
         f"(se {row.variant_gap_se:.4f}), validation gap {row.variant_valid_gap:+.4f}; "
         f"{other.estimator.best_iteration_} trees; HL p {row.variant_hl_pvalue:.3f}, O/E "
-        f"{row.variant_observed_expected:.3f}; change of the gap "
+        f"{row.variant_observed_expected:.3f} (per borrower "
+        f"{row.variant_obligor_hl_pvalue:.3f}, {row.variant_obligor_observed_expected:.3f}); "
+        "change of the gap "
         f"{row.variant_gap - row.gap:+.4f} (paired se {row.variant_change_se:.4f}), of the "
         f"expected gap {row.variant_expected_gap - row.expected_gap:+.4f}; "
         f"{time.perf_counter() - t0:.1f} s"
@@ -505,13 +512,24 @@ def _calibration_reach(row: CreditRow, test: pd.DataFrame, p_test: np.ndarray) -
     oracle = test["true_pd"].to_numpy(dtype=float)
     row.oracle_hl_pvalue = hosmer_lemeshow(y, oracle)[1]
     row.oracle_observed_expected = observed_to_expected(y, oracle)
-    first = np.zeros(len(test), dtype=bool)
-    first[first_per_borrower(test)] = True
-    if 0 < y[first].sum() < first.sum():
-        row.obligor_hl_pvalue = hosmer_lemeshow(y[first], p_test[first])[1]
-        row.obligor_observed_expected = observed_to_expected(y[first], p_test[first])
-        row.oracle_obligor_hl_pvalue = hosmer_lemeshow(y[first], oracle[first])[1]
-        row.oracle_obligor_observed_expected = observed_to_expected(y[first], oracle[first])
+    row.obligor_hl_pvalue, row.obligor_observed_expected = _obligor_calibration(test, p_test)
+    row.oracle_obligor_hl_pvalue, row.oracle_obligor_observed_expected = _obligor_calibration(
+        test, oracle
+    )
+
+
+def _obligor_calibration(test: pd.DataFrame, pd_hat: np.ndarray) -> tuple[float, float]:
+    """Hosmer-Lemeshow p and observed/expected of ``pd_hat`` on one decision per borrower
+    (its first in ``test``); nan when those decisions hold no default or only defaults."""
+    from models.metrics import hosmer_lemeshow, observed_to_expected
+
+    y = test["label"].to_numpy(dtype=float)
+    first = first_per_borrower(test)
+    if not 0 < y[first].sum() < len(first):
+        return float("nan"), float("nan")
+    return hosmer_lemeshow(y[first], pd_hat[first])[1], observed_to_expected(
+        y[first], pd_hat[first]
+    )
 
 
 def _passes(hl_pvalue: float, observed_expected: float) -> bool:
@@ -627,8 +645,9 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
             g_se = np.array([r.variant_gap_se for r in rows])
             c_se = np.array([r.variant_change_se for r in rows])
             change = gaps - np.array([r.gap for r in rows])
-            passes = sum(
-                r.variant_hl_pvalue >= 0.05 and 0.85 <= r.variant_observed_expected <= 1.15
+            passes = sum(_passes(r.variant_hl_pvalue, r.variant_observed_expected) for r in rows)
+            obligor_passes = sum(
+                _passes(r.variant_obligor_hl_pvalue, r.variant_obligor_observed_expected)
                 for r in rows
             )
             print(
@@ -638,7 +657,8 @@ def print_summary(credit: list[CreditRow], fraud: list[FraudRow]) -> None:
                 f"{change.mean():+.4f} (paired se {np.sqrt((c_se**2).sum()) / len(c_se):.4f}); "
                 f"mean change of the expected gap "
                 f"{_mean_and_se([r.variant_expected_gap - r.expected_gap for r in rows])}; "
-                f"calibration passes {passes}/{len(rows)}"
+                f"calibration per borrower passes {obligor_passes}/{len(rows)} (per row "
+                f"{passes}/{len(rows)})"
             )
     if credit:
         all_gaps = np.array([r.gap for r in credit])
