@@ -262,7 +262,7 @@ def run_seed(
                 "feature_set": data.feature_set,
                 "feature_names": data.feature_names,
                 "monotone": data.monotone,
-                "complete_from": None if data.complete_from is None else str(data.complete_from),
+                "complete_from": {f: str(day) for f, day in data.complete_from.items()},
                 "split": dataclasses.asdict(split),
             }
             (frames / f"seed{seed}_{name}.json").write_text(json.dumps(meta, indent=1))
@@ -490,10 +490,18 @@ def read_frame(path: Path) -> SavedFrame:
         monotone=meta["monotone"],
         reason_groups={},
         id_column="id",
-        complete_from=pd.Timestamp(meta["complete_from"]) if meta["complete_from"] else None,
+        complete_from=_complete_from(meta["complete_from"], meta["feature_names"]),
     )
     world = int(seed.removeprefix("seed"))
     return SavedFrame(world, model, frame, data, SplitConfig(**meta["split"]))
+
+
+def _complete_from(saved: dict[str, str] | str | None, features: list[str]) -> dict[str, Any]:
+    """A frame's ``complete_from`` per feature; frames saved before it was one day for the
+    whole set (or none) give every feature that day."""
+    if isinstance(saved, dict):
+        return {f: pd.Timestamp(day) for f, day in saved.items()}
+    return {} if saved is None else dict.fromkeys(features, pd.Timestamp(saved))
 
 
 def first_per_borrower(frame: pd.DataFrame) -> np.ndarray:

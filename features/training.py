@@ -343,15 +343,17 @@ def history_start(con: Any) -> dt.date | None:
     return pd.Timestamp(row[0]).date()
 
 
-def complete_history_from(con: Any, feature_set: FeatureSet) -> pd.Timestamp | None:
-    """The first decision day whose features all see a complete window: the history's first
-    day plus the set's longest window (:meth:`FeatureSet.history_days`); None without data.
-    Decisions before it have truncated features (a 180-day utilisation over a book opened
-    40 days earlier), which drift against any later window by construction."""
+def complete_history_from(con: Any, feature_set: FeatureSet) -> dict[str, pd.Timestamp]:
+    """Per feature of the set, the first decision day that sees its window complete: the
+    history's first day plus the feature's window (:attr:`Feature.window_days`; a feature
+    without a window of days is complete from the first day); empty without data.
+    Decisions before it have a truncated value (a 180-day utilisation over a book opened
+    40 days earlier), which drifts against any later window by construction."""
     first = history_start(con)
     if first is None:
-        return None
-    return pd.Timestamp(first) + pd.Timedelta(days=feature_set.history_days())
+        return {}
+    start = pd.Timestamp(first)
+    return {f.name: start + pd.Timedelta(days=f.window_days or 0) for f in feature_set.features}
 
 
 def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.date:

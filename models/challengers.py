@@ -70,15 +70,15 @@ def fit_scorecard(data: TrainingData, split: SplitConfig) -> tuple[WoEScorecard,
     features = data.feature_names
     card = WoEScorecard(monotone=data.monotone).fit(fit_rows[features], fit_rows["label"])
     test = parts.test
-    reference, _ = drift_reference(fit_rows, data.complete_from)
-    reference_rows = fit_rows[reference]
+    reference = drift_reference(fit_rows, data.complete_from, features)
     evaluation = evaluate(
         kind="credit",
         y_test=test["label"].to_numpy(),
         p_test=card.predict_pd(test[features]),
-        p_train=card.predict_pd(reference_rows[features]),
-        X_train=reference_rows[features],
+        p_train=card.predict_pd(fit_rows.loc[reference.score, features]),
+        X_train=fit_rows[features],
         X_test=test[features],
+        reference_rows=reference.features,
         oracle_score=test["true_pd"].to_numpy() if "true_pd" in test else None,
     )
     first_day = parts.windows["train"].split("..")[0]

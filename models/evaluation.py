@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ def evaluate(
     oracle_score: np.ndarray | None = None,
     fraud_context: pd.DataFrame | None = None,
     true_fraud: np.ndarray | None = None,
+    reference_rows: Mapping[str, np.ndarray] | None = None,
     alert_rate: float = 0.01,
     k_cards: int = 100,
 ) -> Evaluation:
@@ -46,7 +48,8 @@ def evaluate(
 
     ``oracle_score``: the simulator's true PD of the same test rows (credit).  ``fraud_context``
     (fraud): columns ``day``, ``card``, ``amount`` aligned with the test rows; ``true_fraud``:
-    the simulator's full fraud truth of those rows (reported or not).
+    the simulator's full fraud truth of those rows (reported or not).  ``reference_rows``:
+    per feature, which rows of ``X_train`` its PSI compares with (all when absent).
     """
     y = np.asarray(y_test, dtype=np.float64)
     p = np.asarray(p_test, dtype=np.float64)
@@ -88,7 +91,7 @@ def evaluate(
             if 0 < truth.sum() < truth.size:
                 out["oot_average_precision_vs_truth"] = m.average_precision(truth, p)
                 out["oot_auc_vs_truth"] = m.auc(truth, p)
-    feature_psi = m.psi_by_feature(X_train, X_test)
+    feature_psi = m.psi_by_feature(X_train, X_test, rows=reference_rows)
     out["max_feature_psi"] = max(feature_psi.values()) if feature_psi else 0.0
     return Evaluation(out, feature_psi, m.calibration_table(y, p), notes)
 

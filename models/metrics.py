@@ -7,7 +7,7 @@ Inputs are validated: empty arrays, NaN scores or a single class raise :class:`Y
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
@@ -142,17 +142,25 @@ def psi(expected: ArrayLike, actual: ArrayLike, bins: int = 10) -> float:
 
 
 def psi_by_feature(
-    expected: pd.DataFrame, actual: pd.DataFrame, bins: int = 10
+    expected: pd.DataFrame,
+    actual: pd.DataFrame,
+    bins: int = 10,
+    rows: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """PSI (see :func:`psi`) of every column of ``expected`` against the same column of
-    ``actual``; a column missing from ``actual`` raises."""
+    ``actual``; a column missing from ``actual`` raises.  ``rows``: per column, the boolean
+    mask of ``expected``'s rows it is compared from (all rows for a column not in it)."""
     missing = [c for c in expected.columns if c not in actual.columns]
     if missing:
         raise YidaiError(f"PSI: columns missing from the actual sample: {missing}")
-    return {
-        str(c): psi(expected[c].to_numpy(np.float64), actual[c].to_numpy(np.float64), bins)
-        for c in expected.columns
-    }
+    chosen = rows or {}
+    out = {}
+    for c in expected.columns:
+        reference = expected[c].to_numpy(np.float64)
+        if c in chosen:
+            reference = reference[chosen[c]]
+        out[str(c)] = psi(reference, actual[c].to_numpy(np.float64), bins)
+    return out
 
 
 def brier(y_true: ArrayLike, y_prob: ArrayLike) -> float:

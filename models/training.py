@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -254,9 +254,10 @@ class TrainingData:
     monotone: dict[str, int]
     reason_groups: dict[str, str]
     id_column: str = "id"
-    #: The first decision day with complete feature windows (``features.training.
-    #: complete_history_from``); the gate's drift is measured from it (:func:`drift_reference`).
-    complete_from: pd.Timestamp | None = None
+    #: Per feature, the first decision day that sees its window complete (``features.
+    #: training.complete_history_from``; empty: unknown); the gate's drift of the feature is
+    #: measured from it (:func:`drift_reference`).
+    complete_from: dict[str, pd.Timestamp] = field(default_factory=dict)
 
     def check(self) -> None:
         """Refuse an empty, single-class or incomplete training set with a clear error."""
@@ -335,38 +336,71 @@ def split_out_of_time(frame: pd.DataFrame, config: SplitConfig) -> Split:
     return Split(train, cal, test, windows)
 
 
-#: The training rows with complete feature windows stand for the whole training window in
-#: the gate's drift only when they are at least this many (fewer: PSI would be noise).
+#: The training rows that saw a feature's window complete stand for the whole training
+#: window in the gate's drift only when they are at least this many (fewer: PSI is noise).
 MIN_DRIFT_REFERENCE_ROWS = 500
 
 
+@dataclass(frozen=True)
+class DriftReference:
+    """The training rows (boolean masks) each of the gate's drift comparisons reads."""
+
+    features: dict[str, np.ndarray]
+    score: np.ndarray
+    notes: list[str]
+
+
+def _named(features: Sequence[str], shown: int = 3) -> str:
+    more = f" and {len(features) - shown} more" if len(features) > shown else ""
+    return ", ".join(features[:shown]) + more
+
+
 def drift_reference(
-    train: pd.DataFrame, complete_from: pd.Timestamp | None
-) -> tuple[np.ndarray, str | None]:
-    """Which training rows the gate's feature drift compares the test window with: those
-    decided on a complete feature history (``ts >= complete_from``), as the monitoring's
-    baseline does, so that a book's launch months (a 180-day utilisation over a book opened
-    weeks earlier) do not read as drift and block every challenger; the whole window when
-    all of it is complete or too few rows are.  Returns the row mask and a note (None when
-    the whole window is the reference as a matter of course)."""
+    train: pd.DataFrame, complete_from: Mapping[str, pd.Timestamp], features: Sequence[str]
+) -> DriftReference:
+    """Which training rows the gate compares the test window with, feature by feature: those
+    decided on a complete window of the feature (``ts >= complete_from[feature]``), so that
+    a book's launch months (a 180-day utilisation over a book opened weeks earlier) do not
+    read as drift and block every challenger (the monitoring's baseline likewise starts
+    where the history is complete, ``yidai.jobs.monitoring.reference_window``).  A feature
+    keeps the whole window when all of it is complete, when fewer than
+    :data:`MIN_DRIFT_REFERENCE_ROWS` rows are, or when its day is unknown.  The score reads
+    every feature: its rows are those complete for the longest window that leaves that many
+    (the whole window if none does).  A note names each reference that is not the whole
+    window as a matter of course."""
+    ts = pd.to_datetime(train["ts"]).to_numpy()
     whole = np.ones(len(train), dtype=bool)
-    if complete_from is None:
-        return whole, None
-    complete = (pd.to_datetime(train["ts"]) >= complete_from).to_numpy()
-    n_complete = int(complete.sum())
-    if n_complete == len(train):
-        return whole, None
-    if n_complete < MIN_DRIFT_REFERENCE_ROWS:
-        return whole, (
-            f"feature drift against the whole training window: only {n_complete} of its "
-            f"{len(train)} decisions were taken on a complete feature history "
-            f"(from {complete_from:%Y-%m-%d})"
+    masks = {f: whole for f in features}
+    notes: list[str] = []
+    usable: list[pd.Timestamp] = []
+    for day in sorted({complete_from[f] for f in features if f in complete_from}):
+        named = [f for f in features if complete_from.get(f) == day]
+        complete = ts >= day.to_datetime64()
+        n_complete = int(complete.sum())
+        if n_complete == len(train):
+            usable.append(day)
+        elif n_complete < MIN_DRIFT_REFERENCE_ROWS:
+            notes.append(
+                f"drift of {_named(named)} against the whole training window: only "
+                f"{n_complete} of its {len(train)} decisions saw their windows complete "
+                f"(from {day:%Y-%m-%d})"
+            )
+        else:
+            usable.append(day)
+            masks.update(dict.fromkeys(named, complete))
+            notes.append(
+                f"drift of {_named(named)} against the {n_complete} training decisions that "
+                f"saw their windows complete (from {day:%Y-%m-%d}; the "
+                f"{len(train) - n_complete} earlier ones saw them truncated)"
+            )
+    score = ts >= max(usable).to_datetime64() if usable else whole
+    if not score.all():
+        notes.append(
+            f"score drift against the {int(score.sum())} training decisions from "
+            f"{max(usable):%Y-%m-%d}, the longest complete history that leaves "
+            f"{MIN_DRIFT_REFERENCE_ROWS} of them"
         )
-    return complete, (
-        f"feature and score drift against the {n_complete} training decisions taken on a "
-        f"complete feature history (from {complete_from:%Y-%m-%d}; the "
-        f"{len(train) - n_complete} earlier ones saw truncated windows)"
-    )
+    return DriftReference(masks, score, notes)
 
 
 def downsample_negatives(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
@@ -623,14 +657,15 @@ def fit_and_evaluate(
     p_test = estimator.predict_pd(parts.test[features])
     p_train = estimator.predict_pd(parts.train[features])
     test = parts.test
-    reference, reference_note = drift_reference(parts.train, data.complete_from)
+    reference = drift_reference(parts.train, data.complete_from, features)
     evaluation = evaluate(
         kind=spec.kind,
         y_test=test["label"].to_numpy(),
         p_test=p_test,
-        p_train=p_train[reference],
-        X_train=parts.train.loc[reference, features],
+        p_train=p_train[reference.score],
+        X_train=parts.train[features],
         X_test=test[features],
+        reference_rows=reference.features,
         oracle_score=test["true_pd"].to_numpy() if "true_pd" in test else None,
         fraud_context=(
             pd.DataFrame(
@@ -645,8 +680,7 @@ def fit_and_evaluate(
         ),
         true_fraud=test["true_fraud"].to_numpy() if "true_fraud" in test else None,
     )
-    if reference_note:
-        evaluation.notes.append(reference_note)
+    evaluation.notes.extend(reference.notes)
     logged_params = {
         **estimator.get_params(),
         "model": spec.name,

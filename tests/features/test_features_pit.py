@@ -291,3 +291,19 @@ def test_bad_spines_get_clear_errors(empty_wh: duckdb.DuckDBPyConnection, rows_i
         features.build_training_set(empty_wh, good, "personal_credit_v9")
     with pytest.raises(YidaiError, match="unknown product"):
         features.credit_spine(empty_wh, "mortgage", dt.date(2026, 3, 1))
+
+
+def test_each_feature_is_complete_from_the_history_start_plus_its_own_window(
+    wh: duckdb.DuckDBPyConnection, empty_wh: duckdb.DuckDBPyConnection
+) -> None:
+    from features.training import complete_history_from, history_start
+
+    fs = features.get_feature_set("sme_credit_v4")
+    assert complete_history_from(empty_wh, fs) == {}
+    first = pd.Timestamp(history_start(wh))
+    days = complete_history_from(wh, fs)
+    assert set(days) == set(fs.columns)
+    assert days["sme_transfers_out_per_in_30d"] == first + pd.Timedelta(days=30)
+    assert days["sme_transfers_out_per_in_180d"] == first + pd.Timedelta(days=180)
+    assert max(days.values()) == first + pd.Timedelta(days=fs.history_days())
+    assert min(days.values()) == first  # the tenure has no window of days

@@ -90,19 +90,25 @@ def _launch_frame(make_frame: Callable[..., pd.DataFrame]) -> tuple[pd.DataFrame
 
 
 @pytest.mark.parametrize("knows_history", [False, True])
-def test_the_gate_measures_drift_from_the_first_complete_history(
+def test_the_gate_measures_each_features_drift_from_its_first_complete_window(
     make_frame: Callable[..., pd.DataFrame],
     feature_names: list[str],
     monotone: dict[str, int],
     knows_history: bool,
 ) -> None:
     """The launch months' truncated features read as drift (and would block every
-    challenger) unless the gate's reference starts where the history is complete."""
-    frame, complete_from = _launch_frame(make_frame)
+    challenger) unless the gate compares each feature from where its window is complete,
+    even when a longer window (here the 180-day DPD, complete only for the last days of
+    the training window) leaves too few rows to start the whole set there."""
+    frame, spend_complete = _launch_frame(make_frame)
+    first = frame["ts"].min().normalize()
+    complete_from = dict.fromkeys(feature_names, first)
+    complete_from["customer_spend_avg_90d"] = spend_complete
+    complete_from["customer_dpd_max_180d"] = first + pd.Timedelta(days=135)
     data = TrainingData(
         frame, feature_names, "synthetic_v1", "fp-abc", monotone,
         {f: "other" for f in feature_names},
-        complete_from=complete_from if knows_history else None,
+        complete_from=complete_from if knows_history else {},
     )  # fmt: skip
     fitted = fit_and_evaluate(
         get_spec("personal_pd"), data, split=SplitConfig(test_days=60, calibration_days=45),
@@ -111,17 +117,28 @@ def test_the_gate_measures_drift_from_the_first_complete_history(
     psi = fitted.evaluation.feature_psi["customer_spend_avg_90d"]
     notes = " ".join(fitted.evaluation.notes)
     if knows_history:
-        assert psi < 0.1 and "complete feature history (from" in notes, (psi, notes)
+        assert psi < 0.1, (psi, notes)
+        assert "drift of customer_spend_avg_90d against the" in notes, notes
+        assert "drift of customer_dpd_max_180d against the whole training window" in notes
     else:
-        assert psi >= 0.25 and "complete feature history" not in notes, (psi, notes)
+        assert psi >= 0.25 and "windows complete" not in notes, (psi, notes)
 
 
-def test_too_few_complete_rows_keep_the_whole_training_window() -> None:
+def test_each_feature_and_the_score_get_their_own_complete_rows() -> None:
     ts = pd.date_range("2025-01-01", periods=1000, freq="h")
     train = pd.DataFrame({"ts": ts})
-    mask, note = drift_reference(train, ts[-10])
-    assert mask.all() and note is not None and "only 10 of its 1000" in note
-    mask, note = drift_reference(train, ts[400])
-    assert mask.sum() == 600 and note is not None and "400 earlier ones" in note
-    mask, note = drift_reference(train, None)
-    assert mask.all() and note is None
+    days = {"a_7d": ts[0], "b_90d": ts[400], "c_180d": ts[-10], "d_365d": ts[-10]}
+    ref = drift_reference(train, days, ["a_7d", "b_90d", "c_180d", "d_365d", "e_unknown"])
+    assert ref.features["a_7d"].all() and ref.features["e_unknown"].all()
+    assert ref.features["b_90d"].sum() == 600 and not ref.features["b_90d"][:400].any()
+    # too few rows saw the longest windows complete: they keep the whole window ...
+    assert ref.features["c_180d"].all() and ref.features["d_365d"].all()
+    # ... and the score starts at the longest window that leaves enough rows
+    assert (ref.score == ref.features["b_90d"]).all()
+    notes = " ".join(ref.notes)
+    assert "only 10 of its 1000" in notes and "c_180d, d_365d against the whole" in notes
+    assert "400 earlier ones" in notes and "score drift against the 600" in notes
+    complete = drift_reference(train, {"a_7d": ts[0]}, ["a_7d"])
+    assert complete.score.all() and complete.features["a_7d"].all() and not complete.notes
+    unknown = drift_reference(train, {}, ["a_7d"])
+    assert unknown.score.all() and not unknown.notes

@@ -69,6 +69,11 @@ def test_psi_by_feature_names_columns() -> None:
     assert result["x"] > 0.5
     with pytest.raises(YidaiError, match="missing"):
         m.psi_by_feature(a, b[["x"]])
+    # a column compared from its own rows: x's upper half is b's lower half
+    upper = np.arange(100) >= 50
+    chosen = m.psi_by_feature(a, b, rows={"x": upper})
+    assert chosen["x"] < result["x"] and chosen["z"] == pytest.approx(0.0)
+    assert chosen["x"] == pytest.approx(m.psi(np.arange(50.0, 100.0), np.arange(100.0) + 50))
 
 
 def test_brier_and_calibration_table() -> None:
