@@ -41,6 +41,7 @@ WINDOWS: dict[str, int | None] = {
     "30d": 30,
     "90d": 90,
     "180d": 180,
+    "365d": 365,
     "life": None,  # everything up to the as-of day
     "now": None,  # the request itself
 }

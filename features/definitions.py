@@ -978,6 +978,33 @@ SME_V4 = (
     ),
 )  # fmt: skip
 
+# v5 (issue 18): the SME's strongest signals over a year as well (bill lateness and
+# punctuality, failed payments, transfers per receipt, repeat payers, B2B instalments): its
+# state moves slowly, so twelve months tell it more precisely than six.
+SME_V5 = (
+    *SME_V4,
+    _agg("sme_bill_days_late_365d", "sme_bill_timing", "sum(days_late) / nullif(sum(paid_n), 0)",
+         "Mean days after the due date that bills were paid over 365 days (0: on time).",
+         reason="bill_payments", monotone=1, fill=None),
+    _agg("sme_bill_ontime_ratio_365d", "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
+         "Share of bill payments made successfully by the due date over 365 days.",
+         reason="bill_payments", monotone=-1, fill=None),
+    _agg("sme_failed_payment_ratio_365d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
+         "Share of outgoing payments (transfers, bills, e-payments) that failed over 365 days.",
+         reason="cash_flow", monotone=1, fill=None),
+    _agg("sme_transfers_out_per_in_365d", "sme_transfers", "sum(out_n) / nullif(sum(in_n), 0)",
+         "Transfers sent (suppliers, payroll) per transfer received over 365 days.",
+         reason="cash_flow", monotone=1, fill=None),
+    _agg("sme_distinct_counterparty_ratio_365d", "sme_counterparties",
+         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
+         "Distinct payers over payer-days of the inflows, 365 days (low: a few big clients).",
+         reason="concentration", monotone=-1, fill=None),
+    _agg("sme_b2b_instalment_share_365d", "sme_mall_buying",
+         "sum(instalment_n) / nullif(sum(orders_n), 0)",
+         "Share of B2B mall purchases paid by instalment credit over 365 days.",
+         reason="credit_usage", monotone=1, fill=None),
+)  # fmt: skip
+
 MERCHANT_V4 = (
     *MERCHANT_V2,
     _agg("merchant_offus_night_share_90d", "merchant_pos_offus",
@@ -1044,6 +1071,11 @@ _SETS = (
                "payments and B2B trade, their latest month and the last six months, the "
                "transfers it sends per transfer it receives, and its line's repayments.",
                SME_V4),
+    FeatureSet("sme_credit", 5, "sme",
+               "SME revolving online loans (网贷通) on cash flow, bill punctuality, failed "
+               "payments and B2B trade, their latest month, the last six months and the last "
+               "year, the transfers it sends per transfer it receives, and its line's "
+               "repayments.", SME_V5),
     FeatureSet("payment_fraud", 1, "payer",
                "Fraud on POS card transactions and online payments, per event.", FRAUD),
     FeatureSet("payment_fraud", 2, "payer",

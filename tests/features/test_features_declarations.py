@@ -28,6 +28,7 @@ def test_four_sets_with_entities_and_hints() -> None:
         "sme_credit_v2",
         "sme_credit_v3",
         "sme_credit_v4",
+        "sme_credit_v5",
         "payment_fraud_v1",
         "payment_fraud_v2",
     }

@@ -260,6 +260,47 @@ def test_sme_transfers_sent_per_transfer_received(
         compare_feature(ratio, built, f"sme_transfers_out_per_in_{days}d")
 
 
+def test_sme_a_year_of_bills_failures_transfers_payers_and_instalments(
+    wh: duckdb.DuckDBPyConnection, as_of: dt.date
+) -> None:
+    """sme_credit_v5's 365-day windows, recomputed from events."""
+    built = profiles_at(wh, "sme_credit_v5", "sme", as_of)
+    pays = event_window(payments_of(wh, "sme"), as_of, 365)
+    outgoing = pays[pays["payment_type"] != "transfer_in"]
+    failed = (outgoing["status"] == "failed").groupby(outgoing["payer_id"]).mean()
+    compare_feature(failed, built, "sme_failed_payment_ratio_365d")
+    bills = pays[pays["payment_type"] == "bill"]
+    on_time = (bills["status"] == "success") & (
+        bills["due_date"].isna() | (bills["ts"].dt.normalize() <= pd.to_datetime(bills["due_date"]))
+    )
+    compare_feature(on_time.groupby(bills["payer_id"]).mean(), built, "sme_bill_ontime_ratio_365d")
+    paid = bills[(bills["status"] == "success") & bills["due_date"].notna()]
+    late = (paid["ts"].dt.normalize() - pd.to_datetime(paid["due_date"])).dt.days.clip(lower=0)
+    compare_feature(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_365d")
+    kind = pays["payment_type"]
+    out_n = (kind == "transfer_out").groupby(pays["payer_id"]).sum()
+    in_n = (kind == "transfer_in").groupby(pays["payer_id"]).sum()
+    moving = out_n.index[(out_n + in_n) > 0]
+    compare_feature(
+        (out_n / in_n.where(in_n > 0)).reindex(moving), built, "sme_transfers_out_per_in_365d"
+    )
+    inflows = pays[(kind == "transfer_in") & (pays["status"] == "success")]
+    inflows = inflows[inflows["counterparty_id"].notna()]
+    payer_days = inflows.groupby(["payer_id", inflows["ts"].dt.normalize(), "counterparty_id"])
+    distinct = inflows.groupby("payer_id")["counterparty_id"].nunique()
+    compare_feature(
+        distinct / payer_days.size().groupby(level="payer_id").size(),
+        built,
+        "sme_distinct_counterparty_ratio_365d",
+    )
+    orders = event_window(wh.execute("SELECT * FROM mall_orders WHERE buyer_type = 'sme'").df(),
+                          as_of, 365)  # fmt: skip
+    share = (orders["payment_method"] == "instalment").groupby(orders["buyer_id"]).mean()
+    got = built["sme_b2b_instalment_share_365d"]
+    np.testing.assert_allclose(got.reindex(share.index).to_numpy(float), share.to_numpy(float))
+    assert got.drop(share.index).isna().all()
+
+
 def test_sme_transfers_count_orders_by_direction_within_the_window(
     empty_wh: duckdb.DuckDBPyConnection, rows_into: Any
 ) -> None:
@@ -292,6 +333,7 @@ _LATER_VERSIONS = [
     ("sme_credit_v1", "sme_credit_v2"),
     ("sme_credit_v2", "sme_credit_v3"),
     ("sme_credit_v3", "sme_credit_v4"),
+    ("sme_credit_v4", "sme_credit_v5"),
     ("personal_credit_v2", "personal_credit_v3"),
 ]
 

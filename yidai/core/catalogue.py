@@ -37,7 +37,7 @@ class CatalogueModel:
 MODELS: tuple[CatalogueModel, ...] = (
     CatalogueModel("personal_pd", "credit", "personal", "personal_credit_v3"),
     CatalogueModel("merchant_pd", "credit", "merchant", "merchant_credit_v4"),
-    CatalogueModel("sme_pd", "credit", "sme", "sme_credit_v4"),
+    CatalogueModel("sme_pd", "credit", "sme", "sme_credit_v5"),
     CatalogueModel("payment_fraud", "fraud", PAYMENT_PRODUCT, "payment_fraud_v2"),
 )
 MODEL_NAMES: tuple[str, ...] = tuple(m.name for m in MODELS)
