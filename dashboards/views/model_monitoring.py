@@ -27,6 +27,13 @@ STATUS_LABELS = {
 CALIBRATION_COLOURS = {"green": "#2e7d32", "amber": "#f9a825", "red": "#c62828"}
 
 
+#: The drift table's columns on the page.
+DRIFT_SHOWN = (
+    "feature", "psi", "status", "reference", "reference_window", "mean_reference",
+    "mean_current",
+)  # fmt: skip
+
+
 def _thresholds(meta: dict[str, object]) -> tuple[float, float]:
     alert = float(meta.get("threshold") or mm.PSI_ALERT)  # type: ignore[arg-type]
     watch = float(meta.get("watch_threshold") or min(mm.PSI_WATCH, alert))  # type: ignore[arg-type]
@@ -65,23 +72,24 @@ def _drift_section(model: str) -> None:
     cols[1].metric(f"Features in alert (PSI ≥ {alert:g})", str(int(counts.get("drift", 0))))
     cols[2].metric(f"Features to watch (PSI ≥ {watch:g})", str(int(counts.get("shift", 0))))
     cols[3].metric("Structural features (rolling reference)", str(int(rows["is_structural"].sum())))
-    shown = rows.assign(status=rows["status"].map(STATUS_LABELS))
+    shown = rows.assign(status=rows["status"].map(STATUS_LABELS))[list(DRIFT_SHOWN)]
     st.dataframe(
-        shown[["feature", "psi", "status", "reference", "mean_reference", "mean_current"]]
-        .style.apply(
+        shown.style.apply(
             lambda r: [
                 f"color: {STATUS_COLOURS[rows.loc[r.name, 'status']]}" if c == "status" else ""
                 for c in r.index
             ],
             axis=1,
-        )
-        .format({"psi": "{:.3f}", "mean_reference": "{:,.3g}", "mean_current": "{:,.3g}"}),
+        ).format({"psi": "{:.3f}", "mean_reference": "{:,.3g}", "mean_current": "{:,.3g}"}),
         hide_index=True,
         column_config={
             "feature": "Feature",
             "psi": st.column_config.NumberColumn("PSI", help="vs the reference of the row"),
             "status": "Status",
             "reference": "Reference",
+            "reference_window": st.column_config.TextColumn(
+                "Reference days", help="each feature from its window's complete history"
+            ),
             "mean_reference": "Mean (reference)",
             "mean_current": "Mean (current)",
         },

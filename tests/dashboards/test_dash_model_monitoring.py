@@ -69,7 +69,7 @@ def _monitor(home) -> None:
         performance=perf,
         decision_rates=pd.DataFrame(columns=["product", "amount_tier", "outcome", "n"]),
         models=pd.DataFrame([info]),
-        drift_trend=drift_trend(champion, frame, info),
+        drift_trend=drift_trend(champion, frame, drift, info),
         characteristics=characteristics(champion, frame, drift, info),
         roll_rates=rolls,
     )
@@ -107,6 +107,8 @@ def test_the_page_shows_the_drift_table_the_dag_alerts_on(monitored_home, run_pa
     expected = mine.set_index(mine["feature"].replace({"__score__": "score"}))["psi"]
     assert np.allclose(shown.loc[expected.index, "psi"], expected)
     assert shown.loc["customer_tenure_days_life", "reference"] == "rolling 28d"
+    windows = mine.set_index(mine["feature"].replace({"__score__": "score"}))["reference_window"]
+    assert (windows != "").all() and (shown.loc[windows.index, "reference_window"] == windows).all()
     assert set(shown["status"]) <= {"stable", "watch", "ALERT", "unknown"}
 
     chars = _table(app, "contribution")

@@ -123,7 +123,7 @@ def test_the_dag_summary_carries_what_the_alert_reads() -> None:
 def test_the_trend_and_the_characteristic_analysis_are_the_alerts_numbers() -> None:
     history = book(shift=0.8)
     drift, info = run(history)
-    trend = drift_trend(CHAMPION, history, info)
+    trend = drift_trend(CHAMPION, history, drift, info)
     months = sorted(trend["month"].unique())
     assert months[0] == pd.Timestamp("2025-10-01") and months[-1] == pd.Timestamp("2026-09-01")
     spend = trend[trend["feature"] == "customer_spend_amount_90d"].set_index("month")["psi"]
@@ -194,7 +194,7 @@ def test_a_model_without_decisions_gives_empty_tables_not_a_crash() -> None:
     empty = book().iloc[0:0]
     drift, info = run(empty)
     assert drift["psi"].isna().all() and set(drift["status"]) == {"unknown"}
-    trend = drift_trend(CHAMPION, empty, info)
+    trend = drift_trend(CHAMPION, empty, drift, info)
     assert trend.empty and {"month", "psi", "status"} <= set(trend.columns)
     assert characteristics(CHAMPION, empty, drift, info).empty
     check_drift(drift)  # unknown is for the blind-monitoring check, not a drift alarm

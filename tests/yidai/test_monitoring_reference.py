@@ -110,3 +110,44 @@ def test_monitor_model_on_a_young_history_measures_real_drift_only() -> None:
     assert info["n_current"] >= 100
     psi = drift.set_index("feature")["psi"]
     assert psi[long_feature] < 0.25 and psi[SCORE] < 0.25
+
+
+def test_each_feature_is_compared_from_its_own_windows_complete_history() -> None:
+    """A 30-day feature, complete a month into the history, keeps the training window as
+    its reference, although the model's longest (180-day) window moves the score's and the
+    180-day feature's to a baseline after half a year; the month trend and the
+    characteristic analysis read the same per-feature references."""
+    from yidai.jobs.monitoring import characteristics, drift_trend
+
+    history = truncated_history()
+    days = (pd.to_datetime(history["ts"]) - pd.Timestamp(HISTORY_START)).dt.days.to_numpy()
+    daily = history["turnover_180d"] / np.maximum(np.minimum(days, 180.0), 1.0)
+    history["sme_transfers_out_per_in_30d"] = daily * np.minimum(days, 30.0)
+    history = history.rename(columns={"turnover_180d": "sme_transfers_out_per_in_180d"})
+    names = ["sme_transfers_out_per_in_30d", "sme_transfers_out_per_in_180d"]
+    model = Champion(
+        "sme_pd", "1", names, feature_set="sme_credit_v4",
+        metadata={"windows": {"train": "2025-11-01..2025-12-26"}},
+    )  # fmt: skip
+    assert history_days_needed(model, names[:1]) == 30 and history_days_needed(model) == 180
+    drift, _, info = monitor_model(
+        model, history, as_of=AS_OF, recent_days=7, fraud=False,
+        history_start=HISTORY_START, min_current_rows=100,
+    )  # fmt: skip
+    rows = drift.set_index("feature")
+    assert list(drift["feature"]) == [SCORE, *names]  # the model's order, score first
+    trained = "2025-11-01..2025-12-26"
+    assert tuple(rows.loc[names[0], ["reference", "reference_window"]]) == ("training", trained)
+    assert rows.loc[names[1], "reference_window"].startswith("2026-03-30")
+    assert rows.loc[SCORE, "reference_window"] == info["reference_window"]
+    assert info["reference_window"].startswith("2026-03-30") and info["reference"] == "baseline"
+    assert (rows["psi"] < 0.25).all()
+    # the same reference rows: the trend starts at the earliest one, the characteristic
+    # analysis compares the 30-day feature from its own window
+    trend = drift_trend(model, history, drift, info)
+    assert trend["month"].min() == pd.Timestamp("2025-11-01")
+    assert set(trend.loc[trend["feature"] == names[0], "reference_window"]) == {trained}
+    chars = characteristics(model, history, drift, info, top=2)
+    assert set(chars["feature"]) == set(names)
+    n_reference = chars.groupby("feature")["n_reference"].sum()
+    assert n_reference[names].tolist() == rows.loc[names, "n_reference"].tolist()

@@ -73,7 +73,7 @@ UNKNOWN_TIER = "unknown"
 #: The columns of a drift table (:func:`drift_table`).
 DRIFT_COLUMNS = [
     "model", "feature", "psi", "status", "n_reference", "n_current", "mean_reference",
-    "mean_current", "bins", "reference", "structural",
+    "mean_current", "bins", "reference", "reference_window", "structural",
 ]  # fmt: skip
 #: The drift columns carried in the run's summary (XCom) and read by :func:`check_drift`.
 DRIFT_SUMMARY_COLUMNS = (
@@ -106,12 +106,14 @@ def drift_table(
     bins: int | None = None,
     threshold: float = DEFAULT_PSI_THRESHOLD,
     reference_kind: str = "",
+    reference_window: str = "",
 ) -> pd.DataFrame:
     """PSI of each column of ``current`` against ``reference`` (``models.metrics.psi``).
 
     ``bins`` defaults to :func:`psi_bins` of the sample sizes.  Returns ``model, feature,
     psi, status, n_reference, n_current, mean_reference, mean_current, bins, reference,
-    structural`` (``reference`` = ``reference_kind``; ``structural`` = why the feature's
+    reference_window, structural`` (``reference`` = ``reference_kind``, ``reference_window``
+    its days ``first..last``; ``structural`` = why the feature's
     drift is structural, ``models.drift.STRUCTURAL_DRIFT``, else empty); an empty side gives
     PSI NaN with status ``unknown`` (never a crash).
     """
@@ -137,6 +139,7 @@ def drift_table(
                 "mean_current": float(np.nanmean(cur)) if np.isfinite(cur).any() else np.nan,
                 "bins": bins,
                 "reference": reference_kind,
+                "reference_window": reference_window,
                 "structural": STRUCTURAL_DRIFT.get(column, ""),
             }
         )
@@ -290,8 +293,9 @@ def _window(metadata: Mapping[str, Any], name: str) -> tuple[pd.Timestamp, pd.Ti
     return pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
 
 
-def history_days_needed(model: Any) -> int:
-    """Days of event history the model's longest feature window looks back (0 if unknown).
+def history_days_needed(model: Any, names: Sequence[str] | None = None) -> int:
+    """Days of event history the model's longest feature window (of ``names`` among its
+    features, when given) looks back (0 if unknown).
 
     A decision taken less than this many days after the first day of the warehouse's history
     has truncated features (e.g. a 180-day turnover summed over 40 days): its values are not
@@ -301,7 +305,46 @@ def history_days_needed(model: Any) -> int:
     feature_set = FEATURE_SETS.get(str(getattr(model, "feature_set", "")))
     if feature_set is None:
         return 0
-    return feature_set.history_days(model.feature_names)
+    return feature_set.history_days(model.feature_names if names is None else names)
+
+
+def _window_text(start: pd.Timestamp | None, end: pd.Timestamp) -> str:
+    """``[start, end)`` as its days ``first..last`` (``..last`` without a start)."""
+    first = "" if start is None else f"{start:%Y-%m-%d}"
+    return f"{first}..{end - pd.Timedelta(days=1):%Y-%m-%d}"
+
+
+def _in_window(ts: pd.Series, text: str) -> np.ndarray:
+    """Which ``ts`` fall in a window written by :func:`_window_text`."""
+    first, _, last = str(text).partition("..")
+    inside = ts < pd.Timestamp(last) + pd.Timedelta(days=1)
+    if first:
+        inside &= ts >= pd.Timestamp(first)
+    return inside.to_numpy()
+
+
+def column_references(
+    model: Any,
+    train_window: tuple[pd.Timestamp, pd.Timestamp] | None,
+    recent_start: pd.Timestamp,
+    history_start: date | None,
+    columns: Sequence[str],
+) -> dict[tuple[pd.Timestamp | None, pd.Timestamp, str], list[str]]:
+    """The drift reference of each of ``columns`` (:func:`reference_window`), grouped: a
+    feature's complete history starts ``history_start`` plus its own window, the score's
+    (:data:`SCORE`) plus the model's longest, so a 180-day feature is compared from half a
+    year of history even when the model also reads a year's window."""
+    groups: dict[tuple[pd.Timestamp | None, pd.Timestamp, str], list[str]] = {}
+    for column in columns:
+        complete_from = (
+            None
+            if history_start is None
+            else pd.Timestamp(history_start)
+            + pd.Timedelta(days=history_days_needed(model, None if column == SCORE else [column]))
+        )
+        key = reference_window(train_window, recent_start, complete_from)
+        groups.setdefault(key, []).append(column)
+    return groups
 
 
 def reference_window(
@@ -375,33 +418,37 @@ def monitor_model(
     end = pd.Timestamp(as_of) + pd.Timedelta(days=1)
     recent_start = current_start(ts, end, recent_days, min_current_rows, max_current_days)
     window = _window(getattr(model, "metadata", {}) or {}, "train")
-    complete_from = (
-        None
-        if history_start is None
-        else pd.Timestamp(history_start) + pd.Timedelta(days=history_days_needed(model))
-    )
-    ref_start, ref_end, reference_kind = reference_window(window, recent_start, complete_from)
-    ref_mask = ts < ref_end if ref_start is None else (ts >= ref_start) & (ts < ref_end)
     cur_mask = (ts >= recent_start) & (ts < end)
     frame = scored.rename(columns={"score": SCORE})
-    reference, current = frame[ref_mask.to_numpy()], frame[cur_mask.to_numpy()]
+    current = frame[cur_mask.to_numpy()]
     fixed = [SCORE, *(f for f in model.feature_names if not is_structural(f))]
     structural = [f for f in model.feature_names if is_structural(f)]
-    parts = [
-        drift_table(
-            reference, current, fixed, model=model.name, threshold=threshold,
-            reference_kind=reference_kind,
-        )
-    ]  # fmt: skip
-    if structural:
-        roll_mask = (ts >= recent_start - pd.Timedelta(days=rolling_days)) & (ts < recent_start)
+    groups = column_references(model, window, recent_start, history_start, fixed)
+    parts = []
+    for (ref_start, ref_end, kind), columns in groups.items():
+        text = _window_text(ref_start, ref_end)
         parts.append(
             drift_table(
-                frame[roll_mask.to_numpy()], current, structural, model=model.name,
-                threshold=threshold, reference_kind=f"rolling {rolling_days}d",
+                frame[_in_window(ts, text)], current, columns, model=model.name,
+                threshold=threshold, reference_kind=kind, reference_window=text,
             )
         )  # fmt: skip
+    if structural:
+        roll_start = recent_start - pd.Timedelta(days=rolling_days)
+        parts.append(
+            drift_table(
+                frame[((ts >= roll_start) & (ts < recent_start)).to_numpy()], current,
+                structural, model=model.name, threshold=threshold,
+                reference_kind=f"rolling {rolling_days}d",
+                reference_window=_window_text(roll_start, recent_start),
+            )
+        )  # fmt: skip
+    (ref_start, ref_end, reference_kind), _ = next(iter(groups.items()))  # the score's
+    reference_text = _window_text(ref_start, ref_end)
+    order = {f: i for i, f in enumerate([*fixed, *structural])}
     drift = pd.concat(parts, ignore_index=True)
+    drift = drift.sort_values("feature", key=lambda f: f.map(order), kind="stable")
+    drift = drift.reset_index(drop=True)
     performance = cohort_performance(
         scored[ts < end], model=model.name, period="W" if fraud else "M", fraud=fraud
     )
@@ -410,15 +457,10 @@ def monitor_model(
         "model": model.name,
         "version": str(model.version),
         "reference": reference_kind,
-        "reference_window": (
-            f"{'' if ref_start is None else f'{ref_start:%Y-%m-%d}'}"
-            f"..{ref_end - pd.Timedelta(days=1):%Y-%m-%d}"
-        ),
-        "training_window": (
-            f"{window[0]:%Y-%m-%d}..{window[1] - pd.Timedelta(days=1):%Y-%m-%d}" if window else None
-        ),
-        "current_window": f"{recent_start:%Y-%m-%d}..{end - pd.Timedelta(days=1):%Y-%m-%d}",
-        "n_reference": len(reference),
+        "reference_window": reference_text,
+        "training_window": _window_text(*window) if window else None,
+        "current_window": _window_text(recent_start, end),
+        "n_reference": int(_in_window(ts, reference_text).sum()),
         "n_current": len(current),
         "score_psi": float(drift.loc[drift["feature"] == SCORE, "psi"].iloc[0]),
         "max_feature_psi": float(features.max()) if len(features) else np.nan,
@@ -444,6 +486,7 @@ def _month_windows(
 def drift_trend(
     model: Any,
     scored: pd.DataFrame,
+    drift: pd.DataFrame,
     info: Mapping[str, Any],
     *,
     threshold: float = DEFAULT_PSI_THRESHOLD,
@@ -451,44 +494,51 @@ def drift_trend(
     min_rows: int = MIN_TREND_ROWS,
 ) -> pd.DataFrame:
     """Monthly PSI of the score and of every feature against the same reference as the
-    day's drift (``info["reference_window"]`` of :func:`monitor_model`; a structural
-    feature against the ``rolling_days`` before the month), from the reference's first
-    month to the as-of month (``info["current_window"]`` end).  Months with fewer than
-    ``min_rows`` decisions are left out.  Returns the :func:`drift_table` columns plus
-    ``month``; the statuses use the alert's thresholds."""
+    day's ``drift`` (each row's ``reference_window``, from :func:`monitor_model`; a
+    structural feature against the ``rolling_days`` before the month), from the earliest
+    reference's first month to the as-of month (``info["current_window"]`` end).  Months
+    with fewer than ``min_rows`` decisions are left out.  Returns the :func:`drift_table`
+    columns plus ``month``; the statuses use the alert's thresholds."""
     columns = [*drift_table(scored, scored, []).columns, "month"]
     ts = pd.to_datetime(scored["ts"])
     if ts.isna().all():
         return pd.DataFrame(columns=columns)
     frame = scored.rename(columns={"score": SCORE})
-    ref_lo, _, ref_hi = str(info["reference_window"]).partition("..")
-    ref_start = pd.Timestamp(ref_lo) if ref_lo else None
-    ref_end = pd.Timestamp(ref_hi) + pd.Timedelta(days=1)
     end = pd.Timestamp(str(info["current_window"]).partition("..")[2]) + pd.Timedelta(days=1)
-    ref_mask = (ts < ref_end) if ref_start is None else (ts >= ref_start) & (ts < ref_end)
-    reference = frame[ref_mask.to_numpy()]
-    fixed = [SCORE, *(f for f in model.feature_names if not is_structural(f))]
+    day = drift[(drift["model"] == model.name) & (drift["structural"].fillna("") == "")]
+    references = [
+        (kind, text, frame[_in_window(ts, text)], list(rows["feature"]))
+        for (kind, text), rows in day.groupby(["reference", "reference_window"], sort=False)
+    ]
+    firsts = [str(text).partition("..")[0] for _, text, _, _ in references]
+    start = min((pd.Timestamp(f) for f in firsts if f), default=None)
     structural = [f for f in model.feature_names if is_structural(f)]
     parts = []
-    for lo, hi in _month_windows(ts, ref_start, end):
+    for lo, hi in _month_windows(ts, start, end):
         month = frame[((ts >= lo) & (ts < hi)).to_numpy()]
-        if len(month) < min_rows or reference.empty:
+        if len(month) < min_rows:
             continue
         rows = [
             drift_table(
-                reference, month, fixed, model=model.name, threshold=threshold,
-                reference_kind=str(info.get("reference", "")),
+                reference, month, names, model=model.name, threshold=threshold,
+                reference_kind=kind, reference_window=text,
             )
+            for kind, text, reference, names in references
+            if len(reference)
         ]  # fmt: skip
-        rolling = frame[((ts >= lo - pd.Timedelta(days=rolling_days)) & (ts < lo)).to_numpy()]
+        roll_start = lo - pd.Timedelta(days=rolling_days)
+        rolling = frame[((ts >= roll_start) & (ts < lo)).to_numpy()]
         if structural and len(rolling):
             rows.append(
                 drift_table(
                     rolling, month, structural, model=model.name, threshold=threshold,
                     reference_kind=f"rolling {rolling_days}d",
+                    reference_window=_window_text(roll_start, lo),
                 )
             )  # fmt: skip
-        parts.append(pd.concat(rows, ignore_index=True).assign(month=lo.to_period("M").start_time))
+        if rows:
+            month_rows = pd.concat(rows, ignore_index=True)
+            parts.append(month_rows.assign(month=lo.to_period("M").start_time))
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)
@@ -500,32 +550,26 @@ def characteristics(
     drift: pd.DataFrame,
     info: Mapping[str, Any],
     *,
-    rolling_days: int = ROLLING_REFERENCE_DAYS,
     top: int = CHARACTERISTIC_TOP,
     limit: int = CHARACTERISTIC_MAX,
 ) -> pd.DataFrame:
     """Characteristic analysis of the day's drift for one model: for every feature at
     ``shift`` or worse (and at least the ``top`` largest PSIs; at most ``limit``), the
-    distribution by bin of the reference and the current window with each bin's
-    contribution to the PSI (:func:`~yidai.jobs.analytics.model_monitoring.characteristic_table`,
-    the same bins as the drift row, so the contributions sum to its PSI)."""
+    distribution by bin of its reference (the row's ``reference_window``) and of the current
+    window, with each bin's contribution to the PSI
+    (:func:`~yidai.jobs.analytics.model_monitoring.characteristic_table`, the same bins as
+    the drift row, so the contributions sum to its PSI)."""
     rows = drift[(drift["model"] == model.name) & (drift["feature"] != SCORE)]
     rows = rows[rows["psi"].notna()].sort_values("psi", ascending=False)
     chosen = rows[(rows["status"] != "stable") | (np.arange(len(rows)) < top)].head(limit)
     if chosen.empty:
         return pd.DataFrame()
     ts = pd.to_datetime(scored["ts"])
-    ref_lo, _, ref_hi = str(info["reference_window"]).partition("..")
-    cur_lo, _, cur_hi = str(info["current_window"]).partition("..")
-    cur_start = pd.Timestamp(cur_lo)
-    cur_mask = (ts >= cur_start) & (ts < pd.Timestamp(cur_hi) + pd.Timedelta(days=1))
-    ref_end = pd.Timestamp(ref_hi) + pd.Timedelta(days=1)
-    fixed_mask = (ts < ref_end) & (ts >= (pd.Timestamp(ref_lo) if ref_lo else ts.min()))
-    roll_mask = (ts >= cur_start - pd.Timedelta(days=rolling_days)) & (ts < cur_start)
+    current = _in_window(ts, str(info["current_window"]))
     parts = []
     for row in chosen.itertuples(index=False):
-        ref = scored.loc[(roll_mask if row.structural else fixed_mask).to_numpy(), row.feature]
-        cur = scored.loc[cur_mask.to_numpy(), row.feature]
+        ref = scored.loc[_in_window(ts, row.reference_window), row.feature]
+        cur = scored.loc[current, row.feature]
         table = characteristic_table(
             ref.to_numpy(np.float64, na_value=np.nan),
             cur.to_numpy(np.float64, na_value=np.nan),
@@ -686,12 +730,13 @@ def run_monitoring(
                 notes.append(
                     f"{name}: its training window {info['training_window']} predates "
                     f"{history_days_needed(model)} days of history (truncated features); "
-                    f"drift is measured against {info['reference_window']} instead"
+                    f"the score's drift is measured against {info['reference_window']} "
+                    "instead, each feature's from its own window's complete history"
                 )
             drifts.append(drift)
             perfs.append(perf)
             infos.append(info)
-            trends.append(drift_trend(model, scored, info, threshold=threshold))
+            trends.append(drift_trend(model, scored, drift, info, threshold=threshold))
             chars.append(characteristics(model, scored, drift, info))
             log.info(
                 "monitoring %s v%s: score PSI %.3f, max feature PSI %.3f",

@@ -243,8 +243,9 @@ def model_drift(drift: pd.DataFrame, model: str) -> pd.DataFrame:
     structural = rows["structural"] if "structural" in rows else pd.Series("", index=rows.index)
     rows["structural"] = structural.fillna("").astype(str)
     rows["is_structural"] = rows["structural"] != ""
-    if "reference" not in rows:
-        rows["reference"] = ""
+    for column in ("reference", "reference_window"):  # absent from older published runs
+        if column not in rows:
+            rows[column] = ""
     return rows.sort_values(["psi", "feature"], ascending=[False, True]).reset_index(drop=True)
 
 
