@@ -362,20 +362,20 @@ def drift_reference(
     decided on a complete window of the feature (``ts >= complete_from[feature]``), so that
     a book's launch months (a 180-day utilisation over a book opened weeks earlier) do not
     read as drift and block every challenger (the monitoring's baseline likewise starts
-    where the history is complete, ``yidai.jobs.monitoring.reference_window``).  A feature
+    where the history is complete, ``yidai.jobs.monitoring.column_references``).  A feature
     keeps the whole window when all of it is complete, when fewer than
     :data:`MIN_DRIFT_REFERENCE_ROWS` rows are, or when its day is unknown.  The score reads
     every feature: its rows are those complete for the longest window that leaves that many
     (the whole window if none does).  A note names each reference that is not the whole
     window as a matter of course."""
-    ts = pd.to_datetime(train["ts"]).to_numpy()
+    ts = pd.to_datetime(train["ts"])
     whole = np.ones(len(train), dtype=bool)
     masks = {f: whole for f in features}
     notes: list[str] = []
     usable: list[pd.Timestamp] = []
     for day in sorted({complete_from[f] for f in features if f in complete_from}):
         named = [f for f in features if complete_from.get(f) == day]
-        complete = ts >= day.to_datetime64()
+        complete = (ts >= day).to_numpy()
         n_complete = int(complete.sum())
         if n_complete == len(train):
             usable.append(day)
@@ -393,7 +393,7 @@ def drift_reference(
                 f"saw their windows complete (from {day:%Y-%m-%d}; the "
                 f"{len(train) - n_complete} earlier ones saw them truncated)"
             )
-    score = ts >= max(usable).to_datetime64() if usable else whole
+    score = (ts >= max(usable)).to_numpy() if usable else whole
     if not score.all():
         notes.append(
             f"score drift against the {int(score.sum())} training decisions from "
