@@ -73,9 +73,17 @@ class Source:
     # Money columns summed as DECIMAL: exact, so every build order gives the same bits.
     money: tuple[str, ...] = ("amount",)
 
+    @property
+    def _relation(self) -> str:
+        return self.relation if " " not in self.relation.strip() else f"({self.relation})"
+
+    def first_day_sql(self) -> str:
+        """The first day with an event of the source (NULL when it has none)."""
+        return f"SELECT min(CAST({self.ts} AS DATE)) FROM {self._relation} src WHERE ({self.where})"
+
     def daily_sql(self, lo: str, hi: str) -> str:
         """Daily rows for events with ``lo <= ts < hi`` (timestamps as SQL literals)."""
-        rel = self.relation if " " not in self.relation.strip() else f"({self.relation})"
+        rel = self._relation
         if self.money:
             casts = ", ".join(f"CAST({c} AS DECIMAL(18, 2)) AS {c}" for c in self.money)
             rel = f"(SELECT * REPLACE ({casts}) FROM {rel})"

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import math
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from features.request import (
     request_features_batch,
     to_us,
 )
-from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE
+from features.sources import FRAUD_EVENTS_SQL, FRAUD_REF_TYPE, SOURCES
 from yidai.core.contracts import PRODUCTS
 from yidai.core.errors import YidaiError
 from yidai.core.settings import BAD_DAYS_PAST_DUE, Settings, get_settings
@@ -327,33 +328,38 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ whole training frames
-#: Event tables whose first day starts a feature history: POS and payment traces, and the
-#: lending book (credit-history features such as utilisation or the worst DPD of 180 days
-#: read the loans, which begin with the first application).
+#: The event tables the features mostly read: POS and payment traces, and the lending book
+#: (credit-history features such as utilisation or the worst DPD of 180 days read the
+#: loans); the monitoring refuses to be blind when one of them is stale.
 HISTORY_TABLES = ("pos_transactions", "payments", "loan_applications")
 
 
-def history_start(con: Any) -> dt.date | None:
-    """First day on which every event source of the features has data: the latest of the
-    first days of :data:`HISTORY_TABLES` (a feature window reaching before it is truncated)."""
-    firsts = ", ".join(f"(SELECT min(ts) FROM {table})" for table in HISTORY_TABLES)
-    row = con.execute(f"SELECT greatest({firsts})").fetchone()
-    if row is None or row[0] is None:
-        return None
-    return pd.Timestamp(row[0]).date()
+def source_first_days(con: Any, sources: Iterable[str]) -> dict[str, pd.Timestamp]:
+    """The first day with an event of each of the daily ``sources`` (left out: none yet)."""
+    firsts = {}
+    for name in sorted(set(sources)):
+        row = fetch_one(con, SOURCES[name].first_day_sql())
+        if row is not None and row[0] is not None:
+            firsts[name] = pd.Timestamp(row[0])
+    return firsts
 
 
 def complete_history_from(con: Any, feature_set: FeatureSet) -> dict[str, pd.Timestamp]:
     """Per feature of the set, the first decision day that sees its window complete: the
-    history's first day plus the feature's window (:attr:`Feature.window_days`; a feature
-    without a window of days is complete from the first day); empty without data.
-    Decisions before it have a truncated value (a 180-day utilisation over a book opened
-    40 days earlier), which drifts against any later window by construction."""
-    first = history_start(con)
-    if first is None:
+    first day of its source's events plus its window (:attr:`Feature.window_days`: a
+    180-day POS turnover from half a year after the POS data begins, a line's 180-day
+    utilisation from half a year after the first loan).  A feature without a window of days,
+    or whose source has no event yet, counts from the set's earliest source day; empty
+    without any event.  Decisions before it have a truncated value, which drifts against
+    any later window by construction."""
+    firsts = source_first_days(con, (f.source for f in feature_set.features if f.source in SOURCES))
+    if not firsts:
         return {}
-    start = pd.Timestamp(first)
-    return {f.name: start + pd.Timedelta(days=f.window_days or 0) for f in feature_set.features}
+    earliest = min(firsts.values())
+    return {
+        f.name: firsts.get(f.source, earliest) + pd.Timedelta(days=f.window_days or 0)
+        for f in feature_set.features
+    }
 
 
 def default_as_of(con: duckdb.DuckDBPyConnection) -> dt.date:

@@ -293,17 +293,33 @@ def test_bad_spines_get_clear_errors(empty_wh: duckdb.DuckDBPyConnection, rows_i
         features.credit_spine(empty_wh, "mortgage", dt.date(2026, 3, 1))
 
 
-def test_each_feature_is_complete_from_the_history_start_plus_its_own_window(
+def test_each_feature_is_complete_from_its_sources_first_day_plus_its_own_window(
     wh: duckdb.DuckDBPyConnection, empty_wh: duckdb.DuckDBPyConnection
 ) -> None:
-    from features.training import complete_history_from, history_start
+    """A payment feature's window fills from the first payment, a line feature's from the
+    first loan snapshot (later: the book opens after the traces begin)."""
+    from features.training import complete_history_from
 
-    fs = features.get_feature_set("sme_credit_v4")
+    fs = features.get_feature_set("sme_credit_v5")
     assert complete_history_from(empty_wh, fs) == {}
-    first = pd.Timestamp(history_start(wh))
     days = complete_history_from(wh, fs)
     assert set(days) == set(fs.columns)
-    assert days["sme_transfers_out_per_in_30d"] == first + pd.Timedelta(days=30)
-    assert days["sme_transfers_out_per_in_180d"] == first + pd.Timedelta(days=180)
-    assert max(days.values()) == first + pd.Timedelta(days=fs.history_days())
-    assert min(days.values()) == first  # the tenure has no window of days
+
+    def first(sql: str) -> pd.Timestamp:
+        return pd.Timestamp(wh.execute(sql).fetchall()[0][0]).normalize()
+
+    transfers = first(
+        "SELECT min(ts) FROM payments WHERE payer_type = 'sme' "
+        "AND payment_type IN ('transfer_in', 'transfer_out')"
+    )
+    tape = first(
+        "SELECT min(p.snapshot_date) FROM loan_performance p JOIN loan_applications a "
+        "ON a.application_id = p.account_id WHERE a.product = 'sme'"
+    )
+    assert tape > transfers  # the two histories really start apart
+    assert days["sme_transfers_out_per_in_30d"] == transfers + pd.Timedelta(days=30)
+    assert days["sme_transfers_out_per_in_365d"] == transfers + pd.Timedelta(days=365)
+    assert days["sme_credit_utilisation_180d"] == tape + pd.Timedelta(days=180)
+    assert days["sme_max_dpd_180d"] == tape + pd.Timedelta(days=180)
+    # a request feature has no window and no source: it counts from the earliest source day
+    assert days["sme_requested_to_inflow_now"] == min(days.values())

@@ -13,7 +13,6 @@ from yidai.jobs.monitoring import (
     SCORE,
     current_start,
     drift_table,
-    history_days_needed,
     monitor_model,
     psi_bins,
     reference_window,
@@ -79,37 +78,21 @@ def test_monitor_model_on_a_young_history_measures_real_drift_only() -> None:
     assert naive_info["reference"] == "training"
     assert naive.set_index("feature").loc["turnover_180d", "status"] == "drift"
 
-    assert history_days_needed(champion) == 0  # not in the catalog: nothing to correct
-
-    from features import FEATURE_SETS
-
-    name, feature_set = next(
-        (n, fs) for n, fs in FEATURE_SETS.items() if any(f.window == "180d" for f in fs.features)
-    )
-    long_feature = next(f.name for f in feature_set.features if f.window == "180d")
-    real = Champion(
-        "merchant_pd",
-        "1",
-        [long_feature],
-        feature_set=name,
-        metadata=champion.metadata,
-    )
-    assert history_days_needed(real) == 180
-    frame = history.rename(columns={"turnover_180d": long_feature})
+    complete = {"turnover_180d": pd.Timestamp(HISTORY_START) + pd.Timedelta(days=180)}
     drift, _, info = monitor_model(
-        real,
-        frame,
+        champion,
+        history,
         as_of=AS_OF,
         recent_days=7,
         fraud=False,
-        history_start=HISTORY_START,
+        complete_from=complete,
         min_current_rows=100,
     )
     assert info["reference"] == "baseline"
     assert info["reference_window"].startswith("2026-03-30")
     assert info["n_current"] >= 100
     psi = drift.set_index("feature")["psi"]
-    assert psi[long_feature] < 0.25 and psi[SCORE] < 0.25
+    assert psi["turnover_180d"] < 0.25 and psi[SCORE] < 0.25
 
 
 def test_each_feature_is_compared_from_its_own_windows_complete_history() -> None:
@@ -126,13 +109,13 @@ def test_each_feature_is_compared_from_its_own_windows_complete_history() -> Non
     history = history.rename(columns={"turnover_180d": "sme_transfers_out_per_in_180d"})
     names = ["sme_transfers_out_per_in_30d", "sme_transfers_out_per_in_180d"]
     model = Champion(
-        "sme_pd", "1", names, feature_set="sme_credit_v4",
-        metadata={"windows": {"train": "2025-11-01..2025-12-26"}},
-    )  # fmt: skip
-    assert history_days_needed(model, names[:1]) == 30 and history_days_needed(model) == 180
+        "sme_pd", "1", names, metadata={"windows": {"train": "2025-11-01..2025-12-26"}}
+    )
+    start = pd.Timestamp(HISTORY_START)
+    complete = {names[0]: start + pd.Timedelta(days=30), names[1]: start + pd.Timedelta(days=180)}
     drift, _, info = monitor_model(
         model, history, as_of=AS_OF, recent_days=7, fraud=False,
-        history_start=HISTORY_START, min_current_rows=100,
+        complete_from=complete, min_current_rows=100,
     )  # fmt: skip
     rows = drift.set_index("feature")
     assert list(drift["feature"]) == [SCORE, *names]  # the model's order, score first

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_SETS, build_training_set, credit_spine, fraud_spine
-from features.training import HISTORY_TABLES, history_start
+from features.training import HISTORY_TABLES, complete_history_from
 from models.drift import STRUCTURAL_DRIFT, DriftThresholds, is_structural
 from models.metrics import PSI_ALERT_THRESHOLD, psi
 from models.registry import load_model
@@ -293,19 +293,11 @@ def _window(metadata: Mapping[str, Any], name: str) -> tuple[pd.Timestamp, pd.Ti
     return pd.Timestamp(start), pd.Timestamp(end) + pd.Timedelta(days=1)
 
 
-def history_days_needed(model: Any, names: Sequence[str] | None = None) -> int:
-    """Days of event history the model's longest feature window (of ``names`` among its
-    features, when given) looks back (0 if unknown).
-
-    A decision taken less than this many days after the first day of the warehouse's history
-    has truncated features (e.g. a 180-day turnover summed over 40 days): its values are not
-    comparable with those of decisions taken on a complete history.
-    """
-
+def _complete_from(con: Any, model: Any) -> dict[str, pd.Timestamp]:
+    """Per feature of ``model``'s declared set, the first day that sees its window complete
+    (``features.training.complete_history_from``); empty for a set not in the catalogue."""
     feature_set = FEATURE_SETS.get(str(getattr(model, "feature_set", "")))
-    if feature_set is None:
-        return 0
-    return feature_set.history_days(model.feature_names if names is None else names)
+    return {} if feature_set is None else complete_history_from(con, feature_set)
 
 
 def _window_text(start: pd.Timestamp | None, end: pd.Timestamp) -> str:
@@ -324,26 +316,21 @@ def _in_window(ts: pd.Series, text: str) -> np.ndarray:
 
 
 def column_references(
-    model: Any,
     train_window: tuple[pd.Timestamp, pd.Timestamp] | None,
     recent_start: pd.Timestamp,
-    history_start: date | None,
+    complete_from: Mapping[str, pd.Timestamp],
     columns: Sequence[str],
 ) -> dict[tuple[pd.Timestamp | None, pd.Timestamp, str], list[str]]:
     """The drift reference of each of ``columns`` (:func:`reference_window`), grouped: a
-    feature's complete history starts ``history_start`` plus its own window, the score's
-    (:data:`SCORE`) plus the model's longest, so a 180-day feature is compared from half a
-    year of history even when the model also reads a year's window."""
+    feature's complete history starts at its ``complete_from`` day (``features.training.
+    complete_history_from``), the score's (:data:`SCORE`) at the latest of its features', so
+    a 180-day feature is compared from half a year of history even when the model also
+    reads a year's window.  A feature without a day keeps the training window."""
+    known = [complete_from[c] for c in columns if c in complete_from]
     groups: dict[tuple[pd.Timestamp | None, pd.Timestamp, str], list[str]] = {}
     for column in columns:
-        complete_from = (
-            None
-            if history_start is None
-            else pd.Timestamp(history_start)
-            + pd.Timedelta(days=history_days_needed(model, None if column == SCORE else [column]))
-        )
-        key = reference_window(train_window, recent_start, complete_from)
-        groups.setdefault(key, []).append(column)
+        day = (max(known) if known else None) if column == SCORE else complete_from.get(column)
+        groups.setdefault(reference_window(train_window, recent_start, day), []).append(column)
     return groups
 
 
@@ -396,7 +383,7 @@ def monitor_model(
     recent_days: int,
     fraud: bool,
     threshold: float = DEFAULT_PSI_THRESHOLD,
-    history_start: date | None = None,
+    complete_from: Mapping[str, pd.Timestamp] | None = None,
     min_current_rows: int = 0,
     max_current_days: int = MAX_CURRENT_DAYS,
     rolling_days: int = ROLLING_REFERENCE_DAYS,
@@ -407,9 +394,10 @@ def monitor_model(
     features.  Reference = the model's training window (``metadata["windows"]["train"]``;
     without it, everything before the recent days); current = the last ``recent_days``
     (widened to ``min_current_rows`` decisions, see :func:`current_start`).
-    With ``history_start`` (the first day of the warehouse's history), a training window
-    whose decisions saw truncated feature windows is replaced by the first window of
-    complete history (:func:`reference_window`), so PSI compares like with like.  A feature
+    With ``complete_from`` (per feature, the first day that sees its window complete), a
+    training window whose decisions saw a feature's window truncated is replaced, for that
+    feature, by the first window of complete history (:func:`column_references`), so PSI
+    compares like with like; the score's by that of the model's longest window.  A feature
     whose drift is structural (``models.drift.STRUCTURAL_DRIFT``, e.g. a tenure that grows
     with calendar time) is compared with the ``rolling_days`` before the current window
     instead: its row says so (``reference`` ``rolling <n>d``, ``structural`` the reason).
@@ -423,7 +411,7 @@ def monitor_model(
     current = frame[cur_mask.to_numpy()]
     fixed = [SCORE, *(f for f in model.feature_names if not is_structural(f))]
     structural = [f for f in model.feature_names if is_structural(f)]
-    groups = column_references(model, window, recent_start, history_start, fixed)
+    groups = column_references(window, recent_start, complete_from or {}, fixed)
     parts = []
     for (ref_start, ref_end, kind), columns in groups.items():
         text = _window_text(ref_start, ref_end)
@@ -688,7 +676,6 @@ def run_monitoring(
     chars: list[pd.DataFrame] = []
     con = connect_tables(settings=settings, read_only=True)  # the engine's tables
     try:
-        first_day = history_start(con)
         rolls = credit_risk.roll_rates(credit_risk.read_tape(con, as_of))
         for name in (*CREDIT_MODELS, FRAUD_MODEL):
             fraud = name == FRAUD_MODEL
@@ -722,16 +709,16 @@ def run_monitoring(
                 )
             drift, perf, info = monitor_model(
                 model, scored, as_of=as_of, recent_days=recent_days, fraud=fraud,
-                threshold=threshold, history_start=first_day,
+                threshold=threshold, complete_from=_complete_from(con, model),
                 min_current_rows=min_current_rows,
             )  # fmt: skip
             info["source"] = source
             if info["reference"] == "baseline":
                 notes.append(
-                    f"{name}: its training window {info['training_window']} predates "
-                    f"{history_days_needed(model)} days of history (truncated features); "
-                    f"the score's drift is measured against {info['reference_window']} "
-                    "instead, each feature's from its own window's complete history"
+                    f"{name}: its training window {info['training_window']} began before "
+                    "its features' windows were complete (truncated features); the score's "
+                    f"drift is measured against {info['reference_window']} instead, each "
+                    "feature's from its own window's complete history"
                 )
             drifts.append(drift)
             perfs.append(perf)
