@@ -77,7 +77,7 @@ DRIFT_COLUMNS = [
 ]  # fmt: skip
 #: The drift columns carried in the run's summary (XCom) and read by :func:`check_drift`.
 DRIFT_SUMMARY_COLUMNS = (
-    "model", "feature", "psi", "status", "reference", "structural", "moved",
+    "model", "feature", "psi", "status", "reference", "reference_window", "structural", "moved",
 )  # fmt: skip
 
 
@@ -203,6 +203,8 @@ def check_drift(
     for model_name, group in bad.groupby("model", sort=True):
         blank = pd.Series("", index=group.index)
         kinds = (group.get("reference", blank)).fillna("")
+        days = (group.get("reference_window", blank)).fillna("")
+        kinds = kinds.str.cat(days, sep=" ").str.strip()
         moved = (group.get("moved", blank)).fillna("")
         names = ", ".join(
             f"{'score' if f == SCORE else f} {p:.3f}"
@@ -212,8 +214,8 @@ def check_drift(
         parts.append(f"{model_name}: {names}")
     raise DriftError(
         f"PSI >= {threshold:g} for {len(bad)} feature(s) against the training window "
-        "(or its reference of complete history; a structural feature against a rolling "
-        "reference): " + "; ".join(parts)
+        "(a feature whose window was truncated there against a baseline of complete "
+        "history; a structural feature against a rolling reference): " + "; ".join(parts)
     )
 
 
