@@ -161,13 +161,29 @@ def test_sme_failed_payments_bill_lateness_and_instalments(
     sums = pd.DataFrame({"i": inflow, "o": outflow}).groupby(ok["payer_id"]).sum()
     compare_feature(sums["o"] / sums["i"].replace(0, np.nan), built, "sme_outflow_to_inflow_30d")
 
-    orders = wh.execute("SELECT * FROM mall_orders WHERE buyer_type = 'sme'").df()
-    rows = event_window(orders, as_of, 90)
-    share = (rows["payment_method"] == "instalment").groupby(rows["buyer_id"]).mean()
+    share = _check_instalment_share(wh, built, as_of, 90)
     assert 0 < share.mean() < 1 and len(share) >= 3  # the synthetic SME buyers are few
-    got = built["sme_b2b_instalment_share_90d"]
+
+
+def _distinct_payer_ratio(inflows: pd.DataFrame) -> pd.Series:
+    """Per SME, its distinct payers over its payer-days (one payer paying on one day)."""
+    payer_days = inflows.groupby(["payer_id", inflows["ts"].dt.normalize(), "counterparty_id"])
+    distinct = inflows.groupby("payer_id")["counterparty_id"].nunique()
+    return distinct / payer_days.size().groupby(level="payer_id").size()
+
+
+def _check_instalment_share(
+    wh: duckdb.DuckDBPyConnection, built: pd.DataFrame, as_of: dt.date, days: int
+) -> pd.Series:
+    """``sme_b2b_instalment_share_<days>d`` recomputed from the SMEs' mall orders of the
+    window (NaN for an SME without one); returns the recomputed shares."""
+    orders = wh.execute("SELECT * FROM mall_orders WHERE buyer_type = 'sme'").df()
+    rows = event_window(orders, as_of, days)
+    share = (rows["payment_method"] == "instalment").groupby(rows["buyer_id"]).mean()
+    got = built[f"sme_b2b_instalment_share_{days}d"]
     np.testing.assert_allclose(got.reindex(share.index).to_numpy(float), share.to_numpy(float))
     assert got.drop(share.index).isna().all()
+    return share
 
 
 def test_sme_six_months_of_bill_lateness_failures_instalments_and_payers(
@@ -186,20 +202,13 @@ def test_sme_six_months_of_bill_lateness_failures_instalments_and_payers(
     assert late.gt(0).any()
     compare_feature(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_180d")
     inflows = pays[(pays["payment_type"] == "transfer_in") & (pays["status"] == "success")]
+    inflows = inflows[inflows["counterparty_id"].notna()]
     for days in (90, 180):  # (every synthetic payer pays once: the ratio's windows only)
-        rows = event_window(inflows[inflows["counterparty_id"].notna()], as_of, days)
-        payer_days = rows.groupby(["payer_id", rows["ts"].dt.normalize(), "counterparty_id"])
-        per_sme = payer_days.size().groupby(level="payer_id")
-        distinct = rows.groupby("payer_id")["counterparty_id"].nunique()
+        rows = event_window(inflows, as_of, days)
         compare_feature(
-            distinct / per_sme.size(), built, f"sme_distinct_counterparty_ratio_{days}d"
+            _distinct_payer_ratio(rows), built, f"sme_distinct_counterparty_ratio_{days}d"
         )
-    orders = event_window(wh.execute("SELECT * FROM mall_orders WHERE buyer_type = 'sme'").df(),
-                          as_of, 180)  # fmt: skip
-    share = (orders["payment_method"] == "instalment").groupby(orders["buyer_id"]).mean()
-    got = built["sme_b2b_instalment_share_180d"]
-    np.testing.assert_allclose(got.reindex(share.index).to_numpy(float), share.to_numpy(float))
-    assert got.drop(share.index).isna().all()
+    _check_instalment_share(wh, built, as_of, 180)
 
 
 def _one_sme_paying(
@@ -285,20 +294,9 @@ def test_sme_a_year_of_bills_failures_transfers_payers_and_instalments(
         (out_n / in_n.where(in_n > 0)).reindex(moving), built, "sme_transfers_out_per_in_365d"
     )
     inflows = pays[(kind == "transfer_in") & (pays["status"] == "success")]
-    inflows = inflows[inflows["counterparty_id"].notna()]
-    payer_days = inflows.groupby(["payer_id", inflows["ts"].dt.normalize(), "counterparty_id"])
-    distinct = inflows.groupby("payer_id")["counterparty_id"].nunique()
-    compare_feature(
-        distinct / payer_days.size().groupby(level="payer_id").size(),
-        built,
-        "sme_distinct_counterparty_ratio_365d",
-    )
-    orders = event_window(wh.execute("SELECT * FROM mall_orders WHERE buyer_type = 'sme'").df(),
-                          as_of, 365)  # fmt: skip
-    share = (orders["payment_method"] == "instalment").groupby(orders["buyer_id"]).mean()
-    got = built["sme_b2b_instalment_share_365d"]
-    np.testing.assert_allclose(got.reindex(share.index).to_numpy(float), share.to_numpy(float))
-    assert got.drop(share.index).isna().all()
+    ratio = _distinct_payer_ratio(inflows[inflows["counterparty_id"].notna()])
+    compare_feature(ratio, built, "sme_distinct_counterparty_ratio_365d")
+    _check_instalment_share(wh, built, as_of, 365)
 
 
 def test_sme_transfers_count_orders_by_direction_within_the_window(
