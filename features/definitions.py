@@ -898,38 +898,65 @@ MERCHANT_V3 = (
          reason="delinquency", monotone=1, fill=None),
 )  # fmt: skip
 
+#: The SME's measures declared over several windows (v2 to v5): name stem -> source,
+#: aggregate expression, description (``{days}``: the window), reason group, monotone sign.
+_SME_MEASURES: dict[str, tuple[str, str, str, str, int]] = {
+    "failed_payment_ratio": (
+        "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
+        "Share of outgoing payments (transfers, bills, e-payments) that failed over {days} days.",
+        "cash_flow", 1,
+    ),
+    "bill_ontime_ratio": (
+        "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
+        "Share of bill payments made successfully by the due date over {days} days.",
+        "bill_payments", -1,
+    ),
+    "bill_days_late": (
+        "sme_bill_timing", "sum(days_late) / nullif(sum(paid_n), 0)",
+        "Mean days after the due date that bills were paid over {days} days (0: on time).",
+        "bill_payments", 1,
+    ),
+    "b2b_instalment_share": (
+        "sme_mall_buying", "sum(instalment_n) / nullif(sum(orders_n), 0)",
+        "Share of B2B mall purchases paid by instalment credit over {days} days.",
+        "credit_usage", 1,
+    ),
+    "distinct_counterparty_ratio": (
+        "sme_counterparties", "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
+        "Distinct payers over payer-days of the inflows, {days} days (low: a few big clients).",
+        "concentration", -1,
+    ),
+    "transfers_out_per_in": (
+        "sme_transfers", "sum(out_n) / nullif(sum(in_n), 0)",
+        "Transfers sent (suppliers, payroll) per transfer received over {days} days.",
+        "cash_flow", 1,
+    ),
+}  # fmt: skip
+
+
+def _sme(stem: str, days: int) -> Feature:
+    """The SME measure ``stem`` (:data:`_SME_MEASURES`) over ``days`` days (NaN without rows)."""
+    source, expr, description, reason, monotone = _SME_MEASURES[stem]
+    return _agg(f"sme_{stem}_{days}d", source, expr, description.format(days=days),
+                reason=reason, monotone=monotone, fill=None)  # fmt: skip
+
+
 # v2 (issue 18): the SME's state as its latest month shows it: failed supplier payments,
 # bill punctuality over 30 and 90 days and how late the late bills were, costs against
 # receipts, B2B purchases on instalment, client concentration, the month's change in
 # receipts, and how it repays its line.
 SME_V2 = (
     *SME,
-    _agg("sme_failed_payment_ratio_30d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
-         "Share of outgoing payments (transfers, bills, e-payments) that failed over 30 days.",
-         reason="cash_flow", monotone=1, fill=None),
-    _agg("sme_failed_payment_ratio_90d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
-         "Share of outgoing payments (transfers, bills, e-payments) that failed over 90 days.",
-         reason="cash_flow", monotone=1, fill=None),
-    _agg("sme_bill_ontime_ratio_30d", "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
-         "Share of bill payments made successfully by the due date over 30 days.",
-         reason="bill_payments", monotone=-1, fill=None),
-    _agg("sme_bill_ontime_ratio_90d", "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
-         "Share of bill payments made successfully by the due date over 90 days.",
-         reason="bill_payments", monotone=-1, fill=None),
-    _agg("sme_bill_days_late_90d", "sme_bill_timing", "sum(days_late) / nullif(sum(paid_n), 0)",
-         "Mean days after the due date that bills were paid over 90 days (0: on time).",
-         reason="bill_payments", monotone=1, fill=None),
+    _sme("failed_payment_ratio", 30),
+    _sme("failed_payment_ratio", 90),
+    _sme("bill_ontime_ratio", 30),
+    _sme("bill_ontime_ratio", 90),
+    _sme("bill_days_late", 90),
     _agg("sme_outflow_to_inflow_30d", "sme_payments", "sum(outflow) / nullif(sum(inflow), 0)",
          "Money paid out over money received over 30 days.", reason="cash_flow", monotone=1,
          fill=None),
-    _agg("sme_b2b_instalment_share_90d", "sme_mall_buying",
-         "sum(instalment_n) / nullif(sum(orders_n), 0)",
-         "Share of B2B mall purchases paid by instalment credit over 90 days.",
-         reason="credit_usage", monotone=1, fill=None),
-    _agg("sme_distinct_counterparty_ratio_30d", "sme_counterparties",
-         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
-         "Distinct payers over payer-days of the inflows, 30 days (low: a few big clients).",
-         reason="concentration", monotone=-1, fill=None),
+    _sme("b2b_instalment_share", 90),
+    _sme("distinct_counterparty_ratio", 30),
     _agg("sme_inflow_month_change_90d", "sme_payments", _month_change("inflow"),
          "Inflows of the last 30 days over those of the 30 days before.",
          reason="cash_flow_trend", monotone=-1, fill=None),
@@ -944,65 +971,30 @@ SME_V2 = (
 # moves slowly, so six months of them tell it more precisely than three.
 SME_V3 = (
     *SME_V2,
-    _agg("sme_bill_days_late_180d", "sme_bill_timing", "sum(days_late) / nullif(sum(paid_n), 0)",
-         "Mean days after the due date that bills were paid over 180 days (0: on time).",
-         reason="bill_payments", monotone=1, fill=None),
-    _agg("sme_failed_payment_ratio_180d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
-         "Share of outgoing payments (transfers, bills, e-payments) that failed over 180 days.",
-         reason="cash_flow", monotone=1, fill=None),
-    _agg("sme_b2b_instalment_share_180d", "sme_mall_buying",
-         "sum(instalment_n) / nullif(sum(orders_n), 0)",
-         "Share of B2B mall purchases paid by instalment credit over 180 days.",
-         reason="credit_usage", monotone=1, fill=None),
-    _agg("sme_distinct_counterparty_ratio_90d", "sme_counterparties",
-         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
-         "Distinct payers over payer-days of the inflows, 90 days (low: a few big clients).",
-         reason="concentration", monotone=-1, fill=None),
-    _agg("sme_distinct_counterparty_ratio_180d", "sme_counterparties",
-         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
-         "Distinct payers over payer-days of the inflows, 180 days (low: a few big clients).",
-         reason="concentration", monotone=-1, fill=None),
+    _sme("bill_days_late", 180),
+    _sme("failed_payment_ratio", 180),
+    _sme("b2b_instalment_share", 180),
+    _sme("distinct_counterparty_ratio", 90),
+    _sme("distinct_counterparty_ratio", 180),
 )  # fmt: skip
 
 # v4 (issue 18): the SME's transfers out (suppliers, payroll) per transfer in (clients),
 # counted over 30, 90 and 180 days: a rate of payment orders, which the size of the business
 # and its few large amounts do not blur.
-SME_V4 = (
-    *SME_V3,
-    *(
-        _agg(f"sme_transfers_out_per_in_{days}d", "sme_transfers",
-             "sum(out_n) / nullif(sum(in_n), 0)",
-             f"Transfers sent (suppliers, payroll) per transfer received over {days} days.",
-             reason="cash_flow", monotone=1, fill=None)
-        for days in (30, 90, 180)
-    ),
-)  # fmt: skip
+SME_V4 = (*SME_V3, *(_sme("transfers_out_per_in", days) for days in (30, 90, 180)))
 
 # v5 (issue 18): the SME's strongest signals over a year as well (bill lateness and
 # punctuality, failed payments, transfers per receipt, repeat payers, B2B instalments): its
 # state moves slowly, so twelve months tell it more precisely than six.
 SME_V5 = (
     *SME_V4,
-    _agg("sme_bill_days_late_365d", "sme_bill_timing", "sum(days_late) / nullif(sum(paid_n), 0)",
-         "Mean days after the due date that bills were paid over 365 days (0: on time).",
-         reason="bill_payments", monotone=1, fill=None),
-    _agg("sme_bill_ontime_ratio_365d", "sme_bills", "sum(ontime_n) / nullif(sum(bills_n), 0)",
-         "Share of bill payments made successfully by the due date over 365 days.",
-         reason="bill_payments", monotone=-1, fill=None),
-    _agg("sme_failed_payment_ratio_365d", "sme_outgoing", "sum(failed_n) / nullif(sum(out_n), 0)",
-         "Share of outgoing payments (transfers, bills, e-payments) that failed over 365 days.",
-         reason="cash_flow", monotone=1, fill=None),
-    _agg("sme_transfers_out_per_in_365d", "sme_transfers", "sum(out_n) / nullif(sum(in_n), 0)",
-         "Transfers sent (suppliers, payroll) per transfer received over 365 days.",
-         reason="cash_flow", monotone=1, fill=None),
-    _agg("sme_distinct_counterparty_ratio_365d", "sme_counterparties",
-         "count(DISTINCT counterparty_id) / nullif(count(*), 0)",
-         "Distinct payers over payer-days of the inflows, 365 days (low: a few big clients).",
-         reason="concentration", monotone=-1, fill=None),
-    _agg("sme_b2b_instalment_share_365d", "sme_mall_buying",
-         "sum(instalment_n) / nullif(sum(orders_n), 0)",
-         "Share of B2B mall purchases paid by instalment credit over 365 days.",
-         reason="credit_usage", monotone=1, fill=None),
+    *(
+        _sme(stem, 365)
+        for stem in (
+            "bill_days_late", "bill_ontime_ratio", "failed_payment_ratio",
+            "transfers_out_per_in", "distinct_counterparty_ratio", "b2b_instalment_share",
+        )
+    ),
 )  # fmt: skip
 
 MERCHANT_V4 = (
