@@ -328,12 +328,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------------ whole training frames
-#: The event tables the features mostly read: POS and payment traces, and the lending book
-#: (credit-history features such as utilisation or the worst DPD of 180 days read the
-#: loans); the monitoring refuses to be blind when one of them is stale.
-HISTORY_TABLES = ("pos_transactions", "payments", "loan_applications")
-
-
 def source_first_days(con: Any, sources: Iterable[str]) -> dict[str, pd.Timestamp]:
     """The first day with an event of each of the daily ``sources`` (left out: none yet)."""
     firsts = {}

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features import FEATURE_SETS, build_training_set, credit_spine, fraud_spine
-from features.training import HISTORY_TABLES, complete_history_from
+from features.training import complete_history_from
 from models.drift import STRUCTURAL_DRIFT, DriftThresholds, is_structural
 from models.metrics import PSI_ALERT_THRESHOLD, psi
 from models.registry import load_model
@@ -888,6 +888,11 @@ def publish_report(report: MonitoringReport, serving_dir: Any, threshold: float)
 class BlindMonitoringError(YidaiError):
     """Monitoring could not see: drift or performance not computable, or stale data; the
     message names every model, table and day that was missing."""
+
+
+#: The event tables the features mostly read: POS and payment traces, and the lending book;
+#: the monitoring refuses to be blind when one of them is stale (:func:`latest_data_day`).
+HISTORY_TABLES = ("pos_transactions", "payments", "loan_applications")
 
 
 def latest_data_day(con: Any) -> dict[str, date | None]:
