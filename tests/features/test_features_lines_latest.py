@@ -133,6 +133,34 @@ def test_merchant_other_banks_cardholders(wh: duckdb.DuckDBPyConnection, as_of: 
     compare_feature(repeat, built, "merchant_offus_card_repeat_90d")
 
 
+def _failed_ratio(outgoing: pd.DataFrame) -> pd.Series:
+    """Per SME, the share of its outgoing payments that failed."""
+    return (outgoing["status"] == "failed").groupby(outgoing["payer_id"]).mean()
+
+
+def _bill_ontime_ratio(bills: pd.DataFrame) -> pd.Series:
+    """Per SME, the share of its bills paid successfully by the due date (or without one)."""
+    due = pd.to_datetime(bills["due_date"])
+    ontime = (bills["status"] == "success") & (due.isna() | (bills["ts"].dt.normalize() <= due))
+    return ontime.groupby(bills["payer_id"]).mean()
+
+
+def _bill_days_late(bills: pd.DataFrame) -> pd.Series:
+    """Per SME, the mean days after the due date its paid bills were paid (0: on time)."""
+    paid = bills[(bills["status"] == "success") & bills["due_date"].notna()]
+    late = (paid["ts"].dt.normalize() - pd.to_datetime(paid["due_date"])).dt.days.clip(lower=0)
+    return late.groupby(paid["payer_id"]).mean()
+
+
+def _transfers_out_per_in(pays: pd.DataFrame) -> pd.Series:
+    """Per SME with a transfer, its transfers out (failed too) per transfer in (NaN: none in)."""
+    kind = pays["payment_type"]
+    out_n = (kind == "transfer_out").groupby(pays["payer_id"]).sum()
+    in_n = (kind == "transfer_in").groupby(pays["payer_id"]).sum()
+    moving = out_n.index[(out_n + in_n) > 0]
+    return (out_n / in_n.where(in_n > 0)).reindex(moving)
+
+
 def test_sme_failed_payments_bill_lateness_and_instalments(
     wh: duckdb.DuckDBPyConnection, as_of: dt.date
 ) -> None:
@@ -140,20 +168,15 @@ def test_sme_failed_payments_bill_lateness_and_instalments(
     pays = payments_of(wh, "sme")
     out = pays[pays["payment_type"] != "transfer_in"]
     for days in (30, 90):
-        rows = event_window(out, as_of, days)
-        failed = (rows["status"] == "failed").groupby(rows["payer_id"]).mean()
+        failed = _failed_ratio(event_window(out, as_of, days))
         assert failed.gt(0).any() or days == 30
         compare_feature(failed, built, f"sme_failed_payment_ratio_{days}d")
     bills = pays[(pays["payment_type"] == "bill")]
     rows = event_window(bills, as_of, 90)
-    ontime = (rows["status"] == "success") & (
-        rows["due_date"].isna() | (rows["ts"].dt.normalize() <= pd.to_datetime(rows["due_date"]))
-    )
-    compare_feature(ontime.groupby(rows["payer_id"]).mean(), built, "sme_bill_ontime_ratio_90d")
-    paid = rows[(rows["status"] == "success") & rows["due_date"].notna()]
-    late = (paid["ts"].dt.normalize() - pd.to_datetime(paid["due_date"])).dt.days.clip(lower=0)
+    compare_feature(_bill_ontime_ratio(rows), built, "sme_bill_ontime_ratio_90d")
+    late = _bill_days_late(rows)
     assert late.gt(0).any()
-    compare_feature(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_90d")
+    compare_feature(late, built, "sme_bill_days_late_90d")
 
     ok = event_window(pays[pays["status"] == "success"], as_of, 30)
     inflow = ok["amount"].where(ok["payment_type"] == "transfer_in", 0.0)
@@ -192,15 +215,12 @@ def test_sme_six_months_of_bill_lateness_failures_instalments_and_payers(
     """sme_credit_v3's 180-day windows (and the 90-day payer ratio), recomputed from events."""
     built = profiles_at(wh, "sme_credit_v3", "sme", as_of)
     pays = payments_of(wh, "sme")
-    rows = event_window(pays[pays["payment_type"] != "transfer_in"], as_of, 180)
-    failed = (rows["status"] == "failed").groupby(rows["payer_id"]).mean()
+    failed = _failed_ratio(event_window(pays[pays["payment_type"] != "transfer_in"], as_of, 180))
     assert failed.gt(0).any()
     compare_feature(failed, built, "sme_failed_payment_ratio_180d")
-    bills = event_window(pays[pays["payment_type"] == "bill"], as_of, 180)
-    paid = bills[(bills["status"] == "success") & bills["due_date"].notna()]
-    late = (paid["ts"].dt.normalize() - pd.to_datetime(paid["due_date"])).dt.days.clip(lower=0)
+    late = _bill_days_late(event_window(pays[pays["payment_type"] == "bill"], as_of, 180))
     assert late.gt(0).any()
-    compare_feature(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_180d")
+    compare_feature(late, built, "sme_bill_days_late_180d")
     inflows = pays[(pays["payment_type"] == "transfer_in") & (pays["status"] == "success")]
     inflows = inflows[inflows["counterparty_id"].notna()]
     for days in (90, 180):  # (every synthetic payer pays once: the ratio's windows only)
@@ -260,12 +280,7 @@ def test_sme_transfers_sent_per_transfer_received(
     pays = payments_of(wh, "sme")
     assert (pays["payment_type"] == "transfer_out").any() and (pays["status"] == "failed").any()
     for days in (30, 90, 180):
-        rows = event_window(pays, as_of, days)
-        kind = rows["payment_type"]
-        out_n = (kind == "transfer_out").groupby(rows["payer_id"]).sum()
-        in_n = (kind == "transfer_in").groupby(rows["payer_id"]).sum()
-        moving = out_n.index[(out_n + in_n) > 0]
-        ratio = (out_n / in_n.where(in_n > 0)).reindex(moving)
+        ratio = _transfers_out_per_in(event_window(pays, as_of, days))
         compare_feature(ratio, built, f"sme_transfers_out_per_in_{days}d")
 
 
@@ -275,24 +290,14 @@ def test_sme_a_year_of_bills_failures_transfers_payers_and_instalments(
     """sme_credit_v5's 365-day windows, recomputed from events."""
     built = profiles_at(wh, "sme_credit_v5", "sme", as_of)
     pays = event_window(payments_of(wh, "sme"), as_of, 365)
-    outgoing = pays[pays["payment_type"] != "transfer_in"]
-    failed = (outgoing["status"] == "failed").groupby(outgoing["payer_id"]).mean()
-    compare_feature(failed, built, "sme_failed_payment_ratio_365d")
-    bills = pays[pays["payment_type"] == "bill"]
-    on_time = (bills["status"] == "success") & (
-        bills["due_date"].isna() | (bills["ts"].dt.normalize() <= pd.to_datetime(bills["due_date"]))
-    )
-    compare_feature(on_time.groupby(bills["payer_id"]).mean(), built, "sme_bill_ontime_ratio_365d")
-    paid = bills[(bills["status"] == "success") & bills["due_date"].notna()]
-    late = (paid["ts"].dt.normalize() - pd.to_datetime(paid["due_date"])).dt.days.clip(lower=0)
-    compare_feature(late.groupby(paid["payer_id"]).mean(), built, "sme_bill_days_late_365d")
     kind = pays["payment_type"]
-    out_n = (kind == "transfer_out").groupby(pays["payer_id"]).sum()
-    in_n = (kind == "transfer_in").groupby(pays["payer_id"]).sum()
-    moving = out_n.index[(out_n + in_n) > 0]
     compare_feature(
-        (out_n / in_n.where(in_n > 0)).reindex(moving), built, "sme_transfers_out_per_in_365d"
+        _failed_ratio(pays[kind != "transfer_in"]), built, "sme_failed_payment_ratio_365d"
     )
+    bills = pays[kind == "bill"]
+    compare_feature(_bill_ontime_ratio(bills), built, "sme_bill_ontime_ratio_365d")
+    compare_feature(_bill_days_late(bills), built, "sme_bill_days_late_365d")
+    compare_feature(_transfers_out_per_in(pays), built, "sme_transfers_out_per_in_365d")
     inflows = pays[(kind == "transfer_in") & (pays["status"] == "success")]
     ratio = _distinct_payer_ratio(inflows[inflows["counterparty_id"].notna()])
     compare_feature(ratio, built, "sme_distinct_counterparty_ratio_365d")
